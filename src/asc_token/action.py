@@ -1,0 +1,88 @@
+"""``uses: org/asc-token-action@v1``: inputs from the runner, outputs and summary back to it."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import MutableMapping, Optional
+
+from .config import Settings, read_settings
+from .errors import AscTokenError
+from .flow import Collaborators, Outcome, labels_for, run_flow
+from .minting import Clock
+from .github import GitHubCommands, GitHubInputs
+from .report import summary_markdown
+from .verify import RetryPolicy, Session
+
+
+def run_action(
+    env: Optional[MutableMapping[str, str]] = None,
+    *,
+    clock: Clock = time.time,
+    session: Optional[Session] = None,
+    policy: RetryPolicy = RetryPolicy(),
+) -> int:
+    environ: MutableMapping[str, str] = os.environ if env is None else env
+    gh = GitHubCommands(environ)
+    inputs = GitHubInputs(environ)
+    settings: Optional[Settings] = None
+    outcome: Optional[Outcome] = None
+    try:
+        settings = read_settings(inputs)
+        edge = Collaborators(clock=clock, mask=gh.mask, log=gh.info, session=session, policy=policy)
+        outcome = run_flow(
+            settings,
+            labels_for(inputs.label),
+            edge,
+            workspace=environ.get("GITHUB_WORKSPACE"),
+            temp_dir=environ.get("RUNNER_TEMP"),
+        )
+    except AscTokenError as error:
+        gh.error(error.message, title=error.title)
+        if error.details:
+            gh.info(error.details)
+        gh.append_summary(summary_markdown(settings, outcome, error))
+        return 1
+    publish(gh, settings, outcome)
+    return 0
+
+
+def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome) -> None:
+    minted = outcome.minted
+    if not gh.set_output("token", minted.token):
+        gh.warning("GITHUB_OUTPUT is not set, so the token output cannot be passed on; is this running outside GitHub Actions?")
+    gh.set_output("expires-at", minted.expires_at_iso)
+    if outcome.verification is not None:
+        result = outcome.verification
+        if result.app_count is not None:
+            gh.set_output("app-count", str(result.app_count))
+        if result.rate_limit_remaining is not None:
+            gh.set_output("rate-limit-remaining", str(result.rate_limit_remaining))
+    files = outcome.key_files
+    if files is not None:
+        gh.set_output("key-path", files.key_path)
+        gh.set_output("api-key-json-path", files.api_key_json_path)
+        if settings.export_env:
+            exported = {
+                "API_PRIVATE_KEYS_DIR": files.directory,
+                "APP_STORE_CONNECT_API_KEY_PATH": files.api_key_json_path,
+                "ASC_KEY_ID": settings.key_id,
+                "ASC_PRIVATE_KEY_PATH": files.key_path,
+            }
+            if settings.issuer_id is not None:
+                exported["ASC_ISSUER_ID"] = settings.issuer_id
+            for name, value in exported.items():
+                gh.export_variable(name, value)
+        if settings.key_type == "individual":
+            gh.notice(
+                "Individual key: altool, notarytool and xcodebuild take it with the key ID alone "
+                "(no issuer); the fastlane JSON has no issuer_id, which fastlane reads as an "
+                "individual key.",
+                title="Individual key files",
+            )
+    if settings.export_token:
+        gh.export_variable("ASC_TOKEN", minted.token)
+    verified = outcome.verification
+    status = "verified" if verified else "not verified (verify: false)" if not settings.verify else ""
+    gh.info(f"Minted an App Store Connect token for key {settings.key_id} ({settings.key_type}), expires {minted.expires_at_iso}; {status}.")
+    gh.append_summary(summary_markdown(settings, outcome, None))

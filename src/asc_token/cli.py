@@ -1,0 +1,175 @@
+"""``asc-token``: the same minting, checks and messages for every CI system.
+
+Settings come from flags first, then from the environment names users already have (the asc
+CLI's, fastlane's, codemagic's, and Woodpecker/Drone plugin settings). Logs go to stderr; the
+token reaches stdout only with ``--print``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from . import __version__
+from .config import DEFAULT_API_URL, read_settings
+from .errors import AscTokenError, InputError
+from .flow import Collaborators, labels_for, run_flow
+from .platforms import PLATFORMS, Delivery, default_output_file, detect_platform, write_secret_file
+
+# First match wins. Plugin settings come first: they are set for this step only.
+ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
+    "private-key-path": ("PLUGIN_PRIVATE_KEY_PATH", "ASC_PRIVATE_KEY_PATH", "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH"),
+    "private-key": (
+        "PLUGIN_PRIVATE_KEY",
+        "ASC_PRIVATE_KEY",
+        "ASC_PRIVATE_KEY_B64",
+        "APP_STORE_CONNECT_API_KEY_KEY",
+        "APP_STORE_CONNECT_PRIVATE_KEY",
+    ),
+    "key-id": ("PLUGIN_KEY_ID", "ASC_KEY_ID", "APP_STORE_CONNECT_API_KEY_KEY_ID", "APP_STORE_CONNECT_KEY_IDENTIFIER"),
+    "issuer-id": ("PLUGIN_ISSUER_ID", "ASC_ISSUER_ID", "APP_STORE_CONNECT_API_KEY_ISSUER_ID", "APP_STORE_CONNECT_ISSUER_ID"),
+    "key-type": ("PLUGIN_KEY_TYPE", "ASC_KEY_TYPE"),
+    "expires-in": ("PLUGIN_EXPIRES_IN", "ASC_EXPIRES_IN"),
+    "scope": ("PLUGIN_SCOPE", "ASC_SCOPE"),
+    "verify": ("PLUGIN_VERIFY", "ASC_VERIFY"),
+    "api-url": ("PLUGIN_API_URL", "ASC_API_URL"),
+}
+# One key source for the whole chain: a path and contents from different tools are not a conflict.
+_KEY_ORDER = (
+    ("private-key-path", "PLUGIN_PRIVATE_KEY_PATH"),
+    ("private-key", "PLUGIN_PRIVATE_KEY"),
+    ("private-key-path", "ASC_PRIVATE_KEY_PATH"),
+    ("private-key", "ASC_PRIVATE_KEY"),
+    ("private-key", "ASC_PRIVATE_KEY_B64"),
+    ("private-key-path", "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH"),
+    ("private-key", "APP_STORE_CONNECT_API_KEY_KEY"),
+    ("private-key", "APP_STORE_CONNECT_PRIVATE_KEY"),
+)
+
+
+class CliInputs:
+    """An InputReader over parsed flags and the environment, remembering which name was used."""
+
+    def __init__(self, flags: Mapping[str, Optional[str]], env: Mapping[str, str]) -> None:
+        self._values: Dict[str, str] = {}
+        self._labels: Dict[str, str] = {}
+        for name, value in flags.items():
+            if value is not None:
+                self._values[name], self._labels[name] = value, f"--{name}"
+        if "private-key-path" not in self._values:
+            for name, variable in _KEY_ORDER:
+                if env.get(variable, "").strip():
+                    self._values[name], self._labels[name] = env[variable], variable
+                    break
+        for name, variables in ENV_SOURCES.items():
+            if name in self._values or name.startswith("private-key"):
+                continue
+            for variable in variables:
+                if env.get(variable, "").strip():
+                    self._values[name], self._labels[name] = env[variable], variable
+                    break
+
+    def get(self, name: str) -> str:
+        return self._values.get(name, "")
+
+    def label(self, name: str) -> str:
+        if name in self._labels:
+            return self._labels[name]
+        names = ENV_SOURCES.get(name, ())
+        return f"--{name}" + (f" (or {names[1] if len(names) > 1 else names[0]})" if names else "")
+
+    def sources(self) -> List[str]:
+        return [f"{name} from {label}" for name, label in sorted(self._labels.items())]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asc-token",
+        description="Mint an App Store Connect API token (ES256 JWT) and check that it works.",
+    )
+    parser.add_argument("--version", action="version", version=f"asc-token {__version__}")
+    parser.add_argument("--key-id", help="10-character key ID (env: ASC_KEY_ID)")
+    parser.add_argument("--issuer-id", help="issuer UUID, for team keys (env: ASC_ISSUER_ID)")
+    parser.add_argument("--private-key-path", help="path of the AuthKey_<KEYID>.p8 file (env: ASC_PRIVATE_KEY_PATH)")
+    parser.add_argument("--private-key", help=argparse.SUPPRESS)  # refused: argv is public
+    parser.add_argument("--key-type", choices=None, help="team (default) or individual")
+    parser.add_argument("--expires-in", help="token lifetime in seconds, 1..1200 (default 1200)")
+    parser.add_argument("--scope", action="append", help="METHOD /path the token may call; repeatable")
+    parser.add_argument("--verify", dest="verify", action="store_const", const="true", help="check the credentials with GET /v1/apps (default)")
+    parser.add_argument("--no-verify", dest="verify", action="store_const", const="false", help="skip the check")
+    parser.add_argument("--api-url", help=f"App Store Connect base URL (default {DEFAULT_API_URL})")
+    parser.add_argument("--print", dest="print_token", action="store_true", help="write the token, and only it, to stdout")
+    parser.add_argument("--output-file", help="write the token to this file, mode 0600")
+    parser.add_argument("--platform", choices=PLATFORMS, help="CI platform (default: detected)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["demo"]:
+        from .demo import run_demo
+
+        return run_demo()
+    environ = dict(os.environ if env is None else env)
+    args = build_parser().parse_args(args_list)
+    platform = args.platform or detect_platform(environ)
+    delivery = Delivery(platform, environ, log=_log)
+    try:
+        if args.private_key is not None:
+            raise InputError(
+                "--private-key",
+                "--private-key on the command line is refused, because every process on the "
+                "machine can read argv: put the key in ASC_PRIVATE_KEY (from a secret) or a file "
+                "and pass --private-key-path.",
+            )
+        flags = {
+            "key-id": args.key_id,
+            "issuer-id": args.issuer_id,
+            "private-key-path": args.private_key_path,
+            "key-type": args.key_type,
+            "expires-in": args.expires_in,
+            "scope": "\n".join(args.scope) if args.scope else None,
+            "verify": args.verify,
+            "api-url": args.api_url,
+        }
+        inputs = CliInputs(flags, environ)
+        _log(f"asc-token {__version__} on {platform}; settings: {', '.join(inputs.sources()) or 'none'}")
+        settings = read_settings(inputs)
+        workspace = environ.get("CI_WORKSPACE") or environ.get("DRONE_WORKSPACE") or environ.get("GITHUB_WORKSPACE")
+        edge = Collaborators(clock=time.time, mask=delivery.mask, log=_log)
+        outcome = run_flow(settings, labels_for(inputs.label), edge, workspace=workspace, temp_dir=None)
+    except AscTokenError as error:
+        prefix = "::error::" if platform == "github" else "error: "
+        _log(f"{prefix}{error.message}")
+        if error.details:
+            _log(error.details)
+        return 1
+    minted = outcome.minted
+    done = delivery.deliver(minted.token, minted.expires_at_iso, printing=args.print_token)
+    output_file = args.output_file or default_output_file(platform, environ)
+    if output_file:
+        write_secret_file(output_file, minted.token + "\n")
+        done.append(f"token file {output_file} (mode 0600)")
+    if args.print_token:
+        sys.stdout.write(minted.token + "\n")
+        sys.stdout.flush()
+        done.append("stdout (--print)")
+    result = outcome.verification
+    checked = (
+        f"verified ({result.app_count} apps visible, {result.rate_limit_remaining} requests left this hour)"
+        if result
+        else "not verified"
+    )
+    _log(f"Minted a token for key {settings.key_id}, expires {minted.expires_at_iso}; {checked}.")
+    if done:
+        _log("Token delivered to: " + "; ".join(done))
+    else:
+        _log("The token was not handed on: add --print (TOKEN=$(asc-token --print)) or --output-file PATH.")
+    return 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

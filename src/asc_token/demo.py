@@ -1,0 +1,83 @@
+"""``asc-token demo``: the whole action against a local App Store Connect stand-in.
+
+A throwaway key is generated in memory, the stand-in is started on 127.0.0.1, and the action
+runs as the runner would run it (a subprocess with INPUT_* variables and file commands), once
+with correct secrets and once with a wrong issuer ID, so you see the outputs, the job summary
+and the 401 explanation a workflow gets. Nothing leaves this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from typing import Dict, Tuple
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .runnerfiles import parse_file_command
+from .standin import AppStoreConnectStandIn
+
+DEMO_KEY_ID = "DEMO2KEY01"
+
+
+def run_action_subprocess(env: Dict[str, str], workdir: str) -> Tuple[int, str, Dict[str, str], str]:
+    """Run the action like the runner: returns (exit code, log, outputs, summary)."""
+    files = {name: os.path.join(workdir, name.lower()) for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY")}
+    for path in files.values():
+        open(path, "w").close()
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
+    full_env.update(files, GITHUB_ACTIONS="true", RUNNER_TEMP=workdir, GITHUB_WORKSPACE=workdir)
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, full_env.get("PYTHONPATH")]))
+    full_env.update(env)
+    completed = subprocess.run(
+        [sys.executable, "-m", "asc_token"], env=full_env, capture_output=True, text=True, timeout=120, check=False
+    )
+    with open(files["GITHUB_OUTPUT"], encoding="utf-8") as stream:
+        outputs = parse_file_command(stream.read())
+    with open(files["GITHUB_STEP_SUMMARY"], encoding="utf-8") as stream:
+        summary = stream.read()
+    return completed.returncode, hide_masked(completed.stdout + completed.stderr), outputs, summary
+
+
+def hide_masked(log: str) -> str:
+    """Replace every value registered with ::add-mask:: by ***, as the runner does."""
+    secrets = [line[len("::add-mask::"):] for line in log.splitlines() if line.startswith("::add-mask::")]
+    for secret in sorted(secrets, key=len, reverse=True):
+        log = log.replace(secret, "***")
+    return log
+
+
+def run_demo() -> int:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    issuer = str(uuid.uuid4())
+    with AppStoreConnectStandIn() as api, tempfile.TemporaryDirectory() as workdir:
+        api.register(DEMO_KEY_ID, key.public_key(), issuer)
+        print(f"Demo: a throwaway P-256 key {DEMO_KEY_ID} and a local App Store Connect stand-in at {api.url}\n")
+        base = {"INPUT_PRIVATE-KEY": pem, "INPUT_KEY-ID": DEMO_KEY_ID, "INPUT_API-URL": api.url}
+        code, log, outputs, summary = run_action_subprocess({**base, "INPUT_ISSUER-ID": issuer}, workdir)
+        _show("1. Correct secrets", code, log, outputs, summary)
+        code_bad, log, outputs, summary = run_action_subprocess({**base, "INPUT_ISSUER-ID": str(uuid.uuid4())}, workdir)
+        _show("2. A wrong issuer-id (the classic 2 a.m. 401)", code_bad, log, outputs, summary)
+    if code != 0 or code_bad == 0:
+        print("Demo FAILED: the good run should pass and the bad run should fail.")
+        return 1
+    print("Demo OK: the first run passed with outputs, the second failed with an explanation.")
+    return 0
+
+
+def _show(title: str, code: int, log: str, outputs: Dict[str, str], summary: str) -> None:
+    print(f"=== {title}: exit code {code}")
+    print("--- step log (as the runner shows it: registered secrets become ***)")
+    print(log.rstrip())
+    print("--- step outputs (steps.<id>.outputs)")
+    for name, value in outputs.items():
+        shown = value[:16] + "… (masked in real logs)" if name == "token" else value
+        print(f"{name} = {shown}")
+    print("--- job summary")
+    print(summary.rstrip() + "\n")

@@ -1,0 +1,30 @@
+"""Choose the front end: the GitHub action, or the ``asc-token`` command everywhere else."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        if not args and os.environ.get("GITHUB_ACTIONS") == "true":
+            from .action import run_action
+
+            return run_action()
+        from .cli import main as cli_main
+
+        return cli_main(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback, no secret
+        # The exception's text could quote an input, so only its type is shown.
+        print(
+            f"::error title=Internal error::asc-token-action hit an unexpected {type(exc).__name__}; "
+            "this is a bug in the action, not in your secrets: please open an issue with this "
+            "line and the runner's OS.",
+            flush=True,
+        )
+        return 2

@@ -1,0 +1,42 @@
+"""Human-facing text: the job summary and the failure explanation. Never a key or token."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .config import Settings
+from .errors import AscTokenError
+from .flow import Outcome
+from .verify import describe_duration
+
+
+def summary_markdown(settings: Optional[Settings], outcome: Optional[Outcome], error: Optional[AscTokenError]) -> str:
+    lines = ["### App Store Connect token", ""]
+    if settings is not None:
+        lines += ["| | |", "|---|---|", f"| Key ID | `{settings.key_id}` |", f"| Key type | {settings.key_type} |"]
+        if settings.scope:
+            lines.append(f"| Scope | {'<br>'.join('`' + s + '`' for s in settings.scope)} |")
+    if outcome is not None:
+        lifetime = outcome.minted.expires_at - outcome.minted.issued_at
+        lines.append(f"| Expires | {outcome.minted.expires_at_iso} ({lifetime} s after `iat`) |")
+        result = outcome.verification
+        if result is None and settings is not None and not settings.verify:
+            lines.append("| Verification | skipped (`verify: false`) |")
+        elif result is not None:
+            apps = f", {result.app_count} apps visible" if result.app_count is not None else ""
+            tries = f" after {result.attempts} attempts" if result.attempts > 1 else ""
+            how = " (with a separate unscoped token)" if outcome.verified_with_separate_token else ""
+            lines.append(f"| Verification | ✅ credentials accepted{how}{apps}{tries} |")
+            if result.rate_limit_remaining is not None:
+                lines.append(f"| Rate limit | {result.rate_limit_remaining} of {result.rate_limit_limit} requests left this hour |")
+            if result.clock_skew_seconds is not None and abs(result.clock_skew_seconds) > 60:
+                lines.append(f"| Clock | ⚠️ runner differs from Apple by {describe_duration(result.clock_skew_seconds)} |")
+        if outcome.key_files is not None:
+            lines.append(f"| Key files | `{outcome.key_files.key_path}`, `{outcome.key_files.api_key_json_path}` |")
+    if error is not None:
+        if settings is not None:
+            lines.append("| Result | ❌ failed |")
+        lines += ["", f"**{error.title}**", "", error.message]
+        if error.details:
+            lines += ["", "```", error.details, "```"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,254 @@
+"""A local stand-in for the App Store Connect API, for tests and the demo.
+
+A real HTTP server on 127.0.0.1 that checks tokens the way Apple documents them (ES256, kid,
+typ, aud, signature with the registered public key, ``exp - iat <= 1200``, ``exp`` not past,
+``iat`` not in the future, ``iss``/``sub``, scope) and answers ``/v1/apps`` with Apple-shaped
+JSON, ``X-Rate-Limit`` and ``Date`` headers. Faults queued with :meth:`AppStoreConnectStandIn.inject`
+are served one per request, in order.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import socket
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, List, Optional, Tuple
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .minting import AUDIENCE, MAX_LIFETIME_SECONDS, scope_allows
+
+_NOT_AUTHORIZED = (
+    "Authentication credentials are missing or invalid.",
+    "Provide a properly configured and signed bearer token, and make sure that it has not "
+    "expired. Learn more about Generating Tokens for API Requests "
+    "https://developer.apple.com/go/?id=api-generating-tokens",
+)
+_APPS = [
+    {"name": "Demo App", "bundleId": "com.example.demo", "sku": "DEMO1"},
+    {"name": "Demo App Watch", "bundleId": "com.example.demo.watch", "sku": "DEMO2"},
+    {"name": "Demo App Mac", "bundleId": "com.example.demo.mac", "sku": "DEMO3"},
+]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted misbehaviour: ``kind`` is status, rate-limit, reset, delay or html."""
+
+    kind: str
+    status: int = 500
+    retry_after: Optional[int] = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RegisteredKey:
+    public_key: ec.EllipticCurvePublicKey
+    issuer_id: Optional[str]  # None: an individual key
+    role_allows_apps: bool = True
+
+
+class AppStoreConnectStandIn:
+    """Start with ``with AppStoreConnectStandIn() as api:``; ``api.url`` is its base URL."""
+
+    def __init__(self, clock_offset_seconds: float = 0.0, hourly_limit: int = 3600) -> None:
+        self.keys: Dict[str, RegisteredKey] = {}
+        self.requests: List[Tuple[str, str]] = []  # (path, outcome) in arrival order
+        self.clock_offset_seconds = clock_offset_seconds
+        self.hourly_limit = hourly_limit
+        self._faults: List[Fault] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def register(
+        self,
+        key_id: str,
+        public_key: ec.EllipticCurvePublicKey,
+        issuer_id: Optional[str],
+        *,
+        role_allows_apps: bool = True,
+    ) -> None:
+        self.keys[key_id] = RegisteredKey(public_key, issuer_id, role_allows_apps)
+
+    def inject(self, *faults: Fault) -> None:
+        with self._lock:
+            self._faults.extend(faults)
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset_seconds
+
+    def start(self) -> "AppStoreConnectStandIn":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "AppStoreConnectStandIn":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _next_fault(self) -> Optional[Fault]:
+        with self._lock:
+            return self._faults.pop(0) if self._faults else None
+
+    def _record(self, path: str, outcome: str) -> int:
+        with self._lock:
+            self.requests.append((path, outcome))
+            return len(self.requests)
+
+    def check_token(self, authorization: str, method: str, path: str) -> Tuple[int, str, str]:
+        """(status, code, detail) for a request; 200 when Apple would accept the token."""
+        if not authorization.startswith("Bearer "):
+            return 401, "NOT_AUTHORIZED", "no bearer token"
+        token = authorization[len("Bearer "):]
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return 401, "NOT_AUTHORIZED", "malformed token"
+        if header.get("alg") != "ES256" or header.get("typ") != "JWT":
+            return 401, "NOT_AUTHORIZED", "alg must be ES256 and typ JWT"
+        registered = self.keys.get(str(header.get("kid")))
+        if registered is None:
+            return 401, "NOT_AUTHORIZED", "unknown kid"
+        try:
+            claims = jwt.decode(
+                token,
+                registered.public_key,
+                algorithms=["ES256"],
+                audience=AUDIENCE,
+                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+            )
+        except jwt.PyJWTError as exc:
+            return 401, "NOT_AUTHORIZED", f"token rejected: {type(exc).__name__}"
+        problem = self._claims_problem(claims, registered)
+        if problem:
+            return 401, "NOT_AUTHORIZED", problem
+        if not scope_allows(claims.get("scope") or (), method, path):
+            return 401, "NOT_AUTHORIZED", "the token's scope does not allow this request"
+        if not registered.role_allows_apps:
+            return 403, "FORBIDDEN_ERROR", "The API key in use does not allow this request"
+        return 200, "", ""
+
+    def _claims_problem(self, claims: Dict[str, Any], registered: RegisteredKey) -> str:
+        now = self.now()
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int) or not isinstance(exp, int):
+            return "iat and exp must be integers"
+        if exp - iat > MAX_LIFETIME_SECONDS:
+            return "token lifetime exp - iat exceeds 20 minutes"
+        if exp <= now:
+            return "token expired"
+        if iat > now + 1:
+            return "iat is in the future"
+        if registered.issuer_id is None:
+            if claims.get("sub") != "user" or "iss" in claims:
+                return "an individual key's token needs sub: user and no iss"
+        elif claims.get("iss") != registered.issuer_id:
+            return "iss does not match the key's issuer"
+        return ""
+
+
+def _handler_for(api: AppStoreConnectStandIn) -> type:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "asc-standin"
+        protocol_version = "HTTP/1.1"
+
+        def date_time_string(self, timestamp: Optional[float] = None) -> str:
+            return email.utils.formatdate(api.now(), usegmt=True)  # the server's (maybe skewed) clock
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+            pass  # tests and the demo read api.requests, not stderr
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+            fault = api._next_fault()
+            if fault is not None and fault.kind == "delay":
+                time.sleep(fault.seconds)
+                fault = None
+            if fault is not None and fault.kind == "reset":
+                api._record(self.path, "reset")
+                # SO_LINGER 0 makes close() send RST: the client sees "connection reset".
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                self.close_connection = True
+                return
+            if fault is not None and fault.kind == "html":
+                api._record(self.path, str(fault.status))
+                page = f"<html><head><title>{fault.status} Bad Gateway</title></head><body>proxy</body></html>"
+                self._send(fault.status, page.encode(), "text/html; charset=utf-8")
+                return
+            if fault is not None and fault.kind == "rate-limit":
+                api._record(self.path, "429")
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                self._error(429, "RATE_LIMIT_EXCEEDED", "The request rate limit has been reached.",
+                            "We've received too many requests for this API. Please wait and try again or slow down your request rate.", headers)
+                return
+            if fault is not None and fault.kind == "status":
+                api._record(self.path, str(fault.status))
+                self._error(fault.status, "UNEXPECTED_ERROR", "An unexpected error occurred.",
+                            "An unexpected error occurred on the server side. If this issue continues, contact us at https://developer.apple.com/contact/.")
+                return
+            self._route()
+
+        def _route(self) -> None:
+            if not self.path.startswith("/v1/apps"):
+                api._record(self.path, "404")
+                self._error(404, "NOT_FOUND", "The specified resource does not exist", "The path provided does not match a defined resource type.")
+                return
+            status, code, why = api.check_token(self.headers.get("Authorization", ""), "GET", self.path)
+            api._record(self.path, str(status) if status != 200 else "200")
+            if status == 401:
+                self._error(401, code, *_NOT_AUTHORIZED, extra_detail=why)
+                return
+            if status == 403:
+                self._error(403, code, "The given operation is not allowed", why)
+                return
+            limit = 1
+            data = [
+                {"type": "apps", "id": str(1000000000 + n), "attributes": app,
+                 "links": {"self": f"{api.url}/v1/apps/{1000000000 + n}"}}
+                for n, app in enumerate(_APPS[:limit])
+            ]
+            body = {"data": data, "links": {"self": f"{api.url}{self.path}"},
+                    "meta": {"paging": {"total": len(_APPS), "limit": limit}}}
+            self._send(200, json.dumps(body).encode(), "application/json")
+
+        def _error(self, status: int, code: str, title: str, detail: str,
+                   headers: Optional[Dict[str, str]] = None, extra_detail: str = "") -> None:
+            # extra_detail is the stand-in's own reason, kept out of the body as Apple does, but
+            # offered in a header so tests can see why a token was refused.
+            error = {"id": str(uuid.uuid4()), "status": str(status), "code": code, "title": title, "detail": detail}
+            merged = dict(headers or {})
+            if extra_detail:
+                merged["X-Standin-Reason"] = extra_detail
+            self._send(status, json.dumps({"errors": [error]}).encode(), "application/json", merged)
+
+        def _send(self, status: int, body: bytes, content_type: str, headers: Optional[Dict[str, str]] = None) -> None:
+            used = len([r for r in api.requests if r[1] not in ("reset",)])
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Rate-Limit", f"user-hour-lim:{api.hourly_limit};user-hour-rem:{max(0, api.hourly_limit - used)};")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
