@@ -9,8 +9,8 @@ from typing import MutableMapping, Optional
 from .config import Settings, read_settings
 from .errors import AscTokenError
 from .flow import Collaborators, Outcome, labels_for, run_flow
-from .minting import Clock
 from .github import GitHubCommands, GitHubInputs
+from .minting import Clock
 from .report import summary_markdown
 from .verify import RetryPolicy, Session
 
@@ -50,7 +50,9 @@ def run_action(
 def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome) -> None:
     minted = outcome.minted
     if not gh.set_output("token", minted.token):
-        gh.warning("GITHUB_OUTPUT is not set, so the token output cannot be passed on; is this running outside GitHub Actions?")
+        gh.warning(
+            "GITHUB_OUTPUT is not set, so the token output cannot be passed on; is this running outside GitHub Actions?"
+        )
     gh.set_output("expires-at", minted.expires_at_iso)
     if outcome.verification is not None:
         result = outcome.verification
@@ -84,5 +86,7 @@ def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome) -> None:
         gh.export_variable("ASC_TOKEN", minted.token)
     verified = outcome.verification
     status = "verified" if verified else "not verified (verify: false)" if not settings.verify else ""
-    gh.info(f"Minted an App Store Connect token for key {settings.key_id} ({settings.key_type}), expires {minted.expires_at_iso}; {status}.")
+    gh.info(
+        f"Minted an App Store Connect token for key {settings.key_id} ({settings.key_type}), expires {minted.expires_at_iso}; {status}."
+    )
     gh.append_summary(summary_markdown(settings, outcome, None))

@@ -30,7 +30,12 @@ ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
         "APP_STORE_CONNECT_PRIVATE_KEY",
     ),
     "key-id": ("PLUGIN_KEY_ID", "ASC_KEY_ID", "APP_STORE_CONNECT_API_KEY_KEY_ID", "APP_STORE_CONNECT_KEY_IDENTIFIER"),
-    "issuer-id": ("PLUGIN_ISSUER_ID", "ASC_ISSUER_ID", "APP_STORE_CONNECT_API_KEY_ISSUER_ID", "APP_STORE_CONNECT_ISSUER_ID"),
+    "issuer-id": (
+        "PLUGIN_ISSUER_ID",
+        "ASC_ISSUER_ID",
+        "APP_STORE_CONNECT_API_KEY_ISSUER_ID",
+        "APP_STORE_CONNECT_ISSUER_ID",
+    ),
     "key-type": ("PLUGIN_KEY_TYPE", "ASC_KEY_TYPE"),
     "expires-in": ("PLUGIN_EXPIRES_IN", "ASC_EXPIRES_IN"),
     "scope": ("PLUGIN_SCOPE", "ASC_SCOPE"),
@@ -98,10 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--key-type", choices=None, help="team (default) or individual")
     parser.add_argument("--expires-in", help="token lifetime in seconds, 1..1200 (default 1200)")
     parser.add_argument("--scope", action="append", help="METHOD /path the token may call; repeatable")
-    parser.add_argument("--verify", dest="verify", action="store_const", const="true", help="check the credentials with GET /v1/apps (default)")
+    parser.add_argument(
+        "--verify",
+        dest="verify",
+        action="store_const",
+        const="true",
+        help="check the credentials with GET /v1/apps (default)",
+    )
     parser.add_argument("--no-verify", dest="verify", action="store_const", const="false", help="skip the check")
     parser.add_argument("--api-url", help=f"App Store Connect base URL (default {DEFAULT_API_URL})")
-    parser.add_argument("--print", dest="print_token", action="store_true", help="write the token, and only it, to stdout")
+    parser.add_argument(
+        "--print", dest="print_token", action="store_true", help="write the token, and only it, to stdout"
+    )
     parser.add_argument("--output-file", help="write the token to this file, mode 0600")
     parser.add_argument("--platform", choices=PLATFORMS, help="CI platform (default: detected)")
     return parser

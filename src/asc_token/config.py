@@ -89,9 +89,7 @@ def read_bool(inputs: InputReader, name: str, *, default: bool) -> bool:
         return True
     if raw in _FALSE:
         return False
-    raise InputError(
-        inputs.label(name), f"{inputs.label(name)} must be true or false, not {raw[:40]!r}."
-    )
+    raise InputError(inputs.label(name), f"{inputs.label(name)} must be true or false, not {raw[:40]!r}.")
 
 
 def resolve_key_path(path: str, workspace: Optional[str]) -> str:
@@ -200,9 +198,7 @@ def _expires_in(inputs: InputReader) -> int:
 
 def _scope(inputs: InputReader) -> Tuple[str, ...]:
     label = inputs.label("scope")
-    entries = tuple(
-        " ".join(line.split()) for line in inputs.get("scope").splitlines() if line.strip()
-    )
+    entries = tuple(" ".join(line.split()) for line in inputs.get("scope").splitlines() if line.strip())
     for entry in entries:
         method, _, path = entry.partition(" ")
         if method.upper() != method or not method.isalpha() or not path.startswith("/"):

@@ -26,7 +26,9 @@ DEMO_KEY_ID = "DEMO2KEY01"
 
 def run_action_subprocess(env: Dict[str, str], workdir: str) -> Tuple[int, str, Dict[str, str], str]:
     """Run the action like the runner: returns (exit code, log, outputs, summary)."""
-    files = {name: os.path.join(workdir, name.lower()) for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY")}
+    files = {
+        name: os.path.join(workdir, name.lower()) for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY")
+    }
     for path in files.values():
         open(path, "w").close()
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,15 +48,18 @@ def run_action_subprocess(env: Dict[str, str], workdir: str) -> Tuple[int, str, 
 
 def hide_masked(log: str) -> str:
     """Replace every value registered with ::add-mask:: by ***, as the runner does."""
-    secrets = [line[len("::add-mask::"):] for line in log.splitlines() if line.startswith("::add-mask::")]
+    secrets = [line[len("::add-mask::") :] for line in log.splitlines() if line.startswith("::add-mask::")]
+    shown = "\n".join(line for line in log.splitlines() if not line.startswith("::add-mask::"))
     for secret in sorted(secrets, key=len, reverse=True):
-        log = log.replace(secret, "***")
-    return log
+        shown = shown.replace(secret, "***")
+    return shown
 
 
 def run_demo() -> int:
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     issuer = str(uuid.uuid4())
     with AppStoreConnectStandIn() as api, tempfile.TemporaryDirectory() as workdir:
         api.register(DEMO_KEY_ID, key.public_key(), issuer)

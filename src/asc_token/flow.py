@@ -8,8 +8,8 @@ from typing import Callable, Optional
 
 from .config import Settings, resolve_key_path
 from .errors import InputError
-from .keys import load_private_key, secret_lines, to_pkcs8_pem
 from .keyfiles import KeyFiles, write_key_files
+from .keys import load_private_key, secret_lines, to_pkcs8_pem
 from .minting import Clock, MintedToken, TokenRequest, mint, scope_allows
 from .verify import VERIFY_PATH, Labels, RetryPolicy, Session, VerificationResult, verify_credentials
 
@@ -32,7 +32,7 @@ class Collaborators:
     mask: Callable[[str], None]
     log: Callable[[str], None]
     session: Optional[Session] = None
-    policy: RetryPolicy = RetryPolicy()
+    policy: RetryPolicy = RetryPolicy()  # noqa: RUF009 - frozen, immutable
 
 
 def read_key_text(settings: Settings, workspace: Optional[str]) -> str:
@@ -41,7 +41,9 @@ def read_key_text(settings: Settings, workspace: Optional[str]) -> str:
     path = resolve_key_path(settings.private_key_path, workspace)
     label = settings.key_label
     if os.path.isdir(path):
-        raise InputError(label, f"{label} points at a folder ({settings.private_key_path}), not the .p8 file: give the file's path.")
+        raise InputError(
+            label, f"{label} points at a folder ({settings.private_key_path}), not the .p8 file: give the file's path."
+        )
     try:
         with open(path, "rb") as stream:
             raw = stream.read(64 * 1024)
@@ -53,11 +55,15 @@ def read_key_text(settings: Settings, workspace: Optional[str]) -> str:
             "path and that an earlier step wrote the file.",
         ) from None
     except OSError as exc:
-        raise InputError(label, f"{label} file {settings.private_key_path!r} cannot be read ({exc.strerror}): check its permissions.") from None
+        raise InputError(
+            label, f"{label} file {settings.private_key_path!r} cannot be read ({exc.strerror}): check its permissions."
+        ) from None
     return raw.decode("utf-8", errors="replace")
 
 
-def run_flow(settings: Settings, labels: Labels, edge: Collaborators, *, workspace: Optional[str], temp_dir: Optional[str]) -> Outcome:
+def run_flow(
+    settings: Settings, labels: Labels, edge: Collaborators, *, workspace: Optional[str], temp_dir: Optional[str]
+) -> Outcome:
     key = load_private_key(read_key_text(settings, workspace), input_label=settings.key_label)
     for line in secret_lines(key):
         edge.mask(line)
@@ -83,7 +89,9 @@ def run_flow(settings: Settings, labels: Labels, edge: Collaborators, *, workspa
         probe = mint(key, TokenRequest(settings.key_id, settings.issuer_id, VERIFY_TOKEN_LIFETIME), edge.clock)
         edge.mask(probe.token)
         probe_token, separate = probe.token, True
-        edge.log(f"The {labels.scope} does not cover GET {VERIFY_PATH}; verifying with a separate unscoped {VERIFY_TOKEN_LIFETIME}-second token.")
+        edge.log(
+            f"The {labels.scope} does not cover GET {VERIFY_PATH}; verifying with a separate unscoped {VERIFY_TOKEN_LIFETIME}-second token."
+        )
     result = verify_credentials(
         probe_token,
         settings.api_url,

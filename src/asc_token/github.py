@@ -6,7 +6,7 @@ import os
 from typing import Mapping, MutableMapping
 
 from actions_toolkit.command import issue_command
-from actions_toolkit.file_command import issue_file_command, prepare_key_value_message
+from actions_toolkit.file_command import prepare_key_value_message
 
 
 class GitHubInputs:
@@ -69,9 +69,7 @@ class GitHubCommands:
         path = self._env.get(f"GITHUB_{command}")
         if not path:
             return False
-        if not os.path.exists(path):
-            open(path, "a", encoding="utf-8").close()
-        # the toolkit reads the path from os.environ; an injected env must agree with it
-        os.environ[f"GITHUB_{command}"] = path
-        issue_file_command(command, prepare_key_value_message(name, value))
+        # A random heredoc delimiter (the toolkit's), so a value can never inject another line.
+        with open(path, "a", encoding="utf-8", newline="") as stream:
+            stream.write(prepare_key_value_message(name, value) + os.linesep)
         return True

@@ -12,14 +12,13 @@ import base64
 import binascii
 import re
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .errors import PrivateKeyError
 
-_PEM_BLOCK = re.compile(
-    r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)(?:-----END ([A-Z0-9 ]+)-----|$)", re.DOTALL
-)
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)(?:-----END ([A-Z0-9 ]+)-----|$)", re.DOTALL)
 _APPLE_HINT = (
     "Use the AuthKey_<KEYID>.p8 file downloaded from App Store Connect > Users and Access > "
     "Integrations > App Store Connect API, pasted whole (BEGIN and END lines included) into the "
@@ -42,9 +41,10 @@ def load_private_key(text: str, *, input_label: str) -> ec.EllipticCurvePrivateK
             ),
         )
     if "-----BEGIN" not in cleaned:
-        cleaned = _decode_base64_wrapper(cleaned, input_label)
-        if isinstance(cleaned, bytes):
-            return _check_curve(_load_der(cleaned, input_label), input_label)
+        unwrapped = _decode_base64_wrapper(cleaned, input_label)
+        if isinstance(unwrapped, bytes):
+            return _check_curve(_load_der(unwrapped, input_label), input_label)
+        cleaned = unwrapped
     return _check_curve(_load_pem(cleaned, input_label), input_label)
 
 
@@ -119,7 +119,7 @@ def _load_der(der: bytes, input_label: str, pem_label: str = "") -> object:
         return serialization.load_der_private_key(der, password=None)
     except TypeError:
         raise _encrypted(input_label) from None
-    except (ValueError, serialization.UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm):
         if pem_label == "RSA PRIVATE KEY":
             raise _wrong_type(input_label, "an RSA key") from None
         raise _truncated(input_label, "its contents do not parse as a private key") from None
@@ -178,8 +178,5 @@ def _garbage(input_label: str) -> PrivateKeyError:
         f"{input_label} is not a private key (no PEM block and not base64 of one): set it to "
         "the contents of your AuthKey_<KEYID>.p8 file.",
         reason="garbage",
-        details=(
-            "A common cause is putting the key ID, issuer ID or file name into the key secret. "
-            + _APPLE_HINT
-        ),
+        details=("A common cause is putting the key ID, issuer ID or file name into the key secret. " + _APPLE_HINT),
     )

@@ -51,9 +51,7 @@ def mint(key: ec.EllipticCurvePrivateKey, request: TokenRequest, clock: Clock) -
         claims["iss"] = request.issuer_id
     if request.scope:
         claims["scope"] = list(request.scope)
-    token = jwt.encode(
-        claims, key, algorithm="ES256", headers={"kid": request.key_id, "typ": "JWT"}
-    )
+    token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": request.key_id, "typ": "JWT"})
     return MintedToken(token=token, issued_at=issued_at, expires_at=expires_at)
 
 

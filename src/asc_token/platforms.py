@@ -9,19 +9,24 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Callable, List, Mapping, Optional, TextIO
+from typing import Callable, List, Mapping, Optional, TextIO, Tuple
 
 from .errors import AscTokenError
 
 # Checked in this order: some platforms also set another's variables for compatibility.
-_DETECTORS = [
+_DETECTORS: List[Tuple[str, Callable[[Mapping[str, str]], bool]]] = [
     ("github", lambda e: e.get("GITHUB_ACTIONS") == "true"),
     ("azure", lambda e: e.get("TF_BUILD", "").lower() == "true"),
     ("circleci", lambda e: e.get("CIRCLECI") == "true"),
     ("bitrise", lambda e: e.get("BITRISE_IO") == "true" or bool(e.get("BITRISE_BUILD_NUMBER"))),
     ("buildkite", lambda e: e.get("BUILDKITE") == "true"),
     ("gitlab", lambda e: e.get("GITLAB_CI") == "true"),
-    ("woodpecker", lambda e: e.get("CI") == "woodpecker" or bool(e.get("CI_PIPELINE_NUMBER") and e.get("CI_SYSTEM_NAME") == "woodpecker")),
+    (
+        "woodpecker",
+        lambda e: (
+            e.get("CI") == "woodpecker" or bool(e.get("CI_PIPELINE_NUMBER") and e.get("CI_SYSTEM_NAME") == "woodpecker")
+        ),
+    ),
     ("drone", lambda e: e.get("DRONE") == "true"),
     ("jenkins", lambda e: bool(e.get("JENKINS_URL") or e.get("JENKINS_HOME"))),
     ("bitbucket", lambda e: bool(e.get("BITBUCKET_BUILD_NUMBER"))),
@@ -58,17 +63,23 @@ def run_with_stdin(argv: List[str], secret: str, env: Mapping[str, str], what: s
             argv, input=secret, text=True, env=dict(env), capture_output=True, timeout=30, check=False
         )
     except FileNotFoundError:
-        raise AscTokenError(f"{argv[0]} was not found on PATH, so the token could not be {what}: run on the platform's agent, or use --output-file.") from None
+        raise AscTokenError(
+            f"{argv[0]} was not found on PATH, so the token could not be {what}: run on the platform's agent, or use --output-file."
+        ) from None
     except subprocess.TimeoutExpired:
         raise AscTokenError(f"{argv[0]} did not finish within 30 s while the token was being {what}.") from None
     if completed.returncode != 0:
-        raise AscTokenError(f"{' '.join(argv[:3])} failed with exit code {completed.returncode} while the token was being {what}.")
+        raise AscTokenError(
+            f"{' '.join(argv[:3])} failed with exit code {completed.returncode} while the token was being {what}."
+        )
 
 
 class Delivery:
     """Hands the token to the platform. ``log`` writes to stderr; stdout stays for --print."""
 
-    def __init__(self, platform: str, env: Mapping[str, str], log: Callable[[str], None], stdout: TextIO = sys.stdout) -> None:
+    def __init__(
+        self, platform: str, env: Mapping[str, str], log: Callable[[str], None], stdout: TextIO = sys.stdout
+    ) -> None:
         self.platform = platform
         self.env = env
         self.log = log
@@ -117,8 +128,12 @@ class Delivery:
         return ["ASC_TOKEN exported via $BASH_ENV (CircleCI does not mask it: never echo it)"]
 
     def _deliver_bitrise(self, token: str, expires_at: str, printing: bool) -> List[str]:
-        run_with_stdin(["envman", "add", "--key", "ASC_TOKEN", "--sensitive"], token, self.env, "registered with envman")
-        run_with_stdin(["envman", "add", "--key", "ASC_TOKEN_EXPIRES_AT"], expires_at, self.env, "registered with envman")
+        run_with_stdin(
+            ["envman", "add", "--key", "ASC_TOKEN", "--sensitive"], token, self.env, "registered with envman"
+        )
+        run_with_stdin(
+            ["envman", "add", "--key", "ASC_TOKEN_EXPIRES_AT"], expires_at, self.env, "registered with envman"
+        )
         return ["sensitive env var ASC_TOKEN (envman --sensitive)"]
 
     def _deliver_buildkite(self, token: str, expires_at: str, printing: bool) -> List[str]:

@@ -28,9 +28,13 @@ def summary_markdown(settings: Optional[Settings], outcome: Optional[Outcome], e
             how = " (with a separate unscoped token)" if outcome.verified_with_separate_token else ""
             lines.append(f"| Verification | ✅ credentials accepted{how}{apps}{tries} |")
             if result.rate_limit_remaining is not None:
-                lines.append(f"| Rate limit | {result.rate_limit_remaining} of {result.rate_limit_limit} requests left this hour |")
+                lines.append(
+                    f"| Rate limit | {result.rate_limit_remaining} of {result.rate_limit_limit} requests left this hour |"
+                )
             if result.clock_skew_seconds is not None and abs(result.clock_skew_seconds) > 60:
-                lines.append(f"| Clock | ⚠️ runner differs from Apple by {describe_duration(result.clock_skew_seconds)} |")
+                lines.append(
+                    f"| Clock | ⚠️ runner differs from Apple by {describe_duration(result.clock_skew_seconds)} |"
+                )
         if outcome.key_files is not None:
             lines.append(f"| Key files | `{outcome.key_files.key_path}`, `{outcome.key_files.api_key_json_path}` |")
     if error is not None:

@@ -18,7 +18,7 @@ def parse_file_command(text: str) -> Dict[str, str]:
         heredoc = line.find("<<")
         equals = line.find("=")
         if heredoc > 0 and (equals < 0 or heredoc < equals):
-            name, delimiter = line[:heredoc], line[heredoc + 2:]
+            name, delimiter = line[:heredoc], line[heredoc + 2 :]
             body = []
             while index < len(lines) and lines[index] != delimiter:
                 body.append(lines[index])
@@ -28,7 +28,7 @@ def parse_file_command(text: str) -> Dict[str, str]:
             index += 1
             values[name] = "\n".join(body)
         elif equals > 0:
-            values[line[:equals]] = line[equals + 1:]
+            values[line[:equals]] = line[equals + 1 :]
         else:
             raise ValueError(f"Invalid format '{line}'")
     return values

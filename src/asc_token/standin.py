@@ -91,7 +91,7 @@ class AppStoreConnectStandIn:
     def now(self) -> float:
         return time.time() + self.clock_offset_seconds
 
-    def start(self) -> "AppStoreConnectStandIn":
+    def start(self) -> AppStoreConnectStandIn:
         self._thread.start()
         return self
 
@@ -99,7 +99,7 @@ class AppStoreConnectStandIn:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "AppStoreConnectStandIn":
+    def __enter__(self) -> AppStoreConnectStandIn:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -118,7 +118,7 @@ class AppStoreConnectStandIn:
         """(status, code, detail) for a request; 200 when Apple would accept the token."""
         if not authorization.startswith("Bearer "):
             return 401, "NOT_AUTHORIZED", "no bearer token"
-        token = authorization[len("Bearer "):]
+        token = authorization[len("Bearer ") :]
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -177,7 +177,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
             pass  # tests and the demo read api.requests, not stderr
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        def do_GET(self) -> None:
             fault = api._next_fault()
             if fault is not None and fault.kind == "delay":
                 time.sleep(fault.seconds)
@@ -197,20 +197,34 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             if fault is not None and fault.kind == "rate-limit":
                 api._record(self.path, "429")
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                self._error(429, "RATE_LIMIT_EXCEEDED", "The request rate limit has been reached.",
-                            "We've received too many requests for this API. Please wait and try again or slow down your request rate.", headers)
+                self._error(
+                    429,
+                    "RATE_LIMIT_EXCEEDED",
+                    "The request rate limit has been reached.",
+                    "We've received too many requests for this API. Please wait and try again or slow down your request rate.",
+                    headers,
+                )
                 return
             if fault is not None and fault.kind == "status":
                 api._record(self.path, str(fault.status))
-                self._error(fault.status, "UNEXPECTED_ERROR", "An unexpected error occurred.",
-                            "An unexpected error occurred on the server side. If this issue continues, contact us at https://developer.apple.com/contact/.")
+                self._error(
+                    fault.status,
+                    "UNEXPECTED_ERROR",
+                    "An unexpected error occurred.",
+                    "An unexpected error occurred on the server side. If this issue continues, contact us at https://developer.apple.com/contact/.",
+                )
                 return
             self._route()
 
         def _route(self) -> None:
             if not self.path.startswith("/v1/apps"):
                 api._record(self.path, "404")
-                self._error(404, "NOT_FOUND", "The specified resource does not exist", "The path provided does not match a defined resource type.")
+                self._error(
+                    404,
+                    "NOT_FOUND",
+                    "The specified resource does not exist",
+                    "The path provided does not match a defined resource type.",
+                )
                 return
             status, code, why = api.check_token(self.headers.get("Authorization", ""), "GET", self.path)
             api._record(self.path, str(status) if status != 200 else "200")
@@ -222,16 +236,30 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 return
             limit = 1
             data = [
-                {"type": "apps", "id": str(1000000000 + n), "attributes": app,
-                 "links": {"self": f"{api.url}/v1/apps/{1000000000 + n}"}}
+                {
+                    "type": "apps",
+                    "id": str(1000000000 + n),
+                    "attributes": app,
+                    "links": {"self": f"{api.url}/v1/apps/{1000000000 + n}"},
+                }
                 for n, app in enumerate(_APPS[:limit])
             ]
-            body = {"data": data, "links": {"self": f"{api.url}{self.path}"},
-                    "meta": {"paging": {"total": len(_APPS), "limit": limit}}}
+            body = {
+                "data": data,
+                "links": {"self": f"{api.url}{self.path}"},
+                "meta": {"paging": {"total": len(_APPS), "limit": limit}},
+            }
             self._send(200, json.dumps(body).encode(), "application/json")
 
-        def _error(self, status: int, code: str, title: str, detail: str,
-                   headers: Optional[Dict[str, str]] = None, extra_detail: str = "") -> None:
+        def _error(
+            self,
+            status: int,
+            code: str,
+            title: str,
+            detail: str,
+            headers: Optional[Dict[str, str]] = None,
+            extra_detail: str = "",
+        ) -> None:
             # extra_detail is the stand-in's own reason, kept out of the body as Apple does, but
             # offered in a header so tests can see why a token was refused.
             error = {"id": str(uuid.uuid4()), "status": str(status), "code": code, "title": title, "detail": detail}
@@ -245,7 +273,9 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
-            self.send_header("X-Rate-Limit", f"user-hour-lim:{api.hourly_limit};user-hour-rem:{max(0, api.hourly_limit - used)};")
+            self.send_header(
+                "X-Rate-Limit", f"user-hour-lim:{api.hourly_limit};user-hour-rem:{max(0, api.hourly_limit - used)};"
+            )
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()

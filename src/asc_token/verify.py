@@ -12,7 +12,7 @@ import random
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Mapping, Optional, Protocol
+from typing import Any, Callable, List, Mapping, Optional, Protocol, cast
 
 from . import __version__
 from .errors import NetworkError, VerificationError
@@ -105,9 +105,9 @@ def verify_credentials(
             if outcome.error.kind not in ("reset", "timeout"):
                 raise outcome.error
             retry_in = _backoff(policy, attempt, jitter)
-            problem = f"{outcome.error.kind} ({outcome.error.message})"
+            problem = {"reset": "connection reset", "timeout": "timed out"}[outcome.error.kind]
         else:
-            response = outcome.response
+            response: Any = outcome.response
             status = int(response.status_code)
             if status < 400:
                 return _success(response, status, attempt, clock)
@@ -123,7 +123,7 @@ def verify_credentials(
             if outcome.error is not None:
                 raise outcome.error
             raise explain_rejection(outcome.response, url, key_type, clock, labels, attempt)
-        log(f"App Store Connect: {problem} on attempt {attempt}; retrying in {retry_in:.1f} s")
+        log(f"App Store Connect: {problem} on attempt {attempt}; retrying in {retry_in:.1f} s.")
         sleep(retry_in)
 
 
@@ -132,13 +132,13 @@ def _default_session() -> Session:
 
     session = requests.Session()
     session.trust_env = True  # honour HTTPS_PROXY / NO_PROXY on corporate runners
-    return session
+    return cast(Session, session)
 
 
 def _send(http: Session, url: str, headers: Mapping[str, str], timeout: Any) -> _Attempt:
     try:
         return _Attempt(response=http.get(url, headers=headers, timeout=timeout, allow_redirects=False))
-    except Exception as exc:  # noqa: BLE001 - classified below, re-raised if unknown
+    except Exception as exc:
         kind = classify_network_error(exc)
         if kind is None:
             raise
@@ -153,9 +153,7 @@ def classify_network_error(exc: BaseException) -> Optional[str]:
         chain.append(seen)
         inner = [a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)]
         reason = getattr(seen, "reason", None)
-        seen = (
-            reason if isinstance(reason, BaseException) else (inner[0] if inner else seen.__context__)
-        )
+        seen = reason if isinstance(reason, BaseException) else (inner[0] if inner else seen.__context__)
     names = " ".join(type(e).__name__ for e in chain)
     text = " ".join(str(e) for e in chain)
     if "Timeout" in names or "timed out" in text:
@@ -166,7 +164,10 @@ def classify_network_error(exc: BaseException) -> Optional[str]:
         return "refused"
     if "SSL" in names or "CERTIFICATE" in text:
         return "tls"
-    if any(n in names for n in ("ConnectionReset", "RemoteDisconnected", "ProtocolError", "ConnectionAborted", "ChunkedEncoding")):
+    if any(
+        n in names
+        for n in ("ConnectionReset", "RemoteDisconnected", "ProtocolError", "ConnectionAborted", "ChunkedEncoding")
+    ):
         return "reset"
     if "ConnectionError" in names:
         return "reset"
@@ -258,7 +259,7 @@ def _retry_after(response: Any, policy: RetryPolicy) -> Optional[float]:
 
 
 def _backoff(policy: RetryPolicy, attempt: int, jitter: Callable[[], float]) -> float:
-    base = min(policy.backoff_cap, policy.backoff_base * 2 ** (attempt - 1))
+    base = min(policy.backoff_cap, policy.backoff_base * 2.0 ** (attempt - 1))
     return base * (0.5 + jitter() / 2)  # "equal jitter": never zero, never above the cap
 
 
@@ -297,11 +298,7 @@ def explain_rejection(
     errors = apple_errors(response)
     first = errors[0] if errors else {}
     code = str(first.get("code", "")) or None
-    said = (
-        f"{code}: {first.get('title', '')} {first.get('detail', '')}".strip()
-        if errors
-        else summarise_body(response)
-    )
+    said = f"{code}: {first.get('title', '')} {first.get('detail', '')}".strip() if errors else summarise_body(response)
     skew = measure_skew(response, clock)
     tried = f" after {attempts} attempts" if attempts > 1 else ""
     if status == 401:
@@ -366,11 +363,9 @@ def _explain_401(
     causes = [
         f"{labels.issuer_id} is not the issuer of this key (copy the Issuer ID shown above the "
         "team keys list in App Store Connect > Users and Access > Integrations)",
-        f"{labels.key_id} does not match the private key (the ID is in the file name "
-        "AuthKey_<KEYID>.p8)",
+        f"{labels.key_id} does not match the private key (the ID is in the file name AuthKey_<KEYID>.p8)",
         "the key was revoked in App Store Connect (create a new key and update the secrets)",
-        f"this is an {other} key but {labels.key_type} is {key_type} (set "
-        f"{labels.key_type}: {other})",
+        f"this is an {other} key but {labels.key_type} is {key_type} (set {labels.key_type}: {other})",
         "the runner's clock is off"
         + (f" (measured: within {abs(skew):.0f} s, so unlikely)" if skew is not None else ""),
     ]
