@@ -32,7 +32,7 @@ class Collaborators:
     mask: Callable[[str], None]
     log: Callable[[str], None]
     session: Optional[Session] = None
-    policy: RetryPolicy = RetryPolicy()  # noqa: RUF009 - frozen, immutable
+    policy: RetryPolicy = RetryPolicy()
 
 
 def read_key_text(settings: Settings, workspace: Optional[str]) -> str:

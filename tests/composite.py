@@ -1,0 +1,95 @@
+"""Run the composite action.yml as the runner does: inputs with defaults, env mapping, bash."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Dict, Optional
+
+import yaml
+
+from asc_token.runnerfiles import parse_file_command
+
+from .runner import ROOT
+
+_EXPRESSION = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
+
+
+def run_composite(
+    workdir: Path,
+    with_inputs: Dict[str, str],
+    *,
+    tool_cache: Path,
+    path_prefix: Optional[Path] = None,
+    timeout: float = 300,
+) -> Dict[str, object]:
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    assert action["runs"]["using"] == "composite"
+    unknown = set(with_inputs) - set(action["inputs"])
+    assert not unknown, f"not inputs of action.yml: {unknown}"
+    inputs = {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()}
+    inputs.update(with_inputs)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "temp").mkdir(exist_ok=True)
+    (workdir / "workspace").mkdir(exist_ok=True)
+    step_outputs: Dict[str, Dict[str, str]] = {}
+    logs = []
+    returncode = 0
+    for index, step in enumerate(action["runs"]["steps"]):
+        context = {"inputs": inputs, "steps": step_outputs, "github": {"action_path": str(ROOT)}}
+        output_file = workdir / f"output-{index}.txt"
+        output_file.write_text("")
+        summary_file = workdir / "summary.md"
+        summary_file.touch()
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("INPUT_", "GITHUB_", "RUNNER_", "PYTHONPATH", "VIRTUAL_ENV"))
+        }
+        if path_prefix is not None:
+            env["PATH"] = f"{path_prefix}{os.pathsep}{env['PATH']}"
+        env.update(
+            GITHUB_ACTIONS="true",
+            GITHUB_ACTION_PATH=str(ROOT),
+            GITHUB_OUTPUT=str(output_file),
+            GITHUB_ENV=str(workdir / "env.txt"),
+            GITHUB_STEP_SUMMARY=str(summary_file),
+            GITHUB_WORKSPACE=str(workdir / "workspace"),
+            RUNNER_TEMP=str(workdir / "temp"),
+            RUNNER_TOOL_CACHE=str(tool_cache),
+        )
+        # The runner evaluates expressions in env: values; the script text must contain none of inputs.
+        assert "inputs." not in step["run"], "inputs pasted into a run: script are shell injection"
+        for name, value in (step.get("env") or {}).items():
+            env[name] = _evaluate(str(value), context)
+        script = workdir / f"step-{index}.sh"
+        script.write_text(step["run"])
+        completed = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            env=env,
+            cwd=str(workdir / "workspace"),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        logs.append(completed.stdout + completed.stderr)
+        step_outputs[step.get("id", f"step{index}")] = {"outputs": parse_file_command(output_file.read_text())}  # type: ignore[dict-item]
+        if completed.returncode != 0:
+            returncode = completed.returncode
+            break
+    context = {"inputs": inputs, "steps": step_outputs}
+    outputs = {name: _evaluate(spec["value"], context) for name, spec in action["outputs"].items()}
+    return {"returncode": returncode, "log": "".join(logs), "outputs": outputs}
+
+
+def _evaluate(text: str, context: Dict[str, object]) -> str:
+    def lookup(match: "re.Match[str]") -> str:
+        value: object = context
+        for part in match.group(1).split("."):
+            value = value.get(part, "") if isinstance(value, dict) else ""
+        return str(value)
+
+    return _EXPRESSION.sub(lookup, text)
