@@ -1,0 +1,229 @@
+"""The /v1/apps check against the local stand-in: every answer Apple can give, explained."""
+
+from __future__ import annotations
+
+import io
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from asc_token.action import run_action
+from asc_token.runnerfiles import parse_file_command
+from asc_token.standin import AppStoreConnectStandIn, Fault
+from asc_token.verify import RetryPolicy, verify_credentials
+
+from .runner import ISSUER_ID, KEY_ID, KeyMaterial, Result, assert_no_secrets, assert_token_masked_first, run_entrypoint
+
+FAST = RetryPolicy(
+    backoff_base=0.05, backoff_cap=0.2, retry_after_cap=0.5, connect_timeout=1, read_timeout=1, total_seconds=3
+)
+
+
+def inputs(key: KeyMaterial, api: AppStoreConnectStandIn, **extra: str) -> Dict[str, str]:
+    return {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": api.url, **extra}
+
+
+def error_line(result: Result) -> str:
+    errors = result.errors()
+    assert len(errors) == 1, result.stdout
+    return errors[0]
+
+
+def run_in_process(tmp_path: Path, values: Dict[str, str], policy: RetryPolicy = FAST) -> Result:
+    """The same flow without a subprocess, so a test can shorten the timeouts."""
+    files = {name: tmp_path / f"{name.lower()}.txt" for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY")}
+    for path in files.values():
+        path.write_text("")
+    env = {name: str(path) for name, path in files.items()}
+    env.update({f"INPUT_{k.upper()}": v for k, v in values.items()}, GITHUB_ACTIONS="true")
+    stdout = io.StringIO()
+    with redirect_stdout(stdout):
+        code = run_action(env, policy=policy)
+    return Result(
+        returncode=code,
+        stdout=stdout.getvalue(),
+        stderr="",
+        outputs=parse_file_command(files["GITHUB_OUTPUT"].read_text()),
+        env_file={},
+        summary=files["GITHUB_STEP_SUMMARY"].read_text(),
+        workdir=tmp_path,
+    )
+
+
+def test_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    result = run_entrypoint(tmp_path, inputs(key, api))
+    assert result.returncode == 0, result.log
+    assert result.outputs["app-count"] == "3"
+    assert result.outputs["rate-limit-remaining"] == "3599"
+    assert key.decode(result.outputs["token"])["iss"] == ISSUER_ID
+    assert api.requests == [("/v1/apps?limit=1", "200")]
+    assert "credentials accepted" in result.summary and "3599 of 3600" in result.summary
+    assert_token_masked_first(result)
+    assert_no_secrets(result, key.secret_fragments())
+
+
+def test_401_wrong_issuer(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    result = run_entrypoint(tmp_path, inputs(key, api, **{"issuer-id": "11111111-2222-3333-4444-555555555555"}))
+    assert result.returncode == 1
+    line = error_line(result)
+    assert "401 NOT_AUTHORIZED" in line and "`issuer-id` is not the issuer" in line
+    causes = result.stdout[result.stdout.index("Likely causes") :]
+    order = ["`issuer-id`", "`key-id` does not match", "revoked", "individual key", "clock"]
+    positions = [causes.index(cause) for cause in order]
+    assert positions == sorted(positions)
+    assert len(api.requests) == 1  # 401 is not retried
+    assert "Likely causes" in result.summary
+    assert "token" not in result.outputs
+    assert_no_secrets(result, key.secret_fragments())
+
+
+def test_403_role(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.register(KEY_ID, key.key.public_key(), ISSUER_ID, role_allows_apps=False)
+    result = run_entrypoint(tmp_path, inputs(key, api))
+    assert result.returncode == 1
+    assert "403 FORBIDDEN_ERROR" in error_line(result) and "role" in error_line(result)
+    assert len(api.requests) == 1
+
+
+def test_500_then_503_then_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.inject(Fault("status", status=500), Fault("status", status=503))
+    result = run_entrypoint(tmp_path, inputs(key, api))
+    assert result.returncode == 0, result.log
+    assert [outcome for _, outcome in api.requests] == ["500", "503", "200"]
+    assert "after 3 attempts" in result.summary
+    assert "retrying in" in result.stdout
+
+
+def test_429_honours_retry_after(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.inject(Fault("rate-limit", retry_after=1))
+    started = time.monotonic()
+    result = run_entrypoint(tmp_path, inputs(key, api))
+    assert result.returncode == 0, result.log
+    assert time.monotonic() - started >= 1.0  # waited as Apple asked
+    assert "HTTP 429 on attempt 1; retrying in 1.0 s" in result.stdout
+    assert [outcome for _, outcome in api.requests] == ["429", "200"]
+
+
+def test_retry_after_is_capped(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.inject(Fault("rate-limit", retry_after=3600))
+    slept: List[float] = []
+    token = _token(key)
+    result = verify_credentials(token, api.url, key_type="team", sleep=slept.append)
+    assert result.status == 200
+    assert slept == [RetryPolicy().retry_after_cap]
+
+
+def test_reset_then_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.inject(Fault("reset"))
+    result = run_entrypoint(tmp_path, inputs(key, api))
+    assert result.returncode == 0, result.log
+    assert "connection reset on attempt 1" in result.stdout
+    assert [outcome for _, outcome in api.requests] == ["reset", "200"]
+
+
+def test_persistent_503_ends_within_the_budget(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """With the real policy and a simulated clock: bounded attempts, never past 60 s."""
+    api.inject(*[Fault("status", status=503)] * 20)
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with pytest.raises(Exception) as raised:
+        verify_credentials(_token(key), api.url, key_type="team", monotonic=lambda: now[0], sleep=sleep)
+    assert "503" in str(raised.value) and "system-status" in str(raised.value)
+    assert 2 <= len(api.requests) <= RetryPolicy().max_attempts
+    assert now[0] <= 60
+
+
+def test_persistent_503_through_the_action(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.inject(*[Fault("status", status=503)] * 20)
+    started = time.monotonic()
+    result = run_in_process(tmp_path, inputs(key, api))
+    assert time.monotonic() - started < FAST.total_seconds + 1
+    assert result.returncode == 1
+    assert "App Store Connect answered 503 after" in error_line(result)
+
+
+def test_html_502_is_summarised_not_dumped(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.inject(*[Fault("html", status=502)] * 20)
+    result = run_in_process(tmp_path, inputs(key, api))
+    assert result.returncode == 1
+    assert "<html>" not in result.stdout and "<body>" not in result.summary
+    assert "text/html body of" in result.stdout and '"502 Bad Gateway"' in result.stdout
+
+
+def test_hanging_server_times_out_in_bounded_time(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.inject(*[Fault("delay", seconds=10)] * 5)
+    started = time.monotonic()
+    result = run_in_process(tmp_path, inputs(key, api))
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert elapsed < FAST.total_seconds + 1.5
+    line = error_line(result)
+    assert "timed out" in line and api.url in line
+
+
+def test_server_clock_40_minutes_behind(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.clock_offset_seconds = -40 * 60
+    result = run_entrypoint(tmp_path, inputs(key, api))
+    assert result.returncode == 1
+    assert "the runner's clock is 40 min ahead of App Store Connect's" in error_line(result)
+
+
+def test_scope_not_covering_apps_verifies_with_a_separate_token(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    scope = "GET /v1/apps?filter[platform]=IOS"
+    result = run_entrypoint(tmp_path, inputs(key, api, scope=scope))
+    assert result.returncode == 0, result.log
+    token = result.outputs["token"]
+    assert key.decode(token)["scope"] == [scope]
+    # the stand-in would have refused the scoped token for /v1/apps?limit=1
+    assert api.check_token(f"Bearer {token}", "GET", "/v1/apps?limit=1")[0] == 401
+    masks = [line for line in result.stdout.splitlines() if line.startswith("::add-mask::ey")]
+    assert len(masks) == 2  # the verification token is masked too
+    assert "separate unscoped token" in result.summary
+
+
+def test_unreachable_url(tmp_path: Path, key: KeyMaterial) -> None:
+    result = run_entrypoint(
+        tmp_path,
+        {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": "http://127.0.0.1:9"},
+    )
+    assert result.returncode == 1
+    line = error_line(result)
+    assert "connection was refused" in line and "http://127.0.0.1:9/v1/apps?limit=1" in line
+    assert "Traceback" not in result.log
+
+
+def test_user_agent_and_timeouts_are_sent(key: KeyMaterial) -> None:
+    seen: Dict[str, object] = {}
+
+    class Recorder:
+        def get(self, url: str, **kwargs: object) -> object:
+            seen.update(kwargs, url=url)
+
+            class Ok:
+                status_code = 200
+                headers: Dict[str, str] = {}
+                text = '{"data": [], "meta": {"paging": {"total": 0}}}'
+
+            return Ok()
+
+    verify_credentials("tok", "https://example.invalid", key_type="team", session=Recorder())
+    headers = seen["headers"]
+    assert isinstance(headers, dict) and headers["User-Agent"].startswith("asc-token-action/")
+    assert headers["Authorization"] == "Bearer tok"
+    assert seen["timeout"] == (10.0, 20.0)
+
+
+def _token(key: KeyMaterial) -> str:
+    from asc_token.minting import TokenRequest, mint
+
+    return mint(key.key, TokenRequest(KEY_ID, ISSUER_ID), clock=time.time).token
