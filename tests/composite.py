@@ -86,7 +86,7 @@ def run_composite(
 
 
 def _evaluate(text: str, context: Dict[str, object]) -> str:
-    def lookup(match: "re.Match[str]") -> str:
+    def lookup(match: re.Match[str]) -> str:
         value: object = context
         for part in match.group(1).split("."):
             value = value.get(part, "") if isinstance(value, dict) else ""

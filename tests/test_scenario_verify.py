@@ -6,7 +6,7 @@ import io
 import time
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Dict, List
+from typing import ClassVar, Dict, List
 
 import pytest
 
@@ -211,7 +211,7 @@ def test_user_agent_and_timeouts_are_sent(key: KeyMaterial) -> None:
 
             class Ok:
                 status_code = 200
-                headers: Dict[str, str] = {}
+                headers: ClassVar[Dict[str, str]] = {}
                 text = '{"data": [], "meta": {"paging": {"total": 0}}}'
 
             return Ok()
