@@ -1,0 +1,258 @@
+"""The installed ``asc-token`` on each CI platform: the token reaches the platform's sink,
+verifies with the public key, and never appears in any subprocess's argv or the log."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+from asc_token.standin import AppStoreConnectStandIn
+
+from .runner import ISSUER_ID, KEY_ID, KeyMaterial
+
+ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or shutil.which("asc-token")
+
+pytestmark = pytest.mark.skipif(
+    ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)"
+)
+
+
+class Run:
+    def __init__(self, completed: subprocess.CompletedProcess[str], recorder: Path) -> None:
+        self.returncode = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+        self.recorder = recorder
+
+    def argv_log(self) -> str:
+        path = self.recorder / "argv.log"
+        return path.read_text() if path.exists() else ""
+
+    def stdin_log(self) -> str:
+        path = self.recorder / "stdin.log"
+        return path.read_text() if path.exists() else ""
+
+
+def fake_tool(bin_dir: Path, name: str, recorder: Path) -> None:
+    """A stand-in for envman / buildkite-agent that records its argv and stdin."""
+    script = bin_dir / name
+    script.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "{name} $*" >> "{recorder}/argv.log"\n'
+        f'cat >> "{recorder}/stdin.log"\n'
+        f'echo >> "{recorder}/stdin.log"\n'
+    )
+    script.chmod(0o755)
+
+
+def run_cli(tmp_path: Path, env: Dict[str, str], args: Optional[List[str]] = None) -> Run:
+    bin_dir = tmp_path / "bin"
+    recorder = tmp_path / "recorder"
+    bin_dir.mkdir(exist_ok=True)
+    recorder.mkdir(exist_ok=True)
+    for tool in ("envman", "buildkite-agent"):
+        fake_tool(bin_dir, tool, recorder)
+    base = {
+        key: value
+        for key, value in os.environ.items()
+        if key in ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR", "PIP_CERT", "SSL_CERT_FILE")
+    }
+    base["PATH"] = f"{bin_dir}{os.pathsep}{base.get('PATH', '')}"
+    base.update(env)
+    assert ASC_TOKEN is not None
+    completed = subprocess.run(
+        [ASC_TOKEN, *(args if args is not None else ["--no-verify"])],
+        env=base,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return Run(completed, recorder)
+
+
+def asc_env(key: KeyMaterial) -> Dict[str, str]:
+    return {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID}
+
+
+def assert_clean(run: Run, token: str, key: KeyMaterial) -> None:
+    assert token not in run.stderr
+    assert token not in run.argv_log()
+    visible = "\n".join(line for line in run.stdout.splitlines() if not line.startswith("::add-mask::"))
+    for fragment in key.secret_fragments():
+        assert fragment not in visible + run.stderr + run.argv_log()
+    assert "Traceback" not in run.stderr
+
+
+def test_print_gives_only_the_token_on_stdout(tmp_path: Path, key: KeyMaterial) -> None:
+    run = run_cli(tmp_path, {**asc_env(key), "GITLAB_CI": "true"}, ["--print", "--no-verify"])
+    assert run.returncode == 0, run.stderr
+    token = run.stdout.strip()
+    assert run.stdout == token + "\n"
+    assert key.decode(token)["iss"] == ISSUER_ID
+    assert "on gitlab" in run.stderr
+    assert "dotenv" in run.stderr  # the warning that GitLab does not mask dotenv variables
+    assert "private-key from ASC_PRIVATE_KEY" in run.stderr  # names of the sources, never values
+    assert_clean(run, token, key)
+
+
+def test_output_file_is_0600(tmp_path: Path, key: KeyMaterial) -> None:
+    target = tmp_path / "out" / "token"
+    run = run_cli(
+        tmp_path, {**asc_env(key), "JENKINS_URL": "https://ci.example"}, ["--no-verify", "--output-file", str(target)]
+    )
+    assert run.returncode == 0, run.stderr
+    token = target.read_text().strip()
+    assert key.decode(token)["iss"] == ISSUER_ID
+    if os.name != "nt":
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert run.stdout == ""
+    assert_clean(run, token, key)
+
+
+def test_azure_secret_variable(tmp_path: Path, key: KeyMaterial) -> None:
+    run = run_cli(tmp_path, {**asc_env(key), "TF_BUILD": "True"})
+    assert run.returncode == 0, run.stderr
+    prefix = "##vso[task.setvariable variable=ASC_TOKEN;issecret=true]"
+    lines = [line for line in run.stdout.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1
+    token = lines[0][len(prefix) :]
+    assert key.decode(token)["iss"] == ISSUER_ID
+    assert_clean(run, token, key)
+
+
+def test_circleci_bash_env(tmp_path: Path, key: KeyMaterial) -> None:
+    bash_env = tmp_path / "bash_env"
+    bash_env.write_text("export EXISTING=1\n")
+    run = run_cli(tmp_path, {**asc_env(key), "CIRCLECI": "true", "BASH_ENV": str(bash_env)})
+    assert run.returncode == 0, run.stderr
+    sourced = subprocess.run(
+        ["bash", "-c", f'source "{bash_env}"; printf "%s" "$ASC_TOKEN"'], capture_output=True, text=True, check=True
+    ).stdout
+    assert key.decode(sourced)["iss"] == ISSUER_ID
+    assert "export EXISTING=1" in bash_env.read_text()
+    assert sourced not in run.stdout
+    assert_clean(run, sourced, key)
+
+
+def test_bitrise_envman_sensitive_on_stdin(tmp_path: Path, key: KeyMaterial) -> None:
+    run = run_cli(tmp_path, {**asc_env(key), "BITRISE_IO": "true"})
+    assert run.returncode == 0, run.stderr
+    assert "envman add --key ASC_TOKEN --sensitive" in run.argv_log()
+    token = run.stdin_log().splitlines()[0]
+    assert key.decode(token)["iss"] == ISSUER_ID
+    assert token not in run.stdout
+    assert_clean(run, token, key)
+
+
+def test_buildkite_redactor_then_file(tmp_path: Path, key: KeyMaterial) -> None:
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    run = run_cli(tmp_path, {**asc_env(key), "BUILDKITE": "true", "BUILDKITE_BUILD_CHECKOUT_PATH": str(checkout)})
+    assert run.returncode == 0, run.stderr
+    assert run.argv_log().splitlines() == ["buildkite-agent redactor add"]
+    redacted = run.stdin_log().strip()
+    written = (checkout / ".asc-token").read_text().strip()
+    assert redacted == written
+    assert key.decode(written)["iss"] == ISSUER_ID
+    assert_clean(run, written, key)
+
+
+@pytest.mark.parametrize("flavour", ["woodpecker", "drone"])
+def test_plugin_settings_and_token_file(tmp_path: Path, key: KeyMaterial, flavour: str) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    markers = {"woodpecker": {"CI": "woodpecker", "CI_WORKSPACE": str(workspace)},
+               "drone": {"DRONE": "true", "DRONE_WORKSPACE": str(workspace)}}[flavour]  # fmt: skip
+    env = {**markers, "PLUGIN_PRIVATE_KEY": key.base64_of_file, "PLUGIN_KEY_ID": KEY_ID,
+           "PLUGIN_ISSUER_ID": ISSUER_ID, "PLUGIN_VERIFY": "false"}  # fmt: skip
+    run = run_cli(tmp_path, env, [])
+    assert run.returncode == 0, run.stderr
+    token_file = workspace / ".asc-token"
+    token = token_file.read_text().strip()
+    assert key.decode(token)["iss"] == ISSUER_ID
+    if os.name != "nt":
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert "key-id from PLUGIN_KEY_ID" in run.stderr
+    assert_clean(run, token, key)
+
+
+def test_github_actions_cli_masks_then_outputs(tmp_path: Path, key: KeyMaterial) -> None:
+    output = tmp_path / "output"
+    output.write_text("")
+    run = run_cli(tmp_path, {**asc_env(key), "GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output)})
+    assert run.returncode == 0, run.stderr
+    from asc_token.runnerfiles import parse_file_command
+
+    token = parse_file_command(output.read_text())["token"]
+    assert run.stdout.splitlines()[-1] == f"::add-mask::{token}"
+    assert key.decode(token)["iss"] == ISSUER_ID
+    assert_clean(run, token, key)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("APP_STORE_CONNECT_API_KEY_KEY", "APP_STORE_CONNECT_API_KEY_KEY_ID", "APP_STORE_CONNECT_API_KEY_ISSUER_ID"),
+        ("APP_STORE_CONNECT_PRIVATE_KEY", "APP_STORE_CONNECT_KEY_IDENTIFIER", "APP_STORE_CONNECT_ISSUER_ID"),
+        ("ASC_PRIVATE_KEY_B64", "ASC_KEY_ID", "ASC_ISSUER_ID"),
+    ],
+)
+def test_other_tools_environment_names(tmp_path: Path, key: KeyMaterial, names: tuple) -> None:  # type: ignore[type-arg]
+    key_var, id_var, issuer_var = names
+    run = run_cli(
+        tmp_path, {key_var: key.base64_of_file, id_var: KEY_ID, issuer_var: ISSUER_ID}, ["--print", "--no-verify"]
+    )
+    assert run.returncode == 0, run.stderr
+    assert key.decode(run.stdout.strip())["iss"] == ISSUER_ID
+    assert f"private-key from {key_var}" in run.stderr and f"key-id from {id_var}" in run.stderr
+
+
+def test_key_path_from_environment_wins(tmp_path: Path, key: KeyMaterial) -> None:
+    key_file = tmp_path / f"AuthKey_{KEY_ID}.p8"
+    key_file.write_text(key.pem)
+    env = {
+        "ASC_PRIVATE_KEY_PATH": str(key_file),
+        "ASC_PRIVATE_KEY": "garbage",
+        "ASC_KEY_ID": KEY_ID,
+        "ASC_ISSUER_ID": ISSUER_ID,
+    }
+    run = run_cli(tmp_path, env, ["--print", "--no-verify"])
+    assert run.returncode == 0, run.stderr
+    assert "private-key-path from ASC_PRIVATE_KEY_PATH" in run.stderr
+
+
+def test_private_key_on_the_command_line_is_refused(tmp_path: Path, key: KeyMaterial) -> None:
+    run = run_cli(
+        tmp_path, {"ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID}, ["--private-key", "whatever", "--print"]
+    )
+    assert run.returncode == 1
+    assert "--private-key on the command line is refused" in run.stderr
+    assert run.stdout == ""
+
+
+def test_bad_input_names_the_variable(tmp_path: Path, key: KeyMaterial) -> None:
+    run = run_cli(tmp_path, {**asc_env(key), "ASC_KEY_ID": "short"}, ["--print", "--no-verify"])
+    assert run.returncode == 1
+    assert "error: ASC_KEY_ID must be 10 characters" in run.stderr
+    assert run.stdout == ""
+    assert "Traceback" not in run.stderr
+
+
+def test_verify_against_the_standin(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    run = run_cli(tmp_path, asc_env(key), ["--print", "--api-url", api.url])
+    assert run.returncode == 0, run.stderr
+    assert "verified (3 apps visible, 3599 requests left this hour)" in run.stderr
+    api.register(KEY_ID, key.key.public_key(), "11111111-2222-3333-4444-555555555555")
+    failed = run_cli(tmp_path, asc_env(key), ["--print", "--api-url", api.url])
+    assert failed.returncode == 1
+    assert "401 NOT_AUTHORIZED" in failed.stderr and "ASC_ISSUER_ID is not the issuer" in failed.stderr
+    assert failed.stdout == ""
