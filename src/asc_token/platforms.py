@@ -158,6 +158,9 @@ class Delivery:
 
 
 def default_output_file(platform: str, env: Mapping[str, str]) -> Optional[str]:
+    """Platforms whose later steps cannot receive a variable get the token as a 0600 file."""
     if platform == "buildkite":
         return os.path.join(env.get("BUILDKITE_BUILD_CHECKOUT_PATH") or os.getcwd(), ".asc-token")
+    if platform == "bitbucket":
+        return os.path.join(env.get("BITBUCKET_CLONE_DIR") or os.getcwd(), ".asc-token")
     return None

@@ -1,0 +1,180 @@
+"""The image run the way the runner runs a container step: its mounts, INPUT_* env with hyphens,
+container paths in GITHUB_OUTPUT, /github/workspace as the working directory.
+
+Skipped with the reason where no Docker engine runs; `.ci/run` starts one and sets
+ASC_REQUIRE_DOCKER=1, which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import pytest
+
+from asc_token.runnerfiles import parse_file_command
+from asc_token.standin import AppStoreConnectStandIn
+
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
+
+IMAGE = "asc-token-action:test"
+
+
+def _docker_problem() -> Optional[str]:
+    if shutil.which("docker") is None:
+        return "no docker client on PATH"
+    probe = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False, timeout=60)
+    if probe.returncode != 0:
+        return "no Docker engine is running (source ../shared/ci/docker-env.sh to start one)"
+    if not os.environ.get("BASE_IMAGE"):
+        return "BASE_IMAGE is not set (source ../shared/ci/docker-env.sh to build a local base image)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def image() -> Iterator[str]:
+    problem = _docker_problem()
+    if problem:
+        if os.environ.get("ASC_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"container tests are required here but {problem}")
+        pytest.skip(problem)
+    build = subprocess.run(
+        ["docker", "build", "--network", "host", "--build-arg", f"BASE_IMAGE={os.environ['BASE_IMAGE']}", "-t", IMAGE, "."],
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    yield IMAGE
+
+
+class ContainerRun:
+    def __init__(self, completed: "subprocess.CompletedProcess[str]", host: Path) -> None:
+        self.returncode = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+        self.host = host
+        commands = host / "_runner_file_commands"
+        self.outputs = parse_file_command((commands / "set_output").read_text())
+        self.summary = (commands / "step_summary").read_text()
+
+
+def run_container(
+    image: str,
+    host: Path,
+    inputs: Dict[str, str],
+    *,
+    extra_env: Optional[Dict[str, str]] = None,
+    args: Optional[List[str]] = None,
+) -> ContainerRun:
+    """What the runner does for `uses: docker://...`: the same mounts, names and env."""
+    mounts = {
+        "_github_home": "/github/home",
+        "_github_workflow": "/github/workflow",
+        "_runner_file_commands": "/github/file_commands",
+        "workspace": "/github/workspace",
+    }
+    for folder in mounts:
+        (host / folder).mkdir(parents=True, exist_ok=True)
+    for name in ("set_output", "set_env", "step_summary"):
+        (host / "_runner_file_commands" / name).write_text("")
+    container_env = {
+        "HOME": "/github/home",
+        "GITHUB_ACTIONS": "true",
+        "CI": "true",
+        "GITHUB_WORKSPACE": "/github/workspace",
+        "GITHUB_OUTPUT": "/github/file_commands/set_output",
+        "GITHUB_ENV": "/github/file_commands/set_env",
+        "GITHUB_STEP_SUMMARY": "/github/file_commands/step_summary",
+        "RUNNER_TEMP": "/home/runner/work/_temp",  # the host path: not mounted into containers
+        "RUNNER_OS": "Linux",
+    }
+    container_env.update({f"INPUT_{name.upper()}": value for name, value in inputs.items()})
+    container_env.update(extra_env or {})
+    command = ["docker", "run", "--rm", "--network", "host", "--workdir", "/github/workspace"]
+    for name in container_env:
+        command += ["-e", name]  # values come from our environment, as the runner passes them
+    for folder, target in mounts.items():
+        command += ["-v", f"{host / folder}:{target}"]
+    command.append(image)
+    command += args or []
+    process_env = {**os.environ, **container_env}
+    completed = subprocess.run(command, env=process_env, capture_output=True, text=True, check=False, timeout=120)
+    return ContainerRun(completed, host)
+
+
+def test_mints_with_several_key_forms(image: str, tmp_path: Path, key: KeyMaterial) -> None:
+    for form, text in {"pem": key.pem, "base64": key.base64_of_file, "escaped": key.pem.replace("\n", "\\n")}.items():
+        run = run_container(
+            image, tmp_path / form, {"private-key": text, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        token = run.outputs["token"]
+        assert key.decode(token)["iss"] == ISSUER_ID
+        lines = run.stdout.splitlines()
+        assert lines.index(f"::add-mask::{token}") == min(i for i, line in enumerate(lines) if token in line)
+        assert "Traceback" not in run.stderr
+
+
+def test_key_file_in_the_workspace_and_hostile_path_home(image: str, tmp_path: Path, key: KeyMaterial) -> None:
+    (tmp_path / "workspace").mkdir(parents=True)
+    (tmp_path / "workspace" / "AuthKey.p8").write_text(key.sec1)
+    run = run_container(
+        image,
+        tmp_path,
+        {"private-key-path": "AuthKey.p8", "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"},
+        extra_env={"PATH": "/nonexistent", "HOME": "/nonexistent", "PYTHONPATH": "/github/workspace/evil"},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert key.decode(run.outputs["token"])["iss"] == ISSUER_ID
+
+
+def test_bad_key_gives_one_error(image: str, tmp_path: Path, key: KeyMaterial) -> None:
+    run = run_container(image, tmp_path, {"private-key": "not a key", "key-id": KEY_ID, "issuer-id": ISSUER_ID})
+    assert run.returncode == 1
+    errors = [line for line in run.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and "`private-key`" in errors[0]
+    assert "Traceback" not in run.stdout + run.stderr
+    assert "token" not in run.outputs
+
+
+def test_verifies_against_the_standin(image: str, tmp_path: Path, key: KeyMaterial) -> None:
+    with AppStoreConnectStandIn() as api:
+        api.register(KEY_ID, key.key.public_key(), ISSUER_ID)
+        run = run_container(image, tmp_path, {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": api.url})
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert run.outputs["app-count"] == "3"
+        assert "credentials accepted" in run.summary
+        wrong = run_container(
+            image, tmp_path / "wrong", {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": str(uuid.uuid4()), "api-url": api.url}
+        )
+        assert wrong.returncode == 1
+        assert "401 NOT_AUTHORIZED" in wrong.stdout
+
+
+def test_cli_mode_for_other_platforms(image: str, tmp_path: Path, key: KeyMaterial) -> None:
+    """GitLab and friends: no GITHUB_ACTIONS, settings from the environment, --print."""
+    run = run_container(
+        image,
+        tmp_path,
+        {},
+        extra_env={"GITHUB_ACTIONS": "", "GITLAB_CI": "true", "ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID},
+        args=["--print", "--no-verify"],
+    )
+    assert run.returncode == 0, run.stderr
+    assert key.decode(run.stdout.strip())["iss"] == ISSUER_ID
+    assert "on gitlab" in run.stderr
+
+
+def test_write_key_files_is_refused_in_a_container(image: str, tmp_path: Path, key: KeyMaterial) -> None:
+    run = run_container(
+        image, tmp_path, {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false", "write-key-files": "true"}
+    )
+    assert run.returncode == 1
+    assert "RUNNER_TEMP" in run.stdout and "composite action" in run.stdout
