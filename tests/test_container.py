@@ -22,12 +22,13 @@ from asc_token.standin import AppStoreConnectStandIn
 from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
 
 IMAGE = "asc-token-action:test"
+DOCKER = shutil.which("docker") or "docker"  # absolute: a test passes a hostile PATH through
 
 
 def _docker_problem() -> Optional[str]:
     if shutil.which("docker") is None:
         return "no docker client on PATH"
-    probe = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False, timeout=60)
+    probe = subprocess.run([DOCKER, "info"], capture_output=True, text=True, check=False, timeout=60)
     if probe.returncode != 0:
         return "no Docker engine is running (source ../shared/ci/docker-env.sh to start one)"
     if not os.environ.get("BASE_IMAGE"):
@@ -43,7 +44,17 @@ def image() -> Iterator[str]:
             pytest.fail(f"container tests are required here but {problem}")
         pytest.skip(problem)
     build = subprocess.run(
-        ["docker", "build", "--network", "host", "--build-arg", f"BASE_IMAGE={os.environ['BASE_IMAGE']}", "-t", IMAGE, "."],
+        [
+            DOCKER,
+            "build",
+            "--network",
+            "host",
+            "--build-arg",
+            f"BASE_IMAGE={os.environ['BASE_IMAGE']}",
+            "-t",
+            IMAGE,
+            ".",
+        ],
         cwd=str(ROOT),
         capture_output=True,
         text=True,
@@ -55,7 +66,7 @@ def image() -> Iterator[str]:
 
 
 class ContainerRun:
-    def __init__(self, completed: "subprocess.CompletedProcess[str]", host: Path) -> None:
+    def __init__(self, completed: subprocess.CompletedProcess[str], host: Path) -> None:
         self.returncode = completed.returncode
         self.stdout = completed.stdout
         self.stderr = completed.stderr
@@ -97,7 +108,7 @@ def run_container(
     }
     container_env.update({f"INPUT_{name.upper()}": value for name, value in inputs.items()})
     container_env.update(extra_env or {})
-    command = ["docker", "run", "--rm", "--network", "host", "--workdir", "/github/workspace"]
+    command = [DOCKER, "run", "--rm", "--network", "host", "--workdir", "/github/workspace"]
     for name in container_env:
         command += ["-e", name]  # values come from our environment, as the runner passes them
     for folder, target in mounts.items():
@@ -147,12 +158,16 @@ def test_bad_key_gives_one_error(image: str, tmp_path: Path, key: KeyMaterial) -
 def test_verifies_against_the_standin(image: str, tmp_path: Path, key: KeyMaterial) -> None:
     with AppStoreConnectStandIn() as api:
         api.register(KEY_ID, key.key.public_key(), ISSUER_ID)
-        run = run_container(image, tmp_path, {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": api.url})
+        run = run_container(
+            image, tmp_path, {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": api.url}
+        )
         assert run.returncode == 0, run.stdout + run.stderr
         assert run.outputs["app-count"] == "3"
         assert "credentials accepted" in run.summary
         wrong = run_container(
-            image, tmp_path / "wrong", {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": str(uuid.uuid4()), "api-url": api.url}
+            image,
+            tmp_path / "wrong",
+            {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": str(uuid.uuid4()), "api-url": api.url},
         )
         assert wrong.returncode == 1
         assert "401 NOT_AUTHORIZED" in wrong.stdout
@@ -164,7 +179,13 @@ def test_cli_mode_for_other_platforms(image: str, tmp_path: Path, key: KeyMateri
         image,
         tmp_path,
         {},
-        extra_env={"GITHUB_ACTIONS": "", "GITLAB_CI": "true", "ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID},
+        extra_env={
+            "GITHUB_ACTIONS": "",
+            "GITLAB_CI": "true",
+            "ASC_PRIVATE_KEY": key.pem,
+            "ASC_KEY_ID": KEY_ID,
+            "ASC_ISSUER_ID": ISSUER_ID,
+        },
         args=["--print", "--no-verify"],
     )
     assert run.returncode == 0, run.stderr
@@ -174,7 +195,15 @@ def test_cli_mode_for_other_platforms(image: str, tmp_path: Path, key: KeyMateri
 
 def test_write_key_files_is_refused_in_a_container(image: str, tmp_path: Path, key: KeyMaterial) -> None:
     run = run_container(
-        image, tmp_path, {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false", "write-key-files": "true"}
+        image,
+        tmp_path,
+        {
+            "private-key": key.pem,
+            "key-id": KEY_ID,
+            "issuer-id": ISSUER_ID,
+            "verify": "false",
+            "write-key-files": "true",
+        },
     )
     assert run.returncode == 1
     assert "RUNNER_TEMP" in run.stdout and "composite action" in run.stdout

@@ -126,6 +126,10 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] 
         from .demo import run_demo
 
         return run_demo()
+    if args_list[:1] == ["standin"]:
+        from .demo import serve_standin
+
+        return serve_standin(args_list[1:])
     environ = dict(os.environ if env is None else env)
     args = build_parser().parse_args(args_list)
     platform = args.platform or detect_platform(environ)

@@ -8,16 +8,20 @@ and the 401 explanation a workflow gets. Nothing leaves this machine.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from .platforms import write_secret_file
 from .runnerfiles import parse_file_command
 from .standin import AppStoreConnectStandIn
 
@@ -86,3 +90,32 @@ def _show(title: str, code: int, log: str, outputs: Dict[str, str], summary: str
         print(f"{name} = {shown}")
     print("--- job summary")
     print(summary.rstrip() + "\n")
+
+
+def serve_standin(argv: List[str]) -> int:
+    """``asc-token standin``: a stand-in with a fresh throwaway key, for the workflow self-test.
+
+    Writes the key to a 0600 file and the URL, key ID and issuer to GITHUB_OUTPUT (or stdout),
+    then serves until ``--seconds`` have passed: it always stops by itself.
+    """
+    parser = argparse.ArgumentParser(prog="asc-token standin")
+    parser.add_argument("--key-file", required=True, help="where to write the throwaway .p8")
+    parser.add_argument("--seconds", type=float, default=600.0, help="serve this long, then stop")
+    args = parser.parse_args(argv)
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    write_secret_file(args.key_file, pem)
+    issuer = str(uuid.uuid4())
+    api = AppStoreConnectStandIn().start()
+    api.register(DEMO_KEY_ID, key.public_key(), issuer)
+    facts = {"url": api.url, "key-id": DEMO_KEY_ID, "issuer-id": issuer, "key-file": os.path.abspath(args.key_file)}
+    output = os.environ.get("GITHUB_OUTPUT")
+    with open(output, "a", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as stream:
+        for name, value in facts.items():
+            stream.write(f"{name}={value}\n")
+    sys.stdout.flush()
+    time.sleep(max(0.0, args.seconds))
+    api.stop()
+    return 0
