@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Benchmarks with side-by-side ratios against the targets in the issues.
+
+    python3 dev.py bench [--quick] [--no-docker]
+
+1. mint-only entrypoint.py vs `python -c pass` on the same interpreter      (target <= 12x)
+2. composite first run (empty tool cache) vs `python -m venv && pip install
+   pyjwt cryptography requests actions-toolkit`, both without pip's cache    (target <= 0.6x)
+3. composite warm run vs entrypoint.py run directly                         (target <= 3x)
+4. image size over its base                                                  (target <= 40 MB)
+5. `docker run` mint-only vs `docker run BASE python3 -c pass`              (target <= 2x)
+
+Medians of repeated runs; wall-clock on this machine, so compare the ratios, not the seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY_ID = "ABCDE12345"
+ISSUER = "57246542-96fe-1a63-e053-0824d011072a"
+RESULTS: List[Tuple[str, float, float, float, str]] = []
+
+
+def median_seconds(run: Callable[[], None], repeat: int, setup: Optional[Callable[[], None]] = None) -> float:
+    samples = []
+    for _ in range(repeat):
+        if setup is not None:
+            setup()
+        started = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def check(command: List[str], env: Optional[Dict[str, str]] = None) -> None:
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise SystemExit(
+            f"benchmark command failed: {command[:3]}...\n{completed.stdout[-2000:]}{completed.stderr[-2000:]}"
+        )
+
+
+def record(name: str, ours: float, baseline: float, target: float, unit: str = "s") -> None:
+    RESULTS.append((name, ours, baseline, target, unit))
+
+
+def action_env(workdir: Path, pem: str) -> Dict[str, str]:
+    output = workdir / "output"
+    output.write_text("")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("INPUT_", "GITHUB_", "RUNNER_", "VIRTUAL_ENV", "PYTHONPATH"))
+    }
+    env.update(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(output),
+        GITHUB_STEP_SUMMARY=str(workdir / "summary"),
+        GITHUB_ACTION_PATH=str(ROOT),
+        RUNNER_TEMP=str(workdir),
+        INPUT_PRIVATE_KEY=pem,
+        INPUT_KEY_ID=KEY_ID,
+        INPUT_ISSUER_ID=ISSUER,
+        INPUT_VERIFY="false",
+    )
+    return env
+
+
+def bench_mint_and_composite(workdir: Path, pem: str, quick: bool) -> None:
+    repeat = 5 if quick else 15
+    env = action_env(workdir, pem)
+    step = yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"][0]["run"]
+    python3 = shutil.which("python3") or sys.executable
+
+    # Cold composite run: an empty tool cache, pip's cache off (a fresh hosted runner).
+    cold_env = {**env, "PIP_NO_CACHE_DIR": "1"}
+
+    def fresh_cache() -> None:
+        cache = workdir / "toolcache"
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.mkdir()
+        cold_env["RUNNER_TOOL_CACHE"] = str(cache)
+
+    cold_repeat = 2 if quick else 3
+    cold = median_seconds(
+        lambda: check(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step], cold_env),
+        cold_repeat,
+        fresh_cache,
+    )
+
+    def plain_setup() -> None:
+        shutil.rmtree(workdir / "plain", ignore_errors=True)
+
+    plain_pip = workdir / "plain" / ("Scripts" if os.name == "nt" else "bin") / "pip"
+
+    def plain() -> None:
+        check([python3, "-m", "venv", str(workdir / "plain")])
+        check([str(plain_pip), "install", "--quiet", "--no-cache-dir", "--disable-pip-version-check",
+               "pyjwt", "cryptography", "requests", "actions-toolkit"])  # fmt: skip
+
+    baseline = median_seconds(plain, cold_repeat, plain_setup)
+    record("composite first run vs venv + pip install", cold, baseline, 0.6)
+
+    # Warm composite run (the venv is cached) vs entrypoint.py run directly with that venv.
+    venv_dirs = list((workdir / "toolcache" / "asc-token-action").iterdir())
+    venv_python = venv_dirs[0] / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    warm = median_seconds(
+        lambda: check(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step], cold_env), repeat
+    )
+    direct = median_seconds(lambda: check([str(venv_python), "-I", str(ROOT / "entrypoint.py")], cold_env), repeat)
+    record("composite warm run vs entrypoint.py directly", warm, direct, 3.0)
+
+    empty = median_seconds(lambda: check([str(venv_python), "-c", "pass"]), repeat)
+    record("mint-only entrypoint.py vs python -c pass", direct, empty, 12.0)
+
+
+def bench_docker(workdir: Path, pem: str, quick: bool) -> None:
+    docker = shutil.which("docker")
+    base = os.environ.get("BASE_IMAGE")
+    if docker is None or not base or subprocess.run([docker, "info"], capture_output=True, check=False).returncode != 0:
+        print("docker: skipped (no engine or BASE_IMAGE; source ../shared/ci/docker-env.sh)")
+        return
+    check(
+        [
+            docker,
+            "build",
+            "--network",
+            "host",
+            "--build-arg",
+            f"BASE_IMAGE={base}",
+            "-t",
+            "asc-token-action:bench",
+            str(ROOT),
+        ]
+    )
+
+    def size(image: str) -> float:
+        out = subprocess.run(
+            [docker, "image", "inspect", "--format", "{{.Size}}", image], capture_output=True, text=True, check=True
+        )
+        return int(out.stdout.strip()) / 1e6
+
+    record("image size over its base (MB added)", size("asc-token-action:bench") - size(base), 0.0, 40.0, "MB")
+    repeat = 5 if quick else 10
+    env = {**os.environ, "GITHUB_ACTIONS": "true", "INPUT_PRIVATE_KEY": pem, "INPUT_KEY_ID": KEY_ID,
+           "INPUT_ISSUER_ID": ISSUER, "INPUT_VERIFY": "false"}  # fmt: skip
+    names = ["GITHUB_ACTIONS", "INPUT_PRIVATE_KEY", "INPUT_KEY_ID", "INPUT_ISSUER_ID", "INPUT_VERIFY"]
+    flags = [part for name in names for part in ("-e", name)]
+    ours = median_seconds(
+        lambda: check([docker, "run", "--rm", "--network", "none", *flags, "asc-token-action:bench"], env), repeat
+    )
+    plain = median_seconds(
+        lambda: check([docker, "run", "--rm", "--network", "none", base, "python3", "-c", "pass"]), repeat
+    )
+    record("docker run mint-only vs docker run BASE python3 -c pass", ours, plain, 2.0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--no-docker", action="store_true", help="skip the image figures")
+    args = parser.parse_args()
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    with tempfile.TemporaryDirectory(prefix="asc-bench-") as tmp:
+        workdir = Path(tmp)
+        bench_mint_and_composite(workdir, pem, args.quick)
+        if not args.no_docker:
+            bench_docker(workdir, pem, args.quick)
+    print(f"\n{'measurement':<58} {'ours':>10} {'baseline':>10} {'ratio':>7} {'target':>8}  ok")
+    failed = False
+    for name, ours, baseline, target, unit in RESULTS:
+        if unit == "MB":
+            ok = ours <= target
+            print(f"{name:<58} {ours:>8.1f}MB {'':>10} {'':>7} {'<=' + str(target):>8}  {'yes' if ok else 'NO'}")
+        else:
+            ratio = ours / baseline
+            ok = ratio <= target
+            print(
+                f"{name:<58} {ours:>9.3f}s {baseline:>9.3f}s {ratio:>6.2f}x {'<=' + str(target) + 'x':>8}  {'yes' if ok else 'NO'}"
+            )
+        failed = failed or not ok
+    out = ROOT / "bench-results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(
+        json.dumps([dict(zip(("name", "ours", "baseline", "target", "unit"), r)) for r in RESULTS], indent=2)
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
