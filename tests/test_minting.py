@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jwt
 import pytest
 
@@ -67,3 +69,52 @@ def test_iso8601() -> None:
 )
 def test_scope_allows(scope: tuple, url: str, allowed: bool) -> None:  # type: ignore[type-arg]
     assert scope_allows(scope, "GET", url) is allowed
+
+
+def test_signature_is_raw_r_s_and_verifies_with_cryptography(key: KeyMaterial) -> None:
+    """Independent of PyJWT: the third segment is r || s (64 bytes) over header.claims."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    token = mint(key.key, TokenRequest(KEY_ID, ISSUER_ID), clock=lambda: NOW).token
+    header_b64, claims_b64, signature_b64 = token.split(".")
+    assert "=" not in token
+    raw = base64.urlsafe_b64decode(signature_b64 + "=" * (-len(signature_b64) % 4))
+    assert len(raw) == 64
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    key.key.public_key().verify(der, f"{header_b64}.{claims_b64}".encode(), ec.ECDSA(hashes.SHA256()))
+
+
+def test_tampered_token_is_rejected_by_pyjwt(key: KeyMaterial) -> None:
+    token = mint(key.key, TokenRequest(KEY_ID, ISSUER_ID), clock=lambda: NOW).token
+    header, _claims, signature = token.split(".")
+    forged = mint(key.key, TokenRequest(KEY_ID, "00000000-0000-4000-8000-000000000000"), clock=lambda: NOW).token
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(f"{header}.{forged.split('.')[1]}.{signature}", key.key.public_key(), algorithms=["ES256"],
+                   audience="appstoreconnect-v1", options={"verify_exp": False})  # fmt: skip
+
+
+def test_a_mint_only_run_imports_neither_requests_nor_pyjwt(tmp_path: Path, key: KeyMaterial) -> None:
+    import subprocess
+    import sys
+
+    from .runner import ENTRYPOINT
+
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(ENTRYPOINT)!r}]\n"
+        "try:\n"
+        f"    runpy.run_path({str(ENTRYPOINT)!r}, run_name='__main__')\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code\n"
+        "print(sorted(m for m in ('requests', 'jwt', 'urllib3') if m in sys.modules))\n"
+    )
+    output = tmp_path / "out"
+    output.write_text("")
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output), "INPUT_PRIVATE-KEY": key.pem,
+           "INPUT_KEY-ID": KEY_ID, "INPUT_ISSUER-ID": ISSUER_ID, "INPUT_VERIFY": "false", "PATH": "/usr/bin:/bin"}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "[]"
