@@ -25,7 +25,7 @@ RUN python3 -m venv --without-pip /opt/asc-token-action/venv \
 COPY entrypoint.py /opt/asc-token-action/entrypoint.py
 COPY src/asc_token /opt/asc-token-action/src/asc_token
 RUN /opt/asc-token-action/venv/bin/python -m compileall -q /opt/asc-token-action/src \
- && printf '#!/bin/sh\nexec /opt/asc-token-action/venv/bin/python -I /opt/asc-token-action/entrypoint.py "$@"\n' \
+ && printf '#!/bin/sh\nexec /opt/asc-token-action/venv/bin/python -I -c "import sys; sys.path.insert(0, \\"/opt/asc-token-action/src\\"); from asc_token.entry import cli; sys.exit(cli())" "$@"\n' \
       > /usr/local/bin/asc-token \
  && chmod 0755 /usr/local/bin/asc-token
 

@@ -83,6 +83,7 @@ def run_container(
     *,
     extra_env: Optional[Dict[str, str]] = None,
     args: Optional[List[str]] = None,
+    entrypoint: Optional[str] = None,
 ) -> ContainerRun:
     """What the runner does for `uses: docker://...`: the same mounts, names and env."""
     mounts = {
@@ -113,6 +114,8 @@ def run_container(
         command += ["-e", name]  # values come from our environment, as the runner passes them
     for folder, target in mounts.items():
         command += ["-v", f"{host / folder}:{target}"]
+    if entrypoint:
+        command += ["--entrypoint", entrypoint]
     command.append(image)
     command += args or []
     process_env = {**os.environ, **container_env}
@@ -207,3 +210,18 @@ def test_write_key_files_is_refused_in_a_container(image: str, tmp_path: Path, k
     )
     assert run.returncode == 1
     assert "RUNNER_TEMP" in run.stdout and "composite action" in run.stdout
+
+
+def test_asc_token_command_in_the_image(image: str, tmp_path: Path, key: KeyMaterial) -> None:
+    """A GitLab job `image:` runs `asc-token` from PATH; it is the CLI even with GITHUB_ACTIONS set."""
+    run = run_container(
+        image,
+        tmp_path,
+        {},
+        extra_env={"ASC_PRIVATE_KEY": key.base64_of_file, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "ASC_VERIFY": "false"},
+        args=["--output-file", "/github/workspace/token"],
+        entrypoint="asc-token",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert key.decode((tmp_path / "workspace" / "token").read_text().strip())["iss"] == ISSUER_ID
+    assert run.stdout.count("::add-mask::") == 4  # key lines and the token, masked before anything else

@@ -7,10 +7,16 @@ import sys
 from typing import List, Optional
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def cli() -> int:
+    """The ``asc-token`` command: always the CLI, even inside GitHub Actions."""
+    return main(force_cli=True)
+
+
+def main(argv: Optional[List[str]] = None, *, force_cli: bool = False) -> int:
+    """entrypoint.py: the action when the runner starts it (GITHUB_ACTIONS, no arguments)."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        if not args and os.environ.get("GITHUB_ACTIONS") == "true":
+        if not force_cli and not args and os.environ.get("GITHUB_ACTIONS") == "true":
             from .action import run_action
 
             return run_action()
