@@ -218,7 +218,12 @@ def test_asc_token_command_in_the_image(image: str, tmp_path: Path, key: KeyMate
         image,
         tmp_path,
         {},
-        extra_env={"ASC_PRIVATE_KEY": key.base64_of_file, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "ASC_VERIFY": "false"},
+        extra_env={
+            "ASC_PRIVATE_KEY": key.base64_of_file,
+            "ASC_KEY_ID": KEY_ID,
+            "ASC_ISSUER_ID": ISSUER_ID,
+            "ASC_VERIFY": "false",
+        },
         args=["--output-file", "/github/workspace/token"],
         entrypoint="asc-token",
     )

@@ -16,8 +16,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from . import __version__
 from .config import DEFAULT_API_URL, read_settings
 from .errors import AscTokenError, InputError
+from .files import write_secret_file
 from .flow import Collaborators, labels_for, run_flow
-from .platforms import PLATFORMS, Delivery, default_output_file, detect_platform, write_secret_file
+from .platforms import PLATFORMS, Delivery, default_output_file, detect_platform
 
 # First match wins. Plugin settings come first: they are set for this step only.
 ENV_SOURCES: Dict[str, Tuple[str, ...]] = {

@@ -21,7 +21,7 @@ from typing import Dict, List, Tuple
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .platforms import write_secret_file
+from .files import write_secret_file
 from .runnerfiles import parse_file_command
 from .standin import AppStoreConnectStandIn
 

@@ -1,18 +1,18 @@
 """Write the key where Apple's tools look for it: ``AuthKey_<KEYID>.p8`` and fastlane's JSON.
 
-Files are created 0600 in a 0700 folder and replaced atomically (write a temporary file in the
-same folder, then rename), so a re-run in the same job never appends to or half-writes a key.
+Files are created 0600 in a 0700 folder and replaced atomically (:func:`write_secret_file`),
+so a re-run in the same job never appends to or half-writes a key.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Dict, Optional
 
 from .errors import KeyFileError
+from .files import write_secret_file
 from .minting import MAX_LIFETIME_SECONDS
 
 FOLDER_NAME = "private_keys"
@@ -56,20 +56,6 @@ def write_key_files(
     }
     if issuer_id is not None:
         fastlane["issuer_id"] = issuer_id  # individual keys have none; fastlane then uses sub: user
-    _replace_atomically(key_path, key_pem)
-    _replace_atomically(json_path, json.dumps(fastlane, indent=2) + "\n")
+    write_secret_file(key_path, key_pem)
+    write_secret_file(json_path, json.dumps(fastlane, indent=2) + "\n")
     return KeyFiles(directory=directory, key_path=key_path, api_key_json_path=json_path)
-
-
-def _replace_atomically(path: str, content: str) -> None:
-    folder = os.path.dirname(path)
-    # mkstemp creates the file 0600 from the start: the key is never readable by others.
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="ascii", newline="\n") as stream:
-            stream.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise

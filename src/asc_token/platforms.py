@@ -12,6 +12,8 @@ import sys
 from typing import Callable, List, Mapping, Optional, TextIO, Tuple
 
 from .errors import AscTokenError
+from .files import write_secret_file
+from .github import GitHubCommands
 
 # Checked in this order: some platforms also set another's variables for compatibility.
 _DETECTORS: List[Tuple[str, Callable[[Mapping[str, str]], bool]]] = [
@@ -39,22 +41,6 @@ def detect_platform(env: Mapping[str, str]) -> str:
         if matches(env):
             return name
     return "generic"
-
-
-def write_secret_file(path: str, content: str) -> None:
-    """Create or replace ``path`` with mode 0600, atomically."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def run_with_stdin(argv: List[str], secret: str, env: Mapping[str, str], what: str) -> None:
@@ -88,10 +74,7 @@ class Delivery:
     def mask(self, secret: str) -> None:
         """Register a secret before it exists anywhere else, where the platform can."""
         if self.platform == "github":
-            for line in secret.splitlines():
-                if line.strip():
-                    self.stdout.write(f"::add-mask::{line.strip()}\n")
-            self.stdout.flush()
+            GitHubCommands(dict(self.env)).mask(secret)
 
     def deliver(self, token: str, expires_at: str, *, printing: bool) -> List[str]:
         """Put the token where this platform's later steps read it; returns what was done."""
@@ -102,8 +85,6 @@ class Delivery:
         return done
 
     def _deliver_github(self, token: str, expires_at: str, printing: bool) -> List[str]:
-        from .github import GitHubCommands
-
         gh = GitHubCommands(dict(self.env))
         if gh.set_output("token", token):
             gh.set_output("expires-at", expires_at)
