@@ -163,13 +163,11 @@ def _issuer_id(inputs: InputReader, key_type: str) -> Optional[str]:
             label,
             f"{label} is empty but {inputs.label('key-type')} is team: set {label} to the Issuer "
             f"ID from App Store Connect > Users and Access > Integrations, or set "
-            f"{inputs.label('key-type')} to individual for an individual key.",
+            f"{inputs.label('key-type')} to individual for an individual key; if you did set it, "
+            "check that the secret or variable exists in this repository or environment (pull "
+            "requests from forks get empty secrets).",
             details=(
-                "If you did set it, the secret or variable is empty in this run: check that it "
-                "exists in this repository or environment, and note that GitHub passes empty "
-                "secrets to pull requests from forks.\n\n"
-                "with:\n  issuer-id: ${{ vars.ASC_ISSUER_ID }}\n"
-                "# or, for an individual key:\n  key-type: individual"
+                "with:\n  issuer-id: ${{ vars.ASC_ISSUER_ID }}\n# or, for an individual key:\n  key-type: individual"
             ),
         )
     if _UUID.match(raw) is None:
