@@ -143,3 +143,10 @@ def test_shell_metacharacters_stay_data(tmp_path: Path, key: KeyMaterial) -> Non
     evil = f'$(touch {marker})`touch {marker}`"; touch {marker}; echo "'
     _expect_error(tmp_path, {**base(key), "key-id": evil}, ["`key-id`"], key.secret_fragments())
     assert not marker.exists()
+
+
+def test_a_key_pasted_into_the_wrong_input_is_not_echoed(tmp_path: Path, key: KeyMaterial) -> None:
+    message = _expect_error(
+        tmp_path, {**base(key), "expires-in": key.pem}, ["`expires-in`", "not shown"], key.secret_fragments()
+    )
+    assert "BEGIN" not in message

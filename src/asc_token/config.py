@@ -89,7 +89,14 @@ def read_bool(inputs: InputReader, name: str, *, default: bool) -> bool:
         return True
     if raw in _FALSE:
         return False
-    raise InputError(inputs.label(name), f"{inputs.label(name)} must be true or false, not {raw[:40]!r}.")
+    raise InputError(inputs.label(name), f"{inputs.label(name)} must be true or false, not {_shown(raw)}.")
+
+
+def _shown(value: str) -> str:
+    """Quote a wrong value back to the user, unless it could be a secret put in the wrong input."""
+    if len(value) > 60 or "-----" in value or "\n" in value:
+        return f"a {len(value)}-character value (not shown: it may be a secret in the wrong input)"
+    return repr(value)
 
 
 def resolve_key_path(path: str, workspace: Optional[str]) -> str:
@@ -128,7 +135,7 @@ def _key_type(inputs: InputReader) -> str:
     if raw not in ("team", "individual"):
         raise InputError(
             inputs.label("key-type"),
-            f"{inputs.label('key-type')} must be team or individual, not {raw[:40]!r}: use team "
+            f"{inputs.label('key-type')} must be team or individual, not {_shown(raw)}: use team "
             "for keys from the Integrations > Team Keys tab, individual for a user's own key.",
         )
     return raw
@@ -188,7 +195,7 @@ def _expires_in(inputs: InputReader) -> int:
         raise InputError(
             label,
             f"{label} must be a whole number of seconds from 1 to {MAX_LIFETIME_SECONDS}, not "
-            f"{raw[:40]!r}: Apple rejects tokens that live longer than 20 minutes, so leave it "
+            f"{_shown(raw)}: Apple rejects tokens that live longer than 20 minutes, so leave it "
             "unset for the maximum.",
         )
     return int(raw)
@@ -202,7 +209,7 @@ def _scope(inputs: InputReader) -> Tuple[str, ...]:
         if method.upper() != method or not method.isalpha() or not path.startswith("/"):
             raise InputError(
                 label,
-                f"{label} entry {entry[:80]!r} is not of the form METHOD /path: write one per "
+                f"{label} entry {_shown(entry)} is not of the form METHOD /path: write one per "
                 "line, like GET /v1/apps?filter[platform]=IOS.",
             )
     return entries
@@ -213,7 +220,7 @@ def _api_url(inputs: InputReader) -> str:
     if not raw.startswith(("https://", "http://")):
         raise InputError(
             inputs.label("api-url"),
-            f"{inputs.label('api-url')} must start with https://, not {raw[:60]!r}: leave it unset "
+            f"{inputs.label('api-url')} must start with https://, not {_shown(raw)}: leave it unset "
             f"for {DEFAULT_API_URL}.",
         )
     return raw.rstrip("/")
