@@ -17,6 +17,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 from typing import List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,8 +91,24 @@ def build_runtime(target: str) -> Optional[str]:
     return None
 
 
+def writable_cache_root() -> str:
+    """RUNNER_TOOL_CACHE when it can be written (self-hosted runners may lock it down), else temp."""
+    for root in (
+        cache_root(),
+        os.path.join(os.environ.get("RUNNER_TEMP") or tempfile.gettempdir(), "asc-token-action"),
+    ):
+        try:
+            os.makedirs(root, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=root, prefix=".probe-")  # noqa: SIM115 - closed at once
+            probe.close()
+            return root
+        except OSError:
+            continue
+    return cache_root()
+
+
 def ensure_runtime() -> str:
-    target = os.path.join(cache_root(), runtime_key())
+    target = os.path.join(writable_cache_root(), runtime_key())
     if not os.path.exists(os.path.join(target, MARKER)):
         shutil.rmtree(target, ignore_errors=True)  # a half-built leftover from a killed job
         print(
@@ -118,9 +135,18 @@ def main(argv: List[str]) -> int:
             f"::error title=Python too old::asc-token-action needs Python 3.9 or newer, and {sys.executable} is {platform.python_version()}: add actions/setup-python before this step."
         )
         return 1
-    python = ensure_runtime()
-    # -I: a PYTHONPATH or user site-packages in the job's environment cannot inject modules.
-    return subprocess.call([python, "-I", ENTRYPOINT, *argv])
+    try:
+        python = ensure_runtime()
+        # -I: a PYTHONPATH or user site-packages in the job's environment cannot inject modules.
+        return subprocess.call([python, "-I", ENTRYPOINT, *argv])
+    except OSError as exc:
+        print(
+            "::error title=asc-token-action setup failed::Preparing the runtime failed "
+            f"({type(exc).__name__}: {exc.strerror or exc}): check that RUNNER_TOOL_CACHE or "
+            "RUNNER_TEMP is writable on this runner.",
+            flush=True,
+        )
+        return 1
 
 
 if __name__ == "__main__":

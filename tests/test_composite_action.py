@@ -81,3 +81,15 @@ def test_composite_explains_a_missing_python(
     result = run_composite(tmp_path / "run", {"private-key": key.pem, "key-id": KEY_ID}, tool_cache=tool_cache)
     assert result["returncode"] == 1
     assert "Python not found" in str(result["log"])
+
+
+def test_unwritable_tool_cache_falls_back_to_runner_temp(tmp_path: Path, key: KeyMaterial) -> None:
+    not_a_folder = tmp_path / "toolcache-is-a-file"
+    not_a_folder.write_text("")
+    result = run_composite(
+        tmp_path / "run",
+        {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"},
+        tool_cache=not_a_folder,
+    )
+    assert result["returncode"] == 0, result["log"]
+    assert (tmp_path / "run" / "temp" / "asc-token-action").is_dir()
