@@ -256,3 +256,21 @@ def test_verify_against_the_standin(tmp_path: Path, key: KeyMaterial, api: AppSt
     assert failed.returncode == 1
     assert "401 NOT_AUTHORIZED" in failed.stderr and "ASC_ISSUER_ID is not the issuer" in failed.stderr
     assert failed.stdout == ""
+
+
+def test_bitbucket_pipe_writes_the_token_file(tmp_path: Path, key: KeyMaterial) -> None:
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    run = run_cli(tmp_path, {**asc_env(key), "BITBUCKET_BUILD_NUMBER": "7", "BITBUCKET_CLONE_DIR": str(clone)})
+    assert run.returncode == 0, run.stderr
+    token = (clone / ".asc-token").read_text().strip()
+    assert key.decode(token)["iss"] == ISSUER_ID
+    assert run.stdout == ""
+    assert_clean(run, token, key)
+
+
+def test_generic_without_a_sink_says_how_to_get_the_token(tmp_path: Path, key: KeyMaterial) -> None:
+    run = run_cli(tmp_path, asc_env(key))
+    assert run.returncode == 0, run.stderr
+    assert "on generic" in run.stderr and "add --print" in run.stderr
+    assert run.stdout == ""
