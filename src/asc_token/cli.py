@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--issuer-id", help="issuer UUID, for team keys (env: ASC_ISSUER_ID)")
     parser.add_argument("--private-key-path", help="path of the AuthKey_<KEYID>.p8 file (env: ASC_PRIVATE_KEY_PATH)")
     parser.add_argument("--private-key", help=argparse.SUPPRESS)  # refused: argv is public
-    parser.add_argument("--key-type", choices=None, help="team (default) or individual")
+    parser.add_argument("--key-type", help="team (default) or individual")
     parser.add_argument("--expires-in", help="token lifetime in seconds, 1..1200 (default 1200)")
     parser.add_argument("--scope", action="append", help="METHOD /path the token may call; repeatable")
     parser.add_argument(

@@ -11,7 +11,7 @@ import json
 import random
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, List, Mapping, Optional, Protocol, cast
 
 from . import __version__
@@ -20,12 +20,6 @@ from .errors import NetworkError, VerificationError
 USER_AGENT = f"asc-token-action/{__version__}"
 VERIFY_PATH = "/v1/apps?limit=1"
 SKEW_TOLERANCE_SECONDS = 60
-
-
-class Response(Protocol):
-    status_code: int
-    headers: Mapping[str, str]
-    text: str
 
 
 class Session(Protocol):
@@ -69,7 +63,6 @@ class VerificationResult:
 class _Attempt:
     response: Optional[Any] = None
     error: Optional[NetworkError] = None
-    notes: List[str] = field(default_factory=list)
 
 
 def verify_credentials(
