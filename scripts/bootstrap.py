@@ -62,7 +62,7 @@ def pip_args() -> List[str]:
     ]  # fmt: skip
 
 
-def build_runtime(target: str) -> Optional[str]:
+def build_runtime(target: str, key: str) -> Optional[str]:
     """Create the venv at ``target`` (atomically); returns an error message or None."""
     os.makedirs(os.path.dirname(target), exist_ok=True)
     staging = f"{target}.{os.getpid()}.tmp"
@@ -82,7 +82,7 @@ def build_runtime(target: str) -> Optional[str]:
             tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
             return f"`{' '.join(command[:4])} ...` failed with exit code {completed.returncode}:\n{tail}"
     with open(os.path.join(staging, MARKER), "w", encoding="utf-8") as stream:
-        stream.write(runtime_key() + "\n")
+        stream.write(key + "\n")
     try:
         os.replace(staging, target)
     except OSError:
@@ -108,14 +108,15 @@ def writable_cache_root() -> str:
 
 
 def ensure_runtime() -> str:
-    target = os.path.join(writable_cache_root(), runtime_key())
+    key = runtime_key()
+    target = os.path.join(writable_cache_root(), key)
     if not os.path.exists(os.path.join(target, MARKER)):
         shutil.rmtree(target, ignore_errors=True)  # a half-built leftover from a killed job
         print(
             f"::group::asc-token-action: installing pinned dependencies for Python {platform.python_version()} (once per runner)",
             flush=True,
         )
-        error = build_runtime(target)
+        error = build_runtime(target, key)
         print("::endgroup::", flush=True)
         if error:
             print(

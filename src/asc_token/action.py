@@ -84,8 +84,7 @@ def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome) -> None:
             )
     if settings.export_token:
         gh.export_variable("ASC_TOKEN", minted.token)
-    verified = outcome.verification
-    status = "verified" if verified else "not verified (verify: false)" if not settings.verify else ""
+    status = "verified" if outcome.verification else "not verified (verify: false)"
     gh.info(
         f"Minted an App Store Connect token for key {settings.key_id} ({settings.key_type}), expires {minted.expires_at_iso}; {status}."
     )

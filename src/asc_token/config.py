@@ -18,7 +18,7 @@ DEFAULT_API_URL = "https://api.appstoreconnect.apple.com"
 _KEY_ID = re.compile(r"^[A-Z0-9]{10}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TRUE = {"true", "True", "TRUE", "yes", "1", "on"}
-_FALSE = {"false", "False", "FALSE", "no", "0", "off", ""}
+_FALSE = {"false", "False", "FALSE", "no", "0", "off"}
 
 
 class InputReader(Protocol):
