@@ -2,6 +2,7 @@
 """Developer commands that need nothing but python3 (3.9+):
 
 python3 dev.py demo      the whole action against a local App Store Connect stand-in
+python3 dev.py standin   serve the stand-in with a throwaway key (the workflow self-test uses it)
 python3 dev.py test      the test suite (creates .venv from requirements/dev.lock)
 python3 dev.py lint      ruff, mypy --strict, and the action/workflow schema checks
 python3 dev.py bench     the benchmark script (figures with side-by-side ratios)
@@ -10,6 +11,7 @@ python3 dev.py bench     the benchmark script (figures with side-by-side ratios)
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -54,10 +56,21 @@ def ensure_dev_venv() -> None:
         stream.write(wanted)
 
 
+def _runtime_python() -> str:
+    spec = importlib.util.spec_from_file_location("bootstrap", os.path.join(ROOT, "scripts", "bootstrap.py"))
+    assert spec is not None and spec.loader is not None
+    bootstrap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bootstrap)
+    return str(bootstrap.ensure_runtime())
+
+
 def main(argv: List[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("help", [])
-    if command == "demo":
-        return subprocess.call([sys.executable, os.path.join(ROOT, "scripts", "bootstrap.py"), "demo", *rest])
+    if command in ("demo", "standin"):
+        # The action's own runtime (what bootstrap.py prepares on a runner), plus ./devtools.
+        python = _runtime_python()
+        argv = [python, "-m", "devtools.demo", *([command] if command == "standin" else []), *rest]
+        return subprocess.call(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
     if command == "test":
         ensure_dev_venv()
         return subprocess.call([PYTHON, "-m", "pytest", *rest], cwd=ROOT)

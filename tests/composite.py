@@ -10,7 +10,7 @@ from typing import Dict, Optional
 
 import yaml
 
-from asc_token.runnerfiles import parse_file_command
+from devtools.runnerfiles import parse_file_command
 
 from .runner import ROOT
 

@@ -5,7 +5,7 @@ from typing import Dict, Iterator
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from asc_token.standin import AppStoreConnectStandIn
+from devtools.standin import AppStoreConnectStandIn
 
 from .runner import ISSUER_ID, KEY_ID, KeyMaterial
 

@@ -16,8 +16,8 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from asc_token.runnerfiles import parse_file_command
-from asc_token.standin import AppStoreConnectStandIn
+from devtools.runnerfiles import parse_file_command
+from devtools.standin import AppStoreConnectStandIn
 
 from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
 

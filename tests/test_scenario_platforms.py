@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from asc_token.standin import AppStoreConnectStandIn
+from devtools.standin import AppStoreConnectStandIn
 
 from .runner import ISSUER_ID, KEY_ID, KeyMaterial
 
@@ -190,7 +190,7 @@ def test_github_actions_cli_masks_then_outputs(tmp_path: Path, key: KeyMaterial)
     output.write_text("")
     run = run_cli(tmp_path, {**asc_env(key), "GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output)})
     assert run.returncode == 0, run.stderr
-    from asc_token.runnerfiles import parse_file_command
+    from devtools.runnerfiles import parse_file_command
 
     token = parse_file_command(output.read_text())["token"]
     assert run.stdout.splitlines()[-1] == f"::add-mask::{token}"

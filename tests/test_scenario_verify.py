@@ -11,9 +11,9 @@ from typing import ClassVar, Dict, List
 import pytest
 
 from asc_token.action import run_action
-from asc_token.runnerfiles import parse_file_command
-from asc_token.standin import AppStoreConnectStandIn, Fault
 from asc_token.verify import RetryPolicy, verify_credentials
+from devtools.runnerfiles import parse_file_command
+from devtools.standin import AppStoreConnectStandIn, Fault
 
 from .runner import ISSUER_ID, KEY_ID, KeyMaterial, Result, assert_no_secrets, assert_token_masked_first, run_entrypoint
 

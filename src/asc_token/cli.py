@@ -123,14 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["demo"]:
-        from .demo import run_demo
-
-        return run_demo()
-    if args_list[:1] == ["standin"]:
-        from .demo import serve_standin
-
-        return serve_standin(args_list[1:])
     environ = dict(os.environ if env is None else env)
     args = build_parser().parse_args(args_list)
     platform = args.platform or detect_platform(environ)

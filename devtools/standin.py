@@ -19,11 +19,15 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import parse_qsl, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .minting import AUDIENCE, MAX_LIFETIME_SECONDS, scope_allows
+# Apple's rules, written here from Apple's "Generating Tokens for API Requests", never imported
+# from the product: a wrong rule in asc_token must not be confirmed by the same rule in its double.
+APPLE_AUDIENCE = "appstoreconnect-v1"
+APPLE_MAX_LIFETIME = 20 * 60
 
 _NOT_AUTHORIZED = (
     "Authentication credentials are missing or invalid.",
@@ -133,7 +137,7 @@ class AppStoreConnectStandIn:
                 token,
                 registered.public_key,
                 algorithms=["ES256"],
-                audience=AUDIENCE,
+                audience=APPLE_AUDIENCE,
                 options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
             )
         except jwt.PyJWTError as exc:
@@ -141,7 +145,7 @@ class AppStoreConnectStandIn:
         problem = self._claims_problem(claims, registered)
         if problem:
             return 401, "NOT_AUTHORIZED", problem
-        if not scope_allows(claims.get("scope") or (), method, path):
+        if not apple_scope_permits(claims.get("scope"), method, path):
             return 401, "NOT_AUTHORIZED", "the token's scope does not allow this request"
         if not registered.role_allows_apps:
             return 403, "FORBIDDEN_ERROR", "The API key in use does not allow this request"
@@ -152,7 +156,7 @@ class AppStoreConnectStandIn:
         iat, exp = claims.get("iat"), claims.get("exp")
         if not isinstance(iat, int) or not isinstance(exp, int):
             return "iat and exp must be integers"
-        if exp - iat > MAX_LIFETIME_SECONDS:
+        if exp - iat > APPLE_MAX_LIFETIME:
             return "token lifetime exp - iat exceeds 20 minutes"
         if exp <= now:
             return "token expired"
@@ -164,6 +168,28 @@ class AppStoreConnectStandIn:
         elif claims.get("iss") != registered.issuer_id:
             return "iss does not match the key's issuer"
         return ""
+
+
+def apple_scope_permits(scope: Any, method: str, path: str) -> bool:
+    """Apple: a token with a scope may make only the requests listed, as ``METHOD /path?query``.
+
+    No scope claim means no restriction. A listed query parameter must appear in the request with
+    the same value; the request may carry more parameters than the entry names.
+    """
+    if scope is None:
+        return True
+    if not isinstance(scope, list) or not all(isinstance(entry, str) for entry in scope):
+        return False
+    request = urlsplit(path)
+    request_params = parse_qsl(request.query, keep_blank_values=True)
+    for entry in scope:
+        verb, _, target = entry.partition(" ")
+        listed = urlsplit(target.strip())
+        if verb != method or listed.path != request.path:
+            continue
+        if all(param in request_params for param in parse_qsl(listed.query, keep_blank_values=True)):
+            return True
+    return False
 
 
 def _handler_for(api: AppStoreConnectStandIn) -> type:

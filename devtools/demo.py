@@ -1,4 +1,4 @@
-"""``asc-token demo``: the whole action against a local App Store Connect stand-in.
+"""``python3 dev.py demo``: the whole action against a local App Store Connect stand-in.
 
 A throwaway key is generated in memory, the stand-in is started on 127.0.0.1, and the action
 runs as the runner would run it (a subprocess with INPUT_* variables and file commands), once
@@ -21,9 +21,10 @@ from typing import Dict, List, Tuple
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .files import write_secret_file
 from .runnerfiles import parse_file_command
 from .standin import AppStoreConnectStandIn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DEMO_KEY_ID = "DEMO2KEY01"
 
@@ -35,13 +36,17 @@ def run_action_subprocess(env: Dict[str, str], workdir: str) -> Tuple[int, str, 
     }
     for path in files.values():
         open(path, "w").close()
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
     full_env.update(files, GITHUB_ACTIONS="true", RUNNER_TEMP=workdir, GITHUB_WORKSPACE=workdir)
-    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, full_env.get("PYTHONPATH")]))
     full_env.update(env)
+    # As the composite action runs it: the runtime's python, isolated, on the checkout's entrypoint.
     completed = subprocess.run(
-        [sys.executable, "-m", "asc_token"], env=full_env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-I", os.path.join(ROOT, "entrypoint.py")],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     with open(files["GITHUB_OUTPUT"], encoding="utf-8") as stream:
         outputs = parse_file_command(stream.read())
@@ -93,12 +98,12 @@ def _show(title: str, code: int, log: str, outputs: Dict[str, str], summary: str
 
 
 def serve_standin(argv: List[str]) -> int:
-    """``asc-token standin``: a stand-in with a fresh throwaway key, for the workflow self-test.
+    """``python3 dev.py standin``: a stand-in with a fresh throwaway key, for the workflow self-test.
 
     Writes the key to a 0600 file and the URL, key ID and issuer to GITHUB_OUTPUT (or stdout),
     then serves until ``--seconds`` have passed: it always stops by itself.
     """
-    parser = argparse.ArgumentParser(prog="asc-token standin")
+    parser = argparse.ArgumentParser(prog="dev.py standin")
     parser.add_argument("--key-file", required=True, help="where to write the throwaway .p8")
     parser.add_argument("--seconds", type=float, default=600.0, help="serve this long, then stop")
     args = parser.parse_args(argv)
@@ -106,7 +111,9 @@ def serve_standin(argv: List[str]) -> int:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    write_secret_file(args.key_file, pem)
+    os.makedirs(os.path.dirname(os.path.abspath(args.key_file)), exist_ok=True)
+    with open(os.open(args.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as stream:
+        stream.write(pem)
     issuer = str(uuid.uuid4())
     api = AppStoreConnectStandIn().start()
     api.register(DEMO_KEY_ID, key.public_key(), issuer)
@@ -119,3 +126,13 @@ def serve_standin(argv: List[str]) -> int:
     time.sleep(max(0.0, args.seconds))
     api.stop()
     return 0
+
+
+def main(argv: List[str]) -> int:
+    if argv[:1] == ["standin"]:
+        return serve_standin(argv[1:])
+    return run_demo()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
