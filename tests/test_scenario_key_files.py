@@ -57,6 +57,8 @@ def test_writes_key_files_and_exports_env(tmp_path: Path, key: KeyMaterial, form
         "ASC_KEY_ID": KEY_ID,
         "ASC_ISSUER_ID": ISSUER_ID,
         "ASC_PRIVATE_KEY_PATH": str(key_path),
+        "ASC_KEY_TYPE": "team",
+        "ASC_API_URL": "https://api.appstoreconnect.apple.com",
     }
     assert_no_secrets(result, key.secret_fragments())  # GITHUB_ENV included
     assert result.outputs["token"] not in "\n".join(result.env_file.values())

@@ -83,12 +83,17 @@ def asc_env(key: KeyMaterial) -> Dict[str, str]:
     return {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID}
 
 
+MASK_COMMANDS = ("::add-mask::", "##vso[task.setsecret]")
+
+
 def assert_clean(run: Run, token: str, key: KeyMaterial) -> None:
-    assert token not in run.stderr
+    """Neither the token nor the key anywhere but in the platform's own mask registrations."""
+    logged = (run.stdout + run.stderr).splitlines()
+    visible = "\n".join(line for line in logged if not line.startswith(MASK_COMMANDS))
+    assert token not in "\n".join(line for line in run.stderr.splitlines() if not line.startswith(MASK_COMMANDS))
     assert token not in run.argv_log()
-    visible = "\n".join(line for line in run.stdout.splitlines() if not line.startswith("::add-mask::"))
     for fragment in key.secret_fragments():
-        assert fragment not in visible + run.stderr + run.argv_log()
+        assert fragment not in visible + run.argv_log()
     assert "Traceback" not in run.stderr
 
 
@@ -158,10 +163,12 @@ def test_buildkite_redactor_then_file(tmp_path: Path, key: KeyMaterial) -> None:
     checkout.mkdir()
     run = run_cli(tmp_path, {**asc_env(key), "BUILDKITE": "true", "BUILDKITE_BUILD_CHECKOUT_PATH": str(checkout)})
     assert run.returncode == 0, run.stderr
-    assert run.argv_log().splitlines() == ["buildkite-agent redactor add"]
-    redacted = run.stdin_log().strip()
+    # Every secret (the key's forms, then the token) reaches the redactor on stdin, before any request.
+    assert set(run.argv_log().splitlines()) == {"buildkite-agent redactor add"}
+    redacted = run.stdin_log().split()
     written = (checkout / ".asc-token").read_text().strip()
-    assert redacted == written
+    assert redacted[-1] == written
+    assert all(line in redacted for line in key.pem.splitlines()[1:-1])
     assert key.decode(written)["iss"] == ISSUER_ID
     assert_clean(run, written, key)
 
@@ -193,7 +200,10 @@ def test_github_actions_cli_masks_then_outputs(tmp_path: Path, key: KeyMaterial)
     from devtools.runnerfiles import parse_file_command
 
     token = parse_file_command(output.read_text())["token"]
-    assert run.stdout.splitlines()[-1] == f"::add-mask::{token}"
+    # Workflow commands go to stderr, which the runner reads too: stdout stays free for $(...).
+    assert run.stdout == ""
+    lines = run.stderr.splitlines()
+    assert lines.index(f"::add-mask::{token}") == min(i for i, line in enumerate(lines) if token in line)
     assert key.decode(token)["iss"] == ISSUER_ID
     assert_clean(run, token, key)
 

@@ -4,35 +4,36 @@ from __future__ import annotations
 
 import os
 import time
-from typing import MutableMapping, Optional
+from typing import Mapping, Optional
 
-from .config import Settings, read_settings
+from .config import Naming, Settings, read_settings
 from .errors import AscTokenError
-from .flow import Collaborators, Outcome, labels_for, run_flow
+from .flow import Collaborators, Outcome, run_flow
 from .github import GitHubCommands, GitHubInputs
 from .minting import Clock
 from .report import summary_markdown
-from .verify import RetryPolicy, Session
+from .transport import RetryPolicy, Session, Transport
 
 
 def run_action(
-    env: Optional[MutableMapping[str, str]] = None,
+    env: Optional[Mapping[str, str]] = None,
     *,
     clock: Clock = time.time,
     session: Optional[Session] = None,
     policy: RetryPolicy = RetryPolicy(),
 ) -> int:
-    environ: MutableMapping[str, str] = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     gh = GitHubCommands(environ)
     inputs = GitHubInputs(environ)
     settings: Optional[Settings] = None
     outcome: Optional[Outcome] = None
     try:
         settings = read_settings(inputs)
-        edge = Collaborators(clock=clock, mask=gh.mask, log=gh.info, session=session, policy=policy)
+        transport = Transport(session=session, policy=policy, log=gh.info)
+        edge = Collaborators(clock=clock, mask=gh.mask, log=gh.info, transport=transport)
         outcome = run_flow(
             settings,
-            labels_for(inputs.label),
+            inputs,
             edge,
             workspace=environ.get("GITHUB_WORKSPACE"),
             temp_dir=environ.get("RUNNER_TEMP"),
@@ -41,18 +42,21 @@ def run_action(
         gh.error(error.message, title=error.title)
         if error.details:
             gh.info(error.details)
-        gh.append_summary(summary_markdown(settings, outcome, error))
+        gh.append_summary(summary_markdown(settings, outcome, error, inputs))
         return 1
-    publish(gh, settings, outcome)
-    return 0
-
-
-def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome) -> None:
-    minted = outcome.minted
-    if not gh.set_output("token", minted.token):
+    if not publish(gh, settings, outcome, inputs):
         gh.warning(
             "GITHUB_OUTPUT is not set, so the token output cannot be passed on; is this running outside GitHub Actions?"
         )
+    return 0
+
+
+def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome, naming: Naming) -> bool:
+    """Outputs, exported variables, the log line and the summary; False when there is no GITHUB_OUTPUT."""
+    minted = outcome.minted
+    if not gh.set_output("token", minted.token):
+        gh.append_summary(summary_markdown(settings, outcome, None, naming))
+        return False
     gh.set_output("expires-at", minted.expires_at_iso)
     if outcome.verification is not None:
         result = outcome.verification
@@ -70,6 +74,9 @@ def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome) -> None:
                 "APP_STORE_CONNECT_API_KEY_PATH": files.api_key_json_path,
                 "ASC_KEY_ID": settings.key_id,
                 "ASC_PRIVATE_KEY_PATH": files.key_path,
+                # With these, `asc-token --print` and `asc-token api` in later steps need no setup.
+                "ASC_KEY_TYPE": settings.key_type,
+                "ASC_API_URL": settings.api_url,
             }
             if settings.issuer_id is not None:
                 exported["ASC_ISSUER_ID"] = settings.issuer_id
@@ -84,8 +91,9 @@ def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome) -> None:
             )
     if settings.export_token:
         gh.export_variable("ASC_TOKEN", minted.token)
-    status = "verified" if outcome.verification else "not verified (verify: false)"
+    status = "verified" if outcome.verification else f"not verified ({naming.assignment('verify', 'false')})"
     gh.info(
         f"Minted an App Store Connect token for key {settings.key_id} ({settings.key_type}), expires {minted.expires_at_iso}; {status}."
     )
-    gh.append_summary(summary_markdown(settings, outcome, None))
+    gh.append_summary(summary_markdown(settings, outcome, None, naming))
+    return True

@@ -11,14 +11,15 @@ import argparse
 import os
 import sys
 import time
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from . import __version__
 from .config import DEFAULT_API_URL, read_settings
-from .errors import AscTokenError, InputError
+from .errors import AscTokenError, DeliveryError, InputError
 from .files import write_secret_file
-from .flow import Collaborators, labels_for, run_flow
-from .platforms import PLATFORMS, Delivery, default_output_file, detect_platform
+from .flow import Collaborators, run_flow
+from .platforms import PLATFORM_NAMES, platform_for
+from .transport import Transport
 
 # First match wins. Plugin settings come first: they are set for this step only.
 ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
@@ -59,6 +60,8 @@ _KEY_ORDER = (
 class CliInputs:
     """An InputReader over parsed flags and the environment, remembering which name was used."""
 
+    on_github = False  # configured by flags and variables, never by a workflow's `with:`
+
     def __init__(self, flags: Mapping[str, Optional[str]], env: Mapping[str, str]) -> None:
         self._values: Dict[str, str] = {}
         self._labels: Dict[str, str] = {}
@@ -85,16 +88,41 @@ class CliInputs:
         if name in self._labels:
             return self._labels[name]
         names = ENV_SOURCES.get(name, ())
-        return f"--{name}" + (f" (or {names[1] if len(names) > 1 else names[0]})" if names else "")
+        variable = names[1] if len(names) > 1 else (names[0] if names else "")
+        if name not in _FLAGS:  # the key's contents: never a flag (argv is public)
+            return variable or name
+        return f"--{name}" + (f" (or {variable})" if variable else "")
+
+    def assignment(self, name: str, value: str) -> str:
+        used = self._labels.get(name, "")
+        if used and not used.startswith("--"):
+            return f"{used}={value}"
+        if name == "verify":
+            return "--verify" if value == "true" else "--no-verify"
+        if name in _FLAGS:
+            return f"--{name} {value}"
+        names = ENV_SOURCES.get(name, ())
+        return f"{names[1] if len(names) > 1 else name}={value}"
 
     def sources(self) -> List[str]:
         return [f"{name} from {label}" for name, label in sorted(self._labels.items())]
 
 
+_FLAGS = ("key-id", "issuer-id", "private-key-path", "key-type", "expires-in", "scope", "verify", "api-url")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse quotes offending values; a key pasted as an argument must not reach the log.
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="asc-token",
         description="Mint an App Store Connect API token (ES256 JWT) and check that it works.",
+        allow_abbrev=False,  # `--private=<key>` must not silently become --private-key
     )
     parser.add_argument("--version", action="version", version=f"asc-token {__version__}")
     parser.add_argument("--key-id", help="10-character key ID (env: ASC_KEY_ID)")
@@ -117,23 +145,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--print", dest="print_token", action="store_true", help="write the token, and only it, to stdout"
     )
     parser.add_argument("--output-file", help="write the token to this file, mode 0600")
-    parser.add_argument("--platform", choices=PLATFORMS, help="CI platform (default: detected)")
+    parser.add_argument(
+        "--platform", metavar="NAME", help=f"CI platform: {', '.join(PLATFORM_NAMES)} (default: detected)"
+    )
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
     environ = dict(os.environ if env is None else env)
-    args = build_parser().parse_args(args_list)
-    platform = args.platform or detect_platform(environ)
-    delivery = Delivery(platform, environ, log=_log)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    if extras:
+        options = sorted({extra.split("=", 1)[0] for extra in extras if extra.startswith("-") and len(extra) < 60})
+        named = f": {', '.join(options)}" if options else ""
+        parser.error(f"unrecognised arguments{named} (values are not shown: they may be secrets); see --help")
+    if args.platform is not None and args.platform not in PLATFORM_NAMES:
+        parser.error(f"--platform must be one of {', '.join(PLATFORM_NAMES)}")
+    platform = platform_for(environ, args.platform)(environ, log=_log)
+    printing = bool(args.print_token)
     try:
         if args.private_key is not None:
             raise InputError(
-                "--private-key",
                 "--private-key on the command line is refused, because every process on the "
                 "machine can read argv: put the key in ASC_PRIVATE_KEY (from a secret) or a file "
-                "and pass --private-key-path.",
+                "and pass --private-key-path."
             )
         flags = {
             "key-id": args.key_id,
@@ -146,24 +181,25 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] 
             "api-url": args.api_url,
         }
         inputs = CliInputs(flags, environ)
-        _log(f"asc-token {__version__} on {platform}; settings: {', '.join(inputs.sources()) or 'none'}")
+        _log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")
         settings = read_settings(inputs)
-        workspace = environ.get("CI_WORKSPACE") or environ.get("DRONE_WORKSPACE") or environ.get("GITHUB_WORKSPACE")
-        edge = Collaborators(clock=time.time, mask=delivery.mask, log=_log)
-        outcome = run_flow(settings, labels_for(inputs.label), edge, workspace=workspace, temp_dir=None)
+        edge = Collaborators(
+            clock=time.time,
+            mask=lambda secret: platform.mask(secret, printing=printing),
+            log=_log,
+            transport=Transport(log=_log),
+        )
+        outcome = run_flow(settings, inputs, edge, workspace=platform.workspace(), temp_dir=None)
+        done = platform.deliver(settings, outcome, inputs, printing=printing)
+        output_file = args.output_file or platform.token_file()
+        if output_file:
+            _write_token_file(output_file, outcome.minted.token)
+            done.append(f"token file {output_file} (mode 0600)")
     except AscTokenError as error:
-        prefix = "::error::" if platform == "github" else "error: "
-        _log(f"{prefix}{error.message}")
-        if error.details:
-            _log(error.details)
+        platform.report_error(error)
         return 1
     minted = outcome.minted
-    done = delivery.deliver(minted.token, minted.expires_at_iso, printing=args.print_token)
-    output_file = args.output_file or default_output_file(platform, environ)
-    if output_file:
-        write_secret_file(output_file, minted.token + "\n")
-        done.append(f"token file {output_file} (mode 0600)")
-    if args.print_token:
+    if printing:
         sys.stdout.write(minted.token + "\n")
         sys.stdout.flush()
         done.append("stdout (--print)")
@@ -179,6 +215,16 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] 
     else:
         _log("The token was not handed on: add --print (TOKEN=$(asc-token --print)) or --output-file PATH.")
     return 0
+
+
+def _write_token_file(path: str, token: str) -> None:
+    try:
+        write_secret_file(path, token + "\n")
+    except OSError as exc:
+        raise DeliveryError(
+            f"The token file {path!r} could not be written ({exc.strerror or type(exc).__name__}): "
+            "give --output-file a file path in a folder this step can write."
+        ) from None
 
 
 def _log(message: str) -> None:

@@ -26,11 +26,13 @@ def main(argv: Optional[List[str]] = None, *, force_cli: bool = False) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback, no secret
-        # The exception's text could quote an input, so only its type is shown.
+        # The exception's text could quote an input, so only its type is shown; on stderr, because
+        # stdout may be a `$(asc-token --print)` (the runner reads workflow commands from both).
         print(
             f"::error title=Internal error::asc-token-action hit an unexpected {type(exc).__name__}; "
             "this is a bug in the action, not in your secrets: please open an issue with this "
             "line and the runner's OS.",
+            file=sys.stderr,
             flush=True,
         )
         return 2

@@ -1,13 +1,11 @@
-"""One exception root for every failure a user can act on.
+"""One exception root for every failure a user can act on; the class is the reason.
 
-``str(error)`` is the one sentence for the ``::error::`` annotation: what is wrong, naming the
-input, and the fix. ``details`` is the longer explanation printed under it and put in the job
-summary. Neither ever contains key material or a token.
+``message`` is the one sentence for the error annotation: what is wrong, naming the setting as
+the user spells it, and the fix. ``details`` is the longer explanation printed under it and put
+in the job summary. Neither ever contains key material or a token.
 """
 
 from __future__ import annotations
-
-from typing import Optional
 
 
 class AscTokenError(Exception):
@@ -22,13 +20,9 @@ class AscTokenError(Exception):
 
 
 class InputError(AscTokenError):
-    """An input (action input, flag or environment variable) has an unusable value."""
+    """A setting (action input, flag or environment variable) has an unusable value."""
 
     title = "Invalid input"
-
-    def __init__(self, input_label: str, message: str, *, details: str = "") -> None:
-        super().__init__(message, details=details)
-        self.input_label = input_label
 
 
 class PrivateKeyError(InputError):
@@ -36,42 +30,60 @@ class PrivateKeyError(InputError):
 
     title = "Unusable private key"
 
-    def __init__(self, input_label: str, message: str, *, reason: str, details: str = "") -> None:
-        super().__init__(input_label, message, details=details)
-        self.reason = reason
+
+class KeyMissingError(PrivateKeyError):
+    """The key setting is empty (a missing secret, or a pull request from a fork)."""
 
 
-class KeyFileError(AscTokenError):
+class KeyFileUnreadableError(PrivateKeyError):
+    """The key path names nothing, a folder, an empty file or a file that cannot be read."""
+
+
+class NotAKeyError(PrivateKeyError):
+    """Neither PEM nor base64 of a key: often the key ID or a file name in the key secret."""
+
+
+class KeyTruncatedError(PrivateKeyError):
+    """A PEM block without its END line or with a damaged body."""
+
+
+class KeyEncryptedError(PrivateKeyError):
+    """A password-protected key; Apple issues them unencrypted."""
+
+
+class PublicKeyGivenError(PrivateKeyError):
+    """A public key or certificate where the private key belongs."""
+
+
+class WrongKeyTypeError(PrivateKeyError):
+    """A private key, but not EC P-256 (RSA, P-384, Ed25519, ...)."""
+
+
+class KeyFilesError(AscTokenError):
     """Writing the key files for Apple's tools failed."""
 
     title = "Could not write key files"
 
 
-class VerificationError(AscTokenError):
-    """The token was minted but App Store Connect did not accept the credentials."""
+class DeliveryError(AscTokenError):
+    """The token was minted but could not be handed to the CI platform."""
+
+    title = "Could not hand on the token"
+
+
+class ApiError(AscTokenError):
+    """App Store Connect (or something in front of it) did not accept the request."""
 
     title = "App Store Connect rejected the request"
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        url: str,
-        status: Optional[int] = None,
-        code: Optional[str] = None,
-        details: str = "",
-    ) -> None:
-        super().__init__(message, details=details)
-        self.url = url
-        self.status = status
-        self.code = code
+
+class NotAppleError(ApiError):
+    """The answer did not come from App Store Connect: a proxy, gateway or captive portal."""
+
+    title = "Something between the runner and App Store Connect answered"
 
 
-class NetworkError(VerificationError):
-    """App Store Connect could not be reached: refused, DNS, timeout or reset."""
+class UnreachableError(ApiError):
+    """App Store Connect could not be reached: refused, DNS, TLS, timeout or reset."""
 
     title = "App Store Connect unreachable"
-
-    def __init__(self, message: str, *, url: str, kind: str, details: str = "") -> None:
-        super().__init__(message, url=url, details=details)
-        self.kind = kind

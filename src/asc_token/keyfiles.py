@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Optional
 
-from .errors import KeyFileError
+from .errors import KeyFilesError
 from .files import write_secret_file
 from .minting import MAX_LIFETIME_SECONDS
 
@@ -34,7 +34,7 @@ def write_key_files(
     duration: int,
 ) -> KeyFiles:
     if not base_dir or not os.path.isdir(base_dir):
-        raise KeyFileError(
+        raise KeyFilesError(
             "write-key-files needs the runner's temporary folder (RUNNER_TEMP), and it is "
             f"{'not set' if not base_dir else 'not a folder here'}: use the composite action "
             "(uses: org/asc-token-action@v1) rather than the container image for key files.",

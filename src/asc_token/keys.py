@@ -1,22 +1,33 @@
-"""Read an App Store Connect private key in any form people paste into CI secrets.
+"""The private key, from whatever the user gave: contents pasted into a secret, or a file's path.
 
-Accepted: Apple's .p8 (PEM PKCS#8), SEC1 (``BEGIN EC PRIVATE KEY``), literal ``\\n`` escapes,
-CRLF, newlines collapsed to spaces, surrounding whitespace or quotes, and base64 of any of those
-(or of DER). Anything else is a :class:`PrivateKeyError` that names the input and never quotes
-the key.
+Accepted contents: Apple's .p8 (PEM PKCS#8), SEC1 (``BEGIN EC PRIVATE KEY``), literal ``\\n``
+escapes, CRLF, newlines collapsed to spaces, surrounding whitespace or quotes, and base64 of any of
+those (or of DER). Anything else is one :class:`PrivateKeyError` subclass (the class is the reason)
+that names the setting and never quotes the key.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
+from dataclasses import dataclass, field
+from typing import List, Optional
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from .errors import PrivateKeyError
+from .errors import (
+    KeyEncryptedError,
+    KeyFileUnreadableError,
+    KeyMissingError,
+    KeyTruncatedError,
+    NotAKeyError,
+    PublicKeyGivenError,
+    WrongKeyTypeError,
+)
 
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)(?:-----END ([A-Z0-9 ]+)-----|$)", re.DOTALL)
 _APPLE_HINT = (
@@ -26,18 +37,88 @@ _APPLE_HINT = (
 )
 
 
+_MAX_KEY_FILE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """What the user gave for the key: its contents or a path, and how they named that setting."""
+
+    label: str  # "`private-key`", "ASC_PRIVATE_KEY_PATH", "--private-key-path", ...
+    contents: Optional[str] = field(default=None, repr=False)
+    path: Optional[str] = None
+
+
+def read_private_key(source: KeySource, workspace: Optional[str]) -> ec.EllipticCurvePrivateKey:
+    """The EC P-256 key the user gave, or one :class:`PrivateKeyError` naming the setting."""
+    if source.path is None:
+        return load_private_key(source.contents or "", input_label=source.label)
+    text = _read_key_file(source.path, source.label, workspace)
+    return load_private_key(text, input_label=f"the file {source.label} names")
+
+
+def looks_like_key_material(value: str) -> bool:
+    """A value that may be (part of) a key: never echo it, whatever setting it was put in."""
+    compact = value.strip()
+    if "-----" in compact or "\n" in compact or "\\n" in compact:
+        return True
+    return len(compact) >= 40 and re.fullmatch(r"[A-Za-z0-9+/=_\s-]+", compact) is not None
+
+
+def resolve_key_path(path: str, workspace: Optional[str]) -> str:
+    """Relative paths are relative to the workspace, where actions/checkout put the repository."""
+    expanded = os.path.expanduser(path)
+    if os.path.isabs(expanded):
+        return expanded
+    return os.path.join(workspace or os.getcwd(), expanded)
+
+
+def _read_key_file(path: str, label: str, workspace: Optional[str]) -> str:
+    full = resolve_key_path(path, workspace)
+    try:
+        with open(full, "rb") as stream:
+            raw = stream.read(_MAX_KEY_FILE_BYTES)
+    except OSError as exc:
+        if looks_like_key_material(path):
+            # The key pasted into the path setting: the path itself is the secret.
+            raise KeyFileUnreadableError(
+                f"{label} holds what looks like the key itself, not a path (not shown): put the "
+                "key's contents in the key setting instead, and leave the path setting unset.",
+                details=_APPLE_HINT,
+            ) from None
+        if isinstance(exc, FileNotFoundError) and len(path) <= 200:
+            raise KeyFileUnreadableError(
+                f"{label} file {path!r} does not exist (looked in {os.path.dirname(full) or '.'}): "
+                "paths are relative to the workspace, so check the path and that an earlier step "
+                "wrote the file."
+            ) from None
+        if isinstance(exc, IsADirectoryError):
+            raise KeyFileUnreadableError(
+                f"{label} points at a folder, not the .p8 file: give the file's path."
+            ) from None
+        # ENAMETOOLONG and friends: the value is not quoted, it may be a secret in the wrong place.
+        raise KeyFileUnreadableError(
+            f"{label} cannot be opened as a file ({exc.strerror or type(exc).__name__}; the value "
+            "is not shown): set it to the path of the AuthKey_<KEYID>.p8 file."
+        ) from None
+    if not raw.strip():
+        raise KeyFileUnreadableError(
+            f"The file that {label} names ({path!r}) is empty: check that the step that wrote it "
+            "had the secret (an empty secret writes an empty file)."
+        )
+    return raw.decode("utf-8", errors="replace")
+
+
 def load_private_key(text: str, *, input_label: str) -> ec.EllipticCurvePrivateKey:
     """Parse ``text`` into an EC P-256 private key or raise :class:`PrivateKeyError`."""
     cleaned = _unwrap(text)
     if not cleaned:
-        raise PrivateKeyError(
-            input_label,
+        raise KeyMissingError(
             f"{input_label} is empty: set it to the contents of your AuthKey_<KEYID>.p8 file.",
-            reason="empty",
             details=(
-                "An empty value usually means the secret does not exist in this repository or "
-                "environment, is spelled differently, or this run is a pull request from a fork "
-                "(GitHub passes empty secrets to those).\n" + _APPLE_HINT
+                "An empty value usually means the secret does not exist here, is spelled "
+                "differently, or this run is a pull request from a fork (GitHub passes empty "
+                "secrets to those).\n" + _APPLE_HINT
             ),
         )
     if "-----BEGIN" not in cleaned:
@@ -57,9 +138,27 @@ def to_pkcs8_pem(key: ec.EllipticCurvePrivateKey) -> str:
     ).decode("ascii")
 
 
-def secret_lines(key: ec.EllipticCurvePrivateKey) -> list[str]:
-    """Lines of the normalised key worth masking (the base64 body, not BEGIN/END)."""
-    return [line for line in to_pkcs8_pem(key).splitlines() if line and not line.startswith("-----")]
+def secret_forms(key: ec.EllipticCurvePrivateKey, given: Optional[str] = None) -> List[str]:
+    """Every form of the key that could reach a log, for masking, longest first.
+
+    The PKCS#8 and SEC1 bodies (line by line and joined), and the value as the user gave it:
+    its lines, its ``\\n``-escaped single line, its base64 wrapper.
+    """
+    forms = set()
+    for private_format in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL):
+        pem = key.private_bytes(serialization.Encoding.PEM, private_format, serialization.NoEncryption()).decode()
+        body = [line for line in pem.splitlines() if line and not line.startswith("-----")]
+        forms.update(body)
+        forms.add("".join(body))
+    if given and given.strip():
+        stripped = given.strip()
+        for line in [*stripped.splitlines(), *_unwrap(stripped).splitlines()]:
+            line = line.strip().strip("\"'")
+            if len(line) >= 16 and (not line.startswith("-----") or "\\n" in line):
+                forms.add(line)
+        if "-----BEGIN" not in stripped:
+            forms.add("".join(stripped.split()))  # base64 of the file, wrapped or not
+    return sorted(forms, key=len, reverse=True)
 
 
 def _unwrap(text: str) -> str:
@@ -96,11 +195,9 @@ def _load_pem(text: str, input_label: str) -> object:
     if "ENCRYPTED" in label or "Proc-Type: 4,ENCRYPTED" in body:
         raise _encrypted(input_label)
     if label in ("PUBLIC KEY", "EC PUBLIC KEY", "RSA PUBLIC KEY", "CERTIFICATE"):
-        raise PrivateKeyError(
-            input_label,
+        raise PublicKeyGivenError(
             f"{input_label} holds a {label.lower()}, not a private key: use the contents of the "
             "AuthKey_<KEYID>.p8 file.",
-            reason="not-private",
             details=_APPLE_HINT,
         )
     if end_label is None:
@@ -135,12 +232,10 @@ def _check_curve(key: object, input_label: str) -> ec.EllipticCurvePrivateKey:
     raise _wrong_type(input_label, f"a {type(key).__name__.lstrip('_')} key")
 
 
-def _wrong_type(input_label: str, found: str) -> PrivateKeyError:
-    return PrivateKeyError(
-        input_label,
+def _wrong_type(input_label: str, found: str) -> WrongKeyTypeError:
+    return WrongKeyTypeError(
         f"{input_label} is {found}, but App Store Connect keys are EC P-256 (ES256): "
         "use the AuthKey_<KEYID>.p8 file from App Store Connect.",
-        reason="wrong-type",
         details=(
             "App Store Connect API keys are always elliptic-curve P-256 keys. An RSA or other key "
             "is probably a signing certificate's key or a key for another service.\n" + _APPLE_HINT
@@ -148,12 +243,10 @@ def _wrong_type(input_label: str, found: str) -> PrivateKeyError:
     )
 
 
-def _encrypted(input_label: str) -> PrivateKeyError:
-    return PrivateKeyError(
-        input_label,
+def _encrypted(input_label: str) -> KeyEncryptedError:
+    return KeyEncryptedError(
         f"{input_label} is an encrypted (password-protected) key: store the unencrypted "
         "AuthKey_<KEYID>.p8 file exactly as Apple issued it.",
-        reason="encrypted",
         details=(
             "Apple issues .p8 keys unencrypted. If you encrypted it, decrypt it once with "
             "`openssl pkcs8 -in encrypted.p8 -out AuthKey_XXXXXXXXXX.p8 -nocrypt` on your machine "
@@ -162,21 +255,17 @@ def _encrypted(input_label: str) -> PrivateKeyError:
     )
 
 
-def _truncated(input_label: str, why: str) -> PrivateKeyError:
-    return PrivateKeyError(
-        input_label,
+def _truncated(input_label: str, why: str) -> KeyTruncatedError:
+    return KeyTruncatedError(
         f"{input_label} looks truncated or damaged ({why}): paste the whole AuthKey_<KEYID>.p8 "
         "file, from -----BEGIN PRIVATE KEY----- through -----END PRIVATE KEY-----.",
-        reason="truncated",
         details=_APPLE_HINT,
     )
 
 
-def _garbage(input_label: str) -> PrivateKeyError:
-    return PrivateKeyError(
-        input_label,
+def _garbage(input_label: str) -> NotAKeyError:
+    return NotAKeyError(
         f"{input_label} is not a private key (no PEM block and not base64 of one): set it to "
         "the contents of your AuthKey_<KEYID>.p8 file.",
-        reason="garbage",
         details=("A common cause is putting the key ID, issuer ID or file name into the key secret. " + _APPLE_HINT),
     )

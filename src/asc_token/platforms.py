@@ -1,7 +1,9 @@
-"""Where a minted token goes on each CI platform, and how each keeps it out of logs.
+"""Each CI platform in one record: how it is detected, where its workspace is, how it masks
+secrets, and where a minted token goes so that its later steps can read it.
 
-Each sink receives the token in a file or on a pipe, never in a subprocess's argv (argv is
-visible to every process on the machine).
+Tokens reach a platform's tools in a file or on a pipe, never in a subprocess's argv (argv is
+visible to every process on the machine). With ``--print`` stdout belongs to the caller's
+``$(...)``: nothing but the token is ever written there.
 """
 
 from __future__ import annotations
@@ -9,139 +11,283 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Callable, List, Mapping, Optional, TextIO, Tuple
+from typing import Callable, ClassVar, List, Mapping, Optional, TextIO, Type
 
-from .errors import AscTokenError
-from .files import write_secret_file
+from .config import Naming, Settings
+from .errors import AscTokenError, DeliveryError
+from .flow import Outcome
 from .github import GitHubCommands
 
-# Checked in this order: some platforms also set another's variables for compatibility.
-_DETECTORS: List[Tuple[str, Callable[[Mapping[str, str]], bool]]] = [
-    ("github", lambda e: e.get("GITHUB_ACTIONS") == "true"),
-    ("azure", lambda e: e.get("TF_BUILD", "").lower() == "true"),
-    ("circleci", lambda e: e.get("CIRCLECI") == "true"),
-    ("bitrise", lambda e: e.get("BITRISE_IO") == "true" or bool(e.get("BITRISE_BUILD_NUMBER"))),
-    ("buildkite", lambda e: e.get("BUILDKITE") == "true"),
-    ("gitlab", lambda e: e.get("GITLAB_CI") == "true"),
-    (
-        "woodpecker",
-        lambda e: (
-            e.get("CI") == "woodpecker" or bool(e.get("CI_PIPELINE_NUMBER") and e.get("CI_SYSTEM_NAME") == "woodpecker")
-        ),
-    ),
-    ("drone", lambda e: e.get("DRONE") == "true"),
-    ("jenkins", lambda e: bool(e.get("JENKINS_URL") or e.get("JENKINS_HOME"))),
-    ("bitbucket", lambda e: bool(e.get("BITBUCKET_BUILD_NUMBER"))),
-]
-PLATFORMS = [name for name, _ in _DETECTORS] + ["generic"]
+Log = Callable[[str], None]
 
 
-def detect_platform(env: Mapping[str, str]) -> str:
-    for name, matches in _DETECTORS:
-        if matches(env):
-            return name
-    return "generic"
+class Platform:
+    """The generic CI system: nothing to detect, nowhere special to put the token."""
 
+    name: ClassVar[str] = "generic"
 
-def run_with_stdin(argv: List[str], secret: str, env: Mapping[str, str], what: str) -> None:
-    try:
-        completed = subprocess.run(
-            argv, input=secret, text=True, env=dict(env), capture_output=True, timeout=30, check=False
-        )
-    except FileNotFoundError:
-        raise AscTokenError(
-            f"{argv[0]} was not found on PATH, so the token could not be {what}: run on the platform's agent, or use --output-file."
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise AscTokenError(f"{argv[0]} did not finish within 30 s while the token was being {what}.") from None
-    if completed.returncode != 0:
-        raise AscTokenError(
-            f"{' '.join(argv[:3])} failed with exit code {completed.returncode} while the token was being {what}."
-        )
-
-
-class Delivery:
-    """Hands the token to the platform. ``log`` writes to stderr; stdout stays for --print."""
-
-    def __init__(
-        self, platform: str, env: Mapping[str, str], log: Callable[[str], None], stdout: TextIO = sys.stdout
-    ) -> None:
-        self.platform = platform
+    def __init__(self, env: Mapping[str, str], log: Log, stdout: Optional[TextIO] = None) -> None:
         self.env = env
         self.log = log
-        self.stdout = stdout
+        self._stdout = stdout
 
-    def mask(self, secret: str) -> None:
-        """Register a secret before it exists anywhere else, where the platform can."""
-        if self.platform == "github":
-            GitHubCommands(dict(self.env)).mask(secret)
+    @property
+    def stdout(self) -> TextIO:
+        return self._stdout or sys.stdout
 
-    def deliver(self, token: str, expires_at: str, *, printing: bool) -> List[str]:
-        """Put the token where this platform's later steps read it; returns what was done."""
-        done: List[str] = []
-        handler = getattr(self, f"_deliver_{self.platform}", None)
-        if handler is not None:
-            done += handler(token, expires_at, printing)
-        return done
+    @classmethod
+    def detected(cls, env: Mapping[str, str]) -> bool:
+        return False
 
-    def _deliver_github(self, token: str, expires_at: str, printing: bool) -> List[str]:
-        gh = GitHubCommands(dict(self.env))
-        if gh.set_output("token", token):
-            gh.set_output("expires-at", expires_at)
+    def workspace(self) -> Optional[str]:
+        """Where relative key paths start."""
+        return None
+
+    def token_file(self) -> Optional[str]:
+        """Where the token is written (0600) when no --output-file is given."""
+        return None
+
+    def mask(self, secret: str, *, printing: bool) -> None:
+        """Register a secret with the platform's log masking, before it exists anywhere else."""
+
+    def report_error(self, error: AscTokenError) -> None:
+        self.log(f"error: {error.message}")
+        if error.details:
+            self.log(error.details)
+
+    def deliver(self, settings: Settings, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+        """Hand the token to later steps; returns what was done, for the log."""
+        return []
+
+
+class GitHub(Platform):
+    name = "github"
+
+    @classmethod
+    def detected(cls, env: Mapping[str, str]) -> bool:
+        return env.get("GITHUB_ACTIONS") == "true"
+
+    def workspace(self) -> Optional[str]:
+        return self.env.get("GITHUB_WORKSPACE")
+
+    def _commands(self) -> GitHubCommands:
+        # stderr: the runner reads workflow commands there too, and stdout may be $(...).
+        return GitHubCommands(self.env, stream=sys.stderr)
+
+    def mask(self, secret: str, *, printing: bool) -> None:
+        self._commands().mask(secret)
+
+    def report_error(self, error: AscTokenError) -> None:
+        commands = self._commands()
+        commands.error(error.message, title=error.title)
+        if error.details:
+            commands.info(error.details)
+
+    def deliver(self, settings: Settings, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+        from .action import publish  # the action's own outputs and summary, nothing else
+
+        commands = self._commands()
+        if publish(commands, settings, outcome, naming):
             return ["step output `token` (masked)"]
         return []
 
-    def _deliver_azure(self, token: str, expires_at: str, printing: bool) -> List[str]:
+
+class Azure(Platform):
+    name = "azure"
+
+    @classmethod
+    def detected(cls, env: Mapping[str, str]) -> bool:
+        return env.get("TF_BUILD", "").lower() == "true"
+
+    def workspace(self) -> Optional[str]:
+        return self.env.get("BUILD_SOURCESDIRECTORY") or self.env.get("SYSTEM_DEFAULTWORKINGDIRECTORY")
+
+    def mask(self, secret: str, *, printing: bool) -> None:
+        if printing:
+            return  # stdout is the caller's; the token is never logged by this program
+        for line in secret.splitlines():
+            if line.strip():
+                self.stdout.write(f"##vso[task.setsecret]{line.strip()}\n")
+        self.stdout.flush()
+
+    def report_error(self, error: AscTokenError) -> None:
+        # Azure shows logging-command errors in the run summary; the message is ours, one line.
+        message = " ".join(error.message.split()).replace("]", ")")
+        self.log(f"##[error]{message}")
+        if error.details:
+            self.log(error.details)
+
+    def deliver(self, settings: Settings, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         if printing:
             return []  # stdout is the caller's; a logging command there would pollute $(...)
-        self.stdout.write(f"##vso[task.setvariable variable=ASC_TOKEN;issecret=true]{token}\n")
-        self.stdout.write(f"##vso[task.setvariable variable=ASC_TOKEN_EXPIRES_AT]{expires_at}\n")
+        minted = outcome.minted
+        self.stdout.write(f"##vso[task.setvariable variable=ASC_TOKEN;issecret=true]{minted.token}\n")
+        self.stdout.write(f"##vso[task.setvariable variable=ASC_TOKEN_EXPIRES_AT]{minted.expires_at_iso}\n")
         self.stdout.flush()
         return ["secret pipeline variable ASC_TOKEN (use $(ASC_TOKEN), or map it into env:)"]
 
-    def _deliver_circleci(self, token: str, expires_at: str, printing: bool) -> List[str]:
+
+class CircleCI(Platform):
+    name = "circleci"
+
+    @classmethod
+    def detected(cls, env: Mapping[str, str]) -> bool:
+        return env.get("CIRCLECI") == "true"
+
+    def workspace(self) -> Optional[str]:
+        return self.env.get("CIRCLE_WORKING_DIRECTORY")
+
+    def deliver(self, settings: Settings, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         bash_env = self.env.get("BASH_ENV")
         if not bash_env:
             self.log("CircleCI: BASH_ENV is not set, so ASC_TOKEN cannot be exported to later steps.")
             return []
+        minted = outcome.minted
         with open(bash_env, "a", encoding="utf-8") as stream:
-            stream.write(f"export ASC_TOKEN='{token}'\nexport ASC_TOKEN_EXPIRES_AT='{expires_at}'\n")
+            stream.write(f"export ASC_TOKEN='{minted.token}'\nexport ASC_TOKEN_EXPIRES_AT='{minted.expires_at_iso}'\n")
         return ["ASC_TOKEN exported via $BASH_ENV (CircleCI does not mask it: never echo it)"]
 
-    def _deliver_bitrise(self, token: str, expires_at: str, printing: bool) -> List[str]:
-        run_with_stdin(
-            ["envman", "add", "--key", "ASC_TOKEN", "--sensitive"], token, self.env, "registered with envman"
-        )
-        run_with_stdin(
-            ["envman", "add", "--key", "ASC_TOKEN_EXPIRES_AT"], expires_at, self.env, "registered with envman"
-        )
+
+class Bitrise(Platform):
+    name = "bitrise"
+
+    @classmethod
+    def detected(cls, env: Mapping[str, str]) -> bool:
+        return env.get("BITRISE_IO") == "true" or bool(env.get("BITRISE_BUILD_NUMBER"))
+
+    def workspace(self) -> Optional[str]:
+        return self.env.get("BITRISE_SOURCE_DIR")
+
+    def deliver(self, settings: Settings, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+        minted = outcome.minted
+        run_with_stdin(["envman", "add", "--key", "ASC_TOKEN", "--sensitive"], minted.token, self.env, "envman")
+        run_with_stdin(["envman", "add", "--key", "ASC_TOKEN_EXPIRES_AT"], minted.expires_at_iso, self.env, "envman")
         return ["sensitive env var ASC_TOKEN (envman --sensitive)"]
 
-    def _deliver_buildkite(self, token: str, expires_at: str, printing: bool) -> List[str]:
-        run_with_stdin(["buildkite-agent", "redactor", "add"], token + "\n", self.env, "added to the log redactor")
-        return ["redacted from the Buildkite log (buildkite-agent redactor add)"]
 
-    def _deliver_gitlab(self, token: str, expires_at: str, printing: bool) -> List[str]:
+class Buildkite(Platform):
+    name = "buildkite"
+
+    @classmethod
+    def detected(cls, env: Mapping[str, str]) -> bool:
+        return env.get("BUILDKITE") == "true"
+
+    def workspace(self) -> Optional[str]:
+        return self.env.get("BUILDKITE_BUILD_CHECKOUT_PATH")
+
+    def token_file(self) -> Optional[str]:
+        return os.path.join(self.workspace() or os.getcwd(), ".asc-token")
+
+    def mask(self, secret: str, *, printing: bool) -> None:
+        # Before the first request: a server echoing the Authorization header must meet a redactor.
+        run_with_stdin(["buildkite-agent", "redactor", "add"], secret + "\n", self.env, "buildkite-agent")
+
+
+class GitLab(Platform):
+    name = "gitlab"
+
+    @classmethod
+    def detected(cls, env: Mapping[str, str]) -> bool:
+        return env.get("GITLAB_CI") == "true"
+
+    def workspace(self) -> Optional[str]:
+        return self.env.get("CI_PROJECT_DIR")
+
+    def deliver(self, settings: Settings, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         self.log(
             "GitLab CI: use TOKEN=$(asc-token --print) or --output-file in the job that calls the API. "
             "Do not pass the token on as a dotenv artifact: GitLab does not mask dotenv variables."
         )
         return []
 
-    def _deliver_woodpecker(self, token: str, expires_at: str, printing: bool) -> List[str]:
-        path = self.env.get("PLUGIN_OUTPUT_FILE") or os.path.join(
-            self.env.get("CI_WORKSPACE") or self.env.get("DRONE_WORKSPACE") or os.getcwd(), ".asc-token"
+
+class Woodpecker(Platform):
+    name = "woodpecker"
+
+    @classmethod
+    def detected(cls, env: Mapping[str, str]) -> bool:
+        return env.get("CI") == "woodpecker" or bool(
+            env.get("CI_PIPELINE_NUMBER") and env.get("CI_SYSTEM_NAME") == "woodpecker"
         )
-        write_secret_file(path, token + "\n")
-        return [f"token file {path} (mode 0600)"]
 
-    _deliver_drone = _deliver_woodpecker
+    def workspace(self) -> Optional[str]:
+        return self.env.get("CI_WORKSPACE")
+
+    def token_file(self) -> Optional[str]:
+        return self.env.get("PLUGIN_OUTPUT_FILE") or os.path.join(self.workspace() or os.getcwd(), ".asc-token")
 
 
-def default_output_file(platform: str, env: Mapping[str, str]) -> Optional[str]:
-    """Platforms whose later steps cannot receive a variable get the token as a 0600 file."""
-    if platform == "buildkite":
-        return os.path.join(env.get("BUILDKITE_BUILD_CHECKOUT_PATH") or os.getcwd(), ".asc-token")
-    if platform == "bitbucket":
-        return os.path.join(env.get("BITBUCKET_CLONE_DIR") or os.getcwd(), ".asc-token")
-    return None
+class Drone(Woodpecker):
+    name = "drone"
+
+    @classmethod
+    def detected(cls, env: Mapping[str, str]) -> bool:
+        return env.get("DRONE") == "true"
+
+    def workspace(self) -> Optional[str]:
+        return self.env.get("DRONE_WORKSPACE")
+
+
+class Jenkins(Platform):
+    name = "jenkins"
+
+    @classmethod
+    def detected(cls, env: Mapping[str, str]) -> bool:
+        return bool(env.get("JENKINS_URL") or env.get("JENKINS_HOME"))
+
+    def workspace(self) -> Optional[str]:
+        return self.env.get("WORKSPACE")
+
+
+class Bitbucket(Platform):
+    name = "bitbucket"
+
+    @classmethod
+    def detected(cls, env: Mapping[str, str]) -> bool:
+        return bool(env.get("BITBUCKET_BUILD_NUMBER"))
+
+    def workspace(self) -> Optional[str]:
+        return self.env.get("BITBUCKET_CLONE_DIR")
+
+    def token_file(self) -> Optional[str]:
+        return os.path.join(self.workspace() or os.getcwd(), ".asc-token")
+
+
+# Detection order matters: some platforms also set another's variables for compatibility.
+PLATFORMS: List[Type[Platform]] = [
+    GitHub,
+    Azure,
+    CircleCI,
+    Bitrise,
+    Buildkite,
+    GitLab,
+    Woodpecker,
+    Drone,
+    Jenkins,
+    Bitbucket,
+]
+PLATFORM_NAMES = [platform.name for platform in PLATFORMS] + [Platform.name]
+
+
+def platform_for(env: Mapping[str, str], name: Optional[str] = None) -> Type[Platform]:
+    """The platform called ``name``, or the first detected one, or the generic one."""
+    for platform in PLATFORMS:
+        if platform.name == name or (name is None and platform.detected(env)):
+            return platform
+    return Platform
+
+
+def run_with_stdin(argv: List[str], secret: str, env: Mapping[str, str], tool: str) -> None:
+    try:
+        completed = subprocess.run(
+            argv, input=secret, text=True, env=dict(env), capture_output=True, timeout=30, check=False
+        )
+    except FileNotFoundError:
+        raise DeliveryError(
+            f"{tool} was not found on PATH, so the token could not be handed on: run this on the "
+            "platform's agent, or pass --output-file PATH."
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise DeliveryError(f"{tool} did not finish within 30 s while the token was being handed on.") from None
+    if completed.returncode != 0:
+        raise DeliveryError(f"{' '.join(argv[:3])} failed with exit code {completed.returncode}.")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .config import Settings
+from .config import Naming, Settings
 from .errors import AscTokenError
+from .explain import describe_duration
 from .flow import Outcome
-from .verify import describe_duration
 
 
-def summary_markdown(settings: Optional[Settings], outcome: Optional[Outcome], error: Optional[AscTokenError]) -> str:
+def summary_markdown(
+    settings: Optional[Settings], outcome: Optional[Outcome], error: Optional[AscTokenError], naming: Naming
+) -> str:
     lines = ["### App Store Connect token", ""]
     if settings is not None:
         lines += ["| | |", "|---|---|", f"| Key ID | `{settings.key_id}` |", f"| Key type | {settings.key_type} |"]
@@ -21,7 +23,7 @@ def summary_markdown(settings: Optional[Settings], outcome: Optional[Outcome], e
         lines.append(f"| Expires | {outcome.minted.expires_at_iso} ({lifetime} s after `iat`) |")
         result = outcome.verification
         if result is None and settings is not None and not settings.verify:
-            lines.append("| Verification | skipped (`verify: false`) |")
+            lines.append(f"| Verification | skipped ({naming.assignment('verify', 'false')}) |")
         elif result is not None:
             apps = f", {result.app_count} apps visible" if result.app_count is not None else ""
             tries = f" after {result.attempts} attempts" if result.attempts > 1 else ""

@@ -1,0 +1,263 @@
+"""What an App Store Connect answer means for the user, as one error naming the setting to fix.
+
+The messages are kept together here, chosen by the detected cause. Every setting is named the
+way the user spells it (:class:`config.Naming`), and every text that came from the server is
+passed through :func:`quote_foreign` first: bounded, on one line, unable to act as a workflow
+or logging command wherever it is printed.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, List, Mapping, Optional
+
+from .config import Naming
+from .errors import ApiError, NotAppleError, UnreachableError
+from .transport import Reply
+
+SKEW_TOLERANCE_SECONDS = 60
+STATUS_PAGE = "https://developer.apple.com/system-status/"
+AGREEMENTS_CODE = "FORBIDDEN.REQUIRED_AGREEMENTS_MISSING_OR_EXPIRED"
+_FOREIGN_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class Request:
+    """What was asked, for the explanation: the URL and, for checks, what the job needs it for."""
+
+    url: str
+    key_type: str
+    purpose: str = "list apps"  # "may not <purpose>" in a 403
+    attempts: int = 1
+
+
+def quote_foreign(text: object, limit: int = _FOREIGN_LIMIT) -> str:
+    """Server- or user-supplied text made safe to print: one line, bounded, no command syntax.
+
+    GitHub reads ``::command::`` at a line's start and Azure ``##vso[`` anywhere in a line, so line
+    breaks and control characters become spaces and both markers are broken up.
+    """
+    raw = str(text)[: limit * 4]
+    cleaned = "".join(" " if (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029") else c for c in raw)
+    cleaned = " ".join(cleaned.split()).replace("::", ": :").replace("##", "# #")
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def apple_errors(reply: Reply) -> List[Mapping[str, Any]]:
+    body = _json(reply)
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        return [e for e in body["errors"] if isinstance(e, dict)]
+    return []
+
+
+def is_apple_json(reply: Reply) -> bool:
+    body = _json(reply)
+    return isinstance(body, dict) and (isinstance(body.get("errors"), list) or "data" in body)
+
+
+def summarise_body(reply: Reply) -> str:
+    """One line about a body that is not Apple's JSON: never the body itself."""
+    content_type = quote_foreign(reply.header("content-type").split(";")[0] or "unknown type", 60)
+    size = f"{len(reply.body)}{'+' if reply.truncated else ''}"
+    title = _html_title(reply.body[: 64 * 1024].decode("utf-8", errors="replace"))
+    shown = f', page title "{quote_foreign(title, 80)}"' if title else ""
+    return f"a {content_type} body of {size} bytes{shown}"
+
+
+def _html_title(text: str) -> str:
+    # find(), not a regex: linear whatever the page holds.
+    lower = text.lower()
+    start = lower.find("<title")
+    opened = lower.find(">", start) if start >= 0 else -1
+    end = lower.find("</title", opened) if opened >= 0 else -1
+    return text[opened + 1 : end] if end > opened >= 0 else ""
+
+
+def apple_said(reply: Reply) -> str:
+    errors = apple_errors(reply)
+    if not errors:
+        return summarise_body(reply)
+    first = errors[0]
+    parts = [str(first.get(name, "")) for name in ("code", "title", "detail")]
+    source = first.get("source")
+    if isinstance(source, dict):
+        where = source.get("parameter") or source.get("pointer")
+        if where:
+            parts.append(f"(source: {where})")
+    more = f" (+{len(errors) - 1} more errors)" if len(errors) > 1 else ""
+    return quote_foreign(" ".join(p for p in parts if p), 600) + more
+
+
+def error_code(reply: Reply) -> Optional[str]:
+    errors = apple_errors(reply)
+    code = str(errors[0].get("code", "")) if errors else ""
+    return quote_foreign(code, 100) or None
+
+
+def measure_skew(reply: Optional[Reply], clock: Callable[[], float]) -> Optional[float]:
+    """Server time minus runner time, in seconds, from the answer's ``Date`` header."""
+    date = reply.header("date")[:64] if reply is not None else ""
+    if not date:
+        return None
+    try:
+        server = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return server - clock()
+
+
+def describe_duration(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 72 * 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    return f"{round(minutes / 1440)} days"
+
+
+def explain_reply(reply: Reply, request: Request, naming: Naming, clock: Callable[[], float]) -> ApiError:
+    """The error for an answer that is not a success."""
+    status = reply.status
+    tried = f" after {request.attempts} attempts" if request.attempts > 1 else ""
+    if 300 <= status < 400:
+        return NotAppleError(
+            f"{request.url} answered with a redirect ({status}), which App Store Connect never "
+            f"does: a proxy, captive portal or wrong {naming.label('api-url')} is in the way; "
+            f"check {naming.label('api-url')} and the runner's proxy settings.",
+            details=f"The redirect pointed at {quote_foreign(reply.header('location') or 'nothing', 200)}.",
+        )
+    if not is_apple_json(reply):
+        return NotAppleError(
+            f"Something between the runner and App Store Connect answered {status}{tried} with "
+            f"{summarise_body(reply)}, not App Store Connect's JSON: a proxy, gateway or firewall "
+            f"(or a wrong {naming.label('api-url')}) answered for it; check the runner's proxy "
+            "settings, then re-run.",
+            details=f"The request went to {request.url}.",
+        )
+    code, said = error_code(reply), apple_said(reply)
+    if status == 401:
+        return _explain_401(request, code, said, measure_skew(reply, clock), naming)
+    if status == 403:
+        return _explain_403(request, code, said, naming)
+    if status == 429:
+        return ApiError(
+            f"App Store Connect answered 429 {code or 'RATE_LIMIT_EXCEEDED'}{tried}: this key used "
+            "its hourly request quota; wait for the hour to roll over, or use another key for "
+            "this pipeline.",
+            details=f"Apple said: {said}",
+        )
+    if status >= 500:
+        return ApiError(
+            f"App Store Connect answered {status}{tried}: the service is having trouble, not your "
+            f"credentials; re-run the job later and check {STATUS_PAGE}.",
+            details=f"The last answer was: {said}",
+        )
+    return ApiError(
+        f"App Store Connect answered {status} {code or ''} for {request.url}: check the request "
+        f"and {naming.label('api-url')}.".replace("  ", " "),
+        details=f"Apple said: {said}",
+    )
+
+
+def _explain_403(request: Request, code: Optional[str], said: str, naming: Naming) -> ApiError:
+    if code and (code == AGREEMENTS_CODE or code.startswith(AGREEMENTS_CODE + ".")):
+        return ApiError(
+            f"App Store Connect answered 403 {code}: the Account Holder must accept the latest "
+            "agreement in App Store Connect > Business; no change to the key or the settings will help.",
+            details=f"Apple said: {said}",
+        )
+    return ApiError(
+        f"App Store Connect answered 403 {code or 'FORBIDDEN'}: the key is valid, but its role "
+        f"may not {request.purpose}; give key {naming.label('key-id')} an App Manager, Developer "
+        f"or Admin role, or set {naming.assignment('verify', 'false')} if it only needs other resources.",
+        details=f"Apple said: {said}",
+    )
+
+
+def _explain_401(request: Request, code: Optional[str], said: str, skew: Optional[float], naming: Naming) -> ApiError:
+    if skew is not None and abs(skew) > SKEW_TOLERANCE_SECONDS:
+        direction = "ahead of" if skew < 0 else "behind"
+        return ApiError(
+            f"App Store Connect answered 401 {code or 'NOT_AUTHORIZED'}: the runner's clock is "
+            f"{describe_duration(skew)} {direction} App Store Connect's, so the token looks "
+            "expired or not yet valid; fix the runner's time (enable NTP) and re-run.",
+            details=(
+                f"App Store Connect's Date header and the runner's clock differ by "
+                f"{abs(skew):.0f} seconds. Tokens live at most 20 minutes, so Apple rejects them "
+                f"when the clocks disagree by more than a minute or so.\nApple said: {said}"
+            ),
+        )
+    key_id, key_type, issuer = naming.label("key-id"), naming.label("key-type"), naming.label("issuer-id")
+    wrong_key_id = f"{key_id} does not match the private key (the ID is in the file name AuthKey_<KEYID>.p8)"
+    revoked = "the key was revoked in App Store Connect (create a new key and update the secrets)"
+    clock = "the runner's clock is off" + (
+        f" (measured: within {abs(skew):.0f} s, so unlikely)" if skew is not None else ""
+    )
+    if request.key_type == "individual":
+        headline = f"most often {key_id} does not match the private key, or it is a team key"
+        causes = [
+            wrong_key_id,
+            f"this is a team key but {key_type} is individual (set "
+            f"{naming.assignment('key-type', 'team')} and {issuer} to the Issuer ID)",
+            revoked,
+            clock,
+        ]
+    else:
+        headline = f"most often {issuer} is not the issuer of key {key_id}"
+        causes = [
+            f"{issuer} is not the issuer of this key (copy the Issuer ID shown above the team "
+            "keys list in App Store Connect > Users and Access > Integrations)",
+            wrong_key_id,
+            revoked,
+            f"this is an individual key but {key_type} is team (set {naming.assignment('key-type', 'individual')})",
+            clock,
+        ]
+    tried = f" {request.attempts} times, each with a freshly signed token" if request.attempts > 1 else ""
+    return ApiError(
+        f"App Store Connect answered 401 {code or 'NOT_AUTHORIZED'}{tried}: it did not accept the "
+        f"credentials; {headline} (likely causes below, most likely first).",
+        details="Likely causes, most likely first:\n"
+        + "\n".join(f"{n}. {cause}" for n, cause in enumerate(causes, 1))
+        + f"\nApple said: {said}",
+    )
+
+
+def explain_unreachable(kind: str, url: str, naming: Naming, attempts: int = 1) -> UnreachableError:
+    api_url = naming.label("api-url")
+    what = {
+        "refused": "the connection was refused",
+        "dns": "the host name could not be resolved (DNS)",
+        "timeout": "the request timed out",
+        "reset": "the connection was reset",
+        "tls": "the TLS handshake failed",
+    }[kind]
+    fix = {
+        "refused": f"check {api_url} and any proxy; nothing is listening there",
+        "dns": f"check {api_url} and the runner's DNS or proxy settings",
+        "timeout": f"App Store Connect or a proxy did not answer in time; re-run the job, and check {STATUS_PAGE}",
+        "reset": "a proxy or firewall may be cutting the connection; re-run the job",
+        "tls": "a proxy may be intercepting TLS; set REQUESTS_CA_BUNDLE to its CA certificate",
+    }[kind]
+    tried = f" ({attempts} attempts)" if attempts > 1 else ""
+    return UnreachableError(
+        f"Could not reach App Store Connect at {url}: {what}{tried}; {fix}.",
+        details=(
+            "The token itself was minted; only the check that it works could not run. Set "
+            f"{naming.assignment('verify', 'false')} to skip the check on runners without access "
+            "to api.appstoreconnect.apple.com."
+        ),
+    )
+
+
+def _json(reply: Reply) -> Any:
+    if reply.truncated:
+        return None
+    try:
+        return json.loads(reply.body)
+    except (ValueError, TypeError, RecursionError):
+        return None

@@ -1,0 +1,264 @@
+"""Send one App Store Connect request: retries, deadlines and bounded reading, nothing else.
+
+The HTTP session, clock, sleep and randomness are injected, so tests drive every path against
+the local stand-in without waiting. ``requests`` is imported only when a request is made, so a
+mint-only run never pays for it. What the answers mean is :mod:`explain`'s job.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Protocol, cast
+
+from . import __version__
+
+USER_AGENT = f"asc-token-action/{__version__}"
+MAX_BODY_BYTES = 4 * 1024 * 1024  # Apple's largest pages are well under this
+Tokens = Callable[[bool], str]  # fresh=True: sign a new token (after a 401)
+
+
+class Session(Protocol):
+    def request(self, method: str, url: str, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    total_seconds: float = 60.0  # the whole exchange: sleeps, a hanging or trickling server included
+    backoff_base: float = 1.0
+    backoff_cap: float = 8.0
+    retry_after_cap: float = 20.0
+    # Apple sometimes answers 401 to a valid token once; fastlane and codemagic re-sign and retry.
+    unauthorized_retries: int = 2
+    unauthorized_backoff: float = 1.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer, read and bounded; headers by lower-case name."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = field(repr=False)
+    attempts: int = 1
+    truncated: bool = False
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+class NoAnswerError(Exception):
+    """No HTTP answer at all; ``kind`` is refused, dns, tls, timeout or reset."""
+
+    def __init__(self, kind: str, attempts: int) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.attempts = attempts
+
+
+RETRIED_NETWORK_KINDS = ("reset", "timeout")
+
+
+@dataclass
+class Transport:
+    session: Optional[Session] = None
+    policy: RetryPolicy = RetryPolicy()
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random
+    log: Callable[[str], None] = lambda message: None
+
+    def send(self, method: str, url: str, tokens: Tokens, *, body: Optional[bytes] = None) -> Reply:
+        """The final answer after bounded retries (429, 5xx, resets, timeouts, a spurious 401).
+
+        Any status comes back as a :class:`Reply`; only "no answer at all" raises :class:`NoAnswerError`.
+        """
+        http = self.session if self.session is not None else default_session()
+        policy = self.policy
+        deadline = self.monotonic() + policy.total_seconds
+        attempt, unauthorized, fresh = 0, 0, False
+        while True:
+            attempt += 1
+            headers = {
+                "Authorization": f"Bearer {tokens(fresh)}",
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            }
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            fresh = False
+            reply: Optional[Reply] = None
+            failure: Optional[NoAnswerError] = None
+            try:
+                reply = self._exchange(http, method, url, headers, body, deadline, attempt)
+            except NoAnswerError as error:
+                if error.kind not in RETRIED_NETWORK_KINDS:
+                    raise
+                failure = error
+            if failure is not None:
+                problem = {"reset": "connection reset", "timeout": "timed out"}[failure.kind]
+                wait = self._backoff(attempt)
+            elif reply is not None and reply.status == 401 and unauthorized < policy.unauthorized_retries:
+                unauthorized += 1
+                fresh = True
+                wait = policy.unauthorized_backoff * unauthorized
+                problem = "401"
+            elif reply is not None and reply.status == 429:
+                wait = self._retry_after(reply) or self._backoff(attempt)
+                problem = "HTTP 429"
+            elif reply is not None and reply.status >= 500:
+                wait = self._backoff(attempt)
+                problem = f"HTTP {reply.status}"
+            elif reply is not None:
+                return reply
+            if attempt >= policy.max_attempts or self.monotonic() + wait >= deadline - 1:
+                if reply is not None:
+                    return reply
+                raise NoAnswerError(failure.kind if failure else "timeout", attempt)
+            action = "signing a new token and retrying" if fresh else "retrying"
+            remaining = reply.header("x-rate-limit") if reply is not None else ""
+            self.log(
+                f"App Store Connect: {problem} on attempt {attempt}; {action} in {wait:.1f} s.{_low_quota(remaining)}"
+            )
+            self.sleep(wait)
+
+    def _exchange(
+        self,
+        http: Session,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: Optional[bytes],
+        deadline: float,
+        attempt: int,
+    ) -> Reply:
+        remaining = max(0.1, deadline - self.monotonic())
+        timeout = (min(self.policy.connect_timeout, remaining), min(self.policy.read_timeout, remaining))
+        try:
+            response = http.request(
+                method, url, headers=dict(headers), data=body, timeout=timeout, allow_redirects=False, stream=True
+            )
+            try:
+                content, truncated = self._read_body(response, deadline)
+            finally:
+                close = getattr(response, "close", None)
+                if callable(close):
+                    close()
+        except Exception as exc:
+            kind = classify_network_error(exc)
+            if kind is None:
+                raise
+            raise NoAnswerError(kind, attempt) from None
+        headers_in = {str(name).lower(): str(value) for name, value in response.headers.items()}
+        return Reply(int(response.status_code), headers_in, content, attempt, truncated)
+
+    def _read_body(self, response: Any, deadline: float) -> tuple[bytes, bool]:
+        """At most MAX_BODY_BYTES, and never past the deadline (a server may trickle a byte a second)."""
+        chunks = []
+        size = 0
+        iterate = getattr(response, "iter_content", None)
+        source: Iterator[bytes] = iterate(16 * 1024) if callable(iterate) else iter([bytes(response.content)])
+        for chunk in source:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= MAX_BODY_BYTES:
+                return b"".join(chunks)[:MAX_BODY_BYTES], True
+            if self.monotonic() > deadline:
+                raise TimeoutError("the body was still arriving at the deadline")
+        return b"".join(chunks), False
+
+    def _retry_after(self, reply: Reply) -> Optional[float]:
+        raw = reply.header("retry-after").strip()
+        # ASCII digits only ("²".isdigit() is true), and a sane length.
+        if raw and len(raw) <= 6 and all("0" <= char <= "9" for char in raw):
+            return min(float(raw), self.policy.retry_after_cap)
+        return None
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self.policy.backoff_cap, self.policy.backoff_base * 2.0 ** (attempt - 1))
+        return base * (0.5 + self.jitter() / 2)  # "equal jitter": never zero, never above the cap
+
+
+def _low_quota(header: str) -> str:
+    _, remaining = parse_rate_limit(header)
+    return f" {remaining} requests left this hour for this key." if remaining is not None and remaining < 100 else ""
+
+
+def parse_rate_limit(header: str) -> tuple[Optional[int], Optional[int]]:
+    """``user-hour-lim:3600;user-hour-rem:3599;`` -> (3600, 3599); linear, bounded."""
+    values: Dict[str, int] = {}
+    for part in header[:512].split(";"):
+        name, _, number = part.strip().partition(":")
+        if (
+            name in ("user-hour-lim", "user-hour-rem")
+            and 0 < len(number) <= 9
+            and number.isascii()
+            and number.isdigit()
+        ):
+            values[name] = int(number)
+    return values.get("user-hour-lim"), values.get("user-hour-rem")
+
+
+def default_session() -> Session:
+    import requests  # deferred: a mint-only run never pays for importing it
+
+    session = requests.Session()
+    session.trust_env = True  # honour HTTPS_PROXY / NO_PROXY on corporate runners
+    return cast(Session, session)
+
+
+def classify_network_error(exc: BaseException) -> Optional[str]:
+    """'refused', 'dns', 'tls', 'timeout', 'reset', or None for an error that is not the network's.
+
+    requests wraps urllib3, which wraps the socket error: the chain is walked (``reason``,
+    ``__cause__``, ``__context__``, an exception argument) and each link tested by class.
+    """
+    import requests.exceptions
+    import urllib3.exceptions
+
+    chain = list(_causes(exc))
+    if any(isinstance(e, (socket.gaierror, urllib3.exceptions.NameResolutionError)) for e in chain):
+        return "dns"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "refused"
+    if any(isinstance(e, (ssl.SSLError, ssl.CertificateError, requests.exceptions.SSLError)) for e in chain):
+        return "tls"
+    timeouts = (TimeoutError, socket.timeout, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)
+    if any(isinstance(e, timeouts) for e in chain):
+        return "timeout"
+    resets = (
+        ConnectionError,  # the builtin: reset, aborted, broken pipe
+        http.client.HTTPException,
+        urllib3.exceptions.ProtocolError,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,
+    )
+    if any(isinstance(e, resets) for e in chain):
+        return "reset"
+    return None
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: list[BaseException] = []
+    pending = [exc]
+    while pending and len(seen) < 20:
+        current = pending.pop(0)
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        yield current
+        reason = getattr(current, "reason", None)
+        for linked in (reason, current.__cause__, current.__context__, *current.args[:1]):
+            if isinstance(linked, BaseException):
+                pending.append(linked)
