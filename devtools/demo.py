@@ -98,26 +98,46 @@ def _show(title: str, code: int, log: str, outputs: Dict[str, str], summary: str
 
 
 def serve_standin(argv: List[str]) -> int:
-    """``python3 dev.py standin``: a stand-in with a fresh throwaway key, for the workflow self-test.
+    """``python3 dev.py standin``: the stand-in, for the workflow self-test or your own pipeline.
 
-    Writes the key to a 0600 file and the URL, key ID and issuer to GITHUB_OUTPUT (or stdout),
-    then serves until ``--seconds`` have passed: it always stops by itself.
+    By default it makes a throwaway key and writes it to ``--key-file`` (0600). With
+    ``--public-key`` it accepts tokens signed by your own key instead (give ``--key-id`` and
+    ``--issuer-id``, or ``--individual``), so a pipeline can be tried end to end without Apple.
+    The URL, key ID and issuer go to GITHUB_OUTPUT (or stdout); it serves for ``--seconds``, then
+    stops by itself.
     """
     parser = argparse.ArgumentParser(prog="dev.py standin")
-    parser.add_argument("--key-file", required=True, help="where to write the throwaway .p8")
+    parser.add_argument("--key-file", help="where to write the throwaway .p8 (not with --public-key)")
+    parser.add_argument("--public-key", help="PEM public key of your own .p8 (openssl ec -in AuthKey.p8 -pubout)")
+    parser.add_argument("--key-id", default=DEMO_KEY_ID, help="the key ID tokens must carry as kid")
+    parser.add_argument("--issuer-id", help="the issuer tokens must carry (default: a random UUID)")
+    parser.add_argument("--individual", action="store_true", help="an individual key: sub user, no iss")
     parser.add_argument("--seconds", type=float, default=600.0, help="serve this long, then stop")
     args = parser.parse_args(argv)
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    os.makedirs(os.path.dirname(os.path.abspath(args.key_file)), exist_ok=True)
-    with open(os.open(args.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as stream:
-        stream.write(pem)
-    issuer = str(uuid.uuid4())
+    if (args.public_key is None) == (args.key_file is None):
+        parser.error("give --key-file (a throwaway key is made) or --public-key (your own key)")
+    facts: Dict[str, str] = {}
+    if args.public_key is not None:
+        with open(args.public_key, "rb") as stream:
+            public_key = serialization.load_pem_public_key(stream.read())
+        if not isinstance(public_key, ec.EllipticCurvePublicKey):
+            parser.error("--public-key must be an EC P-256 public key")
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        public_key = key.public_key()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        os.makedirs(os.path.dirname(os.path.abspath(args.key_file)), exist_ok=True)
+        with open(
+            os.open(args.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8"
+        ) as stream:
+            stream.write(pem)
+        facts["key-file"] = os.path.abspath(args.key_file)
+    issuer = None if args.individual else (args.issuer_id or str(uuid.uuid4()))
     api = AppStoreConnectStandIn().start()
-    api.register(DEMO_KEY_ID, key.public_key(), issuer)
-    facts = {"url": api.url, "key-id": DEMO_KEY_ID, "issuer-id": issuer, "key-file": os.path.abspath(args.key_file)}
+    api.register(args.key_id, public_key, issuer)
+    facts = {"url": api.url, "key-id": args.key_id, "issuer-id": issuer or "", **facts}
     output = os.environ.get("GITHUB_OUTPUT")
     with open(output, "a", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as stream:
         for name, value in facts.items():
