@@ -55,8 +55,10 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if prebuilt:
         return Path(prebuilt)
     out = tmp_path_factory.mktemp("dist")
-    # No isolation: the dev venv's hashed setuptools builds it, with no unpinned download.
-    _run([sys.executable, "-m", "build", "--no-isolation", "--wheel", "--sdist", "--outdir", str(out), str(ROOT)])
+    # No isolation: the dev venv's hashed setuptools builds them, with no unpinned download. No
+    # --wheel/--sdist: the wheel is built from the unpacked sdist, as it would be from PyPI's, and
+    # never from a stale build/ folder of the checkout.
+    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)])
     return out
 
 
