@@ -2,11 +2,13 @@
 container paths in GITHUB_OUTPUT, /github/workspace as the working directory.
 
 Skipped with the reason where no Docker engine runs; `.ci/run` starts one and sets
-ASC_REQUIRE_DOCKER=1, which turns the skip into a failure.
+ASC_REQUIRE_DOCKER=1, which turns the skip into a failure. ASC_TEST_IMAGE names an image that is
+already built (the release workflow tests the very image it then pushes) instead of building one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -25,15 +27,24 @@ IMAGE = "asc-token-action:test"
 DOCKER = shutil.which("docker") or "docker"  # absolute: a test passes a hostile PATH through
 
 
+SIZE_BUDGET = 30_000_000  # bytes the image may add to its base (Docker's MB, as `docker images` shows)
+
+
 def _docker_problem() -> Optional[str]:
     if shutil.which("docker") is None:
         return "no docker client on PATH"
     probe = subprocess.run([DOCKER, "info"], capture_output=True, text=True, check=False, timeout=60)
     if probe.returncode != 0:
         return "no Docker engine is running (source ../shared/ci/docker-env.sh to start one)"
-    if not os.environ.get("BASE_IMAGE"):
+    if not os.environ.get("BASE_IMAGE") and not os.environ.get("ASC_TEST_IMAGE"):
         return "BASE_IMAGE is not set (source ../shared/ci/docker-env.sh to build a local base image)"
     return None
+
+
+def _docker_out(*args: str) -> str:
+    completed = subprocess.run([DOCKER, *args], capture_output=True, text=True, check=False, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +54,11 @@ def image() -> Iterator[str]:
         if os.environ.get("ASC_REQUIRE_DOCKER") == "1":
             pytest.fail(f"container tests are required here but {problem}")
         pytest.skip(problem)
+    prebuilt = os.environ.get("ASC_TEST_IMAGE")
+    if prebuilt:
+        _docker_out("image", "inspect", prebuilt)  # present locally: never pulled behind our back
+        yield prebuilt
+        return
     build = subprocess.run(
         [
             DOCKER,
@@ -230,3 +246,35 @@ def test_asc_token_command_in_the_image(image: str, tmp_path: Path, key: KeyMate
     assert run.returncode == 0, run.stdout + run.stderr
     assert key.decode((tmp_path / "workspace" / "token").read_text().strip())["iss"] == ISSUER_ID
     assert run.stdout.count("::add-mask::") == 4  # key lines and the token, masked before anything else
+
+
+def test_the_image_runs_the_installed_package(image: str) -> None:
+    """The package is installed from its wheel (no source tree), `asc-token` on PATH is its console
+    script with the venv's interpreter in isolated mode, and the version is the package's."""
+    probe = (
+        "import importlib.metadata as m, json, os, shutil, asc_token;"
+        "d = m.distribution('asc-token-action');"
+        "script = os.path.realpath(shutil.which('asc-token'));"
+        "print(json.dumps({'version': d.version, 'module': asc_token.__file__, 'script': script,"
+        " 'shebang': open(script).readline().strip(),"
+        " 'entry': [e.value for e in d.entry_points if e.name == 'asc-token'],"
+        " 'src': os.path.exists('/opt/asc-token-action/src')}))"
+    )
+    facts = json.loads(
+        _docker_out("run", "--rm", "--entrypoint", "/opt/asc-token-action/venv/bin/python", image, "-I", "-c", probe)
+    )
+    assert facts["entry"] == ["asc_token.entry:cli"]
+    assert facts["module"].startswith("/opt/asc-token-action/venv/lib/") and not facts["src"]
+    assert facts["script"] == "/opt/asc-token-action/venv/bin/asc-token"
+    assert facts["shebang"] == "#!/opt/asc-token-action/venv/bin/python -I"
+    version = _docker_out("run", "--rm", "--entrypoint", "asc-token", image, "--version").strip()
+    assert version == f"asc-token {facts['version']}"
+
+
+def test_image_size_budget(image: str) -> None:
+    """At most SIZE_BUDGET over the base image (the issue's budget), measured as docker reports it."""
+    base = os.environ.get("BASE_IMAGE")
+    if not base or subprocess.run([DOCKER, "image", "inspect", base], capture_output=True, check=False).returncode:
+        pytest.skip("the base image is not in the local engine to compare with")
+    sizes = [int(_docker_out("image", "inspect", "--format", "{{.Size}}", name)) for name in (base, image)]
+    assert sizes[1] - sizes[0] <= SIZE_BUDGET, f"the image adds {(sizes[1] - sizes[0]) / 1e6:.1f} MB to {base}"
