@@ -3,7 +3,10 @@
 A real HTTP server on 127.0.0.1 that checks tokens the way Apple documents them (ES256, kid,
 typ, aud, signature with the registered public key, ``exp - iat <= 1200``, ``exp`` not past,
 ``iat`` not in the future, ``iss``/``sub``, scope) and answers ``/v1/apps`` with Apple-shaped
-JSON, ``X-Rate-Limit`` and ``Date`` headers. Faults queued with :meth:`AppStoreConnectStandIn.inject`
+JSON, ``X-Rate-Limit`` and ``Date`` headers. For the preflight checks it also lists ``/v1/builds``,
+``/v1/bundleIds``, ``/v1/ciProducts`` and the notary service's ``/notary/v2/submissions``, filters
+apps by ``filter[bundleId]``, and refuses what a key's role (``register(resources=...)``) or an
+individual key may not read with 403. Faults queued with :meth:`AppStoreConnectStandIn.inject`
 are served one per request, in order.
 """
 
@@ -18,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 import jwt
@@ -42,9 +45,23 @@ _APPS = [
 ]
 
 
+# Apple: "Individual keys aren't able to use Provisioning endpoints, access Sales and Finance,
+# or notaryTool" (Creating API Keys for App Store Connect API).
+_TEAM_KEY_ONLY = frozenset({"bundleIds", "certificates", "profiles", "devices", "notary"})
+_AGREEMENTS = (
+    "FORBIDDEN.REQUIRED_AGREEMENTS_MISSING_OR_EXPIRED",
+    "A required agreement is missing or has expired.",
+    "This request requires an in-effect agreement that has not been signed or has expired.",
+)
+_BUILDS = [{"version": "42", "processingState": "VALID", "uploadedDate": "2026-01-01T00:00:00-08:00"}]
+_BUNDLE_IDS = [{"identifier": app["bundleId"], "name": app["name"], "platform": "IOS"} for app in _APPS]
+_CI_PRODUCTS = [{"name": "Demo App", "productType": "APP"}]
+_SUBMISSIONS = [{"name": "Demo.zip", "status": "Accepted", "createdDate": "2026-01-01T00:00:00.000Z"}]
+
+
 @dataclass(frozen=True)
 class Fault:
-    """One scripted misbehaviour: ``kind`` is status, rate-limit, reset, delay or html."""
+    """One scripted misbehaviour: ``kind`` is status, rate-limit, reset, delay, html or agreements."""
 
     kind: str
     status: int = 500
@@ -57,6 +74,7 @@ class RegisteredKey:
     public_key: ec.EllipticCurvePublicKey
     issuer_id: Optional[str]  # None: an individual key
     role_allows_apps: bool = True
+    resources: Optional[FrozenSet[str]] = None  # what the key's role may read; None: everything
 
 
 class AppStoreConnectStandIn:
@@ -85,8 +103,12 @@ class AppStoreConnectStandIn:
         issuer_id: Optional[str],
         *,
         role_allows_apps: bool = True,
+        resources: Optional[Iterable[str]] = None,
     ) -> None:
-        self.keys[key_id] = RegisteredKey(public_key, issuer_id, role_allows_apps)
+        """``resources``: what the key's role may read ("apps", "builds", "bundleIds", "ciProducts",
+        "notary"); any other answers 403 FORBIDDEN_ERROR. None allows them all."""
+        allowed = frozenset(resources) if resources is not None else None
+        self.keys[key_id] = RegisteredKey(public_key, issuer_id, role_allows_apps, allowed)
 
     def inject(self, *faults: Fault) -> None:
         with self._lock:
@@ -149,7 +171,7 @@ class AppStoreConnectStandIn:
             return 401, "NOT_AUTHORIZED", "the token's scope does not allow this request"
         if not registered.role_allows_apps:
             return 403, "FORBIDDEN_ERROR", "The API key in use does not allow this request"
-        return 200, "", ""
+        return resource_permission(registered, path)
 
     def _claims_problem(self, claims: Dict[str, Any], registered: RegisteredKey) -> str:
         now = self.now()
@@ -168,6 +190,24 @@ class AppStoreConnectStandIn:
         elif claims.get("iss") != registered.issuer_id:
             return "iss does not match the key's issuer"
         return ""
+
+
+def resource_of(path: str) -> str:
+    """The resource a request reads: "apps" for /v1/apps?..., "notary" for the notary service."""
+    parts = urlsplit(path).path.strip("/").split("/")
+    if parts[0] == "notary":
+        return "notary"
+    return parts[1] if len(parts) > 1 else ""
+
+
+def resource_permission(registered: RegisteredKey, path: str) -> Tuple[int, str, str]:
+    """Apple's role check, after the token is accepted: (200, '', '') or a 403."""
+    resource = resource_of(path)
+    if registered.issuer_id is None and resource in _TEAM_KEY_ONLY:
+        return 403, "FORBIDDEN_ERROR", "Individual keys cannot use this resource"
+    if registered.resources is not None and resource not in registered.resources:
+        return 403, "FORBIDDEN_ERROR", "The API key in use does not allow this request"
+    return 200, "", ""
 
 
 def apple_scope_permits(scope: Any, method: str, path: str) -> bool:
@@ -190,6 +230,13 @@ def apple_scope_permits(scope: Any, method: str, path: str) -> bool:
         if all(param in request_params for param in parse_qsl(listed.query, keep_blank_values=True)):
             return True
     return False
+
+
+def _apps_matching(path: str) -> List[Tuple[int, Dict[str, str]]]:
+    """(index, app) for the apps a request lists: all, or those with exactly the filter[bundleId]."""
+    query = dict(parse_qsl(urlsplit(path).query))
+    wanted = query.get("filter[bundleId]")
+    return [(n, app) for n, app in enumerate(_APPS) if wanted is None or app["bundleId"] == wanted]
 
 
 def _handler_for(api: AppStoreConnectStandIn) -> type:
@@ -231,6 +278,10 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                     headers,
                 )
                 return
+            if fault is not None and fault.kind == "agreements":
+                api._record(self.path, "403")
+                self._error(403, *_AGREEMENTS)
+                return
             if fault is not None and fault.kind == "status":
                 api._record(self.path, str(fault.status))
                 self._error(
@@ -243,6 +294,8 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             self._route()
 
         def _route(self) -> None:
+            if self._route_preflight():
+                return
             if not self.path.startswith("/v1/apps"):
                 api._record(self.path, "404")
                 self._error(
@@ -261,6 +314,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 self._error(403, code, "The given operation is not allowed", why)
                 return
             limit = 1
+            apps = _apps_matching(self.path)
             data = [
                 {
                     "type": "apps",
@@ -268,14 +322,48 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                     "attributes": app,
                     "links": {"self": f"{api.url}/v1/apps/{1000000000 + n}"},
                 }
-                for n, app in enumerate(_APPS[:limit])
+                for n, app in apps[:limit]
             ]
             body = {
                 "data": data,
                 "links": {"self": f"{api.url}{self.path}"},
-                "meta": {"paging": {"total": len(_APPS), "limit": limit}},
+                "meta": {"paging": {"total": len(apps), "limit": limit}},
             }
             self._send(200, json.dumps(body).encode(), "application/json")
+
+        def _route_preflight(self) -> bool:
+            """The resources the preflight checks read: builds, bundle IDs, Xcode Cloud, notary."""
+            listings = {
+                "/v1/builds": ("builds", _BUILDS),
+                "/v1/bundleIds": ("bundleIds", _BUNDLE_IDS),
+                "/v1/ciProducts": ("ciProducts", _CI_PRODUCTS),
+                "/notary/v2/submissions": ("submissions", _SUBMISSIONS),
+            }
+            listing = listings.get(urlsplit(self.path).path)
+            if listing is None:
+                return False
+            kind, items = listing
+            status, code, why = api.check_token(self.headers.get("Authorization", ""), "GET", self.path)
+            api._record(self.path, str(status))
+            if status == 401:
+                self._error(401, code, *_NOT_AUTHORIZED, extra_detail=why)
+                return True
+            if status == 403:
+                self._error(403, code, "The given operation is not allowed", why)
+                return True
+            query = dict(parse_qsl(urlsplit(self.path).query))
+            limit = int(query["limit"]) if query.get("limit", "").isdigit() else 50
+            data = [
+                {"type": kind, "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}/{n}")), "attributes": item}
+                for n, item in enumerate(items[:limit])
+            ]
+            body = {
+                "data": data,
+                "links": {"self": f"{api.url}{self.path}"},
+                "meta": {"paging": {"total": len(items), "limit": limit}},
+            }
+            self._send(200, json.dumps(body).encode(), "application/json")
+            return True
 
         def _error(
             self,

@@ -14,7 +14,7 @@ import time
 from typing import Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from . import __version__
-from .config import DEFAULT_API_URL, read_settings
+from .config import DEFAULT_API_URL, DEFAULT_NOTARY_URL, read_settings
 from .errors import AscTokenError, DeliveryError, InputError
 from .files import write_secret_file
 from .flow import Collaborators, run_flow
@@ -43,7 +43,11 @@ ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
     "scope": ("PLUGIN_SCOPE", "ASC_SCOPE"),
     "verify": ("PLUGIN_VERIFY", "ASC_VERIFY"),
     "api-url": ("PLUGIN_API_URL", "ASC_API_URL"),
+    "checks": ("PLUGIN_CHECKS", "ASC_CHECKS"),
+    "notary-url": ("PLUGIN_NOTARY_URL", "ASC_NOTARY_URL"),
 }
+# Settings whose flag is spelled differently from the setting: `--check` is given once per check.
+_FLAG_SPELLING = {"checks": "--check"}
 # One key source for the whole chain: a path and contents from different tools are not a conflict.
 _KEY_ORDER = (
     ("private-key-path", "PLUGIN_PRIVATE_KEY_PATH"),
@@ -67,7 +71,7 @@ class CliInputs:
         self._labels: Dict[str, str] = {}
         for name, value in flags.items():
             if value is not None:
-                self._values[name], self._labels[name] = value, f"--{name}"
+                self._values[name], self._labels[name] = value, _FLAG_SPELLING.get(name, f"--{name}")
         if "private-key-path" not in self._values:
             for name, variable in _KEY_ORDER:
                 if env.get(variable, "").strip():
@@ -91,7 +95,7 @@ class CliInputs:
         variable = names[1] if len(names) > 1 else (names[0] if names else "")
         if name not in _FLAGS:  # the key's contents: never a flag (argv is public)
             return variable or name
-        return f"--{name}" + (f" (or {variable})" if variable else "")
+        return _FLAG_SPELLING.get(name, f"--{name}") + (f" (or {variable})" if variable else "")
 
     def assignment(self, name: str, value: str) -> str:
         used = self._labels.get(name, "")
@@ -100,7 +104,7 @@ class CliInputs:
         if name == "verify":
             return "--verify" if value == "true" else "--no-verify"
         if name in _FLAGS:
-            return f"--{name} {value}"
+            return f"{_FLAG_SPELLING.get(name, '--' + name)} {value}"
         names = ENV_SOURCES.get(name, ())
         return f"{names[1] if len(names) > 1 else name}={value}"
 
@@ -108,7 +112,10 @@ class CliInputs:
         return [f"{name} from {label}" for name, label in sorted(self._labels.items())]
 
 
-_FLAGS = ("key-id", "issuer-id", "private-key-path", "key-type", "expires-in", "scope", "verify", "api-url")
+_FLAGS = (
+    *("key-id", "issuer-id", "private-key-path", "key-type", "expires-in", "scope", "verify", "api-url"),
+    *("checks", "notary-url"),
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -141,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-verify", dest="verify", action="store_const", const="false", help="skip the check")
     parser.add_argument("--api-url", help=f"App Store Connect base URL (default {DEFAULT_API_URL})")
+    parser.add_argument(
+        "--check",
+        action="append",
+        metavar="CHECK",
+        help="what to prove before the build: apps (default), app:<bundle-id>, testflight, provisioning, "
+        "xcode-cloud, notary; repeatable (env: ASC_CHECKS, one per line)",
+    )
+    parser.add_argument("--notary-url", help=f"notary service base URL (default {DEFAULT_NOTARY_URL})")
     parser.add_argument(
         "--print", dest="print_token", action="store_true", help="write the token, and only it, to stdout"
     )
@@ -179,6 +194,8 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] 
             "scope": "\n".join(args.scope) if args.scope else None,
             "verify": args.verify,
             "api-url": args.api_url,
+            "checks": "\n".join(args.check) if args.check else None,
+            "notary-url": args.notary_url,
         }
         inputs = CliInputs(flags, environ)
         _log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")

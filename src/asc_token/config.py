@@ -7,10 +7,11 @@ names settings through it, never by a hard-coded name.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Optional, Protocol, Tuple
+from typing import List, Optional, Protocol, Tuple
 from urllib.parse import urlsplit
 
 from .errors import InputError
@@ -18,6 +19,13 @@ from .keys import KeySource, looks_like_key_material
 from .minting import MAX_LIFETIME_SECONDS
 
 DEFAULT_API_URL = "https://api.appstoreconnect.apple.com"
+DEFAULT_NOTARY_URL = "https://appstoreconnect.apple.com/notary/v2"
+DEFAULT_CHECKS = "apps"
+# Apple: a bundle ID holds only A-Z, a-z, 0-9, hyphens and periods, in reverse-DNS style. A
+# wildcard (com.example.*) exists only when registering an App ID; an app record always has an
+# explicit bundle ID, so `app:` refuses one.
+_BUNDLE_ID = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_BUNDLE_ID_MAX = 255
 _KEY_ID = re.compile(r"^[A-Z0-9]{10}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TRUE = {"true", "True", "TRUE", "yes", "1", "on"}
@@ -44,6 +52,19 @@ class InputReader(Naming, Protocol):
 
 
 @dataclass(frozen=True)
+class Check:
+    """One `checks` entry: a name from :data:`checks.CHECKS`, and the bundle ID for ``app:``."""
+
+    name: str
+    bundle_id: str = ""
+
+    @property
+    def entry(self) -> str:
+        """As the user writes it in `checks`."""
+        return f"app:{self.bundle_id}" if self.name == "app" else self.name
+
+
+@dataclass(frozen=True)
 class Settings:
     key_id: str
     issuer_id: Optional[str]
@@ -56,6 +77,8 @@ class Settings:
     write_key_files: bool = False
     export_env: bool = False
     export_token: bool = False
+    checks: Tuple[Check, ...] = (Check("apps"),)
+    notary_url: str = DEFAULT_NOTARY_URL
 
 
 def read_settings(inputs: InputReader) -> Settings:
@@ -85,6 +108,8 @@ def read_settings(inputs: InputReader) -> Settings:
         write_key_files=write_key_files,
         export_env=export_env,
         export_token=read_bool(inputs, "export-token", default=False),
+        checks=read_checks(inputs, key_type),
+        notary_url=_notary_url(inputs),
     )
 
 
@@ -260,3 +285,71 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def read_checks(inputs: InputReader, key_type: str) -> Tuple[Check, ...]:
+    """The `checks` entries in order, each known, duplicates dropped; every refusal before any request."""
+    from .checks import CHECKS  # checks.py imports this module; the table stays there, in one place
+
+    label = inputs.label("checks")
+    raw = inputs.get("checks")
+    lines = [line.strip() for line in raw.splitlines() if line.strip()] or [DEFAULT_CHECKS]
+    known = ", ".join("app:<bundle-id>" if name == "app" else name for name in CHECKS)
+    found: List[Check] = []
+    for line in lines:
+        name, colon, rest = line.partition(":")
+        name = name.strip().lower()
+        if name not in CHECKS or (colon and name != "app"):
+            close = difflib.get_close_matches(name, [n for n in CHECKS if n != "app"], n=1)
+            hint = f" (did you mean {close[0]}?)" if close and close[0] != name else ""
+            raise InputError(
+                f"{label} entry {_shown(line)} is not a check{hint}: write one per line, from {known}.",
+            )
+        check = Check(name, _bundle_id(inputs, line, rest.strip()) if name == "app" else "")
+        refused = CHECKS[name].individual_keys_cannot_use
+        if refused and key_type == "individual":
+            raise InputError(
+                f"{label} entry {check.entry} needs a team key, but {inputs.label('key-type')} is "
+                f"individual: Apple does not let individual keys use {refused}; "
+                "use a team key (App Store Connect > Users and Access > Integrations > Team Keys).",
+            )
+        if check not in found:
+            found.append(check)
+    apps = [check.entry for check in found if check.name == "app"]
+    if len(apps) > 1:
+        raise InputError(
+            f"{label} has more than one app: entry ({', '.join(apps)}): keep one, since the outputs "
+            "app-id and app-name hold a single app.",
+        )
+    return tuple(found)
+
+
+def _bundle_id(inputs: InputReader, line: str, bundle_id: str) -> str:
+    label = inputs.label("checks")
+    if not bundle_id:
+        raise InputError(
+            f"{label} entry {_shown(line)} has no bundle ID: write app:<bundle-id>, like "
+            "app:com.example.app (App Store Connect > your app > App Information > Bundle ID).",
+        )
+    if "*" in bundle_id:
+        raise InputError(
+            f"{label} entry {_shown(line)} has a wildcard: wildcards exist only for registering App IDs, "
+            "and an app always has an explicit bundle ID; write it in full, like app:com.example.app.",
+        )
+    if len(bundle_id) > _BUNDLE_ID_MAX or _BUNDLE_ID.match(bundle_id) is None:
+        raise InputError(
+            f"{label} entry {_shown(line)} is not a bundle ID: Apple allows only letters, digits, "
+            "hyphens and periods, in reverse-DNS style like app:com.example.app.",
+        )
+    return bundle_id
+
+
+def _notary_url(inputs: InputReader) -> str:
+    label = inputs.label("notary-url")
+    raw = inputs.get("notary-url").strip() or DEFAULT_NOTARY_URL
+    problem = api_url_problem(raw)
+    if problem:
+        raise InputError(
+            f"{label} {problem}, so it is refused (it would receive the bearer token): leave it unset for {DEFAULT_NOTARY_URL}."
+        )
+    return raw.rstrip("/")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional, Sequence
 
+from .checks import CheckResult, ChecksFailedError
 from .config import Naming, Settings
 from .errors import AscTokenError
 from .explain import describe_duration
@@ -39,10 +40,30 @@ def summary_markdown(
                 )
         if outcome.key_files is not None:
             lines.append(f"| Key files | `{outcome.key_files.key_path}`, `{outcome.key_files.api_key_json_path}` |")
+    if error is not None and settings is not None:
+        lines.append("| Result | ❌ failed |")
+    results = outcome.checks if outcome is not None else ()
+    if isinstance(error, ChecksFailedError):
+        results = error.results
+    lines += check_rows(results)
     if error is not None:
-        if settings is not None:
-            lines.append("| Result | ❌ failed |")
         lines += ["", f"**{error.title}**", "", error.message]
         if error.details:
             lines += ["", "```", error.details, "```"]
     return "\n".join(lines) + "\n"
+
+
+def check_rows(results: Sequence[CheckResult]) -> List[str]:
+    """One row per check: the check, its result, and what it means for the job."""
+    if not results:
+        return []
+    lines = ["", "| check | result | what it means for the job |", "|---|---|---|"]
+    for result in results:
+        icon = "✅" if result.passed else ("⏭️" if result.error is None else "❌")
+        lines.append(f"| `{_cell(result.check.entry)}` | {icon} {_cell(result.result)} | {_cell(result.meaning)} |")
+    return lines
+
+
+def _cell(text: str) -> str:
+    # Server text (an app's name) must not end the cell or open HTML in the summary.
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
