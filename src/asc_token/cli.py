@@ -221,11 +221,12 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] 
         sys.stdout.flush()
         done.append("stdout (--print)")
     result = outcome.verification
-    checked = (
-        f"verified ({result.app_count} apps visible, {result.rate_limit_remaining} requests left this hour)"
-        if result
-        else "not verified"
-    )
+    if result is not None:
+        checked = f"verified ({result.app_count} apps visible, {result.rate_limit_remaining} requests left this hour)"
+    elif outcome.checks:
+        checked = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
+    else:
+        checked = "not verified"
     _log(f"Minted a token for key {settings.key_id}, expires {minted.expires_at_iso}; {checked}.")
     if done:
         _log("Token delivered to: " + "; ".join(done))
