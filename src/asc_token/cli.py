@@ -43,6 +43,7 @@ ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
     "scope": ("PLUGIN_SCOPE", "ASC_SCOPE"),
     "verify": ("PLUGIN_VERIFY", "ASC_VERIFY"),
     "api-url": ("PLUGIN_API_URL", "ASC_API_URL"),
+    "api": ("PLUGIN_API", "ASC_API"),
 }
 # One key source for the whole chain: a path and contents from different tools are not a conflict.
 _KEY_ORDER = (
@@ -108,7 +109,7 @@ class CliInputs:
         return [f"{name} from {label}" for name, label in sorted(self._labels.items())]
 
 
-_FLAGS = ("key-id", "issuer-id", "private-key-path", "key-type", "expires-in", "scope", "verify", "api-url")
+_FLAGS = ("key-id", "issuer-id", "private-key-path", "key-type", "expires-in", "scope", "verify", "api-url", "api")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -130,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--private-key-path", help="path of the AuthKey_<KEYID>.p8 file (env: ASC_PRIVATE_KEY_PATH)")
     parser.add_argument("--private-key", help=argparse.SUPPRESS)  # refused: argv is public
     parser.add_argument("--key-type", help="team (default) or individual")
-    parser.add_argument("--expires-in", help="token lifetime in seconds, 1..1200 (default 1200)")
+    parser.add_argument(
+        "--expires-in",
+        help="token lifetime: seconds or 90s, 20m, 2h, 180d (default 1200); beyond 20 minutes only "
+        "with a --scope of GETs on resources that allow long-lived tokens (env: ASC_EXPIRES_IN)",
+    )
     parser.add_argument("--scope", action="append", help="METHOD /path the token may call; repeatable")
     parser.add_argument(
         "--verify",
@@ -140,7 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the credentials with GET /v1/apps (default)",
     )
     parser.add_argument("--no-verify", dest="verify", action="store_const", const="false", help="skip the check")
-    parser.add_argument("--api-url", help=f"App Store Connect base URL (default {DEFAULT_API_URL})")
+    parser.add_argument(
+        "--api", help="app-store-connect (default) or enterprise, the Enterprise Program API (env: ASC_API)"
+    )
+    parser.add_argument("--api-url", help=f"API base URL (default: the chosen API's own, {DEFAULT_API_URL})")
     parser.add_argument(
         "--print", dest="print_token", action="store_true", help="write the token, and only it, to stdout"
     )
@@ -179,6 +187,7 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] 
             "scope": "\n".join(args.scope) if args.scope else None,
             "verify": args.verify,
             "api-url": args.api_url,
+            "api": args.api,
         }
         inputs = CliInputs(flags, environ)
         _log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")
@@ -204,11 +213,8 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] 
         sys.stdout.flush()
         done.append("stdout (--print)")
     result = outcome.verification
-    checked = (
-        f"verified ({result.app_count} apps visible, {result.rate_limit_remaining} requests left this hour)"
-        if result
-        else "not verified"
-    )
+    apps = f"{result.app_count} apps visible, " if result and result.app_count is not None else ""  # enterprise: none
+    checked = f"verified ({apps}{result.rate_limit_remaining} requests left this hour)" if result else "not verified"
     _log(f"Minted a token for key {settings.key_id}, expires {minted.expires_at_iso}; {checked}.")
     if done:
         _log("Token delivered to: " + "; ".join(done))

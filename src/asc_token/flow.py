@@ -10,7 +10,7 @@ from .keyfiles import KeyFiles, write_key_files
 from .keys import read_private_key, secret_forms, to_pkcs8_pem
 from .minting import Clock, MintedToken, TokenRequest, mint, scope_allows
 from .transport import Transport
-from .verify import VERIFY_PATH, VerificationResult, verify_credentials
+from .verify import VerificationResult, verify_credentials
 
 VERIFY_TOKEN_LIFETIME = 120
 
@@ -39,7 +39,8 @@ def run_flow(
     key = read_private_key(settings.key, workspace)
     for form in secret_forms(key, settings.key.contents):
         edge.mask(form)
-    request = TokenRequest(settings.key_id, settings.issuer_id, settings.expires_in, settings.scope)
+    api = settings.api
+    request = TokenRequest(settings.key_id, settings.issuer_id, settings.expires_in, settings.scope, api)
     minted = mint(key, request, edge.clock)
     edge.mask(minted.token)  # before anything else is written that could carry it
 
@@ -51,17 +52,22 @@ def run_flow(
             key_id=settings.key_id,
             issuer_id=settings.issuer_id,
             duration=settings.expires_in,
+            in_house=api.fastlane_in_house,
         )
 
     if not settings.verify:
         return Outcome(minted, key_files=key_files)
-    separate = not scope_allows(settings.scope, "GET", VERIFY_PATH)
+    # A long-lived token's scope never covers the verification request (lifetimes.py), so it is
+    # always verified with a short token of its own.
+    separate = not scope_allows(settings.scope, "GET", api.verify_path)
     if separate:
         edge.log(
-            f"The {naming.label('scope')} does not cover GET {VERIFY_PATH}; verifying with a separate "
+            f"The {naming.label('scope')} does not cover GET {api.verify_path}; verifying with a separate "
             f"unscoped {VERIFY_TOKEN_LIFETIME}-second token."
         )
-    probe_request = TokenRequest(settings.key_id, settings.issuer_id, VERIFY_TOKEN_LIFETIME) if separate else request
+    probe_request = (
+        TokenRequest(settings.key_id, settings.issuer_id, VERIFY_TOKEN_LIFETIME, api=api) if separate else request
+    )
 
     def tokens(fresh: bool) -> str:
         if not fresh and not separate:
@@ -71,6 +77,12 @@ def run_flow(
         return probe.token
 
     result = verify_credentials(
-        tokens, settings.api_url, key_type=settings.key_type, transport=edge.transport, naming=naming, clock=edge.clock
+        tokens,
+        settings.api_url,
+        key_type=settings.key_type,
+        transport=edge.transport,
+        naming=naming,
+        clock=edge.clock,
+        api=api,
     )
     return Outcome(minted, verification=result, key_files=key_files, verified_with_separate_token=separate)

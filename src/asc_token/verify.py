@@ -1,17 +1,19 @@
-"""Prove the credentials work with one ``GET /v1/apps?limit=1``: send it, read the facts, or explain."""
+"""Prove the credentials work with one cheap GET (``/v1/apps?limit=1`` on App Store Connect, the
+chosen API's ``verify_path``): send it, read the facts, or explain."""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
+from .apis import APP_STORE_CONNECT, Api
 from .config import Naming
 from .explain import Request, explain_reply, explain_unreachable, is_apple_json, measure_skew
 from .transport import NoAnswerError, Reply, Tokens, Transport, parse_rate_limit
 
-VERIFY_PATH = "/v1/apps?limit=1"
+VERIFY_PATH = APP_STORE_CONNECT.verify_path  # each API's own is in apis.py
 
 
 @dataclass(frozen=True)
@@ -32,15 +34,20 @@ def verify_credentials(
     transport: Transport,
     naming: Naming,
     clock: Callable[[], float] = time.time,
+    api: Api = APP_STORE_CONNECT,
 ) -> VerificationResult:
-    url = api_url.rstrip("/") + VERIFY_PATH
+    url = api_url.rstrip("/") + api.verify_path
     try:
         reply = transport.send("GET", url, tokens)
     except NoAnswerError as error:
         raise explain_unreachable(error.kind, url, naming, error.attempts) from None
     if reply.status != 200 or not is_apple_json(reply):
-        raise explain_reply(reply, Request(url, key_type, attempts=reply.attempts), naming, clock)
-    return _success(reply, clock)
+        raise explain_reply(
+            reply, Request(url, key_type, purpose=api.verify_purpose, attempts=reply.attempts), naming, clock
+        )
+    result = _success(reply, clock)
+    # The answer counts what the request lists: apps only where that request is /v1/apps.
+    return result if api.verify_path == VERIFY_PATH else replace(result, app_count=None)
 
 
 def _success(reply: Reply, clock: Callable[[], float]) -> VerificationResult:
