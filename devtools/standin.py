@@ -4,9 +4,9 @@ A real HTTP server on 127.0.0.1 that checks tokens the way Apple documents them 
 typ, aud, signature with the registered public key, ``exp - iat <= 1200`` or up to six months
 for a scope of GETs on the resources Apple lists, ``exp`` not past, ``iat`` not in the future,
 ``iss``/``sub``, scope) and answers ``/v1/apps`` and ``/v1/ciProducts`` with Apple-shaped JSON,
-``X-Rate-Limit`` and ``Date`` headers. ``AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE)``
-plays the Enterprise Program API instead, which serves ``/v1/bundleIds`` and no ``/v1/apps``. Faults queued with :meth:`AppStoreConnectStandIn.inject`
-are served one per request, in order.
+``X-Rate-Limit`` and ``Date`` headers. With ``audience=APPLE_ENTERPRISE_AUDIENCE`` it plays the
+Enterprise Program API instead, which serves ``/v1/bundleIds`` and no ``/v1/apps``. Faults queued
+with :meth:`AppStoreConnectStandIn.inject` are served one per request, in order.
 """
 
 from __future__ import annotations

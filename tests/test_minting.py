@@ -139,6 +139,7 @@ def test_a_six_month_token_for_a_scoped_get(key: KeyMaterial) -> None:
         (3600, ("GET /v1/ciProducts", "POST /v1/ciBuildRuns"), APP_STORE_CONNECT),
         (15_552_001, ("GET /v1/ciProducts",), APP_STORE_CONNECT),
         (1201, ("GET /v1/ciProducts",), ENTERPRISE),
+        (0, (), APP_STORE_CONNECT),
     ],
 )
 def test_mint_refuses_what_apple_refuses(key: KeyMaterial, lifetime: int, scope: tuple, api: Api) -> None:  # type: ignore[type-arg]

@@ -17,6 +17,7 @@ import jwt
 import pytest
 
 from asc_token.apis import APP_STORE_CONNECT, ENTERPRISE
+from asc_token.cli import CliInputs
 from asc_token.config import Settings, parse_lifetime, read_settings
 from asc_token.errors import InputError
 from asc_token.github import GitHubInputs
@@ -159,16 +160,26 @@ def test_an_enterprise_key(tmp_path: Path, key: KeyMaterial, enterprise: AppStor
 
 
 @pytest.mark.skipif(ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)")
-def test_the_cli_takes_the_same(tmp_path: Path, key: KeyMaterial, enterprise: AppStoreConnectStandIn) -> None:
-    for run in ("long", "flags", "verified", "refused"):
+def test_the_cli_takes_the_same(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, enterprise: AppStoreConnectStandIn
+) -> None:
+    for run in ("long", "long-env", "flags", "verified", "refused"):
         (tmp_path / run).mkdir()
     long = run_cli(
         tmp_path / "long",
-        {**asc_env(key), "ASC_EXPIRES_IN": "180d", "ASC_SCOPE": "GET /v1/ciProducts"},
-        ["--print", "--no-verify"],
+        asc_env(key),
+        ["--expires-in", "180d", "--scope", "GET /v1/ciProducts", "--print", "--api-url", api.url],
     )
     assert long.returncode == 0, long.stderr
     assert lifetime_of(claims_of(key, long.stdout.strip())) == SIX_MONTHS
+    assert "separate unscoped 120-second token" in long.stderr and api.requests == [("/v1/apps?limit=1", "200")]
+    long_env = run_cli(
+        tmp_path / "long-env",
+        {**asc_env(key), "ASC_EXPIRES_IN": "180d", "ASC_SCOPE": "GET /v1/ciProducts"},
+        ["--print", "--no-verify"],
+    )
+    assert long_env.returncode == 0, long_env.stderr
+    assert lifetime_of(claims_of(key, long_env.stdout.strip())) == SIX_MONTHS
     flags = run_cli(
         tmp_path / "flags",
         asc_env(key),
@@ -229,6 +240,16 @@ def test_expires_in_setting(values: Dict[str, str], seconds: int) -> None:
 def test_expires_in_that_is_no_lifetime(raw: str) -> None:
     with pytest.raises(InputError, match="`expires-in` must be a lifetime in seconds"):
         settings(**{"expires-in": raw})
+
+
+def test_enterprise_is_refused_for_its_20_minutes_before_six_months() -> None:
+    with pytest.raises(InputError, match="Enterprise Program API"):
+        settings(api="enterprise", **{"expires-in": "181d", "scope": "GET /v1/ciProducts"})
+
+
+def test_plugin_api_setting() -> None:
+    assert CliInputs({}, {"PLUGIN_API": "enterprise", "ASC_API": "app-store-connect"}).get("api") == "enterprise"
+    assert CliInputs({"api": "enterprise"}, {}).label("api") == "--api"
 
 
 def test_api_setting_and_its_url() -> None:

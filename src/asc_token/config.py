@@ -225,7 +225,7 @@ def _expires_in(inputs: InputReader, scope: Tuple[str, ...], api: Api) -> int:
         raise InputError(
             f"{label} must be a lifetime in seconds (1 to 1200) or a whole number with a unit s, m, "
             f"h or d (like 90s, 20m or 180d), not {_shown(raw)}: Apple rejects most tokens that live "
-            "longer than 20 minutes, so leave it unset for the maximum.",
+            "longer than 20 minutes, so leave it unset for 20 minutes.",
         )
     refusal = lifetime_refusal(lifetime, scope, api)
     if refusal is not None:

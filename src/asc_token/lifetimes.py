@@ -63,12 +63,12 @@ class Refusal:
 
 def lifetime_refusal(lifetime: int, scope: Sequence[str], api: Api) -> Optional[Refusal]:
     """None when Apple accepts a token of ``lifetime`` seconds with ``scope`` on ``api``."""
+    if 0 < lifetime <= SHORT_LIFETIME_SECONDS:
+        return None
+    if lifetime > SHORT_LIFETIME_SECONDS and not api.long_lived_tokens:
+        return Refusal("api")
     if not 0 < lifetime <= LONG_LIFETIME_SECONDS:
         return Refusal("range")
-    if lifetime <= SHORT_LIFETIME_SECONDS:
-        return None
-    if not api.long_lived_tokens:
-        return Refusal("api")
     if not scope:
         return Refusal("no-scope")
     for entry in scope:
@@ -99,10 +99,13 @@ def resource_of(target: str) -> str:
 
 
 def long_lived_summary() -> str:
-    """The resources that accept long-lived tokens and their paths, one per line."""
-    lines: List[str] = [f"{name}: /v1/{collection}/..." for collection, name in LONG_LIVED_COLLECTIONS.items()]
-    lines += [f"{name}: {pattern}" for pattern, name in LONG_LIVED_ENDPOINTS.items()]
-    return "\n".join(lines)
+    """The resources that accept long-lived tokens and their paths, one resource per line."""
+    paths: Dict[str, List[str]] = {}
+    for collection, name in LONG_LIVED_COLLECTIONS.items():
+        paths.setdefault(name, []).append(f"/v1/{collection}/...")
+    for pattern, name in LONG_LIVED_ENDPOINTS.items():
+        paths.setdefault(name, []).append(pattern)
+    return "\n".join(f"{name}: {', '.join(listed)}" for name, listed in paths.items())
 
 
 def long_lived_names() -> str:

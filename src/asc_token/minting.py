@@ -14,7 +14,7 @@ from .apis import APP_STORE_CONNECT, Api
 from .lifetimes import SHORT_LIFETIME_SECONDS, lifetime_refusal
 
 AUDIENCE = APP_STORE_CONNECT.audience
-MAX_LIFETIME_SECONDS = SHORT_LIFETIME_SECONDS  # the default, and the most any unscoped token may live
+MAX_LIFETIME_SECONDS = SHORT_LIFETIME_SECONDS  # the default; Apple's limit but for scoped long-lived GETs
 # Runner clocks drift; Apple rejects an `iat` in its future. Backdating moves `exp` back by the
 # same amount, so `exp - iat` (what Apple limits to 1200 s) stays exactly the requested lifetime;
 # never more than a quarter of it, so that even a 3-second token is valid when it is signed.
@@ -44,7 +44,7 @@ class MintedToken:
 
 
 def mint(key: ec.EllipticCurvePrivateKey, request: TokenRequest, clock: Clock) -> MintedToken:
-    """Sign the App Store Connect token described in Apple's "Generating Tokens for API Requests"."""
+    """Sign the token for ``request.api`` described in Apple's "Generating Tokens for API Requests"."""
     refusal = lifetime_refusal(request.lifetime, request.scope, request.api)
     if refusal is not None:  # config explains it to the user; reaching here is a caller's bug
         raise ValueError(f"Apple refuses a {request.lifetime}-second token here ({refusal.rule} {refusal.entry})")
