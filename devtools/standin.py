@@ -1,19 +1,22 @@
 """A local stand-in for the App Store Connect API, for tests and the demo.
 
 A real HTTP server on 127.0.0.1 that checks tokens the way Apple documents them (ES256, kid,
-typ, aud, signature with the registered public key, ``exp - iat <= 1200``, ``exp`` not past,
-``iat`` not in the future, ``iss``/``sub``, scope) and answers ``/v1/apps`` with Apple-shaped
-JSON, ``X-Rate-Limit`` and ``Date`` headers. For the preflight checks it also lists ``/v1/builds``,
-``/v1/bundleIds``, ``/v1/ciProducts`` and the notary service's ``/notary/v2/submissions``, filters
-apps by ``filter[bundleId]``, and refuses what a key's role (``register(resources=...)``) or an
-individual key may not read with 403. Faults queued with :meth:`AppStoreConnectStandIn.inject`
-are served one per request, in order.
+typ, aud, signature with the registered public key, ``exp - iat <= 1200`` or up to six months
+for a scope of GETs on the resources Apple lists, ``exp`` not past, ``iat`` not in the future,
+``iss``/``sub``, scope) and answers ``/v1/apps`` with Apple-shaped JSON, ``X-Rate-Limit`` and
+``Date`` headers. For the preflight checks it also lists ``/v1/builds``, ``/v1/bundleIds``,
+``/v1/ciProducts`` and the notary service's ``/notary/v2/submissions``, filters apps by
+``filter[bundleId]``, and refuses what a key's role (``register(resources=...)``) or an
+individual key may not read with 403. With ``audience=APPLE_ENTERPRISE_AUDIENCE`` it plays the
+Enterprise Program API instead, which serves ``/v1/bundleIds`` and no ``/v1/apps``. Faults
+queued with :meth:`AppStoreConnectStandIn.inject` are served one per request, in order.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import re
 import socket
 import struct
 import threading
@@ -31,6 +34,24 @@ from cryptography.hazmat.primitives.asymmetric import ec
 # from the product: a wrong rule in asc_token must not be confirmed by the same rule in its double.
 APPLE_AUDIENCE = "appstoreconnect-v1"
 APPLE_MAX_LIFETIME = 20 * 60
+# "Determine the Appropriate Token Lifetime": up to six months (read here as 180 days) when "the
+# token defines a scope", "the scope only includes GET requests" and "the resources in the scope
+# allow long-lived tokens": Build Actions, Build Runs, Git References, Issues, macOS Versions,
+# Products, Providers, Power and Performance Metrics and Logs, Pull Requests, Repositories, Test
+# Results, Workflows, Xcode Versions; here by the URL paths of their endpoints in Apple's reference.
+APPLE_LONG_LIFETIME = 180 * 24 * 60 * 60
+APPLE_LONG_LIVED_PATHS = [
+    re.compile(pattern)
+    for pattern in (
+        r"/v1/(ciBuildActions|ciBuildRuns|ciIssues|ciMacOsVersions|ciProducts|ciTestResults|ciWorkflows"
+        r"|ciXcodeVersions|scmGitReferences|scmProviders|scmPullRequests|scmRepositories)(/[^/?]+)*",
+        r"/v1/apps/[^/?]+/(ciProduct|perfPowerMetrics)",
+        r"/v1/builds/[^/?]+/(perfPowerMetrics|diagnosticSignatures)",
+        r"/v1/diagnosticSignatures/[^/?]+/logs",
+    )
+]
+# The Enterprise Program API: its own audience, the 20-minute rule and no long-lived list.
+APPLE_ENTERPRISE_AUDIENCE = "apple-developer-enterprise-v1"
 
 _NOT_AUTHORIZED = (
     "Authentication credentials are missing or invalid.",
@@ -57,6 +78,19 @@ _BUILDS = [{"version": "42", "processingState": "VALID", "uploadedDate": "2026-0
 _BUNDLE_IDS = [{"identifier": app["bundleId"], "name": app["name"], "platform": "IOS"} for app in _APPS]
 _CI_PRODUCTS = [{"name": "Demo App", "productType": "APP"}]
 _SUBMISSIONS = [{"name": "Demo.zip", "status": "Accepted", "createdDate": "2026-01-01T00:00:00.000Z"}]
+# Collections served besides /v1/apps, per audience: path -> (type, attributes of each item).
+_LISTS: Dict[str, Dict[str, Tuple[str, List[Dict[str, Any]]]]] = {
+    # App Store Connect's other collections are served by _route_preflight.
+    APPLE_ENTERPRISE_AUDIENCE: {
+        "/v1/bundleIds": (
+            "bundleIds",
+            [
+                {"name": "Demo In-House", "identifier": "com.example.inhouse", "platform": "IOS"},
+                {"name": "Demo In-House Mac", "identifier": "com.example.inhouse.mac", "platform": "MAC_OS"},
+            ],
+        )
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -80,7 +114,10 @@ class RegisteredKey:
 class AppStoreConnectStandIn:
     """Start with ``with AppStoreConnectStandIn() as api:``; ``api.url`` is its base URL."""
 
-    def __init__(self, clock_offset_seconds: float = 0.0, hourly_limit: int = 3600) -> None:
+    def __init__(
+        self, clock_offset_seconds: float = 0.0, hourly_limit: int = 3600, audience: str = APPLE_AUDIENCE
+    ) -> None:
+        self.audience = audience  # APPLE_ENTERPRISE_AUDIENCE: the Enterprise Program API
         self.keys: Dict[str, RegisteredKey] = {}
         self.requests: List[Tuple[str, str]] = []  # (path, outcome) in arrival order
         self.clock_offset_seconds = clock_offset_seconds
@@ -159,12 +196,12 @@ class AppStoreConnectStandIn:
                 token,
                 registered.public_key,
                 algorithms=["ES256"],
-                audience=APPLE_AUDIENCE,
+                audience=self.audience,
                 options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
             )
         except jwt.PyJWTError as exc:
             return 401, "NOT_AUTHORIZED", f"token rejected: {type(exc).__name__}"
-        problem = self._claims_problem(claims, registered)
+        problem = self._claims_problem(claims, registered) or self._lifetime_problem(claims)
         if problem:
             return 401, "NOT_AUTHORIZED", problem
         if not apple_scope_permits(claims.get("scope"), method, path):
@@ -178,8 +215,6 @@ class AppStoreConnectStandIn:
         iat, exp = claims.get("iat"), claims.get("exp")
         if not isinstance(iat, int) or not isinstance(exp, int):
             return "iat and exp must be integers"
-        if exp - iat > APPLE_MAX_LIFETIME:
-            return "token lifetime exp - iat exceeds 20 minutes"
         if exp <= now:
             return "token expired"
         if iat > now + 1:
@@ -189,6 +224,25 @@ class AppStoreConnectStandIn:
                 return "an individual key's token needs sub: user and no iss"
         elif claims.get("iss") != registered.issuer_id:
             return "iss does not match the key's issuer"
+        return ""
+
+    def _lifetime_problem(self, claims: Dict[str, Any]) -> str:
+        lifetime, scope = claims["exp"] - claims["iat"], claims.get("scope")
+        if lifetime <= APPLE_MAX_LIFETIME:
+            return ""
+        if self.audience != APPLE_AUDIENCE:
+            return "token lifetime exp - iat exceeds 20 minutes"
+        if lifetime > APPLE_LONG_LIFETIME:
+            return "token lifetime exp - iat exceeds six months"
+        if not isinstance(scope, list) or not scope:
+            return "token lifetime exp - iat exceeds 20 minutes and the token has no scope"
+        for entry in scope:
+            verb, _, target = str(entry).partition(" ")
+            if verb != "GET":
+                return f"token lifetime exceeds 20 minutes and scope entry {entry!r} is not a GET"
+            path = urlsplit(target.strip()).path
+            if not any(pattern.fullmatch(path) for pattern in APPLE_LONG_LIVED_PATHS):
+                return f"token lifetime exceeds 20 minutes and {path} does not allow long-lived tokens"
         return ""
 
 
@@ -294,9 +348,13 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             self._route()
 
         def _route(self) -> None:
-            if self._route_preflight():
+            path = urlsplit(self.path).path
+            if path in _LISTS.get(api.audience, {}):
+                self._list(path)
                 return
-            if not self.path.startswith("/v1/apps"):
+            if api.audience == APPLE_AUDIENCE and self._route_preflight():
+                return
+            if api.audience != APPLE_AUDIENCE or not self.path.startswith("/v1/apps"):
                 api._record(self.path, "404")
                 self._error(
                     404,
@@ -364,6 +422,22 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             }
             self._send(200, json.dumps(body).encode(), "application/json")
             return True
+
+        def _list(self, path: str) -> None:
+            """A collection other than /v1/apps: the token checked, then one Apple-shaped page."""
+            status, code, why = api.check_token(self.headers.get("Authorization", ""), "GET", self.path)
+            api._record(self.path, str(status))
+            if status != 200:
+                title, detail = _NOT_AUTHORIZED if status == 401 else ("The given operation is not allowed", why)
+                self._error(status, code, title, detail, extra_detail=why if status == 401 else "")
+                return
+            resource_type, items = _LISTS[api.audience][path]
+            data = [
+                {"type": resource_type, "id": str(n), "attributes": item, "links": {"self": f"{api.url}{path}/{n}"}}
+                for n, item in enumerate(items, 1)
+            ]
+            body = {"data": data, "links": {"self": f"{api.url}{self.path}"}, "meta": {"paging": {"total": len(items)}}}
+            self._send(200, json.dumps(body).encode(), "application/json")
 
         def _error(
             self,

@@ -133,7 +133,7 @@ def test_key_type(tmp_path: Path, key: KeyMaterial) -> None:
     )
 
 
-@pytest.mark.parametrize("bad", ["0", "1201", "20m", "-5", "1.5"])
+@pytest.mark.parametrize("bad", ["0", "1201", "20M", "20 m", "-5", "1.5", "²"])
 def test_expires_in(tmp_path: Path, key: KeyMaterial, bad: str) -> None:
     _expect_error(tmp_path, {**base(key), "expires-in": bad}, ["`expires-in`", "1 to 1200"], key.secret_fragments())
 

@@ -59,6 +59,7 @@ def test_writes_key_files_and_exports_env(tmp_path: Path, key: KeyMaterial, form
         "ASC_PRIVATE_KEY_PATH": str(key_path),
         "ASC_KEY_TYPE": "team",
         "ASC_API_URL": "https://api.appstoreconnect.apple.com",
+        "ASC_API": "app-store-connect",
     }
     assert_no_secrets(result, key.secret_fragments())  # GITHUB_ENV included
     assert result.outputs["token"] not in "\n".join(result.env_file.values())

@@ -81,6 +81,7 @@ def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome, naming: Na
                 # With these, `asc-token --print` and `asc-token api` in later steps need no setup.
                 "ASC_KEY_TYPE": settings.key_type,
                 "ASC_API_URL": settings.api_url,
+                "ASC_API": settings.api.name,
             }
             if settings.issuer_id is not None:
                 exported["ASC_ISSUER_ID"] = settings.issuer_id

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote, urlsplit
 
+from .apis import APP_STORE_CONNECT, Api
 from .config import Check, Naming, Settings
 from .errors import ApiError, AscTokenError
 from .explain import (
@@ -171,10 +172,11 @@ class AppNotFoundError(ApiError):
 TokensFor = Callable[[Check, str], Tuple[Tokens, bool]]
 
 
-def check_target(check: Check, api_url: str, notary_url: str) -> Tuple[str, str]:
+def check_target(check: Check, api_url: str, notary_url: str, api: Api = APP_STORE_CONNECT) -> Tuple[str, str]:
     """The check's URL, and its path as `scope` entries name it."""
     spec = CHECKS[check.name]
-    path = spec.path.format(bundle_id=quote(check.bundle_id, safe=""))
+    # `apps` proves the credentials with the chosen API's own cheap read (apis.py).
+    path = api.verify_path if check.name == "apps" else spec.path.format(bundle_id=quote(check.bundle_id, safe=""))
     if spec.on_notary:
         url = notary_url.rstrip("/") + path
         return url, urlsplit(url).path + path[path.index("?") :]
@@ -195,7 +197,7 @@ def run_checks(
     stop_reason = ""  # after a 401 or an agreements 403, no other request can pass
     unreachable: Dict[str, str] = {}  # host -> why; other checks on that host are not sent
     for check in settings.checks:
-        url, scope_path = check_target(check, settings.api_url, settings.notary_url)
+        url, scope_path = check_target(check, settings.api_url, settings.notary_url, settings.api)
         host = urlsplit(url).netloc
         skip = stop_reason or unreachable.get(host, "")
         if skip:
@@ -205,6 +207,9 @@ def run_checks(
         tokens, separate = tokens_for(check, scope_path)
         alone = len(settings.checks) == 1
         result, reply = _run_one(check, url, tokens, separate, settings.key_type, transport, naming, clock, alone)
+        if check.name == "apps" and settings.api.verify_path != VERIFY_PATH and result.facts is not None:
+            # Another API's cheap read counts bundle IDs, not apps: no app-count from it.
+            result = replace(result, facts=replace(result.facts, app_count=None))
         results.append(result)
         log(f"Check {check.entry}: {result.result}" + (f" ({result.meaning})." if result.passed else "."))
         if result.passed:

@@ -45,6 +45,7 @@ ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
     "api-url": ("PLUGIN_API_URL", "ASC_API_URL"),
     "checks": ("PLUGIN_CHECKS", "ASC_CHECKS"),
     "notary-url": ("PLUGIN_NOTARY_URL", "ASC_NOTARY_URL"),
+    "api": ("PLUGIN_API", "ASC_API"),
 }
 # Settings whose flag is spelled differently from the setting: `--check` is given once per check.
 _FLAG_SPELLING = {"checks": "--check"}
@@ -114,7 +115,7 @@ class CliInputs:
 
 _FLAGS = (
     *("key-id", "issuer-id", "private-key-path", "key-type", "expires-in", "scope", "verify", "api-url"),
-    *("checks", "notary-url"),
+    *("checks", "notary-url", "api"),
 )
 
 
@@ -137,7 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--private-key-path", help="path of the AuthKey_<KEYID>.p8 file (env: ASC_PRIVATE_KEY_PATH)")
     parser.add_argument("--private-key", help=argparse.SUPPRESS)  # refused: argv is public
     parser.add_argument("--key-type", help="team (default) or individual")
-    parser.add_argument("--expires-in", help="token lifetime in seconds, 1..1200 (default 1200)")
+    parser.add_argument(
+        "--expires-in",
+        help="token lifetime: seconds or 90s, 20m, 2h, 180d (default 1200); beyond 20 minutes only "
+        "with a --scope of GETs on resources that allow long-lived tokens (env: ASC_EXPIRES_IN)",
+    )
     parser.add_argument("--scope", action="append", help="METHOD /path the token may call; repeatable")
     parser.add_argument(
         "--verify",
@@ -147,7 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the credentials with GET /v1/apps (default)",
     )
     parser.add_argument("--no-verify", dest="verify", action="store_const", const="false", help="skip the check")
-    parser.add_argument("--api-url", help=f"App Store Connect base URL (default {DEFAULT_API_URL})")
+    parser.add_argument(
+        "--api", help="app-store-connect (default) or enterprise, the Enterprise Program API (env: ASC_API)"
+    )
+    parser.add_argument("--api-url", help=f"API base URL (default: the chosen API's own, {DEFAULT_API_URL})")
     parser.add_argument(
         "--check",
         action="append",
@@ -196,6 +204,7 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] 
             "api-url": args.api_url,
             "checks": "\n".join(args.check) if args.check else None,
             "notary-url": args.notary_url,
+            "api": args.api,
         }
         inputs = CliInputs(flags, environ)
         _log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")
@@ -222,7 +231,8 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] 
         done.append("stdout (--print)")
     result = outcome.verification
     if result is not None:
-        checked = f"verified ({result.app_count} apps visible, {result.rate_limit_remaining} requests left this hour)"
+        apps = f"{result.app_count} apps visible, " if result.app_count is not None else ""  # enterprise: none
+        checked = f"verified ({apps}{result.rate_limit_remaining} requests left this hour)"
     elif outcome.checks:
         checked = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
     else:

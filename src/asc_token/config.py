@@ -14,11 +14,20 @@ from dataclasses import dataclass
 from typing import List, Optional, Protocol, Tuple
 from urllib.parse import urlsplit
 
+from .apis import APIS, APP_STORE_CONNECT, Api
 from .errors import InputError
 from .keys import KeySource, looks_like_key_material
+from .lifetimes import (
+    LONG_LIFETIME_SECONDS,
+    Refusal,
+    describe_lifetime,
+    lifetime_refusal,
+    long_lived_names,
+    long_lived_summary,
+    resource_of,
+)
 from .minting import MAX_LIFETIME_SECONDS
 
-DEFAULT_API_URL = "https://api.appstoreconnect.apple.com"
 DEFAULT_NOTARY_URL = "https://appstoreconnect.apple.com/notary/v2"
 DEFAULT_CHECKS = "apps"
 # Apple: a bundle ID holds only A-Z, a-z, 0-9, hyphens and periods, in reverse-DNS style. A
@@ -26,6 +35,7 @@ DEFAULT_CHECKS = "apps"
 # explicit bundle ID, so `app:` refuses one.
 _BUNDLE_ID = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _BUNDLE_ID_MAX = 255
+DEFAULT_API_URL = APP_STORE_CONNECT.url
 _KEY_ID = re.compile(r"^[A-Z0-9]{10}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TRUE = {"true", "True", "TRUE", "yes", "1", "on"}
@@ -79,6 +89,7 @@ class Settings:
     export_token: bool = False
     checks: Tuple[Check, ...] = (Check("apps"),)
     notary_url: str = DEFAULT_NOTARY_URL
+    api: Api = APP_STORE_CONNECT
 
 
 def read_settings(inputs: InputReader) -> Settings:
@@ -96,20 +107,23 @@ def read_settings(inputs: InputReader) -> Settings:
             "point at the key files it writes.",
             details=f"Set {inputs.assignment('write-key-files', 'true')} and {inputs.assignment('export-env', 'true')}.",
         )
+    api = _api(inputs)
+    scope = _scope(inputs)
     return Settings(
         key_id=key_id,
         issuer_id=issuer_id,
         key_type=key_type,
-        expires_in=_expires_in(inputs),
-        scope=_scope(inputs),
+        expires_in=_expires_in(inputs, scope, api),
+        scope=scope,
         key=key,
         verify=read_bool(inputs, "verify", default=True),
-        api_url=_api_url(inputs),
+        api_url=_api_url(inputs, api),
         write_key_files=write_key_files,
         export_env=export_env,
         export_token=read_bool(inputs, "export-token", default=False),
         checks=read_checks(inputs, key_type),
         notary_url=_notary_url(inputs),
+        api=api,
     )
 
 
@@ -216,19 +230,89 @@ def _issuer_id(inputs: InputReader, key_type: str) -> Optional[str]:
     return raw.lower()
 
 
-def _expires_in(inputs: InputReader) -> int:
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 60 * 60, "d": 24 * 60 * 60}
+
+
+def parse_lifetime(raw: str) -> Optional[int]:
+    """Seconds from ``1200``, ``90s``, ``20m``, ``2h`` or ``180d``; None when it is not of that form."""
+    # ASCII digits only (str.isdigit() accepts '²'), at most 9 of them: no huge numbers to multiply.
+    match = re.fullmatch(r"([0-9]{1,9})([smhd]?)", raw)
+    return None if match is None else int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _expires_in(inputs: InputReader, scope: Tuple[str, ...], api: Api) -> int:
     label = inputs.label("expires-in")
     raw = inputs.get("expires-in").strip()
     if not raw:
         return MAX_LIFETIME_SECONDS
-    # ASCII digits only: str.isdigit() accepts '²', and 5,000 digits are no lifetime either.
-    if re.fullmatch(r"[0-9]{1,9}", raw) is None or not 1 <= int(raw) <= MAX_LIFETIME_SECONDS:
+    lifetime = parse_lifetime(raw)
+    if lifetime is None or lifetime == 0:
         raise InputError(
-            f"{label} must be a whole number of seconds from 1 to {MAX_LIFETIME_SECONDS}, not "
-            f"{_shown(raw)}: Apple rejects tokens that live longer than 20 minutes, so leave it "
-            "unset for the maximum.",
+            f"{label} must be a lifetime in seconds (1 to 1200) or a whole number with a unit s, m, "
+            f"h or d (like 90s, 20m or 180d), not {_shown(raw)}: Apple rejects most tokens that live "
+            "longer than 20 minutes, so leave it unset for 20 minutes.",
         )
-    return int(raw)
+    refusal = lifetime_refusal(lifetime, scope, api)
+    if refusal is not None:
+        raise _lifetime_error(inputs, lifetime, refusal)
+    return lifetime
+
+
+def _lifetime_error(inputs: InputReader, lifetime: int, refusal: Refusal) -> InputError:
+    """One error per rule, naming the scope entry that breaks it (Apple's rule is in lifetimes.py)."""
+    label, scope = inputs.label("expires-in"), inputs.label("scope")
+    shorten = f"or set {label} to 1200 (20 minutes) or less"
+    asked = f"{label} is {describe_lifetime(lifetime)}"
+    if refusal.rule == "range":
+        return InputError(
+            f"{asked}, longer than the six months Apple accepts for any token: set it to 180d "
+            f"({LONG_LIFETIME_SECONDS} seconds) or less."
+        )
+    if refusal.rule == "api":
+        return InputError(
+            f"{asked}, but the Enterprise Program API ({inputs.assignment('api', 'enterprise')}) "
+            f"accepts no token that lives longer than 20 minutes: set {label} to 1 to 1200 seconds."
+        )
+    longer = f"{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only"
+    if refusal.rule == "no-scope":
+        return InputError(
+            f"{longer} for a token with a {scope} of GET requests on resources that allow "
+            f"long-lived tokens: set {scope} (like GET /v1/ciProducts), {shorten}.",
+            details=_LONG_LIVED_DETAILS,
+        )
+    entry = _shown(refusal.entry)
+    if refusal.rule == "not-get":
+        return InputError(
+            f"{longer} when every {scope} entry is a GET, and {entry} is not: remove that entry "
+            f"from {scope}, {shorten}.",
+            details=_LONG_LIVED_DETAILS,
+        )
+    resource = _shown(resource_of(refusal.entry.partition(" ")[2].strip()))
+    return InputError(
+        f"{longer} for resources that allow long-lived tokens ({long_lived_names()}), and {scope} "
+        f"entry {entry} reads {resource}, which does not: remove that entry from {scope}, {shorten}.",
+        details=_LONG_LIVED_DETAILS,
+    )
+
+
+_LONG_LIVED_DETAILS = (
+    "Apple accepts tokens of up to six months only with a scope of GET requests on these resources "
+    '(Apple, "Generating Tokens for API Requests" > "Determine the Appropriate Token Lifetime"):\n'
+    + long_lived_summary()
+)
+
+
+def _api(inputs: InputReader) -> Api:
+    raw = inputs.get("api").strip().lower()
+    if not raw:
+        return APP_STORE_CONNECT
+    if raw not in APIS:
+        raise InputError(
+            f"{inputs.label('api')} must be app-store-connect or enterprise, not {_shown(raw)}: use "
+            "enterprise for a key created in an Apple Developer Enterprise Program account, or "
+            "leave it unset for App Store Connect.",
+        )
+    return APIS[raw]
 
 
 def _scope(inputs: InputReader) -> Tuple[str, ...]:
@@ -244,13 +328,13 @@ def _scope(inputs: InputReader) -> Tuple[str, ...]:
     return entries
 
 
-def _api_url(inputs: InputReader) -> str:
+def _api_url(inputs: InputReader, api: Api = APP_STORE_CONNECT) -> str:
     label = inputs.label("api-url")
-    raw = inputs.get("api-url").strip() or DEFAULT_API_URL
+    raw = inputs.get("api-url").strip() or api.url
     problem = api_url_problem(raw)
     if problem:
         raise InputError(
-            f"{label} {problem}, so it is refused (it would receive the bearer token): leave it unset for {DEFAULT_API_URL}."
+            f"{label} {problem}, so it is refused (it would receive the bearer token): leave it unset for {api.url}."
         )
     return raw.rstrip("/")
 

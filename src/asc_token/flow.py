@@ -12,8 +12,6 @@ from .keys import read_private_key, secret_forms, to_pkcs8_pem
 from .minting import Clock, MintedToken, TokenRequest, mint, scope_allows
 from .transport import Tokens, Transport
 
-VERIFY_TOKEN_LIFETIME = SEPARATE_TOKEN_LIFETIME
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -40,7 +38,8 @@ def run_flow(
     key = read_private_key(settings.key, workspace)
     for form in secret_forms(key, settings.key.contents):
         edge.mask(form)
-    request = TokenRequest(settings.key_id, settings.issuer_id, settings.expires_in, settings.scope)
+    api = settings.api
+    request = TokenRequest(settings.key_id, settings.issuer_id, settings.expires_in, settings.scope, api)
     minted = mint(key, request, edge.clock)
     edge.mask(minted.token)  # before anything else is written that could carry it
 
@@ -52,6 +51,7 @@ def run_flow(
             key_id=settings.key_id,
             issuer_id=settings.issuer_id,
             duration=settings.expires_in,
+            in_house=api.fastlane_in_house,
         )
 
     if not settings.verify:
@@ -65,7 +65,7 @@ def run_flow(
                 f"with a separate unscoped {SEPARATE_TOKEN_LIFETIME}-second token."
             )
         probe_request = (
-            TokenRequest(settings.key_id, settings.issuer_id, SEPARATE_TOKEN_LIFETIME) if separate else request
+            TokenRequest(settings.key_id, settings.issuer_id, SEPARATE_TOKEN_LIFETIME, api=api) if separate else request
         )
 
         def tokens(fresh: bool) -> str:

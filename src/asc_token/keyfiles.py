@@ -32,6 +32,7 @@ def write_key_files(
     key_id: str,
     issuer_id: Optional[str],
     duration: int,
+    in_house: bool = False,
 ) -> KeyFiles:
     if not base_dir or not os.path.isdir(base_dir):
         raise KeyFilesError(
@@ -51,8 +52,9 @@ def write_key_files(
     fastlane: Dict[str, object] = {
         "key_id": key_id,
         "key": key_pem,
+        # fastlane signs its own tokens for any request, so never beyond Apple's 20 minutes.
         "duration": min(duration, MAX_LIFETIME_SECONDS),
-        "in_house": False,
+        "in_house": in_house,  # true for the Enterprise Program API
     }
     if issuer_id is not None:
         fastlane["issuer_id"] = issuer_id  # individual keys have none; fastlane then uses sub: user

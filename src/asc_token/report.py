@@ -9,6 +9,7 @@ from .config import Naming, Settings
 from .errors import AscTokenError
 from .explain import describe_duration
 from .flow import Outcome
+from .minting import MAX_LIFETIME_SECONDS
 
 
 def summary_markdown(
@@ -21,7 +22,16 @@ def summary_markdown(
             lines.append(f"| Scope | {'<br>'.join('`' + s + '`' for s in settings.scope)} |")
     if outcome is not None:
         lifetime = outcome.minted.expires_at - outcome.minted.issued_at
-        lines.append(f"| Expires | {outcome.minted.expires_at_iso} ({lifetime} s after `iat`) |")
+        if lifetime <= MAX_LIFETIME_SECONDS:
+            lines.append(f"| Expires | {outcome.minted.expires_at_iso} ({lifetime} s after `iat`) |")
+        else:
+            lines.append(
+                f"| Expires | {outcome.minted.expires_at_iso} ({lifetime} s, {describe_duration(lifetime)}, after `iat`) |"
+            )
+            lines.append(
+                "| Long-lived | ⚠️ this token works until it expires: store it as a secret (never in a log, "
+                "artifact or repository), rotate it before then, and revoke the key if it leaks |"
+            )
         result = outcome.verification
         if result is None and settings is not None and not settings.verify:
             lines.append(f"| Verification | skipped ({naming.assignment('verify', 'false')}) |")
