@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 from .config import Naming, Settings
@@ -17,7 +18,7 @@ def summary_markdown(
     if settings is not None:
         lines += ["| | |", "|---|---|", f"| Key ID | `{settings.key_id}` |", f"| Key type | {settings.key_type} |"]
         if settings.scope:
-            lines.append(f"| Scope | {'<br>'.join('`' + s + '`' for s in settings.scope)} |")
+            lines.append(f"| Scope | {'<br>'.join(markdown_text(s) for s in settings.scope)} |")
     if outcome is not None:
         lifetime = outcome.minted.expires_at - outcome.minted.issued_at
         lines.append(f"| Expires | {outcome.minted.expires_at_iso} ({lifetime} s after `iat`) |")
@@ -38,11 +39,21 @@ def summary_markdown(
                     f"| Clock | ⚠️ runner differs from Apple by {describe_duration(result.clock_skew_seconds)} |"
                 )
         if outcome.key_files is not None:
-            lines.append(f"| Key files | `{outcome.key_files.key_path}`, `{outcome.key_files.api_key_json_path}` |")
+            files = outcome.key_files
+            lines.append(f"| Key files | {markdown_text(files.key_path)}, {markdown_text(files.api_key_json_path)} |")
     if error is not None:
         if settings is not None:
             lines.append("| Result | ❌ failed |")
-        lines += ["", f"**{error.title}**", "", error.message]
+        lines += ["", f"**{error.title}**", "", markdown_text(error.message)]
         if error.details:
-            lines += ["", "```", error.details, "```"]
+            # A fence longer than any backtick run inside: the details cannot close it early.
+            fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", error.details)), default=0))
+            lines += ["", fence, error.details, fence]
     return "\n".join(lines) + "\n"
+
+
+def markdown_text(text: str) -> str:
+    """Text that may hold user- or server-supplied parts, shown literally in Markdown: no HTML,
+    image, link, code span or emphasis, and safe inside a table cell (``|``, one line)."""
+    flat = " ".join(text.split())
+    return re.sub(r"([\\`*_\[\]<>!|&~#])", r"\\\1", flat)
