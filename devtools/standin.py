@@ -95,12 +95,19 @@ _LISTS: Dict[str, Dict[str, Tuple[str, List[Dict[str, Any]]]]] = {
 
 @dataclass(frozen=True)
 class Fault:
-    """One scripted misbehaviour: ``kind`` is status, rate-limit, reset, delay, html or agreements."""
+    """One scripted misbehaviour: ``kind`` is status, rate-limit, reset, delay, html or agreements,
+    or one of the hostile answers in :data:`HOSTILE_KINDS` (which use the fields below ``seconds``)."""
 
     kind: str
     status: int = 500
     retry_after: Optional[int] = None
     seconds: float = 0.0
+    # Hostile answers: the text a server (or something posing as one) chooses to send back.
+    code: str = ""
+    title: str = ""
+    detail: str = ""
+    location: str = ""
+    headers: Tuple[Tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -321,6 +328,9 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 page = f"<html><head><title>{fault.status} Bad Gateway</title></head><body>proxy</body></html>"
                 self._send(fault.status, page.encode(), "text/html; charset=utf-8")
                 return
+            if fault is not None and fault.kind in HOSTILE_KINDS:
+                serve_hostile(self, api, fault)
+                return
             if fault is not None and fault.kind == "rate-limit":
                 api._record(self.path, "429")
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
@@ -470,3 +480,43 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             self.wfile.write(body)
 
     return Handler
+
+
+# apple-error: Apple's error JSON with the fault's status, code, title, detail and headers.
+# redirect: the fault's status (a 3xx) to ``location``. html-page: an HTML page titled ``title``
+# with the fault's status (200: a captive portal). trickle: a valid 200 apps page sent one byte
+# every ``seconds`` (a server that never times out a read, but never finishes either).
+HOSTILE_KINDS = ("apple-error", "redirect", "html-page", "trickle")
+
+
+def serve_hostile(handler: Any, api: AppStoreConnectStandIn, fault: Fault) -> None:
+    """Answer with text chosen by the test, the way a hostile or broken server would."""
+    api._record(handler.path, f"{fault.kind} {fault.status}")
+    headers = dict(fault.headers)
+    if fault.kind == "apple-error":
+        error = {"status": str(fault.status), "code": fault.code, "title": fault.title, "detail": fault.detail}
+        handler._send(fault.status, json.dumps({"errors": [error]}).encode(), "application/json", headers)
+    elif fault.kind == "redirect":
+        headers["Location"] = fault.location
+        handler._send(fault.status, b"", "text/html", headers)
+    elif fault.kind == "html-page":
+        page = f"<html><head><title>{fault.title}</title></head><body>{fault.detail}</body></html>"
+        handler._send(fault.status, page.encode(), "text/html; charset=utf-8", headers)
+    elif fault.kind == "trickle":
+        _trickle(handler, fault.seconds)
+
+
+def _trickle(handler: Any, seconds: float) -> None:
+    body = json.dumps({"data": [], "meta": {"paging": {"total": 0, "limit": 1}}}).encode() + b" " * 200
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.close_connection = True
+    for offset in range(len(body)):  # bounded: the body's length, at `seconds` a byte
+        try:
+            handler.wfile.write(body[offset : offset + 1])
+            handler.wfile.flush()
+        except OSError:
+            return  # the client gave up, as it should
+        time.sleep(seconds)

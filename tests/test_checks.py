@@ -160,7 +160,7 @@ def test_role_without_notary_fails_naming_notary(tmp_path: Path, key: KeyMateria
     assert "take notary out of `checks`" in line
     assert [outcome for _, outcome in api.requests] == ["200", "403", "200"]  # all ran, in order
     assert "✅ passed" in summary_row(result, "apps") and "✅ passed" in summary_row(result, "testflight")
-    assert "❌ 403 FORBIDDEN_ERROR" in summary_row(result, "notary")
+    assert "❌ 403 FORBIDDEN\\_ERROR" in summary_row(result, "notary")
     assert "notarytool submit will fail" in summary_row(result, "notary")
     assert "token" not in result.outputs
     assert_no_secrets(result, key.secret_fragments())
@@ -445,7 +445,7 @@ def test_the_table_states_each_check_once() -> None:
 
 def test_summary_cells_cannot_break_the_table() -> None:
     row = check_rows([CheckResult(Check("apps"), True, "passed", "name | <b>bold</b>")])[-1]
-    assert row == "| `apps` | ✅ passed | name \\| &lt;b&gt;bold&lt;/b&gt; |"
+    assert row == "| `apps` | ✅ passed | name \\| \\<b\\>bold\\</b\\> |"
 
 
 def _run_with_answer(checks: List[Check], status: int, body: bytes) -> None:

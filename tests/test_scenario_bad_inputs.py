@@ -9,6 +9,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from asc_token.report import markdown_text
+
 from .runner import ISSUER_ID, KEY_ID, KeyMaterial, assert_no_secrets, run_entrypoint
 
 
@@ -31,7 +33,7 @@ def _expect_error(tmp_path: Path, inputs: Dict[str, str], must_say: List[str], s
     assert "token" not in result.outputs
     assert not any(line.startswith("::add-mask::ey") for line in result.stdout.splitlines())
     assert_no_secrets(result, secrets)
-    assert message in result.summary  # the same explanation reaches the job summary
+    assert markdown_text(message) in result.summary  # the same explanation reaches the job summary
     return message
 
 

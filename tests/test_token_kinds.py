@@ -23,6 +23,7 @@ from asc_token.errors import InputError
 from asc_token.github import GitHubInputs
 from asc_token.lifetimes import lifetime_refusal, long_lived_resource
 from asc_token.minting import iso8601
+from asc_token.report import markdown_text
 from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn
 
 from .runner import ISSUER_ID, KEY_ID, KeyMaterial, Result, assert_no_secrets, assert_token_masked_first, run_entrypoint
@@ -128,7 +129,7 @@ def test_lifetimes_apple_refuses(tmp_path: Path, key: KeyMaterial, extra: Dict[s
     message = one_error(result)
     for phrase in must_say:
         assert phrase in message, message
-    assert message in result.summary
+    assert markdown_text(message) in result.summary
     assert_no_secrets(result, key.secret_fragments())
 
 

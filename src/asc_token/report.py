@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import List, Optional, Sequence
 
 from .checks import CheckResult, ChecksFailedError
@@ -19,7 +20,7 @@ def summary_markdown(
     if settings is not None:
         lines += ["| | |", "|---|---|", f"| Key ID | `{settings.key_id}` |", f"| Key type | {settings.key_type} |"]
         if settings.scope:
-            lines.append(f"| Scope | {'<br>'.join('`' + s + '`' for s in settings.scope)} |")
+            lines.append(f"| Scope | {'<br>'.join(markdown_text(s) for s in settings.scope)} |")
     if outcome is not None:
         lifetime = outcome.minted.expires_at - outcome.minted.issued_at
         if lifetime <= MAX_LIFETIME_SECONDS:
@@ -49,7 +50,8 @@ def summary_markdown(
                     f"| Clock | ⚠️ runner differs from Apple by {describe_duration(result.clock_skew_seconds)} |"
                 )
         if outcome.key_files is not None:
-            lines.append(f"| Key files | `{outcome.key_files.key_path}`, `{outcome.key_files.api_key_json_path}` |")
+            files = outcome.key_files
+            lines.append(f"| Key files | {markdown_text(files.key_path)}, {markdown_text(files.api_key_json_path)} |")
     if error is not None and settings is not None:
         lines.append("| Result | ❌ failed |")
     results = outcome.checks if outcome is not None else ()
@@ -57,9 +59,11 @@ def summary_markdown(
         results = error.results
     lines += check_rows(results)
     if error is not None:
-        lines += ["", f"**{error.title}**", "", error.message]
+        lines += ["", f"**{error.title}**", "", markdown_text(error.message)]
         if error.details:
-            lines += ["", "```", error.details, "```"]
+            # A fence longer than any backtick run inside: the details cannot close it early.
+            fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", error.details)), default=0))
+            lines += ["", fence, error.details, fence]
     return "\n".join(lines) + "\n"
 
 
@@ -70,10 +74,14 @@ def check_rows(results: Sequence[CheckResult]) -> List[str]:
     lines = ["", "| check | result | what it means for the job |", "|---|---|---|"]
     for result in results:
         icon = "✅" if result.passed else ("⏭️" if result.error is None else "❌")
-        lines.append(f"| `{_cell(result.check.entry)}` | {icon} {_cell(result.result)} | {_cell(result.meaning)} |")
+        # The entry was validated (letters, digits, `.`, `-`, `:`), so a code span shows it as is.
+        entry, outcome, meaning = result.check.entry, markdown_text(result.result), markdown_text(result.meaning)
+        lines.append(f"| `{entry}` | {icon} {outcome} | {meaning} |")
     return lines
 
 
-def _cell(text: str) -> str:
-    # Server text (an app's name) must not end the cell or open HTML in the summary.
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+def markdown_text(text: str) -> str:
+    """Text that may hold user- or server-supplied parts, shown literally in Markdown: no HTML,
+    image, link, code span or emphasis, and safe inside a table cell (``|``, one line)."""
+    flat = " ".join(text.split())
+    return re.sub(r"([\\`*_\[\]<>!|&~#])", r"\\\1", flat)
