@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Optional, Protocol, Tuple
 from urllib.parse import urlsplit
 
-from .errors import InputError
+from .errors import InputError, KeyMissingError
 from .keys import KeySource, looks_like_key_material
 from .minting import MAX_LIFETIME_SECONDS
 
@@ -130,7 +130,7 @@ def _key_source(inputs: InputReader) -> KeySource:
         "with:\n  private-key: ${{ secrets.ASC_PRIVATE_KEY }}"
     )
     elsewhere = "If you did set it, the variable is empty in this step: check that the CI secret exists and is passed to this step."
-    raise InputError(
+    raise KeyMissingError(
         f"No private key was given: set {key} to the contents of your AuthKey_<KEYID>.p8 file "
         f"(from a secret), or {key_path} to its path.",
         details=github if inputs.on_github else elsewhere,
