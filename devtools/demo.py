@@ -21,7 +21,7 @@ from typing import Dict, List, Tuple
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .runnerfiles import parse_file_command
+from .runnerfiles import RunnerFiles
 from .standin import AppStoreConnectStandIn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,13 +31,9 @@ DEMO_KEY_ID = "DEMO2KEY01"
 
 def run_action_subprocess(env: Dict[str, str], workdir: str) -> Tuple[int, str, Dict[str, str], str]:
     """Run the action like the runner: returns (exit code, log, outputs, summary)."""
-    files = {
-        name: os.path.join(workdir, name.lower()) for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY")
-    }
-    for path in files.values():
-        open(path, "w").close()
+    files = RunnerFiles.create(workdir)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
-    full_env.update(files, GITHUB_ACTIONS="true", RUNNER_TEMP=workdir, GITHUB_WORKSPACE=workdir)
+    full_env.update(files.environment(), GITHUB_ACTIONS="true", RUNNER_TEMP=workdir, GITHUB_WORKSPACE=workdir)
     full_env.update(env)
     # As the composite action runs it: the runtime's python, isolated, on the checkout's entrypoint.
     completed = subprocess.run(
@@ -48,11 +44,7 @@ def run_action_subprocess(env: Dict[str, str], workdir: str) -> Tuple[int, str, 
         timeout=120,
         check=False,
     )
-    with open(files["GITHUB_OUTPUT"], encoding="utf-8") as stream:
-        outputs = parse_file_command(stream.read())
-    with open(files["GITHUB_STEP_SUMMARY"], encoding="utf-8") as stream:
-        summary = stream.read()
-    return completed.returncode, hide_masked(completed.stdout + completed.stderr), outputs, summary
+    return completed.returncode, hide_masked(completed.stdout + completed.stderr), files.outputs(), files.summary_text()
 
 
 def hide_masked(log: str) -> str:

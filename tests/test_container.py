@@ -18,10 +18,10 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from devtools.runnerfiles import parse_file_command
-from devtools.standin import AppStoreConnectStandIn
+from devtools.runnerfiles import RunnerFiles
 
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
+from .conftest import cli_env, team_inputs, verify_inputs
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, standin_running
 
 IMAGE = "asc-token-action:test"
 DOCKER = shutil.which("docker") or "docker"  # absolute: a test passes a hostile PATH through
@@ -82,14 +82,13 @@ def image() -> Iterator[str]:
 
 
 class ContainerRun:
-    def __init__(self, completed: subprocess.CompletedProcess[str], host: Path) -> None:
+    def __init__(self, completed: subprocess.CompletedProcess[str], host: Path, files: RunnerFiles) -> None:
         self.returncode = completed.returncode
         self.stdout = completed.stdout
         self.stderr = completed.stderr
         self.host = host
-        commands = host / "_runner_file_commands"
-        self.outputs = parse_file_command((commands / "set_output").read_text())
-        self.summary = (commands / "step_summary").read_text()
+        self.outputs = files.outputs()
+        self.summary = files.summary_text()
 
 
 def run_container(
@@ -110,8 +109,10 @@ def run_container(
     }
     for folder in mounts:
         (host / folder).mkdir(parents=True, exist_ok=True)
-    for name in ("set_output", "set_env", "step_summary"):
-        (host / "_runner_file_commands" / name).write_text("")
+    # The runner's file commands, by the names the runner gives them in the mounted folder.
+    files = RunnerFiles.create(
+        host / "_runner_file_commands", output="set_output", env="set_env", summary="step_summary"
+    )
     container_env = {
         "HOME": "/github/home",
         "GITHUB_ACTIONS": "true",
@@ -136,14 +137,12 @@ def run_container(
     command += args or []
     process_env = {**os.environ, **container_env}
     completed = subprocess.run(command, env=process_env, capture_output=True, text=True, check=False, timeout=120)
-    return ContainerRun(completed, host)
+    return ContainerRun(completed, host, files)
 
 
 def test_mints_with_several_key_forms(image: str, tmp_path: Path, key: KeyMaterial) -> None:
     for form, text in {"pem": key.pem, "base64": key.base64_of_file, "escaped": key.pem.replace("\n", "\\n")}.items():
-        run = run_container(
-            image, tmp_path / form, {"private-key": text, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
-        )
+        run = run_container(image, tmp_path / form, team_inputs(key, private_key=text))
         assert run.returncode == 0, run.stdout + run.stderr
         token = run.outputs["token"]
         assert key.decode(token)["iss"] == ISSUER_ID
@@ -158,7 +157,7 @@ def test_key_file_in_the_workspace_and_hostile_path_home(image: str, tmp_path: P
     run = run_container(
         image,
         tmp_path,
-        {"private-key-path": "AuthKey.p8", "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"},
+        team_inputs(key, private_key=None, private_key_path="AuthKey.p8"),
         extra_env={"PATH": "/nonexistent", "HOME": "/nonexistent", "PYTHONPATH": "/github/workspace/evil"},
     )
     assert run.returncode == 0, run.stdout + run.stderr
@@ -166,7 +165,7 @@ def test_key_file_in_the_workspace_and_hostile_path_home(image: str, tmp_path: P
 
 
 def test_bad_key_gives_one_error(image: str, tmp_path: Path, key: KeyMaterial) -> None:
-    run = run_container(image, tmp_path, {"private-key": "not a key", "key-id": KEY_ID, "issuer-id": ISSUER_ID})
+    run = run_container(image, tmp_path, team_inputs(key, private_key="not a key", verify=None))
     assert run.returncode == 1
     errors = [line for line in run.stdout.splitlines() if line.startswith("::error")]
     assert len(errors) == 1 and "`private-key`" in errors[0]
@@ -175,19 +174,13 @@ def test_bad_key_gives_one_error(image: str, tmp_path: Path, key: KeyMaterial) -
 
 
 def test_verifies_against_the_standin(image: str, tmp_path: Path, key: KeyMaterial) -> None:
-    with AppStoreConnectStandIn() as api:
+    with standin_running() as api:
         api.register(KEY_ID, key.key.public_key(), ISSUER_ID)
-        run = run_container(
-            image, tmp_path, {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": api.url}
-        )
+        run = run_container(image, tmp_path, verify_inputs(key, api))
         assert run.returncode == 0, run.stdout + run.stderr
         assert run.outputs["app-count"] == "3"
         assert "credentials accepted" in run.summary
-        wrong = run_container(
-            image,
-            tmp_path / "wrong",
-            {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": str(uuid.uuid4()), "api-url": api.url},
-        )
+        wrong = run_container(image, tmp_path / "wrong", verify_inputs(key, api, issuer_id=str(uuid.uuid4())))
         assert wrong.returncode == 1
         assert "401 NOT_AUTHORIZED" in wrong.stdout
 
@@ -198,13 +191,7 @@ def test_cli_mode_for_other_platforms(image: str, tmp_path: Path, key: KeyMateri
         image,
         tmp_path,
         {},
-        extra_env={
-            "GITHUB_ACTIONS": "",
-            "GITLAB_CI": "true",
-            "ASC_PRIVATE_KEY": key.pem,
-            "ASC_KEY_ID": KEY_ID,
-            "ASC_ISSUER_ID": ISSUER_ID,
-        },
+        extra_env=cli_env(key, GITHUB_ACTIONS="", GITLAB_CI="true"),
         args=["--print", "--no-verify"],
     )
     assert run.returncode == 0, run.stderr
@@ -216,13 +203,7 @@ def test_write_key_files_is_refused_in_a_container(image: str, tmp_path: Path, k
     run = run_container(
         image,
         tmp_path,
-        {
-            "private-key": key.pem,
-            "key-id": KEY_ID,
-            "issuer-id": ISSUER_ID,
-            "verify": "false",
-            "write-key-files": "true",
-        },
+        team_inputs(key, write_key_files="true"),
     )
     assert run.returncode == 1
     assert "RUNNER_TEMP" in run.stdout and "composite action" in run.stdout
@@ -234,12 +215,7 @@ def test_asc_token_command_in_the_image(image: str, tmp_path: Path, key: KeyMate
         image,
         tmp_path,
         {},
-        extra_env={
-            "ASC_PRIVATE_KEY": key.base64_of_file,
-            "ASC_KEY_ID": KEY_ID,
-            "ASC_ISSUER_ID": ISSUER_ID,
-            "ASC_VERIFY": "false",
-        },
+        extra_env=cli_env(key, ASC_PRIVATE_KEY=key.base64_of_file, ASC_VERIFY="false"),
         args=["--output-file", "/github/workspace/token"],
         entrypoint="asc-token",
     )

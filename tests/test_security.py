@@ -9,6 +9,7 @@ RUNNER_TEMP. In-process where the item is about our code, through ``entrypoint.p
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import os
 import re
@@ -20,12 +21,12 @@ import time
 import uuid
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from asc_token import keyfiles
+from asc_token import files, keyfiles
 from asc_token.action import run_action
 from asc_token.config import api_url_problem
 from asc_token.errors import AscTokenError, KeyFilesError, NotAppleError, WrongKeyTypeError
@@ -331,7 +332,8 @@ def assert_markdown_inert(summary: str) -> None:
 
 
 def test_summary_escapes_markdown_in_message_scope_and_details() -> None:
-    from asc_token.config import KeySource, Settings
+    from asc_token.config import Settings
+    from asc_token.keys import KeySource
 
     settings = Settings(
         key_id=KEY_ID,
@@ -553,7 +555,10 @@ def test_writable_by_others_key_folder_is_refused(tmp_path: Path, key: KeyMateri
 # --- 10: bounded time and size, whatever the server sends -----------------------------------------
 
 
-def quick(work: Callable[[], object]) -> object:
+T = TypeVar("T")
+
+
+def quick(work: Callable[[], T]) -> T:
     start = time.monotonic()
     result = work()
     assert time.monotonic() - start < 2, "linear work on 1 MB took too long"
@@ -563,13 +568,13 @@ def quick(work: Callable[[], object]) -> object:
 def test_title_spam_is_summarised_quickly() -> None:
     for body in (b"<title" * 180_000, b"<title>" + b"a" * 1_000_000, b"<TITLE>x</title" * 70_000):
         reply = Reply(502, {"content-type": "text/html"}, body)
-        summary = quick(lambda reply=reply: summarise_body(reply))
+        summary = quick(functools.partial(summarise_body, reply))
         assert isinstance(summary, str) and len(summary) < 300
 
 
 def test_rate_limit_header_spam_is_parsed_quickly() -> None:
     for header in ("user-hour-lim:" + "1" * 1_000_000, ";" * 1_000_000, "user-hour-rem:1;" * 70_000, "a:" * 500_000):
-        assert quick(lambda header=header: parse_rate_limit(header)) in ((None, None), (None, 1))
+        assert quick(functools.partial(parse_rate_limit, header)) in ((None, None), (None, 1))
 
 
 def test_trickled_body_ends_at_the_deadline(api: AppStoreConnectStandIn) -> None:
@@ -676,7 +681,7 @@ def test_key_folder_exists_as_a_file(tmp_path: Path, key: KeyMaterial) -> None:
 def test_key_files_are_both_written_or_neither(
     tmp_path: Path, key: KeyMaterial, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = keyfiles.write_secret_file
+    real = files.write_secret_file
 
     def fail_on_json(path: str, content: str) -> None:
         if path.endswith(".json"):

@@ -26,8 +26,18 @@ from asc_token.minting import iso8601
 from asc_token.report import markdown_text
 from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn
 
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, Result, assert_no_secrets, assert_token_masked_first, run_entrypoint
-from .test_scenario_platforms import ASC_TOKEN, asc_env, run_cli
+from .runner import (
+    ASC_TOKEN,
+    ISSUER_ID,
+    KEY_ID,
+    KeyMaterial,
+    Result,
+    assert_no_secrets,
+    assert_token_masked_first,
+    run_cli,
+    run_entrypoint,
+)
+from .test_scenario_platforms import asc_env
 
 SIX_MONTHS = 15_552_000
 ENTERPRISE_AUDIENCE = "apple-developer-enterprise-v1"

@@ -15,7 +15,7 @@ from typing import List, Optional, Protocol, Tuple
 from urllib.parse import urlsplit
 
 from .apis import APIS, APP_STORE_CONNECT, Api
-from .errors import InputError
+from .errors import InputError, KeyMissingError
 from .keys import KeySource, looks_like_key_material
 from .lifetimes import (
     LONG_LIFETIME_SECONDS,
@@ -169,7 +169,7 @@ def _key_source(inputs: InputReader) -> KeySource:
         "with:\n  private-key: ${{ secrets.ASC_PRIVATE_KEY }}"
     )
     elsewhere = "If you did set it, the variable is empty in this step: check that the CI secret exists and is passed to this step."
-    raise InputError(
+    raise KeyMissingError(
         f"No private key was given: set {key} to the contents of your AuthKey_<KEYID>.p8 file "
         f"(from a secret), or {key_path} to its path.",
         details=github if inputs.on_github else elsewhere,
