@@ -354,3 +354,19 @@ def test_the_enterprise_standin_has_no_long_lived_list(key: KeyMaterial, enterpr
     assert enterprise.check_token(f"Bearer {short}", "GET", "/v1/bundleIds")[0] == 200
     wrong_audience = hand_made(key, 1200, None, "appstoreconnect-v1")
     assert enterprise.check_token(f"Bearer {wrong_audience}", "GET", "/v1/bundleIds")[0] == 401
+
+
+def test_enterprise_runs_only_the_apps_check() -> None:
+    """The preflight checks read App Store Connect resources the Enterprise API does not serve."""
+    reader = GitHubInputs(
+        {
+            "INPUT_KEY-ID": KEY_ID,
+            "INPUT_ISSUER-ID": ISSUER_ID,
+            "INPUT_PRIVATE-KEY": "x",
+            "INPUT_API": "enterprise",
+            "INPUT_CHECKS": "apps\ntestflight",
+        }
+    )
+    with pytest.raises(InputError) as refused:
+        read_settings(reader)
+    assert "`checks` entry testflight" in refused.value.message and "`api: enterprise`" in refused.value.message

@@ -121,7 +121,7 @@ def read_settings(inputs: InputReader) -> Settings:
         write_key_files=write_key_files,
         export_env=export_env,
         export_token=read_bool(inputs, "export-token", default=False),
-        checks=read_checks(inputs, key_type),
+        checks=read_checks(inputs, key_type, api),
         notary_url=_notary_url(inputs),
         api=api,
     )
@@ -371,7 +371,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def read_checks(inputs: InputReader, key_type: str) -> Tuple[Check, ...]:
+def read_checks(inputs: InputReader, key_type: str, api: Api = APP_STORE_CONNECT) -> Tuple[Check, ...]:
     """The `checks` entries in order, each known, duplicates dropped; every refusal before any request."""
     from .checks import CHECKS  # checks.py imports this module; the table stays there, in one place
 
@@ -396,6 +396,12 @@ def read_checks(inputs: InputReader, key_type: str) -> Tuple[Check, ...]:
                 f"{label} entry {check.entry} needs a team key, but {inputs.label('key-type')} is "
                 f"individual: Apple does not let individual keys use {refused}; "
                 "use a team key (App Store Connect > Users and Access > Integrations > Team Keys).",
+            )
+        if api is not APP_STORE_CONNECT and name != "apps":
+            raise InputError(
+                f"{label} entry {check.entry} reads the App Store Connect API, but "
+                f"{inputs.assignment('api', api.name)} selects the {api.title}: there only the apps "
+                f"check runs (as GET {api.verify_path.split('?')[0]}); remove {check.entry}.",
             )
         if check not in found:
             found.append(check)
