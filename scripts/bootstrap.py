@@ -240,8 +240,11 @@ def check_runtime(target: str, key: str) -> Optional[str]:
         return "its manifest cannot be read"
     if header[:2] != [MANIFEST_FORMAT, key]:
         return "it was built by another version of asc-token-action"
-    if header[2] != interpreter_stamp(target):
-        return f"the Python it was built with ({header[2].split(' ', 2)[-1]}) has changed or is gone"
+    interpreter = interpreter_stamp(target)
+    if interpreter != header[2]:
+        if interpreter.startswith("gone "):
+            return f"the Python it was built with is gone ({interpreter[5:]} does not exist)"
+        return f"the Python it was built with ({header[2].split(' ', 2)[-1]}) has changed"
     entries, problem = snapshot(target)
     if problem:
         return problem
