@@ -409,6 +409,7 @@ class BuildLock:
         self.fd = -1
 
     def __enter__(self) -> BuildLock:
+        import errno
         import time
 
         if sys.platform == "win32":
@@ -428,7 +429,11 @@ class BuildLock:
                 else:
                     fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return self
-            except (BlockingIOError, PermissionError):
+            except OSError as exc:
+                # Held by another job: flock says EWOULDBLOCK, msvcrt EACCES or EDEADLOCK.
+                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK):
+                    os.close(self.fd)
+                    raise
                 if time.monotonic() > deadline:
                     os.close(self.fd)
                     raise TimeoutError(0, f"another job held the lock for {LOCK_WAIT_SECONDS:.0f} s") from None
@@ -545,7 +550,7 @@ def offer_launcher(runtime: Runtime) -> None:
         os.path.join(folder, "asc-token"): (
             "#!/bin/sh\n"
             "# asc-token from asc-token-action: its runtime's Python, isolated, on the action's own package.\n"
-            f'exec {_sh_quote(runtime.python)} -I {_sh_quote(script)} "$@"\n'
+            f'exec {_sh_quote(_sh_path(runtime.python))} -I {_sh_quote(_sh_path(script))} "$@"\n'
         ),
     }
     if not POSIX:
@@ -557,6 +562,10 @@ def offer_launcher(runtime: Runtime) -> None:
         _write_if_changed(path, text, 0o755 if not path.endswith(".py") else 0o644)
     with open(os.environ["GITHUB_PATH"], "a", encoding="utf-8") as stream:
         stream.write(folder + "\n")
+
+
+def _sh_path(path: str) -> str:
+    return path if POSIX else path.replace("\\", "/")  # Git Bash on Windows takes C:/... paths
 
 
 def _sh_quote(text: str) -> str:
