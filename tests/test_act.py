@@ -309,6 +309,8 @@ def test_one_runtime_serves_every_use(happy: ActRun) -> None:
     assert len(happy.builds()) <= 1  # none when an earlier scenario warmed the cache
     runtimes = [p for p in (happy.tool_cache / "asc-token-action").iterdir() if not p.name.startswith("bin-")]
     assert len(runtimes) == 1
+    assert "-py3" in runtimes[0].name  # keyed by lock, OS, machine, Python version and interpreter
+    assert not (runtimes[0] / "bin" / "pip").exists()  # the pinned wheels only, no pip
 
 
 # -- failures ---------------------------------------------------------------------------------------
@@ -340,7 +342,8 @@ def test_bad_input_and_401_fail_their_step_with_one_error(
     assert outcomes["unauthorized-token-set"] == "no"
 
     bad = run.errors(run.step_log("bad input"))
-    assert len(bad) == 1 and "::error title=Invalid input::`key-id`" in bad[0], bad
+    assert len(bad) == 1 and "::error title=Invalid input::`key-id` must be 10 characters" in bad[0], bad
+    assert not (run.out / "pwned").exists(), "an input was run as shell code"
     unauthorized = run.errors(run.step_log("wrong issuer"))
     assert len(unauthorized) == 1 and "401" in unauthorized[0], unauthorized
     assert [outcome for _, outcome in standin.requests[before:]] == ["401"]  # the bad input sent nothing
