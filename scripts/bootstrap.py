@@ -203,7 +203,8 @@ def snapshot(top: str) -> Tuple[Dict[str, str], Optional[str]]:
                     entries[path] = f"f {info.st_size} {info.st_mtime_ns}"
                 else:
                     return entries, f"{path} is not a regular file"
-    entries.pop(MANIFEST, None)
+    if entries.pop(MANIFEST, "f").startswith("l"):
+        return entries, f"{MANIFEST} is a symbolic link"
     return entries, None
 
 
@@ -258,6 +259,8 @@ def _difference(entries: Dict[str, str], recorded: Dict[str, str]) -> Optional[s
         if path not in recorded:
             # Bytecode that Python itself writes for a recorded source is not a difference.
             folder, _, name = path.rpartition("/")
+            if name == "__pycache__" and value == "d" and (not folder or folder in recorded):
+                continue
             parent, _, cache = folder.rpartition("/")
             source = f"{parent}/{name.split('.')[0]}.py" if parent else f"{name.split('.')[0]}.py"
             if cache == "__pycache__" and name.endswith(".pyc") and source in recorded:
@@ -293,19 +296,24 @@ def pip_environment(python: str) -> Optional[Dict[str, str]]:
     probe_env = dict(base)
     if "PIP_CONFIG_FILE" in os.environ:
         probe_env["PIP_CONFIG_FILE"] = os.environ["PIP_CONFIG_FILE"]
-    probe = subprocess.run(
-        [python, "-I", "-m", "pip", "config", "list"],
-        env=probe_env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    if probe.returncode != 0 and "No module named pip" in probe.stderr:
-        return None
+    try:
+        probe = subprocess.run(
+            [python, "-I", "-m", "pip", "config", "list"],
+            env=probe_env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        listed = ""
+    else:
+        if probe.returncode != 0 and "No module named pip" in probe.stderr:
+            return None
+        listed = probe.stdout
     settings: Dict[str, str] = {}
     for section in ("global", "install"):  # install.* overrides global.*, as in pip
-        for line in probe.stdout.splitlines():
+        for line in listed.splitlines():
             name, _, value = line.partition("=")
             scope, _, option = name.partition(".")
             if scope == section and option in PIP_NETWORK_SETTINGS:
@@ -354,6 +362,10 @@ def build(root: str, target: str, key: str) -> None:
     """Build the runtime in a private staging folder under ``root``, then move it to ``target``."""
     import tempfile
 
+    # Called with the build lock held: what an earlier build of this key left is a dead job's.
+    for name in os.listdir(root):
+        if (name.startswith(f".{key}.") and name.endswith(".tmp")) or name.startswith(f"{key}.stale-"):
+            remove_tree(os.path.join(root, name))
     staging = tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=root)
     try:
         pip_env = pip_environment(sys.executable)
@@ -393,7 +405,7 @@ def remove_tree(path: str) -> None:
     """Remove a stale runtime: moved aside first, so that no one sees it half-deleted."""
     import shutil
 
-    doomed = f"{path}.stale-{os.getpid()}"
+    doomed = path if ".stale-" in path else f"{path}.stale-{os.getpid()}"
     try:
         os.rename(path, doomed)
     except OSError:

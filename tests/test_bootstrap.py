@@ -123,6 +123,8 @@ def test_runtime_whose_python_is_gone_is_rebuilt_once(tmp_path: Path, key: KeyMa
     (runtime,) = runtimes(tool_cache)
     assert str(moved) in os.readlink(runtime / "bin" / "python3")  # built on the interpreter that goes away
     shutil.rmtree(moved)
+    leftover = tool_cache / NAME / f".{runtime.name}.killed-job.tmp"  # a build that died half-way
+    (leftover / "lib").mkdir(parents=True)
 
     second = run_composite(tmp_path / "second", inputs(key), tool_cache=tool_cache, extra_env=wheels)
     log = str(second["log"])
@@ -131,6 +133,7 @@ def test_runtime_whose_python_is_gone_is_rebuilt_once(tmp_path: Path, key: KeyMa
     assert len(why) == 1 and "the Python it was built with is gone" in why[0] and str(moved) in why[0], log
     assert len(builds(log)) == 1
     assert "FileNotFoundError" not in log
+    assert not leftover.exists()
 
     third = run_composite(tmp_path / "third", inputs(key), tool_cache=tool_cache, extra_env=wheels)
     assert third["returncode"] == 0, third["log"]
@@ -384,6 +387,8 @@ def test_bytecode_python_writes_is_not_a_difference(built: Path, tmp_path: Path,
     package = site_packages(runtime) / "jwt"
     tag = sys.implementation.cache_tag
     (package / "__pycache__" / f"api_jwt.{tag}.opt-1.pyc").write_bytes(b"")
+    assert bootstrap.check_runtime(str(runtime), runtime.name) is None
+    (runtime / "bin" / "__pycache__").mkdir()  # where Python would write bytecode for the first time
     assert bootstrap.check_runtime(str(runtime), runtime.name) is None
     (package / "__pycache__" / f"planted.{tag}.pyc").write_bytes(b"")  # no planted.py beside it
     assert "unexpected file" in bootstrap.check_runtime(str(runtime), runtime.name)
