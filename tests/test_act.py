@@ -37,7 +37,8 @@ pytestmark = [
 
 WORKFLOWS = ROOT / "tests" / "act"
 ACT_TIMEOUT = 240  # seconds for one act run, cold build included
-STEP_TIMES: Dict[str, float] = {}  # "<scenario>: <step>" -> seconds, as act reports them
+STEP_TIMES: Dict[str, float] = {}  # "<workflow> <job> <step>" -> seconds, as act reports them
+ACTION_STEPS = ("asc-token-action", "asc-token-action again, scoped", "bad input", "wrong issuer")
 _STEP_DONE = re.compile(
     r"^\[(?P<job>[^\]]+)\]\s+\S+\s+(?P<result>Success|Failure) - Main (?P<step>.+?) \[(?P<took>[^\]]+)\]$"
 )
@@ -191,6 +192,7 @@ def run_act(
         command,
         cwd=repository,
         env=env,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -206,7 +208,7 @@ def run_act(
         pytest.fail(f"act did not finish {workflow} within {ACT_TIMEOUT} s:\n{log[-4000:]}")
     for line in log.splitlines():
         match = _STEP_DONE.match(line)
-        if match and match.group("step").startswith("asc-token-action"):
+        if match and match.group("step") in ACTION_STEPS:
             STEP_TIMES[f"{workflow} {match.group('job')} {match.group('step')}"] = _seconds(match.group("took"))
     return ActRun(process.returncode, log, out, tool_cache)
 
