@@ -587,7 +587,7 @@ def _sh_quote(text: str) -> str:
 def _write_if_changed(path: str, text: str, mode: int) -> None:
     try:
         with open(path, encoding="utf-8", newline="") as stream:
-            if stream.read() == text and stat.S_IMODE(os.stat(path).st_mode) == mode:
+            if stream.read() == text and (not POSIX or stat.S_IMODE(os.stat(path).st_mode) == mode):
                 return
     except OSError:
         pass
