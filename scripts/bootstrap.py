@@ -1,153 +1,660 @@
 #!/usr/bin/env python3
-"""Run entrypoint.py with the pinned runtime, preparing it once per runner and Python.
+"""Run entrypoint.py on the pinned runtime: built once per runner and interpreter, checked on every start.
 
-Standard library only: this is what the composite action and the demo run with the runner's own
-python3 (3.9 or newer). The runtime is a venv created without pip, holding exactly the wheels of
-requirements/runtime.lock (installed --no-deps --require-hashes --only-binary), cached under
-RUNNER_TOOL_CACHE keyed by the lock's hash, the OS, the machine and the Python version. A warm
-run costs one hash of the lock and one process start.
+Standard library only: the composite action runs this as ``python3 -I -S bootstrap.py`` with the
+runner's own Python (3.9 or newer). The runtime is a venv holding exactly the wheels of
+requirements/runtime.lock (--no-deps --require-hashes --only-binary), built by pip with an explicit
+configuration (see pip_environment) and stored as RUNNER_TOOL_CACHE/asc-token-action/<key>, where
+the key names the lock, the OS, the machine, the Python version and the interpreter itself.
+
+Nothing found in a cache runs before it passes check_runtime: every folder on the way belongs to
+this user (or root, above our own folder) and no other user can write to it, and the runtime is
+exactly the tree recorded in its manifest when it was built, interpreter included. A runtime that
+fails the check is rebuilt once, under a lock, so that racing jobs never remove each other's work;
+a cache folder that cannot be trusted is passed over for RUNNER_TEMP, then for a private folder.
+
+A warm start costs one interpreter start without site-packages, a CRC of the lock, a walk of the
+runtime's ~700 entries (lstat only), and the exec of the runtime.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
-import platform
-import shutil
-import subprocess
+import stat
 import sys
-import tempfile
-from typing import List, Optional
+import zlib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # importing typing costs ~15 ms of a ~25 ms warm start
+    from typing import Dict, List, NoReturn, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK = os.path.join(ROOT, "requirements", "runtime.lock")
 ENTRYPOINT = os.path.join(ROOT, "entrypoint.py")
-MARKER = ".asc-token-complete"
+SRC = os.path.join(ROOT, "src")
+NAME = "asc-token-action"
+MANIFEST = ".asc-token-manifest"
+MANIFEST_FORMAT = "asc-token-manifest 1"
+POSIX = os.name != "nt"
+LOCK_WAIT_SECONDS = 600.0
+MISSING = "missing"
 
 
-def cache_root() -> str:
-    base = (
-        os.environ.get("RUNNER_TOOL_CACHE")
-        or os.environ.get("XDG_CACHE_HOME")
-        or os.path.join(os.path.expanduser("~"), ".cache")
-    )
-    return os.path.join(base, "asc-token-action")
+class SetupError(Exception):
+    """The runtime cannot be built; the message is worded for the user, the detail is pip's output."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class Runtime:
+    def __init__(self, root: str, target: str, built: bool) -> None:
+        self.root = root
+        self.target = target
+        self.python = venv_python(target)
+        self.built = built
+
+
+def log(text: str) -> None:
+    print(text, flush=True)
+
+
+def crc(data: bytes) -> str:
+    # CRC32, not SHA-256: hashlib's OpenSSL start-up costs ~10 ms per run, and the key only has to
+    # tell locks and interpreters apart; what is inside a runtime is checked by its manifest.
+    return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
 
 
 def runtime_key() -> str:
     with open(LOCK, "rb") as stream:
-        lock_hash = hashlib.sha256(stream.read()).hexdigest()[:16]
+        lock = crc(stream.read())
+    if POSIX:
+        machine = os.uname().machine.lower()
+    else:
+        import platform
+
+        machine = platform.machine().lower()
+    # The interpreter that builds a venv is the one it runs on: two Pythons of one minor version
+    # (pyenv's and Xcode's 3.9, the host's and a container's) get separate runtimes.
+    interpreter = crc(f"{os.path.realpath(sys.executable)}\n{sys.version}".encode())
     version = f"py{sys.version_info[0]}{sys.version_info[1]}"
-    return f"{lock_hash}-{sys.platform}-{platform.machine().lower()}-{version}"
+    return f"{lock}-{sys.platform}-{machine}-{version}-{interpreter}"
 
 
 def venv_python(venv: str) -> str:
-    if os.name == "nt":
-        return os.path.join(venv, "Scripts", "python.exe")
-    return os.path.join(venv, "bin", "python")
+    if POSIX:
+        return os.path.join(venv, "bin", "python")
+    return os.path.join(venv, "Scripts", "python.exe")
 
 
 def site_packages(venv: str) -> str:
-    if os.name == "nt":
-        return os.path.join(venv, "Lib", "site-packages")
-    return os.path.join(venv, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages")
+    if POSIX:
+        return os.path.join(venv, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages")
+    return os.path.join(venv, "Lib", "site-packages")
 
 
-def pip_args() -> List[str]:
-    return [
-        "install", "--no-deps", "--require-hashes", "--only-binary", ":all:",
-        "--disable-pip-version-check", "--no-input", "--quiet", "--no-warn-script-location",
-        "-r", LOCK,
-    ]  # fmt: skip
+# -- trust: who can write where ---------------------------------------------------------------
+# Windows: NTFS ACLs, not mode bits, and the runner's folders belong to the runner's account, so
+# only the manifest is checked there.
 
 
-def build_runtime(target: str, key: str) -> Optional[str]:
-    """Create the venv at ``target`` (atomically); returns an error message or None."""
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    staging = f"{target}.{os.getpid()}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    have_pip = importlib.util.find_spec("pip") is not None
-    # Without pip the venv is created in ~50 ms; the runner's own pip fills it with --target.
-    venv_cmd = [sys.executable, "-m", "venv"] + ([] if not have_pip else ["--without-pip"]) + [staging]
-    steps = [venv_cmd]
-    if have_pip:
-        steps.append([sys.executable, "-m", "pip", *pip_args(), "--target", site_packages(staging)])
-    else:
-        steps.append([venv_python(staging), "-m", "pip", *pip_args()])
-    for command in steps:
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
-        if completed.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
-            return f"`{' '.join(command[:4])} ...` failed with exit code {completed.returncode}:\n{tail}"
-    with open(os.path.join(staging, MARKER), "w", encoding="utf-8") as stream:
-        stream.write(key + "\n")
-    try:
-        os.replace(staging, target)
-    except OSError:
-        # Another job on this self-hosted runner finished first: use theirs.
-        shutil.rmtree(staging, ignore_errors=True)
+def folder_chain(path: str) -> List[str]:
+    """``path`` and every folder above it, both as written and with symbolic links resolved."""
+    chain: List[str] = []
+    for start in (os.path.abspath(path), os.path.realpath(path)):
+        current = start
+        while current not in chain:
+            chain.append(current)
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+    return chain
+
+
+def ancestors_problem(path: str) -> Optional[str]:
+    """Why another user could rename or replace what is inside ``path``, or None.
+
+    Each folder must belong to this user or root and be writable by no one else, unless it is
+    sticky like /tmp, where only an entry's owner may rename or remove it.
+    """
+    if not POSIX:
+        return None
+    uid = os.geteuid()
+    for folder in folder_chain(path):
+        info = os.stat(folder)
+        if info.st_uid not in (uid, 0):
+            return f"{folder} belongs to another user (uid {info.st_uid})"
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            return f"{folder} is writable by other users"
     return None
 
 
-def writable_cache_root() -> str:
-    """RUNNER_TOOL_CACHE when it can be written (self-hosted runners may lock it down), else temp."""
-    for root in (
-        cache_root(),
-        os.path.join(os.environ.get("RUNNER_TEMP") or tempfile.gettempdir(), "asc-token-action"),
-    ):
+def owned_problem(path: str, info: os.stat_result) -> Optional[str]:
+    """Why ``path`` (lstat ``info``) is not this user's alone, or None."""
+    if stat.S_ISLNK(info.st_mode):
+        return f"{path} is a symbolic link"
+    if not POSIX:
+        return None
+    if info.st_uid != os.geteuid():
+        return f"{path} belongs to another user (uid {info.st_uid})"
+    if info.st_mode & 0o022:
+        return f"{path} is writable by other users"
+    return None
+
+
+def open_root(root: str) -> Optional[str]:
+    """Create the cache folder if needed; why it must not be used, or None."""
+    os.makedirs(root, 0o755, exist_ok=True)
+    return owned_problem(root, os.lstat(root)) or ancestors_problem(os.path.dirname(root))
+
+
+# -- the manifest: what a runtime is ------------------------------------------------------------
+# One line per entry under the runtime: "d", "l <link target>" or "f <size> <mtime_ns>", a tab,
+# the path. Size and mtime, not content hashes: hashing ~25 MB on every start would cost more than
+# the whole action, and content hashes would not stop anyone the ownership checks let through
+# (whoever can rewrite a file here can rewrite the manifest too). What the manifest catches is a
+# runtime that is not what was built: a file added (a planted .pth), replaced (bin/python),
+# changed or removed, a half-copied folder, an interpreter that moved, changed or disappeared.
+
+
+def interpreter_stamp(venv: str) -> str:
+    """The interpreter the venv runs on, as "size mtime_ns path", or "gone path"."""
+    path = os.path.realpath(venv_python(venv)) if POSIX else os.path.join(_pyvenv_home(venv), "python.exe")
+    try:
+        info = os.stat(path)
+    except OSError:
+        return f"gone {path}"
+    return f"{info.st_size} {info.st_mtime_ns} {path}"
+
+
+def _pyvenv_home(venv: str) -> str:
+    with open(os.path.join(venv, "pyvenv.cfg"), encoding="utf-8") as stream:
+        for line in stream:
+            name, _, value = line.partition("=")
+            if name.strip() == "home":
+                return value.strip()
+    return ""
+
+
+def snapshot(top: str) -> Tuple[Dict[str, str], Optional[str]]:
+    """Every entry under ``top`` (see above) and the first one another user could write, if any."""
+    entries: Dict[str, str] = {}
+    uid = os.geteuid() if POSIX else 0
+    pending = [""]
+    while pending:
+        relative = pending.pop()
+        with os.scandir(os.path.join(top, relative) if relative else top) as listing:
+            for entry in listing:
+                path = f"{relative}/{entry.name}" if relative else entry.name
+                info = entry.stat(follow_symlinks=False)
+                mode = info.st_mode
+                if stat.S_ISLNK(mode):
+                    entries[path] = f"l {os.readlink(entry.path)}"
+                    continue
+                if POSIX and (info.st_uid != uid or mode & 0o022):
+                    return entries, f"{path} can be written by another user"
+                if stat.S_ISDIR(mode):
+                    entries[path] = "d"
+                    pending.append(path)
+                elif stat.S_ISREG(mode):
+                    entries[path] = f"f {info.st_size} {info.st_mtime_ns}"
+                else:
+                    return entries, f"{path} is not a regular file"
+    if entries.pop(MANIFEST, "f").startswith("l"):
+        return entries, f"{MANIFEST} is a symbolic link"
+    return entries, None
+
+
+def write_manifest(venv: str, key: str) -> None:
+    entries, problem = snapshot(venv)
+    if problem:
+        raise SetupError(f"The new runtime in {venv} is not private: {problem}.")
+    lines = [MANIFEST_FORMAT, key, interpreter_stamp(venv)]
+    lines += [f"{value}\t{path}" for path, value in sorted(entries.items())]
+    descriptor = os.open(os.path.join(venv, MANIFEST), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with open(descriptor, "w", encoding="utf-8") as stream:
+        stream.write("\n".join(lines) + "\n")
+
+
+def check_runtime(target: str, key: str) -> Optional[str]:
+    """Why the runtime at ``target`` must not run (MISSING when there is none), or None."""
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return MISSING
+    problem = owned_problem(target, info)
+    if problem:
+        return problem
+    try:
+        with open(os.path.join(target, MANIFEST), encoding="utf-8") as stream:
+            header = [stream.readline().rstrip("\n") for _ in range(3)]
+            recorded: Dict[str, str] = {}
+            for line in stream:
+                value, path = line.rstrip("\n").split("\t", 1)
+                recorded[path] = value
+    except FileNotFoundError:
+        return "it is incomplete (no manifest)"
+    except (OSError, ValueError, UnicodeDecodeError):
+        return "its manifest cannot be read"
+    if header[:2] != [MANIFEST_FORMAT, key]:
+        return "it was built by another version of asc-token-action"
+    interpreter = interpreter_stamp(target)
+    if interpreter != header[2]:
+        if interpreter.startswith("gone "):
+            return f"the Python it was built with is gone ({interpreter[5:]} does not exist)"
+        return f"the Python it was built with ({header[2].split(' ', 2)[-1]}) has changed"
+    entries, problem = snapshot(target)
+    if problem:
+        return problem
+    if entries == recorded:
+        return None
+    return _difference(entries, recorded)
+
+
+def _difference(entries: Dict[str, str], recorded: Dict[str, str]) -> Optional[str]:
+    for path, value in sorted(entries.items()):
+        if path not in recorded:
+            # Bytecode that Python itself writes for a recorded source is not a difference.
+            folder, _, name = path.rpartition("/")
+            if name == "__pycache__" and value == "d" and (not folder or folder in recorded):
+                continue
+            parent, _, cache = folder.rpartition("/")
+            source = f"{parent}/{name.split('.')[0]}.py" if parent else f"{name.split('.')[0]}.py"
+            if cache == "__pycache__" and name.endswith(".pyc") and source in recorded:
+                continue
+            return f"it has an unexpected {'folder' if value == 'd' else 'file'} {path}"
+        if recorded[path] != value:
+            return f"{path} has changed since it was built"
+    missing = sorted(set(recorded) - set(entries))
+    return f"{missing[0]} is missing" if missing else None
+
+
+# -- building ---------------------------------------------------------------------------------
+
+# What pip may take from the job and the machine: where to download from and how to get there.
+# Mirrors are safe to honour, since --require-hashes makes every wheel match a hash in the lock.
+# Everything else pip would read from its config files or PIP_* variables (target, prefix, root,
+# user, requirement, constraint, editable, upgrade, no-binary, platform, python-version, dry-run,
+# python, require-virtualenv, src, ...) changes what or where it installs, so pip runs with no
+# config file (PIP_CONFIG_FILE=os.devnull), no other PIP_* variable, and explicit options.
+PIP_NETWORK_SETTINGS = (
+    "index-url", "extra-index-url", "no-index", "find-links", "trusted-host", "cert", "client-cert",
+    "proxy", "timeout", "default-timeout", "retries", "cache-dir", "no-cache-dir",
+)  # fmt: skip
+
+
+def pip_environment(python: str) -> Optional[Dict[str, str]]:
+    """The environment pip runs in, or None when ``python`` has no pip."""
+    import subprocess
+
+    base = {name: value for name, value in os.environ.items() if not name.startswith("PIP_")}
+    # The user's and the machine's pip.conf, read by pip itself (PIP_CONFIG_FILE included, as it
+    # only names a file): a mirror set there applies here too. Only PIP_NETWORK_SETTINGS are kept.
+    probe_env = dict(base)
+    if "PIP_CONFIG_FILE" in os.environ:
+        probe_env["PIP_CONFIG_FILE"] = os.environ["PIP_CONFIG_FILE"]
+    try:
+        probe = subprocess.run(
+            [python, "-I", "-m", "pip", "config", "list"],
+            env=probe_env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        listed = ""
+    else:
+        if probe.returncode != 0 and "No module named pip" in probe.stderr:
+            return None
+        listed = probe.stdout
+    settings: Dict[str, str] = {}
+    for section in ("global", "install"):  # install.* overrides global.*, as in pip
+        for line in listed.splitlines():
+            name, _, value = line.partition("=")
+            scope, _, option = name.partition(".")
+            if scope == section and option in PIP_NETWORK_SETTINGS:
+                settings[option] = _unquote(value)
+    for option in PIP_NETWORK_SETTINGS:  # the job's PIP_* variables override the files, as in pip
+        variable = "PIP_" + option.upper().replace("-", "_")
+        if variable in os.environ:
+            settings[option] = os.environ[variable]
+    environment = dict(base, PIP_CONFIG_FILE=os.devnull)
+    for option, value in settings.items():
+        environment["PIP_" + option.upper().replace("-", "_")] = value
+    return environment
+
+
+def _unquote(value: str) -> str:
+    """``pip config list`` prints values with repr(); undo it."""
+    import ast
+
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+    return parsed if isinstance(parsed, str) else value
+
+
+def pip_install_args() -> List[str]:
+    return [
+        "install", "--no-deps", "--require-hashes", "--only-binary", ":all:", "--no-input",
+        "--quiet", "--disable-pip-version-check", "--no-warn-script-location", "-r", LOCK,
+    ]  # fmt: skip
+
+
+def _run(command: List[str], env: Dict[str, str], timeout: float) -> None:
+    import subprocess
+
+    try:
+        completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise SetupError(f"`{' '.join(command[:5])} ...` did not finish within {timeout:.0f} s.") from None
+    if completed.returncode != 0:
+        tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
+        raise SetupError(f"`{' '.join(command[:5])} ...` failed with exit code {completed.returncode}.", tail)
+
+
+def build(root: str, target: str, key: str) -> None:
+    """Build the runtime in a private staging folder under ``root``, then move it to ``target``."""
+    import tempfile
+
+    # Called with the build lock held: what an earlier build of this key left is a dead job's.
+    for name in os.listdir(root):
+        if (name.startswith(f".{key}.") and name.endswith(".tmp")) or name.startswith(f"{key}.stale-"):
+            remove_tree(os.path.join(root, name))
+    staging = tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=root)
+    try:
+        pip_env = pip_environment(sys.executable)
+        if pip_env is not None:
+            # The runner's own pip fills a venv made without pip in ~50 ms: no pip in the runtime.
+            _run([sys.executable, "-I", "-m", "venv", "--without-pip", staging], pip_env, 300)
+            install = [sys.executable, "-I", "-m", "pip", *pip_install_args(), "--target", site_packages(staging)]
+        else:
+            clean = {name: value for name, value in os.environ.items() if not name.startswith("PIP_")}
+            _run([sys.executable, "-I", "-m", "venv", staging], dict(clean, PIP_CONFIG_FILE=os.devnull), 300)
+            pip_env = pip_environment(venv_python(staging)) or dict(clean, PIP_CONFIG_FILE=os.devnull)
+            install = [venv_python(staging), "-I", "-m", "pip", *pip_install_args()]
+        _run(install, pip_env, 900)
+        _run([venv_python(staging), "-I", "-c", "pass"], pip_env, 120)  # it starts
+        if POSIX:
+            _private(staging)
+        write_manifest(staging, key)
+        if os.path.lexists(target):
+            remove_tree(target)
+        os.rename(staging, target)
+    finally:
+        if os.path.lexists(staging):
+            remove_tree(staging)
+
+
+def _private(top: str) -> None:
+    """Drop group and other write bits a umask of 002 may have left (mkdtemp made top 0700)."""
+    os.chmod(top, 0o755)  # noqa: S103 - readable by all is fine, writable by the owner only
+    for folder, _, files in os.walk(top):
+        for path in [folder, *(os.path.join(folder, name) for name in files)]:
+            info = os.lstat(path)
+            if not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o022:
+                os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o022)
+
+
+def remove_tree(path: str) -> None:
+    """Remove a stale runtime: moved aside first, so that no one sees it half-deleted."""
+    import shutil
+
+    doomed = path if ".stale-" in path else f"{path}.stale-{os.getpid()}"
+    try:
+        os.rename(path, doomed)
+    except OSError:
+        doomed = path
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+class BuildLock:
+    """One build at a time per cache folder. The kernel drops the lock when its holder dies."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.fd = -1
+
+    def __enter__(self) -> BuildLock:
+        import errno
+        import time
+
+        if sys.platform == "win32":
+            import msvcrt
+
+            self.fd = os.open(os.path.join(self.root, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        else:
+            import fcntl
+
+            self.fd = os.open(self.root, os.O_RDONLY)  # the folder itself: no lock file to list
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        told = False
+        while True:
+            try:
+                if sys.platform == "win32":
+                    msvcrt.locking(self.fd, msvcrt.LK_NBLCK, 1)
+                else:
+                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError as exc:
+                # Held by another job: flock says EWOULDBLOCK, msvcrt EACCES or EDEADLOCK.
+                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK):
+                    os.close(self.fd)
+                    raise
+                if time.monotonic() > deadline:
+                    os.close(self.fd)
+                    raise TimeoutError(0, f"another job held the lock for {LOCK_WAIT_SECONDS:.0f} s") from None
+                if not told:
+                    log(f"asc-token-action: waiting for another job that is preparing the runtime in {self.root}")
+                    told = True
+                time.sleep(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing the descriptor releases the lock
+
+
+# -- choosing where ---------------------------------------------------------------------------
+
+
+def cache_roots() -> List[Tuple[str, str]]:
+    """Where a runtime may live, most reusable first: (folder, how long it is kept there)."""
+    tool_cache = os.environ.get("RUNNER_TOOL_CACHE")
+    if tool_cache:
+        roots = [(os.path.join(tool_cache, NAME), "kept in the tool cache for later jobs on this runner")]
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        roots = [(os.path.join(base, NAME), "kept for later runs")]
+    temp = os.environ.get("RUNNER_TEMP")
+    if temp:
+        roots.append((os.path.join(temp, NAME), "for this job only"))
+    return roots
+
+
+def prepare(distrust: Optional[Tuple[str, str]] = None) -> Runtime:
+    """A runtime that passed its checks: found, or built (once) where it can be trusted.
+
+    ``distrust``: (target, why) for a runtime that passed its checks but would not start.
+    """
+    key = runtime_key()
+    passed_over: List[str] = []
+    for root, scope in cache_roots():
         try:
-            os.makedirs(root, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=root, prefix=".probe-")  # noqa: SIM115 - closed at once
-            probe.close()
-            return root
-        except OSError:
+            problem = open_root(root)
+        except OSError as exc:
+            passed_over.append(f"{root} cannot be used ({exc.strerror or exc})")
             continue
-    return cache_root()
+        if problem:
+            passed_over.append(problem)
+            continue
+        target = os.path.join(root, key)
+        found = check_runtime(target, key)
+        if found is None and (distrust is None or distrust[0] != target):
+            return Runtime(root, target, built=False)
+        try:
+            with BuildLock(root):
+                found = check_runtime(target, key)  # another job may have built it meanwhile
+                if distrust is not None and distrust[0] == target and found is None:
+                    found = distrust[1]
+                if found is None:
+                    return Runtime(root, target, built=False)
+                if "belongs to another user" in found:
+                    passed_over.append(found)
+                    continue
+                if found != MISSING:
+                    log(f"asc-token-action: not using the runtime in {target}: {found}; building it again.")
+                _build_in_group(root, target, key, scope, passed_over)
+                return Runtime(root, target, built=True)
+        except OSError as exc:
+            passed_over.append(f"{root} cannot be written ({exc.strerror or exc})")
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix=f"{NAME}-")
+    target = os.path.join(root, key)
+    _build_in_group(root, target, key, "for this run only", passed_over)
+    return Runtime(root, target, built=True)
+
+
+def _build_in_group(root: str, target: str, key: str, scope: str, passed_over: List[str]) -> None:
+    import platform
+
+    why = f": {passed_over[0]}" if passed_over and not scope.startswith("kept") else ""
+    log(
+        f"::group::asc-token-action: installing the pinned dependencies for Python "
+        f"{platform.python_version()} into {target} ({scope}{why})"
+    )
+    try:
+        build(root, target, key)
+    finally:
+        log("::endgroup::")
 
 
 def ensure_runtime() -> str:
-    key = runtime_key()
-    target = os.path.join(writable_cache_root(), key)
-    if not os.path.exists(os.path.join(target, MARKER)):
-        shutil.rmtree(target, ignore_errors=True)  # a half-built leftover from a killed job
-        print(
-            f"::group::asc-token-action: installing pinned dependencies for Python {platform.python_version()} (once per runner)",
-            flush=True,
+    """The runtime's python (dev.py demo and standin run on it too)."""
+    return prepare().python
+
+
+# -- asc-token for later steps ----------------------------------------------------------------
+
+
+def offer_launcher(runtime: Runtime) -> None:
+    """Put ``asc-token`` on later steps' PATH: this runtime's python, isolated, on this checkout."""
+    checkout = crc("\0".join((ROOT, runtime.target)).encode())
+    folder = os.path.join(runtime.root, f"bin-{checkout}")
+    os.makedirs(folder, 0o755, exist_ok=True)
+    problem = owned_problem(folder, os.lstat(folder))
+    if problem:
+        raise OSError(0, problem)
+    script = os.path.join(folder, "asc_token_cli.py")
+    files = {
+        # Run as a file, not with -c: then sys.path[0] is this folder, never the working directory.
+        script: (
+            "import sys\n"
+            f"sys.path.insert(0, {SRC!r})\n"
+            "sys.argv[0] = 'asc-token'\n"
+            "from asc_token.entry import cli\n\n"
+            "sys.exit(cli())\n"
+        ),
+        os.path.join(folder, "asc-token"): (
+            "#!/bin/sh\n"
+            "# asc-token from asc-token-action: its runtime's Python, isolated, on the action's own package.\n"
+            f'exec {_sh_quote(_sh_path(runtime.python))} -I {_sh_quote(_sh_path(script))} "$@"\n'
+        ),
+    }
+    if not POSIX:
+        percent = "%%"
+        files[os.path.join(folder, "asc-token.cmd")] = (
+            f'@"{runtime.python.replace("%", percent)}" -I "{script.replace("%", percent)}" %*\r\n'
         )
-        error = build_runtime(target, key)
-        print("::endgroup::", flush=True)
-        if error:
-            print(
-                "::error title=asc-token-action setup failed::Installing the pinned dependencies from "
-                "requirements/runtime.lock failed: check that the runner can reach PyPI (or set "
-                "PIP_INDEX_URL to your mirror) and uses Python 3.9 or newer.",
-                flush=True,
-            )
-            print(error, flush=True)
-            sys.exit(1)
-    return venv_python(target)
+    for path, text in files.items():
+        _write_if_changed(path, text, 0o755 if not path.endswith(".py") else 0o644)
+    with open(os.environ["GITHUB_PATH"], "a", encoding="utf-8") as stream:
+        stream.write(folder + "\n")
+
+
+def _sh_path(path: str) -> str:
+    return path if POSIX else path.replace("\\", "/")  # Git Bash on Windows takes C:/... paths
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def _write_if_changed(path: str, text: str, mode: int) -> None:
+    try:
+        with open(path, encoding="utf-8", newline="") as stream:
+            if stream.read() == text and (not POSIX or stat.S_IMODE(os.stat(path).st_mode) == mode):
+                return
+    except OSError:
+        pass
+    partial = f"{path}.{os.getpid()}.tmp"
+    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    os.chmod(partial, mode)
+    os.replace(partial, path)  # atomic: a racing job with the same checkout writes the same text
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def run(runtime: Runtime, argv: List[str]) -> int:
+    command = [runtime.python, "-I", ENTRYPOINT, *argv]
+    if POSIX:
+        sys.stdout.flush()
+        os.execv(runtime.python, command)  # noqa: S606 - raises OSError if it cannot start
+    import subprocess
+
+    return subprocess.call(command)
+
+
+def fail(title: str, message: str, detail: str = "") -> NoReturn:
+    log(f"::error title={title}::{message}")
+    if detail:
+        log(detail)
+    sys.exit(1)
 
 
 def main(argv: List[str]) -> int:
     if sys.version_info < (3, 9):  # noqa: UP036 - the runner's python3 may be anything
-        print(
-            f"::error title=Python too old::asc-token-action needs Python 3.9 or newer, and {sys.executable} is {platform.python_version()}: add actions/setup-python before this step."
+        import platform
+
+        fail(
+            "Python too old",
+            f"asc-token-action needs Python 3.9 or newer, and {sys.executable} is "
+            f"{platform.python_version()}: add actions/setup-python before this step.",
         )
-        return 1
     try:
-        python = ensure_runtime()
-        # -I: a PYTHONPATH or user site-packages in the job's environment cannot inject modules.
-        return subprocess.call([python, "-I", ENTRYPOINT, *argv])
-    except OSError as exc:
-        print(
-            "::error title=asc-token-action setup failed::Preparing the runtime failed "
-            f"({type(exc).__name__}: {exc.strerror or exc}): check that RUNNER_TOOL_CACHE or "
-            "RUNNER_TEMP is writable on this runner.",
-            flush=True,
+        runtime = prepare()
+        if os.environ.get("GITHUB_PATH"):
+            try:
+                offer_launcher(runtime)
+            except OSError as exc:
+                log(f"::warning title=asc-token not on PATH::Later steps cannot run asc-token: {exc.strerror or exc}.")
+        try:
+            return run(runtime, argv)
+        except OSError as exc:
+            if runtime.built:
+                raise
+            # It passed its checks but would not start: rebuild it, once.
+            runtime = prepare(distrust=(runtime.target, f"it did not start ({exc.strerror or exc})"))
+            return run(runtime, argv)
+    except SetupError as exc:
+        fail(
+            "asc-token-action setup failed",
+            f"Installing the pinned dependencies from requirements/runtime.lock failed ({exc.message}): check "
+            "that the runner can reach PyPI (or set PIP_INDEX_URL to your mirror) and uses Python 3.9 or newer.",
+            exc.detail,
         )
-        return 1
+    except OSError as exc:
+        fail(
+            "asc-token-action setup failed",
+            f"Preparing the runtime failed ({type(exc).__name__}: {exc.strerror or exc}): check that "
+            "RUNNER_TOOL_CACHE or RUNNER_TEMP is writable on this runner.",
+        )
 
 
 if __name__ == "__main__":

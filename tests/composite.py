@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import yaml
 
@@ -23,8 +25,11 @@ def run_composite(
     *,
     tool_cache: Path,
     path_prefix: Optional[Path] = None,
+    path: Optional[str] = None,
+    extra_env: Optional[Dict[str, str]] = None,
     timeout: float = 300,
 ) -> Dict[str, object]:
+    """Returns returncode, log, outputs, env (GITHUB_ENV) and path (GITHUB_PATH lines)."""
     action = yaml.safe_load((ROOT / "action.yml").read_text())
     assert action["runs"]["using"] == "composite"
     unknown = set(with_inputs) - set(action["inputs"])
@@ -34,6 +39,8 @@ def run_composite(
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "temp").mkdir(exist_ok=True)
     (workdir / "workspace").mkdir(exist_ok=True)
+    for name in ("env.txt", "path.txt"):
+        (workdir / name).write_text("")
     step_outputs: Dict[str, Dict[str, str]] = {}
     logs = []
     returncode = 0
@@ -48,13 +55,17 @@ def run_composite(
             for key, value in os.environ.items()
             if not key.startswith(("INPUT_", "GITHUB_", "RUNNER_", "PYTHONPATH", "VIRTUAL_ENV"))
         }
+        if path is not None:
+            env["PATH"] = path
         if path_prefix is not None:
             env["PATH"] = f"{path_prefix}{os.pathsep}{env['PATH']}"
+        env.update(extra_env or {})
         env.update(
             GITHUB_ACTIONS="true",
             GITHUB_ACTION_PATH=str(ROOT),
             GITHUB_OUTPUT=str(output_file),
             GITHUB_ENV=str(workdir / "env.txt"),
+            GITHUB_PATH=str(workdir / "path.txt"),
             GITHUB_STEP_SUMMARY=str(summary_file),
             GITHUB_WORKSPACE=str(workdir / "workspace"),
             RUNNER_TEMP=str(workdir / "temp"),
@@ -82,7 +93,13 @@ def run_composite(
             break
     context = {"inputs": inputs, "steps": step_outputs}
     outputs = {name: _evaluate(spec["value"], context) for name, spec in action["outputs"].items()}
-    return {"returncode": returncode, "log": "".join(logs), "outputs": outputs}
+    return {
+        "returncode": returncode,
+        "log": "".join(logs),
+        "outputs": outputs,
+        "env": parse_file_command((workdir / "env.txt").read_text()),
+        "path": (workdir / "path.txt").read_text().splitlines(),
+    }
 
 
 def _evaluate(text: str, context: Dict[str, object]) -> str:
@@ -93,3 +110,32 @@ def _evaluate(text: str, context: Dict[str, object]) -> str:
         return str(value)
 
     return _EXPRESSION.sub(lookup, text)
+
+
+def find_python(version: str) -> Optional[Path]:
+    """A working interpreter of ``version`` ("3.9"): ``python3.9`` on PATH, or one of pyenv's.
+
+    pyenv's shims run only the selected versions, so its other versions are looked up by hand.
+    The real executable is returned, never a shim (a shim renamed python3 would run another one).
+    """
+    candidates: List[str] = []
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        candidates.append(on_path)
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        root = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=False, timeout=60).stdout.strip()
+        if root:
+            candidates += sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}")))
+    for candidate in candidates:
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        lines = probe.stdout.splitlines()
+        if probe.returncode == 0 and len(lines) == 2 and lines[0] == version and Path(lines[1]).is_file():
+            return Path(lines[1])
+    return None

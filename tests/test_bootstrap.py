@@ -1,0 +1,403 @@
+"""scripts/bootstrap.py: what it finds in a tool cache runs only if it is exactly what it built.
+
+Builds take seconds, so the lock's wheels are downloaded once into a local wheelhouse that pip is
+pointed at (PIP_NO_INDEX and PIP_FIND_LINKS, settings bootstrap keeps), one runtime is built per
+module and copied (mtimes kept) into each test's tool cache, and only tests about building build.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Dict, Iterator, List, Optional, Set
+
+import pytest
+
+from .composite import run_composite
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
+
+BOOTSTRAP = ROOT / "scripts" / "bootstrap.py"
+NAME = "asc-token-action"
+ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
+# The interpreter the composite step finds as python3, which every build here runs on.
+PYTHON3 = subprocess.run(
+    ["python3", "-c", "import sys; print(sys.executable)"], capture_output=True, text=True, check=True
+).stdout.strip()
+posix_only = pytest.mark.skipif(os.name == "nt", reason="POSIX ownership and mode bits")
+
+
+def load_bootstrap() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bootstrap_under_test", BOOTSTRAP)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def inputs(key: KeyMaterial) -> Dict[str, str]:
+    return {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
+
+
+def runtimes(tool_cache: Path) -> List[Path]:
+    folder = tool_cache / NAME
+    return [p for p in folder.iterdir() if not p.name.startswith(("bin-", "."))] if folder.is_dir() else []
+
+
+def builds(log: str) -> List[str]:
+    return [line for line in log.splitlines() if line.startswith("::group::") and "installing" in line]
+
+
+def site_packages(runtime: Path) -> Path:
+    return next((runtime / "lib").glob("python3.*/site-packages"))
+
+
+def lock_names() -> Set[str]:
+    names = set()
+    for line in (ROOT / "requirements" / "runtime.lock").read_text().splitlines():
+        if line and not line[0].isspace() and not line.startswith("#") and "==" in line:
+            names.add(line.split("==")[0].strip().lower().replace("_", "-"))
+    return names
+
+
+def installed_names(runtime: Path) -> Set[str]:
+    return {p.name.split("-")[0].lower().replace("_", "-") for p in site_packages(runtime).glob("*.dist-info")}
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
+    """pip settings that install the lock from a local folder (empty if it cannot be filled)."""
+    folder = tmp_path_factory.mktemp("wheelhouse")
+    download = subprocess.run(
+        [PYTHON3, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes", "--only-binary", ":all:",
+         "--disable-pip-version-check", "-r", str(ROOT / "requirements" / "runtime.lock"), "-d", str(folder)],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(folder)} if download.returncode == 0 else {}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, key: KeyMaterial, wheels: Dict[str, str]) -> Path:
+    """A tool cache holding one runtime, built the action's way."""
+    tool_cache = tmp_path_factory.mktemp("golden") / "toolcache"
+    result = run_composite(tmp_path_factory.mktemp("golden-run"), inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    assert result["returncode"] == 0, result["log"]
+    assert len(runtimes(tool_cache)) == 1
+    return tool_cache
+
+
+def copy_of(built: Path, tmp_path: Path) -> Path:
+    tool_cache = tmp_path / "toolcache"
+    shutil.copytree(built, tool_cache, symlinks=True)  # copy2 keeps mtimes, so the manifest holds
+    return tool_cache
+
+
+def test_a_copied_runtime_is_reused_as_it_is(
+    built: Path, tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]
+) -> None:
+    """No false alarm: an intact runtime runs without a rebuild."""
+    tool_cache = copy_of(built, tmp_path)
+    result = run_composite(tmp_path / "run", inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    assert result["returncode"] == 0, result["log"]
+    assert builds(str(result["log"])) == []
+    assert "not using the runtime" not in str(result["log"])
+
+
+# -- issue 14: a stale runtime is rebuilt, once; racing jobs keep each other's work ------------------
+
+
+def test_runtime_whose_python_is_gone_is_rebuilt_once(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
+    """The interpreter that built the venv moved away (pyenv or Xcode update): rebuilt, not broken for good."""
+    moved = tmp_path / "old-python"
+    moved.mkdir()
+    (moved / "python3").symlink_to(PYTHON3)
+    tool_cache = tmp_path / "toolcache"
+    first = run_composite(tmp_path / "first", inputs(key), tool_cache=tool_cache, path_prefix=moved, extra_env=wheels)
+    assert first["returncode"] == 0, first["log"]
+    (runtime,) = runtimes(tool_cache)
+    assert str(moved) in os.readlink(runtime / "bin" / "python3")  # built on the interpreter that goes away
+    shutil.rmtree(moved)
+    leftover = tool_cache / NAME / f".{runtime.name}.killed-job.tmp"  # a build that died half-way
+    (leftover / "lib").mkdir(parents=True)
+
+    second = run_composite(tmp_path / "second", inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    log = str(second["log"])
+    assert second["returncode"] == 0, log
+    why = [line for line in log.splitlines() if line.startswith("asc-token-action: not using the runtime")]
+    assert len(why) == 1 and "the Python it was built with is gone" in why[0] and str(moved) in why[0], log
+    assert len(builds(log)) == 1
+    assert "FileNotFoundError" not in log
+    assert not leftover.exists()
+
+    third = run_composite(tmp_path / "third", inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    assert third["returncode"] == 0, third["log"]
+    assert builds(str(third["log"])) == [] and "not using" not in str(third["log"])
+
+
+# Job B decided the runtime was missing; anything it removes is removed only after job A has put its
+# runtime in place: the interleaving that made `rmtree` after a failed marker check delete A's work.
+RACING_JOB = r"""
+import importlib.util, os, shutil, sys, time
+path = sys.argv[1]
+spec = importlib.util.spec_from_file_location("bootstrap", path)
+bootstrap = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bootstrap)
+target = os.path.join(os.environ["RUNNER_TOOL_CACHE"], "asc-token-action", bootstrap.runtime_key())
+
+def in_place():
+    return any(os.path.exists(os.path.join(target, name)) for name in (".asc-token-complete", ".asc-token-manifest"))
+
+def late(function):
+    def wrapper(victim, *args, **kwargs):
+        if os.path.abspath(victim) == target:
+            deadline = time.monotonic() + 120
+            while not in_place() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return function(victim, *args, **kwargs)
+    return wrapper
+
+shutil.rmtree = late(shutil.rmtree)
+os.rename = late(os.rename)
+sys.argv = [path]
+sys.exit(bootstrap.main([]))
+"""
+
+
+def runner_env(workdir: Path, tool_cache: Path, key: KeyMaterial, wheels: Dict[str, str]) -> Dict[str, str]:
+    workdir.mkdir(parents=True)
+    (workdir / "temp").mkdir()
+    files = {
+        name: workdir / name.lower() for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY")
+    }
+    for path in files.values():
+        path.write_text("")
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("INPUT_", "GITHUB_", "RUNNER_", "PYTHONPATH", "VIRTUAL_ENV"))
+    }
+    env.update({name: str(path) for name, path in files.items()})
+    env.update({f"INPUT_{name.upper().replace('-', '_')}": value for name, value in inputs(key).items()})
+    env.update(
+        GITHUB_ACTIONS="true",
+        GITHUB_WORKSPACE=str(workdir),
+        RUNNER_TEMP=str(workdir / "temp"),
+        RUNNER_TOOL_CACHE=str(tool_cache),
+    )
+    env.update(wheels)
+    return env
+
+
+def test_racing_jobs_never_remove_each_others_runtime(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
+    tool_cache = tmp_path / "toolcache"
+    job_a = subprocess.Popen(
+        [PYTHON3, "-I", str(BOOTSTRAP)],
+        env=runner_env(tmp_path / "a", tool_cache, key, wheels),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert job_a.stdout is not None
+    first_line = job_a.stdout.readline()  # A is building (and holds the cache) once it says so
+    assert first_line.startswith("::group::"), first_line
+    job_b = subprocess.Popen(
+        [PYTHON3, "-I", "-c", RACING_JOB, str(BOOTSTRAP)],
+        env=runner_env(tmp_path / "b", tool_cache, key, wheels),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log_a = first_line + job_a.communicate(timeout=300)[0]
+    log_b = job_b.communicate(timeout=300)[0]
+    assert job_a.returncode == 0, log_a
+    assert job_b.returncode == 0, log_b
+    assert builds(log_b) == [], log_b  # B waited and used A's runtime
+    assert "waiting for another job" in log_b
+    (runtime,) = runtimes(tool_cache)
+    assert load_bootstrap().check_runtime(str(runtime), runtime.name) is None
+
+
+# -- issue 10: the cache must not run what it finds ----------------------------------------------------
+
+
+def plant_pth(runtime: Path, marker: Path) -> None:
+    (site_packages(runtime) / "zzz-planted.pth").write_text(f"import os; open({str(marker)!r}, 'w').close()\n")
+
+
+def replace_python(runtime: Path, marker: Path) -> None:
+    python = runtime / "bin" / "python"
+    real = os.path.realpath(python)
+    python.unlink()
+    python.write_text(f'#!/bin/sh\n: > {marker}\nexec {real} "$@"\n')
+    python.chmod(0o755)
+
+
+@posix_only
+@pytest.mark.parametrize("plant", [plant_pth, replace_python], ids=["pth", "bin-python"])
+def test_planted_runtime_is_not_run_and_is_rebuilt(
+    built: Path, tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str], plant: object
+) -> None:
+    tool_cache = copy_of(built, tmp_path)
+    (runtime,) = runtimes(tool_cache)
+    marker = tmp_path / "planted-code-ran"
+    assert callable(plant)
+    plant(runtime, marker)
+    result = run_composite(tmp_path / "run", inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    log = str(result["log"])
+    assert result["returncode"] == 0, log
+    assert not marker.exists(), "the planted code ran"
+    assert f"not using the runtime in {runtime}" in log
+    assert len(builds(log)) == 1
+    assert not (site_packages(runtime) / "zzz-planted.pth").exists()
+    assert (runtime / "bin" / "python").is_symlink()
+    assert load_bootstrap().check_runtime(str(runtime), runtime.name) is None
+
+
+@posix_only
+@pytest.mark.parametrize("where", ["cache folder", "runtime folder", "tool cache above it"])
+def test_folder_writable_by_others_is_refused(
+    built: Path, tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str], where: str
+) -> None:
+    tool_cache = copy_of(built, tmp_path)
+    (runtime,) = runtimes(tool_cache)
+    marker = tmp_path / "planted-code-ran"
+    plant_pth(runtime, marker)  # what another user could have put there
+    folder = {"cache folder": tool_cache / NAME, "runtime folder": runtime, "tool cache above it": tool_cache}[where]
+    folder.chmod(0o777 if where == "tool cache above it" else 0o775)
+    result = run_composite(tmp_path / "run", inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    log = str(result["log"])
+    assert result["returncode"] == 0, log
+    assert not marker.exists(), "code from a folder others can write ran"
+    assert len(builds(log)) == 1
+    if where == "runtime folder":  # ours to replace: rebuilt in place, private again
+        assert f"{runtime} is writable by other users" in log
+        assert stat.S_IMODE(runtime.stat().st_mode) & 0o022 == 0
+    else:  # not ours to fix: passed over for RUNNER_TEMP, and the title says why
+        (title,) = builds(log)
+        assert str(tmp_path / "run" / "temp" / NAME) in title and "for this job only" in title
+        assert f"{folder} is writable by other users" in title
+
+
+@posix_only
+@pytest.mark.skipif(not ROOT_USER, reason="needs root to give a folder to another user")
+def test_runtime_of_another_user_is_neither_run_nor_removed(
+    built: Path, tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]
+) -> None:
+    tool_cache = copy_of(built, tmp_path)
+    (runtime,) = runtimes(tool_cache)
+    marker = tmp_path / "planted-code-ran"
+    plant_pth(runtime, marker)
+    for folder, _, files in os.walk(runtime):
+        for path in [folder, *(os.path.join(folder, name) for name in files)]:
+            os.lchown(path, 65534, 65534)
+    result = run_composite(tmp_path / "run", inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    log = str(result["log"])
+    assert result["returncode"] == 0, log
+    assert not marker.exists()
+    assert runtime.stat().st_uid == 65534  # still there: someone else's to remove
+    (title,) = builds(log)
+    assert "for this job only" in title and "belongs to another user" in title
+
+
+def test_pip_variables_of_the_job_change_nothing(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
+    """PIP_TARGET, PIP_PREFIX, PIP_ROOT, PIP_CONSTRAINT, PIP_REQUIREMENT ... are not pip's orders here."""
+    elsewhere = {name: tmp_path / name for name in ("target", "prefix", "root", "src")}
+    constraint = tmp_path / "constraint.txt"
+    constraint.write_text("cryptography==0.1\n")
+    requirement = tmp_path / "requirement.txt"
+    requirement.write_text("six\n")
+    job_env = {
+        "PIP_TARGET": str(elsewhere["target"]),
+        "PIP_PREFIX": str(elsewhere["prefix"]),
+        "PIP_ROOT": str(elsewhere["root"]),
+        "PIP_SRC": str(elsewhere["src"]),
+        "PIP_CONSTRAINT": str(constraint),
+        "PIP_REQUIREMENT": str(requirement),
+        "PIP_USER": "1",
+        "PIP_DRY_RUN": "1",
+        "PIP_NO_BINARY": ":all:",
+        "PIP_REQUIRE_VIRTUALENV": "1",
+    }
+    tool_cache = tmp_path / "toolcache"
+    result = run_composite(tmp_path / "run", inputs(key), tool_cache=tool_cache, extra_env={**wheels, **job_env})
+    assert result["returncode"] == 0, result["log"]
+    for folder in elsewhere.values():
+        assert not folder.exists() or not any(folder.iterdir())
+    (runtime,) = runtimes(tool_cache)
+    installed = installed_names(runtime)
+    assert "cryptography" in installed and installed <= lock_names()  # no six, all from the lock
+
+
+def test_pip_keeps_only_where_to_download_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mirrors, certificates and proxies still apply; nothing that says what or where to install."""
+    keep = {
+        "PIP_INDEX_URL": "https://mirror.invalid/simple",
+        "PIP_EXTRA_INDEX_URL": "https://other.invalid/simple",
+        "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
+        "PIP_PROXY": "http://127.0.0.1:9",
+        "PIP_TRUSTED_HOST": "mirror.invalid",
+    }
+    drop = ["PIP_TARGET", "PIP_PREFIX", "PIP_ROOT", "PIP_CONSTRAINT", "PIP_REQUIREMENT", "PIP_USER", "PIP_EDITABLE"]
+    for name, value in keep.items():
+        monkeypatch.setenv(name, value)
+    for name in drop:
+        monkeypatch.setenv(name, "x")
+    env: Optional[Dict[str, str]] = load_bootstrap().pip_environment(sys.executable)
+    assert env is not None
+    assert env["PIP_CONFIG_FILE"] == os.devnull
+    for name, value in keep.items():
+        assert env[name] == value
+    for name in drop:
+        assert name not in env
+
+
+# -- fast checks of the rules themselves -----------------------------------------------------------
+
+
+@pytest.fixture
+def bootstrap() -> Iterator[ModuleType]:
+    yield load_bootstrap()
+
+
+@posix_only
+def test_ancestors_writable_by_others_are_refused_unless_sticky(tmp_path: Path, bootstrap: ModuleType) -> None:
+    shared = tmp_path / "shared"
+    (shared / "cache").mkdir(parents=True)
+    shared.chmod(0o777)
+    assert "writable by other users" in bootstrap.ancestors_problem(str(shared / "cache"))
+    shared.chmod(0o1777)  # like /tmp: only an entry's owner may rename it
+    assert bootstrap.ancestors_problem(str(shared / "cache")) is None
+    shared.chmod(0o755)
+    link = tmp_path / "link"
+    link.symlink_to(shared)
+    shared.chmod(0o777)  # reached through a symbolic link: the real folder is checked too
+    assert "writable by other users" in bootstrap.ancestors_problem(str(link / "cache"))
+
+
+@posix_only
+def test_bytecode_python_writes_is_not_a_difference(built: Path, tmp_path: Path, bootstrap: ModuleType) -> None:
+    tool_cache = copy_of(built, tmp_path)
+    (runtime,) = runtimes(tool_cache)
+    package = site_packages(runtime) / "jwt"
+    tag = sys.implementation.cache_tag
+    (package / "__pycache__" / f"api_jwt.{tag}.opt-1.pyc").write_bytes(b"")
+    assert bootstrap.check_runtime(str(runtime), runtime.name) is None
+    (runtime / "bin" / "__pycache__").mkdir()  # where Python would write bytecode for the first time
+    assert bootstrap.check_runtime(str(runtime), runtime.name) is None
+    (package / "__pycache__" / f"planted.{tag}.pyc").write_bytes(b"")  # no planted.py beside it
+    assert "unexpected file" in bootstrap.check_runtime(str(runtime), runtime.name)
+
+
+def test_warm_check_is_fast(built: Path, bootstrap: ModuleType) -> None:
+    """The whole check of an intact runtime stays a small part of a warm start (~100 ms)."""
+    (runtime,) = runtimes(built)
+    started = time.perf_counter()
+    for _ in range(5):
+        assert bootstrap.check_runtime(str(runtime), runtime.name) is None
+    assert (time.perf_counter() - started) / 5 < 0.05
