@@ -98,7 +98,8 @@ class AppStoreConnectStandIn:
         self.clock_offset_seconds = clock_offset_seconds
         self.hourly_limit = hourly_limit
         self.app_count = app_count
-        self.response_delay_seconds = response_delay_seconds  # every answer, like a distant server
+        # Each accepted request takes this long to answer: a distant server, a large export.
+        self.response_delay_seconds = response_delay_seconds
         self.bundle_ids: Dict[str, Dict[str, Any]] = {}  # id -> resource, in creation order
         self._faults: List[Fault] = []
         self._lock = threading.Lock()
@@ -310,8 +311,6 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             length = self.headers.get("Content-Length", "0")
             size = int(length) if length.isdigit() else 0
             self._body = self.rfile.read(min(size, MAX_REQUEST_BODY)) if size else b""
-            if api.response_delay_seconds:
-                time.sleep(api.response_delay_seconds)
             fault = api._next_fault()
             if fault is not None and fault.kind == "delay":
                 time.sleep(fault.seconds)
@@ -363,21 +362,26 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 self._error(refusal.status, refusal.code, refusal.title, refusal.detail)
                 return
             status, code, why = api.check_token(self.headers.get("Authorization", ""), self.command, self.path)
-            self._note(str(status))
             if status == 401:
+                self._note("401")
                 self._error(401, code, *_NOT_AUTHORIZED, extra_detail=why)
                 return
             if status == 403:
+                self._note("403")
                 self._error(403, code, "The given operation is not allowed", why)
                 return
+            if api.response_delay_seconds:
+                time.sleep(api.response_delay_seconds)  # after the token check, as a slow page would be
             try:
                 if segments[1] == "apps":
                     answer, body = self._apps(segments[2] if len(segments) == 3 else None)
                 else:
                     answer, body = self._bundle_ids(segments[2] if len(segments) == 3 else None)
             except _AppleError as refusal:
+                self._note(str(refusal.status))
                 self._error(refusal.status, refusal.code, refusal.title, refusal.detail, source=refusal.source)
                 return
+            self._note(str(answer))
             if body is None:
                 self._send(answer, b"", "")
             else:
