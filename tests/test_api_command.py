@@ -308,7 +308,7 @@ def test_stdout_is_only_the_json(key: KeyMaterial, api: AppStoreConnectStandIn) 
     api.app_count = 5
     code, out, logged = call_in_process(api, key, ["/v1/apps?limit=2", "--paginate"])
     assert code == 0
-    assert out.endswith(b"}\n") and out.count(b"\n}\n") == 1
+    assert out.endswith(b"}\n") and out.count(b"\n") == 1  # one compact line for a pipe or file
     assert [item["id"] for item in json.loads(out)["data"]] == [str(1000000000 + n) for n in range(5)]
     assert logged == []
 
@@ -408,11 +408,13 @@ def test_merge_pages_keeps_order_and_drops_duplicate_included() -> None:
     assert "included" not in merge_pages([{"data": [1]}, {"data": [2]}])
 
 
-def test_render_breaks_azure_logging_commands_but_keeps_the_value() -> None:
-    document = {"data": [{"attributes": {"name": "##vso[task.setvariable variable=X]1 ### ::error::x"}}]}
-    text = render(document).decode()
+@pytest.mark.parametrize("indent", [False, True])
+def test_render_breaks_azure_logging_commands_but_keeps_the_value(indent: bool) -> None:
+    document = {"data": [{"attributes": {"name": "##vso[task.setvariable variable=X]1 ### ::error::x é"}}]}
+    text = render(document, indent=indent).decode("utf-8")
     assert "##" not in text
     assert json.loads(text) == document
+    assert text.count("\n") == (9 if indent else 1)  # indented for a terminal, one line otherwise
 
 
 def test_include_headers_are_quoted() -> None:

@@ -40,7 +40,7 @@ from .explain import (
 from .keys import read_private_key, secret_forms
 from .minting import Clock, MintedToken, TokenRequest, mint, scope_allows
 from .platforms import PLATFORM_NAMES, Platform, platform_for
-from .transport import NoAnswerError, Reply, RetryPolicy, Transport, parse_rate_limit
+from .transport import NoAnswerError, Reply, RetryPolicy, Transport, default_session, parse_rate_limit
 
 METHODS = ("GET", "POST", "PATCH", "DELETE")
 REUSE_MARGIN_SECONDS = 60  # one request, with its retries, ends well inside a minute
@@ -172,7 +172,7 @@ def main(
         return EXIT_FAILED
     if document is not None:
         try:
-            out.write(render(document))
+            out.write(render(document, indent=out.isatty()))
             out.flush()
         except BrokenPipeError:  # `| head`: the reader has what it wanted
             return EXIT_FAILED
@@ -302,7 +302,7 @@ def run_call(
     tokens = TokenSource(key, request, clock, lambda token: platform.mask(token, printing=True))
     if call.method == "POST":
         policy = dataclasses.replace(policy, resend_when_uncertain=False)
-    transport = Transport(policy=policy, log=log)
+    transport = Transport(session=default_session(), policy=policy, log=log)  # one connection for every page
 
     pages: List[Any] = []
     fetched: Set[str] = set()
@@ -400,10 +400,16 @@ def merge_pages(pages: Sequence[Any]) -> Dict[str, Any]:
     return merged
 
 
-def render(document: Any) -> bytes:
-    """The JSON for stdout, UTF-8, indented. ``##`` (Azure's logging-command marker, honoured anywhere
-    in a line) only occurs inside strings, where ``#\\u0023`` is the same text."""
-    text = json.dumps(document, indent=2, ensure_ascii=False)
+def render(document: Any, *, indent: bool = False) -> bytes:
+    """The JSON for stdout, UTF-8: indented for a terminal, compact for a pipe or file (as ``gh api``).
+
+    ``##`` (Azure's logging-command marker, honoured anywhere in a line) only occurs inside
+    strings, where ``#\\u0023`` is the same text.
+    """
+    if indent:
+        text = json.dumps(document, indent=2, ensure_ascii=False)
+    else:
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     return (text.replace("##", "#\\u0023") + "\n").encode("utf-8")
 
 
