@@ -282,6 +282,9 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
     class Handler(BaseHTTPRequestHandler):
         server_version = "asc-standin"
         protocol_version = "HTTP/1.1"
+        # Headers and body are two writes: without TCP_NODELAY, Nagle holds the body back until
+        # the client's delayed ACK (40 ms) on a kept-alive connection, which no real server does.
+        disable_nagle_algorithm = True
 
         def date_time_string(self, timestamp: Optional[float] = None) -> str:
             return email.utils.formatdate(api.now(), usegmt=True)  # the server's (maybe skewed) clock
