@@ -10,6 +10,8 @@ are served one per request, in order.
 ``cursor`` in ``links.next``, ``meta.paging.total``, ``filter[bundleId]``; ``app_count`` sets how
 many apps there are. ``/v1/bundleIds`` takes POST (201 with the created resource), and
 ``/v1/bundleIds/{id}`` GET, PATCH and DELETE (204), so request bodies can be tested.
+``/v1/builds`` (``filter[app]``, ``filter[version]``) shows builds added with :meth:`add_build`,
+PROCESSING until they have been looked at a given number of times, then VALID.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class AppStoreConnectStandIn:
         # Each accepted request takes this long to answer: a distant server, a large export.
         self.response_delay_seconds = response_delay_seconds
         self.bundle_ids: Dict[str, Dict[str, Any]] = {}  # id -> resource, in creation order
+        self.builds: List[Dict[str, Any]] = []
+        self._polls_left: Dict[str, int] = {}  # build id -> answers still PROCESSING
         self._faults: List[Fault] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -152,6 +156,29 @@ class AppStoreConnectStandIn:
             self.requests.append((path, outcome))
             self.calls.append(Call(method, path, outcome, token, body))
             return len(self.requests)
+
+    def add_build(self, app_id: str, version: str, *, processing_polls: int) -> str:
+        """An uploaded build: PROCESSING in its first ``processing_polls`` answers, VALID after."""
+        build_id = str(uuid.uuid4())
+        self.builds.append(
+            {
+                "type": "builds",
+                "id": build_id,
+                "attributes": {"version": version, "processingState": "PROCESSING"},
+                "relationships": {"app": {"data": {"type": "apps", "id": app_id}}},
+            }
+        )
+        self._polls_left[build_id] = processing_polls
+        return build_id
+
+    def _look_at(self, build: Dict[str, Any]) -> Dict[str, Any]:
+        with self._lock:
+            if self._polls_left[build["id"]] > 0:
+                self._polls_left[build["id"]] -= 1
+            else:
+                build["attributes"]["processingState"] = "VALID"
+            copy: Dict[str, Any] = json.loads(json.dumps(build))  # as it was at this answer
+            return copy
 
     def tokens_seen(self) -> List[str]:
         """The distinct bearer tokens received, in order of first use."""
@@ -274,6 +301,11 @@ def _entity_error(code: str, detail: str, pointer: str) -> _AppleError:
     return _AppleError(409, code, "The provided entity is invalid", detail, {"pointer": pointer})
 
 
+def _filter_allows(params: Dict[str, str], name: str, value: str) -> bool:
+    """Apple's ``filter[...]=a,b``: absent allows everything, else one of the listed values."""
+    return name not in params or value in params[name].split(",")
+
+
 def _not_found(detail: str = "The path provided does not match a defined resource type.") -> _AppleError:
     return _AppleError(404, "NOT_FOUND", "The specified resource does not exist", detail)
 
@@ -359,7 +391,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
         def _route(self) -> None:
             path = urlsplit(self.path).path
             segments = path.strip("/").split("/")
-            if segments[:2] not in (["v1", "apps"], ["v1", "bundleIds"]) or len(segments) > 3:
+            if segments[:2] not in (["v1", "apps"], ["v1", "bundleIds"], ["v1", "builds"]) or len(segments) > 3:
                 self._note("404")
                 refusal = _not_found()
                 self._error(refusal.status, refusal.code, refusal.title, refusal.detail)
@@ -376,10 +408,13 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             if api.response_delay_seconds:
                 time.sleep(api.response_delay_seconds)  # after the token check, as a slow page would be
             try:
+                resource_id = segments[2] if len(segments) == 3 else None
                 if segments[1] == "apps":
-                    answer, body = self._apps(segments[2] if len(segments) == 3 else None)
+                    answer, body = self._apps(resource_id)
+                elif segments[1] == "builds":
+                    answer, body = self._builds(resource_id)
                 else:
-                    answer, body = self._bundle_ids(segments[2] if len(segments) == 3 else None)
+                    answer, body = self._bundle_ids(resource_id)
             except _AppleError as refusal:
                 self._note(str(refusal.status))
                 self._error(refusal.status, refusal.code, refusal.title, refusal.detail, source=refusal.source)
@@ -431,6 +466,25 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 kept = [(name, value) for name, value in query if name != "cursor"]
                 links["next"] = f"{api.url}/v1/apps?{urlencode([*kept, ('cursor', encode_cursor(offset + limit))])}"
             return 200, {"data": page, "links": links, "meta": {"paging": {"total": len(selected), "limit": limit}}}
+
+        def _builds(self, build_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
+            if self.command != "GET":
+                raise self._method_not_allowed()
+            links = {"self": f"{api.url}{self.path}"}
+            if build_id is not None:
+                found = [build for build in api.builds if build["id"] == build_id]
+                if not found:
+                    raise _not_found(f"There is no resource of type 'builds' with id '{build_id[:40]}'")
+                return 200, {"data": api._look_at(found[0]), "links": links}
+            params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+            matches = [
+                build
+                for build in api.builds
+                if _filter_allows(params, "filter[app]", build["relationships"]["app"]["data"]["id"])
+                and _filter_allows(params, "filter[version]", build["attributes"]["version"])
+            ]
+            data = [api._look_at(build) for build in matches]
+            return 200, {"data": data, "links": links, "meta": {"paging": {"total": len(data), "limit": 50}}}
 
         def _bundle_ids(self, bundle_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             if bundle_id is None:

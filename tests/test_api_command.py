@@ -83,7 +83,8 @@ def assert_clean(run: Run, api: AppStoreConnectStandIn, key: KeyMaterial) -> Non
 @needs_command
 def test_paginate_450_items_in_pages_of_200(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.app_count = 450
-    run = run_api(tmp_path, api_env(key, api), ["/v1/apps?limit=200", "--paginate"])
+    # ASC_VERIFY is the token command's: api ignores it, even a value it would refuse
+    run = run_api(tmp_path, api_env(key, api, ASC_VERIFY="maybe"), ["/v1/apps?limit=200", "--paginate"])
     assert run.returncode == 0, run.stderr
     document = run.json()  # stdout is exactly one JSON document
     ids = [item["id"] for item in document["data"]]
@@ -189,8 +190,22 @@ def test_409_names_what_apple_points_at(tmp_path: Path, key: KeyMaterial, api: A
     run = run_api(tmp_path, api_env(key, api), ["-X", "POST", "/v1/bundleIds", "--input", "incomplete.json"])
     assert run.returncode == 1
     assert run.stdout == ""
-    assert "answered 409 ENTITY_ERROR.ATTRIBUTE.REQUIRED to POST" in run.stderr
-    assert "(pointer /data/attributes/name)" in run.stderr
+    # Word for word the README's example, but for the stand-in's URL
+    example = readme_section("## Call the API").split("```text\n", 1)[1].split("```", 1)[0]
+    shown = [line.strip() for line in example.strip().splitlines()]
+    logged = run.stderr.replace(api.url, "https://api.appstoreconnect.apple.com").splitlines()
+    assert logged == shown
+
+
+@needs_command
+def test_an_answer_that_is_not_json_is_summarised(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.inject(Fault("html", status=200))
+    run = run_api(tmp_path, api_env(key, api), ["/v1/apps"])
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert "answered 200 with a text/html body of" in run.stderr and "<html>" not in run.stderr
 
 
 @needs_command
@@ -236,7 +251,7 @@ def test_include_puts_headers_on_stderr_and_low_quota_is_noted(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     api.hourly_limit = 50
-    run = run_api(tmp_path, api_env(key, api), ["--include", "/v1/apps/1000000001"])
+    run = run_api(tmp_path, api_env(key, api), ["--include", f"{api.url}/v1/apps/1000000001"])  # a full URL
     assert run.returncode == 0, run.stderr
     assert run.json()["data"]["attributes"]["bundleId"] == "com.example.demo.watch"
     assert run.stderr.startswith("HTTP 200 OK\n")
@@ -270,6 +285,96 @@ def test_token_command_unchanged_and_help_mentions_api(tmp_path: Path, key: KeyM
         [ASC_TOKEN, "--no-verify", "api", "/v1/apps"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert misplaced.returncode == 2 and "put api first" in misplaced.stderr
+
+
+# --- the README's examples, run as written ---------------------------------------------------
+
+README = ROOT / "README.md"
+needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="the README's examples use jq, which is not installed")
+
+
+def readme_section(heading: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start : end if end >= 0 else len(text)]
+
+
+def bash(script: str, env: Dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """As a workflow's `shell: bash` runs a step."""
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        env=env, cwd=str(cwd), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def shell_env(extra: Dict[str, str], *bin_dirs: Path) -> Dict[str, str]:
+    assert ASC_TOKEN is not None
+    path = os.pathsep.join([*map(str, bin_dirs), os.path.dirname(ASC_TOKEN), os.environ.get("PATH", "")])
+    base = {key: value for key, value in os.environ.items() if key in ("HOME", "LANG", "TMPDIR")}
+    return {**base, **extra, "PATH": path}
+
+
+@needs_command
+@needs_jq
+def test_readme_examples(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    examples = readme_section("## Call the API").split("```sh\n")[2].split("```", 1)[0]
+    assert "--paginate > apps.json" in examples and "--input -" in examples
+    done = bash(examples, shell_env(api_env(key, api)), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "apps.json").read_text())["meta"]["paging"]["total"] == 3
+    lines = done.stdout.splitlines()
+    assert lines[:3] == ["com.example.demo", "com.example.demo.watch", "com.example.demo.mac"]
+    assert json.loads(lines[3])["data"]["attributes"]["name"] == "Example App" and len(lines) == 4  # PATCH's answer
+    assert [(call.method, call.outcome) for call in api.calls] == [("GET", "200"), ("POST", "201"), ("PATCH", "200"),
+                                                                   ("DELETE", "204")]  # fmt: skip
+    assert json.loads(api.calls[2].body)["data"]["attributes"]["name"] == "Example App"
+    assert api.bundle_ids == {}
+
+
+@needs_command
+@needs_jq
+def test_long_job_pattern(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """The README's workflow: the action exports the settings, a later step polls with asc-token api."""
+    import yaml
+
+    from .runner import run_entrypoint
+
+    workflow = readme_section("## Long jobs").split("```yaml\n", 1)[1].split("```", 1)[0]
+    steps = yaml.safe_load(workflow)["steps"]
+    action = {name: value for name, value in steps[0]["with"].items() if "${{" not in str(value)}
+    assert action == {"write-key-files": True, "export-env": True}
+    setup = run_entrypoint(
+        tmp_path / "action",
+        {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": api.url,
+         "write-key-files": "true", "export-env": "true"},
+    )  # fmt: skip
+    assert setup.returncode == 0, setup.log
+    exported = setup.env_file
+    assert {"ASC_PRIVATE_KEY_PATH", "ASC_KEY_ID", "ASC_ISSUER_ID", "ASC_KEY_TYPE", "ASC_API_URL"} <= set(exported)
+
+    poll = next(step for step in steps if step.get("name") == "Wait for processing (up to an hour)")
+    assert poll["shell"] == "bash"
+    step_env = {name: str(value) for name, value in poll["env"].items()}
+    step_env["BUILD_NUMBER"] = "42"  # ${{ github.run_number }}
+    api.add_build(step_env["APP_ID"], "42", processing_polls=2)
+    api.add_build(step_env["APP_ID"], "41", processing_polls=0)  # an older build: filtered out
+    fake_bin = tmp_path / "fakebin"
+    fake_bin.mkdir()
+    (fake_bin / "sleep").write_text(f'#!/bin/sh\necho "$1" >> "{tmp_path}/slept"\n')  # an hour in no time
+    (fake_bin / "sleep").chmod(0o755)
+    before = len(api.calls)
+    done = bash(poll["run"], shell_env({**exported, **step_env}, fake_bin), tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        "build 42: PROCESSING (check 1)", "build 42: PROCESSING (check 2)", "build 42: VALID (check 3)",
+    ]  # fmt: skip
+    assert (tmp_path / "slept").read_text().split() == ["60", "60"]
+    polls = api.calls[before:]
+    assert [call.outcome for call in polls] == ["200"] * 3
+    assert len({call.token for call in polls}) == 3  # every call signed its own token
+    for call in polls:
+        assert key.decode(call.token)["iss"] == ISSUER_ID
 
 
 # --- in-process: the pieces --------------------------------------------------------------------
@@ -323,6 +428,7 @@ def test_stdout_is_only_the_json(key: KeyMaterial, api: AppStoreConnectStandIn) 
         (61, 120, True),
         (59, 120, False),  # 60 s is the least margin
         (3, 3, False),  # a short lifetime is signed afresh for every request
+        (45, 60, False),
         (0, 1200, False),
         (-5, 1200, False),
     ],
