@@ -409,6 +409,31 @@ def test_post_is_retried_after_a_429(key: KeyMaterial, api: AppStoreConnectStand
     assert [outcome for _, outcome in api.requests] == ["429", "201"]
 
 
+def test_403_names_the_role_not_the_verification(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.register(KEY_ID, key.key.public_key(), ISSUER_ID, role_allows_apps=False)
+    code, out, logged = call_in_process(api, key, ["/v1/apps"])
+    assert code == 1 and out == b""
+    assert f"answered 403 FORBIDDEN_ERROR to GET {api.url}/v1/apps" in logged[0]
+    assert "give the key in ASC_KEY_ID a role that may" in logged[0] and "verify" not in "".join(logged)
+
+
+@pytest.mark.parametrize(
+    ("args", "consequence"),
+    [
+        (["/v1/apps"], "Nothing was printed"),
+        (["-X", "DELETE", "/v1/bundleIds/X"], "may or may not have carried out the DELETE"),
+    ],
+)
+def test_unreachable_says_what_it_means_for_the_request(key: KeyMaterial, args: List[str], consequence: str) -> None:
+    out, logged = io.BytesIO(), []
+    env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID,
+           "ASC_API_URL": "http://127.0.0.1:9"}  # fmt: skip
+    code = apicommand.main(args, env, stdout=out, policy=FAST, log=logged.append)
+    assert code == 1 and out.getvalue() == b""
+    assert "the connection was refused" in logged[0]
+    assert consequence in logged[1] and "verify" not in "".join(logged)
+
+
 def test_stdout_is_only_the_json(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.app_count = 5
     code, out, logged = call_in_process(api, key, ["/v1/apps?limit=2", "--paginate"])

@@ -313,7 +313,7 @@ def explain_api_reply(
     details = f"Apple said:\n{apple_said_all(reply)}"
     if reply.status == 403:
         return ApiError(
-            f"{answered} to {asked}: the key is valid, but its role may not make this request; give key "
+            f"{answered} to {asked}: the key is valid, but its role may not make this request; give the key in "
             f"{naming.label('key-id')} a role that may (the endpoint's documentation lists them), or use another key.",
             details=details,
         )
