@@ -3,9 +3,44 @@
 #
 # Default base: the official python:3.13-slim (Debian trixie) pinned by its multi-arch index
 # digest, as pinned by Dependabot/Renovate in public repositories in 2026-05 (this project's
-# shared/pins.md); Dependabot's docker ecosystem keeps it current. Override with
-# --build-arg BASE_IMAGE=... (the tests build on a local Debian base).
+# shared/pins.md). Dependabot does not read a FROM that goes through an ARG
+# (dependabot-core#10190), so bump this digest by hand with the Python patch releases. Override
+# with --build-arg BASE_IMAGE=... (the tests build on a local Debian base).
 ARG BASE_IMAGE=python:3.13-slim@sha256:9d2e5553305c7c7b0097999bb17187c69b921ccd6bc9d40e4bb5ebe652c00285
+
+# Build stage: the whole venv is made here and copied into the image, so setuptools, the wheel
+# and pip's temporary files never reach a layer of the image. Works with BuildKit and with the
+# legacy builder (which the tests use) alike: both stages come from the same base.
+FROM ${BASE_IMAGE} AS build
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+# A venv without pip holding exactly the locked wheels (hash-checked, no sdists, no resolver).
+# The base image's pip installs into it through --python, so console scripts get the venv's
+# interpreter and every .pyc is compiled once, here, by that interpreter.
+COPY requirements/runtime.lock /build/requirements/runtime.lock
+RUN python3 -m venv --without-pip /opt/asc-token-action/venv \
+ && python3 -m pip --python /opt/asc-token-action/venv/bin/python install --no-deps --require-hashes \
+      --only-binary :all: -r /build/requirements/runtime.lock
+
+# The project itself as a wheel, built offline by the hashed setuptools of the dev lock (no
+# unpinned download for build isolation), then installed without dependencies: the lock above
+# already holds all of them.
+COPY requirements/dev.lock /build/requirements/dev.lock
+RUN awk '/^[^ #]/ { keep = ($0 ~ /^setuptools==/) } keep' /build/requirements/dev.lock > /build/setuptools.lock \
+ && python3 -m pip install --no-deps --require-hashes --only-binary :all: --target /build/setuptools \
+      -r /build/setuptools.lock
+COPY pyproject.toml README.md LICENSE /build/src/
+COPY src/asc_token /build/src/src/asc_token
+RUN PYTHONPATH=/build/setuptools python3 -m pip wheel --no-deps --no-build-isolation --wheel-dir /build/dist /build/src \
+ && python3 -m pip --python /opt/asc-token-action/venv/bin/python install --no-deps --no-index /build/dist/*.whl \
+ && sed -i '1s|$| -I|' /opt/asc-token-action/venv/bin/asc-token
+# (-I on the console script's #! line, as on the ENTRYPOINT: PYTHONPATH and friends change nothing.)
+
+COPY entrypoint.py /opt/asc-token-action/entrypoint.py
+
 FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,21 +48,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 
-COPY requirements/runtime.lock /opt/asc-token-action/requirements/runtime.lock
-# A venv without pip holding exactly the locked wheels (hash-checked, no sdists, no resolver),
-# filled by the base image's pip; the .pyc files are compiled here, once, for fast starts.
-RUN python3 -m venv --without-pip /opt/asc-token-action/venv \
- && site="$(/opt/asc-token-action/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
- && python3 -m pip install --no-deps --require-hashes --only-binary :all: --no-warn-script-location \
-      --target "$site" -r /opt/asc-token-action/requirements/runtime.lock \
- && rm -rf "$site/bin" "$site/tests"
-
-COPY entrypoint.py /opt/asc-token-action/entrypoint.py
-COPY src/asc_token /opt/asc-token-action/src/asc_token
-RUN /opt/asc-token-action/venv/bin/python -m compileall -q /opt/asc-token-action/src \
- && printf '#!/bin/sh\nexec /opt/asc-token-action/venv/bin/python -I -c "import sys; sys.path.insert(0, \\"/opt/asc-token-action/src\\"); from asc_token.entry import cli; sys.exit(cli())" "$@"\n' \
-      > /usr/local/bin/asc-token \
- && chmod 0755 /usr/local/bin/asc-token
+COPY --from=build /opt/asc-token-action /opt/asc-token-action
+# `asc-token` on PATH is the package's own console script (GitLab `image:` jobs call it).
+RUN ln -s /opt/asc-token-action/venv/bin/asc-token /usr/local/bin/asc-token
 
 # Absolute paths and -I: a PATH, HOME or PYTHONPATH passed into the container changes nothing.
 # No USER and no WORKDIR: the runner mounts the workspace, runs as root and sets the workdir.

@@ -21,7 +21,7 @@ from typing import Dict, List, Tuple
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .runnerfiles import parse_file_command
+from .runnerfiles import RunnerFiles
 from .standin import AppStoreConnectStandIn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,13 +31,9 @@ DEMO_KEY_ID = "DEMO2KEY01"
 
 def run_action_subprocess(env: Dict[str, str], workdir: str) -> Tuple[int, str, Dict[str, str], str]:
     """Run the action like the runner: returns (exit code, log, outputs, summary)."""
-    files = {
-        name: os.path.join(workdir, name.lower()) for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY")
-    }
-    for path in files.values():
-        open(path, "w").close()
+    files = RunnerFiles.create(workdir)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
-    full_env.update(files, GITHUB_ACTIONS="true", RUNNER_TEMP=workdir, GITHUB_WORKSPACE=workdir)
+    full_env.update(files.environment(), GITHUB_ACTIONS="true", RUNNER_TEMP=workdir, GITHUB_WORKSPACE=workdir)
     full_env.update(env)
     # As the composite action runs it: the runtime's python, isolated, on the checkout's entrypoint.
     completed = subprocess.run(
@@ -48,11 +44,7 @@ def run_action_subprocess(env: Dict[str, str], workdir: str) -> Tuple[int, str, 
         timeout=120,
         check=False,
     )
-    with open(files["GITHUB_OUTPUT"], encoding="utf-8") as stream:
-        outputs = parse_file_command(stream.read())
-    with open(files["GITHUB_STEP_SUMMARY"], encoding="utf-8") as stream:
-        summary = stream.read()
-    return completed.returncode, hide_masked(completed.stdout + completed.stderr), outputs, summary
+    return completed.returncode, hide_masked(completed.stdout + completed.stderr), files.outputs(), files.summary_text()
 
 
 def hide_masked(log: str) -> str:
@@ -98,26 +90,46 @@ def _show(title: str, code: int, log: str, outputs: Dict[str, str], summary: str
 
 
 def serve_standin(argv: List[str]) -> int:
-    """``python3 dev.py standin``: a stand-in with a fresh throwaway key, for the workflow self-test.
+    """``python3 dev.py standin``: the stand-in, for the workflow self-test or your own pipeline.
 
-    Writes the key to a 0600 file and the URL, key ID and issuer to GITHUB_OUTPUT (or stdout),
-    then serves until ``--seconds`` have passed: it always stops by itself.
+    By default it makes a throwaway key and writes it to ``--key-file`` (0600). With
+    ``--public-key`` it accepts tokens signed by your own key instead (give ``--key-id`` and
+    ``--issuer-id``, or ``--individual``), so a pipeline can be tried end to end without Apple.
+    The URL, key ID and issuer go to GITHUB_OUTPUT (or stdout); it serves for ``--seconds``, then
+    stops by itself.
     """
     parser = argparse.ArgumentParser(prog="dev.py standin")
-    parser.add_argument("--key-file", required=True, help="where to write the throwaway .p8")
+    parser.add_argument("--key-file", help="where to write the throwaway .p8 (not with --public-key)")
+    parser.add_argument("--public-key", help="PEM public key of your own .p8 (openssl ec -in AuthKey.p8 -pubout)")
+    parser.add_argument("--key-id", default=DEMO_KEY_ID, help="the key ID tokens must carry as kid")
+    parser.add_argument("--issuer-id", help="the issuer tokens must carry (default: a random UUID)")
+    parser.add_argument("--individual", action="store_true", help="an individual key: sub user, no iss")
     parser.add_argument("--seconds", type=float, default=600.0, help="serve this long, then stop")
     args = parser.parse_args(argv)
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    os.makedirs(os.path.dirname(os.path.abspath(args.key_file)), exist_ok=True)
-    with open(os.open(args.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as stream:
-        stream.write(pem)
-    issuer = str(uuid.uuid4())
+    if (args.public_key is None) == (args.key_file is None):
+        parser.error("give --key-file (a throwaway key is made) or --public-key (your own key)")
+    facts: Dict[str, str] = {}
+    if args.public_key is not None:
+        with open(args.public_key, "rb") as stream:
+            public_key = serialization.load_pem_public_key(stream.read())
+        if not isinstance(public_key, ec.EllipticCurvePublicKey):
+            parser.error("--public-key must be an EC P-256 public key")
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        public_key = key.public_key()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        os.makedirs(os.path.dirname(os.path.abspath(args.key_file)), exist_ok=True)
+        with open(
+            os.open(args.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8"
+        ) as stream:
+            stream.write(pem)
+        facts["key-file"] = os.path.abspath(args.key_file)
+    issuer = None if args.individual else (args.issuer_id or str(uuid.uuid4()))
     api = AppStoreConnectStandIn().start()
-    api.register(DEMO_KEY_ID, key.public_key(), issuer)
-    facts = {"url": api.url, "key-id": DEMO_KEY_ID, "issuer-id": issuer, "key-file": os.path.abspath(args.key_file)}
+    api.register(args.key_id, public_key, issuer)
+    facts = {"url": api.url, "key-id": args.key_id, "issuer-id": issuer or "", **facts}
     output = os.environ.get("GITHUB_OUTPUT")
     with open(output, "a", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as stream:
         for name, value in facts.items():

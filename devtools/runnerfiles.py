@@ -1,8 +1,54 @@
-"""Read GITHUB_OUTPUT / GITHUB_ENV the way the runner does (for the demo and the tests)."""
+"""The runner's file commands, for the demo and the tests: GITHUB_OUTPUT, GITHUB_ENV and
+GITHUB_STEP_SUMMARY made empty before a step, and read back after it the way the runner reads them."""
 
 from __future__ import annotations
 
-from typing import Dict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Union
+
+
+@dataclass(frozen=True)
+class RunnerFiles:
+    """The three files the runner hands a step, by their paths on this machine."""
+
+    output: Path
+    env: Path
+    summary: Path
+
+    @classmethod
+    def create(
+        cls,
+        folder: Union[str, Path],
+        *,
+        output: str = "output.txt",
+        env: str = "env.txt",
+        summary: str = "summary.md",
+    ) -> RunnerFiles:
+        """Empty files in ``folder`` (the container runner calls them set_output, set_env, step_summary)."""
+        base = Path(folder)
+        base.mkdir(parents=True, exist_ok=True)
+        files = cls(base / output, base / env, base / summary)
+        for path in (files.output, files.env, files.summary):
+            path.write_text("", encoding="utf-8")
+        return files
+
+    def environment(self) -> Dict[str, str]:
+        """The variables a step sees them by."""
+        return {
+            "GITHUB_OUTPUT": str(self.output),
+            "GITHUB_ENV": str(self.env),
+            "GITHUB_STEP_SUMMARY": str(self.summary),
+        }
+
+    def outputs(self) -> Dict[str, str]:
+        return parse_file_command(self.output.read_text(encoding="utf-8"))
+
+    def exported(self) -> Dict[str, str]:
+        return parse_file_command(self.env.read_text(encoding="utf-8"))
+
+    def summary_text(self) -> str:
+        return self.summary.read_text(encoding="utf-8")
 
 
 def parse_file_command(text: str) -> Dict[str, str]:

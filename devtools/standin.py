@@ -1,17 +1,22 @@
 """A local stand-in for the App Store Connect API, for tests and the demo.
 
 A real HTTP server on 127.0.0.1 that checks tokens the way Apple documents them (ES256, kid,
-typ, aud, signature with the registered public key, ``exp - iat <= 1200``, ``exp`` not past,
-``iat`` not in the future, ``iss``/``sub``, scope) and answers ``/v1/apps`` with Apple-shaped
-JSON, ``X-Rate-Limit`` and ``Date`` headers. Faults queued with :meth:`AppStoreConnectStandIn.inject`
-are served one per request, in order.
+typ, aud, signature with the registered public key, ``exp - iat <= 1200`` or up to six months
+for a scope of GETs on the resources Apple lists, ``exp`` not past, ``iat`` not in the future,
+``iss``/``sub``, scope) and answers ``/v1/apps`` with Apple-shaped JSON, ``X-Rate-Limit`` and
+``Date`` headers. For the preflight checks it also lists ``/v1/builds``, ``/v1/bundleIds``,
+``/v1/ciProducts`` and the notary service's ``/notary/v2/submissions``, filters apps by
+``filter[bundleId]``, and refuses what a key's role (``register(resources=...)``) or an
+individual key may not read with 403. With ``audience=APPLE_ENTERPRISE_AUDIENCE`` it plays the
+Enterprise Program API instead, which serves ``/v1/bundleIds`` and no ``/v1/apps``. Faults
+queued with :meth:`AppStoreConnectStandIn.inject` are served one per request, in order.
 
-``/v1/apps`` pages like Apple: ``limit`` up to 200 (400 PARAMETER_ERROR.INVALID above), an opaque
-``cursor`` in ``links.next``, ``meta.paging.total``, ``filter[bundleId]``; ``app_count`` sets how
-many apps there are. ``/v1/bundleIds`` takes POST (201 with the created resource), and
-``/v1/bundleIds/{id}`` GET, PATCH and DELETE (204), so request bodies can be tested.
-``/v1/builds`` (``filter[app]``, ``filter[version]``) shows builds added with :meth:`add_build`,
-PROCESSING until they have been looked at a given number of times, then VALID.
+For ``asc-token api``: ``/v1/apps`` pages like Apple (``limit`` up to 200, 400
+PARAMETER_ERROR.INVALID above; an opaque ``cursor`` in ``links.next``; ``meta.paging.total``;
+``app_count`` sets how many apps there are) and serves ``/v1/apps/{id}``; ``/v1/bundleIds`` takes
+POST (201 with the created resource) and ``/v1/bundleIds/{id}`` GET, PATCH and DELETE (204);
+``/v1/builds`` (``filter[app]``, ``filter[version]``) also shows builds added with
+:meth:`AppStoreConnectStandIn.add_build`, PROCESSING until looked at a given number of times.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import base64
 import binascii
 import email.utils
 import json
+import re
 import socket
 import struct
 import threading
@@ -27,7 +33,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
@@ -40,6 +46,24 @@ APPLE_MAX_LIFETIME = 20 * 60
 APPLE_MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50  # the stand-in's choice when a request names no limit
 MAX_REQUEST_BODY = 1024 * 1024
+# "Determine the Appropriate Token Lifetime": up to six months (read here as 180 days) when "the
+# token defines a scope", "the scope only includes GET requests" and "the resources in the scope
+# allow long-lived tokens": Build Actions, Build Runs, Git References, Issues, macOS Versions,
+# Products, Providers, Power and Performance Metrics and Logs, Pull Requests, Repositories, Test
+# Results, Workflows, Xcode Versions; here by the URL paths of their endpoints in Apple's reference.
+APPLE_LONG_LIFETIME = 180 * 24 * 60 * 60
+APPLE_LONG_LIVED_PATHS = [
+    re.compile(pattern)
+    for pattern in (
+        r"/v1/(ciBuildActions|ciBuildRuns|ciIssues|ciMacOsVersions|ciProducts|ciTestResults|ciWorkflows"
+        r"|ciXcodeVersions|scmGitReferences|scmProviders|scmPullRequests|scmRepositories)(/[^/?]+)*",
+        r"/v1/apps/[^/?]+/(ciProduct|perfPowerMetrics)",
+        r"/v1/builds/[^/?]+/(perfPowerMetrics|diagnosticSignatures)",
+        r"/v1/diagnosticSignatures/[^/?]+/logs",
+    )
+]
+# The Enterprise Program API: its own audience, the 20-minute rule and no long-lived list.
+APPLE_ENTERPRISE_AUDIENCE = "apple-developer-enterprise-v1"
 
 _NOT_AUTHORIZED = (
     "Authentication credentials are missing or invalid.",
@@ -54,15 +78,49 @@ _APPS = [
 ]
 
 
+# Apple: "Individual keys aren't able to use Provisioning endpoints, access Sales and Finance,
+# or notaryTool" (Creating API Keys for App Store Connect API).
+_TEAM_KEY_ONLY = frozenset({"bundleIds", "certificates", "profiles", "devices", "notary"})
+_AGREEMENTS = (
+    "FORBIDDEN.REQUIRED_AGREEMENTS_MISSING_OR_EXPIRED",
+    "A required agreement is missing or has expired.",
+    "This request requires an in-effect agreement that has not been signed or has expired.",
+)
+_BUILDS = [{"version": "42", "processingState": "VALID", "uploadedDate": "2026-01-01T00:00:00-08:00"}]
+_BUNDLE_IDS = [{"identifier": app["bundleId"], "name": app["name"], "platform": "IOS"} for app in _APPS]
+_CI_PRODUCTS = [{"name": "Demo App", "productType": "APP"}]
+_SUBMISSIONS = [{"name": "Demo.zip", "status": "Accepted", "createdDate": "2026-01-01T00:00:00.000Z"}]
+# Collections served besides /v1/apps, per audience: path -> (type, attributes of each item).
+_LISTS: Dict[str, Dict[str, Tuple[str, List[Dict[str, Any]]]]] = {
+    # App Store Connect's other collections are served by _route_preflight.
+    APPLE_ENTERPRISE_AUDIENCE: {
+        "/v1/bundleIds": (
+            "bundleIds",
+            [
+                {"name": "Demo In-House", "identifier": "com.example.inhouse", "platform": "IOS"},
+                {"name": "Demo In-House Mac", "identifier": "com.example.inhouse.mac", "platform": "MAC_OS"},
+            ],
+        )
+    },
+}
+
+
 @dataclass(frozen=True)
 class Fault:
-    """One scripted misbehaviour: ``kind`` is status, rate-limit, reset, delay, html or
-    unauthorized (Apple's occasional 401 NOT_AUTHORIZED to a valid token)."""
+    """One scripted misbehaviour: ``kind`` is status, rate-limit, reset, delay, html, agreements or
+    unauthorized (Apple's occasional 401 NOT_AUTHORIZED to a valid token), or one of the hostile
+    answers in :data:`HOSTILE_KINDS` (which use the fields below ``seconds``)."""
 
     kind: str
     status: int = 500
     retry_after: Optional[int] = None
     seconds: float = 0.0
+    # Hostile answers: the text a server (or something posing as one) chooses to send back.
+    code: str = ""
+    title: str = ""
+    detail: str = ""
+    location: str = ""
+    headers: Tuple[Tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +139,7 @@ class RegisteredKey:
     public_key: ec.EllipticCurvePublicKey
     issuer_id: Optional[str]  # None: an individual key
     role_allows_apps: bool = True
+    resources: Optional[FrozenSet[str]] = None  # what the key's role may read; None: everything
 
 
 class AppStoreConnectStandIn:
@@ -90,10 +149,12 @@ class AppStoreConnectStandIn:
         self,
         clock_offset_seconds: float = 0.0,
         hourly_limit: int = 3600,
+        audience: str = APPLE_AUDIENCE,
         *,
         app_count: int = len(_APPS),
         response_delay_seconds: float = 0.0,
     ) -> None:
+        self.audience = audience  # APPLE_ENTERPRISE_AUDIENCE: the Enterprise Program API
         self.keys: Dict[str, RegisteredKey] = {}
         self.requests: List[Tuple[str, str]] = []  # (path, outcome) in arrival order
         self.calls: List[Call] = []  # the same requests with method, bearer token and body
@@ -102,7 +163,8 @@ class AppStoreConnectStandIn:
         self.app_count = app_count
         # Each accepted request takes this long to answer: a distant server, a large export.
         self.response_delay_seconds = response_delay_seconds
-        self.bundle_ids: Dict[str, Dict[str, Any]] = {}  # id -> resource, in creation order
+        self.bundle_ids: Dict[str, Dict[str, Any]] = {}  # created by POST: id -> resource, in order
+        # Builds added by add_build; the fixed _BUILDS belong to the first demo app.
         self.builds: List[Dict[str, Any]] = []
         self._polls_left: Dict[str, int] = {}  # build id -> answers still PROCESSING
         self._faults: List[Fault] = []
@@ -123,8 +185,12 @@ class AppStoreConnectStandIn:
         issuer_id: Optional[str],
         *,
         role_allows_apps: bool = True,
+        resources: Optional[Iterable[str]] = None,
     ) -> None:
-        self.keys[key_id] = RegisteredKey(public_key, issuer_id, role_allows_apps)
+        """``resources``: what the key's role may read ("apps", "builds", "bundleIds", "ciProducts",
+        "notary"); any other answers 403 FORBIDDEN_ERROR. None allows them all."""
+        allowed = frozenset(resources) if resources is not None else None
+        self.keys[key_id] = RegisteredKey(public_key, issuer_id, role_allows_apps, allowed)
 
     def inject(self, *faults: Fault) -> None:
         with self._lock:
@@ -204,27 +270,25 @@ class AppStoreConnectStandIn:
                 token,
                 registered.public_key,
                 algorithms=["ES256"],
-                audience=APPLE_AUDIENCE,
+                audience=self.audience,
                 options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
             )
         except jwt.PyJWTError as exc:
             return 401, "NOT_AUTHORIZED", f"token rejected: {type(exc).__name__}"
-        problem = self._claims_problem(claims, registered)
+        problem = self._claims_problem(claims, registered) or self._lifetime_problem(claims)
         if problem:
             return 401, "NOT_AUTHORIZED", problem
         if not apple_scope_permits(claims.get("scope"), method, path):
             return 401, "NOT_AUTHORIZED", "the token's scope does not allow this request"
         if not registered.role_allows_apps:
             return 403, "FORBIDDEN_ERROR", "The API key in use does not allow this request"
-        return 200, "", ""
+        return resource_permission(registered, path)
 
     def _claims_problem(self, claims: Dict[str, Any], registered: RegisteredKey) -> str:
         now = self.now()
         iat, exp = claims.get("iat"), claims.get("exp")
         if not isinstance(iat, int) or not isinstance(exp, int):
             return "iat and exp must be integers"
-        if exp - iat > APPLE_MAX_LIFETIME:
-            return "token lifetime exp - iat exceeds 20 minutes"
         if exp <= now:
             return "token expired"
         if iat > now + 1:
@@ -235,6 +299,43 @@ class AppStoreConnectStandIn:
         elif claims.get("iss") != registered.issuer_id:
             return "iss does not match the key's issuer"
         return ""
+
+    def _lifetime_problem(self, claims: Dict[str, Any]) -> str:
+        lifetime, scope = claims["exp"] - claims["iat"], claims.get("scope")
+        if lifetime <= APPLE_MAX_LIFETIME:
+            return ""
+        if self.audience != APPLE_AUDIENCE:
+            return "token lifetime exp - iat exceeds 20 minutes"
+        if lifetime > APPLE_LONG_LIFETIME:
+            return "token lifetime exp - iat exceeds six months"
+        if not isinstance(scope, list) or not scope:
+            return "token lifetime exp - iat exceeds 20 minutes and the token has no scope"
+        for entry in scope:
+            verb, _, target = str(entry).partition(" ")
+            if verb != "GET":
+                return f"token lifetime exceeds 20 minutes and scope entry {entry!r} is not a GET"
+            path = urlsplit(target.strip()).path
+            if not any(pattern.fullmatch(path) for pattern in APPLE_LONG_LIVED_PATHS):
+                return f"token lifetime exceeds 20 minutes and {path} does not allow long-lived tokens"
+        return ""
+
+
+def resource_of(path: str) -> str:
+    """The resource a request reads: "apps" for /v1/apps?..., "notary" for the notary service."""
+    parts = urlsplit(path).path.strip("/").split("/")
+    if parts[0] == "notary":
+        return "notary"
+    return parts[1] if len(parts) > 1 else ""
+
+
+def resource_permission(registered: RegisteredKey, path: str) -> Tuple[int, str, str]:
+    """Apple's role check, after the token is accepted: (200, '', '') or a 403."""
+    resource = resource_of(path)
+    if registered.issuer_id is None and resource in _TEAM_KEY_ONLY:
+        return 403, "FORBIDDEN_ERROR", "Individual keys cannot use this resource"
+    if registered.resources is not None and resource not in registered.resources:
+        return 403, "FORBIDDEN_ERROR", "The API key in use does not allow this request"
+    return 200, "", ""
 
 
 def apple_scope_permits(scope: Any, method: str, path: str) -> bool:
@@ -362,6 +463,9 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 page = f"<html><head><title>{fault.status} Bad Gateway</title></head><body>proxy</body></html>"
                 self._send(fault.status, page.encode(), "text/html; charset=utf-8")
                 return
+            if fault is not None and fault.kind in HOSTILE_KINDS:
+                serve_hostile(self, api, fault)
+                return
             if fault is not None and fault.kind == "rate-limit":
                 self._note("429")
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
@@ -372,6 +476,10 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                     "We've received too many requests for this API. Please wait and try again or slow down your request rate.",
                     headers,
                 )
+                return
+            if fault is not None and fault.kind == "agreements":
+                self._note("403")
+                self._error(403, *_AGREEMENTS)
                 return
             if fault is not None and fault.kind == "status":
                 self._note(str(fault.status))
@@ -390,12 +498,24 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
 
         def _route(self) -> None:
             path = urlsplit(self.path).path
-            segments = path.strip("/").split("/")
-            if segments[:2] not in (["v1", "apps"], ["v1", "bundleIds"], ["v1", "builds"]) or len(segments) > 3:
-                self._note("404")
-                refusal = _not_found()
-                self._error(refusal.status, refusal.code, refusal.title, refusal.detail)
+            if path in _LISTS.get(api.audience, {}):
+                self._list(path)
                 return
+            segments = path.strip("/").split("/")
+            resources = {"apps": self._apps, "bundleIds": self._bundle_ids, "builds": self._builds}
+            if api.audience == APPLE_AUDIENCE and segments[0] == "v1" and len(segments) in (2, 3):
+                route = resources.get(segments[1])
+                if route is not None:
+                    self._answer(route, segments[2] if len(segments) == 3 else None)
+                    return
+            if api.audience == APPLE_AUDIENCE and self._route_preflight():
+                return
+            self._note("404")
+            refusal = _not_found()
+            self._error(refusal.status, refusal.code, refusal.title, refusal.detail)
+
+        def _answer(self, route: Any, resource_id: Optional[str]) -> None:
+            """The token checked as Apple does, then the resource's own answer (or its error)."""
             status, code, why = api.check_token(self.headers.get("Authorization", ""), self.command, self.path)
             if status == 401:
                 self._note("401")
@@ -408,13 +528,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             if api.response_delay_seconds:
                 time.sleep(api.response_delay_seconds)  # after the token check, as a slow page would be
             try:
-                resource_id = segments[2] if len(segments) == 3 else None
-                if segments[1] == "apps":
-                    answer, body = self._apps(resource_id)
-                elif segments[1] == "builds":
-                    answer, body = self._builds(resource_id)
-                else:
-                    answer, body = self._bundle_ids(resource_id)
+                answer, body = route(resource_id)
             except _AppleError as refusal:
                 self._note(str(refusal.status))
                 self._error(refusal.status, refusal.code, refusal.title, refusal.detail, source=refusal.source)
@@ -471,29 +585,49 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             if self.command != "GET":
                 raise self._method_not_allowed()
             links = {"self": f"{api.url}{self.path}"}
+            fixed = [
+                {
+                    "type": "builds",
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"builds/{n}")),
+                    "attributes": item,
+                    "relationships": {"app": {"data": {"type": "apps", "id": "1000000000"}}},
+                }
+                for n, item in enumerate(_BUILDS)
+            ]
             if build_id is not None:
-                found = [build for build in api.builds if build["id"] == build_id]
+                found = [build for build in fixed + api.builds if build["id"] == build_id]
                 if not found:
                     raise _not_found(f"There is no resource of type 'builds' with id '{build_id[:40]}'")
-                return 200, {"data": api._look_at(found[0]), "links": links}
+                return 200, {"data": api._look_at(found[0]) if found[0] in api.builds else found[0], "links": links}
             params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+            limit = int(params["limit"]) if params.get("limit", "").isdigit() else DEFAULT_PAGE_SIZE
             matches = [
                 build
-                for build in api.builds
+                for build in fixed + api.builds
                 if _filter_allows(params, "filter[app]", build["relationships"]["app"]["data"]["id"])
                 and _filter_allows(params, "filter[version]", build["attributes"]["version"])
             ]
-            data = [api._look_at(build) for build in matches]
-            return 200, {"data": data, "links": links, "meta": {"paging": {"total": len(data), "limit": 50}}}
+            data = [api._look_at(build) if build in api.builds else build for build in matches[:limit]]
+            return 200, {"data": data, "links": links, "meta": {"paging": {"total": len(matches), "limit": limit}}}
 
         def _bundle_ids(self, bundle_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             if bundle_id is None:
                 if self.command == "GET":
-                    registered = list(api.bundle_ids.values())
+                    fixed = [
+                        {
+                            "type": "bundleIds",
+                            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"bundleIds/{n}")),
+                            "attributes": item,
+                        }
+                        for n, item in enumerate(_BUNDLE_IDS)
+                    ]
+                    registered = fixed + list(api.bundle_ids.values())
+                    query = dict(parse_qsl(urlsplit(self.path).query))
+                    limit = int(query["limit"]) if query.get("limit", "").isdigit() else DEFAULT_PAGE_SIZE
                     return 200, {
-                        "data": registered,
+                        "data": registered[:limit],
                         "links": {"self": f"{api.url}{self.path}"},
-                        "meta": {"paging": {"total": len(registered), "limit": APPLE_MAX_PAGE_SIZE}},
+                        "meta": {"paging": {"total": len(registered), "limit": limit}},
                     }
                 if self.command == "POST":
                     return self._create_bundle_id()
@@ -565,6 +699,54 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             api.bundle_ids[new_id] = resource
             return 201, {"data": resource, "links": {"self": f"{api.url}/v1/bundleIds/{new_id}"}}
 
+        def _route_preflight(self) -> bool:
+            """Xcode Cloud and notary, for the preflight checks (builds and bundle IDs are served above)."""
+            listings = {
+                "/v1/ciProducts": ("ciProducts", _CI_PRODUCTS),
+                "/notary/v2/submissions": ("submissions", _SUBMISSIONS),
+            }
+            listing = listings.get(urlsplit(self.path).path)
+            if listing is None:
+                return False
+            kind, items = listing
+            status, code, why = api.check_token(self.headers.get("Authorization", ""), "GET", self.path)
+            self._note(str(status))
+            if status == 401:
+                self._error(401, code, *_NOT_AUTHORIZED, extra_detail=why)
+                return True
+            if status == 403:
+                self._error(403, code, "The given operation is not allowed", why)
+                return True
+            query = dict(parse_qsl(urlsplit(self.path).query))
+            limit = int(query["limit"]) if query.get("limit", "").isdigit() else 50
+            data = [
+                {"type": kind, "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}/{n}")), "attributes": item}
+                for n, item in enumerate(items[:limit])
+            ]
+            body = {
+                "data": data,
+                "links": {"self": f"{api.url}{self.path}"},
+                "meta": {"paging": {"total": len(items), "limit": limit}},
+            }
+            self._send(200, json.dumps(body).encode(), "application/json")
+            return True
+
+        def _list(self, path: str) -> None:
+            """A collection other than /v1/apps: the token checked, then one Apple-shaped page."""
+            status, code, why = api.check_token(self.headers.get("Authorization", ""), "GET", self.path)
+            self._note(str(status))
+            if status != 200:
+                title, detail = _NOT_AUTHORIZED if status == 401 else ("The given operation is not allowed", why)
+                self._error(status, code, title, detail, extra_detail=why if status == 401 else "")
+                return
+            resource_type, items = _LISTS[api.audience][path]
+            data = [
+                {"type": resource_type, "id": str(n), "attributes": item, "links": {"self": f"{api.url}{path}/{n}"}}
+                for n, item in enumerate(items, 1)
+            ]
+            body = {"data": data, "links": {"self": f"{api.url}{self.path}"}, "meta": {"paging": {"total": len(items)}}}
+            self._send(200, json.dumps(body).encode(), "application/json")
+
         def _error(
             self,
             status: int,
@@ -607,3 +789,43 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 self.wfile.write(body)
 
     return Handler
+
+
+# apple-error: Apple's error JSON with the fault's status, code, title, detail and headers.
+# redirect: the fault's status (a 3xx) to ``location``. html-page: an HTML page titled ``title``
+# with the fault's status (200: a captive portal). trickle: a valid 200 apps page sent one byte
+# every ``seconds`` (a server that never times out a read, but never finishes either).
+HOSTILE_KINDS = ("apple-error", "redirect", "html-page", "trickle")
+
+
+def serve_hostile(handler: Any, api: AppStoreConnectStandIn, fault: Fault) -> None:
+    """Answer with text chosen by the test, the way a hostile or broken server would."""
+    api._record(handler.path, f"{fault.kind} {fault.status}")
+    headers = dict(fault.headers)
+    if fault.kind == "apple-error":
+        error = {"status": str(fault.status), "code": fault.code, "title": fault.title, "detail": fault.detail}
+        handler._send(fault.status, json.dumps({"errors": [error]}).encode(), "application/json", headers)
+    elif fault.kind == "redirect":
+        headers["Location"] = fault.location
+        handler._send(fault.status, b"", "text/html", headers)
+    elif fault.kind == "html-page":
+        page = f"<html><head><title>{fault.title}</title></head><body>{fault.detail}</body></html>"
+        handler._send(fault.status, page.encode(), "text/html; charset=utf-8", headers)
+    elif fault.kind == "trickle":
+        _trickle(handler, fault.seconds)
+
+
+def _trickle(handler: Any, seconds: float) -> None:
+    body = json.dumps({"data": [], "meta": {"paging": {"total": 0, "limit": 1}}}).encode() + b" " * 200
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.close_connection = True
+    for offset in range(len(body)):  # bounded: the body's length, at `seconds` a byte
+        try:
+            handler.wfile.write(body[offset : offset + 1])
+            handler.wfile.flush()
+        except OSError:
+            return  # the client gave up, as it should
+        time.sleep(seconds)

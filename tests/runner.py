@@ -1,26 +1,56 @@
-"""Run entrypoint.py the way the GitHub runner does, and read back what it wrote."""
+"""The one fake runner for every test: it prepares what a CI agent gives a step (the environment,
+the runner's files, the workspace), runs the action or ``asc-token`` either as a subprocess (as the
+runner does) or in this process (fast, with short retry timings), and reads back what it wrote.
+
+Subprocess runs are kept for one scenario per README promise; everything else runs in process.
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
+import io
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, cast
+from unittest import mock
+from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from devtools.runnerfiles import parse_file_command
+from asc_token import action, cli
+from asc_token.transport import RetryPolicy, Transport
+from devtools.runnerfiles import RunnerFiles
+from devtools.standin import AppStoreConnectStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = ROOT / "entrypoint.py"
 KEY_ID = "ABCDE12345"
 ISSUER_ID = "57246542-96fe-1a63-e053-0824d011072a"
+ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or shutil.which("asc-token")
+
+# Every retry path in a fraction of a second: in-process runs use this instead of the real policy.
+QUICK_RETRIES = RetryPolicy(
+    backoff_base=0.05,
+    backoff_cap=0.2,
+    retry_after_cap=0.5,
+    connect_timeout=1,
+    read_timeout=1,
+    total_seconds=3,
+    unauthorized_backoff=0.02,
+)
+_RUNNER_PREFIXES = ("INPUT_", "GITHUB_", "RUNNER_", "ASC_", "APP_STORE_CONNECT_", "PLUGIN_")
 
 
 @dataclass
@@ -39,6 +69,12 @@ class Result:
 
     def errors(self) -> List[str]:
         return [line for line in self.stdout.splitlines() if line.startswith("::error")]
+
+    def error_message(self) -> str:
+        """The one ``::error`` annotation's text, without the command."""
+        errors = self.errors()
+        assert len(errors) == 1, self.stdout
+        return errors[0].split("::", 2)[2]
 
 
 @dataclass
@@ -66,42 +102,51 @@ class KeyMaterial:
         body = [line for line in self.pem.splitlines() if not line.startswith("-----")]
         return [*body, "".join(body), self.base64_of_file[:40]]
 
-    def decode(self, token: str, **options: bool) -> Dict[str, object]:
+    def decode(self, token: str, **options: bool) -> Dict[str, Any]:
         return jwt.decode(
             token,
             self.key.public_key(),
             algorithms=["ES256"],
             audience="appstoreconnect-v1",
-            options={"verify_iat": False, **options},
+            options=cast(Any, {"verify_iat": False, **options}),
         )
 
 
-def run_entrypoint(
-    workdir: Path,
-    inputs: Dict[str, str],
-    *,
-    extra_env: Optional[Dict[str, str]] = None,
-    args: Iterable[str] = (),
-    python: str = sys.executable,
-    timeout: float = 90,
-) -> Result:
-    """Inputs by their action names ("key-id"); passed as the runner passes them: INPUT_KEY-ID."""
+@dataclass(frozen=True)
+class Step:
+    """What the runner prepared for one step of the action."""
+
+    env: Dict[str, str]
+    files: RunnerFiles
+    workdir: Path
+
+    @property
+    def workspace(self) -> Path:
+        return self.workdir / "workspace"
+
+    def result(self, returncode: int, stdout: str, stderr: str) -> Result:
+        return Result(
+            returncode=returncode,
+            stdout=stdout,
+            stderr=stderr,
+            outputs=self.files.outputs(),
+            env_file=self.files.exported(),
+            summary=self.files.summary_text(),
+            workdir=self.workdir,
+        )
+
+
+def prepare_step(workdir: Path, inputs: Mapping[str, str], extra_env: Optional[Mapping[str, str]] = None) -> Step:
+    """Inputs by their action names ("key-id"), passed as the runner passes them: INPUT_KEY-ID.
+
+    ``workdir`` gets the runner's files, ``temp`` (RUNNER_TEMP) and ``workspace`` (GITHUB_WORKSPACE).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    files = {
-        "GITHUB_OUTPUT": workdir / "output.txt",
-        "GITHUB_ENV": workdir / "env.txt",
-        "GITHUB_STEP_SUMMARY": workdir / "summary.md",
-    }
-    for path in files.values():
-        path.write_text("")
+    files = RunnerFiles.create(workdir)
     (workdir / "temp").mkdir(exist_ok=True)
     (workdir / "workspace").mkdir(exist_ok=True)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("INPUT_", "GITHUB_", "RUNNER_", "ASC_", "APP_STORE_CONNECT_", "PLUGIN_"))
-    }
-    env.update({name: str(path) for name, path in files.items()})
+    env = {key: value for key, value in os.environ.items() if not key.startswith(_RUNNER_PREFIXES)}
+    env.update(files.environment())
     env.update(
         GITHUB_ACTIONS="true",
         GITHUB_WORKSPACE=str(workdir / "workspace"),
@@ -111,24 +156,153 @@ def run_entrypoint(
     )
     env.update({f"INPUT_{name.upper()}": value for name, value in inputs.items()})
     env.update(extra_env or {})
+    return Step(env, files, workdir)
+
+
+def run_entrypoint(
+    workdir: Path,
+    inputs: Mapping[str, str],
+    *,
+    extra_env: Optional[Mapping[str, str]] = None,
+    args: Iterable[str] = (),
+    python: str = sys.executable,
+    timeout: float = 90,
+) -> Result:
+    """entrypoint.py as the runner starts it: a process with INPUT_* variables, in the workspace."""
+    step = prepare_step(workdir, inputs, extra_env)
     completed = subprocess.run(
         [python, str(ENTRYPOINT), *args],
-        env=env,
-        cwd=str(workdir / "workspace"),
+        env=step.env,
+        cwd=str(step.workspace),
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
-    return Result(
-        returncode=completed.returncode,
-        stdout=completed.stdout,
-        stderr=completed.stderr,
-        outputs=parse_file_command(files["GITHUB_OUTPUT"].read_text()),
-        env_file=parse_file_command(files["GITHUB_ENV"].read_text()),
-        summary=files["GITHUB_STEP_SUMMARY"].read_text(),
-        workdir=workdir,
+    return step.result(completed.returncode, completed.stdout, completed.stderr)
+
+
+def run_action_in_process(
+    workdir: Path,
+    inputs: Mapping[str, str],
+    *,
+    extra_env: Optional[Mapping[str, str]] = None,
+    policy: RetryPolicy = QUICK_RETRIES,
+    sleep: Optional[Callable[[float], None]] = None,
+    clock: Callable[[], float] = time.time,
+) -> Result:
+    """The same step through ``run_action`` in this process, with the retry timings shortened."""
+    step = prepare_step(workdir, inputs, extra_env)
+    transport: Callable[..., Transport] = functools.partial(Transport, sleep=sleep) if sleep else Transport
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with mock.patch.object(action, "Transport", transport), redirect_stdout(stdout), redirect_stderr(stderr):
+        code = action.run_action(step.env, clock=clock, policy=policy)
+    return step.result(code, stdout.getvalue(), stderr.getvalue())
+
+
+@dataclass
+class CliRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    recorder: Path
+
+    def argv_log(self) -> str:
+        path = self.recorder / "argv.log"
+        return path.read_text() if path.exists() else ""
+
+    def stdin_log(self) -> str:
+        path = self.recorder / "stdin.log"
+        return path.read_text() if path.exists() else ""
+
+
+def fake_tool(bin_dir: Path, name: str, recorder: Path) -> None:
+    """A stand-in for envman / buildkite-agent that records its argv and stdin."""
+    script = bin_dir / name
+    script.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "{name} $*" >> "{recorder}/argv.log"\n'
+        f'cat >> "{recorder}/stdin.log"\n'
+        f'echo >> "{recorder}/stdin.log"\n'
     )
+    script.chmod(0o755)
+
+
+def run_cli(workdir: Path, env: Mapping[str, str], args: Optional[Sequence[str]] = None) -> CliRun:
+    """The installed ``asc-token`` as a CI job runs it: only the variables given (plus PATH, HOME and
+    the like), fake envman and buildkite-agent first on PATH; ``--no-verify`` unless ``args`` say otherwise."""
+    bin_dir = workdir / "bin"
+    recorder = workdir / "recorder"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    recorder.mkdir(exist_ok=True)
+    for tool in ("envman", "buildkite-agent"):
+        fake_tool(bin_dir, tool, recorder)
+    base = {
+        key: value
+        for key, value in os.environ.items()
+        if key in ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR", "PIP_CERT", "SSL_CERT_FILE")
+    }
+    base["PATH"] = f"{bin_dir}{os.pathsep}{base.get('PATH', '')}"
+    base.update(env)
+    assert ASC_TOKEN is not None, "asc-token is not installed (python3 dev.py test installs it)"
+    completed = subprocess.run(
+        [ASC_TOKEN, *(args if args is not None else ["--no-verify"])],
+        env=base,
+        cwd=str(workdir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return CliRun(completed.returncode, completed.stdout, completed.stderr, recorder)
+
+
+def run_cli_in_process(
+    workdir: Path, env: Mapping[str, str], args: Optional[Sequence[str]] = None, *, policy: RetryPolicy = QUICK_RETRIES
+) -> CliRun:
+    """``cli.main`` with exactly ``env`` as the environment, in this process; usage errors give exit code 2."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    quick = functools.partial(Transport, policy=policy)
+    with mock.patch.object(cli, "Transport", quick), redirect_stdout(stdout), redirect_stderr(stderr):
+        try:
+            code = cli.main(list(args if args is not None else ["--no-verify"]), env=dict(env))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return CliRun(code, stdout.getvalue(), stderr.getvalue(), workdir / "recorder")
+
+
+@contextmanager
+def standin_running() -> Iterator[AppStoreConnectStandIn]:
+    """The App Store Connect stand-in on 127.0.0.1, stopped without the server's poll wait."""
+    standin = AppStoreConnectStandIn().start()
+    try:
+        yield standin
+    finally:
+        _stop_without_waiting(standin)
+
+
+def _stop_without_waiting(standin: AppStoreConnectStandIn) -> None:
+    """The server notices a stop only when its select() returns, every 0.5 s; a connection makes it
+    return at once. Poke it (a bounded number of times) until it has stopped."""
+    parts = urlsplit(standin.url)
+    address = (parts.hostname or "127.0.0.1", parts.port or 80)
+    stopped = threading.Event()
+
+    def poke() -> None:
+        for _ in range(100):
+            if stopped.wait(0.01):
+                return
+            try:
+                socket.create_connection(address, timeout=0.5).close()
+            except OSError:
+                return
+
+    waker = threading.Thread(target=poke, daemon=True)
+    waker.start()
+    standin.stop()
+    stopped.set()
+    waker.join(timeout=2)
 
 
 def assert_token_masked_first(result: Result) -> None:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
+import jwt
 import pytest
 
 from asc_token import apicommand
@@ -112,7 +113,7 @@ def test_pages_slower_than_the_token_lifetime(tmp_path: Path, key: KeyMaterial, 
     assert len(tokens) > 1
     for token in tokens:
         claims = key.decode(token, verify_exp=False)
-        assert claims["exp"] - claims["iat"] == 3  # type: ignore[operator]
+        assert claims["exp"] - claims["iat"] == 3
     assert_clean(run, api, key)
 
 
@@ -218,7 +219,7 @@ def test_an_answer_that_is_not_json_is_summarised(
         (["--input", "not-json.txt", "-X", "POST", "/v1/bundleIds"], "--input file 'not-json.txt' is not JSON"),
         (["--input", "body.json", "-X", "GET", "/v1/apps"], "--input sends a request body, which GET does not take"),
         (["-X", "POST", "--paginate", "/v1/bundleIds"], "--paginate follows links.next"),
-        (["/v1/apps", "--expires-in", "3000"], "--expires-in must be a whole number of seconds"),
+        (["/v1/apps", "--expires-in", "3000"], "--expires-in is 3000 seconds (50 min), longer than 20 minutes"),
         (["/v1/apps", "--scope", "GET /v1/builds"], "--scope does not allow GET /v1/apps"),
         (["/v1/apps", "--verbose"], "unrecognised arguments: --verbose"),
     ],
@@ -383,7 +384,8 @@ def test_long_job_pattern(tmp_path: Path, key: KeyMaterial, api: AppStoreConnect
 def call_in_process(
     api: AppStoreConnectStandIn, key: KeyMaterial, args: List[str], stdin: bytes = b""
 ) -> tuple[int, bytes, List[str]]:
-    out, logged = io.BytesIO(), []
+    out = io.BytesIO()
+    logged: List[str] = []
     env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "ASC_API_URL": api.url}
     code = apicommand.main(args, env, stdout=out, stdin=io.BytesIO(stdin), policy=FAST, log=logged.append)
     return code, out.getvalue(), logged
@@ -409,6 +411,21 @@ def test_post_is_retried_after_a_429(key: KeyMaterial, api: AppStoreConnectStand
     assert [outcome for _, outcome in api.requests] == ["429", "201"]
 
 
+def test_enterprise_program_api(key: KeyMaterial) -> None:
+    from devtools.standin import APPLE_ENTERPRISE_AUDIENCE
+
+    with AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE) as enterprise:
+        enterprise.register(KEY_ID, key.key.public_key(), ISSUER_ID)
+        out = io.BytesIO()
+        env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID,
+               "ASC_API_URL": enterprise.url, "ASC_API": "enterprise"}  # fmt: skip
+        assert apicommand.main(["/v1/bundleIds"], env, stdout=out, policy=FAST, log=print) == 0
+        assert json.loads(out.getvalue())["data"][0]["attributes"]["identifier"] == "com.example.inhouse"
+        claims = jwt.decode(enterprise.tokens_seen()[0], key.key.public_key(), algorithms=["ES256"],
+                            audience="apple-developer-enterprise-v1")  # fmt: skip
+        assert claims["iss"] == ISSUER_ID
+
+
 def test_403_names_the_role_not_the_verification(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.register(KEY_ID, key.key.public_key(), ISSUER_ID, role_allows_apps=False)
     code, out, logged = call_in_process(api, key, ["/v1/apps"])
@@ -425,7 +442,8 @@ def test_403_names_the_role_not_the_verification(key: KeyMaterial, api: AppStore
     ],
 )
 def test_unreachable_says_what_it_means_for_the_request(key: KeyMaterial, args: List[str], consequence: str) -> None:
-    out, logged = io.BytesIO(), []
+    out = io.BytesIO()
+    logged: List[str] = []
     env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID,
            "ASC_API_URL": "http://127.0.0.1:9"}  # fmt: skip
     code = apicommand.main(args, env, stdout=out, policy=FAST, log=logged.append)
@@ -478,7 +496,7 @@ def test_token_source_reuses_then_resigns_and_masks_first(key: KeyMaterial) -> N
     third = tokens(False)
     assert third != second and masked == [first, second, third] and tokens.signed == 3
     claims = key.decode(third, verify_exp=False)
-    assert claims["exp"] - claims["iat"] == 1200  # type: ignore[operator]
+    assert claims["exp"] - claims["iat"] == 1200
 
 
 API = "https://api.appstoreconnect.apple.com"

@@ -2,11 +2,13 @@
 container paths in GITHUB_OUTPUT, /github/workspace as the working directory.
 
 Skipped with the reason where no Docker engine runs; `.ci/run` starts one and sets
-ASC_REQUIRE_DOCKER=1, which turns the skip into a failure.
+ASC_REQUIRE_DOCKER=1, which turns the skip into a failure. ASC_TEST_IMAGE names an image that is
+already built (the release workflow tests the very image it then pushes) instead of building one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,13 +18,16 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from devtools.runnerfiles import parse_file_command
-from devtools.standin import AppStoreConnectStandIn
+from devtools.runnerfiles import RunnerFiles
 
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
+from .conftest import cli_env, team_inputs, verify_inputs
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, standin_running
 
 IMAGE = "asc-token-action:test"
 DOCKER = shutil.which("docker") or "docker"  # absolute: a test passes a hostile PATH through
+
+
+SIZE_BUDGET = 30_000_000  # bytes the image may add to its base (Docker's MB, as `docker images` shows)
 
 
 def _docker_problem() -> Optional[str]:
@@ -31,9 +36,15 @@ def _docker_problem() -> Optional[str]:
     probe = subprocess.run([DOCKER, "info"], capture_output=True, text=True, check=False, timeout=60)
     if probe.returncode != 0:
         return "no Docker engine is running (source ../shared/ci/docker-env.sh to start one)"
-    if not os.environ.get("BASE_IMAGE"):
+    if not os.environ.get("BASE_IMAGE") and not os.environ.get("ASC_TEST_IMAGE"):
         return "BASE_IMAGE is not set (source ../shared/ci/docker-env.sh to build a local base image)"
     return None
+
+
+def _docker_out(*args: str) -> str:
+    completed = subprocess.run([DOCKER, *args], capture_output=True, text=True, check=False, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +54,11 @@ def image() -> Iterator[str]:
         if os.environ.get("ASC_REQUIRE_DOCKER") == "1":
             pytest.fail(f"container tests are required here but {problem}")
         pytest.skip(problem)
+    prebuilt = os.environ.get("ASC_TEST_IMAGE")
+    if prebuilt:
+        _docker_out("image", "inspect", prebuilt)  # present locally: never pulled behind our back
+        yield prebuilt
+        return
     build = subprocess.run(
         [
             DOCKER,
@@ -66,14 +82,13 @@ def image() -> Iterator[str]:
 
 
 class ContainerRun:
-    def __init__(self, completed: subprocess.CompletedProcess[str], host: Path) -> None:
+    def __init__(self, completed: subprocess.CompletedProcess[str], host: Path, files: RunnerFiles) -> None:
         self.returncode = completed.returncode
         self.stdout = completed.stdout
         self.stderr = completed.stderr
         self.host = host
-        commands = host / "_runner_file_commands"
-        self.outputs = parse_file_command((commands / "set_output").read_text())
-        self.summary = (commands / "step_summary").read_text()
+        self.outputs = files.outputs()
+        self.summary = files.summary_text()
 
 
 def run_container(
@@ -94,8 +109,10 @@ def run_container(
     }
     for folder in mounts:
         (host / folder).mkdir(parents=True, exist_ok=True)
-    for name in ("set_output", "set_env", "step_summary"):
-        (host / "_runner_file_commands" / name).write_text("")
+    # The runner's file commands, by the names the runner gives them in the mounted folder.
+    files = RunnerFiles.create(
+        host / "_runner_file_commands", output="set_output", env="set_env", summary="step_summary"
+    )
     container_env = {
         "HOME": "/github/home",
         "GITHUB_ACTIONS": "true",
@@ -120,14 +137,12 @@ def run_container(
     command += args or []
     process_env = {**os.environ, **container_env}
     completed = subprocess.run(command, env=process_env, capture_output=True, text=True, check=False, timeout=120)
-    return ContainerRun(completed, host)
+    return ContainerRun(completed, host, files)
 
 
 def test_mints_with_several_key_forms(image: str, tmp_path: Path, key: KeyMaterial) -> None:
     for form, text in {"pem": key.pem, "base64": key.base64_of_file, "escaped": key.pem.replace("\n", "\\n")}.items():
-        run = run_container(
-            image, tmp_path / form, {"private-key": text, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
-        )
+        run = run_container(image, tmp_path / form, team_inputs(key, private_key=text))
         assert run.returncode == 0, run.stdout + run.stderr
         token = run.outputs["token"]
         assert key.decode(token)["iss"] == ISSUER_ID
@@ -142,7 +157,7 @@ def test_key_file_in_the_workspace_and_hostile_path_home(image: str, tmp_path: P
     run = run_container(
         image,
         tmp_path,
-        {"private-key-path": "AuthKey.p8", "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"},
+        team_inputs(key, private_key=None, private_key_path="AuthKey.p8"),
         extra_env={"PATH": "/nonexistent", "HOME": "/nonexistent", "PYTHONPATH": "/github/workspace/evil"},
     )
     assert run.returncode == 0, run.stdout + run.stderr
@@ -150,7 +165,7 @@ def test_key_file_in_the_workspace_and_hostile_path_home(image: str, tmp_path: P
 
 
 def test_bad_key_gives_one_error(image: str, tmp_path: Path, key: KeyMaterial) -> None:
-    run = run_container(image, tmp_path, {"private-key": "not a key", "key-id": KEY_ID, "issuer-id": ISSUER_ID})
+    run = run_container(image, tmp_path, team_inputs(key, private_key="not a key", verify=None))
     assert run.returncode == 1
     errors = [line for line in run.stdout.splitlines() if line.startswith("::error")]
     assert len(errors) == 1 and "`private-key`" in errors[0]
@@ -159,19 +174,13 @@ def test_bad_key_gives_one_error(image: str, tmp_path: Path, key: KeyMaterial) -
 
 
 def test_verifies_against_the_standin(image: str, tmp_path: Path, key: KeyMaterial) -> None:
-    with AppStoreConnectStandIn() as api:
+    with standin_running() as api:
         api.register(KEY_ID, key.key.public_key(), ISSUER_ID)
-        run = run_container(
-            image, tmp_path, {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": api.url}
-        )
+        run = run_container(image, tmp_path, verify_inputs(key, api))
         assert run.returncode == 0, run.stdout + run.stderr
         assert run.outputs["app-count"] == "3"
         assert "credentials accepted" in run.summary
-        wrong = run_container(
-            image,
-            tmp_path / "wrong",
-            {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": str(uuid.uuid4()), "api-url": api.url},
-        )
+        wrong = run_container(image, tmp_path / "wrong", verify_inputs(key, api, issuer_id=str(uuid.uuid4())))
         assert wrong.returncode == 1
         assert "401 NOT_AUTHORIZED" in wrong.stdout
 
@@ -182,13 +191,7 @@ def test_cli_mode_for_other_platforms(image: str, tmp_path: Path, key: KeyMateri
         image,
         tmp_path,
         {},
-        extra_env={
-            "GITHUB_ACTIONS": "",
-            "GITLAB_CI": "true",
-            "ASC_PRIVATE_KEY": key.pem,
-            "ASC_KEY_ID": KEY_ID,
-            "ASC_ISSUER_ID": ISSUER_ID,
-        },
+        extra_env=cli_env(key, GITHUB_ACTIONS="", GITLAB_CI="true"),
         args=["--print", "--no-verify"],
     )
     assert run.returncode == 0, run.stderr
@@ -200,13 +203,7 @@ def test_write_key_files_is_refused_in_a_container(image: str, tmp_path: Path, k
     run = run_container(
         image,
         tmp_path,
-        {
-            "private-key": key.pem,
-            "key-id": KEY_ID,
-            "issuer-id": ISSUER_ID,
-            "verify": "false",
-            "write-key-files": "true",
-        },
+        team_inputs(key, write_key_files="true"),
     )
     assert run.returncode == 1
     assert "RUNNER_TEMP" in run.stdout and "composite action" in run.stdout
@@ -218,15 +215,42 @@ def test_asc_token_command_in_the_image(image: str, tmp_path: Path, key: KeyMate
         image,
         tmp_path,
         {},
-        extra_env={
-            "ASC_PRIVATE_KEY": key.base64_of_file,
-            "ASC_KEY_ID": KEY_ID,
-            "ASC_ISSUER_ID": ISSUER_ID,
-            "ASC_VERIFY": "false",
-        },
+        extra_env=cli_env(key, ASC_PRIVATE_KEY=key.base64_of_file, ASC_VERIFY="false"),
         args=["--output-file", "/github/workspace/token"],
         entrypoint="asc-token",
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert key.decode((tmp_path / "workspace" / "token").read_text().strip())["iss"] == ISSUER_ID
     assert run.stdout.count("::add-mask::") == 4  # key lines and the token, masked before anything else
+
+
+def test_the_image_runs_the_installed_package(image: str) -> None:
+    """The package is installed from its wheel (no source tree), `asc-token` on PATH is its console
+    script with the venv's interpreter in isolated mode, and the version is the package's."""
+    probe = (
+        "import importlib.metadata as m, json, os, shutil, asc_token;"
+        "d = m.distribution('asc-token-action');"
+        "script = os.path.realpath(shutil.which('asc-token'));"
+        "print(json.dumps({'version': d.version, 'module': asc_token.__file__, 'script': script,"
+        " 'shebang': open(script).readline().strip(),"
+        " 'entry': [e.value for e in d.entry_points if e.name == 'asc-token'],"
+        " 'src': os.path.exists('/opt/asc-token-action/src')}))"
+    )
+    facts = json.loads(
+        _docker_out("run", "--rm", "--entrypoint", "/opt/asc-token-action/venv/bin/python", image, "-I", "-c", probe)
+    )
+    assert facts["entry"] == ["asc_token.entry:cli"]
+    assert facts["module"].startswith("/opt/asc-token-action/venv/lib/") and not facts["src"]
+    assert facts["script"] == "/opt/asc-token-action/venv/bin/asc-token"
+    assert facts["shebang"] == "#!/opt/asc-token-action/venv/bin/python -I"
+    version = _docker_out("run", "--rm", "--entrypoint", "asc-token", image, "--version").strip()
+    assert version == f"asc-token {facts['version']}"
+
+
+def test_image_size_budget(image: str) -> None:
+    """At most SIZE_BUDGET over the base image (the issue's budget), measured as docker reports it."""
+    base = os.environ.get("BASE_IMAGE")
+    if not base or subprocess.run([DOCKER, "image", "inspect", base], capture_output=True, check=False).returncode:
+        pytest.skip("the base image is not in the local engine to compare with")
+    sizes = [int(_docker_out("image", "inspect", "--format", "{{.Size}}", name)) for name in (base, image)]
+    assert sizes[1] - sizes[0] <= SIZE_BUDGET, f"the image adds {(sizes[1] - sizes[0]) / 1e6:.1f} MB to {base}"

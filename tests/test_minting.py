@@ -7,6 +7,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from asc_token.apis import APP_STORE_CONNECT, ENTERPRISE, Api
 from asc_token.minting import IAT_BACKDATE_SECONDS, TokenRequest, iso8601, mint, scope_allows
 
 from .runner import ISSUER_ID, KEY_ID, KeyMaterial
@@ -118,3 +119,38 @@ def test_a_mint_only_run_does_not_import_requests(tmp_path: Path, key: KeyMateri
            "INPUT_KEY-ID": KEY_ID, "INPUT_ISSUER-ID": ISSUER_ID, "INPUT_VERIFY": "false", "PATH": "/usr/bin:/bin"}  # fmt: skip
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_six_month_token_for_a_scoped_get(key: KeyMaterial) -> None:
+    scope = ("GET /v1/ciProducts", "GET /v1/builds/1/diagnosticSignatures")
+    minted = mint(key.key, TokenRequest(KEY_ID, ISSUER_ID, 15_552_000, scope), clock=lambda: NOW)
+    claims = jwt.decode(minted.token, key.key.public_key(), algorithms=["ES256"], audience="appstoreconnect-v1",
+                        options={"verify_exp": False, "verify_iat": False})  # fmt: skip
+    assert claims["exp"] - claims["iat"] == 15_552_000 == minted.expires_at - minted.issued_at
+    assert claims["iat"] == int(NOW) - IAT_BACKDATE_SECONDS
+    assert claims["scope"] == list(scope)
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "scope", "api"),
+    [
+        (3600, (), APP_STORE_CONNECT),
+        (3600, ("GET /v1/apps",), APP_STORE_CONNECT),
+        (3600, ("GET /v1/ciProducts", "POST /v1/ciBuildRuns"), APP_STORE_CONNECT),
+        (15_552_001, ("GET /v1/ciProducts",), APP_STORE_CONNECT),
+        (1201, ("GET /v1/ciProducts",), ENTERPRISE),
+        (0, (), APP_STORE_CONNECT),
+    ],
+)
+def test_mint_refuses_what_apple_refuses(key: KeyMaterial, lifetime: int, scope: tuple, api: Api) -> None:  # type: ignore[type-arg]
+    """The same rule as config's (lifetimes.py): a caller that skips validation cannot mint it."""
+    with pytest.raises(ValueError):
+        mint(key.key, TokenRequest(KEY_ID, ISSUER_ID, lifetime, scope, api), clock=lambda: NOW)
+
+
+def test_enterprise_audience(key: KeyMaterial) -> None:
+    minted = mint(key.key, TokenRequest(KEY_ID, ISSUER_ID, api=ENTERPRISE), clock=lambda: NOW)
+    claims = jwt.decode(minted.token, key.key.public_key(), algorithms=["ES256"],
+                        audience="apple-developer-enterprise-v1", options={"verify_exp": False, "verify_iat": False})  # fmt: skip
+    assert claims["aud"] == "apple-developer-enterprise-v1" and claims["iss"] == ISSUER_ID
+    assert claims["exp"] - claims["iat"] == 1200

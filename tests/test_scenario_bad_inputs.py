@@ -1,27 +1,39 @@
-"""Each mistake in the secrets gets one ::error:: naming the input and the fix, exit 1, no leak."""
+"""Each mistake in the secrets gets one ::error:: naming the input and the fix, exit 1, no leak.
+
+In process; the README's failure-table rows (empty secret, RSA key, truncated key, missing issuer)
+also run through the runner. The reasons themselves are tabled in test_keys and test_settings."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, assert_no_secrets, run_entrypoint
+from asc_token.report import markdown_text
+
+from .conftest import team_inputs
+from .runner import KeyMaterial, Result, assert_no_secrets, run_action_in_process, run_entrypoint
 
 
 def _pem(private_key: object, encryption: object = None) -> str:
-    return private_key.private_bytes(  # type: ignore[attr-defined]
+    return private_key.private_bytes(  # type: ignore[attr-defined,no-any-return]
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         encryption or serialization.NoEncryption(),
     ).decode()
 
 
-def _expect_error(tmp_path: Path, inputs: Dict[str, str], must_say: List[str], secrets: List[str]) -> str:
-    result = run_entrypoint(tmp_path, inputs)
+def _expect_error(
+    tmp_path: Path,
+    inputs: Dict[str, str],
+    must_say: List[str],
+    secrets: List[str],
+    run: Callable[[Path, Dict[str, str]], Result] = run_action_in_process,
+) -> str:
+    result = run(tmp_path, inputs)
     assert result.returncode == 1, result.log
     errors = result.errors()
     assert len(errors) == 1, result.stdout
@@ -31,16 +43,18 @@ def _expect_error(tmp_path: Path, inputs: Dict[str, str], must_say: List[str], s
     assert "token" not in result.outputs
     assert not any(line.startswith("::add-mask::ey") for line in result.stdout.splitlines())
     assert_no_secrets(result, secrets)
-    assert message in result.summary  # the same explanation reaches the job summary
+    assert markdown_text(message) in result.summary  # the same explanation reaches the job summary
     return message
 
 
 def base(key: KeyMaterial) -> Dict[str, str]:
-    return {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
+    return team_inputs(key)
 
 
 def test_empty_key(tmp_path: Path, key: KeyMaterial) -> None:
-    _expect_error(tmp_path, {**base(key), "private-key": "  \n"}, ["`private-key`", "AuthKey_<KEYID>.p8"], [])
+    _expect_error(
+        tmp_path, {**base(key), "private-key": "  \n"}, ["`private-key`", "AuthKey_<KEYID>.p8"], [], run_entrypoint
+    )
 
 
 def test_both_key_and_path(tmp_path: Path, key: KeyMaterial) -> None:
@@ -73,7 +87,11 @@ def test_garbage(tmp_path: Path, key: KeyMaterial) -> None:
 def test_truncated_pem(tmp_path: Path, key: KeyMaterial) -> None:
     truncated = key.pem[: len(key.pem) // 2]
     _expect_error(
-        tmp_path, {**base(key), "private-key": truncated}, ["`private-key`", "truncated"], key.secret_fragments()
+        tmp_path,
+        {**base(key), "private-key": truncated},
+        ["`private-key`", "truncated"],
+        key.secret_fragments(),
+        run_entrypoint,
     )
 
 
@@ -91,7 +109,11 @@ def test_damaged_body(tmp_path: Path, key: KeyMaterial) -> None:
 def test_rsa_key(tmp_path: Path, key: KeyMaterial) -> None:
     rsa_pem = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     _expect_error(
-        tmp_path, {**base(key), "private-key": rsa_pem}, ["`private-key`", "RSA", "P-256"], rsa_pem.splitlines()[1:-1]
+        tmp_path,
+        {**base(key), "private-key": rsa_pem},
+        ["`private-key`", "RSA", "P-256"],
+        rsa_pem.splitlines()[1:-1],
+        run_entrypoint,
     )
 
 
@@ -116,7 +138,7 @@ def test_key_id_shape(tmp_path: Path, key: KeyMaterial, bad: str) -> None:
 
 def test_team_key_with_empty_issuer(tmp_path: Path, key: KeyMaterial) -> None:
     message = _expect_error(
-        tmp_path, {**base(key), "issuer-id": ""}, ["`issuer-id`", "individual"], key.secret_fragments()
+        tmp_path, {**base(key), "issuer-id": ""}, ["`issuer-id`", "individual"], key.secret_fragments(), run_entrypoint
     )
     result_summary = (tmp_path / "summary.md").read_text()
     assert "forks" in result_summary  # the fork-PR explanation is in the details
@@ -133,7 +155,7 @@ def test_key_type(tmp_path: Path, key: KeyMaterial) -> None:
     )
 
 
-@pytest.mark.parametrize("bad", ["0", "1201", "20m", "-5", "1.5"])
+@pytest.mark.parametrize("bad", ["0", "1201", "20M", "20 m", "-5", "1.5", "²"])
 def test_expires_in(tmp_path: Path, key: KeyMaterial, bad: str) -> None:
     _expect_error(tmp_path, {**base(key), "expires-in": bad}, ["`expires-in`", "1 to 1200"], key.secret_fragments())
 

@@ -1,4 +1,6 @@
-"""write-key-files / export-env: the key as Apple's tools read it, private, and only when asked."""
+"""write-key-files / export-env: the key as Apple's tools read it, private, and only when asked.
+
+In process; one form (base64) goes through the runner, for the README's key-files promise."""
 
 from __future__ import annotations
 
@@ -6,12 +8,13 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Dict
+from typing import Callable, Dict
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, assert_no_secrets, run_entrypoint
+from .conftest import individual_inputs, team_inputs
+from .runner import ISSUER_ID, KEY_ID, KeyMaterial, Result, assert_no_secrets, run_action_in_process, run_entrypoint
 
 FORMS = {
     "base64": lambda k: k.base64_of_file,
@@ -24,13 +27,20 @@ def _inputs(key_text: str, **extra: str) -> Dict[str, str]:
     return {"private-key": key_text, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false", **extra}
 
 
+RUN: Dict[str, Callable[[Path, Dict[str, str]], Result]] = {
+    "base64": run_entrypoint,
+    "escaped": run_action_in_process,
+    "sec1": run_action_in_process,
+}
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
 @pytest.mark.parametrize("form", sorted(FORMS))
 def test_writes_key_files_and_exports_env(tmp_path: Path, key: KeyMaterial, form: str) -> None:
-    result = run_entrypoint(tmp_path, _inputs(FORMS[form](key), **{"write-key-files": "true", "export-env": "true"}))
+    result = RUN[form](tmp_path, _inputs(FORMS[form](key), **{"write-key-files": "true", "export-env": "true"}))
     assert result.returncode == 0, result.log
     folder = tmp_path / "temp" / "private_keys"
     key_path = folder / f"AuthKey_{KEY_ID}.p8"
@@ -59,13 +69,14 @@ def test_writes_key_files_and_exports_env(tmp_path: Path, key: KeyMaterial, form
         "ASC_PRIVATE_KEY_PATH": str(key_path),
         "ASC_KEY_TYPE": "team",
         "ASC_API_URL": "https://api.appstoreconnect.apple.com",
+        "ASC_API": "app-store-connect",
     }
     assert_no_secrets(result, key.secret_fragments())  # GITHUB_ENV included
     assert result.outputs["token"] not in "\n".join(result.env_file.values())
 
 
 def test_a_default_run_writes_nothing(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_entrypoint(tmp_path, _inputs(key.pem))
+    result = run_action_in_process(tmp_path, team_inputs(key))
     assert result.returncode == 0, result.log
     assert list((tmp_path / "temp").iterdir()) == []
     assert result.env_file == {}
@@ -73,13 +84,13 @@ def test_a_default_run_writes_nothing(tmp_path: Path, key: KeyMaterial) -> None:
 
 
 def test_export_token_is_explicit(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_entrypoint(tmp_path, _inputs(key.pem, **{"export-token": "true"}))
+    result = run_action_in_process(tmp_path, team_inputs(key, export_token="true"))
     assert result.returncode == 0, result.log
     assert result.env_file == {"ASC_TOKEN": result.outputs["token"]}
 
 
 def test_export_env_needs_write_key_files(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_entrypoint(tmp_path, _inputs(key.pem, **{"export-env": "true"}))
+    result = run_action_in_process(tmp_path, team_inputs(key, export_env="true"))
     assert result.returncode == 1
     assert "`export-env` is true but `write-key-files` is not" in result.errors()[0]
     assert list((tmp_path / "temp").iterdir()) == []
@@ -91,7 +102,7 @@ def test_existing_file_is_replaced_not_appended(tmp_path: Path, key: KeyMaterial
     stale = folder / f"AuthKey_{KEY_ID}.p8"
     stale.write_text("stale key from an earlier step\n" * 20)
     os.chmod(stale, 0o644)
-    result = run_entrypoint(tmp_path, _inputs(key.base64_of_file, **{"write-key-files": "true"}))
+    result = run_action_in_process(tmp_path, team_inputs(key, private_key=key.base64_of_file, write_key_files="true"))
     assert result.returncode == 0, result.log
     assert stale.read_text() == key.pem
     if os.name != "nt":
@@ -100,9 +111,7 @@ def test_existing_file_is_replaced_not_appended(tmp_path: Path, key: KeyMaterial
 
 
 def test_individual_key_files(tmp_path: Path, key: KeyMaterial) -> None:
-    inputs = {"private-key": key.pem, "key-id": KEY_ID, "key-type": "individual", "verify": "false",
-              "write-key-files": "true", "export-env": "true"}  # fmt: skip
-    result = run_entrypoint(tmp_path, inputs)
+    result = run_action_in_process(tmp_path, individual_inputs(key, write_key_files="true", export_env="true"))
     assert result.returncode == 0, result.log
     fastlane = json.loads(Path(result.outputs["api-key-json-path"]).read_text())
     assert "issuer_id" not in fastlane
@@ -111,8 +120,8 @@ def test_individual_key_files(tmp_path: Path, key: KeyMaterial) -> None:
 
 
 def test_without_runner_temp(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_entrypoint(
-        tmp_path, _inputs(key.pem, **{"write-key-files": "true"}), extra_env={"RUNNER_TEMP": str(tmp_path / "absent")}
+    result = run_action_in_process(
+        tmp_path, team_inputs(key, write_key_files="true"), extra_env={"RUNNER_TEMP": str(tmp_path / "absent")}
     )
     assert result.returncode == 1
     assert "RUNNER_TEMP" in result.errors()[0]

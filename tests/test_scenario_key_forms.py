@@ -1,4 +1,6 @@
-"""Every form people paste a .p8 into a secret mints a token that verifies with the public key."""
+"""Every form people paste a .p8 into a secret mints a token that verifies with the public key.
+
+In process, except the README's key-file input, which runs through the runner (relative to its workspace)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,19 @@ import time
 from pathlib import Path
 from typing import Callable, Dict
 
+import jwt
 import pytest
 
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, assert_no_secrets, assert_token_masked_first, run_entrypoint
+from .conftest import individual_inputs, team_inputs
+from .runner import (
+    ISSUER_ID,
+    KEY_ID,
+    KeyMaterial,
+    assert_no_secrets,
+    assert_token_masked_first,
+    run_action_in_process,
+    run_entrypoint,
+)
 
 FORMS: Dict[str, Callable[[KeyMaterial], str]] = {
     "pkcs8_pem": lambda k: k.pem,
@@ -27,13 +39,9 @@ FORMS: Dict[str, Callable[[KeyMaterial], str]] = {
 @pytest.mark.parametrize("form", sorted(FORMS))
 def test_accepted_key_form_mints_a_verifiable_token(tmp_path: Path, key: KeyMaterial, form: str) -> None:
     before = int(time.time())
-    result = run_entrypoint(
-        tmp_path, {"private-key": FORMS[form](key), "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
-    )
+    result = run_action_in_process(tmp_path, team_inputs(key, private_key=FORMS[form](key)))
     assert result.returncode == 0, result.log
     token = result.outputs["token"]
-    import jwt
-
     header = jwt.get_unverified_header(token)
     assert header == {"alg": "ES256", "kid": KEY_ID, "typ": "JWT"}
     claims = key.decode(token)
@@ -50,18 +58,13 @@ def test_accepted_key_form_mints_a_verifiable_token(tmp_path: Path, key: KeyMate
 def test_key_from_a_file_relative_to_the_workspace(tmp_path: Path, key: KeyMaterial) -> None:
     (tmp_path / "workspace" / "keys").mkdir(parents=True)
     (tmp_path / "workspace" / "keys" / f"AuthKey_{KEY_ID}.p8").write_text(key.pem)
-    result = run_entrypoint(
-        tmp_path,
-        {"private-key-path": f"keys/AuthKey_{KEY_ID}.p8", "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"},
-    )
+    result = run_entrypoint(tmp_path, team_inputs(key, private_key=None, private_key_path=f"keys/AuthKey_{KEY_ID}.p8"))
     assert result.returncode == 0, result.log
     assert key.decode(result.outputs["token"])["iss"] == ISSUER_ID
 
 
 def test_individual_key_signs_sub_user_without_issuer(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_entrypoint(
-        tmp_path, {"private-key": key.pem, "key-id": KEY_ID, "key-type": "individual", "verify": "false"}
-    )
+    result = run_action_in_process(tmp_path, individual_inputs(key))
     assert result.returncode == 0, result.log
     claims = key.decode(result.outputs["token"])
     assert claims["sub"] == "user"
@@ -70,7 +73,7 @@ def test_individual_key_signs_sub_user_without_issuer(tmp_path: Path, key: KeyMa
 
 def test_scope_and_lifetime(tmp_path: Path, key: KeyMaterial, default_inputs: Dict[str, str]) -> None:
     scope = "GET /v1/apps?filter[platform]=IOS\n\n  GET /v1/builds  \n"
-    result = run_entrypoint(tmp_path, {**default_inputs, "scope": scope, "expires-in": "300"})
+    result = run_action_in_process(tmp_path, {**default_inputs, "scope": scope, "expires-in": "300"})
     assert result.returncode == 0, result.log
     claims = key.decode(result.outputs["token"])
     assert claims["scope"] == ["GET /v1/apps?filter[platform]=IOS", "GET /v1/builds"]
@@ -78,9 +81,8 @@ def test_scope_and_lifetime(tmp_path: Path, key: KeyMaterial, default_inputs: Di
 
 
 def test_underscore_input_names_are_accepted(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_entrypoint(
-        tmp_path,
-        {"private_key": key.pem, "key_id": KEY_ID, "issuer_id": ISSUER_ID, "verify": "false"},
+    result = run_action_in_process(
+        tmp_path, {"private_key": key.pem, "key_id": KEY_ID, "issuer_id": ISSUER_ID, "verify": "false"}
     )
     assert result.returncode == 0, result.log
     assert key.decode(result.outputs["token"])["iss"] == ISSUER_ID
@@ -89,7 +91,7 @@ def test_underscore_input_names_are_accepted(tmp_path: Path, key: KeyMaterial) -
 def test_summary_describes_the_token_without_it(
     tmp_path: Path, key: KeyMaterial, default_inputs: Dict[str, str]
 ) -> None:
-    result = run_entrypoint(tmp_path, default_inputs)
+    result = run_action_in_process(tmp_path, default_inputs)
     assert KEY_ID in result.summary
     assert "skipped" in result.summary
     assert result.outputs["token"] not in result.summary

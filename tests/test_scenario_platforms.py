@@ -4,83 +4,27 @@ verifies with the public key, and never appears in any subprocess's argv or the 
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict
 
 import pytest
 
+from devtools.runnerfiles import parse_file_command
 from devtools.standin import AppStoreConnectStandIn
 
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial
-
-ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or shutil.which("asc-token")
+from .conftest import OTHER_ISSUER, cli_env
+from .runner import ASC_TOKEN, ISSUER_ID, KEY_ID, KeyMaterial, run_cli, run_cli_in_process
+from .runner import CliRun as Run
 
 pytestmark = pytest.mark.skipif(
     ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)"
 )
 
 
-class Run:
-    def __init__(self, completed: subprocess.CompletedProcess[str], recorder: Path) -> None:
-        self.returncode = completed.returncode
-        self.stdout = completed.stdout
-        self.stderr = completed.stderr
-        self.recorder = recorder
-
-    def argv_log(self) -> str:
-        path = self.recorder / "argv.log"
-        return path.read_text() if path.exists() else ""
-
-    def stdin_log(self) -> str:
-        path = self.recorder / "stdin.log"
-        return path.read_text() if path.exists() else ""
-
-
-def fake_tool(bin_dir: Path, name: str, recorder: Path) -> None:
-    """A stand-in for envman / buildkite-agent that records its argv and stdin."""
-    script = bin_dir / name
-    script.write_text(
-        "#!/bin/sh\n"
-        f'printf "%s\\n" "{name} $*" >> "{recorder}/argv.log"\n'
-        f'cat >> "{recorder}/stdin.log"\n'
-        f'echo >> "{recorder}/stdin.log"\n'
-    )
-    script.chmod(0o755)
-
-
-def run_cli(tmp_path: Path, env: Dict[str, str], args: Optional[List[str]] = None) -> Run:
-    bin_dir = tmp_path / "bin"
-    recorder = tmp_path / "recorder"
-    bin_dir.mkdir(exist_ok=True)
-    recorder.mkdir(exist_ok=True)
-    for tool in ("envman", "buildkite-agent"):
-        fake_tool(bin_dir, tool, recorder)
-    base = {
-        key: value
-        for key, value in os.environ.items()
-        if key in ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR", "PIP_CERT", "SSL_CERT_FILE")
-    }
-    base["PATH"] = f"{bin_dir}{os.pathsep}{base.get('PATH', '')}"
-    base.update(env)
-    assert ASC_TOKEN is not None
-    completed = subprocess.run(
-        [ASC_TOKEN, *(args if args is not None else ["--no-verify"])],
-        env=base,
-        cwd=str(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return Run(completed, recorder)
-
-
 def asc_env(key: KeyMaterial) -> Dict[str, str]:
-    return {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID}
+    return cli_env(key)
 
 
 MASK_COMMANDS = ("::add-mask::", "##vso[task.setsecret]")
@@ -197,8 +141,6 @@ def test_github_actions_cli_masks_then_outputs(tmp_path: Path, key: KeyMaterial)
     output.write_text("")
     run = run_cli(tmp_path, {**asc_env(key), "GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output)})
     assert run.returncode == 0, run.stderr
-    from devtools.runnerfiles import parse_file_command
-
     token = parse_file_command(output.read_text())["token"]
     # Workflow commands go to stderr, which the runner reads too: stdout stays free for $(...).
     assert run.stdout == ""
@@ -208,61 +150,13 @@ def test_github_actions_cli_masks_then_outputs(tmp_path: Path, key: KeyMaterial)
     assert_clean(run, token, key)
 
 
-@pytest.mark.parametrize(
-    "names",
-    [
-        ("APP_STORE_CONNECT_API_KEY_KEY", "APP_STORE_CONNECT_API_KEY_KEY_ID", "APP_STORE_CONNECT_API_KEY_ISSUER_ID"),
-        ("APP_STORE_CONNECT_PRIVATE_KEY", "APP_STORE_CONNECT_KEY_IDENTIFIER", "APP_STORE_CONNECT_ISSUER_ID"),
-        ("ASC_PRIVATE_KEY_B64", "ASC_KEY_ID", "ASC_ISSUER_ID"),
-    ],
-)
-def test_other_tools_environment_names(tmp_path: Path, key: KeyMaterial, names: tuple) -> None:  # type: ignore[type-arg]
-    key_var, id_var, issuer_var = names
-    run = run_cli(
-        tmp_path, {key_var: key.base64_of_file, id_var: KEY_ID, issuer_var: ISSUER_ID}, ["--print", "--no-verify"]
-    )
-    assert run.returncode == 0, run.stderr
-    assert key.decode(run.stdout.strip())["iss"] == ISSUER_ID
-    assert f"private-key from {key_var}" in run.stderr and f"key-id from {id_var}" in run.stderr
-
-
-def test_key_path_from_environment_wins(tmp_path: Path, key: KeyMaterial) -> None:
-    key_file = tmp_path / f"AuthKey_{KEY_ID}.p8"
-    key_file.write_text(key.pem)
-    env = {
-        "ASC_PRIVATE_KEY_PATH": str(key_file),
-        "ASC_PRIVATE_KEY": "garbage",
-        "ASC_KEY_ID": KEY_ID,
-        "ASC_ISSUER_ID": ISSUER_ID,
-    }
-    run = run_cli(tmp_path, env, ["--print", "--no-verify"])
-    assert run.returncode == 0, run.stderr
-    assert "private-key-path from ASC_PRIVATE_KEY_PATH" in run.stderr
-
-
-def test_private_key_on_the_command_line_is_refused(tmp_path: Path, key: KeyMaterial) -> None:
-    run = run_cli(
-        tmp_path, {"ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID}, ["--private-key", "whatever", "--print"]
-    )
-    assert run.returncode == 1
-    assert "--private-key on the command line is refused" in run.stderr
-    assert run.stdout == ""
-
-
-def test_bad_input_names_the_variable(tmp_path: Path, key: KeyMaterial) -> None:
-    run = run_cli(tmp_path, {**asc_env(key), "ASC_KEY_ID": "short"}, ["--print", "--no-verify"])
-    assert run.returncode == 1
-    assert "error: ASC_KEY_ID must be 10 characters" in run.stderr
-    assert run.stdout == ""
-    assert "Traceback" not in run.stderr
-
-
 def test_verify_against_the_standin(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     run = run_cli(tmp_path, asc_env(key), ["--print", "--api-url", api.url])
     assert run.returncode == 0, run.stderr
     assert "verified (3 apps visible, 3599 requests left this hour)" in run.stderr
-    api.register(KEY_ID, key.key.public_key(), "11111111-2222-3333-4444-555555555555")
-    failed = run_cli(tmp_path, asc_env(key), ["--print", "--api-url", api.url])
+    # The 401 in process, where the retries can be quick; the message is the same.
+    api.register(KEY_ID, key.key.public_key(), OTHER_ISSUER)
+    failed = run_cli_in_process(tmp_path, asc_env(key), ["--print", "--api-url", api.url])
     assert failed.returncode == 1
     assert "401 NOT_AUTHORIZED" in failed.stderr and "ASC_ISSUER_ID is not the issuer" in failed.stderr
     assert failed.stdout == ""

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
-import io
 import time
-from contextlib import redirect_stdout
 from pathlib import Path
 from typing import ClassVar, Dict, List
 
 import pytest
 
-from asc_token.action import run_action
 from asc_token.github import GitHubInputs
 from asc_token.transport import RetryPolicy, Transport
 from asc_token.verify import VerificationResult, verify_credentials
-from devtools.runnerfiles import parse_file_command
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, Result, assert_no_secrets, assert_token_masked_first, run_entrypoint
-
-FAST = RetryPolicy(
-    backoff_base=0.05, backoff_cap=0.2, retry_after_cap=0.5, connect_timeout=1, read_timeout=1, total_seconds=3
+from .conftest import OTHER_ISSUER, team_inputs, verify_inputs
+from .runner import (
+    ISSUER_ID,
+    KEY_ID,
+    QUICK_RETRIES,
+    KeyMaterial,
+    Result,
+    assert_no_secrets,
+    assert_token_masked_first,
+    run_action_in_process,
+    run_entrypoint,
 )
+
+FAST = QUICK_RETRIES
 
 
 def inputs(key: KeyMaterial, api: AppStoreConnectStandIn, **extra: str) -> Dict[str, str]:
-    return {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": api.url, **extra}
+    return {**verify_inputs(key, api), **extra}
 
 
 def error_line(result: Result) -> str:
@@ -36,23 +41,7 @@ def error_line(result: Result) -> str:
 
 def run_in_process(tmp_path: Path, values: Dict[str, str], policy: RetryPolicy = FAST) -> Result:
     """The same flow without a subprocess, so a test can shorten the timeouts."""
-    files = {name: tmp_path / f"{name.lower()}.txt" for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY")}
-    for path in files.values():
-        path.write_text("")
-    env = {name: str(path) for name, path in files.items()}
-    env.update({f"INPUT_{k.upper()}": v for k, v in values.items()}, GITHUB_ACTIONS="true")
-    stdout = io.StringIO()
-    with redirect_stdout(stdout):
-        code = run_action(env, policy=policy)
-    return Result(
-        returncode=code,
-        stdout=stdout.getvalue(),
-        stderr="",
-        outputs=parse_file_command(files["GITHUB_OUTPUT"].read_text()),
-        env_file={},
-        summary=files["GITHUB_STEP_SUMMARY"].read_text(),
-        workdir=tmp_path,
-    )
+    return run_action_in_process(tmp_path, values, policy=policy)
 
 
 def test_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
@@ -68,7 +57,8 @@ def test_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) 
 
 
 def test_401_wrong_issuer(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_entrypoint(tmp_path, inputs(key, api, **{"issuer-id": "11111111-2222-3333-4444-555555555555"}))
+    """Through the runner with the real retry timings: the README's 401 row."""
+    result = run_entrypoint(tmp_path, inputs(key, api, **{"issuer-id": OTHER_ISSUER}))
     assert result.returncode == 1
     line = error_line(result)
     assert "401 NOT_AUTHORIZED" in line and "`issuer-id` is not the issuer" in line
@@ -94,7 +84,7 @@ def test_403_role(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn)
 
 def test_500_then_503_then_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.inject(Fault("status", status=500), Fault("status", status=503))
-    result = run_entrypoint(tmp_path, inputs(key, api))
+    result = run_in_process(tmp_path, inputs(key, api))
     assert result.returncode == 0, result.log
     assert [outcome for _, outcome in api.requests] == ["500", "503", "200"]
     assert "after 3 attempts" in result.summary
@@ -103,10 +93,10 @@ def test_500_then_503_then_success(tmp_path: Path, key: KeyMaterial, api: AppSto
 
 def test_429_honours_retry_after(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.inject(Fault("rate-limit", retry_after=1))
-    started = time.monotonic()
-    result = run_entrypoint(tmp_path, inputs(key, api))
+    slept: List[float] = []
+    result = run_action_in_process(tmp_path, inputs(key, api), policy=RetryPolicy(), sleep=slept.append)
     assert result.returncode == 0, result.log
-    assert time.monotonic() - started >= 1.0  # waited as Apple asked
+    assert slept == [1.0]  # waited as Apple asked
     assert "HTTP 429 on attempt 1; retrying in 1.0 s" in result.stdout
     assert [outcome for _, outcome in api.requests] == ["429", "200"]
 
@@ -121,6 +111,7 @@ def test_retry_after_is_capped(key: KeyMaterial, api: AppStoreConnectStandIn) ->
 
 
 def test_reset_then_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """Through the runner with the real backoff: the README's retries row."""
     api.inject(Fault("reset"))
     result = run_entrypoint(tmp_path, inputs(key, api))
     assert result.returncode == 0, result.log
@@ -163,19 +154,20 @@ def test_html_502_is_summarised_not_dumped(tmp_path: Path, key: KeyMaterial, api
 def test_hanging_server_times_out_in_bounded_time(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
-    api.inject(*[Fault("delay", seconds=10)] * 5)
+    api.inject(*[Fault("delay", seconds=3)] * 5)
+    policy = RetryPolicy(backoff_base=0.05, connect_timeout=0.3, read_timeout=0.3, total_seconds=1.5)
     started = time.monotonic()
-    result = run_in_process(tmp_path, inputs(key, api))
+    result = run_in_process(tmp_path, inputs(key, api), policy)
     elapsed = time.monotonic() - started
     assert result.returncode == 1
-    assert elapsed < FAST.total_seconds + 1.5
+    assert elapsed < policy.total_seconds + 1.5
     line = error_line(result)
     assert "timed out" in line and api.url in line
 
 
 def test_server_clock_40_minutes_behind(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.clock_offset_seconds = -40 * 60
-    result = run_entrypoint(tmp_path, inputs(key, api))
+    result = run_in_process(tmp_path, inputs(key, api))
     assert result.returncode == 1
     assert "the runner's clock is 40 min ahead of App Store Connect's" in error_line(result)
 
@@ -184,7 +176,7 @@ def test_scope_not_covering_apps_verifies_with_a_separate_token(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     scope = "GET /v1/apps?filter[platform]=IOS"
-    result = run_entrypoint(tmp_path, inputs(key, api, scope=scope))
+    result = run_in_process(tmp_path, inputs(key, api, scope=scope))
     assert result.returncode == 0, result.log
     token = result.outputs["token"]
     assert key.decode(token)["scope"] == [scope]
@@ -195,14 +187,13 @@ def test_scope_not_covering_apps_verifies_with_a_separate_token(
     assert "separate unscoped token" in result.summary
 
 
-def test_unreachable_url(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_entrypoint(
-        tmp_path,
-        {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": "http://127.0.0.1:9"},
-    )
+def test_unreachable_url(tmp_path: Path, key: KeyMaterial, closed_port: int) -> None:
+    """Through the runner: the README's refused/DNS/TLS/timeout row (the others: test_scenario_unreachable)."""
+    url = f"http://127.0.0.1:{closed_port}"
+    result = run_entrypoint(tmp_path, team_inputs(key, verify=None, api_url=url))
     assert result.returncode == 1
     line = error_line(result)
-    assert "connection was refused" in line and "http://127.0.0.1:9/v1/apps?limit=1" in line
+    assert "connection was refused" in line and f"{url}/v1/apps?limit=1" in line
     assert "Traceback" not in result.log
 
 

@@ -64,6 +64,10 @@ def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome, naming: Na
             gh.set_output("app-count", str(result.app_count))
         if result.rate_limit_remaining is not None:
             gh.set_output("rate-limit-remaining", str(result.rate_limit_remaining))
+    for check in outcome.checks:
+        if check.app_id:  # only an `app:<bundle-id>` check that found exactly one app
+            gh.set_output("app-id", check.app_id)
+            gh.set_output("app-name", check.app_name)
     files = outcome.key_files
     if files is not None:
         gh.set_output("key-path", files.key_path)
@@ -77,6 +81,7 @@ def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome, naming: Na
                 # With these, `asc-token --print` and `asc-token api` in later steps need no setup.
                 "ASC_KEY_TYPE": settings.key_type,
                 "ASC_API_URL": settings.api_url,
+                "ASC_API": settings.api.name,
             }
             if settings.issuer_id is not None:
                 exported["ASC_ISSUER_ID"] = settings.issuer_id
@@ -91,7 +96,10 @@ def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome, naming: Na
             )
     if settings.export_token:
         gh.export_variable("ASC_TOKEN", minted.token)
-    status = "verified" if outcome.verification else f"not verified ({naming.assignment('verify', 'false')})"
+    if outcome.checks:
+        status = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
+    else:
+        status = f"not verified ({naming.assignment('verify', 'false')})"
     gh.info(
         f"Minted an App Store Connect token for key {settings.key_id} ({settings.key_type}), expires {minted.expires_at_iso}; {status}."
     )

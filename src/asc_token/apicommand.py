@@ -182,7 +182,7 @@ def main(
 class ApiInputs(CliInputs):
     """The token command's settings, without the ones ``api`` does not use (a stray ASC_VERIFY)."""
 
-    IGNORED = ("verify",)
+    IGNORED = ("verify", "checks", "notary-url")
 
     def get(self, name: str) -> str:
         return "" if name in self.IGNORED else super().get(name)
@@ -298,7 +298,7 @@ def run_call(
     key = read_private_key(settings.key, platform.workspace())
     for form in secret_forms(key, settings.key.contents):
         platform.mask(form, printing=True)  # printing: stdout is the caller's, never a mask command
-    request = TokenRequest(settings.key_id, settings.issuer_id, settings.expires_in, settings.scope)
+    request = TokenRequest(settings.key_id, settings.issuer_id, settings.expires_in, settings.scope, settings.api)
     tokens = TokenSource(key, request, clock, lambda token: platform.mask(token, printing=True))
     if call.method == "POST":
         policy = dataclasses.replace(policy, resend_when_uncertain=False)

@@ -14,7 +14,7 @@ import time
 from typing import Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from . import __version__
-from .config import DEFAULT_API_URL, read_settings
+from .config import DEFAULT_API_URL, DEFAULT_NOTARY_URL, read_settings
 from .errors import AscTokenError, DeliveryError, InputError
 from .files import write_secret_file
 from .flow import Collaborators, run_flow
@@ -43,7 +43,12 @@ ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
     "scope": ("PLUGIN_SCOPE", "ASC_SCOPE"),
     "verify": ("PLUGIN_VERIFY", "ASC_VERIFY"),
     "api-url": ("PLUGIN_API_URL", "ASC_API_URL"),
+    "checks": ("PLUGIN_CHECKS", "ASC_CHECKS"),
+    "notary-url": ("PLUGIN_NOTARY_URL", "ASC_NOTARY_URL"),
+    "api": ("PLUGIN_API", "ASC_API"),
 }
+# Settings whose flag is spelled differently from the setting: `--check` is given once per check.
+_FLAG_SPELLING = {"checks": "--check"}
 # One key source for the whole chain: a path and contents from different tools are not a conflict.
 _KEY_ORDER = (
     ("private-key-path", "PLUGIN_PRIVATE_KEY_PATH"),
@@ -67,7 +72,7 @@ class CliInputs:
         self._labels: Dict[str, str] = {}
         for name, value in flags.items():
             if value is not None:
-                self._values[name], self._labels[name] = value, f"--{name}"
+                self._values[name], self._labels[name] = value, _FLAG_SPELLING.get(name, f"--{name}")
         if "private-key-path" not in self._values:
             for name, variable in _KEY_ORDER:
                 if env.get(variable, "").strip():
@@ -91,7 +96,7 @@ class CliInputs:
         variable = names[1] if len(names) > 1 else (names[0] if names else "")
         if name not in _FLAGS:  # the key's contents: never a flag (argv is public)
             return variable or name
-        return f"--{name}" + (f" (or {variable})" if variable else "")
+        return _FLAG_SPELLING.get(name, f"--{name}") + (f" (or {variable})" if variable else "")
 
     def assignment(self, name: str, value: str) -> str:
         used = self._labels.get(name, "")
@@ -100,7 +105,7 @@ class CliInputs:
         if name == "verify":
             return "--verify" if value == "true" else "--no-verify"
         if name in _FLAGS:
-            return f"--{name} {value}"
+            return f"{_FLAG_SPELLING.get(name, '--' + name)} {value}"
         names = ENV_SOURCES.get(name, ())
         return f"{names[1] if len(names) > 1 else name}={value}"
 
@@ -108,7 +113,10 @@ class CliInputs:
         return [f"{name} from {label}" for name, label in sorted(self._labels.items())]
 
 
-_FLAGS = ("key-id", "issuer-id", "private-key-path", "key-type", "expires-in", "scope", "verify", "api-url")
+_FLAGS = (
+    *("key-id", "issuer-id", "private-key-path", "key-type", "expires-in", "scope", "verify", "api-url"),
+    *("checks", "notary-url", "api"),
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -125,12 +133,20 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--private-key-path", help="path of the AuthKey_<KEYID>.p8 file (env: ASC_PRIVATE_KEY_PATH)")
     parser.add_argument("--private-key", help=argparse.SUPPRESS)  # refused: argv is public
     parser.add_argument("--key-type", help="team (default) or individual")
-    parser.add_argument("--expires-in", help="token lifetime in seconds, 1..1200 (default 1200)")
+    parser.add_argument(
+        "--expires-in",
+        help="token lifetime: seconds or 90s, 20m, 2h, 180d (default 1200); beyond 20 minutes only "
+        "with a --scope of GETs on resources that allow long-lived tokens (env: ASC_EXPIRES_IN)",
+    )
     parser.add_argument("--scope", action="append", help="METHOD /path the token may call; repeatable")
 
 
 def add_platform_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api-url", help=f"App Store Connect base URL (default {DEFAULT_API_URL})")
+    """Which API, at which URL, on which CI platform: every command reads them too."""
+    parser.add_argument(
+        "--api", help="app-store-connect (default) or enterprise, the Enterprise Program API (env: ASC_API)"
+    )
+    parser.add_argument("--api-url", help=f"API base URL (default: the chosen API's own, {DEFAULT_API_URL})")
     parser.add_argument(
         "--platform", metavar="NAME", help=f"CI platform: {', '.join(PLATFORM_NAMES)} (default: detected)"
     )
@@ -151,8 +167,12 @@ def settings_flags(args: argparse.Namespace) -> Dict[str, Optional[str]]:
         "key-type": args.key_type,
         "expires-in": args.expires_in,
         "scope": "\n".join(args.scope) if args.scope else None,
-        "verify": getattr(args, "verify", None),
         "api-url": args.api_url,
+        "api": args.api,
+        # The token command's own; `asc-token api` has none of them.
+        "verify": getattr(args, "verify", None),
+        "checks": "\n".join(args.check) if getattr(args, "check", None) else None,
+        "notary-url": getattr(args, "notary_url", None),
     }
 
 
@@ -184,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the credentials with GET /v1/apps (default)",
     )
     parser.add_argument("--no-verify", dest="verify", action="store_const", const="false", help="skip the check")
+    parser.add_argument(
+        "--check",
+        action="append",
+        metavar="CHECK",
+        help="what to prove before the build: apps (default), app:<bundle-id>, testflight, provisioning, "
+        "xcode-cloud, notary; repeatable (env: ASC_CHECKS, one per line)",
+    )
+    parser.add_argument("--notary-url", help=f"notary service base URL (default {DEFAULT_NOTARY_URL})")
     parser.add_argument(
         "--print", dest="print_token", action="store_true", help="write the token, and only it, to stdout"
     )
@@ -231,11 +259,13 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] 
         sys.stdout.flush()
         done.append("stdout (--print)")
     result = outcome.verification
-    checked = (
-        f"verified ({result.app_count} apps visible, {result.rate_limit_remaining} requests left this hour)"
-        if result
-        else "not verified"
-    )
+    if result is not None:
+        apps = f"{result.app_count} apps visible, " if result.app_count is not None else ""  # enterprise: none
+        checked = f"verified ({apps}{result.rate_limit_remaining} requests left this hour)"
+    elif outcome.checks:
+        checked = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
+    else:
+        checked = "not verified"
     _log(f"Minted a token for key {settings.key_id}, expires {minted.expires_at_iso}; {checked}.")
     if done:
         _log("Token delivered to: " + "; ".join(done))

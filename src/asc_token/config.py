@@ -7,17 +7,35 @@ names settings through it, never by a hard-coded name.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Optional, Protocol, Tuple
+from typing import List, Optional, Protocol, Tuple
 from urllib.parse import urlsplit
 
-from .errors import InputError
+from .apis import APIS, APP_STORE_CONNECT, Api
+from .errors import InputError, KeyMissingError
 from .keys import KeySource, looks_like_key_material
+from .lifetimes import (
+    LONG_LIFETIME_SECONDS,
+    Refusal,
+    describe_lifetime,
+    lifetime_refusal,
+    long_lived_names,
+    long_lived_summary,
+    resource_of,
+)
 from .minting import MAX_LIFETIME_SECONDS
 
-DEFAULT_API_URL = "https://api.appstoreconnect.apple.com"
+DEFAULT_NOTARY_URL = "https://appstoreconnect.apple.com/notary/v2"
+DEFAULT_CHECKS = "apps"
+# Apple: a bundle ID holds only A-Z, a-z, 0-9, hyphens and periods, in reverse-DNS style. A
+# wildcard (com.example.*) exists only when registering an App ID; an app record always has an
+# explicit bundle ID, so `app:` refuses one.
+_BUNDLE_ID = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_BUNDLE_ID_MAX = 255
+DEFAULT_API_URL = APP_STORE_CONNECT.url
 _KEY_ID = re.compile(r"^[A-Z0-9]{10}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TRUE = {"true", "True", "TRUE", "yes", "1", "on"}
@@ -44,6 +62,19 @@ class InputReader(Naming, Protocol):
 
 
 @dataclass(frozen=True)
+class Check:
+    """One `checks` entry: a name from :data:`checks.CHECKS`, and the bundle ID for ``app:``."""
+
+    name: str
+    bundle_id: str = ""
+
+    @property
+    def entry(self) -> str:
+        """As the user writes it in `checks`."""
+        return f"app:{self.bundle_id}" if self.name == "app" else self.name
+
+
+@dataclass(frozen=True)
 class Settings:
     key_id: str
     issuer_id: Optional[str]
@@ -56,6 +87,9 @@ class Settings:
     write_key_files: bool = False
     export_env: bool = False
     export_token: bool = False
+    checks: Tuple[Check, ...] = (Check("apps"),)
+    notary_url: str = DEFAULT_NOTARY_URL
+    api: Api = APP_STORE_CONNECT
 
 
 def read_settings(inputs: InputReader) -> Settings:
@@ -73,18 +107,23 @@ def read_settings(inputs: InputReader) -> Settings:
             "point at the key files it writes.",
             details=f"Set {inputs.assignment('write-key-files', 'true')} and {inputs.assignment('export-env', 'true')}.",
         )
+    api = _api(inputs)
+    scope = _scope(inputs)
     return Settings(
         key_id=key_id,
         issuer_id=issuer_id,
         key_type=key_type,
-        expires_in=_expires_in(inputs),
-        scope=_scope(inputs),
+        expires_in=_expires_in(inputs, scope, api),
+        scope=scope,
         key=key,
         verify=read_bool(inputs, "verify", default=True),
-        api_url=_api_url(inputs),
+        api_url=_api_url(inputs, api),
         write_key_files=write_key_files,
         export_env=export_env,
         export_token=read_bool(inputs, "export-token", default=False),
+        checks=read_checks(inputs, key_type, api),
+        notary_url=_notary_url(inputs),
+        api=api,
     )
 
 
@@ -130,7 +169,7 @@ def _key_source(inputs: InputReader) -> KeySource:
         "with:\n  private-key: ${{ secrets.ASC_PRIVATE_KEY }}"
     )
     elsewhere = "If you did set it, the variable is empty in this step: check that the CI secret exists and is passed to this step."
-    raise InputError(
+    raise KeyMissingError(
         f"No private key was given: set {key} to the contents of your AuthKey_<KEYID>.p8 file "
         f"(from a secret), or {key_path} to its path.",
         details=github if inputs.on_github else elsewhere,
@@ -191,19 +230,89 @@ def _issuer_id(inputs: InputReader, key_type: str) -> Optional[str]:
     return raw.lower()
 
 
-def _expires_in(inputs: InputReader) -> int:
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 60 * 60, "d": 24 * 60 * 60}
+
+
+def parse_lifetime(raw: str) -> Optional[int]:
+    """Seconds from ``1200``, ``90s``, ``20m``, ``2h`` or ``180d``; None when it is not of that form."""
+    # ASCII digits only (str.isdigit() accepts '²'), at most 9 of them: no huge numbers to multiply.
+    match = re.fullmatch(r"([0-9]{1,9})([smhd]?)", raw)
+    return None if match is None else int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _expires_in(inputs: InputReader, scope: Tuple[str, ...], api: Api) -> int:
     label = inputs.label("expires-in")
     raw = inputs.get("expires-in").strip()
     if not raw:
         return MAX_LIFETIME_SECONDS
-    # ASCII digits only: str.isdigit() accepts '²', and 5,000 digits are no lifetime either.
-    if re.fullmatch(r"[0-9]{1,9}", raw) is None or not 1 <= int(raw) <= MAX_LIFETIME_SECONDS:
+    lifetime = parse_lifetime(raw)
+    if lifetime is None or lifetime == 0:
         raise InputError(
-            f"{label} must be a whole number of seconds from 1 to {MAX_LIFETIME_SECONDS}, not "
-            f"{_shown(raw)}: Apple rejects tokens that live longer than 20 minutes, so leave it "
-            "unset for the maximum.",
+            f"{label} must be a lifetime in seconds (1 to 1200) or a whole number with a unit s, m, "
+            f"h or d (like 90s, 20m or 180d), not {_shown(raw)}: Apple rejects most tokens that live "
+            "longer than 20 minutes, so leave it unset for 20 minutes.",
         )
-    return int(raw)
+    refusal = lifetime_refusal(lifetime, scope, api)
+    if refusal is not None:
+        raise _lifetime_error(inputs, lifetime, refusal)
+    return lifetime
+
+
+def _lifetime_error(inputs: InputReader, lifetime: int, refusal: Refusal) -> InputError:
+    """One error per rule, naming the scope entry that breaks it (Apple's rule is in lifetimes.py)."""
+    label, scope = inputs.label("expires-in"), inputs.label("scope")
+    shorten = f"or set {label} to 1200 (20 minutes) or less"
+    asked = f"{label} is {describe_lifetime(lifetime)}"
+    if refusal.rule == "range":
+        return InputError(
+            f"{asked}, longer than the six months Apple accepts for any token: set it to 180d "
+            f"({LONG_LIFETIME_SECONDS} seconds) or less."
+        )
+    if refusal.rule == "api":
+        return InputError(
+            f"{asked}, but the Enterprise Program API ({inputs.assignment('api', 'enterprise')}) "
+            f"accepts no token that lives longer than 20 minutes: set {label} to 1 to 1200 seconds."
+        )
+    longer = f"{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only"
+    if refusal.rule == "no-scope":
+        return InputError(
+            f"{longer} for a token with a {scope} of GET requests on resources that allow "
+            f"long-lived tokens: set {scope} (like GET /v1/ciProducts), {shorten}.",
+            details=_LONG_LIVED_DETAILS,
+        )
+    entry = _shown(refusal.entry)
+    if refusal.rule == "not-get":
+        return InputError(
+            f"{longer} when every {scope} entry is a GET, and {entry} is not: remove that entry "
+            f"from {scope}, {shorten}.",
+            details=_LONG_LIVED_DETAILS,
+        )
+    resource = _shown(resource_of(refusal.entry.partition(" ")[2].strip()))
+    return InputError(
+        f"{longer} for resources that allow long-lived tokens ({long_lived_names()}), and {scope} "
+        f"entry {entry} reads {resource}, which does not: remove that entry from {scope}, {shorten}.",
+        details=_LONG_LIVED_DETAILS,
+    )
+
+
+_LONG_LIVED_DETAILS = (
+    "Apple accepts tokens of up to six months only with a scope of GET requests on these resources "
+    '(Apple, "Generating Tokens for API Requests" > "Determine the Appropriate Token Lifetime"):\n'
+    + long_lived_summary()
+)
+
+
+def _api(inputs: InputReader) -> Api:
+    raw = inputs.get("api").strip().lower()
+    if not raw:
+        return APP_STORE_CONNECT
+    if raw not in APIS:
+        raise InputError(
+            f"{inputs.label('api')} must be app-store-connect or enterprise, not {_shown(raw)}: use "
+            "enterprise for a key created in an Apple Developer Enterprise Program account, or "
+            "leave it unset for App Store Connect.",
+        )
+    return APIS[raw]
 
 
 def _scope(inputs: InputReader) -> Tuple[str, ...]:
@@ -219,13 +328,13 @@ def _scope(inputs: InputReader) -> Tuple[str, ...]:
     return entries
 
 
-def _api_url(inputs: InputReader) -> str:
+def _api_url(inputs: InputReader, api: Api = APP_STORE_CONNECT) -> str:
     label = inputs.label("api-url")
-    raw = inputs.get("api-url").strip() or DEFAULT_API_URL
+    raw = inputs.get("api-url").strip() or api.url
     problem = api_url_problem(raw)
     if problem:
         raise InputError(
-            f"{label} {problem}, so it is refused (it would receive the bearer token): leave it unset for {DEFAULT_API_URL}."
+            f"{label} {problem}, so it is refused (it would receive the bearer token): leave it unset for {api.url}."
         )
     return raw.rstrip("/")
 
@@ -260,3 +369,77 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def read_checks(inputs: InputReader, key_type: str, api: Api = APP_STORE_CONNECT) -> Tuple[Check, ...]:
+    """The `checks` entries in order, each known, duplicates dropped; every refusal before any request."""
+    from .checks import CHECKS  # checks.py imports this module; the table stays there, in one place
+
+    label = inputs.label("checks")
+    raw = inputs.get("checks")
+    lines = [line.strip() for line in raw.splitlines() if line.strip()] or [DEFAULT_CHECKS]
+    known = ", ".join("app:<bundle-id>" if name == "app" else name for name in CHECKS)
+    found: List[Check] = []
+    for line in lines:
+        name, colon, rest = line.partition(":")
+        name = name.strip().lower()
+        if name not in CHECKS or (colon and name != "app"):
+            close = difflib.get_close_matches(name, [n for n in CHECKS if n != "app"], n=1)
+            hint = f" (did you mean {close[0]}?)" if close and close[0] != name else ""
+            raise InputError(
+                f"{label} entry {_shown(line)} is not a check{hint}: write one per line, from {known}.",
+            )
+        check = Check(name, _bundle_id(inputs, line, rest.strip()) if name == "app" else "")
+        refused = CHECKS[name].individual_keys_cannot_use
+        if refused and key_type == "individual":
+            raise InputError(
+                f"{label} entry {check.entry} needs a team key, but {inputs.label('key-type')} is "
+                f"individual: Apple does not let individual keys use {refused}; "
+                "use a team key (App Store Connect > Users and Access > Integrations > Team Keys).",
+            )
+        if api is not APP_STORE_CONNECT and name != "apps":
+            raise InputError(
+                f"{label} entry {check.entry} reads the App Store Connect API, but "
+                f"{inputs.assignment('api', api.name)} selects the {api.title}: there only the apps "
+                f"check runs (as GET {api.verify_path.split('?')[0]}); remove {check.entry}.",
+            )
+        if check not in found:
+            found.append(check)
+    apps = [check.entry for check in found if check.name == "app"]
+    if len(apps) > 1:
+        raise InputError(
+            f"{label} has more than one app: entry ({', '.join(apps)}): keep one, since the outputs "
+            "app-id and app-name hold a single app.",
+        )
+    return tuple(found)
+
+
+def _bundle_id(inputs: InputReader, line: str, bundle_id: str) -> str:
+    label = inputs.label("checks")
+    if not bundle_id:
+        raise InputError(
+            f"{label} entry {_shown(line)} has no bundle ID: write app:<bundle-id>, like "
+            "app:com.example.app (App Store Connect > your app > App Information > Bundle ID).",
+        )
+    if "*" in bundle_id:
+        raise InputError(
+            f"{label} entry {_shown(line)} has a wildcard: wildcards exist only for registering App IDs, "
+            "and an app always has an explicit bundle ID; write it in full, like app:com.example.app.",
+        )
+    if len(bundle_id) > _BUNDLE_ID_MAX or _BUNDLE_ID.match(bundle_id) is None:
+        raise InputError(
+            f"{label} entry {_shown(line)} is not a bundle ID: Apple allows only letters, digits, "
+            "hyphens and periods, in reverse-DNS style like app:com.example.app.",
+        )
+    return bundle_id
+
+
+def _notary_url(inputs: InputReader) -> str:
+    label = inputs.label("notary-url")
+    raw = inputs.get("notary-url").strip() or DEFAULT_NOTARY_URL
+    problem = api_url_problem(raw)
+    if problem:
+        raise InputError(
+            f"{label} {problem}, so it is refused (it would receive the bearer token): leave it unset for {DEFAULT_NOTARY_URL}."
+        )
+    return raw.rstrip("/")

@@ -31,6 +31,12 @@ class Request:
     key_type: str
     purpose: str = "list apps"  # "may not <purpose>" in a 403
     attempts: int = 1
+    grant: str = "an App Manager, Developer or Admin role"  # "give key X <grant>" in a 403
+    needed_for: str = ""  # "..., which <needed_for>" in a 403
+    way_out: str = ""  # "..., or <way_out>" in a 403; default: verify false
+    setting: str = "api-url"  # the setting that chose the URL, for proxy and wrong-URL advice
+    # The notary service answers a key it does not accept in plain text, not JSON (see checks.py).
+    plain_errors_are_apple: bool = False
 
 
 def quote_foreign(text: object, limit: int = _FOREIGN_LIMIT) -> str:
@@ -124,18 +130,20 @@ def explain_reply(reply: Reply, request: Request, naming: Naming, clock: Callabl
     """The error for an answer that is not a success."""
     status = reply.status
     tried = f" after {request.attempts} attempts" if request.attempts > 1 else ""
+    url_setting = naming.label(request.setting)
     if 300 <= status < 400:
         return NotAppleError(
             f"{request.url} answered with a redirect ({status}), which App Store Connect never "
-            f"does: a proxy, captive portal or wrong {naming.label('api-url')} is in the way; "
-            f"check {naming.label('api-url')} and the runner's proxy settings.",
+            f"does: a proxy, captive portal or wrong {url_setting} is in the way; "
+            f"check {url_setting} and the runner's proxy settings.",
             details=f"The redirect pointed at {quote_foreign(reply.header('location') or 'nothing', 200)}.",
         )
-    if not is_apple_json(reply):
+    plain_but_apple = request.plain_errors_are_apple and status in (401, 403)
+    if not is_apple_json(reply) and not plain_but_apple:
         return NotAppleError(
             f"Something between the runner and App Store Connect answered {status}{tried} with "
             f"{summarise_body(reply)}, not App Store Connect's JSON: a proxy, gateway or firewall "
-            f"(or a wrong {naming.label('api-url')}) answered for it; check the runner's proxy "
+            f"(or a wrong {url_setting}) answered for it; check the runner's proxy "
             "settings, then re-run.",
             details=f"The request went to {request.url}.",
         )
@@ -159,24 +167,30 @@ def explain_reply(reply: Reply, request: Request, naming: Naming, clock: Callabl
         )
     return ApiError(
         f"App Store Connect answered {status} {code or ''} for {request.url}: check the request "
-        f"and {naming.label('api-url')}.".replace("  ", " "),
+        f"and {url_setting}.".replace("  ", " "),
         details=f"Apple said: {said}",
     )
 
 
 def _explain_403(request: Request, code: Optional[str], said: str, naming: Naming) -> ApiError:
-    if code and (code == AGREEMENTS_CODE or code.startswith(AGREEMENTS_CODE + ".")):
+    if is_agreements_code(code):
         return ApiError(
             f"App Store Connect answered 403 {code}: the Account Holder must accept the latest "
             "agreement in App Store Connect > Business; no change to the key or the settings will help.",
             details=f"Apple said: {said}",
         )
+    needed = f", which {request.needed_for}" if request.needed_for else ""
+    way_out = request.way_out or f"set {naming.assignment('verify', 'false')} if it only needs other resources"
     return ApiError(
         f"App Store Connect answered 403 {code or 'FORBIDDEN'}: the key is valid, but its role "
-        f"may not {request.purpose}; give key {naming.label('key-id')} an App Manager, Developer "
-        f"or Admin role, or set {naming.assignment('verify', 'false')} if it only needs other resources.",
+        f"may not {request.purpose}{needed}; give key {naming.label('key-id')} {request.grant}, or {way_out}.",
         details=f"Apple said: {said}",
     )
+
+
+def is_agreements_code(code: Optional[str]) -> bool:
+    """Apple's code for "the Account Holder has not accepted the latest agreement", with any suffix."""
+    return bool(code) and (code == AGREEMENTS_CODE or str(code).startswith(AGREEMENTS_CODE + "."))
 
 
 def _explain_401(request: Request, code: Optional[str], said: str, skew: Optional[float], naming: Naming) -> ApiError:
@@ -227,8 +241,10 @@ def _explain_401(request: Request, code: Optional[str], said: str, skew: Optiona
     )
 
 
-def explain_unreachable(kind: str, url: str, naming: Naming, attempts: int = 1) -> UnreachableError:
-    api_url = naming.label("api-url")
+def explain_unreachable(
+    kind: str, url: str, naming: Naming, attempts: int = 1, *, setting: str = "api-url"
+) -> UnreachableError:
+    api_url = naming.label(setting)
     what = {
         "refused": "the connection was refused",
         "dns": "the host name could not be resolved (DNS)",

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
-from .config import Naming, Settings
+from .checks import SEPARATE_TOKEN_LIFETIME, CheckResult, VerificationResult, run_checks
+from .config import Check, Naming, Settings
 from .keyfiles import KeyFiles, write_key_files
 from .keys import read_private_key, secret_forms, to_pkcs8_pem
 from .minting import Clock, MintedToken, TokenRequest, mint, scope_allows
-from .transport import Transport
-from .verify import VERIFY_PATH, VerificationResult, verify_credentials
-
-VERIFY_TOKEN_LIFETIME = 120
+from .transport import Tokens, Transport
 
 
 @dataclass(frozen=True)
@@ -21,6 +19,7 @@ class Outcome:
     verification: Optional[VerificationResult] = None
     key_files: Optional[KeyFiles] = None
     verified_with_separate_token: bool = False
+    checks: Tuple[CheckResult, ...] = ()  # every check's result, in the order given
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,8 @@ def run_flow(
     key = read_private_key(settings.key, workspace)
     for form in secret_forms(key, settings.key.contents):
         edge.mask(form)
-    request = TokenRequest(settings.key_id, settings.issuer_id, settings.expires_in, settings.scope)
+    api = settings.api
+    request = TokenRequest(settings.key_id, settings.issuer_id, settings.expires_in, settings.scope, api)
     minted = mint(key, request, edge.clock)
     edge.mask(minted.token)  # before anything else is written that could carry it
 
@@ -51,26 +51,38 @@ def run_flow(
             key_id=settings.key_id,
             issuer_id=settings.issuer_id,
             duration=settings.expires_in,
+            in_house=api.fastlane_in_house,
         )
 
     if not settings.verify:
         return Outcome(minted, key_files=key_files)
-    separate = not scope_allows(settings.scope, "GET", VERIFY_PATH)
-    if separate:
-        edge.log(
-            f"The {naming.label('scope')} does not cover GET {VERIFY_PATH}; verifying with a separate "
-            f"unscoped {VERIFY_TOKEN_LIFETIME}-second token."
+
+    def tokens_for(check: Check, scope_path: str) -> Tuple[Tokens, bool]:
+        separate = not scope_allows(settings.scope, "GET", scope_path)
+        if separate:
+            edge.log(
+                f"The {naming.label('scope')} does not cover GET {scope_path}; checking {check.entry} "
+                f"with a separate unscoped {SEPARATE_TOKEN_LIFETIME}-second token."
+            )
+        probe_request = (
+            TokenRequest(settings.key_id, settings.issuer_id, SEPARATE_TOKEN_LIFETIME, api=api) if separate else request
         )
-    probe_request = TokenRequest(settings.key_id, settings.issuer_id, VERIFY_TOKEN_LIFETIME) if separate else request
 
-    def tokens(fresh: bool) -> str:
-        if not fresh and not separate:
-            return minted.token
-        probe = mint(key, probe_request, edge.clock)
-        edge.mask(probe.token)
-        return probe.token
+        def tokens(fresh: bool) -> str:
+            if not fresh and not separate:
+                return minted.token
+            probe = mint(key, probe_request, edge.clock)
+            edge.mask(probe.token)
+            return probe.token
 
-    result = verify_credentials(
-        tokens, settings.api_url, key_type=settings.key_type, transport=edge.transport, naming=naming, clock=edge.clock
+        return tokens, separate
+
+    results = run_checks(settings, naming, tokens_for, transport=edge.transport, clock=edge.clock, log=edge.log)
+    apps = next((result for result in results if result.check.name == "apps"), None)
+    return Outcome(
+        minted,
+        verification=apps.facts if apps is not None else None,
+        key_files=key_files,
+        verified_with_separate_token=apps is not None and apps.separate_token,
+        checks=results,
     )
-    return Outcome(minted, verification=result, key_files=key_files, verified_with_separate_token=separate)

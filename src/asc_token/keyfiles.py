@@ -1,21 +1,30 @@
 """Write the key where Apple's tools look for it: ``AuthKey_<KEYID>.p8`` and fastlane's JSON.
 
 Files are created 0600 in a 0700 folder and replaced atomically (:func:`write_secret_file`),
-so a re-run in the same job never appends to or half-writes a key.
+so a re-run in the same job never appends to or half-writes a key. The folder must be a real
+one that only this user can write: a symlink or a folder someone else planted would hand them
+the key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, List, Mapping, Optional
 
 from .errors import KeyFilesError
 from .files import write_secret_file
 from .minting import MAX_LIFETIME_SECONDS
 
 FOLDER_NAME = "private_keys"
+IMAGE_HOME = "/opt/asc-token-action/"  # where the Dockerfile installs the package
+_CODE_PATH = os.path.abspath(__file__)
+_COMPOSITE_ADVICE = (
+    "use the composite action (uses: org/asc-token-action@v1) rather than the container image for key files."
+)
 
 
 @dataclass(frozen=True)
@@ -32,30 +41,97 @@ def write_key_files(
     key_id: str,
     issuer_id: Optional[str],
     duration: int,
+    in_house: bool = False,
 ) -> KeyFiles:
+    if is_container_action(os.environ, in_container=_in_container(), code_path=_CODE_PATH):
+        raise KeyFilesError(
+            f"write-key-files does not work in the container image: its RUNNER_TEMP ({base_dir or 'unset'}) "
+            f"is not the folder later steps see, so they would never find the key files; {_COMPOSITE_ADVICE}",
+            details=(
+                "A container step has its own file system. GitHub and act start it with a RUNNER_TEMP that "
+                "later steps do not share. The composite action runs where the job runs, also in a "
+                "`container:` job, so its key files are there for the next steps."
+            ),
+        )
     if not base_dir or not os.path.isdir(base_dir):
         raise KeyFilesError(
             "write-key-files needs the runner's temporary folder (RUNNER_TEMP), and it is "
-            f"{'not set' if not base_dir else 'not a folder here'}: use the composite action "
-            "(uses: org/asc-token-action@v1) rather than the container image for key files.",
+            f"{'not set' if not base_dir else 'not a folder here'}: {_COMPOSITE_ADVICE}",
             details=(
                 "Container steps do not see the runner's RUNNER_TEMP, and a key written anywhere "
                 "else would outlive the job."
             ),
         )
-    directory = os.path.join(base_dir, FOLDER_NAME)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    os.chmod(directory, 0o700)
+    directory = private_folder(os.path.join(base_dir, FOLDER_NAME))
     key_path = os.path.join(directory, f"AuthKey_{key_id}.p8")
     json_path = os.path.join(directory, f"fastlane_api_key_{key_id}.json")
     fastlane: Dict[str, object] = {
         "key_id": key_id,
         "key": key_pem,
+        # fastlane signs its own tokens for any request, so never beyond Apple's 20 minutes.
         "duration": min(duration, MAX_LIFETIME_SECONDS),
-        "in_house": False,
+        "in_house": in_house,  # true for the Enterprise Program API
     }
     if issuer_id is not None:
         fastlane["issuer_id"] = issuer_id  # individual keys have none; fastlane then uses sub: user
-    write_secret_file(key_path, key_pem)
-    write_secret_file(json_path, json.dumps(fastlane, indent=2) + "\n")
+    written: List[str] = []
+    try:
+        for path, content in ((key_path, key_pem), (json_path, json.dumps(fastlane, indent=2) + "\n")):
+            write_secret_file(path, content)
+            written.append(path)
+    except OSError as exc:
+        for done in written:  # both files or neither: a tool must not find a key without its JSON
+            with contextlib.suppress(OSError):
+                os.unlink(done)
+        raise KeyFilesError(
+            f"write-key-files could not write {path} ({exc.strerror or type(exc).__name__}): RUNNER_TEMP "
+            "must be a folder this step can write, with free space."
+        ) from None
     return KeyFiles(directory=directory, key_path=key_path, api_key_json_path=json_path)
+
+
+def private_folder(directory: str) -> str:
+    """``directory`` created 0700, or an existing one that is a real folder only this user can write."""
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise KeyFilesError(
+            f"write-key-files could not create {directory} ({exc.strerror or type(exc).__name__}): "
+            "RUNNER_TEMP must be a folder this step can write."
+        ) from None
+    info = os.lstat(directory)  # lstat: a symlink is judged as a link, not by its target
+    problem = ""
+    if stat.S_ISLNK(info.st_mode):
+        problem = "is a symbolic link, and the key is only written into a real folder"
+    elif not stat.S_ISDIR(info.st_mode):
+        problem = "exists and is not a folder"
+    elif hasattr(os, "getuid") and info.st_uid != os.getuid():
+        problem = f"belongs to another user (uid {info.st_uid}), who could read the key"
+    elif os.name != "nt" and info.st_mode & 0o022:
+        problem = f"can be written by other users (mode {stat.S_IMODE(info.st_mode):o}), who could swap the files"
+    if problem:
+        raise KeyFilesError(
+            f"write-key-files refuses {directory}: it {problem}; remove it (an earlier step, or another "
+            "job on a shared runner, created it) and re-run.",
+            details="The key files go into a folder this action creates with mode 0700, each file 0600.",
+        )
+    os.chmod(directory, 0o700)
+    return directory
+
+
+def is_container_action(env: Mapping[str, str], *, in_container: bool, code_path: str) -> bool:
+    """Whether this runs as the container image in a GitHub step (or act's), whose RUNNER_TEMP
+    later steps never see: GitHub passes the host's path, act its own /tmp.
+
+    The composite action runs from the action's checkout, never from the image's install, also
+    in a ``container:`` job; there RUNNER_TEMP is the job container's mounted /__w/_temp.
+    """
+    if env.get("GITHUB_ACTIONS") != "true" or not in_container or not code_path.startswith(IMAGE_HOME):
+        return False
+    return not env.get("RUNNER_TEMP", "").startswith("/__w/")
+
+
+def _in_container() -> bool:
+    return os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")

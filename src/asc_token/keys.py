@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -38,6 +38,13 @@ _APPLE_HINT = (
 
 
 _MAX_KEY_FILE_BYTES = 64 * 1024
+# DER algorithm identifiers (RFC 8410) of the keys OpenSSL cannot even load at a wrong length.
+_EDWARDS_OIDS = {
+    b"\x06\x03\x2b\x65\x6e": "X25519",
+    b"\x06\x03\x2b\x65\x6f": "X448",
+    b"\x06\x03\x2b\x65\x70": "Ed25519",
+    b"\x06\x03\x2b\x65\x71": "Ed448",
+}
 
 
 @dataclass(frozen=True)
@@ -216,9 +223,14 @@ def _load_der(der: bytes, input_label: str, pem_label: str = "") -> object:
         return serialization.load_der_private_key(der, password=None)
     except TypeError:
         raise _encrypted(input_label) from None
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm, InternalError):
+        # OpenSSL reports an Ed448/X448 (or Ed25519/X25519) key of the wrong length as an
+        # InternalError: the algorithm identifier still says which kind of key it was meant to be.
         if pem_label == "RSA PRIVATE KEY":
             raise _wrong_type(input_label, "an RSA key") from None
+        edwards = next((name for oid, name in _EDWARDS_OIDS.items() if oid in der[:32]), None)
+        if edwards is not None:
+            raise _wrong_type(input_label, f"an {edwards} key") from None
         raise _truncated(input_label, "its contents do not parse as a private key") from None
 
 
@@ -229,7 +241,8 @@ def _check_curve(key: object, input_label: str) -> ec.EllipticCurvePrivateKey:
         raise _wrong_type(input_label, f"an EC key on curve {key.curve.name}")
     if isinstance(key, rsa.RSAPrivateKey):
         raise _wrong_type(input_label, f"an RSA {key.key_size}-bit key")
-    raise _wrong_type(input_label, f"a {type(key).__name__.lstrip('_')} key")
+    kind = type(key).__name__.lstrip("_").replace("PrivateKey", "")
+    raise _wrong_type(input_label, f"{'an' if kind[:1] in 'AEIOUX' else 'a'} {kind} key")
 
 
 def _wrong_type(input_label: str, found: str) -> WrongKeyTypeError:

@@ -10,8 +10,11 @@ from urllib.parse import parse_qsl, urlsplit
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-AUDIENCE = "appstoreconnect-v1"
-MAX_LIFETIME_SECONDS = 1200
+from .apis import APP_STORE_CONNECT, Api
+from .lifetimes import SHORT_LIFETIME_SECONDS, lifetime_refusal
+
+AUDIENCE = APP_STORE_CONNECT.audience
+MAX_LIFETIME_SECONDS = SHORT_LIFETIME_SECONDS  # the default; Apple's limit but for scoped long-lived GETs
 # Runner clocks drift; Apple rejects an `iat` in its future. Backdating moves `exp` back by the
 # same amount, so `exp - iat` (what Apple limits to 1200 s) stays exactly the requested lifetime;
 # never more than a quarter of it, so that even a 3-second token is valid when it is signed.
@@ -26,6 +29,7 @@ class TokenRequest:
     issuer_id: Optional[str]  # None for an individual key
     lifetime: int = MAX_LIFETIME_SECONDS
     scope: Sequence[str] = ()
+    api: Api = APP_STORE_CONNECT
 
 
 @dataclass(frozen=True)
@@ -40,12 +44,13 @@ class MintedToken:
 
 
 def mint(key: ec.EllipticCurvePrivateKey, request: TokenRequest, clock: Clock) -> MintedToken:
-    """Sign the App Store Connect token described in Apple's "Generating Tokens for API Requests"."""
-    if not 0 < request.lifetime <= MAX_LIFETIME_SECONDS:
-        raise ValueError(f"lifetime must be 1..{MAX_LIFETIME_SECONDS}, got {request.lifetime}")
+    """Sign the token for ``request.api`` described in Apple's "Generating Tokens for API Requests"."""
+    refusal = lifetime_refusal(request.lifetime, request.scope, request.api)
+    if refusal is not None:  # config explains it to the user; reaching here is a caller's bug
+        raise ValueError(f"Apple refuses a {request.lifetime}-second token here ({refusal.rule} {refusal.entry})")
     issued_at = int(clock()) - min(IAT_BACKDATE_SECONDS, request.lifetime // 4)
     expires_at = issued_at + request.lifetime
-    claims: Dict[str, object] = {"aud": AUDIENCE, "iat": issued_at, "exp": expires_at}
+    claims: Dict[str, object] = {"aud": request.api.audience, "iat": issued_at, "exp": expires_at}
     if request.issuer_id is None:
         claims["sub"] = "user"
     else:

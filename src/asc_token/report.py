@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import re
+from typing import List, Optional, Sequence
 
+from .checks import CheckResult, ChecksFailedError
 from .config import Naming, Settings
 from .errors import AscTokenError
 from .explain import describe_duration
 from .flow import Outcome
+from .minting import MAX_LIFETIME_SECONDS
 
 
 def summary_markdown(
@@ -17,10 +20,19 @@ def summary_markdown(
     if settings is not None:
         lines += ["| | |", "|---|---|", f"| Key ID | `{settings.key_id}` |", f"| Key type | {settings.key_type} |"]
         if settings.scope:
-            lines.append(f"| Scope | {'<br>'.join('`' + s + '`' for s in settings.scope)} |")
+            lines.append(f"| Scope | {'<br>'.join(markdown_text(s) for s in settings.scope)} |")
     if outcome is not None:
         lifetime = outcome.minted.expires_at - outcome.minted.issued_at
-        lines.append(f"| Expires | {outcome.minted.expires_at_iso} ({lifetime} s after `iat`) |")
+        if lifetime <= MAX_LIFETIME_SECONDS:
+            lines.append(f"| Expires | {outcome.minted.expires_at_iso} ({lifetime} s after `iat`) |")
+        else:
+            lines.append(
+                f"| Expires | {outcome.minted.expires_at_iso} ({lifetime} s, {describe_duration(lifetime)}, after `iat`) |"
+            )
+            lines.append(
+                "| Long-lived | ⚠️ this token works until it expires: store it as a secret (never in a log, "
+                "artifact or repository), rotate it before then, and revoke the key if it leaks |"
+            )
         result = outcome.verification
         if result is None and settings is not None and not settings.verify:
             lines.append(f"| Verification | skipped ({naming.assignment('verify', 'false')}) |")
@@ -38,11 +50,38 @@ def summary_markdown(
                     f"| Clock | ⚠️ runner differs from Apple by {describe_duration(result.clock_skew_seconds)} |"
                 )
         if outcome.key_files is not None:
-            lines.append(f"| Key files | `{outcome.key_files.key_path}`, `{outcome.key_files.api_key_json_path}` |")
+            files = outcome.key_files
+            lines.append(f"| Key files | {markdown_text(files.key_path)}, {markdown_text(files.api_key_json_path)} |")
+    if error is not None and settings is not None:
+        lines.append("| Result | ❌ failed |")
+    results = outcome.checks if outcome is not None else ()
+    if isinstance(error, ChecksFailedError):
+        results = error.results
+    lines += check_rows(results)
     if error is not None:
-        if settings is not None:
-            lines.append("| Result | ❌ failed |")
-        lines += ["", f"**{error.title}**", "", error.message]
+        lines += ["", f"**{error.title}**", "", markdown_text(error.message)]
         if error.details:
-            lines += ["", "```", error.details, "```"]
+            # A fence longer than any backtick run inside: the details cannot close it early.
+            fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", error.details)), default=0))
+            lines += ["", fence, error.details, fence]
     return "\n".join(lines) + "\n"
+
+
+def check_rows(results: Sequence[CheckResult]) -> List[str]:
+    """One row per check: the check, its result, and what it means for the job."""
+    if not results:
+        return []
+    lines = ["", "| check | result | what it means for the job |", "|---|---|---|"]
+    for result in results:
+        icon = "✅" if result.passed else ("⏭️" if result.error is None else "❌")
+        # The entry was validated (letters, digits, `.`, `-`, `:`), so a code span shows it as is.
+        entry, outcome, meaning = result.check.entry, markdown_text(result.result), markdown_text(result.meaning)
+        lines.append(f"| `{entry}` | {icon} {outcome} | {meaning} |")
+    return lines
+
+
+def markdown_text(text: str) -> str:
+    """Text that may hold user- or server-supplied parts, shown literally in Markdown: no HTML,
+    image, link, code span or emphasis, and safe inside a table cell (``|``, one line)."""
+    flat = " ".join(text.split())
+    return re.sub(r"([\\`*_\[\]<>!|&~#])", r"\\\1", flat)

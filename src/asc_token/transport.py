@@ -176,7 +176,16 @@ class Transport:
         chunks = []
         size = 0
         iterate = getattr(response, "iter_content", None)
-        source: Iterator[bytes] = iterate(16 * 1024) if callable(iterate) else iter([bytes(response.content)])
+        read1 = getattr(getattr(response, "raw", None), "read1", None)
+        source: Iterator[bytes]
+        if callable(read1):
+            # iter_content blocks until a whole chunk has arrived; read1 returns after one network
+            # read, so the deadline below is checked however slowly the bytes come.
+            source = iter(lambda: bytes(read1(16 * 1024, decode_content=True)), b"")
+        elif callable(iterate):
+            source = iterate(16 * 1024)
+        else:
+            source = iter([bytes(response.content)])
         for chunk in source:
             chunks.append(chunk)
             size += len(chunk)

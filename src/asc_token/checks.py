@@ -1,0 +1,406 @@
+"""Preflight checks: one request each, proving the key can do what this job will do.
+
+:data:`CHECKS` is the one place that says, per check, which request it makes, what a pass proves,
+what the job needs it for and which role grants it. All checks run in the order given, so one
+report shows every gap; the step fails at the end, naming every check that failed.
+
+The roles are Apple's, from (read 2026):
+- Creating API Keys for App Store Connect API: team keys see all apps of the team; individual keys
+  "aren't able to use Provisioning endpoints, access Sales and Finance, or notaryTool".
+  https://developer.apple.com/documentation/appstoreconnectapi/creating-api-keys-for-app-store-connect-api
+- Role permissions: Admins "have access to all apps" and, on an organization team, Certificates,
+  Identifiers & Profiles by default; App Manager "manages all aspects of an app, such as pricing,
+  App Store information, and app development and delivery"; Developer "manages development and
+  delivery of an app". https://developer.apple.com/help/app-store-connect/reference/role-permissions
+- Program Roles: for other roles, Certificates, Identifiers & Profiles is a separate permission
+  granted in Users and Access; "Notarize software" is a row of its own.
+  https://developer.apple.com/support/roles/
+- UserRole, CLOUD_MANAGED_APP_DISTRIBUTION: granted by default to Account Holder and Admin (what
+  xcodebuild's cloud signing needs). https://developer.apple.com/documentation/appstoreconnectapi/userrole
+- Notary: a team key with the Developer role works and the notary service answers an unaccepted
+  key in plain text, not JSON (Apple Developer Forums, thread 749215; not in Apple's reference).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import quote, urlsplit
+
+from .apis import APP_STORE_CONNECT, Api
+from .config import Check, Naming, Settings
+from .errors import ApiError, AscTokenError
+from .explain import (
+    Request,
+    error_code,
+    explain_reply,
+    explain_unreachable,
+    is_agreements_code,
+    is_apple_json,
+    measure_skew,
+    quote_foreign,
+)
+from .transport import NoAnswerError, Reply, Tokens, Transport, parse_rate_limit
+
+VERIFY_PATH = "/v1/apps?limit=1"
+SEPARATE_TOKEN_LIFETIME = 120  # seconds: a check's own unscoped token, when `scope` does not cover it
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    name: str
+    path: str  # appended to `api-url`, or to `notary-url` when on_notary; {bundle_id} for app:
+    purpose: str  # "its role may not <purpose>" in a 403
+    proves: str  # what a pass means for the job
+    if_missing: str  # what a failure means for the job
+    needed_for: str  # "..., which <needed_for>" in a 403
+    grant: str  # "give key X <grant>" in a 403: only what Apple says grants it
+    individual_keys_cannot_use: str = ""  # Apple refuses individual keys here
+    on_notary: bool = False
+
+
+_DELIVERY_ROLE = "the Developer, App Manager or Admin role (Apple: they manage an app's development and delivery)"
+
+CHECKS: Dict[str, CheckSpec] = {
+    spec.name: spec
+    for spec in (
+        CheckSpec(
+            "apps",
+            VERIFY_PATH,
+            purpose="list apps",
+            proves="the credentials work and the key can list apps",
+            if_missing="steps that list or look up apps will fail",
+            needed_for="",
+            grant="an App Manager, Developer or Admin role",
+        ),
+        CheckSpec(
+            "app",
+            "/v1/apps?filter[bundleId]={bundle_id}&limit=1",
+            purpose="read apps",
+            proves="the key sees this app: outputs app-id (for altool --apple-id) and app-name",
+            if_missing="uploads and API calls for this app will fail",
+            needed_for="every upload and API call for this app needs",
+            grant="an App Manager, Developer or Admin role",
+        ),
+        CheckSpec(
+            "testflight",
+            "/v1/builds?limit=1",
+            purpose="read builds",
+            proves="the key can read builds: uploads and TestFlight steps can see them",
+            if_missing="TestFlight steps (pilot, build lookups after an altool upload) will fail",
+            needed_for="uploads and TestFlight steps need",
+            grant=_DELIVERY_ROLE,
+        ),
+        CheckSpec(
+            "provisioning",
+            "/v1/bundleIds?limit=1",
+            purpose="read signing assets (bundle IDs)",
+            proves="the key can reach signing assets, as xcodebuild -allowProvisioningUpdates and match need "
+            "(cloud signing for distribution also needs Admin)",
+            if_missing="xcodebuild -allowProvisioningUpdates and fastlane match will fail",
+            needed_for="xcodebuild -allowProvisioningUpdates and fastlane match need",
+            grant="the Admin role (Apple gives Admins Certificates, Identifiers & Profiles and "
+            "cloud-managed distribution certificates by default; other roles only as separate permissions)",
+            individual_keys_cannot_use="the provisioning endpoints that xcodebuild -allowProvisioningUpdates and match call",
+        ),
+        CheckSpec(
+            "xcode-cloud",
+            "/v1/ciProducts?limit=1",
+            purpose="read Xcode Cloud products",
+            proves="the key can read Xcode Cloud products, workflows and builds",
+            if_missing="Xcode Cloud steps through the API will fail",
+            needed_for="Xcode Cloud steps through the API need",
+            grant=_DELIVERY_ROLE,
+        ),
+        CheckSpec(
+            "notary",
+            "/submissions?limit=1",
+            purpose="use the notary service",
+            proves="notarytool will accept the key",
+            if_missing="notarytool submit will fail",
+            needed_for="notarytool needs",
+            grant="a role that may notarize software in Apple's Program Roles (a team key with the Developer "
+            "role is reported to be enough)",
+            individual_keys_cannot_use="notarytool",
+            on_notary=True,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    status: int
+    app_count: Optional[int]
+    rate_limit_remaining: Optional[int]
+    rate_limit_limit: Optional[int]
+    attempts: int
+    clock_skew_seconds: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: Check
+    passed: bool
+    result: str  # for the summary: "passed", "403 FORBIDDEN_ERROR", "not run"
+    meaning: str  # for the summary: what it means for the job
+    facts: Optional[VerificationResult] = None
+    app_id: str = ""
+    app_name: str = ""
+    separate_token: bool = False
+    error: Optional[AscTokenError] = None
+
+
+class ChecksFailedError(ApiError):
+    """One or more checks failed; ``results`` holds every check's row for the summary."""
+
+    def __init__(self, message: str, *, details: str, title: str, results: Sequence[CheckResult]) -> None:
+        super().__init__(message, details=details)
+        self.title = title
+        self.results = tuple(results)
+
+
+class AppNotFoundError(ApiError):
+    """`app:<bundle-id>` matched no app the key can see, or more than one."""
+
+    title = "App not found"
+
+
+# (check, its path as `scope` names it) -> the tokens to send, and whether they are a separate unscoped token
+TokensFor = Callable[[Check, str], Tuple[Tokens, bool]]
+
+
+def check_target(check: Check, api_url: str, notary_url: str, api: Api = APP_STORE_CONNECT) -> Tuple[str, str]:
+    """The check's URL, and its path as `scope` entries name it."""
+    spec = CHECKS[check.name]
+    # `apps` proves the credentials with the chosen API's own cheap read (apis.py).
+    path = api.verify_path if check.name == "apps" else spec.path.format(bundle_id=quote(check.bundle_id, safe=""))
+    if spec.on_notary:
+        url = notary_url.rstrip("/") + path
+        return url, urlsplit(url).path + path[path.index("?") :]
+    return api_url.rstrip("/") + path, path
+
+
+def run_checks(
+    settings: Settings,
+    naming: Naming,
+    tokens_for: TokensFor,
+    *,
+    transport: Transport,
+    clock: Callable[[], float] = time.time,
+    log: Callable[[str], None] = lambda message: None,
+) -> Tuple[CheckResult, ...]:
+    """Every check in order; raises :class:`ChecksFailedError` at the end when any failed."""
+    results: List[CheckResult] = []
+    stop_reason = ""  # after a 401 or an agreements 403, no other request can pass
+    unreachable: Dict[str, str] = {}  # host -> why; other checks on that host are not sent
+    for check in settings.checks:
+        url, scope_path = check_target(check, settings.api_url, settings.notary_url, settings.api)
+        host = urlsplit(url).netloc
+        skip = stop_reason or unreachable.get(host, "")
+        if skip:
+            results.append(CheckResult(check, False, "not run", skip))
+            log(f"Check {check.entry}: not run ({skip}).")
+            continue
+        tokens, separate = tokens_for(check, scope_path)
+        alone = len(settings.checks) == 1
+        result, reply = _run_one(check, url, tokens, separate, settings.key_type, transport, naming, clock, alone)
+        if check.name == "apps" and settings.api.verify_path != VERIFY_PATH and result.facts is not None:
+            # Another API's cheap read counts bundle IDs, not apps: no app-count from it.
+            result = replace(result, facts=replace(result.facts, app_count=None))
+        results.append(result)
+        log(f"Check {check.entry}: {result.result}" + (f" ({result.meaning})." if result.passed else "."))
+        if result.passed:
+            continue
+        code = error_code(reply) if reply is not None else None
+        if reply is None and result.result == "unreachable":
+            unreachable[host] = f"{host} could not be reached"
+        elif reply is not None and reply.status == 401:
+            stop_reason = "the credentials were refused with 401"
+        elif reply is not None and reply.status == 403 and is_agreements_code(code):
+            stop_reason = "a required agreement is missing or expired"
+    failed = [r for r in results if r.error is not None]
+    if failed:
+        raise _failure(results, failed, naming)
+    return tuple(results)
+
+
+def verify_credentials(
+    tokens: Tokens,
+    api_url: str,
+    *,
+    key_type: str,
+    transport: Transport,
+    naming: Naming,
+    clock: Callable[[], float] = time.time,
+) -> VerificationResult:
+    """The `apps` check alone: ``GET /v1/apps?limit=1``, its facts, or the explained error."""
+    url = api_url.rstrip("/") + VERIFY_PATH
+    reply = _send(CHECKS["apps"], url, tokens, transport, naming)
+    if reply.status != 200 or not is_apple_json(reply):
+        request = _request(Check("apps"), url, key_type, reply.attempts, naming, alone=True)
+        raise explain_reply(reply, request, naming, clock)
+    return _facts(reply, clock)
+
+
+def _run_one(
+    check: Check,
+    url: str,
+    tokens: Tokens,
+    separate: bool,
+    key_type: str,
+    transport: Transport,
+    naming: Naming,
+    clock: Callable[[], float],
+    alone: bool,
+) -> Tuple[CheckResult, Optional[Reply]]:
+    spec = CHECKS[check.name]
+    try:
+        reply = _send(spec, url, tokens, transport, naming)
+    except ApiError as unreachable:
+        return CheckResult(check, False, "unreachable", spec.if_missing, error=unreachable), None
+    if reply.status != 200 or not is_apple_json(reply):
+        request = _request(check, url, key_type, reply.attempts, naming, alone=alone)
+        explained = explain_reply(reply, request, naming, clock)
+        outcome = f"{reply.status} {error_code(reply) or ''}".strip()
+        return CheckResult(check, False, outcome, _failure_meaning(spec, reply), error=explained), reply
+    facts = _facts(reply, clock)
+    if check.name != "app":
+        return CheckResult(check, True, "passed", spec.proves, facts=facts, separate_token=separate), reply
+    return _app_result(check, reply, facts, key_type, naming, separate), reply
+
+
+def _send(spec: CheckSpec, url: str, tokens: Tokens, transport: Transport, naming: Naming) -> Reply:
+    try:
+        return transport.send("GET", url, tokens)
+    except NoAnswerError as error:
+        setting = "notary-url" if spec.on_notary else "api-url"
+        raise explain_unreachable(error.kind, url, naming, error.attempts, setting=setting) from None
+
+
+def _failure_meaning(spec: CheckSpec, reply: Reply) -> str:
+    if reply.status == 401:
+        return "the credentials are refused: every App Store Connect step of this job will fail"
+    if reply.status == 403 and is_agreements_code(error_code(reply)):
+        return "nothing in App Store Connect works for this team until the agreement is accepted"
+    return spec.if_missing
+
+
+def _request(check: Check, url: str, key_type: str, attempts: int, naming: Naming, *, alone: bool) -> Request:
+    spec = CHECKS[check.name]
+    if check.name == "apps" and alone:
+        way_out = f"set {naming.assignment('verify', 'false')} if it only needs other resources"
+    else:
+        way_out = f"take {check.entry} out of {naming.label('checks')} if this job does not need it"
+    return Request(
+        url,
+        key_type,
+        purpose=spec.purpose,
+        attempts=attempts,
+        grant=spec.grant,
+        needed_for=spec.needed_for,
+        way_out=way_out,
+        setting="notary-url" if spec.on_notary else "api-url",
+        plain_errors_are_apple=spec.on_notary,
+    )
+
+
+def _app_result(
+    check: Check, reply: Reply, facts: VerificationResult, key_type: str, naming: Naming, separate: bool
+) -> CheckResult:
+    spec = CHECKS["app"]
+    body = json.loads(reply.body)
+    data = body.get("data") if isinstance(body, dict) else None
+    apps = [app for app in data if isinstance(app, dict)] if isinstance(data, list) else []
+    matching = [app for app in apps if _attribute(app, "bundleId") == check.bundle_id]
+    total = facts.app_count if facts.app_count is not None else len(apps)
+    if total > 1:
+        error = AppNotFoundError(
+            f"{total} apps matched bundle ID {check.bundle_id}, where one was expected: write the "
+            "app's full bundle ID, so that app-id names one app.",
+            details="App Store Connect filtered its apps by filter[bundleId] and returned more than one.",
+        )
+        return CheckResult(check, False, f"{total} apps match", spec.if_missing, facts=facts, error=error)
+    if not matching:
+        return CheckResult(
+            check, False, "no such app", spec.if_missing, facts=facts, error=_no_such_app(check, key_type, naming)
+        )
+    app = matching[0]
+    app_id = quote_foreign(app.get("id", ""), 40)
+    app_name = quote_foreign(_attribute(app, "name"), 200)
+    return CheckResult(
+        check,
+        True,
+        "passed",
+        f"app-id {app_id} ({app_name}), for altool --apple-id and API calls",
+        facts=facts,
+        app_id=app_id,
+        app_name=app_name,
+        separate_token=separate,
+    )
+
+
+def _no_such_app(check: Check, key_type: str, naming: Naming) -> AppNotFoundError:
+    causes = [
+        f"the key belongs to another team than the app (create the key in the team that owns "
+        f"{check.bundle_id}, and set {naming.label('key-id')} and {naming.label('issuer-id')} to it)",
+        "a typo in the bundle ID (compare with App Store Connect > Apps > your app > App Information > Bundle ID)",
+        "the app is not created in App Store Connect yet (Apps > + > New App, with this bundle ID)",
+    ]
+    if key_type == "individual":
+        causes.insert(0, "the key's user has no access to this app (Users and Access > the user > Apps)")
+    return AppNotFoundError(
+        f"The key's team has no app with bundle ID {check.bundle_id}: check the team, the spelling "
+        "and that the app exists (details below).",
+        details="Likely causes, most likely first:\n" + "\n".join(f"{n}. {cause}" for n, cause in enumerate(causes, 1)),
+    )
+
+
+def _attribute(resource: Dict[str, Any], name: str) -> str:
+    attributes = resource.get("attributes")
+    value = attributes.get(name) if isinstance(attributes, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def _failure(results: Sequence[CheckResult], failed: Sequence[CheckResult], naming: Naming) -> ChecksFailedError:
+    if len(failed) == 1:
+        only = failed[0]
+        assert only.error is not None
+        alone = len(results) == 1 and only.check.name == "apps"  # today's verification: today's message
+        message = only.error.message if alone else f"Check {only.check.entry} failed: {only.error.message}"
+        return ChecksFailedError(message, details=only.error.details, title=only.error.title, results=results)
+    entries = ", ".join(r.check.entry for r in failed)
+    lines = []
+    for result in failed:
+        assert result.error is not None
+        lines.append(f"{result.check.entry}: {result.error.message}")
+        lines += [f"  {line}" for line in result.error.details.splitlines()]
+    return ChecksFailedError(
+        f"{len(failed)} of {len(results)} checks failed ({entries}): fix each as explained below "
+        f"before the build, or take what this job does not need out of {naming.label('checks')}.",
+        details="\n".join(lines),
+        title="Preflight checks failed",
+        results=results,
+    )
+
+
+def _facts(reply: Reply, clock: Callable[[], float]) -> VerificationResult:
+    body = json.loads(reply.body)
+    total = None
+    meta = body.get("meta") if isinstance(body, dict) else None
+    paging = meta.get("paging") if isinstance(meta, dict) else None
+    if isinstance(paging, dict) and isinstance(paging.get("total"), int):
+        total = paging["total"]
+    elif isinstance(body, dict) and isinstance(body.get("data"), list):
+        total = len(body["data"])
+    limit, remaining = parse_rate_limit(reply.header("x-rate-limit"))
+    return VerificationResult(
+        status=reply.status,
+        app_count=total,
+        rate_limit_remaining=remaining,
+        rate_limit_limit=limit,
+        attempts=reply.attempts,
+        clock_skew_seconds=measure_skew(reply, clock),
+    )

@@ -1,0 +1,468 @@
+"""Preflight checks against the local stand-in: each passes with one request, each gap is named."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any, ClassVar, Dict, List, Tuple
+from urllib.parse import unquote
+
+import pytest
+
+from asc_token import cli
+from asc_token.action import run_action
+from asc_token.checks import CHECKS, CheckResult, ChecksFailedError, run_checks
+from asc_token.config import Check, Settings
+from asc_token.explain import Request, explain_reply
+from asc_token.github import GitHubInputs
+from asc_token.keys import KeySource
+from asc_token.report import check_rows
+from asc_token.transport import Reply, RetryPolicy, Transport
+from devtools.runnerfiles import parse_file_command
+from devtools.standin import AppStoreConnectStandIn, Fault
+
+from .runner import ISSUER_ID, KEY_ID, KeyMaterial, Result, assert_no_secrets, assert_token_masked_first, run_entrypoint
+
+FAST = RetryPolicy(
+    backoff_base=0.05,
+    backoff_cap=0.2,
+    retry_after_cap=0.5,
+    connect_timeout=1,
+    read_timeout=1,
+    total_seconds=3,
+    unauthorized_backoff=0.05,
+)
+DEMO_BUNDLE_ID = "com.example.demo"  # the stand-in's first app, id 1000000000, "Demo App"
+PATHS = {
+    "apps": "/v1/apps?limit=1",
+    f"app:{DEMO_BUNDLE_ID}": f"/v1/apps?filter[bundleId]={DEMO_BUNDLE_ID}&limit=1",
+    "testflight": "/v1/builds?limit=1",
+    "provisioning": "/v1/bundleIds?limit=1",
+    "xcode-cloud": "/v1/ciProducts?limit=1",
+    "notary": "/notary/v2/submissions?limit=1",
+}
+
+
+def sent(api: AppStoreConnectStandIn) -> List[Tuple[str, str]]:
+    """What the stand-in received, with the query decoded (requests sends [ ] as %5B %5D)."""
+    return [(unquote(path), outcome) for path, outcome in api.requests]
+
+
+def inputs(key: KeyMaterial, api: AppStoreConnectStandIn, *checks: str, **extra: str) -> Dict[str, str]:
+    values = {
+        "private-key": key.pem,
+        "key-id": KEY_ID,
+        "issuer-id": ISSUER_ID,
+        "api-url": api.url,
+        "notary-url": api.url + "/notary/v2",
+        **extra,
+    }
+    if checks:
+        values["checks"] = "\n".join(checks)
+    return values
+
+
+def run_in_process(tmp_path: Path, values: Dict[str, str]) -> Result:
+    """The action's flow without a subprocess, with short retry timings."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    files = {name: tmp_path / f"{name.lower()}.txt" for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY")}
+    for path in files.values():
+        path.write_text("")
+    env = {name: str(path) for name, path in files.items()}
+    env.update({f"INPUT_{k.upper()}": v for k, v in values.items()}, GITHUB_ACTIONS="true")
+    stdout = io.StringIO()
+    with redirect_stdout(stdout):
+        code = run_action(env, policy=FAST)
+    return Result(
+        returncode=code,
+        stdout=stdout.getvalue(),
+        stderr="",
+        outputs=parse_file_command(files["GITHUB_OUTPUT"].read_text()),
+        env_file=parse_file_command(files["GITHUB_ENV"].read_text()),
+        summary=files["GITHUB_STEP_SUMMARY"].read_text(),
+        workdir=tmp_path,
+    )
+
+
+def error_line(result: Result) -> str:
+    errors = result.errors()
+    assert len(errors) == 1, result.stdout
+    return errors[0]
+
+
+def summary_row(result: Result, entry: str) -> str:
+    rows = [line for line in result.summary.splitlines() if line.startswith(f"| `{entry}` |")]
+    assert len(rows) == 1, result.summary
+    return rows[0]
+
+
+# --- each check passes, with exactly one request ----------------------------------------------
+
+
+def test_every_check_passes_with_one_request_each(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """README: the checks table, the app-id/app-name outputs and one summary row per check."""
+    result = run_entrypoint(tmp_path, inputs(key, api, *PATHS))
+    assert result.returncode == 0, result.log
+    assert sent(api) == [(path, "200") for path in PATHS.values()]
+    assert result.outputs["app-id"] == "1000000000"
+    assert result.outputs["app-name"] == "Demo App"
+    assert result.outputs["app-count"] == "3"
+    assert "| check | result | what it means for the job |" in result.summary
+    for entry in PATHS:
+        assert "✅ passed" in summary_row(result, entry)
+    assert "notarytool will accept the key" in summary_row(result, "notary")
+    assert "app-id 1000000000 (Demo App)" in summary_row(result, f"app:{DEMO_BUNDLE_ID}")
+    assert_token_masked_first(result)
+    assert_no_secrets(result, key.secret_fragments())
+
+
+@pytest.mark.parametrize("entry", list(PATHS))
+def test_each_check_alone_is_one_request(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, entry: str
+) -> None:
+    result = run_in_process(tmp_path, inputs(key, api, entry))
+    assert result.returncode == 0, result.stdout
+    assert sent(api) == [(PATHS[entry], "200")]
+    assert key.decode(result.outputs["token"])["iss"] == ISSUER_ID
+    assert "✅ passed" in summary_row(result, entry)
+
+
+def test_default_is_the_apps_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    result = run_in_process(tmp_path, inputs(key, api))
+    assert result.returncode == 0, result.stdout
+    assert api.requests == [("/v1/apps?limit=1", "200")]
+    assert "app-id" not in result.outputs
+
+
+def test_verify_false_skips_every_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    result = run_in_process(tmp_path, inputs(key, api, "testflight", "notary", verify="false"))
+    assert result.returncode == 0, result.stdout
+    assert api.requests == []
+    assert "| check |" not in result.summary
+
+
+# --- a role that lacks what a check needs ------------------------------------------------------
+
+
+def test_role_without_notary_fails_naming_notary(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """README: a 403 names the check, what it needs and the role; every check still runs."""
+    api.register(KEY_ID, key.key.public_key(), ISSUER_ID, resources={"apps", "builds"})
+    result = run_entrypoint(tmp_path, inputs(key, api, "apps", "notary", "testflight"))
+    assert result.returncode == 1
+    line = error_line(result)
+    assert "Check notary failed" in line and "403 FORBIDDEN_ERROR" in line
+    assert "notarytool needs" in line and "notarize software" in line and "`key-id`" in line
+    assert "take notary out of `checks`" in line
+    assert [outcome for _, outcome in api.requests] == ["200", "403", "200"]  # all ran, in order
+    assert "✅ passed" in summary_row(result, "apps") and "✅ passed" in summary_row(result, "testflight")
+    assert "❌ 403 FORBIDDEN\\_ERROR" in summary_row(result, "notary")
+    assert "notarytool submit will fail" in summary_row(result, "notary")
+    assert "token" not in result.outputs
+    assert_no_secrets(result, key.secret_fragments())
+
+
+def test_every_failed_check_is_named_in_one_error(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.register(KEY_ID, key.key.public_key(), ISSUER_ID, resources={"apps"})
+    result = run_in_process(tmp_path, inputs(key, api, "apps", "testflight", "provisioning", "notary"))
+    assert result.returncode == 1
+    line = error_line(result)
+    assert "3 of 4 checks failed (testflight, provisioning, notary)" in line
+    assert len(api.requests) == 4
+    details = result.stdout
+    for entry, role in (("testflight", "Developer, App Manager or Admin"), ("provisioning", "the Admin role")):
+        lines = [text for text in details.splitlines() if text.startswith(f"{entry}: ")]
+        assert len(lines) == 1 and role in lines[0], details
+    assert "Preflight checks failed" in result.summary
+    for entry in ("testflight", "provisioning", "notary"):
+        assert "❌ 403" in summary_row(result, entry)
+
+
+def test_401_stops_the_other_checks(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    values = inputs(key, api, "apps", "testflight", **{"issuer-id": "11111111-2222-3333-4444-555555555555"})
+    result = run_in_process(tmp_path, values)
+    assert result.returncode == 1
+    assert "401 NOT_AUTHORIZED" in error_line(result)
+    assert all(path == "/v1/apps?limit=1" for path, _ in api.requests)  # testflight never sent
+    assert "not run" in summary_row(result, "testflight")
+
+
+def test_checks_on_an_unreachable_host_are_not_sent_twice(tmp_path: Path, key: KeyMaterial) -> None:
+    values = {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": "http://127.0.0.1:9"}
+    result = run_in_process(tmp_path, {**values, "checks": "apps\ntestflight"})
+    assert result.returncode == 1
+    line = error_line(result)
+    assert "Check apps failed" in line and "connection was refused" in line and "`api-url`" in line
+    assert "⏭️ not run" in summary_row(result, "testflight") and "127.0.0.1:9 could not be reached" in result.summary
+
+
+def test_each_check_has_the_retries_of_verification(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.inject(Fault("status", status=503))
+    result = run_in_process(tmp_path, inputs(key, api, "testflight", "notary"))
+    assert result.returncode == 0, result.stdout
+    api.inject(Fault("status", status=401))  # Apple's occasional 401 to a valid token
+    again = run_in_process(tmp_path / "again", inputs(key, api, "notary"))
+    assert again.returncode == 0, again.stdout
+    assert "signing a new token and retrying" in again.stdout
+    assert [outcome for _, outcome in api.requests] == ["503", "200", "200", "401", "200"]
+
+
+# --- individual keys: refused before any request -----------------------------------------------
+
+
+def test_individual_key_with_provisioning_is_refused_before_any_request(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """README: Apple does not let individual keys use provisioning endpoints or notarytool."""
+    api.register(KEY_ID, key.key.public_key(), None)
+    values = inputs(key, api, "apps", "provisioning", **{"key-type": "individual"})
+    del values["issuer-id"]
+    result = run_entrypoint(tmp_path, values)
+    assert result.returncode == 1
+    line = error_line(result)
+    assert "`checks` entry provisioning needs a team key" in line and "`key-type` is individual" in line
+    assert "use a team key" in line
+    assert api.requests == []
+    assert "token" not in result.outputs
+
+
+def test_individual_key_with_notary_is_refused(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    result = run_in_process(tmp_path, inputs(key, api, "notary", **{"key-type": "individual"}))
+    assert result.returncode == 1
+    assert "`checks` entry notary needs a team key" in error_line(result) and "notarytool" in error_line(result)
+    assert api.requests == []
+
+
+def test_individual_key_may_run_the_other_checks(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.register(KEY_ID, key.key.public_key(), None)
+    result = run_in_process(tmp_path, inputs(key, api, "apps", "testflight", **{"key-type": "individual"}))
+    assert result.returncode == 0, result.stdout
+    assert len(api.requests) == 2
+
+
+# --- app:<bundle-id> ----------------------------------------------------------------------------
+
+
+def test_app_found_gives_app_id_and_name(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    result = run_in_process(tmp_path, inputs(key, api, "app:com.example.demo.watch"))
+    assert result.returncode == 0, result.stdout
+    assert result.outputs["app-id"] == "1000000001"
+    assert result.outputs["app-name"] == "Demo App Watch"
+    assert sent(api) == [("/v1/apps?filter[bundleId]=com.example.demo.watch&limit=1", "200")]
+
+
+def test_app_not_found_says_how_to_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    result = run_in_process(tmp_path, inputs(key, api, "app:com.example.missing"))
+    assert result.returncode == 1
+    line = error_line(result)
+    assert "The key's team has no app with bundle ID com.example.missing" in line
+    causes = result.stdout[result.stdout.index("Likely causes") :]
+    assert "another team" in causes and "typo" in causes and "not created" in causes
+    assert "app-id" not in result.outputs
+    assert len(api.requests) == 1
+    assert "❌ no such app" in summary_row(result, "app:com.example.missing")
+
+
+def test_more_than_one_matching_app_is_a_failure(key: KeyMaterial) -> None:
+    body = (
+        b'{"data": [{"type": "apps", "id": "1", "attributes": {"name": "A", "bundleId": "com.example.app"}}],'
+        b' "meta": {"paging": {"total": 2, "limit": 1}}}'
+    )
+    with pytest.raises(ChecksFailedError) as raised:
+        _run_with_answer([Check("app", "com.example.app")], 200, body)
+    assert "2 apps matched bundle ID com.example.app" in raised.value.message
+
+
+def test_only_one_app_entry(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    result = run_in_process(tmp_path, inputs(key, api, "app:com.example.a", "app:com.example.b"))
+    assert result.returncode == 1
+    assert "more than one app: entry" in error_line(result)
+    assert api.requests == []
+
+
+# --- agreements ---------------------------------------------------------------------------------
+
+
+def test_expired_agreement_is_explained(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """README: the Account Holder must accept the agreement; no key change helps."""
+    api.inject(Fault("agreements"))
+    result = run_entrypoint(tmp_path, inputs(key, api, "testflight", "apps"))
+    assert result.returncode == 1
+    line = error_line(result)
+    assert "403 FORBIDDEN.REQUIRED_AGREEMENTS_MISSING_OR_EXPIRED" in line
+    assert "Account Holder must accept the latest agreement in App Store Connect > Business" in line
+    assert "no change to the key or the settings will help" in line
+    assert api.requests == [("/v1/builds?limit=1", "403")]  # nothing else can pass until it is accepted
+    assert "not run" in summary_row(result, "apps")
+
+
+# --- bad entries: one error naming `checks` and the entry, no request ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "must_say"),
+    [
+        ("xcodecloud", ["`checks` entry 'xcodecloud' is not a check", "did you mean xcode-cloud?"]),
+        ("deploy", ["`checks` entry 'deploy' is not a check", "app:<bundle-id>"]),
+        ("app:", ["`checks` entry 'app:' has no bundle ID"]),
+        ("app", ["`checks` entry 'app' has no bundle ID", "app:com.example.app"]),
+        ("testflight:com.example.app", ["`checks` entry 'testflight:com.example.app' is not a check"]),
+        ("app:com example", ["`checks` entry 'app:com example' is not a bundle ID", "reverse-DNS"]),
+        ("app:com.example.app/", ["is not a bundle ID"]),
+        ("app:demo", ["`checks` entry 'app:demo' is not a bundle ID"]),
+        ("app:com.example.*", ["has a wildcard", "only for registering App IDs"]),
+    ],
+)
+def test_bad_entries_are_refused_before_any_request(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, entry: str, must_say: List[str]
+) -> None:
+    result = run_in_process(tmp_path, inputs(key, api, "apps", entry))
+    assert result.returncode == 1
+    line = error_line(result)
+    for phrase in must_say:
+        assert phrase in line, line
+    assert api.requests == []
+    assert "token" not in result.outputs
+
+
+def test_entries_are_trimmed_lowercased_and_deduplicated(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    result = run_in_process(tmp_path, inputs(key, api, "  TestFlight ", "", "testflight", "app: com.example.demo"))
+    assert result.returncode == 0, result.stdout
+    assert [path for path, _ in sent(api)] == [PATHS["testflight"], PATHS[f"app:{DEMO_BUNDLE_ID}"]]
+
+
+def test_notary_url_is_validated_like_api_url(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    values = inputs(key, api, "notary", **{"notary-url": "http://notary.example.com/notary/v2"})
+    result = run_in_process(tmp_path, values)
+    assert result.returncode == 1
+    assert "`notary-url` uses plain http://" in error_line(result)
+    assert api.requests == []
+
+
+def test_unreachable_notary_names_notary_url_and_the_api_checks_still_run(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    result = run_in_process(
+        tmp_path, inputs(key, api, "notary", "apps", **{"notary-url": "http://127.0.0.1:9/notary/v2"})
+    )
+    assert result.returncode == 1
+    line = error_line(result)
+    assert "Check notary failed" in line and "connection was refused" in line and "`notary-url`" in line
+    assert api.requests == [("/v1/apps?limit=1", "200")]
+
+
+def test_notary_plain_text_401_is_apple_not_a_proxy() -> None:
+    """The notary service answers a key it does not accept in plain text: explained as a 401."""
+    reply = Reply(401, {"content-type": "text/plain"}, b"Unauthenticated")
+    request = Request("https://appstoreconnect.apple.com/notary/v2/submissions", "team", plain_errors_are_apple=True)
+    error = explain_reply(reply, request, GitHubInputs({}), time.time)
+    assert "answered 401" in error.message and "did not accept the credentials" in error.message
+
+
+# --- scope: a check the scope does not cover gets its own unscoped token -----------------------
+
+
+def test_scope_not_covering_a_check_uses_a_separate_token_for_it(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    scope = "GET /v1/builds?limit=1"
+    result = run_in_process(tmp_path, inputs(key, api, "testflight", "notary", scope=scope))
+    assert result.returncode == 0, result.stdout
+    assert key.decode(result.outputs["token"])["scope"] == [scope]
+    assert "checking notary with a separate unscoped 120-second token" in result.stdout
+    assert "checking testflight" not in result.stdout  # the scoped token covers it
+    masks = [line for line in result.stdout.splitlines() if line.startswith("::add-mask::ey")]
+    assert len(masks) == 2
+
+
+# --- the CLI: --check (repeatable), ASC_CHECKS, --notary-url -----------------------------------
+
+
+def _cli(args: List[str], env: Dict[str, str]) -> Tuple[int, str, str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr):
+        code = cli.main(args, env)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def _cli_env(key: KeyMaterial, **extra: str) -> Dict[str, str]:
+    return {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, **extra}
+
+
+def test_cli_check_flags(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    args = ["--api-url", api.url, "--notary-url", api.url + "/notary/v2", "--check", "testflight", "--check", "notary"]
+    code, stdout, stderr = _cli([*args, "--print"], _cli_env(key))
+    assert code == 0, stderr
+    assert [path for path, _ in sent(api)] == [PATHS["testflight"], PATHS["notary"]]
+    assert stdout.count("\n") == 1  # the token, and only it
+    assert "Check notary: passed" in stderr
+
+
+def test_cli_checks_from_the_environment(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    code, _, stderr = _cli(["--api-url", api.url, "--print"], _cli_env(key, ASC_CHECKS="apps\nxcode-cloud"))
+    assert code == 0, stderr
+    assert [path for path, _ in sent(api)] == [PATHS["apps"], PATHS["xcode-cloud"]]
+
+
+def test_plugin_settings_name_the_checks(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    env = _cli_env(key, PLUGIN_CHECKS="notary", PLUGIN_NOTARY_URL=api.url + "/notary/v2")
+    code, _, stderr = _cli(["--api-url", api.url, "--print"], env)
+    assert code == 0, stderr
+    assert sent(api) == [(PATHS["notary"], "200")]
+
+
+def test_cli_bad_check_names_the_flag(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    code, _, stderr = _cli(["--api-url", api.url, "--check", "notarise"], _cli_env(key))
+    assert code == 1
+    assert "--check entry 'notarise' is not a check (did you mean notary?)" in stderr
+    code, _, stderr = _cli(["--api-url", api.url], _cli_env(key, ASC_CHECKS="bogus"))
+    assert "ASC_CHECKS entry 'bogus' is not a check" in stderr
+    assert api.requests == []
+
+
+# --- the table itself ---------------------------------------------------------------------------
+
+
+def test_the_table_states_each_check_once() -> None:
+    assert list(CHECKS) == ["apps", "app", "testflight", "provisioning", "xcode-cloud", "notary"]
+    for spec in CHECKS.values():
+        assert spec.path.startswith("/") and "limit=1" in spec.path
+        assert spec.proves and spec.if_missing and spec.grant
+    refused = {name for name, spec in CHECKS.items() if spec.individual_keys_cannot_use}
+    assert refused == {"provisioning", "notary"}  # Apple: provisioning endpoints and notarytool
+    assert "Admin or App Manager" not in " ".join(spec.grant for spec in CHECKS.values())
+
+
+def test_summary_cells_cannot_break_the_table() -> None:
+    row = check_rows([CheckResult(Check("apps"), True, "passed", "name | <b>bold</b>")])[-1]
+    assert row == "| `apps` | ✅ passed | name \\| \\<b\\>bold\\</b\\> |"
+
+
+def _run_with_answer(checks: List[Check], status: int, body: bytes) -> None:
+    class Answer:
+        status_code = status
+        headers: ClassVar[Dict[str, str]] = {"content-type": "application/json"}
+        content = body
+
+    class Session:
+        def request(self, method: str, url: str, **kwargs: Any) -> Answer:
+            return Answer()
+
+    settings = Settings(KEY_ID, ISSUER_ID, "team", 1200, (), KeySource("`private-key`", contents="unused"))
+    settings = dataclasses.replace(settings, checks=tuple(checks))
+    run_checks(
+        settings,
+        GitHubInputs({}),
+        lambda check, path: ((lambda fresh: "tok"), False),
+        transport=Transport(session=Session()),
+    )

@@ -1,0 +1,188 @@
+"""``asc-token``'s settings: flags beat the environment, plugin settings come first, one key source
+for the whole chain, and every label and assignment is spelled the way the user set it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional
+
+import pytest
+
+from asc_token.cli import CliInputs
+from asc_token.config import read_settings
+from asc_token.errors import InputError
+from asc_token.keys import KeySource
+
+from .conftest import cli_env
+from .runner import ISSUER_ID, KEY_ID, KeyMaterial, run_cli_in_process
+
+OTHER_ID = "ZYXWV98765"
+NO_FLAGS: Dict[str, Optional[str]] = {}
+
+
+@pytest.mark.parametrize(
+    ("env", "chosen"),
+    [
+        ({"ASC_KEY_ID": KEY_ID}, "ASC_KEY_ID"),
+        ({"APP_STORE_CONNECT_API_KEY_KEY_ID": KEY_ID}, "APP_STORE_CONNECT_API_KEY_KEY_ID"),
+        ({"APP_STORE_CONNECT_KEY_IDENTIFIER": KEY_ID}, "APP_STORE_CONNECT_KEY_IDENTIFIER"),
+        ({"ASC_KEY_ID": KEY_ID, "APP_STORE_CONNECT_API_KEY_KEY_ID": OTHER_ID}, "ASC_KEY_ID"),
+        ({"PLUGIN_KEY_ID": KEY_ID, "ASC_KEY_ID": OTHER_ID}, "PLUGIN_KEY_ID"),
+        ({"ASC_KEY_ID": "  ", "APP_STORE_CONNECT_KEY_IDENTIFIER": KEY_ID}, "APP_STORE_CONNECT_KEY_IDENTIFIER"),
+    ],
+)
+def test_first_set_variable_wins(env: Dict[str, str], chosen: str) -> None:
+    inputs = CliInputs(NO_FLAGS, env)
+    assert inputs.get("key-id") == KEY_ID
+    assert inputs.label("key-id") == chosen
+
+
+def test_flag_beats_the_environment() -> None:
+    inputs = CliInputs({"key-id": KEY_ID, "issuer-id": None}, {"ASC_KEY_ID": OTHER_ID, "ASC_ISSUER_ID": ISSUER_ID})
+    assert (inputs.get("key-id"), inputs.label("key-id")) == (KEY_ID, "--key-id")
+    assert (inputs.get("issuer-id"), inputs.label("issuer-id")) == (ISSUER_ID, "ASC_ISSUER_ID")
+
+
+@pytest.mark.parametrize(
+    ("env", "setting", "variable"),
+    [
+        ({"PLUGIN_PRIVATE_KEY_PATH": "a.p8", "PLUGIN_PRIVATE_KEY": "k", "ASC_PRIVATE_KEY_PATH": "b.p8"},
+         "private-key-path", "PLUGIN_PRIVATE_KEY_PATH"),
+        ({"PLUGIN_PRIVATE_KEY": "k", "ASC_PRIVATE_KEY_PATH": "b.p8"}, "private-key", "PLUGIN_PRIVATE_KEY"),
+        ({"ASC_PRIVATE_KEY_PATH": "b.p8", "ASC_PRIVATE_KEY": "k"}, "private-key-path", "ASC_PRIVATE_KEY_PATH"),
+        ({"ASC_PRIVATE_KEY": "k", "ASC_PRIVATE_KEY_B64": "k2"}, "private-key", "ASC_PRIVATE_KEY"),
+        ({"ASC_PRIVATE_KEY_B64": "k", "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH": "c.p8"},
+         "private-key", "ASC_PRIVATE_KEY_B64"),
+        ({"APP_STORE_CONNECT_API_KEY_KEY_FILEPATH": "c.p8", "APP_STORE_CONNECT_API_KEY_KEY": "k"},
+         "private-key-path", "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH"),
+        ({"APP_STORE_CONNECT_API_KEY_KEY": "k", "APP_STORE_CONNECT_PRIVATE_KEY": "k2"},
+         "private-key", "APP_STORE_CONNECT_API_KEY_KEY"),
+        ({"APP_STORE_CONNECT_PRIVATE_KEY": "k"}, "private-key", "APP_STORE_CONNECT_PRIVATE_KEY"),
+    ],
+)  # fmt: skip
+def test_one_key_source_for_the_whole_chain(env: Dict[str, str], setting: str, variable: str) -> None:
+    """A path and contents from different tools' variables are not a conflict: the first one counts."""
+    inputs = CliInputs(NO_FLAGS, {**env, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID})
+    other = "private-key" if setting == "private-key-path" else "private-key-path"
+    assert inputs.get(setting) == env[variable] and inputs.get(other) == ""
+    key = read_settings(inputs).key
+    assert key.label == variable
+    assert (key.path if setting == "private-key-path" else key.contents) == env[variable]
+
+
+def test_key_path_flag_beats_key_contents_in_the_environment() -> None:
+    inputs = CliInputs({"private-key-path": "AuthKey.p8"}, {"ASC_PRIVATE_KEY": "k", "ASC_KEY_ID": KEY_ID,
+                                                            "ASC_ISSUER_ID": ISSUER_ID})  # fmt: skip
+    assert read_settings(inputs).key == KeySource("--private-key-path", path="AuthKey.p8")
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("key-id", "--key-id (or ASC_KEY_ID)"),
+        ("issuer-id", "--issuer-id (or ASC_ISSUER_ID)"),
+        ("private-key-path", "--private-key-path (or ASC_PRIVATE_KEY_PATH)"),
+        ("private-key", "ASC_PRIVATE_KEY"),  # never a flag: argv is public
+        ("key-type", "--key-type (or ASC_KEY_TYPE)"),
+        ("api-url", "--api-url (or ASC_API_URL)"),
+        ("verify", "--verify (or ASC_VERIFY)"),
+    ],
+)
+def test_label_of_an_unset_setting_offers_the_flag_and_the_variable(name: str, label: str) -> None:
+    assert CliInputs(NO_FLAGS, {}).label(name) == label
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "name", "value", "assignment"),
+    [
+        ({}, {}, "verify", "false", "--no-verify"),
+        ({}, {}, "verify", "true", "--verify"),
+        ({"verify": "true"}, {}, "verify", "false", "--no-verify"),
+        ({}, {"ASC_VERIFY": "true"}, "verify", "false", "ASC_VERIFY=false"),
+        ({}, {"PLUGIN_VERIFY": "true"}, "verify", "false", "PLUGIN_VERIFY=false"),
+        ({}, {}, "key-type", "individual", "--key-type individual"),
+        ({}, {"ASC_KEY_TYPE": "team"}, "key-type", "individual", "ASC_KEY_TYPE=individual"),
+    ],
+)
+def test_assignment_is_written_the_way_the_user_set_it(
+    flags: Dict[str, Optional[str]], env: Dict[str, str], name: str, value: str, assignment: str
+) -> None:
+    assert CliInputs(flags, env).assignment(name, value) == assignment
+
+
+def test_sources_name_the_variables_never_the_values(key: KeyMaterial) -> None:
+    inputs = CliInputs({"expires-in": "300"}, cli_env(key))
+    assert inputs.sources() == [
+        "expires-in from --expires-in",
+        "issuer-id from ASC_ISSUER_ID",
+        "key-id from ASC_KEY_ID",
+        "private-key from ASC_PRIVATE_KEY",
+    ]
+    assert not inputs.on_github
+
+
+def test_a_bad_value_names_the_variable_it_came_from(key: KeyMaterial) -> None:
+    with pytest.raises(InputError) as raised:
+        read_settings(CliInputs(NO_FLAGS, cli_env(key, ASC_KEY_ID=None, APP_STORE_CONNECT_KEY_IDENTIFIER="short")))
+    assert raised.value.message.startswith("APP_STORE_CONNECT_KEY_IDENTIFIER must be 10 characters")
+
+
+# The command line itself, in process.
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("APP_STORE_CONNECT_API_KEY_KEY", "APP_STORE_CONNECT_API_KEY_KEY_ID", "APP_STORE_CONNECT_API_KEY_ISSUER_ID"),
+        ("APP_STORE_CONNECT_PRIVATE_KEY", "APP_STORE_CONNECT_KEY_IDENTIFIER", "APP_STORE_CONNECT_ISSUER_ID"),
+        ("ASC_PRIVATE_KEY_B64", "ASC_KEY_ID", "ASC_ISSUER_ID"),
+    ],
+)
+def test_other_tools_environment_names(tmp_path: Path, key: KeyMaterial, names: tuple) -> None:  # type: ignore[type-arg]
+    key_var, id_var, issuer_var = names
+    run = run_cli_in_process(
+        tmp_path, {key_var: key.base64_of_file, id_var: KEY_ID, issuer_var: ISSUER_ID}, ["--print", "--no-verify"]
+    )
+    assert run.returncode == 0, run.stderr
+    assert key.decode(run.stdout.strip())["iss"] == ISSUER_ID
+    assert f"private-key from {key_var}" in run.stderr and f"key-id from {id_var}" in run.stderr
+
+
+def test_key_path_from_environment_wins(tmp_path: Path, key: KeyMaterial) -> None:
+    key_file = tmp_path / f"AuthKey_{KEY_ID}.p8"
+    key_file.write_text(key.pem)
+    env = cli_env(key, ASC_PRIVATE_KEY_PATH=str(key_file), ASC_PRIVATE_KEY="garbage")
+    run = run_cli_in_process(tmp_path, env, ["--print", "--no-verify"])
+    assert run.returncode == 0, run.stderr
+    assert "private-key-path from ASC_PRIVATE_KEY_PATH" in run.stderr
+    assert key.decode(run.stdout.strip())["iss"] == ISSUER_ID
+
+
+def test_private_key_on_the_command_line_is_refused(tmp_path: Path, key: KeyMaterial) -> None:
+    run = run_cli_in_process(tmp_path, cli_env(key, ASC_PRIVATE_KEY=None), ["--private-key", "whatever", "--print"])
+    assert run.returncode == 1
+    assert "--private-key on the command line is refused" in run.stderr
+    assert "whatever" not in run.stderr
+    assert run.stdout == ""
+
+
+def test_bad_input_names_the_variable(tmp_path: Path, key: KeyMaterial) -> None:
+    run = run_cli_in_process(tmp_path, cli_env(key, ASC_KEY_ID="short"), ["--print", "--no-verify"])
+    assert run.returncode == 1
+    assert "error: ASC_KEY_ID must be 10 characters" in run.stderr
+    assert run.stdout == ""
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("argument", ["--privat=SECRETVALUE", "--key-id=ABCDE12345 SECRETVALUE", "SECRETVALUE"])
+def test_unknown_arguments_are_refused_without_their_values(tmp_path: Path, key: KeyMaterial, argument: str) -> None:
+    run = run_cli_in_process(tmp_path, cli_env(key), [*argument.split(" "), "--print"])
+    assert run.returncode == 2
+    assert "SECRETVALUE" not in run.stderr + run.stdout
+
+
+def test_unknown_platform_is_a_usage_error(tmp_path: Path, key: KeyMaterial) -> None:
+    run = run_cli_in_process(tmp_path, cli_env(key), ["--platform", "teamcity", "--print"])
+    assert run.returncode == 2
+    assert "--platform must be one of" in run.stderr
+    assert run.stdout == ""

@@ -1,0 +1,372 @@
+"""Every token Apple accepts (issue 13): six-month scoped GET tokens, and the Enterprise Program API.
+
+The stand-in states Apple's lifetime rule itself (devtools/standin.py); these tests hold the
+product's rule (asc_token/lifetimes.py) against it, and every token is decoded with the public key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import jwt
+import pytest
+
+from asc_token.apis import APP_STORE_CONNECT, ENTERPRISE
+from asc_token.cli import CliInputs
+from asc_token.config import Settings, parse_lifetime, read_settings
+from asc_token.errors import InputError
+from asc_token.github import GitHubInputs
+from asc_token.lifetimes import lifetime_refusal, long_lived_resource
+from asc_token.minting import iso8601
+from asc_token.report import markdown_text
+from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn
+
+from .runner import (
+    ASC_TOKEN,
+    ISSUER_ID,
+    KEY_ID,
+    KeyMaterial,
+    Result,
+    assert_no_secrets,
+    assert_token_masked_first,
+    run_cli,
+    run_entrypoint,
+)
+from .test_scenario_platforms import asc_env
+
+SIX_MONTHS = 15_552_000
+ENTERPRISE_AUDIENCE = "apple-developer-enterprise-v1"
+WARNING = "store it as a secret"
+
+
+def inputs(key: KeyMaterial, extra: Dict[str, str], standin: Optional[AppStoreConnectStandIn] = None) -> Dict[str, str]:
+    """Action inputs by name; verified against ``standin`` when one is given."""
+    values = {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID}
+    values.update({"api-url": standin.url} if standin is not None else {"verify": "false"})
+    return {**values, **extra}
+
+
+def call(api: AppStoreConnectStandIn, path: str, token: str) -> int:
+    """One GET to the stand-in with ``token``, as a dashboard would make it; the status."""
+    request = urllib.request.Request(api.url + path, headers={"Authorization": f"Bearer {token}"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1, never a proxy
+    try:
+        with opener.open(request, timeout=5) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def claims_of(key: KeyMaterial, token: str, audience: str = APP_STORE_CONNECT.audience) -> Dict[str, object]:
+    return dict(jwt.decode(token, key.key.public_key(), algorithms=["ES256"], audience=audience))
+
+
+def lifetime_of(claims: Dict[str, object]) -> int:
+    exp, iat = claims["exp"], claims["iat"]
+    assert isinstance(exp, int) and isinstance(iat, int)
+    return exp - iat
+
+
+def one_error(result: Result) -> str:
+    assert result.returncode == 1, result.log
+    errors = result.errors()
+    assert len(errors) == 1, result.stdout
+    assert "token" not in result.outputs
+    return errors[0].split("::", 2)[2]
+
+
+# --- six-month tokens ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lifetime", ["15552000", "180d"])
+def test_a_180_day_token_for_xcode_cloud(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, lifetime: str
+) -> None:
+    result = run_entrypoint(
+        tmp_path,
+        inputs(key, {"expires-in": lifetime, "scope": "GET /v1/ciProducts", "write-key-files": "true"}, api),
+    )
+    assert result.returncode == 0, result.log
+    token = result.outputs["token"]
+    claims = claims_of(key, token)
+    assert lifetime_of(claims) == SIX_MONTHS
+    assert claims["scope"] == ["GET /v1/ciProducts"]
+    assert result.outputs["expires-at"] == iso8601(int(str(claims["exp"])))
+    # Apple's rule, as the stand-in states it: accepted for the request it is scoped to, nothing else.
+    assert call(api, "/v1/ciProducts", token) == 200
+    assert call(api, "/v1/apps?limit=1", token) == 401
+    # Verification went with its own short unscoped token: the stand-in refuses a long unscoped one.
+    assert api.requests[0] == ("/v1/apps?limit=1", "200")
+    assert "separate unscoped 120-second token" in result.stdout
+    assert "180 days" in result.summary and WARNING in result.summary and "rotate" in result.summary
+    fastlane = json.loads(Path(result.outputs["api-key-json-path"]).read_text())
+    assert fastlane["duration"] == 1200 and fastlane["in_house"] is False  # fastlane signs its own tokens
+    assert_token_masked_first(result)
+    assert_no_secrets(result, key.secret_fragments())
+
+
+def test_20m_gives_1200_seconds_and_no_warning(tmp_path: Path, key: KeyMaterial) -> None:
+    result = run_entrypoint(tmp_path, inputs(key, {"expires-in": "20m"}))
+    assert result.returncode == 0, result.log
+    assert lifetime_of(claims_of(key, result.outputs["token"])) == 1200
+    assert WARNING not in result.summary
+
+
+@pytest.mark.parametrize(
+    ("extra", "must_say"),
+    [
+        ({"expires-in": "3600"}, ["`expires-in` is 3600 seconds (1 h)", "`scope` of GET requests", "1200"]),
+        (
+            {"expires-in": "3600", "scope": "GET /v1/apps"},
+            ["entry 'GET /v1/apps' reads 'apps', which does not", "Build Actions", "Xcode Versions", "Metrics"],
+        ),
+        (
+            {"expires-in": "1h", "scope": "GET /v1/ciProducts\nPOST /v1/ciBuildRuns"},
+            ["every `scope` entry is a GET, and 'POST /v1/ciBuildRuns' is not"],
+        ),
+        ({"expires-in": "181d", "scope": "GET /v1/ciProducts"}, ["181 days", "six months", "180d"]),
+        ({"expires-in": "2h", "api": "enterprise"}, ["Enterprise Program API", "`api: enterprise`", "20 minutes"]),
+    ],
+    ids=["no-scope", "apps", "post", "181d", "enterprise"],
+)
+def test_lifetimes_apple_refuses(tmp_path: Path, key: KeyMaterial, extra: Dict[str, str], must_say: List[str]) -> None:
+    result = run_entrypoint(tmp_path, inputs(key, extra))
+    message = one_error(result)
+    for phrase in must_say:
+        assert phrase in message, message
+    assert markdown_text(message) in result.summary
+    assert_no_secrets(result, key.secret_fragments())
+
+
+# --- the Enterprise Program API ------------------------------------------------------------------
+
+
+@pytest.fixture
+def enterprise(key: KeyMaterial) -> Iterator[AppStoreConnectStandIn]:
+    with AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
+        standin.register(KEY_ID, key.key.public_key(), ISSUER_ID)
+        yield standin
+
+
+def test_an_enterprise_key(tmp_path: Path, key: KeyMaterial, enterprise: AppStoreConnectStandIn) -> None:
+    result = run_entrypoint(tmp_path, inputs(key, {"api": "enterprise", "write-key-files": "true"}, enterprise))
+    assert result.returncode == 0, result.log
+    token = result.outputs["token"]
+    claims = claims_of(key, token, audience=ENTERPRISE_AUDIENCE)
+    assert claims["aud"] == ENTERPRISE_AUDIENCE and claims["iss"] == ISSUER_ID
+    assert lifetime_of(claims) == 1200
+    # Verified with the request the Enterprise Program API serves (it has no /v1/apps).
+    assert enterprise.requests == [("/v1/bundleIds?limit=1", "200")]
+    assert "app-count" not in result.outputs and result.outputs["rate-limit-remaining"] == "3599"
+    assert "credentials accepted" in result.summary and "apps visible" not in result.summary
+    fastlane = json.loads(Path(result.outputs["api-key-json-path"]).read_text())
+    assert fastlane["in_house"] is True and fastlane["issuer_id"] == ISSUER_ID
+    assert_token_masked_first(result)
+    assert_no_secrets(result, key.secret_fragments())
+
+
+@pytest.mark.skipif(ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)")
+def test_the_cli_takes_the_same(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, enterprise: AppStoreConnectStandIn
+) -> None:
+    for run in ("long", "long-env", "flags", "verified", "refused"):
+        (tmp_path / run).mkdir()
+    long = run_cli(
+        tmp_path / "long",
+        asc_env(key),
+        ["--expires-in", "180d", "--scope", "GET /v1/ciProducts", "--print", "--api-url", api.url],
+    )
+    assert long.returncode == 0, long.stderr
+    assert lifetime_of(claims_of(key, long.stdout.strip())) == SIX_MONTHS
+    assert "separate unscoped 120-second token" in long.stderr and api.requests == [("/v1/apps?limit=1", "200")]
+    long_env = run_cli(
+        tmp_path / "long-env",
+        {**asc_env(key), "ASC_EXPIRES_IN": "180d", "ASC_SCOPE": "GET /v1/ciProducts"},
+        ["--print", "--no-verify"],
+    )
+    assert long_env.returncode == 0, long_env.stderr
+    assert lifetime_of(claims_of(key, long_env.stdout.strip())) == SIX_MONTHS
+    flags = run_cli(
+        tmp_path / "flags",
+        asc_env(key),
+        ["--print", "--no-verify", "--expires-in", "20m", "--api", "enterprise"],
+    )
+    assert flags.returncode == 0, flags.stderr
+    assert lifetime_of(claims_of(key, flags.stdout.strip(), audience=ENTERPRISE_AUDIENCE)) == 1200
+    verified = run_cli(
+        tmp_path / "verified", {**asc_env(key), "ASC_API": "enterprise"}, ["--print", "--api-url", enterprise.url]
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert "verified (3599 requests left this hour)" in verified.stderr
+    refused = run_cli(tmp_path / "refused", {**asc_env(key), "ASC_EXPIRES_IN": "2h"}, ["--print", "--no-verify"])
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "ASC_EXPIRES_IN is 7200 seconds (2 h)" in refused.stderr and "ASC_SCOPE" in refused.stderr
+
+
+# --- parsing and the rule, in-process -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [
+        ("1", 1), ("90", 90), ("90s", 90), ("20m", 1200), ("1200", 1200), ("1200s", 1200),
+        ("2h", 7200), ("180d", SIX_MONTHS), ("15552000", SIX_MONTHS), ("0", 0), ("007", 7),
+        ("999999999", 999_999_999),
+        ("", None), ("²", None), ("٣", None), ("1.5", None), ("-5", None), ("+5", None), ("1e3", None),
+        ("0x10", None), ("20M", None), ("20 m", None), ("20min", None), ("2w", None), ("d", None),
+        ("1234567890", None), ("1" * 5000, None),
+    ],
+)  # fmt: skip
+def test_parse_lifetime(raw: str, seconds: Optional[int]) -> None:
+    assert parse_lifetime(raw) == seconds
+
+
+def settings(**values: str) -> Settings:
+    env = {"INPUT_PRIVATE-KEY": "unused here", "INPUT_KEY-ID": KEY_ID, "INPUT_ISSUER-ID": ISSUER_ID}
+    env.update({f"INPUT_{name.upper()}": value for name, value in values.items()})
+    return read_settings(GitHubInputs(env))
+
+
+@pytest.mark.parametrize(
+    ("values", "seconds"),
+    [
+        ({}, 1200),
+        ({"expires-in": " 20m "}, 1200),
+        ({"expires-in": "90s"}, 90),
+        ({"expires-in": "2h", "scope": "GET /v1/ciWorkflows/abc/buildRuns"}, 7200),
+        ({"expires-in": "180d", "scope": "GET /v1/apps/1/perfPowerMetrics\nGET /v1/diagnosticSignatures/9/logs"}, SIX_MONTHS),
+        ({"expires-in": "1200", "api": "enterprise"}, 1200),
+    ],
+)  # fmt: skip
+def test_expires_in_setting(values: Dict[str, str], seconds: int) -> None:
+    assert settings(**values).expires_in == seconds
+
+
+@pytest.mark.parametrize("raw", ["²", "0", "20M", "1.5"])
+def test_expires_in_that_is_no_lifetime(raw: str) -> None:
+    with pytest.raises(InputError, match="`expires-in` must be a lifetime in seconds"):
+        settings(**{"expires-in": raw})
+
+
+def test_enterprise_is_refused_for_its_20_minutes_before_six_months() -> None:
+    with pytest.raises(InputError, match="Enterprise Program API"):
+        settings(api="enterprise", **{"expires-in": "181d", "scope": "GET /v1/ciProducts"})
+
+
+def test_plugin_api_setting() -> None:
+    assert CliInputs({}, {"PLUGIN_API": "enterprise", "ASC_API": "app-store-connect"}).get("api") == "enterprise"
+    assert CliInputs({"api": "enterprise"}, {}).label("api") == "--api"
+
+
+def test_api_setting_and_its_url() -> None:
+    assert settings().api is APP_STORE_CONNECT and settings().api_url == "https://api.appstoreconnect.apple.com"
+    chosen = settings(api="Enterprise")
+    assert chosen.api is ENTERPRISE and chosen.api_url == "https://api.enterprise.developer.apple.com"
+    assert settings(api="enterprise", **{"api-url": "http://127.0.0.1:9/"}).api_url == "http://127.0.0.1:9"
+    with pytest.raises(InputError, match="`api` must be app-store-connect or enterprise"):
+        settings(api="enterprise-v1")
+
+
+LONG_LIVED = [
+    ("/v1/ciBuildActions/1", "Build Actions"),
+    ("/v1/ciBuildActions/1/artifacts", "Build Actions"),
+    ("/v1/ciBuildRuns/1/actions", "Build Runs"),
+    ("/v1/scmGitReferences/1", "Git References"),
+    ("/v1/ciIssues/1", "Issues"),
+    ("/v1/ciMacOsVersions", "macOS Versions"),
+    ("/v1/ciProducts", "Products"),
+    ("/v1/ciProducts?limit=5", "Products"),
+    ("/v1/ciProducts/1/workflows", "Products"),
+    ("/v1/ciProducts/1/relationships/workflows", "Products"),
+    ("/v1/apps/1/ciProduct", "Products"),
+    ("/v1/scmProviders/1/repositories", "Providers"),
+    ("/v1/scmPullRequests/1", "Pull Requests"),
+    ("/v1/scmRepositories/1/gitReferences", "Repositories"),
+    ("/v1/ciTestResults/1", "Test Results"),
+    ("/v1/ciWorkflows/1", "Workflows"),
+    ("/v1/ciXcodeVersions/1/macOsVersions", "Xcode Versions"),
+    ("/v1/apps/1/perfPowerMetrics", "Power and Performance Metrics and Logs"),
+    ("/v1/builds/1/perfPowerMetrics", "Power and Performance Metrics and Logs"),
+    ("/v1/builds/1/diagnosticSignatures", "Power and Performance Metrics and Logs"),
+    ("/v1/diagnosticSignatures/1/logs", "Power and Performance Metrics and Logs"),
+]
+SHORT_LIVED = [
+    "/v1/apps", "/v1/apps/1", "/v1/apps/1/customerReviews", "/v1/builds", "/v1/ciArtifacts/1",
+    "/v1/diagnosticSignatures/1", "/v1/apps/1/perfPowerMetrics/2", "/v2/ciProducts", "/v1//ciProducts",
+    "/v1/ciproducts", "/v1/../v1/ciProducts", "/v1", "v1/ciProducts", "/v1/bundleIds",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "name"), LONG_LIVED)
+def test_resources_that_allow_long_lived_tokens(path: str, name: str) -> None:
+    assert long_lived_resource(path) == name
+
+
+@pytest.mark.parametrize("path", SHORT_LIVED)
+def test_resources_that_do_not(path: str) -> None:
+    assert long_lived_resource(path) is None
+
+
+def hand_made(key: KeyMaterial, lifetime: int, scope: Optional[Sequence[str]], audience: str) -> str:
+    """A token signed here with PyJWT alone, so that the stand-in is tested without asc_token."""
+    now = int(time.time()) - 10
+    claims: Dict[str, object] = {"aud": audience, "iss": ISSUER_ID, "iat": now, "exp": now + lifetime}
+    if scope is not None:
+        claims["scope"] = list(scope)
+    return jwt.encode(claims, key.key, algorithm="ES256", headers={"kid": KEY_ID, "typ": "JWT"})
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "scope", "status"),
+    [
+        (SIX_MONTHS, ["GET /v1/ciProducts"], 200),
+        (SIX_MONTHS + 1, ["GET /v1/ciProducts"], 401),
+        (3600, None, 401),
+        (3600, ["GET /v1/ciProducts", "POST /v1/ciBuildRuns"], 401),
+        (3600, ["GET /v1/ciProducts", "GET /v1/apps"], 401),
+        (1200, None, 200),
+    ],
+)
+def test_the_standin_states_apples_rule_itself(
+    key: KeyMaterial, api: AppStoreConnectStandIn, lifetime: int, scope: Optional[List[str]], status: int
+) -> None:
+    token = hand_made(key, lifetime, scope, "appstoreconnect-v1")
+    assert api.check_token(f"Bearer {token}", "GET", "/v1/ciProducts")[0] == status
+
+
+@pytest.mark.parametrize("path", [path for path, _ in LONG_LIVED] + SHORT_LIVED[:7])
+def test_the_product_and_the_standin_agree(key: KeyMaterial, api: AppStoreConnectStandIn, path: str) -> None:
+    scope = [f"GET {path}"]
+    token = hand_made(key, 3600, scope, "appstoreconnect-v1")
+    accepted = api.check_token(f"Bearer {token}", "GET", path)[0] == 200
+    assert accepted is (lifetime_refusal(3600, scope, APP_STORE_CONNECT) is None)
+
+
+def test_the_enterprise_standin_has_no_long_lived_list(key: KeyMaterial, enterprise: AppStoreConnectStandIn) -> None:
+    long = hand_made(key, 3600, ["GET /v1/ciProducts"], ENTERPRISE_AUDIENCE)
+    assert enterprise.check_token(f"Bearer {long}", "GET", "/v1/ciProducts")[0] == 401
+    short = hand_made(key, 1200, None, ENTERPRISE_AUDIENCE)
+    assert enterprise.check_token(f"Bearer {short}", "GET", "/v1/bundleIds")[0] == 200
+    wrong_audience = hand_made(key, 1200, None, "appstoreconnect-v1")
+    assert enterprise.check_token(f"Bearer {wrong_audience}", "GET", "/v1/bundleIds")[0] == 401
+
+
+def test_enterprise_runs_only_the_apps_check() -> None:
+    """The preflight checks read App Store Connect resources the Enterprise API does not serve."""
+    reader = GitHubInputs(
+        {
+            "INPUT_KEY-ID": KEY_ID,
+            "INPUT_ISSUER-ID": ISSUER_ID,
+            "INPUT_PRIVATE-KEY": "x",
+            "INPUT_API": "enterprise",
+            "INPUT_CHECKS": "apps\ntestflight",
+        }
+    )
+    with pytest.raises(InputError) as refused:
+        read_settings(reader)
+    assert "`checks` entry testflight" in refused.value.message and "`api: enterprise`" in refused.value.message
