@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import jwt
 import pytest
@@ -25,7 +25,6 @@ from asc_token.transport import Reply, RetryPolicy
 from devtools.standin import AppStoreConnectStandIn, Fault
 
 from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
-from .test_container import DOCKER, _docker_problem, run_container
 
 ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or shutil.which("asc-token")
 needs_command = pytest.mark.skipif(
@@ -571,42 +570,3 @@ def test_include_headers_are_quoted() -> None:
     described = apicommand.describe_reply(reply)
     assert described.startswith("HTTP 200 OK\n")
     assert "::error" not in described and "##vso" not in described
-
-
-# --- the container image: `docker run IMAGE api PATH` ------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def api_image() -> Iterator[str]:
-    """The image built from this tree under its own tag (other checkouts may build :test meanwhile)."""
-    problem = _docker_problem()
-    if problem:
-        if os.environ.get("ASC_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"container tests are required here but {problem}")
-        pytest.skip(problem)
-    tag = "asc-token-action:test-api"
-    build = subprocess.run(
-        [DOCKER, "build", "--network", "host", "--build-arg", f"BASE_IMAGE={os.environ['BASE_IMAGE']}", "-t", tag, "."],
-        cwd=str(ROOT), capture_output=True, text=True, check=False, timeout=900,
-    )  # fmt: skip
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    yield tag
-
-
-def test_api_command_in_the_image(
-    api_image: str, tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
-) -> None:
-    """`uses: docker://...` with `args: api ...`, or a GitLab job's `asc-token api`: the same command."""
-    api.app_count = 5
-    env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "ASC_API_URL": api.url}
-    run = run_container(api_image, tmp_path, {}, extra_env=env, args=["api", "/v1/apps?limit=2", "--paginate"])
-    assert run.returncode == 0, run.stderr
-    assert len(json.loads(run.stdout)["data"]) == 5
-    assert [outcome for _, outcome in api.requests] == ["200"] * 3
-    token = api.tokens_seen()[0]
-    assert f"::add-mask::{token}" in run.stderr.splitlines()  # on GitHub: masked, on stderr
-    assert token not in run.stdout
-    on_path = run_container(api_image, tmp_path / "path", {}, extra_env={**env, "GITHUB_ACTIONS": ""},
-                            args=["api", "/v1/nothingHere"], entrypoint="asc-token")  # fmt: skip
-    assert on_path.returncode == 1 and on_path.stdout == ""
-    assert "404 NOT_FOUND" in on_path.stderr
