@@ -10,10 +10,19 @@ for a scope of GETs on the resources Apple lists, ``exp`` not past, ``iat`` not 
 individual key may not read with 403. With ``audience=APPLE_ENTERPRISE_AUDIENCE`` it plays the
 Enterprise Program API instead, which serves ``/v1/bundleIds`` and no ``/v1/apps``. Faults
 queued with :meth:`AppStoreConnectStandIn.inject` are served one per request, in order.
+
+For ``asc-token api``: ``/v1/apps`` pages like Apple (``limit`` up to 200, 400
+PARAMETER_ERROR.INVALID above; an opaque ``cursor`` in ``links.next``; ``meta.paging.total``;
+``app_count`` sets how many apps there are) and serves ``/v1/apps/{id}``; ``/v1/bundleIds`` takes
+POST (201 with the created resource) and ``/v1/bundleIds/{id}`` GET, PATCH and DELETE (204);
+``/v1/builds`` (``filter[app]``, ``filter[version]``) also shows builds added with
+:meth:`AppStoreConnectStandIn.add_build`, PROCESSING until looked at a given number of times.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import json
 import re
@@ -22,10 +31,10 @@ import struct
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -34,6 +43,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 # from the product: a wrong rule in asc_token must not be confirmed by the same rule in its double.
 APPLE_AUDIENCE = "appstoreconnect-v1"
 APPLE_MAX_LIFETIME = 20 * 60
+APPLE_MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50  # the stand-in's choice when a request names no limit
+MAX_REQUEST_BODY = 1024 * 1024
 # "Determine the Appropriate Token Lifetime": up to six months (read here as 180 days) when "the
 # token defines a scope", "the scope only includes GET requests" and "the resources in the scope
 # allow long-lived tokens": Build Actions, Build Runs, Git References, Issues, macOS Versions,
@@ -95,8 +107,9 @@ _LISTS: Dict[str, Dict[str, Tuple[str, List[Dict[str, Any]]]]] = {
 
 @dataclass(frozen=True)
 class Fault:
-    """One scripted misbehaviour: ``kind`` is status, rate-limit, reset, delay, html or agreements,
-    or one of the hostile answers in :data:`HOSTILE_KINDS` (which use the fields below ``seconds``)."""
+    """One scripted misbehaviour: ``kind`` is status, rate-limit, reset, delay, html, agreements or
+    unauthorized (Apple's occasional 401 NOT_AUTHORIZED to a valid token), or one of the hostile
+    answers in :data:`HOSTILE_KINDS` (which use the fields below ``seconds``)."""
 
     kind: str
     status: int = 500
@@ -111,6 +124,17 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class Call:
+    """One request as it arrived: what tests need to prove tokens were re-signed or bodies sent."""
+
+    method: str
+    path: str
+    outcome: str
+    token: str = field(repr=False)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
 class RegisteredKey:
     public_key: ec.EllipticCurvePublicKey
     issuer_id: Optional[str]  # None: an individual key
@@ -122,13 +146,27 @@ class AppStoreConnectStandIn:
     """Start with ``with AppStoreConnectStandIn() as api:``; ``api.url`` is its base URL."""
 
     def __init__(
-        self, clock_offset_seconds: float = 0.0, hourly_limit: int = 3600, audience: str = APPLE_AUDIENCE
+        self,
+        clock_offset_seconds: float = 0.0,
+        hourly_limit: int = 3600,
+        audience: str = APPLE_AUDIENCE,
+        *,
+        app_count: int = len(_APPS),
+        response_delay_seconds: float = 0.0,
     ) -> None:
         self.audience = audience  # APPLE_ENTERPRISE_AUDIENCE: the Enterprise Program API
         self.keys: Dict[str, RegisteredKey] = {}
         self.requests: List[Tuple[str, str]] = []  # (path, outcome) in arrival order
+        self.calls: List[Call] = []  # the same requests with method, bearer token and body
         self.clock_offset_seconds = clock_offset_seconds
         self.hourly_limit = hourly_limit
+        self.app_count = app_count
+        # Each accepted request takes this long to answer: a distant server, a large export.
+        self.response_delay_seconds = response_delay_seconds
+        self.bundle_ids: Dict[str, Dict[str, Any]] = {}  # created by POST: id -> resource, in order
+        # Builds added by add_build; the fixed _BUILDS belong to the first demo app.
+        self.builds: List[Dict[str, Any]] = []
+        self._polls_left: Dict[str, int] = {}  # build id -> answers still PROCESSING
         self._faults: List[Fault] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -179,10 +217,39 @@ class AppStoreConnectStandIn:
         with self._lock:
             return self._faults.pop(0) if self._faults else None
 
-    def _record(self, path: str, outcome: str) -> int:
+    def _record(self, path: str, outcome: str, method: str = "GET", token: str = "", body: bytes = b"") -> int:
         with self._lock:
             self.requests.append((path, outcome))
+            self.calls.append(Call(method, path, outcome, token, body))
             return len(self.requests)
+
+    def add_build(self, app_id: str, version: str, *, processing_polls: int) -> str:
+        """An uploaded build: PROCESSING in its first ``processing_polls`` answers, VALID after."""
+        build_id = str(uuid.uuid4())
+        self.builds.append(
+            {
+                "type": "builds",
+                "id": build_id,
+                "attributes": {"version": version, "processingState": "PROCESSING"},
+                "relationships": {"app": {"data": {"type": "apps", "id": app_id}}},
+            }
+        )
+        self._polls_left[build_id] = processing_polls
+        return build_id
+
+    def _look_at(self, build: Dict[str, Any]) -> Dict[str, Any]:
+        with self._lock:
+            if self._polls_left[build["id"]] > 0:
+                self._polls_left[build["id"]] -= 1
+            else:
+                build["attributes"]["processingState"] = "VALID"
+            copy: Dict[str, Any] = json.loads(json.dumps(build))  # as it was at this answer
+            return copy
+
+    def tokens_seen(self) -> List[str]:
+        """The distinct bearer tokens received, in order of first use."""
+        with self._lock:
+            return list(dict.fromkeys(call.token for call in self.calls if call.token))
 
     def check_token(self, authorization: str, method: str, path: str) -> Tuple[int, str, str]:
         """(status, code, detail) for a request; 200 when Apple would accept the token."""
@@ -293,17 +360,64 @@ def apple_scope_permits(scope: Any, method: str, path: str) -> bool:
     return False
 
 
-def _apps_matching(path: str) -> List[Tuple[int, Dict[str, str]]]:
-    """(index, app) for the apps a request lists: all, or those with exactly the filter[bundleId]."""
-    query = dict(parse_qsl(urlsplit(path).query))
-    wanted = query.get("filter[bundleId]")
-    return [(n, app) for n, app in enumerate(_APPS) if wanted is None or app["bundleId"] == wanted]
+def app_resource(base_url: str, n: int) -> Dict[str, Any]:
+    """The n-th app (0-based): the three demo apps first, then numbered ones."""
+    attributes = (
+        dict(_APPS[n])
+        if n < len(_APPS)
+        else {"name": f"App {n + 1}", "bundleId": f"com.example.app{n + 1}", "sku": f"APP{n + 1}"}
+    )
+    app_id = str(1000000000 + n)
+    return {"type": "apps", "id": app_id, "attributes": attributes, "links": {"self": f"{base_url}/v1/apps/{app_id}"}}
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Optional[int]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    prefix, _, number = text.partition(":")
+    return int(number) if prefix == "offset" and number.isdigit() and len(number) < 10 else None
+
+
+class _AppleError(Exception):
+    """An Apple error answer, raised from deep in a route."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str, source: Optional[Dict[str, str]] = None):
+        super().__init__(code)
+        self.status, self.code, self.title, self.detail, self.source = status, code, title, detail, source
+
+
+def _parameter_error(parameter: str, detail: str) -> _AppleError:
+    return _AppleError(
+        400, "PARAMETER_ERROR.INVALID", "A parameter has an invalid value", detail, {"parameter": parameter}
+    )
+
+
+def _entity_error(code: str, detail: str, pointer: str) -> _AppleError:
+    return _AppleError(409, code, "The provided entity is invalid", detail, {"pointer": pointer})
+
+
+def _filter_allows(params: Dict[str, str], name: str, value: str) -> bool:
+    """Apple's ``filter[...]=a,b``: absent allows everything, else one of the listed values."""
+    return name not in params or value in params[name].split(",")
+
+
+def _not_found(detail: str = "The path provided does not match a defined resource type.") -> _AppleError:
+    return _AppleError(404, "NOT_FOUND", "The specified resource does not exist", detail)
 
 
 def _handler_for(api: AppStoreConnectStandIn) -> type:
     class Handler(BaseHTTPRequestHandler):
         server_version = "asc-standin"
         protocol_version = "HTTP/1.1"
+        # Headers and body are two writes: without TCP_NODELAY, Nagle holds the body back until
+        # the client's delayed ACK (40 ms) on a kept-alive connection, which no real server does.
+        disable_nagle_algorithm = True
 
         def date_time_string(self, timestamp: Optional[float] = None) -> str:
             return email.utils.formatdate(api.now(), usegmt=True)  # the server's (maybe skewed) clock
@@ -312,19 +426,40 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             pass  # tests and the demo read api.requests, not stderr
 
         def do_GET(self) -> None:
+            self._handle()
+
+        def do_POST(self) -> None:
+            self._handle()
+
+        def do_PATCH(self) -> None:
+            self._handle()
+
+        def do_DELETE(self) -> None:
+            self._handle()
+
+        def _note(self, outcome: str) -> None:
+            authorization = self.headers.get("Authorization", "")
+            token = authorization[len("Bearer ") :] if authorization.startswith("Bearer ") else ""
+            api._record(self.path, outcome, self.command, token, self._body)
+
+        def _handle(self) -> None:
+            # The body is read first, whatever the answer: the connection is kept alive.
+            length = self.headers.get("Content-Length", "0")
+            size = int(length) if length.isdigit() else 0
+            self._body = self.rfile.read(min(size, MAX_REQUEST_BODY)) if size else b""
             fault = api._next_fault()
             if fault is not None and fault.kind == "delay":
                 time.sleep(fault.seconds)
                 fault = None
             if fault is not None and fault.kind == "reset":
-                api._record(self.path, "reset")
+                self._note("reset")
                 # SO_LINGER 0 makes close() send RST: the client sees "connection reset".
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.connection.close()
                 self.close_connection = True
                 return
             if fault is not None and fault.kind == "html":
-                api._record(self.path, str(fault.status))
+                self._note(str(fault.status))
                 page = f"<html><head><title>{fault.status} Bad Gateway</title></head><body>proxy</body></html>"
                 self._send(fault.status, page.encode(), "text/html; charset=utf-8")
                 return
@@ -332,7 +467,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 serve_hostile(self, api, fault)
                 return
             if fault is not None and fault.kind == "rate-limit":
-                api._record(self.path, "429")
+                self._note("429")
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                 self._error(
                     429,
@@ -343,17 +478,21 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 )
                 return
             if fault is not None and fault.kind == "agreements":
-                api._record(self.path, "403")
+                self._note("403")
                 self._error(403, *_AGREEMENTS)
                 return
             if fault is not None and fault.kind == "status":
-                api._record(self.path, str(fault.status))
+                self._note(str(fault.status))
                 self._error(
                     fault.status,
                     "UNEXPECTED_ERROR",
                     "An unexpected error occurred.",
                     "An unexpected error occurred on the server side. If this issue continues, contact us at https://developer.apple.com/contact/.",
                 )
+                return
+            if fault is not None and fault.kind == "unauthorized":
+                self._note("401")
+                self._error(401, "NOT_AUTHORIZED", *_NOT_AUTHORIZED, extra_detail="a spurious 401 (injected)")
                 return
             self._route()
 
@@ -362,48 +501,207 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             if path in _LISTS.get(api.audience, {}):
                 self._list(path)
                 return
+            segments = path.strip("/").split("/")
+            resources = {"apps": self._apps, "bundleIds": self._bundle_ids, "builds": self._builds}
+            if api.audience == APPLE_AUDIENCE and segments[0] == "v1" and len(segments) in (2, 3):
+                route = resources.get(segments[1])
+                if route is not None:
+                    self._answer(route, segments[2] if len(segments) == 3 else None)
+                    return
             if api.audience == APPLE_AUDIENCE and self._route_preflight():
                 return
-            if api.audience != APPLE_AUDIENCE or not self.path.startswith("/v1/apps"):
-                api._record(self.path, "404")
-                self._error(
-                    404,
-                    "NOT_FOUND",
-                    "The specified resource does not exist",
-                    "The path provided does not match a defined resource type.",
-                )
-                return
-            status, code, why = api.check_token(self.headers.get("Authorization", ""), "GET", self.path)
-            api._record(self.path, str(status) if status != 200 else "200")
+            self._note("404")
+            refusal = _not_found()
+            self._error(refusal.status, refusal.code, refusal.title, refusal.detail)
+
+        def _answer(self, route: Any, resource_id: Optional[str]) -> None:
+            """The token checked as Apple does, then the resource's own answer (or its error)."""
+            status, code, why = api.check_token(self.headers.get("Authorization", ""), self.command, self.path)
             if status == 401:
+                self._note("401")
                 self._error(401, code, *_NOT_AUTHORIZED, extra_detail=why)
                 return
             if status == 403:
+                self._note("403")
                 self._error(403, code, "The given operation is not allowed", why)
                 return
-            limit = 1
-            apps = _apps_matching(self.path)
-            data = [
+            if api.response_delay_seconds:
+                time.sleep(api.response_delay_seconds)  # after the token check, as a slow page would be
+            try:
+                answer, body = route(resource_id)
+            except _AppleError as refusal:
+                self._note(str(refusal.status))
+                self._error(refusal.status, refusal.code, refusal.title, refusal.detail, source=refusal.source)
+                return
+            self._note(str(answer))
+            if body is None:
+                self._send(answer, b"", "")
+            else:
+                self._send(answer, json.dumps(body).encode(), "application/json")
+
+        def _method_not_allowed(self) -> _AppleError:
+            return _AppleError(
+                405,
+                "METHOD_NOT_ALLOWED",
+                "The request method is not valid for the resource path.",
+                f"The resource does not allow the '{self.command}' method.",
+            )
+
+        def _apps(self, app_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
+            if self.command != "GET":
+                raise self._method_not_allowed()
+            if app_id is not None:
+                n = int(app_id) - 1000000000 if app_id.isdigit() and len(app_id) < 12 else -1
+                if not 0 <= n < api.app_count:
+                    raise _not_found(f"There is no resource of type 'apps' with id '{app_id[:40]}'")
+                return 200, {"data": app_resource(api.url, n), "links": {"self": f"{api.url}{self.path}"}}
+            query = parse_qsl(urlsplit(self.path).query, keep_blank_values=True)
+            params = dict(query)
+            raw_limit = params.get("limit", str(DEFAULT_PAGE_SIZE))
+            if not (raw_limit.isdigit() and len(raw_limit) < 6 and 1 <= int(raw_limit) <= APPLE_MAX_PAGE_SIZE):
+                raise _parameter_error(
+                    "limit",
+                    f"'{raw_limit[:20]}' is not a valid value for limit. The maximum value allowed is {APPLE_MAX_PAGE_SIZE}",
+                )
+            limit = int(raw_limit)
+            offset = 0
+            if "cursor" in params:
+                decoded = decode_cursor(params["cursor"])
+                if decoded is None:
+                    raise _parameter_error("cursor", "The cursor is not valid.")
+                offset = decoded
+            selected = list(range(api.app_count))
+            if "filter[bundleId]" in params:
+                wanted = set(params["filter[bundleId]"].split(","))
+                selected = [n for n in selected if app_resource(api.url, n)["attributes"]["bundleId"] in wanted]
+            page = [app_resource(api.url, n) for n in selected[offset : offset + limit]]
+            links = {"self": f"{api.url}{self.path}"}
+            if offset + limit < len(selected):
+                kept = [(name, value) for name, value in query if name != "cursor"]
+                links["next"] = f"{api.url}/v1/apps?{urlencode([*kept, ('cursor', encode_cursor(offset + limit))])}"
+            return 200, {"data": page, "links": links, "meta": {"paging": {"total": len(selected), "limit": limit}}}
+
+        def _builds(self, build_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
+            if self.command != "GET":
+                raise self._method_not_allowed()
+            links = {"self": f"{api.url}{self.path}"}
+            fixed = [
                 {
-                    "type": "apps",
-                    "id": str(1000000000 + n),
-                    "attributes": app,
-                    "links": {"self": f"{api.url}/v1/apps/{1000000000 + n}"},
+                    "type": "builds",
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"builds/{n}")),
+                    "attributes": item,
+                    "relationships": {"app": {"data": {"type": "apps", "id": "1000000000"}}},
                 }
-                for n, app in apps[:limit]
+                for n, item in enumerate(_BUILDS)
             ]
-            body = {
-                "data": data,
-                "links": {"self": f"{api.url}{self.path}"},
-                "meta": {"paging": {"total": len(apps), "limit": limit}},
+            if build_id is not None:
+                found = [build for build in fixed + api.builds if build["id"] == build_id]
+                if not found:
+                    raise _not_found(f"There is no resource of type 'builds' with id '{build_id[:40]}'")
+                return 200, {"data": api._look_at(found[0]) if found[0] in api.builds else found[0], "links": links}
+            params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+            limit = int(params["limit"]) if params.get("limit", "").isdigit() else DEFAULT_PAGE_SIZE
+            matches = [
+                build
+                for build in fixed + api.builds
+                if _filter_allows(params, "filter[app]", build["relationships"]["app"]["data"]["id"])
+                and _filter_allows(params, "filter[version]", build["attributes"]["version"])
+            ]
+            data = [api._look_at(build) if build in api.builds else build for build in matches[:limit]]
+            return 200, {"data": data, "links": links, "meta": {"paging": {"total": len(matches), "limit": limit}}}
+
+        def _bundle_ids(self, bundle_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
+            if bundle_id is None:
+                if self.command == "GET":
+                    fixed = [
+                        {
+                            "type": "bundleIds",
+                            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"bundleIds/{n}")),
+                            "attributes": item,
+                        }
+                        for n, item in enumerate(_BUNDLE_IDS)
+                    ]
+                    registered = fixed + list(api.bundle_ids.values())
+                    query = dict(parse_qsl(urlsplit(self.path).query))
+                    limit = int(query["limit"]) if query.get("limit", "").isdigit() else DEFAULT_PAGE_SIZE
+                    return 200, {
+                        "data": registered[:limit],
+                        "links": {"self": f"{api.url}{self.path}"},
+                        "meta": {"paging": {"total": len(registered), "limit": limit}},
+                    }
+                if self.command == "POST":
+                    return self._create_bundle_id()
+                raise self._method_not_allowed()
+            resource = api.bundle_ids.get(bundle_id)
+            if resource is None:
+                raise _not_found(f"There is no resource of type 'bundleIds' with id '{bundle_id[:40]}'")
+            if self.command == "DELETE":
+                del api.bundle_ids[bundle_id]
+                return 204, None
+            if self.command == "PATCH":
+                change = self._document().get("data")
+                if not isinstance(change, dict) or change.get("type") != "bundleIds" or change.get("id") != bundle_id:
+                    raise _entity_error(
+                        "ENTITY_ERROR.ATTRIBUTE.INVALID",
+                        "The id in the request body does not match the path.",
+                        "/data/id",
+                    )
+                attributes = change.get("attributes")
+                if isinstance(attributes, dict) and isinstance(attributes.get("name"), str):
+                    resource["attributes"]["name"] = attributes["name"]
+            return 200, {"data": resource, "links": {"self": f"{api.url}{self.path}"}}
+
+        def _document(self) -> Dict[str, Any]:
+            try:
+                document = json.loads(self._body)
+            except ValueError:
+                document = None
+            if not isinstance(document, dict):
+                raise _AppleError(
+                    422,
+                    "ENTITY_UNPROCESSABLE",
+                    "The request entity is not valid JSON",
+                    "The request body could not be parsed.",
+                )
+            return document
+
+        def _create_bundle_id(self) -> Tuple[int, Dict[str, Any]]:
+            data = self._document().get("data")
+            if not isinstance(data, dict) or data.get("type") != "bundleIds":
+                raise _entity_error(
+                    "ENTITY_ERROR.INCLUDED.INVALID",
+                    "The request body must have data of type 'bundleIds'.",
+                    "/data/type",
+                )
+            given = data.get("attributes")
+            attributes: Dict[str, Any] = given if isinstance(given, dict) else {}
+            for name in ("identifier", "name", "platform"):
+                if not isinstance(attributes.get(name), str) or not attributes[name]:
+                    raise _entity_error(
+                        "ENTITY_ERROR.ATTRIBUTE.REQUIRED",
+                        f"You must provide a value for the attribute '{name}' with this request",
+                        f"/data/attributes/{name}",
+                    )
+            if any(r["attributes"]["identifier"] == attributes["identifier"] for r in api.bundle_ids.values()):
+                raise _entity_error(
+                    "ENTITY_ERROR.ATTRIBUTE.INVALID",
+                    "An App ID with Identifier is not available. Enter a different string.",
+                    "/data/attributes/identifier",
+                )
+            new_id = uuid.uuid4().hex[:10].upper()
+            kept = {key: attributes[key] for key in ("identifier", "name", "platform")}
+            resource = {
+                "type": "bundleIds",
+                "id": new_id,
+                "attributes": {**kept, "seedId": "ABCDE12345"},
+                "links": {"self": f"{api.url}/v1/bundleIds/{new_id}"},
             }
-            self._send(200, json.dumps(body).encode(), "application/json")
+            api.bundle_ids[new_id] = resource
+            return 201, {"data": resource, "links": {"self": f"{api.url}/v1/bundleIds/{new_id}"}}
 
         def _route_preflight(self) -> bool:
-            """The resources the preflight checks read: builds, bundle IDs, Xcode Cloud, notary."""
+            """Xcode Cloud and notary, for the preflight checks (builds and bundle IDs are served above)."""
             listings = {
-                "/v1/builds": ("builds", _BUILDS),
-                "/v1/bundleIds": ("bundleIds", _BUNDLE_IDS),
                 "/v1/ciProducts": ("ciProducts", _CI_PRODUCTS),
                 "/notary/v2/submissions": ("submissions", _SUBMISSIONS),
             }
@@ -412,7 +710,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 return False
             kind, items = listing
             status, code, why = api.check_token(self.headers.get("Authorization", ""), "GET", self.path)
-            api._record(self.path, str(status))
+            self._note(str(status))
             if status == 401:
                 self._error(401, code, *_NOT_AUTHORIZED, extra_detail=why)
                 return True
@@ -436,7 +734,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
         def _list(self, path: str) -> None:
             """A collection other than /v1/apps: the token checked, then one Apple-shaped page."""
             status, code, why = api.check_token(self.headers.get("Authorization", ""), "GET", self.path)
-            api._record(self.path, str(status))
+            self._note(str(status))
             if status != 200:
                 title, detail = _NOT_AUTHORIZED if status == 401 else ("The given operation is not allowed", why)
                 self._error(status, code, title, detail, extra_detail=why if status == 401 else "")
@@ -457,10 +755,19 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             detail: str,
             headers: Optional[Dict[str, str]] = None,
             extra_detail: str = "",
+            source: Optional[Dict[str, str]] = None,
         ) -> None:
             # extra_detail is the stand-in's own reason, kept out of the body as Apple does, but
             # offered in a header so tests can see why a token was refused.
-            error = {"id": str(uuid.uuid4()), "status": str(status), "code": code, "title": title, "detail": detail}
+            error: Dict[str, Any] = {
+                "id": str(uuid.uuid4()),
+                "status": str(status),
+                "code": code,
+                "title": title,
+                "detail": detail,
+            }
+            if source:
+                error["source"] = source
             merged = dict(headers or {})
             if extra_detail:
                 merged["X-Standin-Reason"] = extra_detail
@@ -469,15 +776,17 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
         def _send(self, status: int, body: bytes, content_type: str, headers: Optional[Dict[str, str]] = None) -> None:
             used = len([r for r in api.requests if r[1] not in ("reset",)])
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+            if status != 204:  # No Content carries neither a body nor its length
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
             self.send_header(
                 "X-Rate-Limit", f"user-hour-lim:{api.hourly_limit};user-hour-rem:{max(0, api.hourly_limit - used)};"
             )
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            if status != 204:
+                self.wfile.write(body)
 
     return Handler
 

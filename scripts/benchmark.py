@@ -9,6 +9,9 @@
 3. composite warm run vs entrypoint.py run directly                         (target <= 3x)
 4. image size over its base                                                  (target <= 40 MB)
 5. `docker run` mint-only vs `docker run BASE python3 -c pass`              (target <= 2x)
+6. `asc-token api /v1/apps?limit=200 --paginate` over 1,000 apps on the stand-in vs the same five
+   requests by `curl` in a shell loop (following links.next with sed) with one pre-minted token,
+   with pages answered at once and with pages taking 0.3 s (a distant server)  (target <= 1.5x)
 
 Medians of repeated runs; wall-clock on this machine, so compare the ratios, not the seconds.
 """
@@ -25,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -171,10 +174,64 @@ def bench_docker(workdir: Path, pem: str, quick: bool) -> None:
     record("docker run mint-only vs docker run BASE python3 -c pass", ours, plain, 2.0)
 
 
+CURL_LOOP = r"""url="$ASC_API_URL/v1/apps?limit=200"; : > "$OUT"
+while [ -n "$url" ]; do
+  page=$(curl -fsS -H "Authorization: Bearer $TOKEN" "$url") || exit 1
+  printf '%s\n' "$page" >> "$OUT"
+  url=$(printf '%s' "$page" | sed -n 's/.*"next": *"\([^"]*\)".*/\1/p')
+done"""
+
+
+def bench_api(workdir: Path, pem: str, quick: bool) -> None:
+    curl = shutil.which("curl")
+    asc_token = shutil.which("asc-token", path=os.path.dirname(sys.executable))
+    if curl is None or asc_token is None:
+        missing = "curl (apt-get install -y curl)" if curl is None else "asc-token in this venv"
+        print(f"api --paginate vs curl: skipped ({missing} is not installed)")
+        return
+    sys.path.insert(0, str(ROOT))
+    from devtools.standin import AppStoreConnectStandIn  # the test double, never shipped
+
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    for delay, label in ((0.0, "pages at once"), (0.3, "pages in 0.3 s")):
+        with AppStoreConnectStandIn(app_count=1000, hourly_limit=10**9, response_delay_seconds=delay) as api:
+            api.register(KEY_ID, key.public_key(), ISSUER)
+            ours, baseline = _api_and_curl_loop(api, asc_token, workdir, pem, 5 if quick else 11)
+            record(f"api --paginate 1,000 apps vs curl loop ({label})", ours, baseline, 1.5)
+
+
+def _api_and_curl_loop(api: Any, asc_token: str, workdir: Path, pem: str, repeat: int) -> Tuple[float, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASC_", "GITHUB_", "INPUT_"))}
+    env.update(ASC_PRIVATE_KEY=pem, ASC_KEY_ID=KEY_ID, ASC_ISSUER_ID=ISSUER, ASC_API_URL=api.url)
+    minted = subprocess.run([asc_token, "--print", "--no-verify"], env=env, capture_output=True, text=True, check=True)
+    loop_env = {**env, "TOKEN": minted.stdout.strip(), "OUT": str(workdir / "curl.json")}
+    ours_out = workdir / "api.json"
+
+    def ours() -> None:
+        with open(ours_out, "wb") as stream:
+            subprocess.run([asc_token, "api", "/v1/apps?limit=200", "--paginate"], env=env, stdout=stream, check=True)
+
+    def loop() -> None:
+        check(["bash", "--noprofile", "--norc", "-c", CURL_LOOP], loop_env)
+
+    # Both make the same five requests, and ours returns every app.
+    ours()
+    asked = [path for path, _ in api.requests]
+    del api.requests[:]
+    loop()
+    if [path for path, _ in api.requests] != asked or len(asked) != 5:
+        raise SystemExit(f"api --paginate and the curl loop made different requests: {asked}")
+    if len(json.loads(ours_out.read_text())["data"]) != 1000:
+        raise SystemExit("asc-token api --paginate did not return 1,000 apps")
+    return median_seconds(ours, repeat), median_seconds(loop, repeat)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--no-docker", action="store_true", help="skip the image figures")
+    parser.add_argument("--only-api", action="store_true", help="only the asc-token api figures")
     args = parser.parse_args()
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(
@@ -182,9 +239,11 @@ def main() -> int:
     ).decode()
     with tempfile.TemporaryDirectory(prefix="asc-bench-") as tmp:
         workdir = Path(tmp)
-        bench_mint_and_composite(workdir, pem, args.quick)
-        if not args.no_docker:
-            bench_docker(workdir, pem, args.quick)
+        if not args.only_api:
+            bench_mint_and_composite(workdir, pem, args.quick)
+            if not args.no_docker:
+                bench_docker(workdir, pem, args.quick)
+        bench_api(workdir, pem, args.quick)
     print(f"\n{'measurement':<58} {'ours':>10} {'baseline':>10} {'ratio':>7} {'target':>8}  ok")
     failed = False
     for name, ours, baseline, target, unit in RESULTS:

@@ -254,3 +254,24 @@ def test_image_size_budget(image: str) -> None:
         pytest.skip("the base image is not in the local engine to compare with")
     sizes = [int(_docker_out("image", "inspect", "--format", "{{.Size}}", name)) for name in (base, image)]
     assert sizes[1] - sizes[0] <= SIZE_BUDGET, f"the image adds {(sizes[1] - sizes[0]) / 1e6:.1f} MB to {base}"
+
+
+def test_api_command_in_the_image(image: str, tmp_path: Path, key: KeyMaterial) -> None:
+    """`asc-token api` (issue 11): `docker run IMAGE api PATH`, and `asc-token api` in a job using the image."""
+    with standin_running() as api:
+        api.register(KEY_ID, key.key.public_key(), ISSUER_ID)
+        api.app_count = 5
+        env = cli_env(key, ASC_API_URL=api.url)
+        run = run_container(image, tmp_path, {}, extra_env=env, args=["api", "/v1/apps?limit=2", "--paginate"])
+        assert run.returncode == 0, run.stderr
+        assert len(json.loads(run.stdout)["data"]) == 5  # stdout: the merged JSON only
+        assert [outcome for _, outcome in api.requests] == ["200"] * 3
+        token = api.tokens_seen()[0]
+        assert f"::add-mask::{token}" in run.stderr.splitlines()  # on GitHub: masked, on stderr
+        assert token not in run.stdout
+        on_path = run_container(
+            image, tmp_path / "path", {}, extra_env={**env, "GITHUB_ACTIONS": ""},
+            args=["api", "/v1/nothingHere"], entrypoint="asc-token",
+        )  # fmt: skip
+        assert on_path.returncode == 1 and on_path.stdout == ""
+        assert "404 NOT_FOUND" in on_path.stderr

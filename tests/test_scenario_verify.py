@@ -226,3 +226,57 @@ def _token(key: KeyMaterial) -> str:
     from asc_token.minting import TokenRequest, mint
 
     return mint(key.key, TokenRequest(KEY_ID, ISSUER_ID), clock=time.time).token
+
+
+@pytest.mark.parametrize("spurious", [1, 2])
+def test_spurious_401s_are_retried_with_fresh_tokens(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, spurious: int
+) -> None:
+    """Apple sometimes answers 401 to a valid token; fastlane and codemagic re-sign and retry."""
+    api.inject(*[Fault("unauthorized")] * spurious)
+    result = run_entrypoint(tmp_path, inputs(key, api))
+    assert result.returncode == 0, result.log
+    assert [outcome for _, outcome in api.requests] == ["401"] * spurious + ["200"]
+    assert "401 on attempt 1; signing a new token and retrying" in result.stdout
+    if spurious == 2:
+        assert "401 on attempt 2; signing a new token and retrying" in result.stdout
+    tokens = api.tokens_seen()
+    assert len(tokens) == spurious + 1  # every retry carried a newly signed token
+    for token in tokens:
+        assert key.decode(token)["iss"] == ISSUER_ID
+    masks = {line[len("::add-mask::") :] for line in result.stdout.splitlines() if line.startswith("::add-mask::")}
+    assert set(tokens) <= masks  # each fresh token was masked before it was sent
+    assert result.outputs["app-count"] == "3"
+    assert_no_secrets(result, key.secret_fragments())
+
+
+def test_persistent_401_is_reported_within_20_seconds(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.inject(*[Fault("unauthorized")] * 10)
+    started = time.monotonic()
+    result = run_entrypoint(tmp_path, inputs(key, api))
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert elapsed < 20
+    assert [outcome for _, outcome in api.requests] == ["401"] * 3
+    line = error_line(result)
+    assert "401 NOT_AUTHORIZED 3 times, each with a freshly signed token" in line
+    assert "`issuer-id` is not the issuer" in line  # explained exactly as a single 401 is
+    assert_no_secrets(result, key.secret_fragments())
+
+
+@pytest.mark.parametrize("lifetime", [20, 3])
+def test_short_lifetimes_are_valid_when_signed(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, lifetime: int
+) -> None:
+    before = int(time.time())
+    result = run_entrypoint(tmp_path, inputs(key, api, **{"expires-in": str(lifetime)}))
+    assert result.returncode == 0, result.log
+    assert api.requests == [("/v1/apps?limit=1", "200")]  # the stand-in accepted it first time
+    claims = key.decode(result.outputs["token"], verify_exp=False)
+    issued, expires = claims["iat"], claims["exp"]
+    assert isinstance(issued, int) and isinstance(expires, int)
+    assert expires - issued == lifetime
+    assert issued >= before - lifetime // 4  # backdated by at most a quarter of the lifetime
+    assert expires > before  # valid when signed

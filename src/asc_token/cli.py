@@ -126,13 +126,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="asc-token",
-        description="Mint an App Store Connect API token (ES256 JWT) and check that it works.",
-        allow_abbrev=False,  # `--private=<key>` must not silently become --private-key
-    )
-    parser.add_argument("--version", action="version", version=f"asc-token {__version__}")
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """The credential flags every command reads (``asc-token`` and ``asc-token api``)."""
     parser.add_argument("--key-id", help="10-character key ID (env: ASC_KEY_ID)")
     parser.add_argument("--issuer-id", help="issuer UUID, for team keys (env: ASC_ISSUER_ID)")
     parser.add_argument("--private-key-path", help="path of the AuthKey_<KEYID>.p8 file (env: ASC_PRIVATE_KEY_PATH)")
@@ -144,6 +139,63 @@ def build_parser() -> argparse.ArgumentParser:
         "with a --scope of GETs on resources that allow long-lived tokens (env: ASC_EXPIRES_IN)",
     )
     parser.add_argument("--scope", action="append", help="METHOD /path the token may call; repeatable")
+
+
+def add_platform_flags(parser: argparse.ArgumentParser) -> None:
+    """Which API, at which URL, on which CI platform: every command reads them too."""
+    parser.add_argument(
+        "--api", help="app-store-connect (default) or enterprise, the Enterprise Program API (env: ASC_API)"
+    )
+    parser.add_argument("--api-url", help=f"API base URL (default: the chosen API's own, {DEFAULT_API_URL})")
+    parser.add_argument(
+        "--platform", metavar="NAME", help=f"CI platform: {', '.join(PLATFORM_NAMES)} (default: detected)"
+    )
+
+
+def settings_flags(args: argparse.Namespace) -> Dict[str, Optional[str]]:
+    """The parsed settings flags by setting name; refuses the key on the command line."""
+    if args.private_key is not None:
+        raise InputError(
+            "--private-key on the command line is refused, because every process on the "
+            "machine can read argv: put the key in ASC_PRIVATE_KEY (from a secret) or a file "
+            "and pass --private-key-path."
+        )
+    return {
+        "key-id": args.key_id,
+        "issuer-id": args.issuer_id,
+        "private-key-path": args.private_key_path,
+        "key-type": args.key_type,
+        "expires-in": args.expires_in,
+        "scope": "\n".join(args.scope) if args.scope else None,
+        "api-url": args.api_url,
+        "api": args.api,
+        # The token command's own; `asc-token api` has none of them.
+        "verify": getattr(args, "verify", None),
+        "checks": "\n".join(args.check) if getattr(args, "check", None) else None,
+        "notary-url": getattr(args, "notary_url", None),
+    }
+
+
+def refuse_extras(parser: argparse.ArgumentParser, extras: Sequence[str], hint: str = "") -> None:
+    """Unknown arguments named by their option names only: a value may be a secret."""
+    if extras:
+        options = sorted({extra.split("=", 1)[0] for extra in extras if extra.startswith("-") and len(extra) < 60})
+        named = f": {', '.join(options)}" if options else ""
+        parser.error(f"unrecognised arguments{named} (values are not shown: they may be secrets); {hint}see --help")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="asc-token",
+        description="Mint an App Store Connect API token (ES256 JWT) and check that it works.",
+        epilog=(
+            "To call the API itself: asc-token api [--method GET|POST|PATCH|DELETE] PATH "
+            "[--paginate] [--input FILE|-] [--include]; see asc-token api --help."
+        ),
+        allow_abbrev=False,  # `--private=<key>` must not silently become --private-key
+    )
+    parser.add_argument("--version", action="version", version=f"asc-token {__version__}")
+    add_settings_flags(parser)
     parser.add_argument(
         "--verify",
         dest="verify",
@@ -152,10 +204,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the credentials with GET /v1/apps (default)",
     )
     parser.add_argument("--no-verify", dest="verify", action="store_const", const="false", help="skip the check")
-    parser.add_argument(
-        "--api", help="app-store-connect (default) or enterprise, the Enterprise Program API (env: ASC_API)"
-    )
-    parser.add_argument("--api-url", help=f"API base URL (default: the chosen API's own, {DEFAULT_API_URL})")
     parser.add_argument(
         "--check",
         action="append",
@@ -168,45 +216,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--print", dest="print_token", action="store_true", help="write the token, and only it, to stdout"
     )
     parser.add_argument("--output-file", help="write the token to this file, mode 0600")
-    parser.add_argument(
-        "--platform", metavar="NAME", help=f"CI platform: {', '.join(PLATFORM_NAMES)} (default: detected)"
-    )
+    add_platform_flags(parser)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] = None) -> int:
     environ = dict(os.environ if env is None else env)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["api"]:
+        from .apicommand import main as api_main  # its own parser; the token command is unchanged
+
+        return api_main(arguments[1:], environ)
     parser = build_parser()
-    args, extras = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
-    if extras:
-        options = sorted({extra.split("=", 1)[0] for extra in extras if extra.startswith("-") and len(extra) < 60})
-        named = f": {', '.join(options)}" if options else ""
-        parser.error(f"unrecognised arguments{named} (values are not shown: they may be secrets); see --help")
+    args, extras = parser.parse_known_args(arguments)
+    refuse_extras(parser, extras, "put api first to call the API (asc-token api PATH); " if "api" in extras else "")
     if args.platform is not None and args.platform not in PLATFORM_NAMES:
         parser.error(f"--platform must be one of {', '.join(PLATFORM_NAMES)}")
     platform = platform_for(environ, args.platform)(environ, log=_log)
     printing = bool(args.print_token)
     try:
-        if args.private_key is not None:
-            raise InputError(
-                "--private-key on the command line is refused, because every process on the "
-                "machine can read argv: put the key in ASC_PRIVATE_KEY (from a secret) or a file "
-                "and pass --private-key-path."
-            )
-        flags = {
-            "key-id": args.key_id,
-            "issuer-id": args.issuer_id,
-            "private-key-path": args.private_key_path,
-            "key-type": args.key_type,
-            "expires-in": args.expires_in,
-            "scope": "\n".join(args.scope) if args.scope else None,
-            "verify": args.verify,
-            "api-url": args.api_url,
-            "checks": "\n".join(args.check) if args.check else None,
-            "notary-url": args.notary_url,
-            "api": args.api,
-        }
-        inputs = CliInputs(flags, environ)
+        inputs = CliInputs(settings_flags(args), environ)
         _log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")
         settings = read_settings(inputs)
         edge = Collaborators(

@@ -277,3 +277,94 @@ def _json(reply: Reply) -> Any:
         return json.loads(reply.body)
     except (ValueError, TypeError, RecursionError):
         return None
+
+
+# `asc-token api`: the same explanations, about the request the user made rather than the check.
+
+_MAX_ERRORS_SHOWN = 10
+
+
+def apple_said_all(reply: Reply) -> str:
+    """Every one of Apple's ``errors[]`` (at most ten), one per line, with where it points."""
+    errors = apple_errors(reply)
+    if not errors:
+        return summarise_body(reply)
+    lines = []
+    for error in errors[:_MAX_ERRORS_SHOWN]:
+        status_code = " ".join(str(error.get(name, "")) for name in ("status", "code") if error.get(name))
+        words = " - ".join(str(error.get(name)) for name in ("title", "detail") if error.get(name))
+        where = _source(error)
+        line = f"{status_code}: {words}" if status_code and words else status_code or words
+        lines.append("- " + quote_foreign(line + (f" (source: {where})" if where else ""), 600))
+    if len(errors) > _MAX_ERRORS_SHOWN:
+        lines.append(f"(+{len(errors) - _MAX_ERRORS_SHOWN} more errors)")
+    return "\n".join(lines)
+
+
+def _source(error: Mapping[str, Any]) -> str:
+    source = error.get("source")
+    if not isinstance(source, dict):
+        return ""
+    where = source.get("parameter") or source.get("pointer")
+    if not where:
+        return ""
+    kind = "parameter" if source.get("parameter") else "pointer"
+    return f"{kind} {quote_foreign(where, 120)}"
+
+
+def explain_api_reply(
+    reply: Reply, request: Request, method: str, naming: Naming, clock: Callable[[], float]
+) -> ApiError:
+    """An answer to ``asc-token api`` that is not a success.
+
+    401, 429, 5xx, redirects, proxies and the agreements 403 are explained as the verification
+    explains them; other 4xx are about the request itself: what was asked, and what Apple points at.
+    """
+    code = error_code(reply)
+    agreements = code is not None and (code == AGREEMENTS_CODE or code.startswith(AGREEMENTS_CODE + "."))
+    if not (400 <= reply.status < 500) or reply.status in (401, 429) or agreements or not is_apple_json(reply):
+        return explain_reply(reply, request, naming, clock)
+    asked = f"{method} {quote_foreign(request.url, 300)}"
+    answered = f"App Store Connect answered {reply.status} {code or ''}".rstrip()
+    details = f"Apple said:\n{apple_said_all(reply)}"
+    if reply.status == 403:
+        return ApiError(
+            f"{answered} to {asked}: the key is valid, but its role may not make this request; give the key in "
+            f"{naming.label('key-id')} a role that may (the endpoint's documentation lists them), or use another key.",
+            details=details,
+        )
+    if reply.status == 404:
+        return ApiError(
+            f"{answered} to {asked}: there is no such path or resource; check PATH (the path, the "
+            "resource ID, and that this key's team can see the resource) against Apple's API reference.",
+            details=details,
+        )
+    errors = apple_errors(reply)
+    where = _source(errors[0]) if errors else ""
+    pointed = f" ({where})" if where else ""
+    return ApiError(
+        f"{answered} to {asked}: App Store Connect refused the request as sent; fix what it points "
+        f"at{pointed}, as described below, and send it again.",
+        details=details,
+    )
+
+
+def explain_api_unreachable(kind: str, url: str, method: str, naming: Naming, attempts: int = 1) -> UnreachableError:
+    """No answer to ``asc-token api``: as the verification says, with what it means for the request."""
+    error = explain_unreachable(kind, url, naming, attempts)
+    if method == "GET":
+        consequence = "Nothing was printed; run the command again when App Store Connect can be reached."
+    else:
+        consequence = (
+            f"No answer came back, so App Store Connect may or may not have carried out the {method}: "
+            "check the resource before sending it again (a second POST can create a second resource)."
+        )
+    return UnreachableError(error.message, details=consequence)
+
+
+def explain_api_unfinished(reason: str, method: str, url: str) -> ApiError:
+    """An answer that could not be used as it came: a page cut off, a links.next off the API host, a loop."""
+    return ApiError(
+        f"The answer to {method} {quote_foreign(url, 300)} could not be used: {reason}",
+        details="Nothing was printed, so no partial result can be mistaken for the whole.",
+    )

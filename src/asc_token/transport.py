@@ -38,6 +38,9 @@ class RetryPolicy:
     # Apple sometimes answers 401 to a valid token once; fastlane and codemagic re-sign and retry.
     unauthorized_retries: int = 2
     unauthorized_backoff: float = 1.0
+    # False for a POST: after a timeout, a reset or a 5xx it may already have been carried out,
+    # and sending it again could create a second resource. 401 and 429 are refusals: retried.
+    resend_when_uncertain: bool = True
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,12 @@ class Transport:
                 problem = f"HTTP {reply.status}"
             elif reply is not None:
                 return reply
-            if attempt >= policy.max_attempts or self.monotonic() + wait >= deadline - 1:
+            uncertain = failure is not None or (reply is not None and reply.status >= 500)
+            if (
+                attempt >= policy.max_attempts
+                or self.monotonic() + wait >= deadline - 1
+                or (uncertain and not policy.resend_when_uncertain)
+            ):
                 if reply is not None:
                     return reply
                 raise NoAnswerError(failure.kind if failure else "timeout", attempt)

@@ -1,0 +1,572 @@
+"""``asc-token api`` against the local stand-in: the installed command as a CI step runs it, and
+its pieces in-process (the token reuse rule, PATH resolution, page merging, the output)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import jwt
+import pytest
+
+from asc_token import apicommand
+from asc_token.apicommand import TokenSource, merge_pages, needs_new_token, next_page, render, resolve
+from asc_token.cli import CliInputs
+from asc_token.errors import ApiError, InputError
+from asc_token.minting import MintedToken, TokenRequest
+from asc_token.transport import Reply, RetryPolicy
+from devtools.standin import AppStoreConnectStandIn, Fault
+
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
+
+ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or shutil.which("asc-token")
+needs_command = pytest.mark.skipif(
+    ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)"
+)
+FAST = RetryPolicy(
+    backoff_base=0.05, backoff_cap=0.2, retry_after_cap=0.5, connect_timeout=1, read_timeout=1, total_seconds=3,
+    unauthorized_backoff=0.05,
+)  # fmt: skip
+
+
+class Run:
+    def __init__(self, completed: subprocess.CompletedProcess[str]) -> None:
+        self.returncode = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def api_env(key: KeyMaterial, api: AppStoreConnectStandIn, **extra: str) -> Dict[str, str]:
+    return {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "ASC_API_URL": api.url,
+            **extra}  # fmt: skip
+
+
+def run_api(tmp_path: Path, env: Dict[str, str], args: List[str], stdin: Optional[str] = None) -> Run:
+    """``asc-token api ARGS`` as a CI step runs it: the installed console script, a clean environment."""
+    base = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR")}
+    assert ASC_TOKEN is not None
+    completed = subprocess.run(
+        [ASC_TOKEN, "api", *args],
+        env={**base, **env},
+        cwd=str(tmp_path),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    return Run(completed)
+
+
+def assert_clean(run: Run, api: AppStoreConnectStandIn, key: KeyMaterial) -> None:
+    """No token that was sent, and no piece of the key, in stdout or stderr; no traceback."""
+    for token in api.tokens_seen():
+        assert token not in run.stdout and token not in run.stderr
+    for fragment in key.secret_fragments():
+        assert fragment not in run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+
+
+# --- scenarios: the installed command against the stand-in ------------------------------------
+
+
+@needs_command
+def test_paginate_450_items_in_pages_of_200(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.app_count = 450
+    # ASC_VERIFY is the token command's: api ignores it, even a value it would refuse
+    run = run_api(tmp_path, api_env(key, api, ASC_VERIFY="maybe"), ["/v1/apps?limit=200", "--paginate"])
+    assert run.returncode == 0, run.stderr
+    document = run.json()  # stdout is exactly one JSON document
+    ids = [item["id"] for item in document["data"]]
+    assert len(ids) == 450 and len(set(ids)) == 450
+    assert ids == sorted(ids)  # in order, page after page
+    assert "next" not in document["links"]
+    assert document["meta"]["paging"]["total"] == 450
+    assert [outcome for _, outcome in api.requests] == ["200"] * 3
+    assert api.requests[0][0] == "/v1/apps?limit=200" and "cursor=" in api.requests[2][0]
+    assert len(api.tokens_seen()) == 1  # a 20-minute token serves every page
+    assert run.stderr == ""  # nothing to say on success
+    assert_clean(run, api, key)
+
+
+@needs_command
+def test_pages_slower_than_the_token_lifetime(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.app_count, api.response_delay_seconds = 6, 2.0  # 3 pages, 2 s each: twice the 3 s lifetime
+    started = time.monotonic()
+    run = run_api(tmp_path, api_env(key, api, ASC_EXPIRES_IN="3"), ["/v1/apps?limit=2", "--paginate"])
+    assert run.returncode == 0, run.stderr
+    assert time.monotonic() - started > 3
+    assert len(run.json()["data"]) == 6
+    assert [outcome for _, outcome in api.requests] == ["200"] * 3  # never an expired token, never a 401
+    tokens = api.tokens_seen()
+    assert len(tokens) > 1
+    for token in tokens:
+        claims = key.decode(token, verify_exp=False)
+        assert claims["exp"] - claims["iat"] == 3
+    assert_clean(run, api, key)
+
+
+@needs_command
+@pytest.mark.parametrize("spurious", [1, 2])
+def test_spurious_401_is_retried_with_a_fresh_token(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, spurious: int
+) -> None:
+    api.inject(*[Fault("unauthorized")] * spurious)
+    run = run_api(tmp_path, api_env(key, api), ["/v1/apps"])
+    assert run.returncode == 0, run.stderr
+    assert "401 on attempt 1; signing a new token and retrying" in run.stderr
+    assert [outcome for _, outcome in api.requests] == ["401"] * spurious + ["200"]
+    assert len(api.tokens_seen()) == spurious + 1
+    assert len(run.json()["data"]) == 3
+    assert_clean(run, api, key)
+
+
+@needs_command
+def test_persistent_401_is_explained(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.register(KEY_ID, key.key.public_key(), "11111111-2222-3333-4444-555555555555")
+    started = time.monotonic()
+    run = run_api(tmp_path, api_env(key, api), ["/v1/apps"])
+    assert run.returncode == 1
+    assert time.monotonic() - started < 20
+    assert run.stdout == ""
+    assert "401 NOT_AUTHORIZED 3 times, each with a freshly signed token" in run.stderr
+    assert "ASC_ISSUER_ID is not the issuer" in run.stderr
+    assert_clean(run, api, key)
+
+
+@needs_command
+def test_404_is_explained_on_stderr(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    run = run_api(tmp_path, api_env(key, api), ["/v1/nothingHere"])
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert f"error: App Store Connect answered 404 NOT_FOUND to GET {api.url}/v1/nothingHere" in run.stderr
+    assert "check PATH" in run.stderr
+    assert "404 NOT_FOUND: The specified resource does not exist" in run.stderr  # Apple's own words, below
+    assert_clean(run, api, key)
+
+
+@needs_command
+def test_post_with_input_file_then_patch_then_delete(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    body = {"data": {"type": "bundleIds", "attributes": {"identifier": "com.example.new", "name": "New",
+                                                          "platform": "IOS"}}}  # fmt: skip
+    (tmp_path / "bundle.json").write_text(json.dumps(body))
+    created = run_api(tmp_path, api_env(key, api), ["--input", "bundle.json", "/v1/bundleIds"])
+    assert created.returncode == 0, created.stderr
+    resource = created.json()["data"]
+    assert resource["type"] == "bundleIds" and resource["attributes"]["identifier"] == "com.example.new"
+    assert api.calls[-1].method == "POST" and json.loads(api.calls[-1].body) == body  # POST: the default with --input
+
+    change = {"data": {"type": "bundleIds", "id": resource["id"], "attributes": {"name": "Renamed"}}}
+    patched = run_api(
+        tmp_path, api_env(key, api), ["--method", "patch", f"/v1/bundleIds/{resource['id']}", "--input", "-"],
+        stdin=json.dumps(change),
+    )  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
+    assert patched.json()["data"]["attributes"]["name"] == "Renamed"
+
+    deleted = run_api(tmp_path, api_env(key, api), ["-X", "DELETE", f"/v1/bundleIds/{resource['id']}"])
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout == ""  # 204 No Content: nothing to print
+    assert [(call.method, call.outcome) for call in api.calls] == [("POST", "201"), ("PATCH", "200"),
+                                                                   ("DELETE", "204")]  # fmt: skip
+    assert_clean(created, api, key)
+
+
+@needs_command
+def test_409_names_what_apple_points_at(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    (tmp_path / "incomplete.json").write_text('{"data": {"type": "bundleIds", "attributes": {"identifier": "x"}}}')
+    run = run_api(tmp_path, api_env(key, api), ["-X", "POST", "/v1/bundleIds", "--input", "incomplete.json"])
+    assert run.returncode == 1
+    assert run.stdout == ""
+    # Word for word the README's example, but for the stand-in's URL
+    example = readme_section("## Call the API").split("```text\n", 1)[1].split("```", 1)[0]
+    shown = [line.strip() for line in example.strip().splitlines()]
+    logged = run.stderr.replace(api.url, "https://api.appstoreconnect.apple.com").splitlines()
+    assert logged == shown
+
+
+@needs_command
+def test_an_answer_that_is_not_json_is_summarised(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.inject(Fault("html", status=200))
+    run = run_api(tmp_path, api_env(key, api), ["/v1/apps"])
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert "answered 200 with a text/html body of" in run.stderr and "<html>" not in run.stderr
+
+
+@needs_command
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--method", "PUT", "/v1/apps"], "--method must be one of GET, POST, PATCH, DELETE"),
+        (["https://api.example.com/v1/apps"], "PATH 'https://api.example.com/v1/apps' is not on the API host"),
+        (["--input", "missing.json", "-X", "POST", "/v1/bundleIds"], "--input file 'missing.json' does not exist"),
+        (["--input", "not-json.txt", "-X", "POST", "/v1/bundleIds"], "--input file 'not-json.txt' is not JSON"),
+        (["--input", "body.json", "-X", "GET", "/v1/apps"], "--input sends a request body, which GET does not take"),
+        (["-X", "POST", "--paginate", "/v1/bundleIds"], "--paginate follows links.next"),
+        (["/v1/apps", "--expires-in", "3000"], "--expires-in is 3000 seconds (50 min), longer than 20 minutes"),
+        (["/v1/apps", "--scope", "GET /v1/builds"], "--scope does not allow GET /v1/apps"),
+        (["/v1/apps", "--verbose"], "unrecognised arguments: --verbose"),
+    ],
+)
+def test_bad_input_exit_2_and_nothing_sent(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, args: List[str], named: str
+) -> None:
+    (tmp_path / "not-json.txt").write_text("name=value\n")
+    (tmp_path / "body.json").write_text("{}")
+    run = run_api(tmp_path, api_env(key, api), args)
+    assert run.returncode == 2, run.stderr
+    assert named in run.stderr
+    assert run.stdout == ""
+    assert api.requests == []
+    assert "Traceback" not in run.stderr
+
+
+@needs_command
+def test_a_missing_setting_is_exit_2(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    env = api_env(key, api)
+    del env["ASC_ISSUER_ID"]
+    run = run_api(tmp_path, env, ["/v1/apps"])
+    assert run.returncode == 2
+    assert "error: --issuer-id (or ASC_ISSUER_ID) is empty" in run.stderr
+    assert api.requests == []
+
+
+@needs_command
+def test_include_puts_headers_on_stderr_and_low_quota_is_noted(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.hourly_limit = 50
+    run = run_api(tmp_path, api_env(key, api), ["--include", f"{api.url}/v1/apps/1000000001"])  # a full URL
+    assert run.returncode == 0, run.stderr
+    assert run.json()["data"]["attributes"]["bundleId"] == "com.example.demo.watch"
+    assert run.stderr.startswith("HTTP 200 OK\n")
+    assert "content-type: application/json" in run.stderr
+    assert f"49 of 50 requests left this hour for key {KEY_ID}" in run.stderr
+    assert_clean(run, api, key)
+
+
+@needs_command
+def test_github_masks_each_token_on_stderr(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.inject(Fault("unauthorized"))
+    run = run_api(tmp_path, {**api_env(key, api), "GITHUB_ACTIONS": "true"}, ["/v1/apps"])
+    assert run.returncode == 0, run.stderr
+    masked = {line[len("::add-mask::") :] for line in run.stderr.splitlines() if line.startswith("::add-mask::")}
+    assert set(api.tokens_seen()) <= masked
+    run.json()
+
+
+@needs_command
+def test_token_command_unchanged_and_help_mentions_api(tmp_path: Path, key: KeyMaterial) -> None:
+    assert ASC_TOKEN is not None
+    helped = subprocess.run([ASC_TOKEN, "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert helped.returncode == 0 and "asc-token api" in helped.stdout
+    env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "PATH": os.environ["PATH"]}
+    minted = subprocess.run(
+        [ASC_TOKEN, "--print", "--no-verify"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert minted.returncode == 0, minted.stderr
+    assert key.decode(minted.stdout.strip())["iss"] == ISSUER_ID
+    misplaced = subprocess.run(
+        [ASC_TOKEN, "--no-verify", "api", "/v1/apps"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert misplaced.returncode == 2 and "put api first" in misplaced.stderr
+
+
+# --- the README's examples, run as written ---------------------------------------------------
+
+README = ROOT / "README.md"
+needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="the README's examples use jq, which is not installed")
+
+
+def readme_section(heading: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start : end if end >= 0 else len(text)]
+
+
+def bash(script: str, env: Dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """As a workflow's `shell: bash` runs a step."""
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        env=env, cwd=str(cwd), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def shell_env(extra: Dict[str, str], *bin_dirs: Path) -> Dict[str, str]:
+    assert ASC_TOKEN is not None
+    path = os.pathsep.join([*map(str, bin_dirs), os.path.dirname(ASC_TOKEN), os.environ.get("PATH", "")])
+    base = {key: value for key, value in os.environ.items() if key in ("HOME", "LANG", "TMPDIR")}
+    return {**base, **extra, "PATH": path}
+
+
+@needs_command
+@needs_jq
+def test_readme_examples(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    examples = readme_section("## Call the API").split("```sh\n")[2].split("```", 1)[0]
+    assert "--paginate > apps.json" in examples and "--input -" in examples
+    done = bash(examples, shell_env(api_env(key, api)), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "apps.json").read_text())["meta"]["paging"]["total"] == 3
+    lines = done.stdout.splitlines()
+    assert lines[:3] == ["com.example.demo", "com.example.demo.watch", "com.example.demo.mac"]
+    assert json.loads(lines[3])["data"]["attributes"]["name"] == "Example App" and len(lines) == 4  # PATCH's answer
+    assert [(call.method, call.outcome) for call in api.calls] == [("GET", "200"), ("POST", "201"), ("PATCH", "200"),
+                                                                   ("DELETE", "204")]  # fmt: skip
+    assert json.loads(api.calls[2].body)["data"]["attributes"]["name"] == "Example App"
+    assert api.bundle_ids == {}
+
+
+@needs_command
+@needs_jq
+def test_long_job_pattern(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """The README's workflow: the action exports the settings, a later step polls with asc-token api."""
+    import yaml
+
+    from .runner import run_entrypoint
+
+    workflow = readme_section("## Long jobs").split("```yaml\n", 1)[1].split("```", 1)[0]
+    steps = yaml.safe_load(workflow)["steps"]
+    action = {name: value for name, value in steps[0]["with"].items() if "${{" not in str(value)}
+    assert action == {"write-key-files": True, "export-env": True}
+    setup = run_entrypoint(
+        tmp_path / "action",
+        {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": api.url,
+         "write-key-files": "true", "export-env": "true"},
+    )  # fmt: skip
+    assert setup.returncode == 0, setup.log
+    exported = setup.env_file
+    assert {"ASC_PRIVATE_KEY_PATH", "ASC_KEY_ID", "ASC_ISSUER_ID", "ASC_KEY_TYPE", "ASC_API_URL"} <= set(exported)
+
+    poll = next(step for step in steps if step.get("name") == "Wait for processing (up to an hour)")
+    assert poll["shell"] == "bash"
+    step_env = {name: str(value) for name, value in poll["env"].items()}
+    step_env["BUILD_NUMBER"] = "42"  # ${{ github.run_number }}
+    api.add_build(step_env["APP_ID"], "42", processing_polls=2)
+    api.add_build(step_env["APP_ID"], "41", processing_polls=0)  # an older build: filtered out
+    fake_bin = tmp_path / "fakebin"
+    fake_bin.mkdir()
+    (fake_bin / "sleep").write_text(f'#!/bin/sh\necho "$1" >> "{tmp_path}/slept"\n')  # an hour in no time
+    (fake_bin / "sleep").chmod(0o755)
+    before = len(api.calls)
+    done = bash(poll["run"], shell_env({**exported, **step_env}, fake_bin), tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        "build 42: PROCESSING (check 1)", "build 42: PROCESSING (check 2)", "build 42: VALID (check 3)",
+    ]  # fmt: skip
+    assert (tmp_path / "slept").read_text().split() == ["60", "60"]
+    polls = api.calls[before:]
+    assert [call.outcome for call in polls] == ["200"] * 3
+    assert len({call.token for call in polls}) == 3  # every call signed its own token
+    for call in polls:
+        assert key.decode(call.token)["iss"] == ISSUER_ID
+
+
+# --- in-process: the pieces --------------------------------------------------------------------
+
+
+def call_in_process(
+    api: AppStoreConnectStandIn, key: KeyMaterial, args: List[str], stdin: bytes = b""
+) -> tuple[int, bytes, List[str]]:
+    out = io.BytesIO()
+    logged: List[str] = []
+    env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "ASC_API_URL": api.url}
+    code = apicommand.main(args, env, stdout=out, stdin=io.BytesIO(stdin), policy=FAST, log=logged.append)
+    return code, out.getvalue(), logged
+
+
+def test_get_is_retried_after_a_5xx_but_post_is_not_resent(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.inject(Fault("status", status=500))
+    code, out, _ = call_in_process(api, key, ["/v1/apps"])
+    assert code == 0 and [outcome for _, outcome in api.requests] == ["500", "200"]
+    api.inject(Fault("status", status=500))
+    body = b'{"data": {"type": "bundleIds", "attributes": {"identifier": "a.b", "name": "A", "platform": "IOS"}}}'
+    code, out, logged = call_in_process(api, key, ["--input", "-", "/v1/bundleIds"], stdin=body)
+    assert code == 1 and out == b""
+    assert [outcome for _, outcome in api.requests][2:] == ["500"]  # sent once: it may have been carried out
+    assert any("answered 500" in line for line in logged)
+
+
+def test_post_is_retried_after_a_429(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.inject(Fault("rate-limit", retry_after=0))
+    body = b'{"data": {"type": "bundleIds", "attributes": {"identifier": "a.c", "name": "A", "platform": "IOS"}}}'
+    code, out, _ = call_in_process(api, key, ["--input", "-", "/v1/bundleIds"], stdin=body)
+    assert code == 0, out
+    assert [outcome for _, outcome in api.requests] == ["429", "201"]
+
+
+def test_enterprise_program_api(key: KeyMaterial) -> None:
+    from devtools.standin import APPLE_ENTERPRISE_AUDIENCE
+
+    with AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE) as enterprise:
+        enterprise.register(KEY_ID, key.key.public_key(), ISSUER_ID)
+        out = io.BytesIO()
+        env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID,
+               "ASC_API_URL": enterprise.url, "ASC_API": "enterprise"}  # fmt: skip
+        assert apicommand.main(["/v1/bundleIds"], env, stdout=out, policy=FAST, log=print) == 0
+        assert json.loads(out.getvalue())["data"][0]["attributes"]["identifier"] == "com.example.inhouse"
+        claims = jwt.decode(enterprise.tokens_seen()[0], key.key.public_key(), algorithms=["ES256"],
+                            audience="apple-developer-enterprise-v1")  # fmt: skip
+        assert claims["iss"] == ISSUER_ID
+
+
+def test_403_names_the_role_not_the_verification(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.register(KEY_ID, key.key.public_key(), ISSUER_ID, role_allows_apps=False)
+    code, out, logged = call_in_process(api, key, ["/v1/apps"])
+    assert code == 1 and out == b""
+    assert f"answered 403 FORBIDDEN_ERROR to GET {api.url}/v1/apps" in logged[0]
+    assert "give the key in ASC_KEY_ID a role that may" in logged[0] and "verify" not in "".join(logged)
+
+
+@pytest.mark.parametrize(
+    ("args", "consequence"),
+    [
+        (["/v1/apps"], "Nothing was printed"),
+        (["-X", "DELETE", "/v1/bundleIds/X"], "may or may not have carried out the DELETE"),
+    ],
+)
+def test_unreachable_says_what_it_means_for_the_request(key: KeyMaterial, args: List[str], consequence: str) -> None:
+    out = io.BytesIO()
+    logged: List[str] = []
+    env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID,
+           "ASC_API_URL": "http://127.0.0.1:9"}  # fmt: skip
+    code = apicommand.main(args, env, stdout=out, policy=FAST, log=logged.append)
+    assert code == 1 and out.getvalue() == b""
+    assert "the connection was refused" in logged[0]
+    assert consequence in logged[1] and "verify" not in "".join(logged)
+
+
+def test_stdout_is_only_the_json(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.app_count = 5
+    code, out, logged = call_in_process(api, key, ["/v1/apps?limit=2", "--paginate"])
+    assert code == 0
+    assert out.endswith(b"}\n") and out.count(b"\n") == 1  # one compact line for a pipe or file
+    assert [item["id"] for item in json.loads(out)["data"]] == [str(1000000000 + n) for n in range(5)]
+    assert logged == []
+
+
+@pytest.mark.parametrize(
+    ("remaining", "lifetime", "reuse"),
+    [
+        (None, 1200, False),  # nothing signed yet
+        (1170, 1200, True),  # a fresh 20-minute token
+        (241, 1200, True),
+        (239, 1200, False),  # a fifth of 1200 s is the margin
+        (61, 120, True),
+        (59, 120, False),  # 60 s is the least margin
+        (3, 3, False),  # a short lifetime is signed afresh for every request
+        (45, 60, False),
+        (0, 1200, False),
+        (-5, 1200, False),
+    ],
+)
+def test_needs_new_token(remaining: Optional[int], lifetime: int, reuse: bool) -> None:
+    now = 1_000_000.0
+    current = None if remaining is None else MintedToken("t", int(now) - 30, int(now) + remaining)
+    assert needs_new_token(current, now, lifetime) is (not reuse)
+
+
+def test_token_source_reuses_then_resigns_and_masks_first(key: KeyMaterial) -> None:
+    now = [1_000_000.0]
+    masked: List[str] = []
+    tokens = TokenSource(key.key, TokenRequest(KEY_ID, ISSUER_ID, 1200), lambda: now[0], masked.append)
+    first = tokens(False)
+    assert masked == [first]
+    now[0] += 900  # 270 s of 1170 left: still more than a fifth of the lifetime
+    assert tokens(False) == first
+    assert tokens(True) != first  # after a 401: always a new one
+    second = tokens(False)
+    now[0] += 1000  # 140 s left: under the margin
+    third = tokens(False)
+    assert third != second and masked == [first, second, third] and tokens.signed == 3
+    claims = key.decode(third, verify_exp=False)
+    assert claims["exp"] - claims["iat"] == 1200
+
+
+API = "https://api.appstoreconnect.apple.com"
+
+
+@pytest.mark.parametrize(
+    ("target", "url"),
+    [
+        ("/v1/apps", f"{API}/v1/apps"),
+        ("v1/apps?limit=1", f"{API}/v1/apps?limit=1"),
+        ("/v1/apps?filter[bundleId]=com.example.app", f"{API}/v1/apps?filter[bundleId]=com.example.app"),
+        ("/v1/apps?x=https://evil.example/", f"{API}/v1/apps?x=https://evil.example/"),
+        ("//evil.example/v1/apps", f"{API}/evil.example/v1/apps"),
+        (f"{API}/v1/apps?cursor=AB", f"{API}/v1/apps?cursor=AB"),
+        ("HTTPS://API.APPSTORECONNECT.APPLE.COM:443/v1/apps", "HTTPS://API.APPSTORECONNECT.APPLE.COM:443/v1/apps"),
+    ],
+)
+def test_resolve_keeps_requests_on_the_api_host(target: str, url: str) -> None:
+    assert resolve(target, API, "PATH", "ASC_API_URL") == url
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://api.example.com/v1/apps",
+        "http://api.appstoreconnect.apple.com/v1/apps",
+        "https://api.appstoreconnect.apple.com:8443/v1/apps",
+        "https://api.appstoreconnect.apple.com.evil.example/v1/apps",
+        "https://user@evil.example/v1/apps",
+        "https://[::1/v1/apps",
+    ],
+)
+def test_resolve_refuses_other_hosts(target: str) -> None:
+    with pytest.raises(InputError, match="is not on the API host"):
+        resolve(target, API, "PATH", "ASC_API_URL")
+
+
+def test_links_next_on_another_host_stops_the_pagination() -> None:
+    naming = CliInputs({}, {})
+    page = {"data": [], "links": {"next": "https://evil.example/v1/apps?cursor=x"}}
+    with pytest.raises(ApiError, match="points at another host"):
+        next_page(page, API, naming)
+    assert next_page({"data": [], "links": {"self": "x"}}, API, naming) is None
+    assert next_page({"data": {"id": "1"}, "links": {"next": f"{API}/x"}}, API, naming) is None  # not a list
+
+
+def test_merge_pages_keeps_order_and_drops_duplicate_included() -> None:
+    app = {"type": "apps", "id": "1"}
+    pages = [
+        {"data": [{"id": "b1"}, {"id": "b2"}], "included": [app], "links": {"self": "s", "next": "n1"},
+         "meta": {"paging": {"total": 3}}},
+        {"data": [{"id": "b3"}], "included": [app, {"type": "apps", "id": "2"}], "links": {"self": "n1"}},
+    ]  # fmt: skip
+    merged = merge_pages(pages)
+    assert [item["id"] for item in merged["data"]] == ["b1", "b2", "b3"]
+    assert merged["included"] == [app, {"type": "apps", "id": "2"}]
+    assert merged["links"] == {"self": "s"} and merged["meta"] == {"paging": {"total": 3}}
+    assert "included" not in merge_pages([{"data": [1]}, {"data": [2]}])
+
+
+@pytest.mark.parametrize("indent", [False, True])
+def test_render_breaks_azure_logging_commands_but_keeps_the_value(indent: bool) -> None:
+    document = {"data": [{"attributes": {"name": "##vso[task.setvariable variable=X]1 ### ::error::x é"}}]}
+    text = render(document, indent=indent).decode("utf-8")
+    assert "##" not in text
+    assert json.loads(text) == document
+    assert text.count("\n") == (9 if indent else 1)  # indented for a terminal, one line otherwise
+
+
+def test_include_headers_are_quoted() -> None:
+    reply = Reply(200, {"x-evil": "::error::x\n##vso[task.setvariable]"}, b"{}")
+    described = apicommand.describe_reply(reply)
+    assert described.startswith("HTTP 200 OK\n")
+    assert "::error" not in described and "##vso" not in described
