@@ -220,8 +220,14 @@ def test_asc_token_command_in_the_image(image: str, tmp_path: Path, key: KeyMate
         entrypoint="asc-token",
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert key.decode((tmp_path / "workspace" / "token").read_text().strip())["iss"] == ISSUER_ID
-    assert run.stdout.count("::add-mask::") == 4  # key lines and the token, masked before anything else
+    token = (tmp_path / "workspace" / "token").read_text().strip()
+    assert key.decode(token)["iss"] == ISSUER_ID
+    # Workflow commands on stderr (the runner reads both streams): stdout stays for $(...).
+    assert run.stdout == ""
+    masks = [line for line in run.stderr.splitlines() if line.startswith("::add-mask::")]
+    assert f"::add-mask::{token}" in masks and all(
+        f"::add-mask::{line}" in masks for line in key.pem.splitlines()[1:-1]
+    )
 
 
 def test_the_image_runs_the_installed_package(image: str) -> None:
