@@ -274,69 +274,25 @@ def _difference(entries: Dict[str, str], recorded: Dict[str, str]) -> Optional[s
 
 # -- building ---------------------------------------------------------------------------------
 
-# What pip may take from the job and the machine: where to download from and how to get there.
-# Mirrors are safe to honour, since --require-hashes makes every wheel match a hash in the lock.
-# Everything else pip would read from its config files or PIP_* variables (target, prefix, root,
-# user, requirement, constraint, editable, upgrade, no-binary, platform, python-version, dry-run,
-# python, require-virtualenv, src, ...) changes what or where it installs, so pip runs with no
-# config file (PIP_CONFIG_FILE=os.devnull), no other PIP_* variable, and explicit options.
+# What pip may take from the job: where to download from and how to get there. Mirrors are safe
+# to honour, since --require-hashes makes every wheel match a hash in the lock. Every other PIP_*
+# variable (target, prefix, root, user, requirement, constraint, editable, upgrade, no-binary,
+# platform, python-version, dry-run, require-virtualenv, src, config-file, ...) changes what or
+# where pip installs, so the job's are dropped and the options that matter are given explicitly.
+# pip still reads the machine's and the user's own pip.conf: that is the runner owner's setup
+# (a mirror, a certificate), not the job's, and reading it costs no extra pip start.
 PIP_NETWORK_SETTINGS = (
     "index-url", "extra-index-url", "no-index", "find-links", "trusted-host", "cert", "client-cert",
     "proxy", "timeout", "default-timeout", "retries", "cache-dir", "no-cache-dir",
 )  # fmt: skip
+_KEPT_PIP_VARIABLES = frozenset("PIP_" + option.upper().replace("-", "_") for option in PIP_NETWORK_SETTINGS)
 
 
-def pip_environment(python: str) -> Optional[Dict[str, str]]:
-    """The environment pip runs in, or None when ``python`` has no pip."""
-    import subprocess
-
-    base = {name: value for name, value in os.environ.items() if not name.startswith("PIP_")}
-    # The user's and the machine's pip.conf, read by pip itself (PIP_CONFIG_FILE included, as it
-    # only names a file): a mirror set there applies here too. Only PIP_NETWORK_SETTINGS are kept.
-    probe_env = dict(base)
-    if "PIP_CONFIG_FILE" in os.environ:
-        probe_env["PIP_CONFIG_FILE"] = os.environ["PIP_CONFIG_FILE"]
-    try:
-        probe = subprocess.run(
-            [python, "-I", "-m", "pip", "config", "list"],
-            env=probe_env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-    except subprocess.TimeoutExpired:
-        listed = ""
-    else:
-        if probe.returncode != 0 and "No module named pip" in probe.stderr:
-            return None
-        listed = probe.stdout
-    settings: Dict[str, str] = {}
-    for section in ("global", "install"):  # install.* overrides global.*, as in pip
-        for line in listed.splitlines():
-            name, _, value = line.partition("=")
-            scope, _, option = name.partition(".")
-            if scope == section and option in PIP_NETWORK_SETTINGS:
-                settings[option] = _unquote(value)
-    for option in PIP_NETWORK_SETTINGS:  # the job's PIP_* variables override the files, as in pip
-        variable = "PIP_" + option.upper().replace("-", "_")
-        if variable in os.environ:
-            settings[option] = os.environ[variable]
-    environment = dict(base, PIP_CONFIG_FILE=os.devnull)
-    for option, value in settings.items():
-        environment["PIP_" + option.upper().replace("-", "_")] = value
-    return environment
-
-
-def _unquote(value: str) -> str:
-    """``pip config list`` prints values with repr(); undo it."""
-    import ast
-
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return value
-    return parsed if isinstance(parsed, str) else value
+def pip_environment() -> Dict[str, str]:
+    """The job's environment without the PIP_* variables that could change what is installed."""
+    return {
+        name: value for name, value in os.environ.items() if not name.startswith("PIP_") or name in _KEPT_PIP_VARIABLES
+    }
 
 
 def pip_install_args() -> List[str]:
@@ -358,6 +314,14 @@ def _run(command: List[str], env: Dict[str, str], timeout: float) -> None:
         raise SetupError(f"`{' '.join(command[:5])} ...` failed with exit code {completed.returncode}.", tail)
 
 
+def _has_pip() -> bool:
+    """Whether ``python -I -m pip`` works: looked up in site-packages (this process runs with -S)."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return any(os.path.isfile(os.path.join(paths[name], "pip", "__init__.py")) for name in ("purelib", "platlib"))
+
+
 def build(root: str, target: str, key: str) -> None:
     """Build the runtime in a private staging folder under ``root``, then move it to ``target``."""
     import tempfile
@@ -368,15 +332,13 @@ def build(root: str, target: str, key: str) -> None:
             remove_tree(os.path.join(root, name))
     staging = tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=root)
     try:
-        pip_env = pip_environment(sys.executable)
-        if pip_env is not None:
+        pip_env = pip_environment()
+        if _has_pip():
             # The runner's own pip fills a venv made without pip in ~50 ms: no pip in the runtime.
             _run([sys.executable, "-I", "-m", "venv", "--without-pip", staging], pip_env, 300)
             install = [sys.executable, "-I", "-m", "pip", *pip_install_args(), "--target", site_packages(staging)]
         else:
-            clean = {name: value for name, value in os.environ.items() if not name.startswith("PIP_")}
-            _run([sys.executable, "-I", "-m", "venv", staging], dict(clean, PIP_CONFIG_FILE=os.devnull), 300)
-            pip_env = pip_environment(venv_python(staging)) or dict(clean, PIP_CONFIG_FILE=os.devnull)
+            _run([sys.executable, "-I", "-m", "venv", staging], pip_env, 300)
             install = [venv_python(staging), "-I", "-m", "pip", *pip_install_args()]
         _run(install, pip_env, 900)
         _run([venv_python(staging), "-I", "-c", "pass"], pip_env, 120)  # it starts
