@@ -12,6 +12,7 @@ ASC_REQUIRE_ACT=1, which turns the skip into a failure. Select with `-m act`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -278,6 +279,7 @@ def test_key_files_and_exported_env_are_seen_by_a_later_step(happy: ActRun) -> N
     assert exported["API_PRIVATE_KEYS_DIR"] == str(key_path.parent)
     assert exported["APP_STORE_CONNECT_API_KEY_PATH"].endswith(".json")
     assert exported["ASC_TOKEN"] == ""  # export-token was not asked for
+    assert exported["ASC_KEY_TYPE"] == "team" and exported["ASC_API_URL"].startswith("http://127.0.0.1:")
     files = happy.read("key-files")
     assert files["key-mode"] == "600" and files["dir-mode"] == "700"
     assert files["key-first-line"] == "-----BEGIN PRIVATE KEY-----"
@@ -290,6 +292,8 @@ def test_later_steps_run_asc_token(happy: ActRun, key: KeyMaterial) -> None:
     assert (happy.out / "asc-token-version").read_text().startswith("asc-token ")
     token = (happy.out / "cli-token").read_text()
     assert key.decode(token)["iss"] == ISSUER_ID
+    apps = json.loads((happy.out / "api-apps.json").read_text())
+    assert len(apps["data"]) == 3 and all(app["type"] == "apps" for app in apps["data"])
 
 
 def test_asc_token_in_a_later_step_keeps_its_token_out_of_the_log(happy: ActRun) -> None:
