@@ -238,3 +238,13 @@ def test_a_file_that_is_not_a_key_names_the_file_setting(tmp_path: Path, key: Ke
     with pytest.raises(NotAKeyError) as raised:
         read_private_key(KeySource(LABEL, path=path), None)
     assert f"the file {LABEL} names" in raised.value.message
+
+
+def test_an_empty_key_file_is_named_as_such(tmp_path: Path) -> None:
+    """Issue 14: not "`private-key-path` is empty: set it to the contents ...", but the file and its path."""
+    path = _write(tmp_path / "AuthKey_ABCDE12345.p8", "")
+    with pytest.raises(KeyFileUnreadableError) as raised:
+        read_private_key(KeySource(LABEL, path=path), None)
+    message = raised.value.message
+    assert message.startswith(f"The file that {LABEL} names") and repr(path) in message and "is empty" in message
+    assert "set it to the contents" not in message
