@@ -13,7 +13,6 @@ from urllib.parse import unquote
 import pytest
 
 from asc_token import cli
-from asc_token.action import run_action
 from asc_token.checks import CHECKS, CheckResult, ChecksFailedError, run_checks
 from asc_token.config import Check, Settings
 from asc_token.explain import Request, explain_reply
@@ -21,10 +20,18 @@ from asc_token.github import GitHubInputs
 from asc_token.keys import KeySource
 from asc_token.report import check_rows
 from asc_token.transport import Reply, RetryPolicy, Transport
-from devtools.runnerfiles import parse_file_command
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, Result, assert_no_secrets, assert_token_masked_first, run_entrypoint
+from .runner import (
+    ISSUER_ID,
+    KEY_ID,
+    KeyMaterial,
+    Result,
+    assert_no_secrets,
+    assert_token_masked_first,
+    run_action_in_process,
+    run_entrypoint,
+)
 
 FAST = RetryPolicy(
     backoff_base=0.05,
@@ -66,25 +73,7 @@ def inputs(key: KeyMaterial, api: AppStoreConnectStandIn, *checks: str, **extra:
 
 
 def run_in_process(tmp_path: Path, values: Dict[str, str]) -> Result:
-    """The action's flow without a subprocess, with short retry timings."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    files = {name: tmp_path / f"{name.lower()}.txt" for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY")}
-    for path in files.values():
-        path.write_text("")
-    env = {name: str(path) for name, path in files.items()}
-    env.update({f"INPUT_{k.upper()}": v for k, v in values.items()}, GITHUB_ACTIONS="true")
-    stdout = io.StringIO()
-    with redirect_stdout(stdout):
-        code = run_action(env, policy=FAST)
-    return Result(
-        returncode=code,
-        stdout=stdout.getvalue(),
-        stderr="",
-        outputs=parse_file_command(files["GITHUB_OUTPUT"].read_text()),
-        env_file=parse_file_command(files["GITHUB_ENV"].read_text()),
-        summary=files["GITHUB_STEP_SUMMARY"].read_text(),
-        workdir=tmp_path,
-    )
+    return run_action_in_process(tmp_path, values, policy=FAST)
 
 
 def error_line(result: Result) -> str:

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import base64
 import functools
-import io
 import os
 import re
 import shutil
 import stat
 import subprocess
-import sys
 import time
 import uuid
-from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
@@ -27,7 +24,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from asc_token import files, keyfiles
-from asc_token.action import run_action
 from asc_token.config import api_url_problem
 from asc_token.errors import AscTokenError, KeyFilesError, NotAppleError, WrongKeyTypeError
 from asc_token.explain import Request, explain_reply, summarise_body
@@ -36,12 +32,20 @@ from asc_token.keys import load_private_key
 from asc_token.platforms import PLATFORM_NAMES, platform_for
 from asc_token.report import markdown_text, summary_markdown
 from asc_token.transport import NoAnswerError, Reply, RetryPolicy, Transport, parse_rate_limit
-from devtools.runnerfiles import parse_file_command
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, Result, assert_no_secrets, run_entrypoint
+from .runner import (
+    ASC_TOKEN,
+    ISSUER_ID,
+    KEY_ID,
+    ROOT,
+    KeyMaterial,
+    Result,
+    assert_no_secrets,
+    run_action_in_process,
+    run_entrypoint,
+)
 
-ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or shutil.which("asc-token")
 needs_cli = pytest.mark.skipif(ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)")
 posix_only = pytest.mark.skipif(os.name == "nt", reason="POSIX permissions and symlinks")
 
@@ -67,26 +71,9 @@ def run_in_process(
     tmp_path: Path, inputs: Dict[str, str], *, composite: bool = False, env: Optional[Dict[str, str]] = None
 ) -> Result:
     """The action without a subprocess: the container form (INPUT_KEY-ID) unless ``composite``."""
-    files = {name: tmp_path / f"{name.lower()}.txt" for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY")}
-    for path in files.values():
-        path.write_text("")
-    environ = {name: str(path) for name, path in files.items()}
-    environ.update(GITHUB_ACTIONS="true", RUNNER_TEMP=str(tmp_path))
-    for name, value in inputs.items():
-        environ[f"INPUT_{(name.replace('-', '_') if composite else name).upper()}"] = value
-    environ.update(env or {})
-    stdout = io.StringIO()
-    with redirect_stdout(stdout):
-        code = run_action(environ, policy=FAST)
-    return Result(
-        returncode=code,
-        stdout=stdout.getvalue(),
-        stderr="",
-        outputs=parse_file_command(files["GITHUB_OUTPUT"].read_text()),
-        env_file=parse_file_command(files["GITHUB_ENV"].read_text()),
-        summary=files["GITHUB_STEP_SUMMARY"].read_text(),
-        workdir=tmp_path,
-    )
+    spelled = {f"INPUT_{name.replace('-', '_').upper()}": value for name, value in inputs.items()} if composite else {}
+    extra = {"RUNNER_TEMP": str(tmp_path), **spelled, **(env or {})}
+    return run_action_in_process(tmp_path, {} if composite else inputs, extra_env=extra, policy=FAST)
 
 
 def one_error(result: Result) -> str:
@@ -647,7 +634,11 @@ def test_edwards_key_through_the_action(tmp_path: Path, key: KeyMaterial) -> Non
 
 
 def test_read_only_runner_temp(tmp_path: Path, key: KeyMaterial, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_mkdir = os.mkdir
+
     def refuse(path: str, mode: int = 0o777) -> None:
+        if os.path.basename(os.fspath(path)) != "private_keys":
+            return real_mkdir(path, mode)  # the test harness's own folders
         raise PermissionError(13, "Permission denied", path)
 
     monkeypatch.setattr(os, "mkdir", refuse)  # a read-only RUNNER_TEMP, even for root
