@@ -19,7 +19,7 @@ from asc_token.explain import Request, explain_reply
 from asc_token.github import GitHubInputs
 from asc_token.keys import KeySource
 from asc_token.report import check_rows
-from asc_token.transport import Reply, RetryPolicy, Transport
+from asc_token.transport import Reply, Transport
 from devtools.standin import AppStoreConnectStandIn, Fault
 
 from .runner import (
@@ -33,15 +33,6 @@ from .runner import (
     run_entrypoint,
 )
 
-FAST = RetryPolicy(
-    backoff_base=0.05,
-    backoff_cap=0.2,
-    retry_after_cap=0.5,
-    connect_timeout=1,
-    read_timeout=1,
-    total_seconds=3,
-    unauthorized_backoff=0.05,
-)
 DEMO_BUNDLE_ID = "com.example.demo"  # the stand-in's first app, id 1000000000, "Demo App"
 PATHS = {
     "apps": "/v1/apps?limit=1",
@@ -73,7 +64,7 @@ def inputs(key: KeyMaterial, api: AppStoreConnectStandIn, *checks: str, **extra:
 
 
 def run_in_process(tmp_path: Path, values: Dict[str, str]) -> Result:
-    return run_action_in_process(tmp_path, values, policy=FAST)
+    return run_action_in_process(tmp_path, values)
 
 
 def error_line(result: Result) -> str:

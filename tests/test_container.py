@@ -281,3 +281,30 @@ def test_api_command_in_the_image(image: str, tmp_path: Path, key: KeyMaterial) 
         )  # fmt: skip
         assert on_path.returncode == 1 and on_path.stdout == ""
         assert "404 NOT_FOUND" in on_path.stderr
+
+
+def test_key_files_refused_in_the_image_under_act(image: str, key: KeyMaterial) -> None:
+    """act starts a container step with RUNNER_TEMP=/tmp, which exists in the container but is
+    its own: writing there would succeed and leave later steps without the key."""
+    env = {"GITHUB_ACTIONS": "true", "ACT": "true", "RUNNER_TEMP": "/tmp", "INPUT_WRITE-KEY-FILES": "true"}
+    env.update(
+        {
+            f"INPUT_{name.upper()}": value
+            for name, value in {
+                "private-key": key.pem,
+                "key-id": KEY_ID,
+                "issuer-id": ISSUER_ID,
+                "verify": "false",
+            }.items()
+        }
+    )
+    command = ["docker", "run", "--rm", "--network", "none"]
+    for name in env:
+        command += ["-e", name]  # values from the environment, never in argv
+    completed = subprocess.run(
+        [*command, image], env={**os.environ, **env}, capture_output=True, text=True, check=False, timeout=120
+    )
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    errors = [line for line in completed.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and "container image" in errors[0] and "composite action" in errors[0]
+    assert "Traceback" not in completed.stdout + completed.stderr

@@ -12,13 +12,11 @@ import base64
 import functools
 import os
 import re
-import shutil
 import stat
 import subprocess
 import time
-import uuid
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -38,7 +36,6 @@ from .runner import (
     ASC_TOKEN,
     ISSUER_ID,
     KEY_ID,
-    ROOT,
     KeyMaterial,
     Result,
     assert_no_secrets,
@@ -805,50 +802,3 @@ def test_key_files_refused_in_the_container_image(
     message = one_error(result)
     assert "container image" in message and "composite action" in message
     assert not (tmp_path / "private_keys").exists() and result.env_file == {}
-
-
-@pytest.fixture(scope="module")
-def own_image() -> Iterator[str]:
-    """The image built from this tree under a tag of its own (other test runs may build theirs)."""
-    docker = shutil.which("docker")
-    problem = "no docker client on PATH" if docker is None else ""
-    if docker and not problem:
-        probe = subprocess.run([docker, "info"], capture_output=True, text=True, check=False, timeout=60)
-        problem = "no Docker engine is running" if probe.returncode != 0 else ""
-    if not problem and not os.environ.get("BASE_IMAGE"):
-        problem = "BASE_IMAGE is not set (source ../shared/ci/docker-env.sh to build a local base image)"
-    if problem:
-        if os.environ.get("ASC_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"container tests are required here but {problem}")
-        pytest.skip(problem)
-    assert docker is not None
-    tag = f"asc-token-action:security-{uuid.uuid4().hex[:12]}"
-    build = subprocess.run(
-        [docker, "build", "--network", "host", "--build-arg", f"BASE_IMAGE={os.environ['BASE_IMAGE']}", "-t", tag, "."],
-        cwd=str(ROOT),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    yield tag
-    subprocess.run([docker, "rmi", "-f", tag], capture_output=True, check=False, timeout=120)
-
-
-@pytest.mark.docker
-def test_key_files_refused_in_the_image_under_act(own_image: str, key: KeyMaterial) -> None:
-    """act starts a container step with RUNNER_TEMP=/tmp, which exists in the container but is
-    its own: writing there would succeed and leave later steps without the key."""
-    env = {"GITHUB_ACTIONS": "true", "ACT": "true", "RUNNER_TEMP": "/tmp", "INPUT_WRITE-KEY-FILES": "true"}
-    env.update({f"INPUT_{name.upper()}": value for name, value in action_inputs(key).items()})
-    command = ["docker", "run", "--rm", "--network", "none"]
-    for name in env:
-        command += ["-e", name]  # values from the environment, never in argv
-    completed = subprocess.run(
-        [*command, own_image], env={**os.environ, **env}, capture_output=True, text=True, check=False, timeout=120
-    )
-    assert completed.returncode == 1, completed.stdout + completed.stderr
-    errors = [line for line in completed.stdout.splitlines() if line.startswith("::error")]
-    assert len(errors) == 1 and "container image" in errors[0] and "composite action" in errors[0]
-    assert "Traceback" not in completed.stdout + completed.stderr
