@@ -296,9 +296,11 @@ def pip_environment() -> Dict[str, str]:
 
 
 def pip_install_args() -> List[str]:
+    # --no-compile: bytecode for the few modules a run imports is written by that run (the manifest
+    # allows __pycache__ for recorded sources); compiling every installed file cost cold runs ~1 s.
     return [
         "install", "--no-deps", "--require-hashes", "--only-binary", ":all:", "--no-input",
-        "--quiet", "--disable-pip-version-check", "--no-warn-script-location", "-r", LOCK,
+        "--quiet", "--disable-pip-version-check", "--no-warn-script-location", "--no-compile", "-r", LOCK,
     ]  # fmt: skip
 
 
