@@ -196,4 +196,18 @@ def test_quote_foreign(text: str, quoted: str) -> None:
 
 
 def test_quote_foreign_is_bounded() -> None:
-    assert len(quote_foreign("x" * 10_000, limit=50)) == 50
+    assert len(quote_foreign("word " * 10_000, limit=50)) == 50
+
+
+def test_quote_foreign_drops_an_echoed_token_or_key() -> None:
+    """A proxy or server echoing the request must not put the bearer token in a log that no
+    platform masks (GitLab, Jenkins, CircleCI): JWT shapes and long base64 runs are dropped."""
+    token = "eyJhbGciOiJFUzI1NiIsImtpZCI6IkFCQyJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl"
+    key_line = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgvBbuIA7FX7/7gI2t"
+    shown = quote_foreign(f"you sent Bearer {token} and {key_line}")
+    assert token not in shown and key_line not in shown and "eyJ" not in shown
+    assert shown == "you sent Bearer [a token, not shown] and [not shown]"
+    apple = (
+        "Provide a properly configured and signed bearer token https://developer.apple.com/go/?id=api-generating-tokens"
+    )
+    assert quote_foreign(apple) == apple

@@ -575,7 +575,9 @@ def test_trickled_body_ends_at_the_deadline(api: AppStoreConnectStandIn) -> None
 def test_huge_detail_stays_out_of_log_and_summary(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, megabytes: int
 ) -> None:
-    api.inject(Fault("apple-error", status=403, code="FORBIDDEN_ERROR", title="t", detail="D" * (megabytes << 20)))
+    api.inject(
+        Fault("apple-error", status=403, code="FORBIDDEN_ERROR", title="t", detail="DDDD " * ((megabytes << 20) // 5))
+    )
     result = run_in_process(tmp_path, action_inputs(key, verify="true", **{"api-url": api.url}))
     assert result.returncode == 1
     one_error(result)

@@ -51,8 +51,12 @@ def run_action(
     return 0
 
 
-def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome, naming: Naming) -> bool:
-    """Outputs, exported variables, the log line and the summary; False when there is no GITHUB_OUTPUT."""
+def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome, naming: Naming, *, report: bool = True) -> bool:
+    """Outputs, exported variables, the log line and the summary; False when there is no GITHUB_OUTPUT.
+
+    ``report=False`` (the CLI in a later step, perhaps once a minute in a polling loop): outputs
+    only, no log line and no job summary section per call.
+    """
     minted = outcome.minted
     if not gh.set_output("token", minted.token):
         gh.append_summary(summary_markdown(settings, outcome, None, naming))
@@ -89,13 +93,16 @@ def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome, naming: Na
                 gh.export_variable(name, value)
         if settings.key_type == "individual":
             gh.notice(
-                "Individual key: altool, notarytool and xcodebuild take it with the key ID alone "
-                "(no issuer); the fastlane JSON has no issuer_id, which fastlane reads as an "
-                "individual key.",
+                "Individual key: altool takes it with --api-key-subject user and no issuer; Apple "
+                "does not let individual keys use notarytool or the provisioning endpoints that "
+                "xcodebuild -allowProvisioningUpdates needs (use a team key there); the fastlane "
+                "JSON has no issuer_id, which fastlane reads as an individual key.",
                 title="Individual key files",
             )
     if settings.export_token:
         gh.export_variable("ASC_TOKEN", minted.token)
+    if not report:
+        return True
     if outcome.checks:
         status = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
     else:

@@ -318,6 +318,9 @@ def run_call(
         document = json.loads(last.body)
         pages.append(document)
         next_url = next_page(document, settings.api_url, naming) if call.paginate else None
+        if (next_url is not None or len(pages) > 1) and not _is_list_page(document):
+            # Pages are merged by their `data` lists; anything else cannot be joined to them.
+            raise explain_api_unfinished(f"page {len(pages)} has no list of resources in `data`.", call.method, url)
         if next_url is not None and next_url in fetched:
             raise explain_api_unfinished("links.next pointed back at a page already fetched.", call.method, url)
     if last is not None:
@@ -372,6 +375,10 @@ def next_page(document: Any, api_url: str, naming: CliInputs) -> Optional[str]:
             "(it would have received the bearer token); nothing was printed.",
             details=error.message,
         ) from None
+
+
+def _is_list_page(document: Any) -> bool:
+    return isinstance(document, dict) and isinstance(document.get("data"), list)
 
 
 def merge_pages(pages: Sequence[Any]) -> Dict[str, Any]:

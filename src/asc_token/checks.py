@@ -172,11 +172,24 @@ class AppNotFoundError(ApiError):
 TokensFor = Callable[[Check, str], Tuple[Tokens, bool]]
 
 
+def spec_for(name: str, api: Api = APP_STORE_CONNECT) -> CheckSpec:
+    """The check's row; `apps` proves the credentials with the chosen API's own cheap read (apis.py)."""
+    spec = CHECKS[name]
+    if name != "apps" or api is APP_STORE_CONNECT:
+        return spec
+    return replace(
+        spec,
+        path=api.verify_path,
+        purpose=api.verify_purpose,
+        proves=f"the credentials work and the key can {api.verify_purpose} ({api.title})",
+        grant=f"a role in the {api.title} account that may {api.verify_purpose}",
+    )
+
+
 def check_target(check: Check, api_url: str, notary_url: str, api: Api = APP_STORE_CONNECT) -> Tuple[str, str]:
     """The check's URL, and its path as `scope` entries name it."""
-    spec = CHECKS[check.name]
-    # `apps` proves the credentials with the chosen API's own cheap read (apis.py).
-    path = api.verify_path if check.name == "apps" else spec.path.format(bundle_id=quote(check.bundle_id, safe=""))
+    spec = spec_for(check.name, api)
+    path = spec.path.format(bundle_id=quote(check.bundle_id, safe=""))
     if spec.on_notary:
         url = notary_url.rstrip("/") + path
         return url, urlsplit(url).path + path[path.index("?") :]
@@ -206,7 +219,9 @@ def run_checks(
             continue
         tokens, separate = tokens_for(check, scope_path)
         alone = len(settings.checks) == 1
-        result, reply = _run_one(check, url, tokens, separate, settings.key_type, transport, naming, clock, alone)
+        result, reply = _run_one(
+            check, url, tokens, separate, settings.key_type, transport, naming, clock, alone, settings.api
+        )
         if check.name == "apps" and settings.api.verify_path != VERIFY_PATH and result.facts is not None:
             # Another API's cheap read counts bundle IDs, not apps: no app-count from it.
             result = replace(result, facts=replace(result.facts, app_count=None))
@@ -255,14 +270,15 @@ def _run_one(
     naming: Naming,
     clock: Callable[[], float],
     alone: bool,
+    api: Api = APP_STORE_CONNECT,
 ) -> Tuple[CheckResult, Optional[Reply]]:
-    spec = CHECKS[check.name]
+    spec = spec_for(check.name, api)
     try:
         reply = _send(spec, url, tokens, transport, naming)
     except ApiError as unreachable:
         return CheckResult(check, False, "unreachable", spec.if_missing, error=unreachable), None
     if reply.status != 200 or not is_apple_json(reply):
-        request = _request(check, url, key_type, reply.attempts, naming, alone=alone)
+        request = _request(check, url, key_type, reply.attempts, naming, alone=alone, api=api)
         explained = explain_reply(reply, request, naming, clock)
         outcome = f"{reply.status} {error_code(reply) or ''}".strip()
         return CheckResult(check, False, outcome, _failure_meaning(spec, reply), error=explained), reply
@@ -288,8 +304,10 @@ def _failure_meaning(spec: CheckSpec, reply: Reply) -> str:
     return spec.if_missing
 
 
-def _request(check: Check, url: str, key_type: str, attempts: int, naming: Naming, *, alone: bool) -> Request:
-    spec = CHECKS[check.name]
+def _request(
+    check: Check, url: str, key_type: str, attempts: int, naming: Naming, *, alone: bool, api: Api = APP_STORE_CONNECT
+) -> Request:
+    spec = spec_for(check.name, api)
     if check.name == "apps" and alone:
         way_out = f"set {naming.assignment('verify', 'false')} if it only needs other resources"
     else:

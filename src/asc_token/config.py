@@ -353,6 +353,8 @@ def api_url_problem(url: str) -> str:
         return f"must start with https:// (it is {_shown(url)})"
     if not parts.hostname:
         return "has no host name"
+    if "\\" in url or not _valid_host(parts.hostname):
+        return "does not have a valid host name"
     if parts.username is not None or parts.password is not None:
         return "has a user name or password in it (they would be sent to the server and logged)"
     if parts.query or parts.fragment:
@@ -360,6 +362,21 @@ def api_url_problem(url: str) -> str:
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         return "uses plain http:// to a host that is not this machine (the token would cross the network unencrypted)"
     return ""
+
+
+def _valid_host(host: str) -> bool:
+    """An IP address, or labels of 1 to 63 letters, digits, hyphens or underscores (after IDNA)."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")  # refuses empty and over-long labels
+    except UnicodeError:
+        return False
+    labels = ascii_host.rstrip(".").split(".")
+    return all(re.fullmatch(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", label) for label in labels)
 
 
 def _is_loopback(host: str) -> bool:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, List, Mapping, Optional
+from urllib.parse import urlsplit
 
 from .config import Naming
 from .errors import ApiError, NotAppleError, UnreachableError
@@ -39,6 +41,10 @@ class Request:
     plain_errors_are_apple: bool = False
 
 
+_JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/=_-]{40,}")
+
+
 def quote_foreign(text: object, limit: int = _FOREIGN_LIMIT) -> str:
     """Server- or user-supplied text made safe to print: one line, bounded, no command syntax.
 
@@ -48,6 +54,10 @@ def quote_foreign(text: object, limit: int = _FOREIGN_LIMIT) -> str:
     raw = str(text)[: limit * 4]
     cleaned = "".join(" " if (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029") else c for c in raw)
     cleaned = " ".join(cleaned.split()).replace("::", ": :").replace("##", "# #")
+    # A server or proxy that echoes the request could hand back the bearer token or key material,
+    # and not every CI platform masks: anything shaped like a JWT or a long base64 run is dropped.
+    cleaned = _JWT_LIKE.sub("[a token, not shown]", cleaned)
+    cleaned = _BASE64_RUN.sub("[not shown]", cleaned)
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
@@ -246,6 +256,7 @@ def explain_unreachable(
 ) -> UnreachableError:
     api_url = naming.label(setting)
     what = {
+        "url": "the URL cannot be used (a malformed host name or port)",
         "refused": "the connection was refused",
         "dns": "the host name could not be resolved (DNS)",
         "timeout": "the request timed out",
@@ -253,6 +264,7 @@ def explain_unreachable(
         "tls": "the TLS handshake failed",
     }[kind]
     fix = {
+        "url": f"correct {api_url}",
         "refused": f"check {api_url} and any proxy; nothing is listening there",
         "dns": f"check {api_url} and the runner's DNS or proxy settings",
         "timeout": f"App Store Connect or a proxy did not answer in time; re-run the job, and check {STATUS_PAGE}",
@@ -264,8 +276,8 @@ def explain_unreachable(
         f"Could not reach App Store Connect at {url}: {what}{tried}; {fix}.",
         details=(
             "The token itself was minted; only the check that it works could not run. Set "
-            f"{naming.assignment('verify', 'false')} to skip the check on runners without access "
-            "to api.appstoreconnect.apple.com."
+            f"{naming.assignment('verify', 'false')} to skip the check on runners that cannot reach "
+            f"{urlsplit(url).netloc or url}."
         ),
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional, Tuple
 
 from .checks import SEPARATE_TOKEN_LIFETIME, CheckResult, VerificationResult, run_checks
@@ -79,9 +79,13 @@ def run_flow(
 
     results = run_checks(settings, naming, tokens_for, transport=edge.transport, clock=edge.clock, log=edge.log)
     apps = next((result for result in results if result.check.name == "apps"), None)
+    # Any check that passed proved the credentials; without `apps` its rate limit is the latest.
+    facts = apps.facts if apps is not None else next((r.facts for r in reversed(results) if r.facts), None)
+    if apps is None and facts is not None:
+        facts = replace(facts, app_count=None)  # only the apps check counts apps
     return Outcome(
         minted,
-        verification=apps.facts if apps is not None else None,
+        verification=facts,
         key_files=key_files,
         verified_with_separate_token=apps is not None and apps.separate_token,
         checks=results,

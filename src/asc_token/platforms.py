@@ -87,7 +87,7 @@ class GitHub(Platform):
         from .action import publish  # the action's own outputs and summary, nothing else
 
         commands = self._commands()
-        if publish(commands, settings, outcome, naming):
+        if publish(commands, settings, outcome, naming, report=False):
             return ["step output `token` (masked)"]
         return []
 

@@ -236,7 +236,7 @@ def default_session() -> Session:
 
 
 def classify_network_error(exc: BaseException) -> Optional[str]:
-    """'refused', 'dns', 'tls', 'timeout', 'reset', or None for an error that is not the network's.
+    """'url', 'refused', 'dns', 'tls', 'timeout', 'reset', or None for an error that is not the network's.
 
     requests wraps urllib3, which wraps the socket error: the chain is walked (``reason``,
     ``__cause__``, ``__context__``, an exception argument) and each link tested by class.
@@ -245,6 +245,9 @@ def classify_network_error(exc: BaseException) -> Optional[str]:
     import urllib3.exceptions
 
     chain = list(_causes(exc))
+    # A URL that the HTTP stack cannot use: the settings' checks should have caught it first.
+    if any(isinstance(e, (urllib3.exceptions.LocationParseError, requests.exceptions.InvalidURL)) for e in chain):
+        return "url"
     if any(isinstance(e, (socket.gaierror, urllib3.exceptions.NameResolutionError)) for e in chain):
         return "dns"
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
