@@ -30,6 +30,7 @@ from .runner import (
     assert_no_secrets,
     assert_token_masked_first,
     run_action_in_process,
+    run_cli_in_process,
     run_entrypoint,
 )
 
@@ -446,3 +447,26 @@ def _run_with_answer(checks: List[Check], status: int, body: bytes) -> None:
         lambda check, path: ((lambda fresh: "tok"), False),
         transport=Transport(session=Session()),
     )
+
+
+def test_rate_limit_without_the_apps_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """Any check that passed proves the credentials and reads the rate limit; only `apps` counts apps."""
+    result = run_in_process(tmp_path, inputs(key, api, f"app:{DEMO_BUNDLE_ID}"))
+    assert result.returncode == 0, result.log
+    assert result.outputs["app-id"] == "1000000000" and result.outputs["rate-limit-remaining"].isdigit()
+    assert "app-count" not in result.outputs
+    assert "Rate limit" in result.summary and "credentials accepted" in result.summary
+
+
+def test_the_cli_in_a_later_github_step_adds_no_summary_section(tmp_path: Path, key: KeyMaterial) -> None:
+    """`TOKEN=$(asc-token --print)` in a polling loop sets the step outputs, but writes no job
+    summary section and no second log line per call."""
+    output, summary = tmp_path / "output", tmp_path / "summary"
+    output.write_text("")
+    summary.write_text("")
+    env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "GITHUB_ACTIONS": "true",
+           "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)}  # fmt: skip
+    run = run_cli_in_process(tmp_path, env, ["--print", "--no-verify"])
+    assert run.returncode == 0, run.stderr
+    assert "token<<" in output.read_text() and summary.read_text() == ""
+    assert run.stderr.count("Minted") == 1

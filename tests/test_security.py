@@ -375,6 +375,10 @@ def test_markdown_text_escapes_what_acts() -> None:
         ("https://api.example:port", "not a valid URL"),
         ("ftp://api.example", "must start with https://"),
         ("https://api.example/?x=1", "without ?query"),
+        # Hosts the HTTP stack cannot use: refused as a setting, never an "Internal error".
+        ("https://" + "a" * 64 + ".example", "valid host name"),
+        ("https://a..b", "valid host name"),
+        ("https://\\evil.invalid", "valid host name"),
     ],
 )
 def test_api_url_problem(url: str, problem: str) -> None:
@@ -804,3 +808,11 @@ def test_key_files_refused_in_the_container_image(
     message = one_error(result)
     assert "container image" in message and "composite action" in message
     assert not (tmp_path / "private_keys").exists() and result.env_file == {}
+
+
+@needs_cli
+def test_malformed_api_url_host_is_a_setting_error_not_a_crash(tmp_path: Path, key: KeyMaterial) -> None:
+    for args in (["--api-url", "https://" + "a" * 64 + ".example"], ["api", "--api-url", "https://a..b", "/v1/apps"]):
+        run = run_cli(tmp_path, asc_env(key), args)
+        assert run.returncode in (1, 2) and "Internal error" not in run.stderr, run.stderr
+        assert "does not have a valid host name" in run.stderr

@@ -164,6 +164,7 @@ def test_an_enterprise_key(tmp_path: Path, key: KeyMaterial, enterprise: AppStor
     assert enterprise.requests == [("/v1/bundleIds?limit=1", "200")]
     assert "app-count" not in result.outputs and result.outputs["rate-limit-remaining"] == "3599"
     assert "credentials accepted" in result.summary and "apps visible" not in result.summary
+    assert "can list bundle IDs (Enterprise Program API)" in result.summary  # not "can list apps"
     fastlane = json.loads(Path(result.outputs["api-key-json-path"]).read_text())
     assert fastlane["in_house"] is True and fastlane["issuer_id"] == ISSUER_ID
     assert_token_masked_first(result)
