@@ -213,6 +213,7 @@ def test_an_answer_that_is_not_json_is_summarised(
     ("args", "named"),
     [
         (["--method", "PUT", "/v1/apps"], "--method must be one of GET, POST, PATCH, DELETE"),
+        (["-X", "", "/v1/apps"], "--method must be one of GET, POST, PATCH, DELETE"),  # an unset $METHOD
         (["https://api.example.com/v1/apps"], "PATH 'https://api.example.com/v1/apps' is not on the API host"),
         (["--input", "missing.json", "-X", "POST", "/v1/bundleIds"], "--input file 'missing.json' does not exist"),
         (["--input", "not-json.txt", "-X", "POST", "/v1/bundleIds"], "--input file 'not-json.txt' is not JSON"),

@@ -186,3 +186,9 @@ def test_unknown_platform_is_a_usage_error(tmp_path: Path, key: KeyMaterial) -> 
     assert run.returncode == 2
     assert "--platform must be one of" in run.stderr
     assert run.stdout == ""
+
+
+def test_no_verify_is_named_as_given() -> None:
+    inputs = CliInputs({"verify": "false"}, {})
+    assert inputs.sources() == ["verify from --no-verify"]
+    assert inputs.label("verify") == "--no-verify" and inputs.assignment("verify", "false") == "--no-verify"

@@ -816,3 +816,27 @@ def test_malformed_api_url_host_is_a_setting_error_not_a_crash(tmp_path: Path, k
         run = run_cli(tmp_path, asc_env(key), args)
         assert run.returncode in (1, 2) and "Internal error" not in run.stderr, run.stderr
         assert "does not have a valid host name" in run.stderr
+
+
+def test_an_unexpected_error_is_one_line_exit_3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug is reported on stderr without a traceback, and not with `asc-token api`'s 2 ("nothing was sent")."""
+    from asc_token import cli, entry
+
+    def broken(argv: object = None, env: object = None) -> int:
+        raise RuntimeError("a message that could quote an input")
+
+    monkeypatch.setattr(cli, "main", broken)
+    assert entry.main(["--version"], force_cli=True) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("::error title=Internal error::") and "RuntimeError" in captured.err
+    assert "could quote an input" not in captured.err and "Traceback" not in captured.err
+
+
+def test_a_short_key_piece_in_the_path_setting_is_not_echoed(tmp_path: Path, key: KeyMaterial) -> None:
+    piece = key.pem.splitlines()[1][:36]
+    result = run_in_process(tmp_path, action_inputs(key, **{"private-key": "", "private-key-path": piece}))
+    assert result.returncode == 1
+    assert piece not in result.log and piece not in result.summary

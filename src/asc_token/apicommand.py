@@ -193,9 +193,11 @@ class ApiInputs(CliInputs):
 
 def read_call(args: argparse.Namespace, stdin: IO[bytes]) -> ApiCall:
     """The method, PATH and body, checked; raises :class:`InputError` naming the argument."""
-    method = (args.method or ("POST" if args.input is not None else "GET")).strip().upper()
+    given = args.method
+    method = (given if given is not None else ("POST" if args.input is not None else "GET")).strip().upper()
     if method not in METHODS:
-        shown = repr(args.method) if len(args.method) <= 20 and args.method.isalpha() else "that value"
+        # An empty --method (an unset $METHOD in a script) is refused too, not taken as GET.
+        shown = repr(given) if given and len(given) <= 20 and given.isalpha() else "that value"
         raise InputError(f"--method must be one of {', '.join(METHODS)} (any case), not {shown}.")
     path = args.path.strip()
     if not path or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in path) or len(path) > 8000:

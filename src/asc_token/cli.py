@@ -72,7 +72,8 @@ class CliInputs:
         self._labels: Dict[str, str] = {}
         for name, value in flags.items():
             if value is not None:
-                self._values[name], self._labels[name] = value, _FLAG_SPELLING.get(name, f"--{name}")
+                flag = "--no-verify" if (name, value) == ("verify", "false") else _FLAG_SPELLING.get(name, f"--{name}")
+                self._values[name], self._labels[name] = value, flag
         if "private-key-path" not in self._values:
             for name, variable in _KEY_ORDER:
                 if env.get(variable, "").strip():
@@ -201,9 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="verify",
         action="store_const",
         const="true",
-        help="check the credentials with GET /v1/apps (default)",
+        help="run the --check list (default: apps, one cheap GET that proves the credentials)",
     )
-    parser.add_argument("--no-verify", dest="verify", action="store_const", const="false", help="skip the check")
+    parser.add_argument(
+        "--no-verify", dest="verify", action="store_const", const="false", help="send no request at all"
+    )
     parser.add_argument(
         "--check",
         action="append",

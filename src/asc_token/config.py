@@ -109,6 +109,7 @@ def read_settings(inputs: InputReader) -> Settings:
         )
     api = _api(inputs)
     scope = _scope(inputs)
+    verify = read_bool(inputs, "verify", default=True)
     return Settings(
         key_id=key_id,
         issuer_id=issuer_id,
@@ -116,12 +117,12 @@ def read_settings(inputs: InputReader) -> Settings:
         expires_in=_expires_in(inputs, scope, api),
         scope=scope,
         key=key,
-        verify=read_bool(inputs, "verify", default=True),
+        verify=verify,
         api_url=_api_url(inputs, api),
         write_key_files=write_key_files,
         export_env=export_env,
         export_token=read_bool(inputs, "export-token", default=False),
-        checks=read_checks(inputs, key_type, api),
+        checks=read_checks(inputs, key_type, api, verify=verify),
         notary_url=_notary_url(inputs),
         api=api,
     )
@@ -388,7 +389,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def read_checks(inputs: InputReader, key_type: str, api: Api = APP_STORE_CONNECT) -> Tuple[Check, ...]:
+def read_checks(
+    inputs: InputReader, key_type: str, api: Api = APP_STORE_CONNECT, *, verify: bool = True
+) -> Tuple[Check, ...]:
     """The `checks` entries in order, each known, duplicates dropped; every refusal before any request."""
     from .checks import CHECKS  # checks.py imports this module; the table stays there, in one place
 
@@ -414,7 +417,7 @@ def read_checks(inputs: InputReader, key_type: str, api: Api = APP_STORE_CONNECT
                 f"individual: Apple does not let individual keys use {refused}; "
                 "use a team key (App Store Connect > Users and Access > Integrations > Team Keys).",
             )
-        if api is not APP_STORE_CONNECT and name != "apps":
+        if verify and api is not APP_STORE_CONNECT and name != "apps":  # verify: false sends none
             raise InputError(
                 f"{label} entry {check.entry} reads the App Store Connect API, but "
                 f"{inputs.assignment('api', api.name)} selects the {api.title}: there only the apps "

@@ -35,4 +35,4 @@ def main(argv: Optional[List[str]] = None, *, force_cli: bool = False) -> int:
             file=sys.stderr,
             flush=True,
         )
-        return 2
+        return 3  # not 2: `asc-token api` promises that 2 means nothing was sent

@@ -69,7 +69,16 @@ def looks_like_key_material(value: str) -> bool:
     compact = value.strip()
     if "-----" in compact or "\n" in compact or "\\n" in compact:
         return True
-    return len(compact) >= 40 and re.fullmatch(r"[A-Za-z0-9+/=_\s-]+", compact) is not None
+    if len(compact) >= 40 and re.fullmatch(r"[A-Za-z0-9+/=_\s-]+", compact) is not None:
+        return True
+    # A shorter piece of a PEM line (a 36-character SEC1 tail, a 44-character raw key) unless it is
+    # shaped like a path: no dot, not starting at / or ~.
+    return (
+        len(compact) >= 24
+        and re.fullmatch(r"[A-Za-z0-9+/=]+", compact) is not None
+        and "." not in compact
+        and not compact.startswith(("/", "~"))
+    )
 
 
 def resolve_key_path(path: str, workspace: Optional[str]) -> str:
