@@ -228,33 +228,46 @@ def fake_tool(bin_dir: Path, name: str, recorder: Path) -> None:
     script.chmod(0o755)
 
 
-def run_cli(workdir: Path, env: Mapping[str, str], args: Optional[Sequence[str]] = None) -> CliRun:
+def run_cli(
+    workdir: Path,
+    env: Mapping[str, str],
+    args: Optional[Sequence[str]] = None,
+    *,
+    tools: bool = True,
+    stdout_path: Optional[Path] = None,
+) -> CliRun:
     """The installed ``asc-token`` as a CI job runs it: only the variables given (plus PATH, HOME and
-    the like), fake envman and buildkite-agent first on PATH; ``--no-verify`` unless ``args`` say otherwise."""
+    the like), fake envman and buildkite-agent first on PATH; ``--no-verify`` unless ``args`` say otherwise.
+
+    ``tools=False``: PATH holds no envman or buildkite-agent at all. ``stdout_path``: stdout goes to
+    that file as it is written, so a test can look at it while the command runs.
+    """
     bin_dir = workdir / "bin"
     recorder = workdir / "recorder"
     bin_dir.mkdir(parents=True, exist_ok=True)
     recorder.mkdir(exist_ok=True)
-    for tool in ("envman", "buildkite-agent"):
-        fake_tool(bin_dir, tool, recorder)
+    if tools:
+        for tool in ("envman", "buildkite-agent"):
+            fake_tool(bin_dir, tool, recorder)
     base = {
         key: value
         for key, value in os.environ.items()
         if key in ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR", "PIP_CERT", "SSL_CERT_FILE")
     }
-    base["PATH"] = f"{bin_dir}{os.pathsep}{base.get('PATH', '')}"
+    base["PATH"] = f"{bin_dir}{os.pathsep}{base.get('PATH', '')}" if tools else str(bin_dir)
     base.update(env)
     assert ASC_TOKEN is not None, "asc-token is not installed (python3 dev.py test installs it)"
-    completed = subprocess.run(
-        [ASC_TOKEN, *(args if args is not None else ["--no-verify"])],
-        env=base,
-        cwd=str(workdir),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return CliRun(completed.returncode, completed.stdout, completed.stderr, recorder)
+    argv = [ASC_TOKEN, *(args if args is not None else ["--no-verify"])]
+    if stdout_path is None:
+        completed = subprocess.run(
+            argv, env=base, cwd=str(workdir), capture_output=True, text=True, timeout=60, check=False
+        )
+        return CliRun(completed.returncode, completed.stdout, completed.stderr, recorder)
+    with open(stdout_path, "w", encoding="utf-8") as stdout:
+        done = subprocess.run(
+            argv, env=base, cwd=str(workdir), stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60, check=False
+        )
+    return CliRun(done.returncode, stdout_path.read_text(), done.stderr, recorder)
 
 
 def run_cli_in_process(

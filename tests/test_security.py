@@ -13,7 +13,6 @@ import functools
 import os
 import re
 import stat
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar
@@ -40,6 +39,7 @@ from .runner import (
     Result,
     assert_no_secrets,
     run_action_in_process,
+    run_cli,
     run_entrypoint,
 )
 
@@ -79,61 +79,6 @@ def one_error(result: Result) -> str:
     assert len(errors) == 1, result.log
     assert "Internal error" not in result.log and "Traceback" not in result.log
     return errors[0].split("::", 2)[2]
-
-
-class Cli:
-    def __init__(self, completed: subprocess.CompletedProcess[str], recorder: Path) -> None:
-        self.returncode, self.stdout, self.stderr = completed.returncode, completed.stdout, completed.stderr
-        self.recorder = recorder
-
-    def redacted(self) -> str:
-        path = self.recorder / "stdin.log"
-        return path.read_text() if path.exists() else ""
-
-
-def recording_tool(bin_dir: Path, name: str, recorder: Path) -> None:
-    """A stand-in for envman / buildkite-agent that records its argv and stdin."""
-    script = bin_dir / name
-    script.write_text(
-        f'#!/bin/sh\nprintf "%s\\n" "{name} $*" >> "{recorder}/argv.log"\ncat >> "{recorder}/stdin.log"\n'
-        f'echo >> "{recorder}/stdin.log"\n'
-    )
-    script.chmod(0o755)
-
-
-def run_cli(
-    tmp_path: Path,
-    env: Dict[str, str],
-    args: List[str],
-    *,
-    tools: bool = True,
-    stdout_path: Optional[Path] = None,
-) -> Cli:
-    """The installed ``asc-token`` with a clean environment; ``tools``: fake envman/buildkite-agent
-    on PATH (otherwise PATH holds nothing). ``stdout_path``: stdout goes to that file as it is
-    written, so a test can look at it while the command runs."""
-    bin_dir, recorder = tmp_path / "bin", tmp_path / "recorder"
-    bin_dir.mkdir(exist_ok=True)
-    recorder.mkdir(exist_ok=True)
-    if tools:
-        for tool in ("envman", "buildkite-agent"):
-            recording_tool(bin_dir, tool, recorder)
-    base = {k: v for k, v in os.environ.items() if k in ("HOME", "LANG", "SYSTEMROOT", "TMPDIR")}
-    base["PATH"] = str(bin_dir) + (os.pathsep + os.environ.get("PATH", "") if tools else "")
-    base.update(env)
-    assert ASC_TOKEN is not None
-    if stdout_path is None:
-        completed = subprocess.run(
-            [ASC_TOKEN, *args], env=base, cwd=str(tmp_path), capture_output=True, text=True, timeout=60, check=False
-        )
-        return Cli(completed, recorder)
-    with open(stdout_path, "w", encoding="utf-8") as stdout:
-        done = subprocess.run(
-            [ASC_TOKEN, *args], env=base, cwd=str(tmp_path), stdout=stdout, stderr=subprocess.PIPE, text=True,
-            timeout=60, check=False,
-        )  # fmt: skip
-    completed = subprocess.CompletedProcess(done.args, done.returncode, stdout_path.read_text(), done.stderr)
-    return Cli(completed, recorder)
 
 
 def asc_env(key: KeyMaterial) -> Dict[str, str]:
