@@ -34,6 +34,7 @@ from .runner import (
     Result,
     assert_no_secrets,
     assert_token_masked_first,
+    run_action_in_process,
     run_cli,
     run_entrypoint,
 )
@@ -165,6 +166,7 @@ def test_an_enterprise_key(tmp_path: Path, key: KeyMaterial, enterprise: AppStor
     assert "app-count" not in result.outputs and result.outputs["rate-limit-remaining"] == "3599"
     assert "credentials accepted" in result.summary and "apps visible" not in result.summary
     assert "can list bundle IDs (Enterprise Program API)" in result.summary  # not "can list apps"
+    assert result.summary.startswith("### Enterprise Program API token")
     fastlane = json.loads(Path(result.outputs["api-key-json-path"]).read_text())
     assert fastlane["in_house"] is True and fastlane["issuer_id"] == ISSUER_ID
     assert_token_masked_first(result)
@@ -371,3 +373,14 @@ def test_enterprise_runs_only_the_apps_check() -> None:
     with pytest.raises(InputError) as refused:
         read_settings(reader)
     assert "`checks` entry testflight" in refused.value.message and "`api: enterprise`" in refused.value.message
+
+
+def test_an_enterprise_refusal_names_that_api(tmp_path: Path, key: KeyMaterial) -> None:
+    """A 403 from the Enterprise Program API names it and what its read needs, not App Store Connect's apps."""
+    with AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
+        standin.register(KEY_ID, key.key.public_key(), ISSUER_ID, resources=())
+        result = run_action_in_process(tmp_path, inputs(key, {"api": "enterprise"}, standin))
+    assert result.returncode == 1
+    errors = [line for line in result.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and "Enterprise Program API answered 403" in errors[0], result.stdout
+    assert "may not list bundle IDs" in errors[0] and "list apps" not in errors[0]

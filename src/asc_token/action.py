@@ -6,6 +6,7 @@ import os
 import time
 from typing import Mapping, Optional
 
+from .apis import APP_STORE_CONNECT
 from .config import Naming, Settings, read_settings
 from .errors import AscTokenError
 from .flow import Collaborators, Outcome, run_flow
@@ -108,7 +109,7 @@ def publish(gh: GitHubCommands, settings: Settings, outcome: Outcome, naming: Na
     else:
         status = f"not verified ({naming.assignment('verify', 'false')})"
     gh.info(
-        f"Minted an App Store Connect token for key {settings.key_id} ({settings.key_type}), expires {minted.expires_at_iso}; {status}."
+        f"Minted {'an App Store Connect token' if settings.api is APP_STORE_CONNECT else 'a token for the ' + settings.api.title} for key {settings.key_id} ({settings.key_type}), expires {minted.expires_at_iso}; {status}."
     )
     gh.append_summary(summary_markdown(settings, outcome, None, naming))
     return True

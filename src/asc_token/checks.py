@@ -322,6 +322,7 @@ def _request(
         way_out=way_out,
         setting="notary-url" if spec.on_notary else "api-url",
         plain_errors_are_apple=spec.on_notary,
+        service="App Store Connect" if api is APP_STORE_CONNECT or spec.on_notary else api.title,
     )
 
 

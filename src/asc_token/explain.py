@@ -39,6 +39,7 @@ class Request:
     setting: str = "api-url"  # the setting that chose the URL, for proxy and wrong-URL advice
     # The notary service answers a key it does not accept in plain text, not JSON (see checks.py).
     plain_errors_are_apple: bool = False
+    service: str = "App Store Connect"  # who answered: the Enterprise Program API names itself
 
 
 _JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
@@ -143,7 +144,7 @@ def explain_reply(reply: Reply, request: Request, naming: Naming, clock: Callabl
     url_setting = naming.label(request.setting)
     if 300 <= status < 400:
         return NotAppleError(
-            f"{request.url} answered with a redirect ({status}), which App Store Connect never "
+            f"{request.url} answered with a redirect ({status}), which {request.service} never "
             f"does: a proxy, captive portal or wrong {url_setting} is in the way; "
             f"check {url_setting} and the runner's proxy settings.",
             details=f"The redirect pointed at {quote_foreign(reply.header('location') or 'nothing', 200)}.",
@@ -151,8 +152,8 @@ def explain_reply(reply: Reply, request: Request, naming: Naming, clock: Callabl
     plain_but_apple = request.plain_errors_are_apple and status in (401, 403)
     if not is_apple_json(reply) and not plain_but_apple:
         return NotAppleError(
-            f"Something between the runner and App Store Connect answered {status}{tried} with "
-            f"{summarise_body(reply)}, not App Store Connect's JSON: a proxy, gateway or firewall "
+            f"Something between the runner and {request.service} answered {status}{tried} with "
+            f"{summarise_body(reply)}, not {request.service}'s JSON: a proxy, gateway or firewall "
             f"(or a wrong {url_setting}) answered for it; check the runner's proxy "
             "settings, then re-run.",
             details=f"The request went to {request.url}.",
@@ -164,19 +165,19 @@ def explain_reply(reply: Reply, request: Request, naming: Naming, clock: Callabl
         return _explain_403(request, code, said, naming)
     if status == 429:
         return ApiError(
-            f"App Store Connect answered 429 {code or 'RATE_LIMIT_EXCEEDED'}{tried}: this key used "
+            f"{request.service} answered 429 {code or 'RATE_LIMIT_EXCEEDED'}{tried}: this key used "
             "its hourly request quota; wait for the hour to roll over, or use another key for "
             "this pipeline.",
             details=f"Apple said: {said}",
         )
     if status >= 500:
         return ApiError(
-            f"App Store Connect answered {status}{tried}: the service is having trouble, not your "
+            f"{request.service} answered {status}{tried}: the service is having trouble, not your "
             f"credentials; re-run the job later and check {STATUS_PAGE}.",
             details=f"The last answer was: {said}",
         )
     return ApiError(
-        f"App Store Connect answered {status} {code or ''} for {request.url}: check the request "
+        f"{request.service} answered {status} {code or ''} for {request.url}: check the request "
         f"and {url_setting}.".replace("  ", " "),
         details=f"Apple said: {said}",
     )
@@ -185,14 +186,14 @@ def explain_reply(reply: Reply, request: Request, naming: Naming, clock: Callabl
 def _explain_403(request: Request, code: Optional[str], said: str, naming: Naming) -> ApiError:
     if is_agreements_code(code):
         return ApiError(
-            f"App Store Connect answered 403 {code}: the Account Holder must accept the latest "
+            f"{request.service} answered 403 {code}: the Account Holder must accept the latest "
             "agreement in App Store Connect > Business; no change to the key or the settings will help.",
             details=f"Apple said: {said}",
         )
     needed = f", which {request.needed_for}" if request.needed_for else ""
     way_out = request.way_out or f"set {naming.assignment('verify', 'false')} if it only needs other resources"
     return ApiError(
-        f"App Store Connect answered 403 {code or 'FORBIDDEN'}: the key is valid, but its role "
+        f"{request.service} answered 403 {code or 'FORBIDDEN'}: the key is valid, but its role "
         f"may not {request.purpose}{needed}; give key {naming.label('key-id')} {request.grant}, or {way_out}.",
         details=f"Apple said: {said}",
     )
@@ -207,7 +208,7 @@ def _explain_401(request: Request, code: Optional[str], said: str, skew: Optiona
     if skew is not None and abs(skew) > SKEW_TOLERANCE_SECONDS:
         direction = "ahead of" if skew < 0 else "behind"
         return ApiError(
-            f"App Store Connect answered 401 {code or 'NOT_AUTHORIZED'}: the runner's clock is "
+            f"{request.service} answered 401 {code or 'NOT_AUTHORIZED'}: the runner's clock is "
             f"{describe_duration(skew)} {direction} App Store Connect's, so the token looks "
             "expired or not yet valid; fix the runner's time (enable NTP) and re-run.",
             details=(
@@ -243,7 +244,7 @@ def _explain_401(request: Request, code: Optional[str], said: str, skew: Optiona
         ]
     tried = f" {request.attempts} times, each with a freshly signed token" if request.attempts > 1 else ""
     return ApiError(
-        f"App Store Connect answered 401 {code or 'NOT_AUTHORIZED'}{tried}: it did not accept the "
+        f"{request.service} answered 401 {code or 'NOT_AUTHORIZED'}{tried}: it did not accept the "
         f"credentials; {headline} (likely causes below, most likely first).",
         details="Likely causes, most likely first:\n"
         + "\n".join(f"{n}. {cause}" for n, cause in enumerate(causes, 1))

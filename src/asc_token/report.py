@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import List, Optional, Sequence
 
+from .apis import APP_STORE_CONNECT
 from .checks import CheckResult, ChecksFailedError
 from .config import Naming, Settings
 from .errors import AscTokenError
@@ -16,7 +17,8 @@ from .minting import MAX_LIFETIME_SECONDS
 def summary_markdown(
     settings: Optional[Settings], outcome: Optional[Outcome], error: Optional[AscTokenError], naming: Naming
 ) -> str:
-    lines = ["### App Store Connect token", ""]
+    other_api = settings is not None and settings.api is not APP_STORE_CONNECT
+    lines = [f"### {settings.api.title if settings is not None and other_api else 'App Store Connect'} token", ""]
     if settings is not None:
         lines += ["| | |", "|---|---|", f"| Key ID | `{settings.key_id}` |", f"| Key type | {settings.key_type} |"]
         if settings.scope:
