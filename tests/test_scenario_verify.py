@@ -8,9 +8,9 @@ from typing import ClassVar, Dict, List
 
 import pytest
 
+from asc_token.checks import VerificationResult, verify_credentials
 from asc_token.github import GitHubInputs
 from asc_token.transport import RetryPolicy, Transport
-from asc_token.verify import VerificationResult, verify_credentials
 from devtools.standin import AppStoreConnectStandIn, Fault
 
 from .conftest import OTHER_ISSUER, team_inputs, verify_inputs

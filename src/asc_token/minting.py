@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .apis import APP_STORE_CONNECT, Api
 from .lifetimes import SHORT_LIFETIME_SECONDS, lifetime_refusal
 
-AUDIENCE = APP_STORE_CONNECT.audience
 MAX_LIFETIME_SECONDS = SHORT_LIFETIME_SECONDS  # the default; Apple's limit but for scoped long-lived GETs
 # Runner clocks drift; Apple rejects an `iat` in its future. Backdating moves `exp` back by the
 # same amount, so `exp - iat` (what Apple limits to 1200 s) stays exactly the requested lifetime;

@@ -56,10 +56,6 @@ class Reply:
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
 
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
-
 
 class NoAnswerError(Exception):
     """No HTTP answer at all; ``kind`` is refused, dns, tls, timeout or reset."""
