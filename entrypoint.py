@@ -10,7 +10,7 @@ _SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "src")
 if os.path.isdir(os.path.join(_SRC, "asc_token")):
     sys.path.insert(0, _SRC)
 
-from asc_token.entry import main  # noqa: E402
+from asc_token.dispatch import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -520,7 +520,7 @@ def offer_launcher(runtime: Runtime) -> None:
             "import sys\n"
             f"sys.path.insert(0, {SRC!r})\n"
             "sys.argv[0] = 'asc-token'\n"
-            "from asc_token.entry import cli\n\n"
+            "from asc_token.dispatch import cli\n\n"
             "sys.exit(cli())\n"
         ),
         os.path.join(folder, "asc-token"): (

@@ -8,7 +8,6 @@ Subprocess runs are kept for one scenario per README promise; everything else ru
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import os
 import shutil
@@ -18,19 +17,21 @@ import sys
 import threading
 import time
 import uuid
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, cast
-from unittest import mock
 from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from asc_token import action, cli
-from asc_token.transport import RetryPolicy, Transport
+from asc_token import dispatch
+from asc_token.checks import Preflight, read_preflight
+from asc_token.config import Credentials, InputReader, read_credentials
+from asc_token.github import Delivery, read_delivery
+from asc_token.transport import Io, RetryPolicy
 from devtools.runnerfiles import RunnerFiles
 from devtools.standin import AppStoreConnectStandIn
 
@@ -75,6 +76,42 @@ class Result:
         errors = self.errors()
         assert len(errors) == 1, self.stdout
         return errors[0].split("::", 2)[2]
+
+
+@dataclass
+class FixedToken:
+    """Bearer tokens that are always the same string (a transport test needs no key)."""
+
+    token: str
+    asked: int = 0
+
+    def bearer(self, *, after_401: bool = False) -> str:
+        self.asked += 1
+        return self.token
+
+    def unscoped(self, lifetime: int) -> FixedToken:
+        return self
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the action reads, in one value for table tests: ``settings.key_id``, ``.verify``."""
+
+    credentials: Credentials
+    preflight: Preflight
+    delivery: Delivery
+
+    def __getattr__(self, name: str) -> Any:
+        for part in (self.credentials, self.preflight, self.delivery):
+            if hasattr(part, name):
+                return getattr(part, name)
+        raise AttributeError(name)
+
+
+def read_settings(inputs: InputReader) -> Settings:
+    """The action's three readers, in the order it calls them."""
+    credentials = read_credentials(inputs)
+    return Settings(credentials, read_preflight(inputs, credentials), read_delivery(inputs))
 
 
 @dataclass
@@ -191,12 +228,11 @@ def run_action_in_process(
     sleep: Optional[Callable[[float], None]] = None,
     clock: Callable[[], float] = time.time,
 ) -> Result:
-    """The same step through ``run_action`` in this process, with the retry timings shortened."""
+    """The same step through the action's entry in this process, with the retry timings shortened."""
     step = prepare_step(workdir, inputs, extra_env)
-    transport: Callable[..., Transport] = functools.partial(Transport, sleep=sleep) if sleep else Transport
     stdout, stderr = io.StringIO(), io.StringIO()
-    with mock.patch.object(action, "Transport", transport), redirect_stdout(stdout), redirect_stderr(stderr):
-        code = action.run_action(step.env, clock=clock, policy=policy)
+    fakes = Io(env=step.env, clock=clock, policy=policy, stdout=stdout, stderr=stderr, sleep=sleep or time.sleep)
+    code = dispatch.main([], io=fakes)
     return step.result(code, stdout.getvalue(), stderr.getvalue())
 
 
@@ -271,18 +307,55 @@ def run_cli(
 
 
 def run_cli_in_process(
-    workdir: Path, env: Mapping[str, str], args: Optional[Sequence[str]] = None, *, policy: RetryPolicy = QUICK_RETRIES
+    workdir: Path,
+    env: Mapping[str, str],
+    args: Optional[Sequence[str]] = None,
+    *,
+    policy: RetryPolicy = QUICK_RETRIES,
+    stdin: bytes = b"",
 ) -> CliRun:
-    """``cli.main`` with exactly ``env`` as the environment, in this process; usage errors give exit code 2."""
+    """``asc-token`` with exactly ``env`` as the environment, in this process; usage errors give exit code 2."""
     workdir.mkdir(parents=True, exist_ok=True)
-    stdout, stderr = io.StringIO(), io.StringIO()
-    quick = functools.partial(Transport, policy=policy)
-    with mock.patch.object(cli, "Transport", quick), redirect_stdout(stdout), redirect_stderr(stderr):
-        try:
-            code = cli.main(list(args if args is not None else ["--no-verify"]), env=dict(env))
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-    return CliRun(code, stdout.getvalue(), stderr.getvalue(), workdir / "recorder")
+    stdout, stderr = text_stream(), io.StringIO()
+    fakes = Io(env=dict(env), policy=policy, stdout=stdout, stderr=stderr, stdin=io.BytesIO(stdin))
+    try:
+        code = dispatch.main(list(args if args is not None else ["--no-verify"]), force_cli=True, io=fakes)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    stdout.flush()
+    return CliRun(code, cast(io.BytesIO, stdout.buffer).getvalue().decode(), stderr.getvalue(), workdir / "recorder")
+
+
+class LogLines(io.StringIO):
+    """stderr that also keeps each logged message (one ``print`` each) as an item of ``lines``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: List[str] = []
+
+    def write(self, text: str) -> int:
+        if text != "\n":
+            self.lines.append(text[:-1] if text.endswith("\n") else text)
+        return super().write(text)
+
+
+def call_api_in_process(
+    env: Mapping[str, str], args: Sequence[str], *, stdin: bytes = b"", policy: RetryPolicy = QUICK_RETRIES
+) -> tuple[int, bytes, List[str]]:
+    """``asc-token api ARGS`` in this process: its exit code, the bytes on stdout, each log message."""
+    stdout, stderr = text_stream(), LogLines()
+    fakes = Io(env=dict(env), policy=policy, stdout=stdout, stderr=stderr, stdin=io.BytesIO(stdin))
+    try:
+        code = dispatch.main(["api", *args], force_cli=True, io=fakes)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    stdout.flush()
+    return code, cast(io.BytesIO, stdout.buffer).getvalue(), stderr.lines
+
+
+def text_stream() -> io.TextIOWrapper:
+    """A stdout with a binary ``buffer`` beneath, as a process has (``asc-token api`` writes bytes)."""
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
 
 
 @contextmanager

@@ -3,7 +3,6 @@ its pieces in-process (the token reuse rule, PATH resolution, page merging, the 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -16,15 +15,18 @@ from typing import Any, Dict, List, Optional
 import jwt
 import pytest
 
-from asc_token import apicommand
-from asc_token.apicommand import TokenSource, merge_pages, needs_new_token, next_page, render, resolve
-from asc_token.cli import CliInputs
+from asc_token import api_command
+from asc_token.api_command import merge_pages, next_page, render, resolve
+from asc_token.config import Credentials
+from asc_token.credentials import TokenSource, needs_new_token
 from asc_token.errors import ApiError, InputError
+from asc_token.flags import CliInputs
+from asc_token.keys import KeySource
 from asc_token.minting import MintedToken, TokenRequest
 from asc_token.transport import Reply, RetryPolicy
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, call_api_in_process
 
 ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or shutil.which("asc-token")
 needs_command = pytest.mark.skipif(
@@ -384,11 +386,8 @@ def test_long_job_pattern(tmp_path: Path, key: KeyMaterial, api: AppStoreConnect
 def call_in_process(
     api: AppStoreConnectStandIn, key: KeyMaterial, args: List[str], stdin: bytes = b""
 ) -> tuple[int, bytes, List[str]]:
-    out = io.BytesIO()
-    logged: List[str] = []
     env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "ASC_API_URL": api.url}
-    code = apicommand.main(args, env, stdout=out, stdin=io.BytesIO(stdin), policy=FAST, log=logged.append)
-    return code, out.getvalue(), logged
+    return call_api_in_process(env, args, stdin=stdin)
 
 
 def test_get_is_retried_after_a_5xx_but_post_is_not_resent(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
@@ -416,11 +415,11 @@ def test_enterprise_program_api(key: KeyMaterial) -> None:
 
     with AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE) as enterprise:
         enterprise.register(KEY_ID, key.key.public_key(), ISSUER_ID)
-        out = io.BytesIO()
         env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID,
                "ASC_API_URL": enterprise.url, "ASC_API": "enterprise"}  # fmt: skip
-        assert apicommand.main(["/v1/bundleIds"], env, stdout=out, policy=FAST, log=print) == 0
-        assert json.loads(out.getvalue())["data"][0]["attributes"]["identifier"] == "com.example.inhouse"
+        code, out, _ = call_api_in_process(env, ["/v1/bundleIds"])
+        assert code == 0
+        assert json.loads(out)["data"][0]["attributes"]["identifier"] == "com.example.inhouse"
         claims = jwt.decode(enterprise.tokens_seen()[0], key.key.public_key(), algorithms=["ES256"],
                             audience="apple-developer-enterprise-v1")  # fmt: skip
         assert claims["iss"] == ISSUER_ID
@@ -442,12 +441,10 @@ def test_403_names_the_role_not_the_verification(key: KeyMaterial, api: AppStore
     ],
 )
 def test_unreachable_says_what_it_means_for_the_request(key: KeyMaterial, args: List[str], consequence: str) -> None:
-    out = io.BytesIO()
-    logged: List[str] = []
     env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID,
            "ASC_API_URL": "http://127.0.0.1:9"}  # fmt: skip
-    code = apicommand.main(args, env, stdout=out, policy=FAST, log=logged.append)
-    assert code == 1 and out.getvalue() == b""
+    code, out, logged = call_api_in_process(env, args)
+    assert code == 1 and out == b""
     assert "the connection was refused" in logged[0]
     assert consequence in logged[1] and "verify" not in "".join(logged)
 
@@ -486,14 +483,14 @@ def test_token_source_reuses_then_resigns_and_masks_first(key: KeyMaterial) -> N
     now = [1_000_000.0]
     masked: List[str] = []
     tokens = TokenSource(key.key, TokenRequest(KEY_ID, ISSUER_ID, 1200), lambda: now[0], masked.append)
-    first = tokens(False)
+    first = tokens.bearer()
     assert masked == [first]
     now[0] += 900  # 270 s of 1170 left: still more than a fifth of the lifetime
-    assert tokens(False) == first
-    assert tokens(True) != first  # after a 401: always a new one
-    second = tokens(False)
+    assert tokens.bearer() == first
+    assert tokens.bearer(after_401=True) != first  # after a 401: always a new one
+    second = tokens.bearer()
     now[0] += 1000  # 140 s left: under the margin
-    third = tokens(False)
+    third = tokens.bearer()
     assert third != second and masked == [first, second, third] and tokens.signed == 3
     claims = key.decode(third, verify_exp=False)
     assert claims["exp"] - claims["iat"] == 1200
@@ -515,7 +512,7 @@ API = "https://api.appstoreconnect.apple.com"
     ],
 )
 def test_resolve_keeps_requests_on_the_api_host(target: str, url: str) -> None:
-    assert resolve(target, API, "PATH", "ASC_API_URL") == url
+    assert resolve(target, API, "PATH", CliInputs({}, {})) == url
 
 
 @pytest.mark.parametrize(
@@ -530,17 +527,19 @@ def test_resolve_keeps_requests_on_the_api_host(target: str, url: str) -> None:
     ],
 )
 def test_resolve_refuses_other_hosts(target: str) -> None:
-    with pytest.raises(InputError, match="is not on the API host"):
-        resolve(target, API, "PATH", "ASC_API_URL")
+    with pytest.raises(InputError, match=r"is not on the API host|has a user name or password"):
+        resolve(target, API, "PATH", CliInputs({}, {}))
 
 
 def test_links_next_on_another_host_stops_the_pagination() -> None:
     naming = CliInputs({}, {})
+    credentials = Credentials(KEY_ID, ISSUER_ID, "team", 1200, (), KeySource("ASC_PRIVATE_KEY", contents="x"), API)
     page = {"data": [], "links": {"next": "https://evil.example/v1/apps?cursor=x"}}
     with pytest.raises(ApiError, match="points at another host"):
-        next_page(page, API, naming)
-    assert next_page({"data": [], "links": {"self": "x"}}, API, naming) is None
-    assert next_page({"data": {"id": "1"}, "links": {"next": f"{API}/x"}}, API, naming) is None  # not a list
+        next_page(page, API + "/v1/apps", credentials, naming)
+    assert next_page({"data": [], "links": {"self": "x"}}, API, credentials, naming) is None
+    not_a_list = {"data": {"id": "1"}, "links": {"next": f"{API}/x"}}
+    assert next_page(not_a_list, API, credentials, naming) is None
 
 
 def test_merge_pages_keeps_order_and_drops_duplicate_included() -> None:
@@ -568,6 +567,6 @@ def test_render_breaks_azure_logging_commands_but_keeps_the_value(indent: bool) 
 
 def test_include_headers_are_quoted() -> None:
     reply = Reply(200, {"x-evil": "::error::x\n##vso[task.setvariable]"}, b"{}")
-    described = apicommand.describe_reply(reply)
+    described = api_command.describe_reply(reply)
     assert described.startswith("HTTP 200 OK\n")
     assert "::error" not in described and "##vso" not in described

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import time
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Tuple
 from urllib.parse import unquote
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from asc_token import cli
-from asc_token.checks import CHECKS, CheckResult, ChecksFailedError, run_checks
-from asc_token.config import Check, Settings
-from asc_token.explain import Request, explain_reply
+from asc_token.checks import CHECKS, Check, CheckResult, ChecksFailedError, Preflight, run_checks
+from asc_token.config import Credentials
+from asc_token.credentials import TokenSource
+from asc_token.explain import Asked, explain_reply
 from asc_token.github import GitHubInputs
 from asc_token.keys import KeySource
+from asc_token.minting import TokenRequest
 from asc_token.report import check_rows
 from asc_token.transport import Reply, Transport
 from devtools.standin import AppStoreConnectStandIn, Fault
@@ -207,7 +206,7 @@ def test_individual_key_with_provisioning_is_refused_before_any_request(
     values = inputs(key, api, "apps", "provisioning", **{"key-type": "individual"})
     del values["issuer-id"]
     result = run_entrypoint(tmp_path, values)
-    assert result.returncode == 1
+    assert result.returncode == 2
     line = error_line(result)
     assert "`checks` entry provisioning needs a team key" in line and "`key-type` is individual" in line
     assert "use a team key" in line
@@ -217,7 +216,7 @@ def test_individual_key_with_provisioning_is_refused_before_any_request(
 
 def test_individual_key_with_notary_is_refused(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     result = run_in_process(tmp_path, inputs(key, api, "notary", **{"key-type": "individual"}))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "`checks` entry notary needs a team key" in error_line(result) and "notarytool" in error_line(result)
     assert api.requests == []
 
@@ -264,7 +263,7 @@ def test_more_than_one_matching_app_is_a_failure(key: KeyMaterial) -> None:
 
 def test_only_one_app_entry(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     result = run_in_process(tmp_path, inputs(key, api, "app:com.example.a", "app:com.example.b"))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "more than one app: entry" in error_line(result)
     assert api.requests == []
 
@@ -306,7 +305,7 @@ def test_bad_entries_are_refused_before_any_request(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, entry: str, must_say: List[str]
 ) -> None:
     result = run_in_process(tmp_path, inputs(key, api, "apps", entry))
-    assert result.returncode == 1
+    assert result.returncode == 2
     line = error_line(result)
     for phrase in must_say:
         assert phrase in line, line
@@ -325,7 +324,7 @@ def test_entries_are_trimmed_lowercased_and_deduplicated(
 def test_notary_url_is_validated_like_api_url(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     values = inputs(key, api, "notary", **{"notary-url": "http://notary.example.com/notary/v2"})
     result = run_in_process(tmp_path, values)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "`notary-url` uses plain http://" in error_line(result)
     assert api.requests == []
 
@@ -345,7 +344,7 @@ def test_unreachable_notary_names_notary_url_and_the_api_checks_still_run(
 def test_notary_plain_text_401_is_apple_not_a_proxy() -> None:
     """The notary service answers a key it does not accept in plain text: explained as a 401."""
     reply = Reply(401, {"content-type": "text/plain"}, b"Unauthenticated")
-    request = Request("https://appstoreconnect.apple.com/notary/v2/submissions", "team", plain_errors_are_apple=True)
+    request = Asked("https://appstoreconnect.apple.com/notary/v2/submissions", "team", on_notary=True)
     error = explain_reply(reply, request, GitHubInputs({}), time.time)
     assert "answered 401" in error.message and "did not accept the credentials" in error.message
 
@@ -370,10 +369,8 @@ def test_scope_not_covering_a_check_uses_a_separate_token_for_it(
 
 
 def _cli(args: List[str], env: Dict[str, str]) -> Tuple[int, str, str]:
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with redirect_stdout(stdout), redirect_stderr(stderr):
-        code = cli.main(args, env)
-    return code, stdout.getvalue(), stderr.getvalue()
+    run = run_cli_in_process(Path("."), env, args)
+    return run.returncode, run.stdout, run.stderr
 
 
 def _cli_env(key: KeyMaterial, **extra: str) -> Dict[str, str]:
@@ -404,7 +401,7 @@ def test_plugin_settings_name_the_checks(key: KeyMaterial, api: AppStoreConnectS
 
 def test_cli_bad_check_names_the_flag(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     code, _, stderr = _cli(["--api-url", api.url, "--check", "notarise"], _cli_env(key))
-    assert code == 1
+    assert code == 2
     assert "--check entry 'notarise' is not a check (did you mean notary?)" in stderr
     code, _, stderr = _cli(["--api-url", api.url], _cli_env(key, ASC_CHECKS="bogus"))
     assert "ASC_CHECKS entry 'bogus' is not a check" in stderr
@@ -439,13 +436,15 @@ def _run_with_answer(checks: List[Check], status: int, body: bytes) -> None:
         def request(self, method: str, url: str, **kwargs: Any) -> Answer:
             return Answer()
 
-    settings = Settings(KEY_ID, ISSUER_ID, "team", 1200, (), KeySource("`private-key`", contents="unused"))
-    settings = dataclasses.replace(settings, checks=tuple(checks))
+    credentials = Credentials(KEY_ID, ISSUER_ID, "team", 1200, (), KeySource("`private-key`", contents="unused"))
+    tokens = TokenSource(ec.generate_private_key(ec.SECP256R1()), TokenRequest(KEY_ID, ISSUER_ID), time.time, print)
     run_checks(
-        settings,
+        credentials,
+        Preflight(checks=tuple(checks)),
         GitHubInputs({}),
-        lambda check, path: ((lambda fresh: "tok"), False),
+        tokens,
         transport=Transport(session=Session()),
+        clock=time.time,
     )
 
 

@@ -8,13 +8,12 @@ from typing import Dict, Optional
 
 import pytest
 
-from asc_token.cli import CliInputs
-from asc_token.config import read_settings
 from asc_token.errors import InputError
+from asc_token.flags import CliInputs
 from asc_token.keys import KeySource
 
 from .conftest import cli_env
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, run_cli_in_process
+from .runner import ISSUER_ID, KEY_ID, KeyMaterial, read_settings, run_cli_in_process
 
 OTHER_ID = "ZYXWV98765"
 NO_FLAGS: Dict[str, Optional[str]] = {}
@@ -160,7 +159,7 @@ def test_key_path_from_environment_wins(tmp_path: Path, key: KeyMaterial) -> Non
 
 def test_private_key_on_the_command_line_is_refused(tmp_path: Path, key: KeyMaterial) -> None:
     run = run_cli_in_process(tmp_path, cli_env(key, ASC_PRIVATE_KEY=None), ["--private-key", "whatever", "--print"])
-    assert run.returncode == 1
+    assert run.returncode == 2
     assert "--private-key on the command line is refused" in run.stderr
     assert "whatever" not in run.stderr
     assert run.stdout == ""
@@ -168,7 +167,7 @@ def test_private_key_on_the_command_line_is_refused(tmp_path: Path, key: KeyMate
 
 def test_bad_input_names_the_variable(tmp_path: Path, key: KeyMaterial) -> None:
     run = run_cli_in_process(tmp_path, cli_env(key, ASC_KEY_ID="short"), ["--print", "--no-verify"])
-    assert run.returncode == 1
+    assert run.returncode == 2
     assert "error: ASC_KEY_ID must be 10 characters" in run.stderr
     assert run.stdout == ""
     assert "Traceback" not in run.stderr

@@ -245,7 +245,7 @@ def test_the_image_runs_the_installed_package(image: str) -> None:
     facts = json.loads(
         _docker_out("run", "--rm", "--entrypoint", "/opt/asc-token-action/venv/bin/python", image, "-I", "-c", probe)
     )
-    assert facts["entry"] == ["asc_token.entry:cli"]
+    assert facts["entry"] == ["asc_token.dispatch:cli"]
     assert facts["module"].startswith("/opt/asc-token-action/venv/lib/") and not facts["src"]
     assert facts["script"] == "/opt/asc-token-action/venv/bin/asc-token"
     assert facts["shebang"] == "#!/opt/asc-token-action/venv/bin/python -I"

@@ -10,11 +10,13 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from asc_token.cli import CliInputs
 from asc_token.config import Naming
 from asc_token.errors import ApiError, NotAppleError, UnreachableError
-from asc_token.explain import STATUS_PAGE, Request, explain_reply, explain_unreachable, quote_foreign
+from asc_token.explain import Asked, explain_reply, explain_unreachable
+from asc_token.flags import CliInputs
 from asc_token.github import GitHubInputs
+from asc_token.messages import STATUS_PAGE
+from asc_token.redact import quote_foreign
 from asc_token.transport import Reply
 
 NOW = 1_800_000_000.0
@@ -39,7 +41,7 @@ def html(status: int, title: str, attempts: int = 1) -> Reply:
 
 
 def explain(reply: Reply, naming: Naming = ACTION, key_type: str = "team", purpose: str = "list apps") -> ApiError:
-    return explain_reply(reply, Request(URL, key_type, purpose, reply.attempts), naming, lambda: NOW)
+    return explain_reply(reply, Asked(URL, key_type, purpose=purpose, attempts=reply.attempts), naming, lambda: NOW)
 
 
 def causes(error: ApiError) -> List[str]:
@@ -174,7 +176,7 @@ UNREACHABLE: Dict[str, str] = {
 @pytest.mark.parametrize("naming", sorted(NAMINGS))
 @pytest.mark.parametrize("kind", sorted(UNREACHABLE))
 def test_unreachable(kind: str, naming: str) -> None:
-    error = explain_unreachable(kind, URL, NAMINGS[naming], attempts=2)
+    error = explain_unreachable(kind, Asked(URL, "team"), NAMINGS[naming], attempts=2)
     assert isinstance(error, UnreachableError)
     assert error.message.startswith(f"Could not reach App Store Connect at {URL}: {UNREACHABLE[kind]} (2 attempts)")
     skip = "--no-verify" if naming == "cli" else "`verify: false`"

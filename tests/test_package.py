@@ -126,7 +126,7 @@ def test_metadata_passes_twine_check(dist: Path, wheel: Path) -> None:
     assert str(metadata.get_payload()).startswith("# asc-token-action")  # the README
     assert any(url.startswith("Source, https://") for url in metadata.get_all("Project-URL", []))
     assert "Programming Language :: Python :: 3.9" in metadata.get_all("Classifier", [])
-    assert "asc-token = asc_token.entry:cli" in entry_points
+    assert "asc-token = asc_token.dispatch:cli" in entry_points
 
 
 def test_wheel_ships_only_the_product(wheel: Path) -> None:

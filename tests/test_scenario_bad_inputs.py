@@ -34,7 +34,7 @@ def _expect_error(
     run: Callable[[Path, Dict[str, str]], Result] = run_action_in_process,
 ) -> str:
     result = run(tmp_path, inputs)
-    assert result.returncode == 1, result.log
+    assert result.returncode == 2, result.log
     errors = result.errors()
     assert len(errors) == 1, result.stdout
     message = errors[0].split("::", 2)[2]

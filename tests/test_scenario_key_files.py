@@ -91,7 +91,7 @@ def test_export_token_is_explicit(tmp_path: Path, key: KeyMaterial) -> None:
 
 def test_export_env_needs_write_key_files(tmp_path: Path, key: KeyMaterial) -> None:
     result = run_action_in_process(tmp_path, team_inputs(key, export_env="true"))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "`export-env` is true but `write-key-files` is not" in result.errors()[0]
     assert list((tmp_path / "temp").iterdir()) == []
 

@@ -8,8 +8,10 @@ from typing import ClassVar, Dict, List
 
 import pytest
 
-from asc_token.checks import VerificationResult, verify_credentials
+from asc_token.checks import Preflight, VerificationResult, run_checks
+from asc_token.config import Credentials
 from asc_token.github import GitHubInputs
+from asc_token.keys import KeySource
 from asc_token.transport import RetryPolicy, Transport
 from devtools.standin import AppStoreConnectStandIn, Fault
 
@@ -18,6 +20,7 @@ from .runner import (
     ISSUER_ID,
     KEY_ID,
     QUICK_RETRIES,
+    FixedToken,
     KeyMaterial,
     Result,
     assert_no_secrets,
@@ -219,7 +222,13 @@ def test_user_agent_and_timeouts_are_sent(key: KeyMaterial) -> None:
 
 
 def _verify(token: str, url: str, transport: Transport) -> VerificationResult:
-    return verify_credentials(lambda fresh: token, url, key_type="team", transport=transport, naming=GitHubInputs({}))
+    """The `apps` check alone, as the action runs it by default."""
+    credentials = Credentials(KEY_ID, ISSUER_ID, "team", 1200, (), KeySource("`private-key`", contents="x"), url)
+    results = run_checks(
+        credentials, Preflight(), GitHubInputs({}), FixedToken(token), transport=transport, clock=time.time
+    )
+    assert results[0].facts is not None
+    return results[0].facts
 
 
 def _token(key: KeyMaterial) -> str:

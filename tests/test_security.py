@@ -20,21 +20,22 @@ from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from asc_token import files, keyfiles
-from asc_token.config import api_url_problem
+from asc_token import secret_files
 from asc_token.errors import AscTokenError, KeyFilesError, NotAppleError, WrongKeyTypeError
-from asc_token.explain import Request, explain_reply, summarise_body
+from asc_token.explain import Asked, explain_reply, summarise_body
 from asc_token.github import GitHubInputs
 from asc_token.keys import load_private_key
 from asc_token.platforms import PLATFORM_NAMES, platform_for
 from asc_token.report import markdown_text, summary_markdown
 from asc_token.transport import NoAnswerError, Reply, RetryPolicy, Transport, parse_rate_limit
+from asc_token.urls import base_url_problem as api_url_problem
 from devtools.standin import AppStoreConnectStandIn, Fault
 
 from .runner import (
     ASC_TOKEN,
     ISSUER_ID,
     KEY_ID,
+    FixedToken,
     KeyMaterial,
     Result,
     assert_no_secrets,
@@ -149,7 +150,7 @@ def test_print_stdout_is_exactly_the_token(tmp_path: Path, key: KeyMaterial, pla
 def test_print_stdout_is_empty_on_error(tmp_path: Path, key: KeyMaterial, platform: str) -> None:
     env = {**asc_env(key), **detection_env(platform, tmp_path), "ASC_KEY_ID": "short"}
     run = run_cli(tmp_path, env, ["--print", "--no-verify"])
-    assert run.returncode == 1
+    assert run.returncode == 2
     assert run.stdout == ""
     assert "ASC_KEY_ID" in run.stderr and "Traceback" not in run.stderr
 
@@ -161,7 +162,7 @@ def test_print_stdout_is_empty_on_error(tmp_path: Path, key: KeyMaterial, platfo
 def test_key_in_private_key_path_input(tmp_path: Path, key: KeyMaterial, form: str) -> None:
     pasted = key.pem if form == "pem" else key.base64_of_file
     result = run_entrypoint(tmp_path, {**action_inputs(key, **{"private-key": "", "private-key-path": pasted})})
-    assert result.returncode == 1
+    assert result.returncode == 2
     message = one_error(result)
     assert "`private-key-path` holds what looks like the key itself" in message
     assert_no_secrets(result, [*key.secret_fragments(), key.base64_of_file])
@@ -176,7 +177,7 @@ def test_key_in_path_variable(tmp_path: Path, key: KeyMaterial, variable: str, f
     pasted = key.pem if form == "pem" else key.base64_of_file
     env = {variable: pasted, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "GITLAB_CI": "true"}
     run = run_cli(tmp_path, env, ["--print", "--no-verify"])
-    assert run.returncode == 1 and run.stdout == ""
+    assert run.returncode == 2 and run.stdout == ""
     assert f"{variable} holds what looks like the key itself" in run.stderr
     for fragment in [*key.secret_fragments(), key.base64_of_file]:
         assert fragment not in run.stderr
@@ -186,7 +187,7 @@ def test_key_in_path_variable(tmp_path: Path, key: KeyMaterial, variable: str, f
 def test_overlong_path_is_not_quoted(tmp_path: Path, key: KeyMaterial) -> None:
     path = "some.dir/" * 556  # 5,004 characters: ENAMETOOLONG, and not shaped like a key
     result = run_in_process(tmp_path, action_inputs(key, **{"private-key": "", "private-key-path": path}))
-    assert result.returncode == 1
+    assert result.returncode == 2
     message = one_error(result)
     assert "cannot be opened as a file" in message and "not shown" in message
     assert "some.dir/some.dir" not in result.stdout + result.summary
@@ -197,7 +198,7 @@ def test_key_fragment_in_another_input_is_not_echoed(tmp_path: Path, key: KeyMat
     fragment = raw_key_b64(key)
     assert len(fragment) == 44
     result = run_in_process(tmp_path, action_inputs(key, **{setting: fragment}))
-    assert result.returncode == 1
+    assert result.returncode == 2
     one_error(result)
     for shown in (fragment, fragment.lower(), fragment[:24]):
         assert shown not in result.stdout + result.summary
@@ -261,10 +262,10 @@ def assert_markdown_inert(summary: str) -> None:
 
 
 def test_summary_escapes_markdown_in_message_scope_and_details() -> None:
-    from asc_token.config import Settings
+    from asc_token.config import Credentials
     from asc_token.keys import KeySource
 
-    settings = Settings(
+    settings = Credentials(
         key_id=KEY_ID,
         issuer_id=ISSUER_ID,
         key_type="team",
@@ -274,7 +275,7 @@ def test_summary_escapes_markdown_in_message_scope_and_details() -> None:
     )
     details = "Apple said:\n```\n## not a heading\n````\n<img src=x>\n```````"
     error = AscTokenError(f"The server said {HOSTILE}.", details=details)
-    summary = summary_markdown(settings, None, error, GitHubInputs({}))
+    summary = summary_markdown(settings, None, None, error, GitHubInputs({}))
     assert_markdown_inert(summary)
     fence = "`" * 8  # one longer than the longest backtick run in the details
     lines = summary.splitlines()
@@ -323,7 +324,7 @@ def test_markdown_text_escapes_what_acts() -> None:
         # Hosts the HTTP stack cannot use: refused as a setting, never an "Internal error".
         ("https://" + "a" * 64 + ".example", "valid host name"),
         ("https://a..b", "valid host name"),
-        ("https://\\evil.invalid", "valid host name"),
+        ("https://\\evil.invalid", "backslashes"),
     ],
 )
 def test_api_url_problem(url: str, problem: str) -> None:
@@ -333,7 +334,7 @@ def test_api_url_problem(url: str, problem: str) -> None:
 
 def test_http_api_url_is_refused_before_any_request(tmp_path: Path, key: KeyMaterial) -> None:
     result = run_in_process(tmp_path, action_inputs(key, verify="true", **{"api-url": "http://api.example"}))
-    assert result.returncode == 1
+    assert result.returncode == 2
     message = one_error(result)
     assert "`api-url`" in message and "plain http://" in message
     assert "token" not in result.outputs
@@ -364,7 +365,7 @@ def test_redirect_or_html_is_a_failure(
 
 def test_html_200_explained_as_not_apple() -> None:
     reply = Reply(200, {"content-type": "text/html"}, b"<html><title>Captive portal</title></html>")
-    error = explain_reply(reply, Request("https://api.example/v1/apps", "team"), GitHubInputs({}), time.time)
+    error = explain_reply(reply, Asked("https://api.example/v1/apps", "team"), GitHubInputs({}), time.time)
     assert isinstance(error, NotAppleError)
     assert 'page title "Captive portal"' in error.message
 
@@ -426,8 +427,8 @@ def test_container_ignores_an_underscore_input() -> None:
 # --- 9: the key folder is a real folder that only this user can write ----------------------------
 
 
-def write_files(base: Path, key: KeyMaterial) -> keyfiles.KeyFiles:
-    return keyfiles.write_key_files(base_dir=str(base), key_pem=key.pem, key_id=KEY_ID, issuer_id=None, duration=60)
+def write_files(base: Path, key: KeyMaterial) -> secret_files.KeyFiles:
+    return secret_files.write_key_files(base_dir=str(base), key_pem=key.pem, key_id=KEY_ID, issuer_id=None, duration=60)
 
 
 @posix_only
@@ -515,7 +516,7 @@ def test_trickled_body_ends_at_the_deadline(api: AppStoreConnectStandIn) -> None
     policy = RetryPolicy(total_seconds=2, connect_timeout=1, read_timeout=1, backoff_base=0.05, backoff_cap=0.1)
     start = time.monotonic()
     with pytest.raises(NoAnswerError) as raised:
-        Transport(policy=policy).send("GET", api.url + "/v1/apps?limit=1", lambda fresh: "token")
+        Transport(policy=policy).send("GET", api.url + "/v1/apps?limit=1", FixedToken("token"))
     assert raised.value.kind == "timeout"
     assert time.monotonic() - start < policy.total_seconds + 1.5
 
@@ -540,7 +541,7 @@ def test_huge_detail_stays_out_of_log_and_summary(
 @pytest.mark.parametrize("value", ["²", "9" * 5000, "١٢٠"])
 def test_expires_in_that_is_not_ascii_digits(tmp_path: Path, key: KeyMaterial, value: str) -> None:
     result = run_in_process(tmp_path, action_inputs(key, **{"expires-in": value}))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "`expires-in` must be" in one_error(result)
 
 
@@ -553,7 +554,7 @@ def test_retry_after_that_is_not_ascii_digits(api: AppStoreConnectStandIn, key: 
         Fault("apple-error", status=429, code="RATE_LIMIT_EXCEEDED", headers=(("Retry-After", "²"),)),
         Fault("apple-error", status=404, code="NOT_FOUND"),
     )
-    reply = transport.send("GET", api.url + "/v1/apps?limit=1", lambda fresh: "not checked")
+    reply = transport.send("GET", api.url + "/v1/apps?limit=1", FixedToken("not checked"))
     assert (reply.status, reply.attempts) == (404, 2)  # retried after its own backoff, then answered
 
 
@@ -577,7 +578,7 @@ def test_edwards_key_of_wrong_length(name: str, oid: bytes, length: int) -> None
 def test_edwards_key_through_the_action(tmp_path: Path, key: KeyMaterial) -> None:
     pem = _okp_pkcs8_pem(b"\x06\x03\x2b\x65\x71", 32)
     result = run_in_process(tmp_path, action_inputs(key, **{"private-key": pem}))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "`private-key` is an Ed448 key" in one_error(result)
 
 
@@ -620,14 +621,14 @@ def test_key_folder_exists_as_a_file(tmp_path: Path, key: KeyMaterial) -> None:
 def test_key_files_are_both_written_or_neither(
     tmp_path: Path, key: KeyMaterial, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = files.write_secret_file
+    real = secret_files.write_secret_file
 
     def fail_on_json(path: str, content: str) -> None:
         if path.endswith(".json"):
             raise OSError(28, "No space left on device", path)
         real(path, content)
 
-    monkeypatch.setattr(keyfiles, "write_secret_file", fail_on_json)
+    monkeypatch.setattr(secret_files, "write_secret_file", fail_on_json)
     result = run_in_process(tmp_path, action_inputs(key, **{"write-key-files": "true"}))
     assert result.returncode == 1
     assert "No space left on device" in one_error(result)
@@ -724,29 +725,29 @@ def test_every_form_is_masked_first(tmp_path: Path, key: KeyMaterial, form: str)
     ("env", "in_container", "code_path", "refused"),
     [
         # GitHub's container step: the host's RUNNER_TEMP (not mounted) or act's own /tmp.
-        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/home/runner/work/_temp"}, True, "/opt/asc-token-action/src/asc_token/keyfiles.py", True),
-        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/tmp"}, True, "/opt/asc-token-action/src/asc_token/keyfiles.py", True),
+        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/home/runner/work/_temp"}, True, "/opt/asc-token-action/src/asc_token/secret_files.py", True),
+        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/tmp"}, True, "/opt/asc-token-action/src/asc_token/secret_files.py", True),
         # The composite action in a `container:` job: the job container's mounted temp.
-        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/__w/_temp"}, True, "/__w/_actions/org/asc-token-action/v1/src/asc_token/keyfiles.py", False),
+        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/__w/_temp"}, True, "/__w/_actions/org/asc-token-action/v1/src/asc_token/secret_files.py", False),
         # The composite under act: everything runs in the job container, /tmp included.
-        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/tmp"}, True, "/var/run/act/actions/org-asc-token-action@v1/src/asc_token/keyfiles.py", False),
+        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/tmp"}, True, "/var/run/act/actions/org-asc-token-action@v1/src/asc_token/secret_files.py", False),
         # The image's own code as a `run:` step in a `container:` job that uses the image.
-        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/__w/_temp"}, True, "/opt/asc-token-action/src/asc_token/keyfiles.py", False),
+        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/__w/_temp"}, True, "/opt/asc-token-action/src/asc_token/secret_files.py", False),
         # A runner on the host, and the image outside GitHub.
-        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/home/runner/work/_temp"}, False, "/home/runner/work/_actions/x/src/asc_token/keyfiles.py", False),
-        ({"RUNNER_TEMP": "/tmp"}, True, "/opt/asc-token-action/src/asc_token/keyfiles.py", False),
+        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/home/runner/work/_temp"}, False, "/home/runner/work/_actions/x/src/asc_token/secret_files.py", False),
+        ({"RUNNER_TEMP": "/tmp"}, True, "/opt/asc-token-action/src/asc_token/secret_files.py", False),
     ],
 )  # fmt: skip
 def test_is_container_action(env: Dict[str, str], in_container: bool, code_path: str, refused: bool) -> None:
-    assert keyfiles.is_container_action(env, in_container=in_container, code_path=code_path) is refused
+    assert secret_files.is_container_action(env, in_container=in_container, code_path=code_path) is refused
 
 
 def test_key_files_refused_in_the_container_image(
     tmp_path: Path, key: KeyMaterial, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # act: RUNNER_TEMP exists inside the container, so writing would "succeed" into a lost folder.
-    monkeypatch.setattr(keyfiles, "_CODE_PATH", keyfiles.IMAGE_HOME + "src/asc_token/keyfiles.py")
-    monkeypatch.setattr(keyfiles, "_in_container", lambda: True)
+    monkeypatch.setattr(secret_files, "_CODE_PATH", secret_files.IMAGE_HOME + "src/asc_token/secret_files.py")
+    monkeypatch.setattr(secret_files, "_in_container", lambda: True)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     result = run_in_process(tmp_path, action_inputs(key, **{"write-key-files": "true", "export-env": "true"}))
     assert result.returncode == 1
@@ -767,13 +768,13 @@ def test_an_unexpected_error_is_one_line_exit_3(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A bug is reported on stderr without a traceback, and not with `asc-token api`'s 2 ("nothing was sent")."""
-    from asc_token import cli, entry
+    from asc_token import dispatch, token_command
 
-    def broken(argv: object = None, env: object = None) -> int:
+    def broken(argv: object = None, io: object = None) -> int:
         raise RuntimeError("a message that could quote an input")
 
-    monkeypatch.setattr(cli, "main", broken)
-    assert entry.main(["--version"], force_cli=True) == 3
+    monkeypatch.setattr(token_command, "main", broken)
+    assert dispatch.main(["--version"], force_cli=True) == 3
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("::error title=Internal error::") and "RuntimeError" in captured.err
@@ -783,5 +784,5 @@ def test_an_unexpected_error_is_one_line_exit_3(
 def test_a_short_key_piece_in_the_path_setting_is_not_echoed(tmp_path: Path, key: KeyMaterial) -> None:
     piece = key.pem.splitlines()[1][:36]
     result = run_in_process(tmp_path, action_inputs(key, **{"private-key": "", "private-key-path": piece}))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert piece not in result.log and piece not in result.summary

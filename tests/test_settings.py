@@ -8,11 +8,14 @@ from typing import Dict, Mapping, Optional, Tuple, Type
 
 import pytest
 
-from asc_token.config import DEFAULT_API_URL, Settings, read_settings
+from asc_token.apis import APP_STORE_CONNECT
+from asc_token.checks import Preflight
+from asc_token.config import Credentials, require_base_url
 from asc_token.errors import InputError, KeyMissingError
+from asc_token.github import Delivery
 from asc_token.keys import KeySource
 
-from .runner import ISSUER_ID, KEY_ID
+from .runner import ISSUER_ID, KEY_ID, Settings, read_settings
 
 
 class DictInputs:
@@ -43,7 +46,10 @@ def read(values: Mapping[str, Optional[str]], *, on_github: bool = False) -> Set
             merged.pop(name, None)
         else:
             merged[name] = value
-    return read_settings(DictInputs(merged, on_github=on_github))
+    reader = DictInputs(merged, on_github=on_github)
+    settings = read_settings(reader)
+    require_base_url(reader, "api-url", settings.api_url, settings.api.url)  # as the commands do before a request
+    return settings
 
 
 def settings(**values: Optional[str]) -> Settings:
@@ -52,19 +58,17 @@ def settings(**values: Optional[str]) -> Settings:
 
 
 def test_defaults() -> None:
-    assert settings() == Settings(
+    read = settings()
+    assert read.credentials == Credentials(
         key_id=KEY_ID,
         issuer_id=ISSUER_ID,
         key_type="team",
         expires_in=1200,
         scope=(),
         key=KeySource("«private-key»", contents=BASE["private-key"]),
-        verify=True,
-        api_url=DEFAULT_API_URL,
-        write_key_files=False,
-        export_env=False,
-        export_token=False,
+        api_url=APP_STORE_CONNECT.url,
     )
+    assert read.preflight == Preflight() and read.delivery == Delivery()
 
 
 VALID: Dict[str, Tuple[str, str, object]] = {

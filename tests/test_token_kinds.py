@@ -17,9 +17,9 @@ import jwt
 import pytest
 
 from asc_token.apis import APP_STORE_CONNECT, ENTERPRISE
-from asc_token.cli import CliInputs
-from asc_token.config import Settings, parse_lifetime, read_settings
+from asc_token.config import parse_lifetime
 from asc_token.errors import InputError
+from asc_token.flags import CliInputs
 from asc_token.github import GitHubInputs
 from asc_token.lifetimes import lifetime_refusal, long_lived_resource
 from asc_token.minting import iso8601
@@ -32,8 +32,10 @@ from .runner import (
     KEY_ID,
     KeyMaterial,
     Result,
+    Settings,
     assert_no_secrets,
     assert_token_masked_first,
+    read_settings,
     run_action_in_process,
     run_cli,
     run_entrypoint,
@@ -74,7 +76,7 @@ def lifetime_of(claims: Dict[str, object]) -> int:
 
 
 def one_error(result: Result) -> str:
-    assert result.returncode == 1, result.log
+    assert result.returncode == 2, result.log
     errors = result.errors()
     assert len(errors) == 1, result.stdout
     assert "token" not in result.outputs
@@ -207,7 +209,7 @@ def test_the_cli_takes_the_same(
     assert verified.returncode == 0, verified.stderr
     assert "verified (3599 requests left this hour)" in verified.stderr
     refused = run_cli(tmp_path / "refused", {**asc_env(key), "ASC_EXPIRES_IN": "2h"}, ["--print", "--no-verify"])
-    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.returncode == 2 and refused.stdout == ""
     assert "ASC_EXPIRES_IN is 7200 seconds (2 h)" in refused.stderr and "ASC_SCOPE" in refused.stderr
 
 

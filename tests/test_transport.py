@@ -153,13 +153,13 @@ class Run:
         self.slept.append(seconds)
         self.now += seconds
 
-    def tokens(self, fresh: bool) -> str:
-        self.minted += fresh
+    def bearer(self, *, after_401: bool = False) -> str:
+        self.minted += after_401
         return f"token-{self.minted}"
 
     def send(self, policy: RetryPolicy = RetryPolicy()) -> Reply:
         transport = Transport(self.session, policy, lambda: self.now, self.sleep, lambda: 1.0, self.log.append)
-        return transport.send("GET", "https://asc.example/v1/apps", self.tokens)
+        return transport.send("GET", "https://asc.example/v1/apps", self)
 
 
 RESET = requests.exceptions.ConnectionError(ConnectionResetError(104, "Connection reset by peer"))

@@ -23,29 +23,64 @@ The roles are Apple's, from (read 2026):
 
 from __future__ import annotations
 
+import difflib
 import json
-import time
+import re
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 from urllib.parse import quote, urlsplit
 
 from .apis import APP_STORE_CONNECT, Api
-from .config import Check, Naming, Settings
-from .errors import ApiError, AscTokenError
+from .config import Credentials, InputReader, Naming, read_bool, require_base_url
+from .errors import ApiError, AscTokenError, InputError
 from .explain import (
-    Request,
+    Asked,
     error_code,
     explain_reply,
     explain_unreachable,
     is_agreements_code,
     is_apple_json,
     measure_skew,
-    quote_foreign,
 )
-from .transport import NoAnswerError, Reply, Tokens, Transport, parse_rate_limit
+from .minting import scope_allows
+from .redact import quote_foreign, shown
+from .transport import BearerTokens, NoAnswerError, Reply, Transport, parse_rate_limit
 
-VERIFY_PATH = "/v1/apps?limit=1"
+DEFAULT_NOTARY_URL = "https://appstoreconnect.apple.com/notary/v2"
+DEFAULT_CHECKS = "apps"
 SEPARATE_TOKEN_LIFETIME = 120  # seconds: a check's own unscoped token, when `scope` does not cover it
+# Apple: a bundle ID holds only A-Z, a-z, 0-9, hyphens and periods, in reverse-DNS style. A
+# wildcard (com.example.*) exists only when registering an App ID; an app record always has an
+# explicit bundle ID, so `app:` refuses one.
+_BUNDLE_ID = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_BUNDLE_ID_MAX = 255
+
+
+@dataclass(frozen=True)
+class Check:
+    """One `checks` entry: a name from :data:`CHECKS`, and the bundle ID for ``app:``."""
+
+    name: str
+    bundle_id: str = ""
+
+    @property
+    def entry(self) -> str:
+        """As the user writes it in `checks`."""
+        return f"app:{self.bundle_id}" if self.name == "app" else self.name
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What the token command proves before the build: nothing when ``verify`` is false."""
+
+    verify: bool = True
+    checks: Tuple[Check, ...] = (Check("apps"),)
+    notary_url: str = DEFAULT_NOTARY_URL
+
+
+class CheckTokens(BearerTokens, Protocol):
+    def unscoped(self, lifetime: int) -> BearerTokens:
+        """A separate token without scope, for a check that the scope does not cover."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +103,7 @@ CHECKS: Dict[str, CheckSpec] = {
     for spec in (
         CheckSpec(
             "apps",
-            VERIFY_PATH,
+            APP_STORE_CONNECT.verify_path,  # on another API, that API's own cheap read (spec_for)
             purpose="list apps",
             proves="the credentials work and the key can list apps",
             if_missing="steps that list or look up apps will fail",
@@ -168,25 +203,21 @@ class AppNotFoundError(ApiError):
     title = "App not found"
 
 
-# (check, its path as `scope` names it) -> the tokens to send, and whether they are a separate unscoped token
-TokensFor = Callable[[Check, str], Tuple[Tokens, bool]]
-
-
-def spec_for(name: str, api: Api = APP_STORE_CONNECT) -> CheckSpec:
+def spec_for(name: str, api: Api) -> CheckSpec:
     """The check's row; `apps` proves the credentials with the chosen API's own cheap read (apis.py)."""
     spec = CHECKS[name]
-    if name != "apps" or api is APP_STORE_CONNECT:
+    if name != "apps":
         return spec
     return replace(
         spec,
         path=api.verify_path,
         purpose=api.verify_purpose,
-        proves=f"the credentials work and the key can {api.verify_purpose} ({api.title})",
-        grant=f"a role in the {api.title} account that may {api.verify_purpose}",
+        proves=f"the credentials work and the key can {api.verify_purpose} ({api.service})",
+        grant=api.verify_grant,
     )
 
 
-def check_target(check: Check, api_url: str, notary_url: str, api: Api = APP_STORE_CONNECT) -> Tuple[str, str]:
+def check_target(check: Check, api_url: str, notary_url: str, api: Api) -> Tuple[str, str]:
     """The check's URL, and its path as `scope` entries name it."""
     spec = spec_for(check.name, api)
     path = spec.path.format(bundle_id=quote(check.bundle_id, safe=""))
@@ -197,32 +228,48 @@ def check_target(check: Check, api_url: str, notary_url: str, api: Api = APP_STO
 
 
 def run_checks(
-    settings: Settings,
+    credentials: Credentials,
+    preflight: Preflight,
     naming: Naming,
-    tokens_for: TokensFor,
+    tokens: CheckTokens,
     *,
     transport: Transport,
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float],
     log: Callable[[str], None] = lambda message: None,
 ) -> Tuple[CheckResult, ...]:
     """Every check in order; raises :class:`ChecksFailedError` at the end when any failed."""
+    api = credentials.api
+    require_base_url(naming, "api-url", credentials.api_url, api.url)
+    if any(CHECKS[check.name].on_notary for check in preflight.checks):
+        require_base_url(naming, "notary-url", preflight.notary_url, DEFAULT_NOTARY_URL)
     results: List[CheckResult] = []
     stop_reason = ""  # after a 401 or an agreements 403, no other request can pass
     unreachable: Dict[str, str] = {}  # host -> why; other checks on that host are not sent
-    for check in settings.checks:
-        url, scope_path = check_target(check, settings.api_url, settings.notary_url, settings.api)
+    for check in preflight.checks:
+        url, scope_path = check_target(check, credentials.api_url, preflight.notary_url, api)
         host = urlsplit(url).netloc
         skip = stop_reason or unreachable.get(host, "")
         if skip:
             results.append(CheckResult(check, False, "not run", skip))
             log(f"Check {check.entry}: not run ({skip}).")
             continue
-        tokens, separate = tokens_for(check, scope_path)
-        alone = len(settings.checks) == 1
+        separate = not scope_allows(credentials.scope, "GET", scope_path)
+        if separate:
+            log(
+                f"The {naming.label('scope')} does not cover GET {scope_path}; checking {check.entry} "
+                f"with a separate unscoped {SEPARATE_TOKEN_LIFETIME}-second token."
+            )
+        asked = _asked(check, url, credentials.key_type, naming, alone=len(preflight.checks) == 1, api=api)
         result, reply = _run_one(
-            check, url, tokens, separate, settings.key_type, transport, naming, clock, alone, settings.api
+            check,
+            asked,
+            tokens.unscoped(SEPARATE_TOKEN_LIFETIME) if separate else tokens,
+            separate,
+            transport,
+            naming,
+            clock,
         )
-        if check.name == "apps" and settings.api.verify_path != VERIFY_PATH and result.facts is not None:
+        if check.name == "apps" and not api.counts_apps and result.facts is not None:
             # Another API's cheap read counts bundle IDs, not apps: no app-count from it.
             result = replace(result, facts=replace(result.facts, app_count=None))
         results.append(result)
@@ -242,87 +289,63 @@ def run_checks(
     return tuple(results)
 
 
-def verify_credentials(
-    tokens: Tokens,
-    api_url: str,
-    *,
-    key_type: str,
-    transport: Transport,
-    naming: Naming,
-    clock: Callable[[], float] = time.time,
-) -> VerificationResult:
-    """The `apps` check alone: ``GET /v1/apps?limit=1``, its facts, or the explained error."""
-    url = api_url.rstrip("/") + VERIFY_PATH
-    reply = _send(CHECKS["apps"], url, tokens, transport, naming)
-    if reply.status != 200 or not is_apple_json(reply):
-        request = _request(Check("apps"), url, key_type, reply.attempts, naming, alone=True)
-        raise explain_reply(reply, request, naming, clock)
-    return _facts(reply, clock)
-
-
 def _run_one(
     check: Check,
-    url: str,
-    tokens: Tokens,
+    asked: Asked,
+    tokens: BearerTokens,
     separate: bool,
-    key_type: str,
     transport: Transport,
     naming: Naming,
     clock: Callable[[], float],
-    alone: bool,
-    api: Api = APP_STORE_CONNECT,
 ) -> Tuple[CheckResult, Optional[Reply]]:
-    spec = spec_for(check.name, api)
+    spec = spec_for(check.name, asked.api)
     try:
-        reply = _send(spec, url, tokens, transport, naming)
-    except ApiError as unreachable:
+        reply = transport.send("GET", asked.url, tokens)
+    except NoAnswerError as error:
+        unreachable = explain_unreachable(error.kind, asked, naming, error.attempts)
         return CheckResult(check, False, "unreachable", spec.if_missing, error=unreachable), None
-    if reply.status != 200 or not is_apple_json(reply):
-        request = _request(check, url, key_type, reply.attempts, naming, alone=alone, api=api)
-        explained = explain_reply(reply, request, naming, clock)
+    if not _accepted(reply):
+        explained = explain_reply(reply, replace(asked, attempts=reply.attempts), naming, clock)
         outcome = f"{reply.status} {error_code(reply) or ''}".strip()
-        return CheckResult(check, False, outcome, _failure_meaning(spec, reply), error=explained), reply
+        return CheckResult(check, False, outcome, _failure_meaning(spec, reply, asked), error=explained), reply
     facts = _facts(reply, clock)
     if check.name != "app":
         return CheckResult(check, True, "passed", spec.proves, facts=facts, separate_token=separate), reply
-    return _app_result(check, reply, facts, key_type, naming, separate), reply
+    return _app_result(check, reply, facts, asked.key_type, naming, separate), reply
 
 
-def _send(spec: CheckSpec, url: str, tokens: Tokens, transport: Transport, naming: Naming) -> Reply:
-    try:
-        return transport.send("GET", url, tokens)
-    except NoAnswerError as error:
-        setting = "notary-url" if spec.on_notary else "api-url"
-        raise explain_unreachable(error.kind, url, naming, error.attempts, setting=setting) from None
+def _accepted(reply: Reply) -> bool:
+    """A 200 with resources: ``{"errors": []}`` or ``{"data": null}`` proves nothing."""
+    if reply.status != 200 or not is_apple_json(reply):
+        return False
+    body = json.loads(reply.body)
+    return isinstance(body.get("data"), (list, dict)) and not body.get("errors")
 
 
-def _failure_meaning(spec: CheckSpec, reply: Reply) -> str:
+def _failure_meaning(spec: CheckSpec, reply: Reply, asked: Asked) -> str:
     if reply.status == 401:
-        return "the credentials are refused: every App Store Connect step of this job will fail"
+        return f"the credentials are refused: every {asked.service} step of this job will fail"
     if reply.status == 403 and is_agreements_code(error_code(reply)):
-        return "nothing in App Store Connect works for this team until the agreement is accepted"
+        return f"nothing in {asked.service} works for this team until the agreement is accepted"
     return spec.if_missing
 
 
-def _request(
-    check: Check, url: str, key_type: str, attempts: int, naming: Naming, *, alone: bool, api: Api = APP_STORE_CONNECT
-) -> Request:
+def _asked(check: Check, url: str, key_type: str, naming: Naming, *, alone: bool, api: Api) -> Asked:
     spec = spec_for(check.name, api)
     if check.name == "apps" and alone:
         way_out = f"set {naming.assignment('verify', 'false')} if it only needs other resources"
     else:
         way_out = f"take {check.entry} out of {naming.label('checks')} if this job does not need it"
-    return Request(
+    return Asked(
         url,
         key_type,
+        api,
         purpose=spec.purpose,
-        attempts=attempts,
         grant=spec.grant,
         needed_for=spec.needed_for,
         way_out=way_out,
         setting="notary-url" if spec.on_notary else "api-url",
-        plain_errors_are_apple=spec.on_notary,
-        service="App Store Connect" if api is APP_STORE_CONNECT or spec.on_notary else api.title,
+        on_notary=spec.on_notary,
     )
 
 
@@ -411,9 +434,7 @@ def _facts(reply: Reply, clock: Callable[[], float]) -> VerificationResult:
     meta = body.get("meta") if isinstance(body, dict) else None
     paging = meta.get("paging") if isinstance(meta, dict) else None
     if isinstance(paging, dict) and isinstance(paging.get("total"), int):
-        total = paging["total"]
-    elif isinstance(body, dict) and isinstance(body.get("data"), list):
-        total = len(body["data"])
+        total = paging["total"]  # optional in Apple's schema: no count at all without it
     limit, remaining = parse_rate_limit(reply.header("x-rate-limit"))
     return VerificationResult(
         status=reply.status,
@@ -423,3 +444,71 @@ def _facts(reply: Reply, clock: Callable[[], float]) -> VerificationResult:
         attempts=reply.attempts,
         clock_skew_seconds=measure_skew(reply, clock),
     )
+
+
+def read_preflight(inputs: InputReader, credentials: Credentials) -> Preflight:
+    """`verify`, `checks` and `notary-url`: what the token command proves before the build."""
+    verify = read_bool(inputs, "verify", default=True)
+    notary_url = (inputs.get("notary-url").strip() or DEFAULT_NOTARY_URL).rstrip("/")
+    return Preflight(verify, read_checks(inputs, credentials.key_type, credentials.api, verify=verify), notary_url)
+
+
+def read_checks(inputs: InputReader, key_type: str, api: Api, *, verify: bool = True) -> Tuple[Check, ...]:
+    """The `checks` entries in order, each known, duplicates dropped; every refusal before any request."""
+    label = inputs.label("checks")
+    raw = inputs.get("checks")
+    lines = [line.strip() for line in raw.splitlines() if line.strip()] or [DEFAULT_CHECKS]
+    known = ", ".join("app:<bundle-id>" if name == "app" else name for name in CHECKS)
+    found: List[Check] = []
+    for line in lines:
+        name, colon, rest = line.partition(":")
+        name = name.strip().lower()
+        if name not in CHECKS or (colon and name != "app"):
+            close = difflib.get_close_matches(name, [n for n in CHECKS if n != "app"], n=1)
+            hint = f" (did you mean {close[0]}?)" if close and close[0] != name else ""
+            raise InputError(
+                f"{label} entry {shown(line)} is not a check{hint}: write one per line, from {known}.",
+            )
+        check = Check(name, _bundle_id(inputs, line, rest.strip()) if name == "app" else "")
+        refused = CHECKS[name].individual_keys_cannot_use
+        if refused and key_type == "individual":
+            raise InputError(
+                f"{label} entry {check.entry} needs a team key, but {inputs.label('key-type')} is "
+                f"individual: Apple does not let individual keys use {refused}; "
+                "use a team key (App Store Connect > Users and Access > Integrations > Team Keys).",
+            )
+        if verify and not api.applies(name):  # verify: false sends none
+            raise InputError(
+                f"{label} entry {check.entry} reads the App Store Connect API, but "
+                f"{inputs.assignment('api', api.name)} selects the {api.service}: there only "
+                f"{', '.join(api.checks)} runs (as GET {api.verify_path.split('?')[0]}); remove {check.entry}.",
+            )
+        if check not in found:
+            found.append(check)
+    apps = [check.entry for check in found if check.name == "app"]
+    if len(apps) > 1:
+        raise InputError(
+            f"{label} has more than one app: entry ({', '.join(apps)}): keep one, since the outputs "
+            "app-id and app-name hold a single app.",
+        )
+    return tuple(found)
+
+
+def _bundle_id(inputs: InputReader, line: str, bundle_id: str) -> str:
+    label = inputs.label("checks")
+    if not bundle_id:
+        raise InputError(
+            f"{label} entry {shown(line)} has no bundle ID: write app:<bundle-id>, like "
+            "app:com.example.app (App Store Connect > your app > App Information > Bundle ID).",
+        )
+    if "*" in bundle_id:
+        raise InputError(
+            f"{label} entry {shown(line)} has a wildcard: wildcards exist only for registering App IDs, "
+            "and an app always has an explicit bundle ID; write it in full, like app:com.example.app.",
+        )
+    if len(bundle_id) > _BUNDLE_ID_MAX or _BUNDLE_ID.match(bundle_id) is None:
+        raise InputError(
+            f"{label} entry {shown(line)} is not a bundle ID: Apple allows only letters, digits, "
+            "hyphens and periods, in reverse-DNS style like app:com.example.app.",
+        )
+    return bundle_id

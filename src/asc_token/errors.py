@@ -7,22 +7,35 @@ in the job summary. Neither ever contains key material or a token.
 
 from __future__ import annotations
 
+from typing import Optional
+
+# One exit status table for the action, `asc-token` and `asc-token api`.
+EXIT_OK = 0
+EXIT_FAILED = 1  # refused, unreachable, or failed after minting (a delivery that could not be written)
+EXIT_USAGE = 2  # a bad setting or argument, found before any request
+EXIT_INTERNAL = 3  # a bug: no traceback, no secret
+EXIT_INTERRUPTED = 130
+
 
 class AscTokenError(Exception):
     """Anything that stops the action for a reason the user can fix."""
 
     title = "asc-token-action failed"
+    exit_code = EXIT_FAILED
 
-    def __init__(self, message: str, *, details: str = "") -> None:
+    def __init__(self, message: str, *, details: str = "", title: Optional[str] = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        if title is not None:
+            self.title = title
 
 
 class InputError(AscTokenError):
     """A setting (action input, flag or environment variable) has an unusable value."""
 
     title = "Invalid input"
+    exit_code = EXIT_USAGE
 
 
 class PrivateKeyError(InputError):

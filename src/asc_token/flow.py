@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Optional, Tuple
 
-from .checks import SEPARATE_TOKEN_LIFETIME, CheckResult, VerificationResult, run_checks
-from .config import Check, Naming, Settings
-from .keyfiles import KeyFiles, write_key_files
-from .keys import read_private_key, secret_forms, to_pkcs8_pem
-from .minting import Clock, MintedToken, TokenRequest, mint, scope_allows
-from .transport import Tokens, Transport
+from .checks import CheckResult, Preflight, VerificationResult, run_checks
+from .config import Credentials, Naming
+from .credentials import Mask, TokenSource, open_key
+from .keys import to_pkcs8_pem
+from .minting import MintedToken, TokenRequest
+from .secret_files import KeyFiles, write_key_files
+from .transport import Io
 
 
 @dataclass(frozen=True)
@@ -22,62 +23,41 @@ class Outcome:
     checks: Tuple[CheckResult, ...] = ()  # every check's result, in the order given
 
 
-@dataclass(frozen=True)
-class Collaborators:
-    """What the flow needs from its edge: time, secrets masking, logging and HTTP."""
-
-    clock: Clock
-    mask: Callable[[str], None]
-    log: Callable[[str], None]
-    transport: Transport
-
-
 def run_flow(
-    settings: Settings, naming: Naming, edge: Collaborators, *, workspace: Optional[str], temp_dir: Optional[str]
+    credentials: Credentials,
+    preflight: Preflight,
+    naming: Naming,
+    io: Io,
+    *,
+    log: Callable[[str], None],
+    mask: Mask,
+    mask_key: Optional[Mask],
+    workspace: Optional[str],
+    key_files_dir: Optional[str] = None,
 ) -> Outcome:
-    key = read_private_key(settings.key, workspace)
-    for form in secret_forms(key, settings.key.contents):
-        edge.mask(form)
-    api = settings.api
-    request = TokenRequest(settings.key_id, settings.issuer_id, settings.expires_in, settings.scope, api)
-    minted = mint(key, request, edge.clock)
-    edge.mask(minted.token)  # before anything else is written that could carry it
+    """Mint, write the key files when ``key_files_dir`` is given (RUNNER_TEMP; '' when unset), check."""
+    key = open_key(credentials.key, workspace, mask_key)
+    request = TokenRequest(
+        credentials.key_id, credentials.issuer_id, credentials.expires_in, credentials.scope, credentials.api
+    )
+    tokens = TokenSource(key, request, io.clock, mask, keep_first=True)  # the checks prove the token handed on
+    minted = tokens.first  # masked before anything else is written that could carry it
 
     key_files = None
-    if settings.write_key_files:
+    if key_files_dir is not None:
         key_files = write_key_files(
-            base_dir=temp_dir,
+            base_dir=key_files_dir,
             key_pem=to_pkcs8_pem(key),
-            key_id=settings.key_id,
-            issuer_id=settings.issuer_id,
-            duration=settings.expires_in,
-            in_house=api.fastlane_in_house,
+            key_id=credentials.key_id,
+            issuer_id=credentials.issuer_id,
+            duration=credentials.expires_in,
+            in_house=credentials.api.fastlane_in_house,
         )
-
-    if not settings.verify:
+    if not preflight.verify:
         return Outcome(minted, key_files=key_files)
 
-    def tokens_for(check: Check, scope_path: str) -> Tuple[Tokens, bool]:
-        separate = not scope_allows(settings.scope, "GET", scope_path)
-        if separate:
-            edge.log(
-                f"The {naming.label('scope')} does not cover GET {scope_path}; checking {check.entry} "
-                f"with a separate unscoped {SEPARATE_TOKEN_LIFETIME}-second token."
-            )
-        probe_request = (
-            TokenRequest(settings.key_id, settings.issuer_id, SEPARATE_TOKEN_LIFETIME, api=api) if separate else request
-        )
-
-        def tokens(fresh: bool) -> str:
-            if not fresh and not separate:
-                return minted.token
-            probe = mint(key, probe_request, edge.clock)
-            edge.mask(probe.token)
-            return probe.token
-
-        return tokens, separate
-
-    results = run_checks(settings, naming, tokens_for, transport=edge.transport, clock=edge.clock, log=edge.log)
+    transport = io.transport(log, credentials.api.service)
+    results = run_checks(credentials, preflight, naming, tokens, transport=transport, clock=io.clock, log=log)
     apps = next((result for result in results if result.check.name == "apps"), None)
     # Any check that passed proved the credentials; without `apps` its rate limit is the latest.
     facts = apps.facts if apps is not None else next((r.facts for r in reversed(results) if r.facts), None)

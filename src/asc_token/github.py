@@ -1,13 +1,19 @@
-"""The GitHub Actions edge: inputs from ``INPUT_*``, workflow commands and file commands."""
+"""The GitHub Actions edge: inputs from ``INPUT_*``, workflow commands, file commands, and the
+outputs and variables the token is handed on in."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Mapping, Optional, TextIO
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, TextIO
 
 from actions_toolkit.command import Command
 from actions_toolkit.file_command import prepare_key_value_message
+
+from .config import Credentials, InputReader, read_bool
+from .errors import InputError
+from .flow import Outcome
 
 # The composite action maps every input to INPUT_<NAME_WITH_UNDERSCORES>, always all of them.
 _COMPOSITE_MARKER = "INPUT_KEY_ID"
@@ -97,3 +103,64 @@ class GitHubCommands:
         with open(path, "a", encoding="utf-8", newline="") as stream:
             stream.write(prepare_key_value_message(name, value) + os.linesep)
         return True
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the action hands on besides the token output (the CLI in a later step: nothing)."""
+
+    write_key_files: bool = False
+    export_env: bool = False
+    export_token: bool = False
+
+
+def read_delivery(inputs: InputReader) -> Delivery:
+    write_key_files = read_bool(inputs, "write-key-files", default=False)
+    export_env = read_bool(inputs, "export-env", default=False)
+    if export_env and not write_key_files:
+        raise InputError(
+            f"{inputs.label('export-env')} is true but {inputs.label('write-key-files')} is not: "
+            f"set {inputs.label('write-key-files')} to true as well, since the exported variables "
+            "point at the key files it writes.",
+            details=f"Set {inputs.assignment('write-key-files', 'true')} and {inputs.assignment('export-env', 'true')}.",
+        )
+    return Delivery(write_key_files, export_env, read_bool(inputs, "export-token", default=False))
+
+
+def publish(gh: GitHubCommands, credentials: Credentials, delivery: Delivery, outcome: Outcome) -> bool:
+    """Step outputs and exported variables; False when there is no GITHUB_OUTPUT."""
+    minted = outcome.minted
+    if not gh.set_output("token", minted.token):
+        return False
+    gh.set_output("expires-at", minted.expires_at_iso)
+    result = outcome.verification
+    if result is not None and result.app_count is not None:
+        gh.set_output("app-count", str(result.app_count))
+    if result is not None and result.rate_limit_remaining is not None:
+        gh.set_output("rate-limit-remaining", str(result.rate_limit_remaining))
+    for check in outcome.checks:
+        if check.app_id:  # only an `app:<bundle-id>` check that found exactly one app
+            gh.set_output("app-id", check.app_id)
+            gh.set_output("app-name", check.app_name)
+    files = outcome.key_files
+    if files is not None:
+        gh.set_output("key-path", files.key_path)
+        gh.set_output("api-key-json-path", files.api_key_json_path)
+    if files is not None and delivery.export_env:
+        exported: Dict[str, str] = {
+            "API_PRIVATE_KEYS_DIR": files.directory,
+            "APP_STORE_CONNECT_API_KEY_PATH": files.api_key_json_path,
+            "ASC_KEY_ID": credentials.key_id,
+            "ASC_PRIVATE_KEY_PATH": files.key_path,
+            # With these, `asc-token --print` and `asc-token api` in later steps need no setup.
+            "ASC_KEY_TYPE": credentials.key_type,
+            "ASC_API_URL": credentials.api_url,
+            "ASC_API": credentials.api.name,
+        }
+        if credentials.issuer_id is not None:
+            exported["ASC_ISSUER_ID"] = credentials.issuer_id
+        for name, value in exported.items():
+            gh.export_variable(name, value)
+    if delivery.export_token:
+        gh.export_variable("ASC_TOKEN", minted.token)
+    return True

@@ -13,10 +13,11 @@ import subprocess
 import sys
 from typing import Callable, ClassVar, List, Mapping, Optional, TextIO, Type
 
-from .config import Naming, Settings
+from .config import Credentials, Naming
+from .credentials import Mask
 from .errors import AscTokenError, DeliveryError
 from .flow import Outcome
-from .github import GitHubCommands
+from .github import Delivery, GitHubCommands, publish
 
 Log = Callable[[str], None]
 
@@ -50,12 +51,17 @@ class Platform:
     def mask(self, secret: str, *, printing: bool) -> None:
         """Register a secret with the platform's log masking, before it exists anywhere else."""
 
+    def key_mask(self, *, printing: bool) -> Optional[Mask]:
+        """How to register the key's forms; None where that would write them to a stream a user can
+        capture (a mask command on stderr or stdout): the key itself is never printed."""
+        return None
+
     def report_error(self, error: AscTokenError) -> None:
         self.log(f"error: {error.message}")
         if error.details:
             self.log(error.details)
 
-    def deliver(self, settings: Settings, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+    def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         """Hand the token to later steps; returns what was done, for the log."""
         return []
 
@@ -83,11 +89,9 @@ class GitHub(Platform):
         if error.details:
             commands.info(error.details)
 
-    def deliver(self, settings: Settings, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
-        from .action import publish  # the action's own outputs and summary, nothing else
-
-        commands = self._commands()
-        if publish(commands, settings, outcome, naming, report=False):
+    def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+        # The action's outputs, nothing exported: a later step's CLI call sets outputs, no summary.
+        if publish(self._commands(), credentials, Delivery(), outcome):
             return ["step output `token` (masked)"]
         return []
 
@@ -117,7 +121,7 @@ class Azure(Platform):
         if error.details:
             self.log(error.details)
 
-    def deliver(self, settings: Settings, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+    def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         if printing:
             return []  # stdout is the caller's; a logging command there would pollute $(...)
         minted = outcome.minted
@@ -137,7 +141,7 @@ class CircleCI(Platform):
     def workspace(self) -> Optional[str]:
         return self.env.get("CIRCLE_WORKING_DIRECTORY")
 
-    def deliver(self, settings: Settings, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+    def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         bash_env = self.env.get("BASH_ENV")
         if not bash_env:
             self.log("CircleCI: BASH_ENV is not set, so ASC_TOKEN cannot be exported to later steps.")
@@ -158,7 +162,7 @@ class Bitrise(Platform):
     def workspace(self) -> Optional[str]:
         return self.env.get("BITRISE_SOURCE_DIR")
 
-    def deliver(self, settings: Settings, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+    def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         minted = outcome.minted
         run_with_stdin(["envman", "add", "--key", "ASC_TOKEN", "--sensitive"], minted.token, self.env, "envman")
         run_with_stdin(["envman", "add", "--key", "ASC_TOKEN_EXPIRES_AT"], minted.expires_at_iso, self.env, "envman")
@@ -182,6 +186,9 @@ class Buildkite(Platform):
         # Before the first request: a server echoing the Authorization header must meet a redactor.
         run_with_stdin(["buildkite-agent", "redactor", "add"], secret + "\n", self.env, "buildkite-agent")
 
+    def key_mask(self, *, printing: bool) -> Optional[Mask]:
+        return lambda secret: self.mask(secret, printing=printing)  # a pipe to the agent, not a log
+
 
 class GitLab(Platform):
     name = "gitlab"
@@ -193,7 +200,7 @@ class GitLab(Platform):
     def workspace(self) -> Optional[str]:
         return self.env.get("CI_PROJECT_DIR")
 
-    def deliver(self, settings: Settings, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+    def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         self.log(
             "GitLab CI: use TOKEN=$(asc-token --print) or --output-file in the job that calls the API. "
             "Do not pass the token on as a dotenv artifact: GitLab does not mask dotenv variables."

@@ -6,23 +6,33 @@ import re
 from typing import List, Optional, Sequence
 
 from .apis import APP_STORE_CONNECT
-from .checks import CheckResult, ChecksFailedError
-from .config import Naming, Settings
+from .checks import CheckResult, ChecksFailedError, Preflight
+from .config import Credentials, Naming
 from .errors import AscTokenError
 from .explain import describe_duration
 from .flow import Outcome
 from .minting import MAX_LIFETIME_SECONDS
+from .redact import is_control
 
 
 def summary_markdown(
-    settings: Optional[Settings], outcome: Optional[Outcome], error: Optional[AscTokenError], naming: Naming
+    credentials: Optional[Credentials],
+    preflight: Optional[Preflight],
+    outcome: Optional[Outcome],
+    error: Optional[AscTokenError],
+    naming: Naming,
 ) -> str:
-    other_api = settings is not None and settings.api is not APP_STORE_CONNECT
-    lines = [f"### {settings.api.title if settings is not None and other_api else 'App Store Connect'} token", ""]
-    if settings is not None:
-        lines += ["| | |", "|---|---|", f"| Key ID | `{settings.key_id}` |", f"| Key type | {settings.key_type} |"]
-        if settings.scope:
-            lines.append(f"| Scope | {'<br>'.join(markdown_text(s) for s in settings.scope)} |")
+    api = credentials.api if credentials is not None else APP_STORE_CONNECT
+    lines = [f"### {api.service} token", ""]
+    if credentials is not None:
+        lines += [
+            "| | |",
+            "|---|---|",
+            f"| Key ID | `{credentials.key_id}` |",
+            f"| Key type | {credentials.key_type} |",
+        ]
+        if credentials.scope:
+            lines.append(f"| Scope | {'<br>'.join(markdown_text(s) for s in credentials.scope)} |")
     if outcome is not None:
         lifetime = outcome.minted.expires_at - outcome.minted.issued_at
         if lifetime <= MAX_LIFETIME_SECONDS:
@@ -36,7 +46,7 @@ def summary_markdown(
                 "artifact or repository), rotate it before then, and revoke the key if it leaks |"
             )
         result = outcome.verification
-        if result is None and settings is not None and not settings.verify:
+        if result is None and preflight is not None and not preflight.verify:
             lines.append(f"| Verification | skipped ({naming.assignment('verify', 'false')}) |")
         elif result is not None:
             apps = f", {result.app_count} apps visible" if result.app_count is not None else ""
@@ -44,9 +54,10 @@ def summary_markdown(
             how = " (with a separate unscoped token)" if outcome.verified_with_separate_token else ""
             lines.append(f"| Verification | ✅ credentials accepted{how}{apps}{tries} |")
             if result.rate_limit_remaining is not None:
-                lines.append(
-                    f"| Rate limit | {result.rate_limit_remaining} of {result.rate_limit_limit} requests left this hour |"
-                )
+                of = f" of {result.rate_limit_limit}" if result.rate_limit_limit is not None else ""
+                lines.append(f"| Rate limit | {result.rate_limit_remaining}{of} requests left this hour |")
+            else:
+                lines.append("| Rate limit | not reported |")
             if result.clock_skew_seconds is not None and abs(result.clock_skew_seconds) > 60:
                 lines.append(
                     f"| Clock | ⚠️ runner differs from Apple by {describe_duration(result.clock_skew_seconds)} |"
@@ -54,7 +65,7 @@ def summary_markdown(
         if outcome.key_files is not None:
             files = outcome.key_files
             lines.append(f"| Key files | {markdown_text(files.key_path)}, {markdown_text(files.api_key_json_path)} |")
-    if error is not None and settings is not None:
+    if error is not None and credentials is not None:
         lines.append("| Result | ❌ failed |")
     results = outcome.checks if outcome is not None else ()
     if isinstance(error, ChecksFailedError):
@@ -85,5 +96,7 @@ def check_rows(results: Sequence[CheckResult]) -> List[str]:
 def markdown_text(text: str) -> str:
     """Text that may hold user- or server-supplied parts, shown literally in Markdown: no HTML,
     image, link, code span or emphasis, and safe inside a table cell (``|``, one line)."""
-    flat = " ".join(text.split())
-    return re.sub(r"([\\`*_\[\]<>!|&~#])", r"\\\1", flat)
+    flat = " ".join("".join(" " if is_control(char) else char for char in text).split())
+    escaped = re.sub(r"([\\`*_\[\]<>!|&~#])", r"\\\1", flat)
+    # GitHub links bare URLs and www. names: an entity for the colon or the first w keeps them text.
+    return re.sub(r"(?i)\bw(?=ww\.)", "&#119;", re.sub(r":(?=//)", "&#58;", escaped))

@@ -8,22 +8,29 @@ mint-only run never pays for it. What the answers mean is :mod:`explain`'s job.
 from __future__ import annotations
 
 import http.client
+import os
 import random
 import socket
 import ssl
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Protocol, cast
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Protocol, TextIO, cast
 
 from . import __version__
+from .urls import proxy_for
 
 USER_AGENT = f"asc-token-action/{__version__}"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # Apple's largest pages are well under this
-Tokens = Callable[[bool], str]  # fresh=True: sign a new token (after a 401)
 
 
 class Session(Protocol):
     def request(self, method: str, url: str, **kwargs: Any) -> Any: ...
+
+
+class BearerTokens(Protocol):
+    def bearer(self, *, after_401: bool = False) -> str:
+        """The token for the next attempt; after a 401, a newly signed one."""
 
 
 @dataclass(frozen=True)
@@ -77,20 +84,24 @@ class Transport:
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[], float] = random.random
     log: Callable[[str], None] = lambda message: None
+    service: str = "App Store Connect"  # who is asked, in the retry log lines
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)  # the proxy settings
 
-    def send(self, method: str, url: str, tokens: Tokens, *, body: Optional[bytes] = None) -> Reply:
+    def send(self, method: str, url: str, tokens: BearerTokens, *, body: Optional[bytes] = None) -> Reply:
         """The final answer after bounded retries (429, 5xx, resets, timeouts, a spurious 401).
 
         Any status comes back as a :class:`Reply`; only "no answer at all" raises :class:`NoAnswerError`.
         """
-        http = self.session if self.session is not None else default_session()
+        if self.session is None:
+            self.session = default_session(self.env)  # one connection for every request of a command
+        http = self.session
         policy = self.policy
         deadline = self.monotonic() + policy.total_seconds
         attempt, unauthorized, fresh = 0, 0, False
         while True:
             attempt += 1
             headers = {
-                "Authorization": f"Bearer {tokens(fresh)}",
+                "Authorization": f"Bearer {tokens.bearer(after_401=fresh)}",
                 "User-Agent": USER_AGENT,
                 "Accept": "application/json",
             }
@@ -133,7 +144,7 @@ class Transport:
             action = "signing a new token and retrying" if fresh else "retrying"
             remaining = reply.header("x-rate-limit") if reply is not None else ""
             self.log(
-                f"App Store Connect: {problem} on attempt {attempt}; {action} in {wait:.1f} s.{_low_quota(remaining)}"
+                f"{self.service}: {problem} on attempt {attempt}; {action} in {wait:.1f} s.{_low_quota(remaining)}"
             )
             self.sleep(wait)
 
@@ -150,8 +161,16 @@ class Transport:
         remaining = max(0.1, deadline - self.monotonic())
         timeout = (min(self.policy.connect_timeout, remaining), min(self.policy.read_timeout, remaining))
         try:
+            proxy = proxy_for(url, self.env)
             response = http.request(
-                method, url, headers=dict(headers), data=body, timeout=timeout, allow_redirects=False, stream=True
+                method,
+                url,
+                headers=dict(headers),
+                data=body,
+                timeout=timeout,
+                allow_redirects=False,
+                stream=True,
+                proxies={"https": proxy, "http": proxy} if proxy else {},
             )
             try:
                 content, truncated = self._read_body(response, deadline)
@@ -223,12 +242,46 @@ def parse_rate_limit(header: str) -> tuple[Optional[int], Optional[int]]:
     return values.get("user-hour-lim"), values.get("user-hour-rem")
 
 
-def default_session() -> Session:
+def default_session(env: Mapping[str, str]) -> Session:
+    """A requests session that reads nothing from the environment by itself.
+
+    requests' own ``trust_env`` would apply ``http_proxy`` to a loopback ``http://`` URL (the
+    token in clear text to the proxy) and a ``.netrc`` login in place of the bearer token; the
+    proxy is decided per request by :func:`urls.proxy_for`, and the CA bundle settings users
+    are told to use are honoured here.
+    """
     import requests  # deferred: a mint-only run never pays for importing it
 
     session = requests.Session()
-    session.trust_env = True  # honour HTTPS_PROXY / NO_PROXY on corporate runners
+    session.trust_env = False
+    bundle = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or env.get("SSL_CERT_FILE")
+    if bundle:
+        session.verify = bundle
     return cast(Session, session)
+
+
+@dataclass(frozen=True)
+class Io:
+    """Everything a command takes from the world, injected by its entry point (tests pass fakes)."""
+
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    session: Callable[[Mapping[str, str]], Session] = default_session
+    policy: RetryPolicy = RetryPolicy()
+    stdout: Optional[TextIO] = None  # None: sys.stdout when written
+    stderr: Optional[TextIO] = None
+    stdin: Optional[Any] = None  # a binary stream; None: sys.stdin.buffer
+
+    def transport(self, log: Callable[[str], None], service: str, policy: Optional[RetryPolicy] = None) -> Transport:
+        session = self.session(self.env)
+        return Transport(session, policy or self.policy, sleep=self.sleep, log=log, service=service, env=self.env)
+
+    def out(self) -> TextIO:
+        return self.stdout or sys.stdout
+
+    def err(self) -> TextIO:
+        return self.stderr or sys.stderr
 
 
 def classify_network_error(exc: BaseException) -> Optional[str]:

@@ -8,7 +8,7 @@ Arguments are checked before anything is sent: a bad one is one error naming it,
 A request that fails is explained as the verification explains it, exit status 1.
 
 Tokens are re-signed when a request needs one and the current one is close to its expiry (see
-:func:`needs_new_token`), so a paginated export that runs for hours never sends an expired token.
+:func:`credentials.needs_new_token`), so a paginated export that runs for hours never sends an expired token.
 """
 
 from __future__ import annotations
@@ -17,73 +17,47 @@ import argparse
 import dataclasses
 import http
 import json
-import sys
+import os
+import select
+import stat
 import time
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from .cli import CliInputs, _Parser, add_platform_flags, add_settings_flags, refuse_extras, settings_flags
-from .config import Settings, read_settings
-from .errors import ApiError, AscTokenError, InputError
+from .config import Credentials, Naming, read_credentials, require_base_url
+from .credentials import TokenSource, open_key
+from .errors import EXIT_FAILED, EXIT_OK, ApiError, AscTokenError, InputError
 from .explain import (
-    Request,
+    Asked,
     explain_api_reply,
     explain_api_unfinished,
     explain_api_unreachable,
     explain_reply,
     is_apple_json,
-    quote_foreign,
 )
-from .keys import read_private_key, secret_forms
-from .minting import Clock, MintedToken, TokenRequest, mint, scope_allows
-from .platforms import PLATFORM_NAMES, Platform, platform_for
-from .transport import NoAnswerError, Reply, RetryPolicy, Transport, default_session, parse_rate_limit
+from .flags import (
+    CREDENTIAL_SETTINGS,
+    CliInputs,
+    Parser,
+    add_credential_flags,
+    add_platform_flags,
+    check_platform,
+    credential_flags,
+    log_to,
+    refuse_extras,
+)
+from .minting import TokenRequest, scope_allows
+from .platforms import platform_for
+from .redact import quote_foreign, shown
+from .transport import Io, NoAnswerError, Reply, Transport, parse_rate_limit
+from .urls import join_path, resolve_reference, target_problem
 
 METHODS = ("GET", "POST", "PATCH", "DELETE")
-REUSE_MARGIN_SECONDS = 60  # one request, with its retries, ends well inside a minute
 MAX_PAGES = 10_000  # 2 million items at Apple's largest page size; a bound, not a real limit
 MAX_INPUT_BYTES = 4 * 1024 * 1024
+INPUT_SECONDS = 30  # a pipe named by --input that stays silent: bounded like the network
 LOW_RATE_LIMIT = 100
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def needs_new_token(current: Optional[MintedToken], now: float, lifetime: int) -> bool:
-    """Whether the next request needs a newly signed token.
-
-    A token is reused while more than max(60 s, a fifth of its lifetime) of it remain: a default
-    20-minute token serves 16 minutes of requests, and a short one (60 s or less) is signed
-    afresh for every request, so no request ever leaves with a token about to expire.
-    """
-    if current is None:
-        return True
-    return current.expires_at - now < max(REUSE_MARGIN_SECONDS, lifetime / 5)
-
-
-class TokenSource:
-    """The ``tokens(fresh)`` that :meth:`Transport.send` calls before every attempt."""
-
-    def __init__(
-        self, key: ec.EllipticCurvePrivateKey, request: TokenRequest, clock: Clock, mask: Callable[[str], None]
-    ) -> None:
-        self._key = key
-        self._request = request
-        self._clock = clock
-        self._mask = mask
-        self._current: Optional[MintedToken] = None
-        self.signed = 0
-
-    def __call__(self, fresh: bool) -> str:
-        if fresh or needs_new_token(self._current, self._clock(), self._request.lifetime):
-            minted = mint(self._key, self._request, self._clock)
-            self._mask(minted.token)  # before it is sent: a server echoing it must meet the mask
-            self._current = minted
-            self.signed += 1
-        assert self._current is not None
-        return self._current.token
 
 
 @dataclass(frozen=True)
@@ -97,8 +71,8 @@ class ApiCall:
     include: bool
 
 
-def build_api_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+def build_api_parser() -> Parser:
+    parser = Parser(
         prog="asc-token api",
         description=(
             "Call the App Store Connect API with a freshly minted token and print the response JSON, "
@@ -130,46 +104,40 @@ def build_api_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also print each response's status line and headers, to stderr (stdout stays valid JSON)",
     )
-    add_settings_flags(parser)
+    add_credential_flags(parser)
     add_platform_flags(parser)
     return parser
 
 
-def main(
-    argv: Sequence[str],
-    env: Mapping[str, str],
-    *,
-    stdout: Optional[IO[bytes]] = None,
-    stdin: Optional[IO[bytes]] = None,
-    clock: Clock = time.time,
-    policy: RetryPolicy = RetryPolicy(),
-    log: Optional[Callable[[str], None]] = None,
-) -> int:
-    say = log or _log
+def main(argv: Sequence[str], io: Io) -> int:
     parser = build_api_parser()
+    parser.use(io.out(), io.err())
     args, extras = parser.parse_known_args(list(argv))
     refuse_extras(parser, extras)
-    if args.platform is not None and args.platform not in PLATFORM_NAMES:
-        parser.error(f"--platform must be one of {', '.join(PLATFORM_NAMES)}")
-    platform = platform_for(env, args.platform)(env, log=say)
-    out = stdout if stdout is not None else sys.stdout.buffer
+    check_platform(parser, args.platform)
+    log = log_to(io.err())
+    platform = platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out())
+    out = _binary(io.out())
     try:
-        call = read_call(args, stdin if stdin is not None else sys.stdin.buffer)
-        inputs = ApiInputs(settings_flags(args), env)
-        settings = read_settings(inputs)
-        url = resolve(call.path, settings.api_url, "PATH", inputs.label("api-url"))
-        check_scope(settings, call.method, url, inputs)
-    except InputError as error:
-        platform.report_error(error)
-        return EXIT_USAGE
-    try:
-        document = run_call(call, url, settings, inputs, platform, clock=clock, policy=policy, log=say)
-    except InputError as error:  # the key: read only now, as the token command reads it
-        platform.report_error(error)
-        return EXIT_USAGE
+        call = read_call(args, io.stdin if io.stdin is not None else _binary_stdin())
+        inputs = CliInputs(credential_flags(args), io.env, CREDENTIAL_SETTINGS)
+        credentials = read_credentials(inputs)
+        require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
+        url = resolve(call.path, credentials.api_url, "PATH", inputs)
+        check_scope(credentials, call.method, url, inputs)
+        # The key is read only now, as the token command reads it; a bad one is still exit 2.
+        key = open_key(credentials.key, platform.workspace(), platform.key_mask(printing=True))
+        request = TokenRequest(
+            credentials.key_id, credentials.issuer_id, credentials.expires_in, credentials.scope, credentials.api
+        )
+        # printing: stdout is the caller's, never a mask command
+        tokens = TokenSource(key, request, io.clock, lambda token: platform.mask(token, printing=True))
+        policy = dataclasses.replace(io.policy, resend_when_uncertain=False) if call.method == "POST" else None
+        transport = io.transport(log, credentials.api.service, policy)  # one connection for every page
+        document = run_call(call, url, credentials, inputs, tokens, transport, clock=io.clock, log=log)
     except AscTokenError as error:
         platform.report_error(error)
-        return EXIT_FAILED
+        return error.exit_code
     if document is not None:
         try:
             out.write(render(document, indent=out.isatty()))
@@ -179,16 +147,14 @@ def main(
     return EXIT_OK
 
 
-class ApiInputs(CliInputs):
-    """The token command's settings, without the ones ``api`` does not use (a stray ASC_VERIFY)."""
+def _binary(stream: Any) -> IO[bytes]:
+    return getattr(stream, "buffer", stream)  # type: ignore[no-any-return]
 
-    IGNORED = ("verify", "checks", "notary-url")
 
-    def get(self, name: str) -> str:
-        return "" if name in self.IGNORED else super().get(name)
+def _binary_stdin() -> IO[bytes]:
+    import sys
 
-    def sources(self) -> List[str]:
-        return [source for source in super().sources() if source.split(" ", 1)[0] not in self.IGNORED]
+    return sys.stdin.buffer
 
 
 def read_call(args: argparse.Namespace, stdin: IO[bytes]) -> ApiCall:
@@ -197,8 +163,8 @@ def read_call(args: argparse.Namespace, stdin: IO[bytes]) -> ApiCall:
     method = (given if given is not None else ("POST" if args.input is not None else "GET")).strip().upper()
     if method not in METHODS:
         # An empty --method (an unset $METHOD in a script) is refused too, not taken as GET.
-        shown = repr(given) if given and len(given) <= 20 and given.isalpha() else "that value"
-        raise InputError(f"--method must be one of {', '.join(METHODS)} (any case), not {shown}.")
+        value = shown(given) if given and given.strip() else "an empty value"
+        raise InputError(f"--method must be one of {', '.join(METHODS)} (any case), not {value}.")
     path = args.path.strip()
     if not path or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in path) or len(path) > 8000:
         raise InputError(
@@ -220,13 +186,13 @@ def read_call(args: argparse.Namespace, stdin: IO[bytes]) -> ApiCall:
 
 def read_input(name: str, stdin: IO[bytes]) -> bytes:
     """The --input body: a file (or stdin for -), at most 4 MB, that must parse as JSON."""
-    where = "stdin (--input -)" if name == "-" else f"--input file {quote_foreign(name, 200)!r}"
+    where = "stdin (--input -)" if name == "-" else f"--input file {shown(name)}"
     try:
-        if name == "-":
-            raw = stdin.read(MAX_INPUT_BYTES + 1)
-        else:
-            with open(name, "rb") as stream:
-                raw = stream.read(MAX_INPUT_BYTES + 1)
+        raw = stdin.read(MAX_INPUT_BYTES + 1) if name == "-" else _read_file(name, MAX_INPUT_BYTES + 1)
+    except TimeoutError:
+        raise InputError(
+            f"The {where} gave no data within {INPUT_SECONDS} s: a pipe whose writer never came; give a file."
+        ) from None
     except FileNotFoundError:
         raise InputError(f"The {where} does not exist: give the path of a JSON file, or - to read stdin.") from None
     except IsADirectoryError:
@@ -251,61 +217,62 @@ def read_input(name: str, stdin: IO[bytes]) -> bytes:
     return raw
 
 
-def origin(url: str) -> Tuple[str, str, int]:
-    """(scheme, host, port), with the scheme's default port: what must match before a token is sent."""
-    parts = urlsplit(url)
-    default = 443 if parts.scheme == "https" else 80
-    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default
-
-
-def resolve(target: str, api_url: str, argument: str, api_url_label: str) -> str:
-    """An absolute URL on the API host for PATH or a links.next; refuses any other host."""
-    url = target
+def _read_file(name: str, limit: int) -> bytes:
+    """A file's first ``limit`` bytes; a pipe (``--input <(...)``) is read only until INPUT_SECONDS."""
+    if not hasattr(os, "O_NONBLOCK") or not stat.S_ISFIFO(os.stat(name).st_mode):
+        with open(name, "rb") as stream:
+            return stream.read(limit)
+    descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO blocks without it
     try:
-        parts = urlsplit(target)
-        if target.startswith("/") or not (parts.scheme and parts.netloc):
-            url = api_url.rstrip("/") + "/" + target.lstrip("/")
-        same = origin(url) == origin(api_url)
-    except ValueError:  # a malformed port or IPv6 address
-        same = False
-    if not same:
+        deadline, chunks, size = time.monotonic() + INPUT_SECONDS, [], 0
+        while size < limit:
+            ready, _, _ = select.select([descriptor], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(descriptor, min(65536, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
+def resolve(target: str, api_url: str, argument: str, naming: Naming, page_url: Optional[str] = None) -> str:
+    """PATH joined to ``api_url`` (or a links.next resolved against ``page_url``), when that URL may
+    receive the token meant for ``api_url``; refused before anything is sent."""
+    url = join_path(target, api_url) if page_url is None else resolve_reference(target, page_url)
+    problem = target_problem(url, api_url)
+    if problem:
         raise InputError(
-            f"{argument} {quote_foreign(target, 200)!r} is not on the API host {quote_foreign(api_url, 200)} "
-            f"({api_url_label}), so it is refused before anything is sent: the request carries the bearer "
-            "token. Give a path like /v1/apps, or a URL on that host."
+            f"{argument} {shown(target)} {problem} ({quote_foreign(api_url, 200)}, {naming.label('api-url')}), so "
+            "it is refused before anything is sent: the request carries the bearer token. Give a path like "
+            "/v1/apps, or a URL on that host."
         )
     return url
 
 
-def check_scope(settings: Settings, method: str, url: str, inputs: CliInputs) -> None:
-    if settings.scope and not scope_allows(settings.scope, method, url):
+def check_scope(credentials: Credentials, method: str, url: str, inputs: Naming) -> None:
+    if credentials.scope and not scope_allows(credentials.scope, method, url):
         raise InputError(
-            f"{inputs.label('scope')} does not allow {method} {quote_foreign(urlsplit(url).path, 200)}, so App "
-            f"Store Connect would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
+            f"{inputs.label('scope')} does not allow {method} {quote_foreign(urlsplit(url).path, 200)}, so "
+            f"{credentials.api.service} would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
         )
 
 
 def run_call(
     call: ApiCall,
     url: str,
-    settings: Settings,
-    naming: CliInputs,
-    platform: Platform,
+    credentials: Credentials,
+    naming: Naming,
+    tokens: TokenSource,
+    transport: Transport,
     *,
-    clock: Clock,
-    policy: RetryPolicy,
+    clock: Callable[[], float],
     log: Callable[[str], None],
 ) -> Optional[Any]:
     """Send the request (each page, with --paginate) and return the document to print, or None."""
-    key = read_private_key(settings.key, platform.workspace())
-    for form in secret_forms(key, settings.key.contents):
-        platform.mask(form, printing=True)  # printing: stdout is the caller's, never a mask command
-    request = TokenRequest(settings.key_id, settings.issuer_id, settings.expires_in, settings.scope, settings.api)
-    tokens = TokenSource(key, request, clock, lambda token: platform.mask(token, printing=True))
-    if call.method == "POST":
-        policy = dataclasses.replace(policy, resend_when_uncertain=False)
-    transport = Transport(session=default_session(), policy=policy, log=log)  # one connection for every page
-
     pages: List[Any] = []
     fetched: Set[str] = set()
     last: Optional[Reply] = None
@@ -314,66 +281,70 @@ def run_call(
         if len(pages) >= MAX_PAGES:
             raise explain_api_unfinished(f"it went on for more than {MAX_PAGES} pages.", call.method, url)
         fetched.add(next_url)
-        last = send(transport, call, next_url, tokens, settings, naming, clock, log)
+        asked = Asked(
+            next_url, credentials.key_type, credentials.api, purpose=f"{call.method} {urlsplit(next_url).path}"
+        )
+        last = send(transport, call, asked, tokens, naming, clock, log)
         if not last.body.strip():
             return None  # 204 No Content, or a 2xx without a body: nothing to print
         document = json.loads(last.body)
         pages.append(document)
-        next_url = next_page(document, settings.api_url, naming) if call.paginate else None
+        page_url = next_url
+        next_url = next_page(document, page_url, credentials, naming) if call.paginate else None
         if (next_url is not None or len(pages) > 1) and not _is_list_page(document):
             # Pages are merged by their `data` lists; anything else cannot be joined to them.
             raise explain_api_unfinished(f"page {len(pages)} has no list of resources in `data`.", call.method, url)
         if next_url is not None and next_url in fetched:
             raise explain_api_unfinished("links.next pointed back at a page already fetched.", call.method, url)
     if last is not None:
-        _note_rate_limit(last, settings.key_id, log)
+        _note_rate_limit(last, credentials, log)
     return merge_pages(pages) if len(pages) > 1 else pages[0]
 
 
 def send(
     transport: Transport,
     call: ApiCall,
-    url: str,
+    asked: Asked,
     tokens: TokenSource,
-    settings: Settings,
-    naming: CliInputs,
-    clock: Clock,
+    naming: Naming,
+    clock: Callable[[], float],
     log: Callable[[str], None],
 ) -> Reply:
-    """One request, its answer checked: 2xx with App Store Connect's JSON (or no body), else an error."""
+    """One request, its answer checked: 2xx with the API's JSON (or no body), else an error."""
     try:
-        reply = transport.send(call.method, url, tokens, body=call.body)
+        reply = transport.send(call.method, asked.url, tokens, body=call.body)
     except NoAnswerError as error:
-        raise explain_api_unreachable(error.kind, url, call.method, naming, error.attempts) from None
+        raise explain_api_unreachable(error.kind, asked, call.method, naming, error.attempts) from None
     if call.include:
         log(describe_reply(reply))
-    asked = Request(url, settings.key_type, purpose=f"{call.method} {urlsplit(url).path}", attempts=reply.attempts)
+    asked = dataclasses.replace(asked, attempts=reply.attempts)
     if not 200 <= reply.status < 300:
         raise explain_api_reply(reply, asked, call.method, naming, clock)
     if reply.truncated:
         raise explain_api_unfinished(
             "it was larger than 4 MB and was cut off; ask for smaller pages (a lower limit= in PATH).",
             call.method,
-            url,
+            asked.url,
         )
     if reply.body.strip() and not is_apple_json(reply):
         raise explain_reply(reply, asked, naming, clock)  # a proxy's page, or JSON that is not Apple's
     return reply
 
 
-def next_page(document: Any, api_url: str, naming: CliInputs) -> Optional[str]:
-    """The page after ``document``: its ``links.next``, on the API host, or None on the last page."""
+def next_page(document: Any, page_url: str, credentials: Credentials, naming: Naming) -> Optional[str]:
+    """The page after ``document``: its ``links.next`` resolved against ``page_url``, or None on the last page."""
     links = document.get("links") if isinstance(document, dict) else None
     target = links.get("next") if isinstance(links, dict) else None
     if not isinstance(target, str) or not target or not isinstance(document.get("data"), list):
         return None
+    service = credentials.api.service
     if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in target) or len(target) > 8000:
-        raise ApiError("App Store Connect's links.next is not a usable URL, so the pages after it were not fetched.")
+        raise ApiError(f"{service}'s links.next is not a usable URL, so the pages after it were not fetched.")
     try:
-        return resolve(target, api_url, "links.next", naming.label("api-url"))
+        return resolve(target, credentials.api_url, "links.next", naming, page_url=page_url)
     except InputError as error:
         raise ApiError(
-            "App Store Connect's links.next points at another host, so the next page was not requested "
+            f"{service}'s links.next points at another host, so the next page was not requested "
             "(it would have received the bearer token); nothing was printed.",
             details=error.message,
         ) from None
@@ -433,12 +404,8 @@ def describe_reply(reply: Reply) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _note_rate_limit(reply: Reply, key_id: str, log: Callable[[str], None]) -> None:
+def _note_rate_limit(reply: Reply, credentials: Credentials, log: Callable[[str], None]) -> None:
     limit, remaining = parse_rate_limit(reply.header("x-rate-limit"))
     if remaining is not None and remaining < LOW_RATE_LIMIT:
         of = f" of {limit}" if limit is not None else ""
-        log(f"App Store Connect: {remaining}{of} requests left this hour for key {key_id}.")
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+        log(f"{credentials.api.service}: {remaining}{of} requests left this hour for key {credentials.key_id}.")

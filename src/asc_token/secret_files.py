@@ -1,4 +1,5 @@
-"""Write the key where Apple's tools look for it: ``AuthKey_<KEYID>.p8`` and fastlane's JSON.
+"""Secrets on disk: the token file, and the key where Apple's tools look for it
+(``AuthKey_<KEYID>.p8`` and fastlane's JSON).
 
 Files are created 0600 in a 0700 folder and replaced atomically (:func:`write_secret_file`),
 so a re-run in the same job never appends to or half-writes a key. The folder must be a real
@@ -12,11 +13,11 @@ import contextlib
 import json
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional
 
 from .errors import KeyFilesError
-from .files import write_secret_file
 from .minting import MAX_LIFETIME_SECONDS
 
 FOLDER_NAME = "private_keys"
@@ -25,6 +26,25 @@ _CODE_PATH = os.path.abspath(__file__)
 _COMPOSITE_ADVICE = (
     "use the composite action (uses: org/asc-token-action@v1) rather than the container image for key files."
 )
+
+
+def write_secret_file(path: str, content: str) -> None:
+    """Create or replace ``path`` with ``content``: never readable by others, never half-written.
+
+    The temporary file is made in the same folder (so the rename is atomic) by mkstemp, which
+    creates it with mode 0600; an earlier file at ``path`` is replaced, never appended to.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,25 @@
-"""``asc-token``: the same minting, checks and messages for every CI system.
+"""The flags and environment names both commands read, and the reader that names them back.
 
 Settings come from flags first, then from the environment names users already have (the asc
-CLI's, fastlane's, codemagic's, and Woodpecker/Drone plugin settings). Logs go to stderr; the
-token reaches stdout only with ``--print``.
+CLI's, fastlane's, codemagic's, and Woodpecker/Drone plugin settings).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
-from typing import Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, List, Mapping, NoReturn, Optional, Sequence, TextIO, Tuple
 
-from . import __version__
-from .config import DEFAULT_API_URL, DEFAULT_NOTARY_URL, read_settings
-from .errors import AscTokenError, DeliveryError, InputError
-from .files import write_secret_file
-from .flow import Collaborators, run_flow
-from .platforms import PLATFORM_NAMES, platform_for
-from .transport import Transport
+from .apis import APP_STORE_CONNECT, ENTERPRISE
+from .errors import EXIT_USAGE, InputError
+from .platforms import PLATFORM_NAMES
+from .redact import may_be_secret
+
+CREDENTIAL_SETTINGS = (
+    *("private-key-path", "private-key", "key-id", "issuer-id", "key-type", "expires-in", "scope", "api-url"),
+    "api",
+)
+PREFLIGHT_SETTINGS = ("verify", "checks", "notary-url")
 
 # First match wins. Plugin settings come first: they are set for this step only.
 ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
@@ -67,11 +67,13 @@ class CliInputs:
 
     on_github = False  # configured by flags and variables, never by a workflow's `with:`
 
-    def __init__(self, flags: Mapping[str, Optional[str]], env: Mapping[str, str]) -> None:
+    def __init__(self, flags: Mapping[str, Optional[str]], env: Mapping[str, str], reads: Collection[str] = ()) -> None:
+        """``reads``: the settings this command uses (default: all); no other is looked up or logged."""
+        wanted = set(reads or ENV_SOURCES)
         self._values: Dict[str, str] = {}
         self._labels: Dict[str, str] = {}
         for name, value in flags.items():
-            if value is not None:
+            if value is not None and name in wanted:
                 flag = "--no-verify" if (name, value) == ("verify", "false") else _FLAG_SPELLING.get(name, f"--{name}")
                 self._values[name], self._labels[name] = value, flag
         if "private-key-path" not in self._values:
@@ -80,7 +82,7 @@ class CliInputs:
                     self._values[name], self._labels[name] = env[variable], variable
                     break
         for name, variables in ENV_SOURCES.items():
-            if name in self._values or name.startswith("private-key"):
+            if name in self._values or name.startswith("private-key") or name not in wanted:
                 continue
             for variable in variables:
                 if env.get(variable, "").strip():
@@ -120,15 +122,29 @@ _FLAGS = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """argparse on the command's own streams, never quoting an offending value."""
+
+    out: Optional[TextIO] = None
+    err: Optional[TextIO] = None
+
+    def use(self, out: TextIO, err: TextIO) -> None:
+        self.out, self.err = out, err
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message:
+            stream: TextIO = (self.err or sys.stderr) if file is sys.stderr else (self.out or sys.stdout)
+            stream.write(message)
+            stream.flush()
+
     def error(self, message: str) -> NoReturn:
         # argparse quotes offending values; a key pasted as an argument must not reach the log.
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """The credential flags every command reads (``asc-token`` and ``asc-token api``)."""
+def add_credential_flags(parser: argparse.ArgumentParser) -> None:
+    """The credential flags both commands read (``asc-token`` and ``asc-token api``)."""
     parser.add_argument("--key-id", help="10-character key ID (env: ASC_KEY_ID)")
     parser.add_argument("--issuer-id", help="issuer UUID, for team keys (env: ASC_ISSUER_ID)")
     parser.add_argument("--private-key-path", help="path of the AuthKey_<KEYID>.p8 file (env: ASC_PRIVATE_KEY_PATH)")
@@ -145,16 +161,16 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
 def add_platform_flags(parser: argparse.ArgumentParser) -> None:
     """Which API, at which URL, on which CI platform: every command reads them too."""
     parser.add_argument(
-        "--api", help="app-store-connect (default) or enterprise, the Enterprise Program API (env: ASC_API)"
+        "--api", help=f"app-store-connect (default) or enterprise, the {ENTERPRISE.service} (env: ASC_API)"
     )
-    parser.add_argument("--api-url", help=f"API base URL (default: the chosen API's own, {DEFAULT_API_URL})")
+    parser.add_argument("--api-url", help=f"API base URL (default: the chosen API's own, {APP_STORE_CONNECT.url})")
     parser.add_argument(
         "--platform", metavar="NAME", help=f"CI platform: {', '.join(PLATFORM_NAMES)} (default: detected)"
     )
 
 
-def settings_flags(args: argparse.Namespace) -> Dict[str, Optional[str]]:
-    """The parsed settings flags by setting name; refuses the key on the command line."""
+def credential_flags(args: argparse.Namespace) -> Dict[str, Optional[str]]:
+    """The parsed credential flags by setting name; refuses the key on the command line."""
     if args.private_key is not None:
         raise InputError(
             "--private-key on the command line is refused, because every process on the "
@@ -170,122 +186,27 @@ def settings_flags(args: argparse.Namespace) -> Dict[str, Optional[str]]:
         "scope": "\n".join(args.scope) if args.scope else None,
         "api-url": args.api_url,
         "api": args.api,
-        # The token command's own; `asc-token api` has none of them.
-        "verify": getattr(args, "verify", None),
-        "checks": "\n".join(args.check) if getattr(args, "check", None) else None,
-        "notary-url": getattr(args, "notary_url", None),
     }
 
 
 def refuse_extras(parser: argparse.ArgumentParser, extras: Sequence[str], hint: str = "") -> None:
     """Unknown arguments named by their option names only: a value may be a secret."""
     if extras:
-        options = sorted({extra.split("=", 1)[0] for extra in extras if extra.startswith("-") and len(extra) < 60})
+        names = {extra.split("=", 1)[0] for extra in extras if extra.startswith("-")}
+        options = sorted(name for name in names if not may_be_secret(name))
         named = f": {', '.join(options)}" if options else ""
         parser.error(f"unrecognised arguments{named} (values are not shown: they may be secrets); {hint}see --help")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="asc-token",
-        description="Mint an App Store Connect API token (ES256 JWT) and check that it works.",
-        epilog=(
-            "To call the API itself: asc-token api [--method GET|POST|PATCH|DELETE] PATH "
-            "[--paginate] [--input FILE|-] [--include]; see asc-token api --help."
-        ),
-        allow_abbrev=False,  # `--private=<key>` must not silently become --private-key
-    )
-    parser.add_argument("--version", action="version", version=f"asc-token {__version__}")
-    add_settings_flags(parser)
-    parser.add_argument(
-        "--verify",
-        dest="verify",
-        action="store_const",
-        const="true",
-        help="run the --check list (default: apps, one cheap GET that proves the credentials)",
-    )
-    parser.add_argument(
-        "--no-verify", dest="verify", action="store_const", const="false", help="send no request at all"
-    )
-    parser.add_argument(
-        "--check",
-        action="append",
-        metavar="CHECK",
-        help="what to prove before the build: apps (default), app:<bundle-id>, testflight, provisioning, "
-        "xcode-cloud, notary; repeatable (env: ASC_CHECKS, one per line)",
-    )
-    parser.add_argument("--notary-url", help=f"notary service base URL (default {DEFAULT_NOTARY_URL})")
-    parser.add_argument(
-        "--print", dest="print_token", action="store_true", help="write the token, and only it, to stdout"
-    )
-    parser.add_argument("--output-file", help="write the token to this file, mode 0600")
-    add_platform_flags(parser)
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] = None) -> int:
-    environ = dict(os.environ if env is None else env)
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["api"]:
-        from .apicommand import main as api_main  # its own parser; the token command is unchanged
-
-        return api_main(arguments[1:], environ)
-    parser = build_parser()
-    args, extras = parser.parse_known_args(arguments)
-    refuse_extras(parser, extras, "put api first to call the API (asc-token api PATH); " if "api" in extras else "")
-    if args.platform is not None and args.platform not in PLATFORM_NAMES:
+def check_platform(parser: argparse.ArgumentParser, name: Optional[str]) -> None:
+    if name is not None and name not in PLATFORM_NAMES:
         parser.error(f"--platform must be one of {', '.join(PLATFORM_NAMES)}")
-    platform = platform_for(environ, args.platform)(environ, log=_log)
-    printing = bool(args.print_token)
-    try:
-        inputs = CliInputs(settings_flags(args), environ)
-        _log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")
-        settings = read_settings(inputs)
-        edge = Collaborators(
-            clock=time.time,
-            mask=lambda secret: platform.mask(secret, printing=printing),
-            log=_log,
-            transport=Transport(log=_log),
-        )
-        outcome = run_flow(settings, inputs, edge, workspace=platform.workspace(), temp_dir=None)
-        done = platform.deliver(settings, outcome, inputs, printing=printing)
-        output_file = args.output_file or platform.token_file()
-        if output_file:
-            _write_token_file(output_file, outcome.minted.token)
-            done.append(f"token file {output_file} (mode 0600)")
-    except AscTokenError as error:
-        platform.report_error(error)
-        return 1
-    minted = outcome.minted
-    if printing:
-        sys.stdout.write(minted.token + "\n")
-        sys.stdout.flush()
-        done.append("stdout (--print)")
-    result = outcome.verification
-    if result is not None:
-        apps = f"{result.app_count} apps visible, " if result.app_count is not None else ""  # enterprise: none
-        checked = f"verified ({apps}{result.rate_limit_remaining} requests left this hour)"
-    elif outcome.checks:
-        checked = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
-    else:
-        checked = "not verified"
-    _log(f"Minted a token for key {settings.key_id}, expires {minted.expires_at_iso}; {checked}.")
-    if done:
-        _log("Token delivered to: " + "; ".join(done))
-    else:
-        _log("The token was not handed on: add --print (TOKEN=$(asc-token --print)) or --output-file PATH.")
-    return 0
 
 
-def _write_token_file(path: str, token: str) -> None:
-    try:
-        write_secret_file(path, token + "\n")
-    except OSError as exc:
-        raise DeliveryError(
-            f"The token file {path!r} could not be written ({exc.strerror or type(exc).__name__}): "
-            "give --output-file a file path in a folder this step can write."
-        ) from None
+def log_to(stream: TextIO) -> Callable[[str], None]:
+    """Logs go to stderr: stdout may be a ``$(...)`` that must hold nothing but the answer."""
 
+    def log(message: str) -> None:
+        print(message, file=stream, flush=True)
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    return log

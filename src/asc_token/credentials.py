@@ -1,0 +1,90 @@
+"""The key and the tokens signed with it, for every command: read once, masked, signed on demand."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, Optional
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .keys import KeySource, read_private_key, secret_forms
+from .minting import Clock, MintedToken, TokenRequest, mint
+
+Mask = Callable[[str], None]
+REUSE_MARGIN_SECONDS = 60  # one request, with its retries, ends well inside a minute
+
+
+def open_key(source: KeySource, workspace: Optional[str], mask_key: Optional[Mask]) -> ec.EllipticCurvePrivateKey:
+    """The key the user gave, its every form registered with ``mask_key`` first.
+
+    ``mask_key`` is None where registering would write the key to a stream a user can capture
+    (the CLI's stderr, Azure's stdout): there the key is never printed, and the action step that
+    made the key files masked it for the job already.
+    """
+    key = read_private_key(source, workspace)
+    if mask_key is not None:
+        for form in secret_forms(key, source.contents):
+            mask_key(form)
+    return key
+
+
+def needs_new_token(current: Optional[MintedToken], now: float, lifetime: int) -> bool:
+    """Whether the next request needs a newly signed token.
+
+    A token is reused while more than max(60 s, a fifth of its lifetime) of it remain: a default
+    20-minute token serves 16 minutes of requests, and a short one (60 s or less) is signed
+    afresh for every request, so no request ever leaves with a token about to expire.
+    """
+    if current is None:
+        return True
+    return current.expires_at - now < max(REUSE_MARGIN_SECONDS, lifetime / 5)
+
+
+class TokenSource:
+    """Bearer tokens for one set of claims: each is masked before its first use.
+
+    ``keep_first``: every request carries the first token, whatever its lifetime (the token
+    command verifies the very token it outputs); otherwise the reuse rule above applies. After a
+    401, a new one is always signed.
+    """
+
+    def __init__(
+        self,
+        key: ec.EllipticCurvePrivateKey,
+        request: TokenRequest,
+        clock: Clock,
+        mask: Mask,
+        *,
+        keep_first: bool = False,
+    ) -> None:
+        self._key, self.request, self._clock, self._mask = key, request, clock, mask
+        self._keep_first = keep_first
+        self._current: Optional[MintedToken] = None
+        self.signed = 0
+
+    @property
+    def first(self) -> MintedToken:
+        """The token handed on: signed (and masked) now if no request has needed one yet."""
+        if self._current is None:
+            self._sign()
+        assert self._current is not None
+        return self._current
+
+    def bearer(self, *, after_401: bool = False) -> str:
+        if self._current is None or after_401:
+            return self._sign().token
+        if not self._keep_first and needs_new_token(self._current, self._clock(), self.request.lifetime):
+            return self._sign().token
+        return self._current.token
+
+    def unscoped(self, lifetime: int) -> TokenSource:
+        """A separate token without scope, for a check that the scope does not cover."""
+        return TokenSource(self._key, replace(self.request, scope=(), lifetime=lifetime), self._clock, self._mask)
+
+    def _sign(self) -> MintedToken:
+        minted = mint(self._key, self.request, self._clock)
+        self._mask(minted.token)  # before it is sent: a server echoing it must meet the mask
+        self.signed += 1
+        if self._current is None or not self._keep_first:
+            self._current = minted
+        return minted

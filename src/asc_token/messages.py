@@ -1,0 +1,136 @@
+"""The long explanations, kept together as templates: code picks one by cause and fills it in.
+
+Placeholders name what fills them: ``{service}`` is who answered (apis.Api.service), settings
+come as the user spells them (``{key_id}`` is "`key-id`" or "ASC_KEY_ID"), and every text from a
+server arrives already through redact.quote_foreign.
+"""
+
+from __future__ import annotations
+
+STATUS_PAGE = "https://developer.apple.com/system-status/"
+
+# --- 401 ---------------------------------------------------------------------------------------
+UNAUTHORIZED = (
+    "{service} answered 401 {code}{tried}: it did not accept the credentials; {headline} "
+    "(likely causes below, most likely first)."
+)
+UNAUTHORIZED_HEADLINE_TEAM = "most often {issuer_id} is not the issuer of key {key_id}"
+UNAUTHORIZED_HEADLINE_INDIVIDUAL = "most often {key_id} does not match the private key, or it is a team key"
+CAUSE_WRONG_ISSUER = (
+    "{issuer_id} is not the issuer of this key (copy the Issuer ID shown above the team keys list in "
+    "App Store Connect > Users and Access > Integrations)"
+)
+CAUSE_WRONG_KEY_ID = "{key_id} does not match the private key (the ID is in the file name AuthKey_<KEYID>.p8)"
+CAUSE_REVOKED = "the key was revoked in App Store Connect (create a new key and update the secrets)"
+CAUSE_INDIVIDUAL_AS_TEAM = "this is an individual key but {key_type} is team (set {set_individual})"
+CAUSE_TEAM_AS_INDIVIDUAL = (
+    "this is a team key but {key_type} is individual (set {set_team} and {issuer_id} to the Issuer ID)"
+)
+CAUSE_CLOCK = "the runner's clock is off{measured}"
+CLOCK_SKEW = (
+    "{service} answered 401 {code}: the runner's clock is {skew} {direction} {service}'s, so the token "
+    "looks expired or not yet valid; fix the runner's time (enable NTP) and re-run."
+)
+CLOCK_SKEW_DETAILS = (
+    "{service}'s Date header and the runner's clock differ by {seconds} seconds. Tokens live at most 20 "
+    "minutes, so Apple rejects them when the clocks disagree by more than a minute or so.\nApple said: {said}"
+)
+
+# --- 403 ---------------------------------------------------------------------------------------
+AGREEMENTS = (
+    "{service} answered 403 {code}: the Account Holder must accept the latest agreement in App Store "
+    "Connect > Business; no change to the key or the settings will help."
+)
+FORBIDDEN_ROLE = (
+    "{service} answered 403 {code}: the key is valid, but its role may not {purpose}{needed}; give key "
+    "{key_id} {grant}, or {way_out}."
+)
+FORBIDDEN_REQUEST = (
+    "{service} answered 403 {code} to {asked}: the key is valid, but its role may not make this request; "
+    "give the key in {key_id} a role that may (the endpoint's documentation lists them), or use another key."
+)
+
+# --- other answers -----------------------------------------------------------------------------
+RATE_LIMITED = (
+    "{service} answered 429 {code}{tried}: this key used its hourly request quota; wait for the hour to "
+    "roll over, or use another key for this pipeline."
+)
+SERVER_TROUBLE = (
+    "{service} answered {status}{tried}: the service is having trouble, not your credentials; re-run the "
+    "job later and check " + STATUS_PAGE + "."
+)
+OTHER_STATUS = "{service} answered {status} {code} for {url}: check the request and {url_setting}."
+NOT_FOUND = (
+    "{service} answered 404 {code} to {asked}: there is no such path or resource; check PATH (the path, "
+    "the resource ID, and that this key's team can see the resource) against Apple's API reference."
+)
+REQUEST_REFUSED = (
+    "{service} answered {status} {code} to {asked}: {service} refused the request as sent; fix what it "
+    "points at{pointed}, as described below, and send it again."
+)
+
+# --- something else answered -------------------------------------------------------------------
+REDIRECTED = (
+    "{url} answered with a redirect ({status}), which {service} never does: a proxy, captive portal or "
+    "wrong {url_setting} is in the way; check {url_setting} and the runner's proxy settings."
+)
+PROXY_PAGE = (
+    "Something between the runner and {service} answered {status}{tried} with {body}, not {service}'s "
+    "JSON: a proxy, gateway or firewall (or a wrong {url_setting}) answered for it; check the runner's "
+    "proxy settings, then re-run."
+)
+
+# --- no answer ---------------------------------------------------------------------------------
+UNREACHABLE = "Could not reach {service} at {url}: {what}{tried}; {fix}."
+UNREACHABLE_WHAT = {
+    "url": "the URL cannot be used (a malformed host name or port)",
+    "refused": "the connection was refused",
+    "dns": "the host name could not be resolved (DNS)",
+    "timeout": "the request timed out",
+    "reset": "the connection was reset",
+    "tls": "the TLS handshake failed",
+}
+UNREACHABLE_FIX = {
+    "url": "correct {url_setting}",
+    "refused": "check {url_setting} and any proxy; nothing is listening there",
+    "dns": "check {url_setting} and the runner's DNS or proxy settings",
+    "timeout": "{service} or a proxy did not answer in time; re-run the job, and check " + STATUS_PAGE,
+    "reset": "a proxy or firewall may be cutting the connection; re-run the job",
+    "tls": "a proxy may be intercepting TLS; set REQUESTS_CA_BUNDLE to its CA certificate",
+}
+UNREACHABLE_CHECK_DETAILS = (
+    "The token itself was minted; only the check that it works could not run. Set {set_no_verify} to "
+    "skip the check on runners that cannot reach {host}."
+)
+UNREACHABLE_GET = "Nothing was printed; run the command again when {service} can be reached."
+UNREACHABLE_WRITE = (
+    "No answer came back, so {service} may or may not have carried out the {method}: check the resource "
+    "before sending it again (a second POST can create a second resource)."
+)
+
+# --- lifetimes (Apple's rule is in lifetimes.py) -----------------------------------------------
+LIFETIME_OVER_SIX_MONTHS = (
+    "{asked}, longer than the six months Apple accepts for any token: set it to 180d ({longest} seconds) or less."
+)
+LIFETIME_API_SHORT_ONLY = (
+    "{asked}, but the {service} ({set_api}) accepts no token that lives longer than 20 minutes: set "
+    "{expires_in} to 1 to 1200 seconds."
+)
+LIFETIME_NEEDS_SCOPE = (
+    "{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only for a token with a "
+    "{scope} of GET requests on resources that allow long-lived tokens: set {scope} (like GET "
+    "/v1/ciProducts), {shorten}."
+)
+LIFETIME_NOT_GET = (
+    "{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only when every {scope} "
+    "entry is a GET, and {entry} is not: remove that entry from {scope}, {shorten}."
+)
+LIFETIME_NOT_LISTED = (
+    "{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only for resources that "
+    "allow long-lived tokens ({names}), and {scope} entry {entry} reads {resource}, which does not: "
+    "remove that entry from {scope}, {shorten}."
+)
+LIFETIME_DETAILS = (
+    "Apple accepts tokens of up to six months only with a scope of GET requests on these resources "
+    '(Apple, "Generating Tokens for API Requests" > "Determine the Appropriate Token Lifetime"):\n{resources}'
+)

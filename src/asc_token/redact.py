@@ -1,0 +1,70 @@
+"""What may be a secret, and how text from elsewhere is made safe to show: one policy for all.
+
+:func:`may_be_secret` decides whether a value the user gave (a setting, a path, an argument,
+PATH) may be quoted back; :func:`quote_foreign` cleans longer text from a server or the user
+before it reaches a log or a summary. Both use the same thresholds: a PEM line is 64 base64
+characters, a raw P-256 key 43-44, a SEC1 tail 36; anything of the key's alphabet that long is
+never shown.
+"""
+
+from __future__ import annotations
+
+import re
+
+LONGEST_QUOTED = 200  # a longer value is described, never quoted: nothing we ask for is that long
+_RUN = 40  # a run of base64 or base64url this long is key or token material, wherever it stands
+_BARE = 24  # a value that is nothing but base64 and this long is a piece of a key line
+_RUN_ANYWHERE = re.compile(rf"[A-Za-z0-9+/=_-]{{{_RUN},}}")
+_BARE_BASE64 = re.compile(rf"[A-Za-z0-9+/=]{{{_BARE},}}")
+ARMOUR = ("-----", "\n", "\r", "\\n")  # PEM armour or line breaks, raw or escaped: never a name
+_JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
+# Bidirectional overrides and isolates reorder what a reader sees (U+202E makes "exe.txt" read "txt.exe").
+_BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+FOREIGN_LIMIT = 300
+
+
+def may_be_secret(value: str) -> bool:
+    """Whether ``value`` could be (part of) a key or token, put in the wrong setting: never echo it."""
+    text = value.strip()
+    if len(text) > LONGEST_QUOTED or any(marker in text for marker in ARMOUR):
+        return True
+    if _RUN_ANYWHERE.search(text):
+        return True
+    # A shorter bare piece of a PEM line, unless it is shaped like a path (a dot, or a leading / or ~).
+    return _BARE_BASE64.fullmatch(text) is not None and "." not in text and not text.startswith(("/", "~"))
+
+
+def may_be_secret_path(path: str) -> bool:
+    """Whether a path holds key material: armour, or a part between slashes that may be a secret."""
+    if len(path) > 4 * LONGEST_QUOTED or any(marker in path for marker in ARMOUR):
+        return True
+    return any(may_be_secret(part) for part in re.split(r"[/\\]", path) if part)
+
+
+def shown(value: str, *, path: bool = False) -> str:
+    """``value`` quoted back to the user, or only its length when it may be a secret."""
+    if may_be_secret_path(value) if path else may_be_secret(value):
+        return f"a {len(value)}-character value (not shown: it may be a secret in the wrong place)"
+    return repr(quote_foreign(value, LONGEST_QUOTED))
+
+
+def is_control(char: str) -> bool:
+    """C0 and C1 controls, DEL, line and paragraph separators, and bidi controls."""
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code < 0xA0 or char in "\u2028\u2029" or char in _BIDI
+
+
+def quote_foreign(text: object, limit: int = FOREIGN_LIMIT) -> str:
+    """Server- or user-supplied text made safe to print: one line, bounded, no command syntax.
+
+    GitHub reads ``::command::`` at a line's start and Azure ``##vso[`` anywhere in a line, so line
+    breaks and control characters become spaces and both markers are broken up. A server or proxy
+    that echoes the request could hand back the bearer token or key material, and not every CI
+    platform masks: anything shaped like a JWT or a long base64 run is dropped.
+    """
+    raw = str(text)[: limit * 4]
+    cleaned = "".join(" " if is_control(c) else c for c in raw)
+    cleaned = " ".join(cleaned.split()).replace("::", ": :").replace("##", "# #")
+    cleaned = _JWT_LIKE.sub("[a token, not shown]", cleaned)
+    cleaned = _RUN_ANYWHERE.sub("[not shown]", cleaned)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"

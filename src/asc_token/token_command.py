@@ -1,0 +1,157 @@
+"""``asc-token``: the same minting, checks and messages for every CI system.
+
+Logs go to stderr; the token reaches stdout only with ``--print``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+from . import __version__
+from .checks import DEFAULT_NOTARY_URL, read_preflight
+from .config import read_credentials
+from .errors import EXIT_OK, AscTokenError, DeliveryError, InputError
+from .flags import (
+    CREDENTIAL_SETTINGS,
+    PREFLIGHT_SETTINGS,
+    CliInputs,
+    Parser,
+    add_credential_flags,
+    add_platform_flags,
+    check_platform,
+    credential_flags,
+    log_to,
+    refuse_extras,
+)
+from .flow import run_flow
+from .platforms import platform_for
+from .redact import ARMOUR, may_be_secret_path, shown
+from .secret_files import write_secret_file
+from .transport import Io
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="asc-token",
+        description="Mint an App Store Connect API token (ES256 JWT) and check that it works.",
+        epilog=(
+            "To call the API itself: asc-token api [--method GET|POST|PATCH|DELETE] PATH "
+            "[--paginate] [--input FILE|-] [--include]; see asc-token api --help."
+        ),
+        allow_abbrev=False,  # `--private=<key>` must not silently become --private-key
+    )
+    parser.add_argument("--version", action="version", version=f"asc-token {__version__}")
+    add_credential_flags(parser)
+    parser.add_argument(
+        "--verify",
+        dest="verify",
+        action="store_const",
+        const="true",
+        help="run the --check list (default: apps, one cheap GET that proves the credentials)",
+    )
+    parser.add_argument(
+        "--no-verify", dest="verify", action="store_const", const="false", help="send no request at all"
+    )
+    parser.add_argument(
+        "--check",
+        action="append",
+        metavar="CHECK",
+        help="what to prove before the build: apps (default), app:<bundle-id>, testflight, provisioning, "
+        "xcode-cloud, notary; repeatable (env: ASC_CHECKS, one per line)",
+    )
+    parser.add_argument("--notary-url", help=f"notary service base URL (default {DEFAULT_NOTARY_URL})")
+    parser.add_argument(
+        "--print", dest="print_token", action="store_true", help="write the token, and only it, to stdout"
+    )
+    parser.add_argument("--output-file", help="write the token to this file, mode 0600")
+    add_platform_flags(parser)
+    return parser
+
+
+def main(argv: Sequence[str], io: Io) -> int:
+    parser = build_parser()
+    parser.use(io.out(), io.err())
+    args, extras = parser.parse_known_args(list(argv))
+    refuse_extras(parser, extras, "put api first to call the API (asc-token api PATH); " if "api" in extras else "")
+    check_platform(parser, args.platform)
+    log = log_to(io.err())
+    platform = platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out())
+    printing = bool(args.print_token)
+    try:
+        flags = {
+            **credential_flags(args),
+            "verify": args.verify,
+            "checks": "\n".join(args.check) if args.check else None,
+            "notary-url": args.notary_url,
+        }
+        inputs = CliInputs(flags, io.env, CREDENTIAL_SETTINGS + PREFLIGHT_SETTINGS)
+        log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")
+        credentials = read_credentials(inputs)
+        preflight = read_preflight(inputs, credentials)
+        output_file = _output_file(args.output_file, platform.token_file())
+        outcome = run_flow(
+            credentials,
+            preflight,
+            inputs,
+            io,
+            log=log,
+            mask=lambda secret: platform.mask(secret, printing=printing),
+            mask_key=platform.key_mask(printing=printing),
+            workspace=platform.workspace(),
+        )
+        done = platform.deliver(credentials, outcome, inputs, printing=printing)
+        if output_file:
+            _write_token_file(output_file, outcome.minted.token)
+            done.append(f"token file {shown(output_file, path=True)} (mode 0600)")
+    except AscTokenError as error:
+        platform.report_error(error)
+        return error.exit_code
+    minted = outcome.minted
+    if printing:
+        io.out().write(minted.token + "\n")
+        io.out().flush()
+        done.append("stdout (--print)")
+    result = outcome.verification
+    if result is not None:
+        apps = f"{result.app_count} apps visible, " if result.app_count is not None else ""  # a total was reported
+        left = result.rate_limit_remaining
+        checked = (
+            f"verified ({apps}{left} requests left this hour)"
+            if left is not None
+            else (f"verified ({apps}the rate limit was not reported)")
+        )
+    elif outcome.checks:
+        checked = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
+    else:
+        checked = "not verified"
+    log(f"Minted a token for key {credentials.key_id}, expires {minted.expires_at_iso}; {checked}.")
+    if done:
+        log("Token delivered to: " + "; ".join(done))
+    else:
+        log("The token was not handed on: add --print (TOKEN=$(asc-token --print)) or --output-file PATH.")
+    return EXIT_OK
+
+
+def _output_file(given: Optional[str], platform_default: Optional[str]) -> Optional[str]:
+    """The token file's path; one that could be key material is refused before anything is created."""
+    path = given or platform_default
+    # A pasted key holds "/": creating its folders would write pieces of it into the file system.
+    folder_missing = bool(path) and not os.path.isdir(os.path.dirname(os.path.abspath(str(path))))
+    if path and (any(mark in path for mark in ARMOUR) or (folder_missing and may_be_secret_path(path))):
+        setting = "--output-file" if given else "PLUGIN_OUTPUT_FILE"
+        raise InputError(
+            f"{setting} holds what looks like a key or token, not a file path (not shown): give the "
+            "path of the file to write the token to, like .asc-token."
+        )
+    return path
+
+
+def _write_token_file(path: str, token: str) -> None:
+    try:
+        write_secret_file(path, token + "\n")
+    except OSError as exc:
+        raise DeliveryError(
+            f"The token file {shown(path, path=True)} could not be written ({exc.strerror or type(exc).__name__}): "
+            "give --output-file a file path in a folder this step can write."
+        ) from None
