@@ -19,6 +19,7 @@ from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from .redact import may_be_secret_path, shown
 from .errors import (
     KeyEncryptedError,
     KeyFileUnreadableError,
@@ -64,23 +65,6 @@ def read_private_key(source: KeySource, workspace: Optional[str]) -> ec.Elliptic
     return load_private_key(text, input_label=f"the file {source.label} names")
 
 
-def looks_like_key_material(value: str) -> bool:
-    """A value that may be (part of) a key: never echo it, whatever setting it was put in."""
-    compact = value.strip()
-    if "-----" in compact or "\n" in compact or "\\n" in compact:
-        return True
-    if len(compact) >= 40 and re.fullmatch(r"[A-Za-z0-9+/=_\s-]+", compact) is not None:
-        return True
-    # A shorter piece of a PEM line (a 36-character SEC1 tail, a 44-character raw key) unless it is
-    # shaped like a path: no dot, not starting at / or ~.
-    return (
-        len(compact) >= 24
-        and re.fullmatch(r"[A-Za-z0-9+/=]+", compact) is not None
-        and "." not in compact
-        and not compact.startswith(("/", "~"))
-    )
-
-
 def resolve_key_path(path: str, workspace: Optional[str]) -> str:
     """Relative paths are relative to the workspace, where actions/checkout put the repository."""
     expanded = os.path.expanduser(path)
@@ -95,16 +79,16 @@ def _read_key_file(path: str, label: str, workspace: Optional[str]) -> str:
         with open(full, "rb") as stream:
             raw = stream.read(_MAX_KEY_FILE_BYTES)
     except OSError as exc:
-        if looks_like_key_material(path):
+        if may_be_secret_path(path):
             # The key pasted into the path setting: the path itself is the secret.
             raise KeyFileUnreadableError(
                 f"{label} holds what looks like the key itself, not a path (not shown): put the "
                 "key's contents in the key setting instead, and leave the path setting unset.",
                 details=_APPLE_HINT,
             ) from None
-        if isinstance(exc, FileNotFoundError) and len(path) <= 200:
+        if isinstance(exc, FileNotFoundError):
             raise KeyFileUnreadableError(
-                f"{label} file {path!r} does not exist (looked in {os.path.dirname(full) or '.'}): "
+                f"{label} file {shown(path, path=True)} does not exist (looked in {os.path.dirname(full) or '.'}): "
                 "paths are relative to the workspace, so check the path and that an earlier step "
                 "wrote the file."
             ) from None
@@ -119,7 +103,7 @@ def _read_key_file(path: str, label: str, workspace: Optional[str]) -> str:
         ) from None
     if not raw.strip():
         raise KeyFileUnreadableError(
-            f"The file that {label} names ({path!r}) is empty: check that the step that wrote it "
+            f"The file that {label} names ({shown(path, path=True)}) is empty: check that the step that wrote it "
             "had the secret (an empty secret writes an empty file)."
         )
     return raw.decode("utf-8", errors="replace")
