@@ -972,15 +972,21 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             if template == "/v1/apps/{id}/perfPowerMetrics":
                 self._apps(resource_id)  # a 404 for an app there is not
             else:
-                self._builds(resource_id)
+                self._require_build(resource_id)
             platforms = _enum_filter(params, "filter[platform]", PERF_PLATFORMS)
             metric_types = _enum_filter(params, "filter[metricType]", PERF_METRIC_TYPES)
             return json.dumps(xcode_metrics(platforms, metric_types)).encode()
 
+        def _require_build(self, build_id: str) -> None:
+            """A 404 for a build there is not; looking does not count as a poll of its processing."""
+            fixed = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"builds/{n}")) for n in range(len(_BUILDS))]
+            if build_id not in fixed + [build["id"] for build in api.builds]:
+                raise _not_found(f"There is no resource of type 'builds' with id '{build_id[:40]}'")
+
         def _diagnostic_signatures(self, build_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             if self.command != "GET":
                 raise self._method_not_allowed()
-            self._builds(build_id)  # a 404 for a build there is not
+            self._require_build(build_id or "")
             params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
             limit = _limit(params, DEFAULT_PAGE_SIZE)
             kinds = _enum_filter(params, "filter[diagnosticType]", DIAGNOSTIC_TYPES)

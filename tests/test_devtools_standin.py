@@ -186,6 +186,10 @@ def test_vendor_endpoints_check_their_resource_and_filters(key: KeyMaterial, api
     bad = apple_error(standin_get(api, key, "/v1/apps/1000000000/perfPowerMetrics?filter[metricType]=SPEED"), 400,
                        "PARAMETER_ERROR.INVALID")  # fmt: skip
     assert bad["source"] == {"parameter": "filter[metricType]"}
+    processing = api.add_build("1000000000", "8", processing_polls=1)
+    assert standin_get(api, key, f"/v1/builds/{processing}/perfPowerMetrics").status_code == 200
+    build = standin_get(api, key, f"/v1/builds/{processing}").json()["data"]
+    assert build["attributes"]["processingState"] == "PROCESSING"  # metrics are not a look at the build
     narrowed = standin_get(api, key, "/v1/apps/1000000000/perfPowerMetrics?filter[metricType]=LAUNCH,HANG").json()
     categories = narrowed["productData"][0]["metricCategories"]
     assert [category["identifier"] for category in categories] == ["LAUNCH", "HANG"]
