@@ -17,6 +17,19 @@ PARAMETER_ERROR.INVALID above; an opaque ``cursor`` in ``links.next``; ``meta.pa
 POST (201 with the created resource) and ``/v1/bundleIds/{id}`` GET, PATCH and DELETE (204);
 ``/v1/builds`` (``filter[app]``, ``filter[version]``) also shows builds added with
 :meth:`AppStoreConnectStandIn.add_build`, PROCESSING until looked at a given number of times.
+
+The answers that are not JSON:API documents, as Apple's OpenAPI document gives them: the power and
+performance metrics (``/v1/apps/{id}/perfPowerMetrics``, ``/v1/builds/{id}/perfPowerMetrics``) and
+diagnostic logs (``/v1/diagnosticSignatures/{id}/logs``, of the signatures that
+``/v1/builds/{id}/diagnosticSignatures`` lists) answer their vendor media type with no ``data``;
+``/v1/salesReports`` and ``/v1/financeReports`` answer ``application/a-gzip`` (a gzipped TSV) and
+refuse a request without their required filters. These answer 406 when the request's ``Accept``
+does not allow their media type (RFC 9110, section 12.5.1).
+
+Options tests set as attributes (or pass to the constructor): ``next_link_form`` (one of
+:data:`NEXT_LINK_FORMS`: how ``links.next`` of ``/v1/apps`` is written), ``paging_total`` (False:
+no ``meta.paging.total``), ``rate_limit_header`` (False: no ``X-Rate-Limit``), ``app_size_bytes``
+(each app about this long in JSON) and ``report_size_bytes`` (the gzip body at least this long).
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import hashlib
 import json
 import re
 import socket
@@ -31,6 +45,7 @@ import struct
 import threading
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
@@ -65,6 +80,34 @@ APPLE_LONG_LIVED_PATHS = [
 # The Enterprise Program API: its own audience, the 20-minute rule and no long-lived list.
 APPLE_ENTERPRISE_AUDIENCE = "apple-developer-enterprise-v1"
 
+# From Apple's OpenAPI document (App Store Connect API 4.4.1, the same in 3.7.0): the 200s that are
+# not application/json, by the path as the document writes it ({id}: one path segment).
+XCODE_METRICS_TYPE = "application/vnd.apple.xcode-metrics+json"  # schema xcodeMetrics: no `data`
+DIAGNOSTIC_LOGS_TYPE = "application/vnd.apple.diagnostic-logs+json"  # schema diagnosticLogs: no `data`
+GZIP_TYPE = "application/a-gzip"  # schema gzip: a binary string
+MEDIA_TYPES: Dict[str, str] = {
+    "/v1/apps/{id}/perfPowerMetrics": XCODE_METRICS_TYPE,
+    "/v1/builds/{id}/perfPowerMetrics": XCODE_METRICS_TYPE,
+    "/v1/diagnosticSignatures/{id}/logs": DIAGNOSTIC_LOGS_TYPE,
+    "/v1/salesReports": GZIP_TYPE,
+    "/v1/financeReports": GZIP_TYPE,
+}
+# The parameters those endpoints mark `required: true` ("Download Sales and Trends Reports",
+# "Download Finance Reports"); filter[reportDate] and filter[version] are optional for sales.
+REPORT_REQUIRED_PARAMETERS: Dict[str, Tuple[str, ...]] = {
+    "/v1/salesReports": ("filter[frequency]", "filter[reportSubType]", "filter[reportType]", "filter[vendorNumber]"),
+    "/v1/financeReports": ("filter[regionCode]", "filter[reportDate]", "filter[reportType]", "filter[vendorNumber]"),
+}
+# perfPowerMetrics' filters (enums in the document; filter[deviceType] is free text).
+PERF_PLATFORMS = ("IOS",)
+PERF_METRIC_TYPES = ("DISK", "HANG", "BATTERY", "LAUNCH", "MEMORY", "ANIMATION", "TERMINATION", "STORAGE")
+DIAGNOSTIC_TYPES = ("DISK_WRITES", "HANGS", "LAUNCHES")
+# Every links.next is `format: uri-reference` (PagedDocumentLinks): the client resolves a relative one
+# against the page it came from (RFC 3986, section 5). How the stand-in writes it:
+# absolute "http://host/v1/apps?cursor=..", absolute-path "/v1/apps?cursor=..", path-relative
+# "apps?cursor=.." and query-relative "?cursor=.." (the last two resolve only against the page).
+NEXT_LINK_FORMS = ("absolute", "absolute-path", "path-relative", "query-relative")
+
 _NOT_AUTHORIZED = (
     "Authentication credentials are missing or invalid.",
     "Provide a properly configured and signed bearer token, and make sure that it has not "
@@ -80,7 +123,9 @@ _APPS = [
 
 # Apple: "Individual keys aren't able to use Provisioning endpoints, access Sales and Finance,
 # or notaryTool" (Creating API Keys for App Store Connect API).
-_TEAM_KEY_ONLY = frozenset({"bundleIds", "certificates", "profiles", "devices", "notary"})
+_TEAM_KEY_ONLY = frozenset(
+    {"bundleIds", "certificates", "profiles", "devices", "notary", "salesReports", "financeReports"}
+)
 _AGREEMENTS = (
     "FORBIDDEN.REQUIRED_AGREEMENTS_MISSING_OR_EXPIRED",
     "A required agreement is missing or has expired.",
@@ -153,6 +198,11 @@ class AppStoreConnectStandIn:
         *,
         app_count: int = len(_APPS),
         response_delay_seconds: float = 0.0,
+        next_link_form: str = "absolute",
+        paging_total: bool = True,
+        rate_limit_header: bool = True,
+        app_size_bytes: int = 0,
+        report_size_bytes: int = 0,
     ) -> None:
         self.audience = audience  # APPLE_ENTERPRISE_AUDIENCE: the Enterprise Program API
         self.keys: Dict[str, RegisteredKey] = {}
@@ -163,6 +213,15 @@ class AppStoreConnectStandIn:
         self.app_count = app_count
         # Each accepted request takes this long to answer: a distant server, a large export.
         self.response_delay_seconds = response_delay_seconds
+        self.next_link_form = next_link_form  # one of NEXT_LINK_FORMS
+        self.paging_total = paging_total  # False: meta.paging without total (Apple marks it optional)
+        self.rate_limit_header = rate_limit_header  # False: no X-Rate-Limit (prose, not a promise)
+        # 0: apps as small as Apple's smallest; else each app about this many bytes of JSON, grown
+        # by relationship links as Apple's are (about 1 KB: 6 of them; at most about 5 KB).
+        self.app_size_bytes = app_size_bytes
+        # 0: a report of a few rows; else rows are added until the gzip body is at least this long.
+        self.report_size_bytes = report_size_bytes
+        self._reports: Dict[Tuple[str, int], bytes] = {}  # (path, size) -> gzip body, made once
         self.bundle_ids: Dict[str, Dict[str, Any]] = {}  # created by POST: id -> resource, in order
         # Builds added by add_build; the fixed _BUILDS belong to the first demo app.
         self.builds: List[Dict[str, Any]] = []
@@ -360,15 +419,281 @@ def apple_scope_permits(scope: Any, method: str, path: str) -> bool:
     return False
 
 
-def app_resource(base_url: str, n: int) -> Dict[str, Any]:
-    """The n-th app (0-based): the three demo apps first, then numbered ones."""
+# Some of an app's relationships in Apple's App schema, in its order: an app grows by their links.
+_APP_RELATIONSHIPS = (
+    "ciProduct",
+    "betaTesters",
+    "betaGroups",
+    "appStoreVersions",
+    "preReleaseVersions",
+    "betaAppLocalizations",
+    "builds",
+    "betaLicenseAgreement",
+    "betaAppReviewDetail",
+    "appInfos",
+    "appClips",
+    "endUserLicenseAgreement",
+    "inAppPurchases",
+    "subscriptionGroups",
+    "gameCenterEnabledVersions",
+    "perfPowerMetrics",
+    "appCustomProductPages",
+    "inAppPurchasesV2",
+    "promotedPurchases",
+    "appEvents",
+    "reviewSubmissions",
+    "subscriptionGracePeriod",
+    "customerReviews",
+    "gameCenterDetail",
+    "appStoreVersionExperimentsV2",
+)
+
+
+def app_resource(base_url: str, n: int, size_bytes: int = 0) -> Dict[str, Any]:
+    """The n-th app (0-based): the three demo apps first, then numbered ones; with ``size_bytes``,
+    relationship links are added until its JSON is at least that long (or all are there)."""
     attributes = (
         dict(_APPS[n])
         if n < len(_APPS)
         else {"name": f"App {n + 1}", "bundleId": f"com.example.app{n + 1}", "sku": f"APP{n + 1}"}
     )
     app_id = str(1000000000 + n)
-    return {"type": "apps", "id": app_id, "attributes": attributes, "links": {"self": f"{base_url}/v1/apps/{app_id}"}}
+    resource: Dict[str, Any] = {
+        "type": "apps",
+        "id": app_id,
+        "attributes": attributes,
+        "links": {"self": f"{base_url}/v1/apps/{app_id}"},
+    }
+    if size_bytes:
+        relationships: Dict[str, Any] = {}
+        resource["relationships"] = relationships
+        length = len(json.dumps(resource))
+        for name in _APP_RELATIONSHIPS:
+            if length >= size_bytes:
+                break
+            links = {
+                "self": f"{base_url}/v1/apps/{app_id}/relationships/{name}",
+                "related": f"{base_url}/v1/apps/{app_id}/{name}",
+            }
+            relationships[name] = {"links": links}
+            length += len(json.dumps({name: {"links": links}})) + 1  # the entry and its ", "
+    return resource
+
+
+def accepts(accept: Optional[str], media_type: str) -> bool:
+    """Whether an ``Accept`` header allows ``media_type`` (RFC 9110, section 12.5.1): no header
+    allows anything; ``*/*``, ``type/*`` and the exact type match; ``q=0`` rules a range out."""
+    if accept is None or not accept.strip():
+        return True
+    wanted = media_type.lower()
+    best: Optional[Tuple[int, float]] = None  # (specificity, q) of the most specific matching range
+    for part in accept.split(","):
+        piece, *params = [item.strip() for item in part.split(";")]
+        piece = piece.lower()
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    quality = 0.0
+        if piece == wanted:
+            specificity = 2
+        elif piece.endswith("/*") and wanted.startswith(piece[:-1]) and piece != "*/*":
+            specificity = 1
+        elif piece == "*/*":
+            specificity = 0
+        else:
+            continue
+        if best is None or specificity > best[0]:
+            best = (specificity, quality)
+    return best is not None and best[1] > 0
+
+
+def paging_meta(api: AppStoreConnectStandIn, total: int, limit: Optional[int]) -> Dict[str, Any]:
+    """``meta`` of a list page: Apple's PagingInformation requires ``limit``; ``total`` is optional."""
+    paging: Dict[str, Any] = {"total": total} if api.paging_total else {}
+    if limit is not None:
+        paging["limit"] = limit
+    return {"paging": paging}
+
+
+def next_link(api: AppStoreConnectStandIn, path: str, query: str) -> str:
+    """``links.next`` for ``path?query``, written in the form ``api.next_link_form`` names."""
+    form = api.next_link_form
+    if form == "absolute":
+        return f"{api.url}{path}?{query}"
+    if form == "absolute-path":
+        return f"{path}?{query}"
+    if form == "path-relative":
+        return f"{path.rsplit('/', 1)[-1]}?{query}"
+    if form == "query-relative":
+        return f"?{query}"
+    raise ValueError(f"next_link_form must be one of {NEXT_LINK_FORMS}, not {form!r}")
+
+
+def xcode_metrics(platforms: Iterable[str], metric_types: Iterable[str]) -> Dict[str, Any]:
+    """A body of Apple's xcodeMetrics schema: version, insights and productData, no ``data``."""
+    categories = [
+        {
+            "identifier": kind,
+            "metrics": [
+                {
+                    "identifier": f"{kind.lower()}Metric",
+                    "goalKeys": [{"goalKey": "good", "lowerBound": 0, "upperBound": 400}],
+                    "unit": {"identifier": "ms", "displayName": "Milliseconds"},
+                    "datasets": [
+                        {
+                            "filterCriteria": {
+                                "percentile": "percentile.fifty",
+                                "device": "all_iphones",
+                                "deviceMarketingName": "All iPhones",
+                            },
+                            "points": [{"version": "1.0", "value": 412.5, "errorMargin": 12.0, "goal": "good"}],
+                        }
+                    ],
+                }
+            ],
+        }
+        for kind in metric_types
+    ]
+    regression = {
+        "metricCategory": "LAUNCH",
+        "latestVersion": "1.0",
+        "metric": "launchMetric",
+        "summaryString": "Launch time regressed",
+        "highImpact": False,
+        "populations": [],
+    }
+    return {
+        "version": "1.0",
+        "insights": {"trendingUp": [], "regressions": [regression]},
+        "productData": [{"platform": platform, "metricCategories": categories} for platform in platforms],
+    }
+
+
+def diagnostic_logs(signature_id: str) -> Dict[str, Any]:
+    """A body of Apple's diagnosticLogs schema: productData and version, no ``data``."""
+    frame = {
+        "sampleCount": 3,
+        "isBlameFrame": True,
+        "symbolName": "-[DemoView layout]",
+        "binaryName": "Demo",
+        "binaryUUID": "0F4D6C1E-5B3A-4C1D-9E0A-2A7B8C9D0E1F",
+        "offsetIntoSymbol": "120",
+        "subFrames": [],
+    }
+    log = {
+        "callStackTree": [{"callStackPerThread": True, "callStacks": [{"callStackRootFrames": [frame]}]}],
+        "diagnosticMetaData": {
+            "bundleId": "com.example.demo",
+            "event": "hang",
+            "osVersion": "iOS 18.0",
+            "appVersion": "1.0",
+            "deviceType": "iPhone15,2",
+            "buildVersion": "42",
+        },
+    }
+    insight = {"insightsCategory": "hang", "insightsString": "Main thread busy", "insightsURL": ""}
+    return {
+        "version": "1.0",
+        "productData": [{"signatureId": signature_id, "diagnosticInsights": [insight], "diagnosticLogs": [log]}],
+    }
+
+
+# The columns of a Summary Sales Report and of a Financial Report, as Apple's "Sales and Trends"
+# and "Payments and Financial Reports" help list them (the first ones: enough for a real TSV).
+_SALES_COLUMNS = (
+    "Provider",
+    "Provider Country",
+    "SKU",
+    "Developer",
+    "Title",
+    "Version",
+    "Product Type Identifier",
+    "Units",
+    "Developer Proceeds",
+    "Begin Date",
+    "End Date",
+    "Customer Currency",
+    "Country Code",
+    "Currency of Proceeds",
+    "Apple Identifier",
+    "Customer Price",
+)
+_FINANCE_COLUMNS = (
+    "Start Date",
+    "End Date",
+    "UPC",
+    "ISRC/ISBN",
+    "Vendor Identifier",
+    "Quantity",
+    "Partner Share",
+    "Extended Partner Share",
+    "Partner Share Currency",
+    "Sales or Return",
+    "Apple Identifier",
+    "Artist/Show/Developer/Author",
+    "Title",
+    "Product Type Identifier",
+    "Country Of Sale",
+)
+
+
+def report_gzip(path: str, size_bytes: int) -> bytes:
+    """A gzipped TSV report for ``path``: the header and the demo apps' rows, then (to reach at
+    least ``size_bytes`` of gzip) numbered apps' rows whose titles carry a digest, so that they do
+    not compress to nothing, as real sales rows do not."""
+    sales = path == "/v1/salesReports"
+    columns = _SALES_COLUMNS if sales else _FINANCE_COLUMNS
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    chunks = [compressor.compress(("\t".join(columns) + "\n").encode())]
+    written, n = len(chunks[0]), 0
+    while n < len(_APPS) or written < size_bytes:
+        app = _APPS[n] if n < len(_APPS) else {"name": hashlib.sha256(b"%d" % n).hexdigest(), "sku": f"APP{n + 1}"}
+        day, apple_id = "01/01/2026", str(1000000000 + n)
+        values = (
+            {
+                "Provider": "APPLE",
+                "Provider Country": "US",
+                "SKU": app["sku"],
+                "Developer": "Example Developer",
+                "Title": app["name"],
+                "Version": "1.0",
+                "Product Type Identifier": "1",
+                "Units": str(n % 9 + 1),
+                "Developer Proceeds": "0.7",
+                "Begin Date": day,
+                "End Date": day,
+                "Customer Currency": "USD",
+                "Country Code": "US",
+                "Currency of Proceeds": "USD",
+                "Apple Identifier": apple_id,
+                "Customer Price": "0.99",
+            }
+            if sales
+            else {
+                "Start Date": day,
+                "End Date": "01/31/2026",
+                "Vendor Identifier": app["sku"],
+                "Quantity": str(n % 9 + 1),
+                "Partner Share": "0.70",
+                "Extended Partner Share": "0.70",
+                "Partner Share Currency": "USD",
+                "Sales or Return": "S",
+                "Apple Identifier": apple_id,
+                "Artist/Show/Developer/Author": "Example Developer",
+                "Title": app["name"],
+                "Product Type Identifier": "1",
+                "Country Of Sale": "US",
+            }
+        )
+        chunk = compressor.compress(("\t".join(values.get(column, "") for column in columns) + "\n").encode())
+        chunks.append(chunk)
+        written, n = written + len(chunk), n + 1
+    chunks.append(compressor.flush())
+    return b"".join(chunks)
 
 
 def encode_cursor(offset: int) -> str:
@@ -405,6 +730,34 @@ def _entity_error(code: str, detail: str, pointer: str) -> _AppleError:
 def _filter_allows(params: Dict[str, str], name: str, value: str) -> bool:
     """Apple's ``filter[...]=a,b``: absent allows everything, else one of the listed values."""
     return name not in params or value in params[name].split(",")
+
+
+def _enum_filter(params: Dict[str, str], name: str, allowed: Tuple[str, ...]) -> Tuple[str, ...]:
+    """Apple's ``filter[...]=A,B`` over an enum: the values asked for (all when absent), or a 400."""
+    if name not in params:
+        return allowed
+    asked = tuple(params[name].split(","))
+    for value in asked:
+        if value not in allowed:
+            raise _parameter_error(
+                name, f"'{value[:40]}' is not a valid value for {name}. Allowed: {', '.join(allowed)}"
+            )
+    return asked
+
+
+def _limit(params: Dict[str, str], default: int) -> int:
+    """``limit``: 1 to Apple's 200, else 400 PARAMETER_ERROR.INVALID naming it."""
+    raw = params.get("limit", str(default))
+    if not (raw.isdigit() and len(raw) < 6 and 1 <= int(raw) <= APPLE_MAX_PAGE_SIZE):
+        raise _parameter_error(
+            "limit", f"'{raw[:20]}' is not a valid value for limit. The maximum value allowed is {APPLE_MAX_PAGE_SIZE}"
+        )
+    return int(raw)
+
+
+def _signature_ids() -> List[str]:
+    """The demo diagnostic signatures' ids, one per diagnostic type (for every build)."""
+    return [str(uuid.uuid5(uuid.NAMESPACE_URL, f"diagnosticSignatures/{kind}")) for kind in DIAGNOSTIC_TYPES]
 
 
 def _not_found(detail: str = "The path provided does not match a defined resource type.") -> _AppleError:
@@ -508,6 +861,8 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 self._list(path)
                 return
             segments = path.strip("/").split("/")
+            if api.audience == APPLE_AUDIENCE and self._route_media(segments):
+                return
             resources = {"apps": self._apps, "bundleIds": self._bundle_ids, "builds": self._builds}
             if api.audience == APPLE_AUDIENCE and segments[0] == "v1" and len(segments) in (2, 3):
                 route = resources.get(segments[1])
@@ -520,19 +875,25 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             refusal = _not_found()
             self._error(refusal.status, refusal.code, refusal.title, refusal.detail)
 
-        def _answer(self, route: Any, resource_id: Optional[str]) -> None:
-            """The token checked as Apple does, then the resource's own answer (or its error)."""
+        def _token_refused(self) -> bool:
+            """The token checked as Apple does: True when refused (and the 401 or 403 sent)."""
             status, code, why = api.check_token(self.headers.get("Authorization", ""), self.command, self.path)
             if status == 401:
                 self._note("401")
                 self._error(401, code, *_NOT_AUTHORIZED, extra_detail=why)
-                return
+                return True
             if status == 403:
                 self._note("403")
                 self._error(403, code, "The given operation is not allowed", why)
-                return
+                return True
             if api.response_delay_seconds:
                 time.sleep(api.response_delay_seconds)  # after the token check, as a slow page would be
+            return False
+
+        def _answer(self, route: Any, resource_id: Optional[str]) -> None:
+            """The token checked as Apple does, then the resource's own answer (or its error)."""
+            if self._token_refused():
+                return
             try:
                 answer, body = route(resource_id)
             except _AppleError as refusal:
@@ -544,6 +905,110 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 self._send(answer, b"", "")
             else:
                 self._send(answer, json.dumps(body).encode(), "application/json")
+
+        def _route_media(self, segments: List[str]) -> bool:
+            """The endpoints whose 200 is not application/json, and the signatures that lead to logs."""
+            if (
+                len(segments) == 4
+                and segments[0] == "v1"
+                and (segments[1], segments[3]) == ("builds", "diagnosticSignatures")
+            ):
+                self._answer(self._diagnostic_signatures, segments[2])
+                return True
+            if len(segments) == 4 and segments[0] == "v1":
+                template = f"/v1/{segments[1]}/{{id}}/{segments[3]}"
+            elif len(segments) == 2 and segments[0] == "v1":
+                template = f"/v1/{segments[1]}"
+            else:
+                return False
+            media_type = MEDIA_TYPES.get(template)
+            if media_type is None:
+                return False
+            if self._token_refused():
+                return True
+            try:
+                if self.command != "GET":
+                    raise self._method_not_allowed()
+                body = self._media_body(template, segments[2] if len(segments) == 4 else "")
+                if not accepts(self.headers.get("Accept"), media_type):
+                    raise _AppleError(
+                        406,
+                        "NOT_ACCEPTABLE",
+                        "The requested media type is not acceptable.",
+                        f"This resource answers '{media_type}', which the request's Accept header does not allow.",
+                    )
+            except _AppleError as refusal:
+                self._note(str(refusal.status))
+                self._error(refusal.status, refusal.code, refusal.title, refusal.detail, source=refusal.source)
+                return True
+            self._note("200")
+            self._send(200, body, media_type)
+            return True
+
+        def _media_body(self, template: str, resource_id: str) -> bytes:
+            """The 200's body of a MEDIA_TYPES endpoint, after its resource and parameters are checked."""
+            params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+            if template in REPORT_REQUIRED_PARAMETERS:
+                for name in REPORT_REQUIRED_PARAMETERS[template]:
+                    if not params.get(name):
+                        raise _AppleError(
+                            400,
+                            "PARAMETER_ERROR.REQUIRED",
+                            "A required parameter is missing.",
+                            f"You must provide a value for the parameter '{name}' with this request",
+                            {"parameter": name},
+                        )
+                key = (template, api.report_size_bytes)
+                if key not in api._reports:
+                    api._reports[key] = report_gzip(template, api.report_size_bytes)
+                return api._reports[key]
+            if template == "/v1/diagnosticSignatures/{id}/logs":
+                if resource_id not in _signature_ids():
+                    raise _not_found(
+                        f"There is no resource of type 'diagnosticSignatures' with id '{resource_id[:40]}'"
+                    )
+                _limit(params, DEFAULT_PAGE_SIZE)
+                return json.dumps(diagnostic_logs(resource_id)).encode()
+            if template == "/v1/apps/{id}/perfPowerMetrics":
+                self._apps(resource_id)  # a 404 for an app there is not
+            else:
+                self._require_build(resource_id)
+            platforms = _enum_filter(params, "filter[platform]", PERF_PLATFORMS)
+            metric_types = _enum_filter(params, "filter[metricType]", PERF_METRIC_TYPES)
+            return json.dumps(xcode_metrics(platforms, metric_types)).encode()
+
+        def _require_build(self, build_id: str) -> None:
+            """A 404 for a build there is not; looking does not count as a poll of its processing."""
+            fixed = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"builds/{n}")) for n in range(len(_BUILDS))]
+            if build_id not in fixed + [build["id"] for build in api.builds]:
+                raise _not_found(f"There is no resource of type 'builds' with id '{build_id[:40]}'")
+
+        def _diagnostic_signatures(self, build_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
+            if self.command != "GET":
+                raise self._method_not_allowed()
+            self._require_build(build_id or "")
+            params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+            limit = _limit(params, DEFAULT_PAGE_SIZE)
+            kinds = _enum_filter(params, "filter[diagnosticType]", DIAGNOSTIC_TYPES)
+            data = [
+                {
+                    "type": "diagnosticSignatures",
+                    "id": signature_id,
+                    "attributes": {
+                        "diagnosticType": kind,
+                        "signature": f"-[DemoView layout] ({kind.lower()})",
+                        "weight": 0.5,
+                    },
+                    "links": {"self": f"{api.url}/v1/diagnosticSignatures/{signature_id}"},
+                    "relationships": {
+                        "logs": {"links": {"related": f"{api.url}/v1/diagnosticSignatures/{signature_id}/logs"}}
+                    },
+                }
+                for kind, signature_id in zip(DIAGNOSTIC_TYPES, _signature_ids())
+                if kind in kinds
+            ]
+            links = {"self": f"{api.url}{self.path}"}
+            return 200, {"data": data[:limit], "links": links, "meta": paging_meta(api, len(data), limit)}
 
         def _method_not_allowed(self) -> _AppleError:
             return _AppleError(
@@ -560,7 +1025,10 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 n = int(app_id) - 1000000000 if app_id.isdigit() and len(app_id) < 12 else -1
                 if not 0 <= n < api.app_count:
                     raise _not_found(f"There is no resource of type 'apps' with id '{app_id[:40]}'")
-                return 200, {"data": app_resource(api.url, n), "links": {"self": f"{api.url}{self.path}"}}
+                return 200, {
+                    "data": app_resource(api.url, n, api.app_size_bytes),
+                    "links": {"self": f"{api.url}{self.path}"},
+                }
             query = parse_qsl(urlsplit(self.path).query, keep_blank_values=True)
             params = dict(query)
             raw_limit = params.get("limit", str(DEFAULT_PAGE_SIZE))
@@ -580,12 +1048,14 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             if "filter[bundleId]" in params:
                 wanted = set(params["filter[bundleId]"].split(","))
                 selected = [n for n in selected if app_resource(api.url, n)["attributes"]["bundleId"] in wanted]
-            page = [app_resource(api.url, n) for n in selected[offset : offset + limit]]
+            page = [app_resource(api.url, n, api.app_size_bytes) for n in selected[offset : offset + limit]]
             links = {"self": f"{api.url}{self.path}"}
             if offset + limit < len(selected):
                 kept = [(name, value) for name, value in query if name != "cursor"]
-                links["next"] = f"{api.url}/v1/apps?{urlencode([*kept, ('cursor', encode_cursor(offset + limit))])}"
-            return 200, {"data": page, "links": links, "meta": {"paging": {"total": len(selected), "limit": limit}}}
+                links["next"] = next_link(
+                    api, "/v1/apps", urlencode([*kept, ("cursor", encode_cursor(offset + limit))])
+                )
+            return 200, {"data": page, "links": links, "meta": paging_meta(api, len(selected), limit)}
 
         def _builds(self, build_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             if self.command != "GET":
@@ -614,7 +1084,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 and _filter_allows(params, "filter[version]", build["attributes"]["version"])
             ]
             data = [api._look_at(build) if build in api.builds else build for build in matches[:limit]]
-            return 200, {"data": data, "links": links, "meta": {"paging": {"total": len(matches), "limit": limit}}}
+            return 200, {"data": data, "links": links, "meta": paging_meta(api, len(matches), limit)}
 
         def _bundle_ids(self, bundle_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             if bundle_id is None:
@@ -633,7 +1103,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                     return 200, {
                         "data": registered[:limit],
                         "links": {"self": f"{api.url}{self.path}"},
-                        "meta": {"paging": {"total": len(registered), "limit": limit}},
+                        "meta": paging_meta(api, len(registered), limit),
                     }
                 if self.command == "POST":
                     return self._create_bundle_id()
@@ -732,7 +1202,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             body = {
                 "data": data,
                 "links": {"self": f"{api.url}{self.path}"},
-                "meta": {"paging": {"total": len(items), "limit": limit}},
+                "meta": paging_meta(api, len(items), limit),
             }
             self._send(200, json.dumps(body).encode(), "application/json")
             return True
@@ -750,7 +1220,11 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 {"type": resource_type, "id": str(n), "attributes": item, "links": {"self": f"{api.url}{path}/{n}"}}
                 for n, item in enumerate(items, 1)
             ]
-            body = {"data": data, "links": {"self": f"{api.url}{self.path}"}, "meta": {"paging": {"total": len(items)}}}
+            body = {
+                "data": data,
+                "links": {"self": f"{api.url}{self.path}"},
+                "meta": paging_meta(api, len(items), None),
+            }
             self._send(200, json.dumps(body).encode(), "application/json")
 
         def _error(
@@ -785,9 +1259,10 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             if status != 204:  # No Content carries neither a body nor its length
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
-            self.send_header(
-                "X-Rate-Limit", f"user-hour-lim:{api.hourly_limit};user-hour-rem:{max(0, api.hourly_limit - used)};"
-            )
+            if api.rate_limit_header:
+                self.send_header(
+                    "X-Rate-Limit", f"user-hour-lim:{api.hourly_limit};user-hour-rem:{max(0, api.hourly_limit - used)};"
+                )
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()

@@ -12,6 +12,9 @@
 6. `asc-token api /v1/apps?limit=200 --paginate` over 1,000 apps on the stand-in vs the same five
    requests by `curl` in a shell loop (following links.next with sed) with one pre-minted token,
    with pages answered at once and with pages taking 0.3 s (a distant server)  (target <= 1.5x)
+7. peak memory (max RSS) of `asc-token api /v1/apps?limit=200 --paginate` over 2,000 and over
+   40,000 apps of about 1 KB each: how much it grows                          (target <= 60 MB)
+   (`--only-memory` runs just this one)
 
 Medians of repeated runs; wall-clock on this machine, so compare the ratios, not the seconds.
 """
@@ -38,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KEY_ID = "ABCDE12345"
 ISSUER = "57246542-96fe-1a63-e053-0824d011072a"
 RESULTS: List[Tuple[str, float, float, float, str]] = []
+NOTES: List[str] = []  # figures behind a row, printed under the table and kept with the last row
 
 
 def median_seconds(run: Callable[[], None], repeat: int, setup: Optional[Callable[[], None]] = None) -> float:
@@ -227,11 +231,65 @@ def _api_and_curl_loop(api: Any, asc_token: str, workdir: Path, pem: str, repeat
     return median_seconds(ours, repeat), median_seconds(loop, repeat)
 
 
+MEMORY_COUNTS = (2_000, 40_000)
+MEMORY_ITEM_BYTES = 1024
+
+
+def bench_memory(workdir: Path, pem: str) -> None:
+    """Peak RSS of one `asc-token api --paginate` process per item count, read from its own
+    rusage (os.wait4), so neither this process nor an earlier run is counted."""
+    asc_token = shutil.which("asc-token", path=os.path.dirname(sys.executable))
+    if asc_token is None or not hasattr(os, "wait4"):
+        print("api --paginate peak memory: skipped (needs asc-token in this venv and os.wait4)")
+        return
+    sys.path.insert(0, str(ROOT))
+    from devtools.standin import AppStoreConnectStandIn  # the test double, never shipped
+
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    peaks: Dict[int, float] = {}
+    for count in MEMORY_COUNTS:
+        with AppStoreConnectStandIn(app_count=count, hourly_limit=10**9, app_size_bytes=MEMORY_ITEM_BYTES) as api:
+            api.register(KEY_ID, key.public_key(), ISSUER)
+            peaks[count], seconds, out = _peak_rss_mb(api.url, asc_token, workdir, pem)
+        items = json.loads(out.read_text())["data"]
+        if len(items) != count:
+            raise SystemExit(f"asc-token api --paginate returned {len(items)} apps, not {count}")
+        size = out.stat().st_size / count
+        NOTES.append(
+            f"peak RSS over {count:,} apps (~{size:,.0f} bytes each in the output): {peaks[count]:.1f} MB, {seconds:.1f} s"
+        )
+    small, large = (peaks[count] for count in MEMORY_COUNTS)
+    record(
+        f"api --paginate peak RSS growth, {MEMORY_COUNTS[0]:,} to {MEMORY_COUNTS[1]:,} 1 KB apps",
+        large - small,
+        small,
+        60.0,
+        "MB growth",
+    )
+
+
+def _peak_rss_mb(api_url: str, asc_token: str, workdir: Path, pem: str) -> Tuple[float, float, Path]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASC_", "GITHUB_", "INPUT_"))}
+    env.update(ASC_PRIVATE_KEY=pem, ASC_KEY_ID=KEY_ID, ASC_ISSUER_ID=ISSUER, ASC_API_URL=api_url)
+    out = workdir / "paginated.json"
+    started = time.perf_counter()
+    with open(out, "wb") as stream:
+        process = subprocess.Popen([asc_token, "api", "/v1/apps?limit=200", "--paginate"], env=env, stdout=stream)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"asc-token api --paginate failed with exit {process.returncode}")
+    kib = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024  # macOS counts bytes
+    return kib / 1024, time.perf_counter() - started, out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--no-docker", action="store_true", help="skip the image figures")
     parser.add_argument("--only-api", action="store_true", help="only the asc-token api figures")
+    parser.add_argument("--only-memory", action="store_true", help="only the asc-token api --paginate peak memory")
     args = parser.parse_args()
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(
@@ -239,17 +297,24 @@ def main() -> int:
     ).decode()
     with tempfile.TemporaryDirectory(prefix="asc-bench-") as tmp:
         workdir = Path(tmp)
-        if not args.only_api:
+        if not (args.only_api or args.only_memory):
             bench_mint_and_composite(workdir, pem, args.quick)
             if not args.no_docker:
                 bench_docker(workdir, pem, args.quick)
-        bench_api(workdir, pem, args.quick)
+        if not args.only_memory:
+            bench_api(workdir, pem, args.quick)
+        bench_memory(workdir, pem)
     print(f"\n{'measurement':<58} {'ours':>10} {'baseline':>10} {'ratio':>7} {'target':>8}  ok")
     failed = False
     for name, ours, baseline, target, unit in RESULTS:
         if unit == "MB":
             ok = ours <= target
             print(f"{name:<58} {ours:>8.1f}MB {'':>10} {'':>7} {'<=' + str(target):>8}  {'yes' if ok else 'NO'}")
+        elif unit == "MB growth":  # ours: the growth; baseline: the smaller run's peak
+            ok = ours <= target
+            print(
+                f"{name:<58} {ours:>+8.1f}MB {baseline:>8.1f}MB {'':>7} {'<=' + str(target):>8}  {'yes' if ok else 'NO'}"
+            )
         else:
             ratio = ours / baseline
             ok = ratio <= target
@@ -257,11 +322,14 @@ def main() -> int:
                 f"{name:<58} {ours:>9.3f}s {baseline:>9.3f}s {ratio:>6.2f}x {'<=' + str(target) + 'x':>8}  {'yes' if ok else 'NO'}"
             )
         failed = failed or not ok
+    for note in NOTES:
+        print(f"  {note}")
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
-    (out / "latest.json").write_text(
-        json.dumps([dict(zip(("name", "ours", "baseline", "target", "unit"), r)) for r in RESULTS], indent=2)
-    )
+    rows = [dict(zip(("name", "ours", "baseline", "target", "unit"), r)) for r in RESULTS]
+    if rows and NOTES:
+        rows[-1]["notes"] = NOTES
+    (out / "latest.json").write_text(json.dumps(rows, indent=2))
     return 1 if failed else 0
 
 
