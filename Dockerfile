@@ -1,4 +1,4 @@
-# asc-token-action as a container: `uses: docker://ghcr.io/org/asc-token-action:v1` on Linux
+# asc-token-action as a container: `uses: docker://ghcr.io/org/asc-token-action:1` on Linux
 # runners, a GitLab job image, a Woodpecker/Drone plugin, a Bitbucket pipe. Same entrypoint.py.
 #
 # Default base: the official python:3.13-slim (Debian trixie) pinned by its multi-arch index

@@ -2,7 +2,7 @@
 the runner's files, the workspace), runs the action or ``asc-token`` either as a subprocess (as the
 runner does) or in this process (fast, with short retry timings), and reads back what it wrote.
 
-Subprocess runs are kept for one scenario per README promise; everything else runs in process.
+Subprocess runs are kept for one scenario per promise of the README and docs/; everything else runs in process.
 """
 
 from __future__ import annotations

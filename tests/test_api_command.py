@@ -192,8 +192,8 @@ def test_409_names_what_apple_points_at(tmp_path: Path, key: KeyMaterial, api: A
     run = run_api(tmp_path, api_env(key, api), ["-X", "POST", "/v1/bundleIds", "--input", "incomplete.json"])
     assert run.returncode == 1
     assert run.stdout == ""
-    # Word for word the README's example, but for the stand-in's URL
-    example = readme_section("## Call the API").split("```text\n", 1)[1].split("```", 1)[0]
+    # Word for word the example in docs/api.md, but for the stand-in's URL
+    example = doc_section(API_DOC).split("```text\n", 1)[1].split("```", 1)[0]
     shown = [line.strip() for line in example.strip().splitlines()]
     logged = run.stderr.replace(api.url, "https://api.appstoreconnect.apple.com").splitlines()
     assert logged == shown
@@ -290,14 +290,18 @@ def test_token_command_unchanged_and_help_mentions_api(tmp_path: Path, key: KeyM
     assert misplaced.returncode == 2 and "put api first" in misplaced.stderr
 
 
-# --- the README's examples, run as written ---------------------------------------------------
+# --- the examples of docs/api.md and the README's long-job recipe, run as written ---------------
 
 README = ROOT / "README.md"
-needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="the README's examples use jq, which is not installed")
+API_DOC = ROOT / "docs" / "api.md"
+needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="the examples use jq, which is not installed")
 
 
-def readme_section(heading: str) -> str:
-    text = README.read_text(encoding="utf-8")
+def doc_section(doc: Path, heading: Optional[str] = None) -> str:
+    """From `heading` to the next second-level heading, or the whole file."""
+    text = doc.read_text(encoding="utf-8")
+    if heading is None:
+        return text
     start = text.index(heading)
     end = text.find("\n## ", start + len(heading))
     return text[start : end if end >= 0 else len(text)]
@@ -321,7 +325,7 @@ def shell_env(extra: Dict[str, str], *bin_dirs: Path) -> Dict[str, str]:
 @needs_command
 @needs_jq
 def test_readme_examples(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    examples = readme_section("## Call the API").split("```sh\n")[2].split("```", 1)[0]
+    examples = doc_section(API_DOC).split("```sh\n")[2].split("```", 1)[0]
     assert "--paginate > apps.json" in examples and "--input -" in examples
     done = bash(examples, shell_env(api_env(key, api)), tmp_path)
     assert done.returncode == 0, done.stderr
@@ -338,12 +342,12 @@ def test_readme_examples(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectS
 @needs_command
 @needs_jq
 def test_long_job_pattern(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    """The README's workflow: the action exports the settings, a later step polls with asc-token api."""
+    """The README's long-job recipe: the action exports the settings, a later step polls with asc-token api."""
     import yaml
 
     from .runner import run_entrypoint
 
-    workflow = readme_section("## Long jobs").split("```yaml\n", 1)[1].split("```", 1)[0]
+    workflow = doc_section(README, "### Long jobs").split("```yaml\n", 1)[1].split("```", 1)[0]
     steps = yaml.safe_load(workflow)["steps"]
     action = {name: value for name, value in steps[0]["with"].items() if "${{" not in str(value)}
     assert action == {"write-key-files": True, "export-env": True}

@@ -85,7 +85,7 @@ def summary_row(result: Result, entry: str) -> str:
 def test_every_check_passes_with_one_request_each(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
-    """README: the checks table, the app-id/app-name outputs and one summary row per check."""
+    """docs/preflight.md: the checks table, the app-id/app-name outputs and one summary row per check."""
     result = run_entrypoint(tmp_path, inputs(key, api, *PATHS))
     assert result.returncode == 0, result.log
     assert sent(api) == [(path, "200") for path in PATHS.values()]
@@ -130,7 +130,7 @@ def test_verify_false_skips_every_check(tmp_path: Path, key: KeyMaterial, api: A
 
 
 def test_role_without_notary_fails_naming_notary(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    """README: a 403 names the check, what it needs and the role; every check still runs."""
+    """docs/preflight.md: a 403 names the check, what it needs and the role; every check still runs."""
     api.register(KEY_ID, key.key.public_key(), ISSUER_ID, resources={"apps", "builds"})
     result = run_entrypoint(tmp_path, inputs(key, api, "apps", "notary", "testflight"))
     assert result.returncode == 1
@@ -201,7 +201,7 @@ def test_each_check_has_the_retries_of_verification(
 def test_individual_key_with_provisioning_is_refused_before_any_request(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
-    """README: Apple does not let individual keys use provisioning endpoints or notarytool."""
+    """docs/preflight.md: Apple does not let individual keys use provisioning endpoints or notarytool."""
     api.register(KEY_ID, key.key.public_key(), None)
     values = inputs(key, api, "apps", "provisioning", **{"key-type": "individual"})
     del values["issuer-id"]
@@ -272,7 +272,7 @@ def test_only_one_app_entry(tmp_path: Path, key: KeyMaterial, api: AppStoreConne
 
 
 def test_expired_agreement_is_explained(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    """README: the Account Holder must accept the agreement; no key change helps."""
+    """docs/preflight.md: the Account Holder must accept the agreement; no key change helps."""
     api.inject(Fault("agreements"))
     result = run_entrypoint(tmp_path, inputs(key, api, "testflight", "apps"))
     assert result.returncode == 1

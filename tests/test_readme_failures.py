@@ -1,4 +1,4 @@
-"""Every message the README's "When it fails" table quotes is one a real run prints.
+"""Every message the "When it fails" table of docs/troubleshooting.md quotes is one a real run prints.
 
 A quoted message is a code span of more than one word in the right-hand column (single words are
 names like `Date`); ``...`` stands for any text on the same line. Each row with a quote has a
@@ -23,7 +23,7 @@ from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, Result, run_action_in_
 
 def failure_table() -> List[Tuple[str, List[str]]]:
     """(what is wrong, [quoted messages]) for each row of the table under "## When it fails"."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
     section = text.split("## When it fails", 1)[1].split("\n## ", 1)[0]
     rows = []
     for line in section.splitlines():
@@ -104,5 +104,5 @@ def test_quoted_message_is_printed(
     assert result.returncode == (2 if setting else 1)  # a bad setting, found before any request: 2
     for quote in quotes:
         assert quoted_pattern(quote).search(result.stdout), (
-            f"README quotes {quote!r}; the run printed:\n{result.stdout}"
+            f"docs/troubleshooting.md quotes {quote!r}; the run printed:\n{result.stdout}"
         )

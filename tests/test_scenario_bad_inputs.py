@@ -1,6 +1,6 @@
 """Each mistake in the secrets gets one ::error:: naming the input and the fix, exit 1, no leak.
 
-In process; the README's failure-table rows (empty secret, RSA key, truncated key, missing issuer)
+In process; the failure-table rows of docs/troubleshooting.md (empty secret, RSA key, truncated key, missing issuer)
 also run through the runner. The reasons themselves are tabled in test_keys and test_settings."""
 
 from __future__ import annotations

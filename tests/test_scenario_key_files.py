@@ -1,6 +1,6 @@
 """write-key-files / export-env: the key as Apple's tools read it, private, and only when asked.
 
-In process; one form (base64) goes through the runner, for the README's key-files promise."""
+In process; one form (base64) goes through the runner, for the key-files promise of docs/apple-tools.md."""
 
 from __future__ import annotations
 

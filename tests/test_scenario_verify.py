@@ -60,7 +60,7 @@ def test_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) 
 
 
 def test_401_wrong_issuer(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    """Through the runner with the real retry timings: the README's 401 row."""
+    """Through the runner with the real retry timings: the failure table's 401 row (docs/troubleshooting.md)."""
     result = run_entrypoint(tmp_path, inputs(key, api, **{"issuer-id": OTHER_ISSUER}))
     assert result.returncode == 1
     line = error_line(result)
@@ -114,7 +114,7 @@ def test_retry_after_is_capped(key: KeyMaterial, api: AppStoreConnectStandIn) ->
 
 
 def test_reset_then_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    """Through the runner with the real backoff: the README's retries row."""
+    """Through the runner with the real backoff: the failure table's retries row."""
     api.inject(Fault("reset"))
     result = run_entrypoint(tmp_path, inputs(key, api))
     assert result.returncode == 0, result.log
@@ -191,7 +191,7 @@ def test_scope_not_covering_apps_verifies_with_a_separate_token(
 
 
 def test_unreachable_url(tmp_path: Path, key: KeyMaterial, closed_port: int) -> None:
-    """Through the runner: the README's refused/DNS/TLS/timeout row (the others: test_scenario_unreachable)."""
+    """Through the runner: the failure table's refused/DNS/TLS/timeout row (the others: test_scenario_unreachable)."""
     url = f"http://127.0.0.1:{closed_port}"
     result = run_entrypoint(tmp_path, team_inputs(key, verify=None, api_url=url))
     assert result.returncode == 1
