@@ -214,6 +214,7 @@ class AppStoreConnectStandIn:
         # Each accepted request takes this long to answer: a distant server, a large export.
         self.response_delay_seconds = response_delay_seconds
         self.next_link_form = next_link_form  # one of NEXT_LINK_FORMS
+        self.next_link_override = ""  # when set, every links.next is exactly this text
         self.paging_total = paging_total  # False: meta.paging without total (Apple marks it optional)
         self.rate_limit_header = rate_limit_header  # False: no X-Rate-Limit (prose, not a promise)
         # 0: apps as small as Apple's smallest; else each app about this many bytes of JSON, grown
@@ -522,6 +523,8 @@ def paging_meta(api: AppStoreConnectStandIn, total: int, limit: Optional[int]) -
 def next_link(api: AppStoreConnectStandIn, path: str, query: str) -> str:
     """``links.next`` for ``path?query``, written in the form ``api.next_link_form`` names."""
     form = api.next_link_form
+    if api.next_link_override:  # a hostile server's choice, whatever the page
+        return api.next_link_override
     if form == "absolute":
         return f"{api.url}{path}?{query}"
     if form == "absolute-path":
@@ -1276,7 +1279,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
 # redirect: the fault's status (a 3xx) to ``location``. html-page: an HTML page titled ``title``
 # with the fault's status (200: a captive portal). trickle: a valid 200 apps page sent one byte
 # every ``seconds`` (a server that never times out a read, but never finishes either).
-HOSTILE_KINDS = ("apple-error", "redirect", "html-page", "trickle")
+HOSTILE_KINDS = ("apple-error", "redirect", "html-page", "trickle", "raw-json")
 
 
 def serve_hostile(handler: Any, api: AppStoreConnectStandIn, fault: Fault) -> None:
@@ -1294,6 +1297,8 @@ def serve_hostile(handler: Any, api: AppStoreConnectStandIn, fault: Fault) -> No
         handler._send(fault.status, page.encode(), "text/html; charset=utf-8", headers)
     elif fault.kind == "trickle":
         _trickle(handler, fault.seconds)
+    elif fault.kind == "raw-json":  # `detail` is the whole body, as JSON
+        handler._send(fault.status, fault.detail.encode(), "application/json", headers)
 
 
 def _trickle(handler: Any, seconds: float) -> None:

@@ -3,6 +3,8 @@ for the whole chain, and every label and assignment is spelled the way the user 
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -191,3 +193,14 @@ def test_no_verify_is_named_as_given() -> None:
     inputs = CliInputs({"verify": "false"}, {})
     assert inputs.sources() == ["verify from --no-verify"]
     assert inputs.label("verify") == "--no-verify" and inputs.assignment("verify", "false") == "--no-verify"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX pipes")
+def test_input_from_a_pipe_without_a_writer_does_not_hang(tmp_path: Path, key: KeyMaterial) -> None:
+    fifo = tmp_path / "body"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    env = {**cli_env(key), "ASC_API_URL": "http://127.0.0.1:9"}
+    run = run_cli_in_process(tmp_path, env, ["api", "-X", "POST", "--input", str(fifo), "/v1/bundleIds"])
+    assert run.returncode == 2 and "gave no data within 1 s" in run.stderr, run.stderr  # QUICK_RETRIES' wait
+    assert time.monotonic() - start < 5

@@ -178,3 +178,35 @@ def test_generic_without_a_sink_says_how_to_get_the_token(tmp_path: Path, key: K
     assert run.returncode == 0, run.stderr
     assert "on generic" in run.stderr and "add --print" in run.stderr
     assert run.stdout == ""
+
+
+# --- the token file's path is a user value: never echoed when it may be a key, nothing made of it ---
+
+
+@pytest.mark.parametrize("form", ["pem", "base64", "escaped"])
+@pytest.mark.parametrize("setting", ["--output-file", "PLUGIN_OUTPUT_FILE"])
+def test_a_key_pasted_as_the_token_file_is_refused_and_not_echoed(
+    tmp_path: Path, key: KeyMaterial, form: str, setting: str
+) -> None:
+    pasted = {"pem": key.pem, "base64": key.base64_of_file, "escaped": key.pem.replace("\n", "\\n")}[form]
+    env, args = asc_env(key), ["--no-verify"]
+    if setting == "PLUGIN_OUTPUT_FILE":
+        env.update(CI="woodpecker", PLUGIN_OUTPUT_FILE=pasted)
+    else:
+        env.update(GITHUB_ACTIONS="true")  # the error is an annotation there, which GitHub shows unmasked
+        args += ["--output-file", pasted]
+    run_cli(tmp_path, asc_env(key), ["--version"])  # the harness's own folders, made before the count
+    before = sorted(path.name for path in tmp_path.iterdir())
+    run = run_cli(tmp_path, env, args)
+    assert run.returncode == 2, run.stderr
+    assert "looks like a key or token, not a file path" in run.stderr
+    assert ("::error" in run.stderr) is (setting == "--output-file") and "Traceback" not in run.stderr
+    for fragment in [*key.secret_fragments(), pasted[:30], pasted[-30:]]:
+        assert fragment not in run.stdout + run.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == before  # no file, no folder named after it
+
+
+def test_an_ordinary_token_file_path_is_named(tmp_path: Path, key: KeyMaterial) -> None:
+    target = tmp_path / "tokens" / "asc.jwt"
+    run = run_cli(tmp_path, asc_env(key), ["--no-verify", "--output-file", str(target)])
+    assert run.returncode == 0 and "asc.jwt" in run.stderr, run.stderr

@@ -56,7 +56,6 @@ from .urls import join_path, resolve_reference, target_problem
 METHODS = ("GET", "POST", "PATCH", "DELETE")
 MAX_PAGES = 10_000  # 2 million items at Apple's largest page size; a bound, not a real limit
 MAX_INPUT_BYTES = 4 * 1024 * 1024
-INPUT_SECONDS = 30  # a pipe named by --input that stays silent: bounded like the network
 LOW_RATE_LIMIT = 100
 
 
@@ -119,7 +118,7 @@ def main(argv: Sequence[str], io: Io) -> int:
     platform = platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out())
     out = _binary(io.out())
     try:
-        call = read_call(args, io.stdin if io.stdin is not None else _binary_stdin())
+        call = read_call(args, io.stdin if io.stdin is not None else _binary_stdin(), io.policy.read_timeout)
         inputs = CliInputs(credential_flags(args), io.env, CREDENTIAL_SETTINGS)
         credentials = read_credentials(inputs)
         require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
@@ -157,8 +156,9 @@ def _binary_stdin() -> IO[bytes]:
     return sys.stdin.buffer
 
 
-def read_call(args: argparse.Namespace, stdin: IO[bytes]) -> ApiCall:
-    """The method, PATH and body, checked; raises :class:`InputError` naming the argument."""
+def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCall:
+    """The method, PATH and body, checked (or :class:`InputError` naming the argument); a pipe
+    named by --input is waited for as long as a server's answer (``wait`` seconds)."""
     given = args.method
     method = (given if given is not None else ("POST" if args.input is not None else "GET")).strip().upper()
     if method not in METHODS:
@@ -178,20 +178,20 @@ def read_call(args: argparse.Namespace, stdin: IO[bytes]) -> ApiCall:
                 "--input sends a request body, which GET does not take: use --method POST, PATCH or DELETE, "
                 "or drop --input and put the parameters in PATH's query."
             )
-        body = read_input(args.input, stdin)
+        body = read_input(args.input, stdin, wait)
     if args.paginate and method != "GET":
         raise InputError(f"--paginate follows links.next, which only GET lists have: drop --paginate for a {method}.")
     return ApiCall(method, path, body, bool(args.paginate), bool(args.include))
 
 
-def read_input(name: str, stdin: IO[bytes]) -> bytes:
+def read_input(name: str, stdin: IO[bytes], wait: float) -> bytes:
     """The --input body: a file (or stdin for -), at most 4 MB, that must parse as JSON."""
     where = "stdin (--input -)" if name == "-" else f"--input file {shown(name)}"
     try:
-        raw = stdin.read(MAX_INPUT_BYTES + 1) if name == "-" else _read_file(name, MAX_INPUT_BYTES + 1)
+        raw = stdin.read(MAX_INPUT_BYTES + 1) if name == "-" else _read_file(name, MAX_INPUT_BYTES + 1, wait)
     except TimeoutError:
         raise InputError(
-            f"The {where} gave no data within {INPUT_SECONDS} s: a pipe whose writer never came; give a file."
+            f"The {where} gave no data within {wait:.0f} s: a pipe whose writer never came; give a file."
         ) from None
     except FileNotFoundError:
         raise InputError(f"The {where} does not exist: give the path of a JSON file, or - to read stdin.") from None
@@ -217,14 +217,14 @@ def read_input(name: str, stdin: IO[bytes]) -> bytes:
     return raw
 
 
-def _read_file(name: str, limit: int) -> bytes:
-    """A file's first ``limit`` bytes; a pipe (``--input <(...)``) is read only until INPUT_SECONDS."""
+def _read_file(name: str, limit: int, wait: float) -> bytes:
+    """A file's first ``limit`` bytes; a pipe (``--input <(...)``) is read for at most ``wait`` seconds."""
     if not hasattr(os, "O_NONBLOCK") or not stat.S_ISFIFO(os.stat(name).st_mode):
         with open(name, "rb") as stream:
             return stream.read(limit)
     descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO blocks without it
     try:
-        deadline, chunks, size = time.monotonic() + INPUT_SECONDS, [], 0
+        deadline, chunks, size = time.monotonic() + wait, [], 0
         while size < limit:
             ready, _, _ = select.select([descriptor], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:

@@ -36,16 +36,17 @@ def may_be_secret(value: str) -> bool:
 
 def may_be_secret_path(path: str) -> bool:
     """Whether a path holds key material: armour, or a part between slashes that may be a secret."""
-    if len(path) > 4 * LONGEST_QUOTED or any(marker in path for marker in ARMOUR):
+    if any(marker in path for marker in ARMOUR):
         return True
     return any(may_be_secret(part) for part in re.split(r"[/\\]", path) if part)
 
 
 def shown(value: str, *, path: bool = False) -> str:
     """``value`` quoted back to the user, or only its length when it may be a secret."""
-    if may_be_secret_path(value) if path else may_be_secret(value):
+    if len(value) > LONGEST_QUOTED or (may_be_secret_path(value) if path else may_be_secret(value)):
         return f"a {len(value)}-character value (not shown: it may be a secret in the wrong place)"
-    return repr(quote_foreign(value, LONGEST_QUOTED))
+    # Not quote_foreign: a path's run of letters and slashes is no secret; commands stay broken up.
+    return repr("".join(" " if is_control(c) else c for c in value).replace("##", "# #"))
 
 
 def is_control(char: str) -> bool:

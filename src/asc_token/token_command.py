@@ -26,7 +26,7 @@ from .flags import (
 )
 from .flow import run_flow
 from .platforms import platform_for
-from .redact import ARMOUR, may_be_secret_path, shown
+from .redact import may_be_secret_path, shown
 from .secret_files import write_secret_file
 from .transport import Io
 
@@ -136,9 +136,8 @@ def main(argv: Sequence[str], io: Io) -> int:
 def _output_file(given: Optional[str], platform_default: Optional[str]) -> Optional[str]:
     """The token file's path; one that could be key material is refused before anything is created."""
     path = given or platform_default
-    # A pasted key holds "/": creating its folders would write pieces of it into the file system.
-    folder_missing = bool(path) and not os.path.isdir(os.path.dirname(os.path.abspath(str(path))))
-    if path and (any(mark in path for mark in ARMOUR) or (folder_missing and may_be_secret_path(path))):
+    # Refused before anything is created: a pasted key holds "/", and its folders would hold pieces of it.
+    if path and may_be_secret_path(path):
         setting = "--output-file" if given else "PLUGIN_OUTPUT_FILE"
         raise InputError(
             f"{setting} holds what looks like a key or token, not a file path (not shown): give the "

@@ -1,0 +1,138 @@
+"""What a user can capture (``2> err.log``, ``2>&1 | tee``, ``$(...)``) never holds the key.
+
+The action step registers every form of the key with ``::add-mask::`` on its own stdout, which
+only the runner reads. The CLI's streams are the user's: there the key is never written, in any
+encoding, not even line by line; only a newly minted token is registered, as it must be.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from devtools.standin import AppStoreConnectStandIn, Fault
+
+from .runner import ASC_TOKEN, ISSUER_ID, KEY_ID, KeyMaterial, run_action_in_process, run_cli
+
+needs_cli = pytest.mark.skipif(ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)")
+
+
+def key_env(key: KeyMaterial, api: AppStoreConnectStandIn, **extra: str) -> Dict[str, str]:
+    return {
+        "ASC_PRIVATE_KEY": key.pem,
+        "ASC_KEY_ID": KEY_ID,
+        "ASC_ISSUER_ID": ISSUER_ID,
+        "ASC_API_URL": api.url,
+        **extra,
+    }
+
+
+def key_bytes(key: KeyMaterial) -> List[bytes]:
+    """The key's DER encodings and its raw private scalar: what a decoded line must not contain."""
+    scalar = key.key.private_numbers().private_value.to_bytes(32, "big")
+    ders = [
+        key.key.private_bytes(serialization.Encoding.DER, form, serialization.NoEncryption())
+        for form in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL)
+    ]
+    return [scalar, *ders]
+
+
+def assert_no_key_in(text: str, key: KeyMaterial) -> None:
+    """Neither the PEM lines nor anything that decodes to (a piece holding) the private scalar."""
+    for fragment in key.secret_fragments():
+        assert fragment not in text
+    scalar = key_bytes(key)[0]
+    for word in text.replace("::", " ").replace("]", " ").split():
+        try:
+            decoded = base64.b64decode(word + "=" * (-len(word) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        assert scalar not in decoded, "a captured stream holds the private key"
+
+
+@needs_cli
+@pytest.mark.parametrize(
+    ("platform_env", "args"),
+    [
+        ({"GITHUB_ACTIONS": "true"}, ["api", "/v1/apps"]),
+        ({"GITHUB_ACTIONS": "true"}, ["--print"]),
+        ({"GITHUB_ACTIONS": "true"}, []),
+        ({"TF_BUILD": "True"}, ["--print"]),
+        ({"TF_BUILD": "True"}, ["api", "/v1/apps"]),
+        ({"TF_BUILD": "True"}, []),
+    ],
+)
+def test_cli_streams_never_carry_the_key(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, platform_env: Dict[str, str], args: List[str]
+) -> None:
+    run = run_cli(tmp_path, key_env(key, api, **platform_env), args)
+    assert run.returncode == 0, run.stderr
+    assert_no_key_in(run.stdout + run.stderr, key)
+    masks = [line for line in (run.stdout + run.stderr).splitlines() if "add-mask::" in line or "setsecret]" in line]
+    # Only the token is registered (a newly minted secret), and only where a mask command is not the caller's $(...).
+    assert all(line.split("::add-mask::")[-1].split("]")[-1].startswith("eyJ") for line in masks), masks
+    assert len(masks) <= 1
+
+
+def test_the_action_still_masks_every_form_of_the_key(tmp_path: Path, key: KeyMaterial) -> None:
+    """The step's own stdout is read by the runner only: there every form is registered first."""
+    result = run_action_in_process(
+        tmp_path, {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
+    )
+    masked = [
+        line.split("::add-mask::", 1)[1] for line in result.stdout.splitlines() if line.startswith("::add-mask::")
+    ]
+    body = [line for line in key.pem.splitlines() if not line.startswith("-----")]
+    assert set(body) <= set(masked) and "".join(body) in masked
+
+
+# --- core dumps ------------------------------------------------------------------------------------
+
+
+@needs_cli
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/limits")
+def test_no_core_file_can_hold_the_key(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """Started with ``ulimit -c unlimited``, a request in flight still has no core file to leave behind."""
+    api.inject(Fault("delay", seconds=5))
+    env = {**os.environ, **key_env(key, api)}
+    hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+
+    def unlimited_cores() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+
+    assert ASC_TOKEN is not None
+    process = subprocess.Popen(
+        [ASC_TOKEN, "api", "/v1/apps"],
+        env=env,
+        cwd=str(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=unlimited_cores,
+    )
+    try:
+        deadline, limits = time.monotonic() + 10, ""
+        while time.monotonic() < deadline and " 0 " not in core_limit(limits):
+            time.sleep(0.05)  # until the command has started (it is then waiting for the answer)
+            limits = Path(f"/proc/{process.pid}/limits").read_text()
+        process.send_signal(signal.SIGQUIT)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert core_limit(limits).split()[4:6] == ["0", "0"], limits
+    assert not list(tmp_path.glob("core*"))
+
+
+def core_limit(limits: str) -> str:
+    return next((line for line in limits.splitlines() if line.startswith("Max core file size")), "")

@@ -1,0 +1,198 @@
+"""Where the bearer token may go: only the API's origin, decided by the parse the sender connects with.
+
+Every request here goes to stand-ins on 127.0.0.1. A second stand-in plays the other host (or a
+proxy): it must never see a request.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Iterator, List
+from urllib.parse import urlsplit
+
+import pytest
+
+from asc_token.urls import base_url_problem, origin, proxy_for, target_problem
+from devtools.standin import AppStoreConnectStandIn
+
+from .runner import ISSUER_ID, KEY_ID, KeyMaterial, call_api_in_process, run_cli, standin_running
+
+
+@pytest.fixture
+def other() -> Iterator[AppStoreConnectStandIn]:
+    """Another host on this machine, which must never receive anything."""
+    with standin_running() as standin:
+        yield standin
+
+
+def env_for(key: KeyMaterial, api: AppStoreConnectStandIn, **extra: str) -> Dict[str, str]:
+    return {
+        "ASC_PRIVATE_KEY": key.pem,
+        "ASC_KEY_ID": KEY_ID,
+        "ASC_ISSUER_ID": ISSUER_ID,
+        "ASC_API_URL": api.url,
+        **extra,
+    }
+
+
+def port(standin: AppStoreConnectStandIn) -> int:
+    return int(urlsplit(standin.url).port or 0)
+
+
+def sent_to(standin: AppStoreConnectStandIn) -> List[str]:
+    return [path for path, _ in standin.requests]
+
+
+# --- PATH ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "http://127.0.0.1:{other}\\@127.0.0.1:{api}/v1/apps",  # urlsplit: host api; urllib3: host other
+        "http://127.0.0.1:{other}\\\\@127.0.0.1:{api}/v1/apps",
+        "http://127.0.0.1:{api}\\@127.0.0.1:{other}/v1/apps",
+        "http://user:pw@127.0.0.1:{api}/v1/apps",  # would be sent with Basic auth instead of the token
+        "http://user@127.0.0.1:{api}/v1/apps",
+        "http://127.0.0.1:{other}/v1/apps",
+        "http://localhost:{other}/v1/apps",
+    ],
+)
+def test_path_to_another_host_is_refused_before_anything_is_sent(
+    key: KeyMaterial, api: AppStoreConnectStandIn, other: AppStoreConnectStandIn, template: str
+) -> None:
+    path = template.format(api=port(api), other=port(other))
+    code, out, logged = call_api_in_process(env_for(key, api), [path])
+    assert code == 2 and out == b"", logged
+    assert sent_to(api) == [] and sent_to(other) == []
+    assert any("refused before anything is sent" in line for line in logged)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "http://127.0.0.1:{other}\\@127.0.0.1:{api}/v1/apps?cursor=2",
+        "http://user:pw@127.0.0.1:{api}/v1/apps?cursor=2",
+        "//127.0.0.1:{other}/v1/apps?cursor=2",  # a network-path reference
+        "http://127.0.0.1:{other}/v1/apps?cursor=2",
+    ],
+)
+def test_links_next_to_another_host_stops_the_export(
+    key: KeyMaterial, api: AppStoreConnectStandIn, other: AppStoreConnectStandIn, template: str
+) -> None:
+    api.app_count = 3
+    api.next_link_override = template.format(api=port(api), other=port(other))
+    code, out, logged = call_api_in_process(env_for(key, api), ["/v1/apps?limit=1", "--paginate"])
+    assert code == 1 and out == b"", logged
+    assert sent_to(other) == [] and len(sent_to(api)) == 1
+    assert any("links.next" in line for line in logged)
+
+
+@pytest.mark.parametrize("form", ["path-relative", "query-relative", "absolute-path", "absolute"])
+def test_relative_links_next_are_resolved_against_the_page(
+    key: KeyMaterial, api: AppStoreConnectStandIn, form: str
+) -> None:
+    api.app_count, api.next_link_form = 5, form
+    code, out, logged = call_api_in_process(env_for(key, api), ["/v1/apps?limit=2", "--paginate"])
+    assert code == 0, logged
+    assert len(json.loads(out)["data"]) == 5 and len(sent_to(api)) == 3
+
+
+# --- the parse itself ----------------------------------------------------------------------------
+
+API = "https://api.appstoreconnect.apple.com"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (f"{API}/v1/apps", ""),
+        ("HTTPS://API.APPSTORECONNECT.APPLE.COM:443/v1/apps", ""),
+        ("https://api.appstoreconnect.apple.com\\@evil.example/v1/apps", "backslashes"),
+        ("https://evil.example\\@api.appstoreconnect.apple.com/v1/apps", "backslashes"),
+        ("https://user:pw@api.appstoreconnect.apple.com/v1/apps", "user name or password"),
+        ("https://api.appstoreconnect.apple.com.evil.example/v1/apps", "not on the API host"),
+        ("https://api.appstoreconnect.apple.com:8443/v1/apps", "not on the API host"),
+        ("http://api.appstoreconnect.apple.com/v1/apps", "not on the API host"),
+        ("https://[::1/v1/apps", "not on the API host"),
+    ],
+)
+def test_target_problem(url: str, problem: str) -> None:
+    found = target_problem(url, API)
+    assert (problem in found) if problem else found == ""
+
+
+def test_origin_is_the_one_urllib3_connects_to() -> None:
+    # urlsplit reads this host as b; requests and urllib3 connect to a (the attack's whole point).
+    assert origin("http://127.0.0.1:1\\@127.0.0.1:2/") is None  # a backslash is never a usable URL
+    assert origin("https://EXAMPLE.com/x") == ("https", "example.com", 443)
+    assert origin("http://[::1]:8080/") == ("http", "[::1]", 8080)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://api.example.com", ""),
+        ("https://api.example.com/prefix", ""),
+        ("http://127.0.0.1:8080", ""),
+        ("http://[::1]:8080", ""),
+        ("http://localhost", ""),
+        ("http://api.example.com", "plain http://"),
+        ("ftp://api.example.com", "https://"),
+        ("https://api.example.com/?q=1", "without ?query"),
+        ("https://u:p@api.example.com", "user name or password"),
+        ("https://a\\b.example", "backslashes"),
+        ("https://a..b", "valid host name"),
+    ],
+)
+def test_base_url_problem(url: str, problem: str) -> None:
+    found = base_url_problem(url)
+    assert (problem in found) if problem else found == ""
+
+
+# --- the environment does not redirect the token -------------------------------------------------
+
+
+def test_http_proxy_never_sees_a_loopback_request(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, other: AppStoreConnectStandIn
+) -> None:
+    """requests' own environment handling would send a loopback http:// request, token included, to the proxy."""
+    proxy = f"http://127.0.0.1:{port(other)}"
+    env = env_for(key, api, http_proxy=proxy, HTTP_PROXY=proxy, https_proxy=proxy, ALL_PROXY=proxy)
+    run = run_cli(tmp_path, env, ["api", "/v1/apps"])
+    assert run.returncode == 0, run.stderr
+    assert sent_to(other) == [] and sent_to(api) == ["/v1/apps"]
+
+
+def test_netrc_never_replaces_the_bearer_token(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login someone password secret\n")
+    netrc.chmod(0o600)
+    for args in (["api", "/v1/apps"], ["--print"]):
+        run = run_cli(tmp_path, env_for(key, api, NETRC=str(netrc), HOME=str(tmp_path)), args)
+        assert run.returncode == 0, run.stderr
+    seen = api.tokens_seen()
+    assert len(seen) == 2 and all(key.decode(token)["iss"] == ISSUER_ID for token in seen)
+
+
+@pytest.mark.parametrize(
+    ("url", "env", "proxy"),
+    [
+        (f"{API}/v1/apps", {"HTTPS_PROXY": "http://proxy:3128"}, "http://proxy:3128"),
+        (f"{API}/v1/apps", {"https_proxy": "http://proxy:3128"}, "http://proxy:3128"),
+        (f"{API}/v1/apps", {"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": ".apple.com"}, None),
+        (f"{API}/v1/apps", {"HTTPS_PROXY": "http://proxy:3128", "no_proxy": "api.appstoreconnect.apple.com"}, None),
+        (f"{API}/v1/apps", {"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "*"}, None),
+        (
+            f"{API}/v1/apps",
+            {"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "example.com,notapple.com"},
+            "http://proxy:3128",
+        ),
+        (f"{API}/v1/apps", {"HTTP_PROXY": "http://proxy:3128"}, None),  # for http:// only, which goes nowhere
+        ("https://127.0.0.1:8443/v1/apps", {"HTTPS_PROXY": "http://proxy:3128"}, None),
+        ("http://127.0.0.1:8080/v1/apps", {"HTTPS_PROXY": "http://proxy:3128", "HTTP_PROXY": "http://p:1"}, None),
+    ],
+)
+def test_proxy_for(url: str, env: Dict[str, str], proxy: str) -> None:
+    assert proxy_for(url, env) == proxy
