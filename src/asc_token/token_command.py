@@ -5,7 +5,6 @@ Logs go to stderr; the token reaches stdout only with ``--print``.
 
 from __future__ import annotations
 
-import os
 from typing import Optional, Sequence
 
 from . import __version__
