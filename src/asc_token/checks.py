@@ -167,7 +167,6 @@ CHECKS: Dict[str, CheckSpec] = {
 
 @dataclass(frozen=True)
 class VerificationResult:
-    status: int
     app_count: Optional[int]
     rate_limit_remaining: Optional[int]
     rate_limit_limit: Optional[int]
@@ -192,8 +191,7 @@ class ChecksFailedError(ApiError):
     """One or more checks failed; ``results`` holds every check's row for the summary."""
 
     def __init__(self, message: str, *, details: str, title: str, results: Sequence[CheckResult]) -> None:
-        super().__init__(message, details=details)
-        self.title = title
+        super().__init__(message, details=details, title=title)
         self.results = tuple(results)
 
 
@@ -437,7 +435,6 @@ def _facts(reply: Reply, clock: Callable[[], float]) -> VerificationResult:
         total = paging["total"]  # optional in Apple's schema: no count at all without it
     limit, remaining = parse_rate_limit(reply.header("x-rate-limit"))
     return VerificationResult(
-        status=reply.status,
         app_count=total,
         rate_limit_remaining=remaining,
         rate_limit_limit=limit,

@@ -76,19 +76,21 @@ def _html_title(text: str) -> str:
     return text[opened + 1 : end] if end > opened >= 0 else ""
 
 
-def apple_said(reply: Reply) -> str:
+def apple_said(reply: Reply, most: int = 1) -> str:
+    """Apple's ``errors[]`` (at most ``most``; several: one per line), each with its status, code,
+    title, detail and where it points; a body that is not Apple's JSON is summarised instead."""
     errors = apple_errors(reply)
     if not errors:
         return summarise_body(reply)
-    first = errors[0]
-    parts = [str(first.get(name, "")) for name in ("code", "title", "detail")]
-    source = first.get("source")
-    if isinstance(source, dict):
-        where = source.get("parameter") or source.get("pointer")
-        if where:
-            parts.append(f"(source: {where})")
-    more = f" (+{len(errors) - 1} more errors)" if len(errors) > 1 else ""
-    return quote_foreign(" ".join(p for p in parts if p), 600) + more
+    lines = []
+    for error in errors[:most]:
+        status_code = " ".join(str(error.get(name)) for name in ("status", "code") if error.get(name))
+        words = " - ".join(str(error.get(name)) for name in ("title", "detail") if error.get(name))
+        where = _source(error)
+        line = ": ".join(part for part in (status_code, words) if part) + (f" (source: {where})" if where else "")
+        lines.append(quote_foreign(line, 600))
+    more = [f"(+{len(errors) - most} more errors)"] if len(errors) > most else []
+    return " ".join(lines + more) if most == 1 else "\n".join([f"- {line}" for line in lines] + more)
 
 
 def error_code(reply: Reply) -> Optional[str]:
@@ -244,23 +246,6 @@ def _json(reply: Reply) -> Any:
 _MAX_ERRORS_SHOWN = 10
 
 
-def apple_said_all(reply: Reply) -> str:
-    """Every one of Apple's ``errors[]`` (at most ten), one per line, with where it points."""
-    errors = apple_errors(reply)
-    if not errors:
-        return summarise_body(reply)
-    lines = []
-    for error in errors[:_MAX_ERRORS_SHOWN]:
-        status_code = " ".join(str(error.get(name, "")) for name in ("status", "code") if error.get(name))
-        words = " - ".join(str(error.get(name)) for name in ("title", "detail") if error.get(name))
-        where = _source(error)
-        line = f"{status_code}: {words}" if status_code and words else status_code or words
-        lines.append("- " + quote_foreign(line + (f" (source: {where})" if where else ""), 600))
-    if len(errors) > _MAX_ERRORS_SHOWN:
-        lines.append(f"(+{len(errors) - _MAX_ERRORS_SHOWN} more errors)")
-    return "\n".join(lines)
-
-
 def _source(error: Mapping[str, Any]) -> str:
     source = error.get("source")
     if not isinstance(source, dict):
@@ -290,7 +275,7 @@ def explain_api_reply(reply: Reply, asked: Asked, method: str, naming: Naming, c
         "asked": f"{method} {quote_foreign(asked.url)}",
         "key_id": naming.label("key-id"),
     }
-    details = f"Apple said:\n{apple_said_all(reply)}"
+    details = f"Apple said:\n{apple_said(reply, _MAX_ERRORS_SHOWN)}"
     title = f"{asked.service} rejected the request"
     if reply.status == 403:
         template = text.FORBIDDEN_REQUEST
