@@ -39,9 +39,14 @@ def individual_inputs(key: KeyMaterial, **overrides: Optional[str]) -> Dict[str,
     return team_inputs(key, issuer_id=None, key_type="individual", **overrides)
 
 
-def verify_inputs(key: KeyMaterial, api: AppStoreConnectStandIn, **overrides: Optional[str]) -> Dict[str, str]:
-    """A team key checked against the stand-in."""
-    return team_inputs(key, verify=None, api_url=api.url, **overrides)
+def verify_inputs(
+    key: KeyMaterial, api: AppStoreConnectStandIn, *checks: str, **overrides: Optional[str]
+) -> Dict[str, str]:
+    """A team key checked against the stand-in (its notary service too); ``checks`` one per line."""
+    values: Dict[str, Optional[str]] = {"verify": None, "api_url": api.url, "notary_url": api.url + "/notary/v2"}
+    if checks:
+        values["checks"] = "\n".join(checks)
+    return team_inputs(key, **{**values, **overrides})
 
 
 def cli_env(key: KeyMaterial, **overrides: Optional[str]) -> Dict[str, str]:

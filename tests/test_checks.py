@@ -21,6 +21,7 @@ from asc_token.report import check_rows
 from asc_token.transport import Reply, Transport
 from devtools.standin import AppStoreConnectStandIn, Fault
 
+from .conftest import verify_inputs
 from .runner import (
     ISSUER_ID,
     KEY_ID,
@@ -49,24 +50,6 @@ def sent(api: AppStoreConnectStandIn) -> List[Tuple[str, str]]:
     return [(unquote(path), outcome) for path, outcome in api.requests]
 
 
-def inputs(key: KeyMaterial, api: AppStoreConnectStandIn, *checks: str, **extra: str) -> Dict[str, str]:
-    values = {
-        "private-key": key.pem,
-        "key-id": KEY_ID,
-        "issuer-id": ISSUER_ID,
-        "api-url": api.url,
-        "notary-url": api.url + "/notary/v2",
-        **extra,
-    }
-    if checks:
-        values["checks"] = "\n".join(checks)
-    return values
-
-
-def run_in_process(tmp_path: Path, values: Dict[str, str]) -> Result:
-    return run_action_in_process(tmp_path, values)
-
-
 def error_line(result: Result) -> str:
     errors = result.errors()
     assert len(errors) == 1, result.stdout
@@ -86,7 +69,7 @@ def test_every_check_passes_with_one_request_each(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     """docs/preflight.md: the checks table, the app-id/app-name outputs and one summary row per check."""
-    result = run_entrypoint(tmp_path, inputs(key, api, *PATHS))
+    result = run_entrypoint(tmp_path, verify_inputs(key, api, *PATHS))
     assert result.returncode == 0, result.log
     assert sent(api) == [(path, "200") for path in PATHS.values()]
     assert result.outputs["app-id"] == "1000000000"
@@ -105,7 +88,7 @@ def test_every_check_passes_with_one_request_each(
 def test_each_check_alone_is_one_request(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, entry: str
 ) -> None:
-    result = run_in_process(tmp_path, inputs(key, api, entry))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api, entry))
     assert result.returncode == 0, result.stdout
     assert sent(api) == [(PATHS[entry], "200")]
     assert key.decode(result.outputs["token"])["iss"] == ISSUER_ID
@@ -113,14 +96,14 @@ def test_each_check_alone_is_one_request(
 
 
 def test_default_is_the_apps_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_in_process(tmp_path, inputs(key, api))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api))
     assert result.returncode == 0, result.stdout
     assert api.requests == [("/v1/apps?limit=1", "200")]
     assert "app-id" not in result.outputs
 
 
 def test_verify_false_skips_every_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_in_process(tmp_path, inputs(key, api, "testflight", "notary", verify="false"))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api, "testflight", "notary", verify="false"))
     assert result.returncode == 0, result.stdout
     assert api.requests == []
     assert "| check |" not in result.summary
@@ -132,7 +115,7 @@ def test_verify_false_skips_every_check(tmp_path: Path, key: KeyMaterial, api: A
 def test_role_without_notary_fails_naming_notary(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """docs/preflight.md: a 403 names the check, what it needs and the role; every check still runs."""
     api.register(KEY_ID, key.key.public_key(), ISSUER_ID, resources={"apps", "builds"})
-    result = run_entrypoint(tmp_path, inputs(key, api, "apps", "notary", "testflight"))
+    result = run_entrypoint(tmp_path, verify_inputs(key, api, "apps", "notary", "testflight"))
     assert result.returncode == 1
     line = error_line(result)
     assert "Check notary failed" in line and "403 FORBIDDEN_ERROR" in line
@@ -150,7 +133,7 @@ def test_every_failed_check_is_named_in_one_error(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     api.register(KEY_ID, key.key.public_key(), ISSUER_ID, resources={"apps"})
-    result = run_in_process(tmp_path, inputs(key, api, "apps", "testflight", "provisioning", "notary"))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api, "apps", "testflight", "provisioning", "notary"))
     assert result.returncode == 1
     line = error_line(result)
     assert "3 of 4 checks failed (testflight, provisioning, notary)" in line
@@ -165,8 +148,8 @@ def test_every_failed_check_is_named_in_one_error(
 
 
 def test_401_stops_the_other_checks(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    values = inputs(key, api, "apps", "testflight", **{"issuer-id": "11111111-2222-3333-4444-555555555555"})
-    result = run_in_process(tmp_path, values)
+    values = verify_inputs(key, api, "apps", "testflight", **{"issuer-id": "11111111-2222-3333-4444-555555555555"})
+    result = run_action_in_process(tmp_path, values)
     assert result.returncode == 1
     assert "401 NOT_AUTHORIZED" in error_line(result)
     assert all(path == "/v1/apps?limit=1" for path, _ in api.requests)  # testflight never sent
@@ -175,7 +158,7 @@ def test_401_stops_the_other_checks(tmp_path: Path, key: KeyMaterial, api: AppSt
 
 def test_checks_on_an_unreachable_host_are_not_sent_twice(tmp_path: Path, key: KeyMaterial) -> None:
     values = {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": "http://127.0.0.1:9"}
-    result = run_in_process(tmp_path, {**values, "checks": "apps\ntestflight"})
+    result = run_action_in_process(tmp_path, {**values, "checks": "apps\ntestflight"})
     assert result.returncode == 1
     line = error_line(result)
     assert "Check apps failed" in line and "connection was refused" in line and "`api-url`" in line
@@ -186,10 +169,10 @@ def test_each_check_has_the_retries_of_verification(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     api.inject(Fault("status", status=503))
-    result = run_in_process(tmp_path, inputs(key, api, "testflight", "notary"))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api, "testflight", "notary"))
     assert result.returncode == 0, result.stdout
     api.inject(Fault("status", status=401))  # Apple's occasional 401 to a valid token
-    again = run_in_process(tmp_path / "again", inputs(key, api, "notary"))
+    again = run_action_in_process(tmp_path / "again", verify_inputs(key, api, "notary"))
     assert again.returncode == 0, again.stdout
     assert "signing a new token and retrying" in again.stdout
     assert [outcome for _, outcome in api.requests] == ["503", "200", "200", "401", "200"]
@@ -203,7 +186,7 @@ def test_individual_key_with_provisioning_is_refused_before_any_request(
 ) -> None:
     """docs/preflight.md: Apple does not let individual keys use provisioning endpoints or notarytool."""
     api.register(KEY_ID, key.key.public_key(), None)
-    values = inputs(key, api, "apps", "provisioning", **{"key-type": "individual"})
+    values = verify_inputs(key, api, "apps", "provisioning", **{"key-type": "individual"})
     del values["issuer-id"]
     result = run_entrypoint(tmp_path, values)
     assert result.returncode == 2
@@ -215,7 +198,7 @@ def test_individual_key_with_provisioning_is_refused_before_any_request(
 
 
 def test_individual_key_with_notary_is_refused(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_in_process(tmp_path, inputs(key, api, "notary", **{"key-type": "individual"}))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api, "notary", **{"key-type": "individual"}))
     assert result.returncode == 2
     assert "`checks` entry notary needs a team key" in error_line(result) and "notarytool" in error_line(result)
     assert api.requests == []
@@ -223,7 +206,9 @@ def test_individual_key_with_notary_is_refused(tmp_path: Path, key: KeyMaterial,
 
 def test_individual_key_may_run_the_other_checks(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.register(KEY_ID, key.key.public_key(), None)
-    result = run_in_process(tmp_path, inputs(key, api, "apps", "testflight", **{"key-type": "individual"}))
+    result = run_action_in_process(
+        tmp_path, verify_inputs(key, api, "apps", "testflight", **{"key-type": "individual"})
+    )
     assert result.returncode == 0, result.stdout
     assert len(api.requests) == 2
 
@@ -232,7 +217,7 @@ def test_individual_key_may_run_the_other_checks(tmp_path: Path, key: KeyMateria
 
 
 def test_app_found_gives_app_id_and_name(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_in_process(tmp_path, inputs(key, api, "app:com.example.demo.watch"))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api, "app:com.example.demo.watch"))
     assert result.returncode == 0, result.stdout
     assert result.outputs["app-id"] == "1000000001"
     assert result.outputs["app-name"] == "Demo App Watch"
@@ -240,7 +225,7 @@ def test_app_found_gives_app_id_and_name(tmp_path: Path, key: KeyMaterial, api: 
 
 
 def test_app_not_found_says_how_to_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_in_process(tmp_path, inputs(key, api, "app:com.example.missing"))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api, "app:com.example.missing"))
     assert result.returncode == 1
     line = error_line(result)
     assert "The key's team has no app with bundle ID com.example.missing" in line
@@ -262,7 +247,7 @@ def test_more_than_one_matching_app_is_a_failure(key: KeyMaterial) -> None:
 
 
 def test_only_one_app_entry(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_in_process(tmp_path, inputs(key, api, "app:com.example.a", "app:com.example.b"))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api, "app:com.example.a", "app:com.example.b"))
     assert result.returncode == 2
     assert "more than one app: entry" in error_line(result)
     assert api.requests == []
@@ -274,7 +259,7 @@ def test_only_one_app_entry(tmp_path: Path, key: KeyMaterial, api: AppStoreConne
 def test_expired_agreement_is_explained(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """docs/preflight.md: the Account Holder must accept the agreement; no key change helps."""
     api.inject(Fault("agreements"))
-    result = run_entrypoint(tmp_path, inputs(key, api, "testflight", "apps"))
+    result = run_entrypoint(tmp_path, verify_inputs(key, api, "testflight", "apps"))
     assert result.returncode == 1
     line = error_line(result)
     assert "403 FORBIDDEN.REQUIRED_AGREEMENTS_MISSING_OR_EXPIRED" in line
@@ -304,7 +289,7 @@ def test_expired_agreement_is_explained(tmp_path: Path, key: KeyMaterial, api: A
 def test_bad_entries_are_refused_before_any_request(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, entry: str, must_say: List[str]
 ) -> None:
-    result = run_in_process(tmp_path, inputs(key, api, "apps", entry))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api, "apps", entry))
     assert result.returncode == 2
     line = error_line(result)
     for phrase in must_say:
@@ -316,14 +301,16 @@ def test_bad_entries_are_refused_before_any_request(
 def test_entries_are_trimmed_lowercased_and_deduplicated(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
-    result = run_in_process(tmp_path, inputs(key, api, "  TestFlight ", "", "testflight", "app: com.example.demo"))
+    result = run_action_in_process(
+        tmp_path, verify_inputs(key, api, "  TestFlight ", "", "testflight", "app: com.example.demo")
+    )
     assert result.returncode == 0, result.stdout
     assert [path for path, _ in sent(api)] == [PATHS["testflight"], PATHS[f"app:{DEMO_BUNDLE_ID}"]]
 
 
 def test_notary_url_is_validated_like_api_url(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    values = inputs(key, api, "notary", **{"notary-url": "http://notary.example.com/notary/v2"})
-    result = run_in_process(tmp_path, values)
+    values = verify_inputs(key, api, "notary", **{"notary-url": "http://notary.example.com/notary/v2"})
+    result = run_action_in_process(tmp_path, values)
     assert result.returncode == 2
     assert "`notary-url` uses plain http://" in error_line(result)
     assert api.requests == []
@@ -332,8 +319,8 @@ def test_notary_url_is_validated_like_api_url(tmp_path: Path, key: KeyMaterial, 
 def test_unreachable_notary_names_notary_url_and_the_api_checks_still_run(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
-    result = run_in_process(
-        tmp_path, inputs(key, api, "notary", "apps", **{"notary-url": "http://127.0.0.1:9/notary/v2"})
+    result = run_action_in_process(
+        tmp_path, verify_inputs(key, api, "notary", "apps", **{"notary-url": "http://127.0.0.1:9/notary/v2"})
     )
     assert result.returncode == 1
     line = error_line(result)
@@ -356,7 +343,7 @@ def test_scope_not_covering_a_check_uses_a_separate_token_for_it(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     scope = "GET /v1/builds?limit=1"
-    result = run_in_process(tmp_path, inputs(key, api, "testflight", "notary", scope=scope))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api, "testflight", "notary", scope=scope))
     assert result.returncode == 0, result.stdout
     assert key.decode(result.outputs["token"])["scope"] == [scope]
     assert "checking notary with a separate unscoped 120-second token" in result.stdout
@@ -450,7 +437,7 @@ def _run_with_answer(checks: List[Check], status: int, body: bytes) -> None:
 
 def test_rate_limit_without_the_apps_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """Any check that passed proves the credentials and reads the rate limit; only `apps` counts apps."""
-    result = run_in_process(tmp_path, inputs(key, api, f"app:{DEMO_BUNDLE_ID}"))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api, f"app:{DEMO_BUNDLE_ID}"))
     assert result.returncode == 0, result.log
     assert result.outputs["app-id"] == "1000000000" and result.outputs["rate-limit-remaining"].isdigit()
     assert "app-count" not in result.outputs

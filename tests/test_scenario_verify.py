@@ -29,12 +29,6 @@ from .runner import (
     run_entrypoint,
 )
 
-FAST = QUICK_RETRIES
-
-
-def inputs(key: KeyMaterial, api: AppStoreConnectStandIn, **extra: str) -> Dict[str, str]:
-    return {**verify_inputs(key, api), **extra}
-
 
 def error_line(result: Result) -> str:
     errors = result.errors()
@@ -42,13 +36,8 @@ def error_line(result: Result) -> str:
     return errors[0]
 
 
-def run_in_process(tmp_path: Path, values: Dict[str, str], policy: RetryPolicy = FAST) -> Result:
-    """The same flow without a subprocess, so a test can shorten the timeouts."""
-    return run_action_in_process(tmp_path, values, policy=policy)
-
-
 def test_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_entrypoint(tmp_path, inputs(key, api))
+    result = run_entrypoint(tmp_path, verify_inputs(key, api))
     assert result.returncode == 0, result.log
     assert result.outputs["app-count"] == "3"
     assert result.outputs["rate-limit-remaining"] == "3599"
@@ -61,7 +50,7 @@ def test_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) 
 
 def test_401_wrong_issuer(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """Through the runner with the real retry timings: the failure table's 401 row (docs/troubleshooting.md)."""
-    result = run_entrypoint(tmp_path, inputs(key, api, **{"issuer-id": OTHER_ISSUER}))
+    result = run_entrypoint(tmp_path, verify_inputs(key, api, **{"issuer-id": OTHER_ISSUER}))
     assert result.returncode == 1
     line = error_line(result)
     assert "401 NOT_AUTHORIZED" in line and "`issuer-id` is not the issuer" in line
@@ -79,7 +68,7 @@ def test_401_wrong_issuer(tmp_path: Path, key: KeyMaterial, api: AppStoreConnect
 
 def test_403_role(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.register(KEY_ID, key.key.public_key(), ISSUER_ID, role_allows_apps=False)
-    result = run_entrypoint(tmp_path, inputs(key, api))
+    result = run_entrypoint(tmp_path, verify_inputs(key, api))
     assert result.returncode == 1
     assert "403 FORBIDDEN_ERROR" in error_line(result) and "role" in error_line(result)
     assert len(api.requests) == 1
@@ -87,7 +76,7 @@ def test_403_role(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn)
 
 def test_500_then_503_then_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.inject(Fault("status", status=500), Fault("status", status=503))
-    result = run_in_process(tmp_path, inputs(key, api))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api))
     assert result.returncode == 0, result.log
     assert [outcome for _, outcome in api.requests] == ["500", "503", "200"]
     assert "after 3 attempts" in result.summary
@@ -97,7 +86,7 @@ def test_500_then_503_then_success(tmp_path: Path, key: KeyMaterial, api: AppSto
 def test_429_honours_retry_after(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.inject(Fault("rate-limit", retry_after=1))
     slept: List[float] = []
-    result = run_action_in_process(tmp_path, inputs(key, api), policy=RetryPolicy(), sleep=slept.append)
+    result = run_action_in_process(tmp_path, verify_inputs(key, api), policy=RetryPolicy(), sleep=slept.append)
     assert result.returncode == 0, result.log
     assert slept == [1.0]  # waited as Apple asked
     assert "HTTP 429 on attempt 1; retrying in 1.0 s" in result.stdout
@@ -116,7 +105,7 @@ def test_retry_after_is_capped(key: KeyMaterial, api: AppStoreConnectStandIn) ->
 def test_reset_then_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """Through the runner with the real backoff: the failure table's retries row."""
     api.inject(Fault("reset"))
-    result = run_entrypoint(tmp_path, inputs(key, api))
+    result = run_entrypoint(tmp_path, verify_inputs(key, api))
     assert result.returncode == 0, result.log
     assert "connection reset on attempt 1" in result.stdout
     assert [outcome for _, outcome in api.requests] == ["reset", "200"]
@@ -140,15 +129,15 @@ def test_persistent_503_ends_within_the_budget(key: KeyMaterial, api: AppStoreCo
 def test_persistent_503_through_the_action(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.inject(*[Fault("status", status=503)] * 20)
     started = time.monotonic()
-    result = run_in_process(tmp_path, inputs(key, api))
-    assert time.monotonic() - started < FAST.total_seconds + 1
+    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    assert time.monotonic() - started < QUICK_RETRIES.total_seconds + 1
     assert result.returncode == 1
     assert "App Store Connect answered 503 after" in error_line(result)
 
 
 def test_html_502_is_summarised_not_dumped(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.inject(*[Fault("html", status=502)] * 20)
-    result = run_in_process(tmp_path, inputs(key, api))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api))
     assert result.returncode == 1
     assert "<html>" not in result.stdout and "<body>" not in result.summary
     assert "text/html body of" in result.stdout and '"502 Bad Gateway"' in result.stdout
@@ -160,7 +149,7 @@ def test_hanging_server_times_out_in_bounded_time(
     api.inject(*[Fault("delay", seconds=3)] * 5)
     policy = RetryPolicy(backoff_base=0.05, connect_timeout=0.3, read_timeout=0.3, total_seconds=1.5)
     started = time.monotonic()
-    result = run_in_process(tmp_path, inputs(key, api), policy)
+    result = run_action_in_process(tmp_path, verify_inputs(key, api), policy=policy)
     elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert elapsed < policy.total_seconds + 1.5
@@ -170,7 +159,7 @@ def test_hanging_server_times_out_in_bounded_time(
 
 def test_server_clock_40_minutes_behind(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.clock_offset_seconds = -40 * 60
-    result = run_in_process(tmp_path, inputs(key, api))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api))
     assert result.returncode == 1
     assert "the runner's clock is 40 min ahead of App Store Connect's" in error_line(result)
 
@@ -179,7 +168,7 @@ def test_scope_not_covering_apps_verifies_with_a_separate_token(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     scope = "GET /v1/apps?filter[platform]=IOS"
-    result = run_in_process(tmp_path, inputs(key, api, scope=scope))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api, scope=scope))
     assert result.returncode == 0, result.log
     token = result.outputs["token"]
     assert key.decode(token)["scope"] == [scope]
@@ -243,7 +232,7 @@ def test_spurious_401s_are_retried_with_fresh_tokens(
 ) -> None:
     """Apple sometimes answers 401 to a valid token; fastlane and codemagic re-sign and retry."""
     api.inject(*[Fault("unauthorized")] * spurious)
-    result = run_entrypoint(tmp_path, inputs(key, api))
+    result = run_entrypoint(tmp_path, verify_inputs(key, api))
     assert result.returncode == 0, result.log
     assert [outcome for _, outcome in api.requests] == ["401"] * spurious + ["200"]
     assert "401 on attempt 1; signing a new token and retrying" in result.stdout
@@ -264,7 +253,7 @@ def test_persistent_401_is_reported_within_20_seconds(
 ) -> None:
     api.inject(*[Fault("unauthorized")] * 10)
     started = time.monotonic()
-    result = run_entrypoint(tmp_path, inputs(key, api))
+    result = run_entrypoint(tmp_path, verify_inputs(key, api))
     elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert elapsed < 20
@@ -280,7 +269,7 @@ def test_short_lifetimes_are_valid_when_signed(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, lifetime: int
 ) -> None:
     before = int(time.time())
-    result = run_entrypoint(tmp_path, inputs(key, api, **{"expires-in": str(lifetime)}))
+    result = run_entrypoint(tmp_path, verify_inputs(key, api, **{"expires-in": str(lifetime)}))
     assert result.returncode == 0, result.log
     assert api.requests == [("/v1/apps?limit=1", "200")]  # the stand-in accepted it first time
     claims = key.decode(result.outputs["token"], verify_exp=False)
