@@ -40,10 +40,14 @@ def individual_inputs(key: KeyMaterial, **overrides: Optional[str]) -> Dict[str,
 
 
 def verify_inputs(
-    key: KeyMaterial, api: AppStoreConnectStandIn, *checks: str, **overrides: Optional[str]
+    key: KeyMaterial, standin: AppStoreConnectStandIn, *checks: str, **overrides: Optional[str]
 ) -> Dict[str, str]:
     """A team key checked against the stand-in (its notary service too); ``checks`` one per line."""
-    values: Dict[str, Optional[str]] = {"verify": None, "api_url": api.url, "notary_url": api.url + "/notary/v2"}
+    values: Dict[str, Optional[str]] = {
+        "verify": None,
+        "api_url": standin.url,
+        "notary_url": standin.url + "/notary/v2",
+    }
     if checks:
         values["checks"] = "\n".join(checks)
     return team_inputs(key, **{**values, **overrides})

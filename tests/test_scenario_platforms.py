@@ -4,6 +4,7 @@ verifies with the public key, and never appears in any subprocess's argv or the 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -210,3 +211,22 @@ def test_an_ordinary_token_file_path_is_named(tmp_path: Path, key: KeyMaterial) 
     target = tmp_path / "tokens" / "asc.jwt"
     run = run_cli(tmp_path, asc_env(key), ["--no-verify", "--output-file", str(target)])
     assert run.returncode == 0 and "asc.jwt" in run.stderr, run.stderr
+
+
+def test_the_expiry_is_handed_on_beside_the_token(tmp_path: Path, key: KeyMaterial) -> None:
+    """ASC_TOKEN_EXPIRES_AT on Azure, CircleCI and Bitrise: a later step can tell when to mint again."""
+    azure = run_cli(tmp_path / "azure", {**asc_env(key), "TF_BUILD": "True"})
+    expiry = [line.rsplit("]", 1)[1] for line in azure.stdout.splitlines() if "variable=ASC_TOKEN_EXPIRES_AT]" in line]
+    bash_env = tmp_path / "bash_env"
+    run_cli(tmp_path / "circleci", {**asc_env(key), "CIRCLECI": "true", "BASH_ENV": str(bash_env)})
+    sourced = subprocess.run(
+        ["bash", "-c", f'source "{bash_env}"; printf "%s" "$ASC_TOKEN_EXPIRES_AT"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    bitrise = run_cli(tmp_path / "bitrise", {**asc_env(key), "BITRISE_IO": "true"})
+    assert "envman add --key ASC_TOKEN_EXPIRES_AT" in bitrise.argv_log()
+    handed = [*expiry, sourced, bitrise.stdin_log().splitlines()[1]]
+    assert len(handed) == 3, azure.stdout
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", value) for value in handed), handed

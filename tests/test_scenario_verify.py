@@ -278,3 +278,22 @@ def test_short_lifetimes_are_valid_when_signed(
     assert expires - issued == lifetime
     assert issued >= before - lifetime // 4  # backdated by at most a quarter of the lifetime
     assert expires > before  # valid when signed
+
+
+def test_a_skewed_runner_clock_gets_a_summary_row(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """Accepted, but Apple's Date is 10 minutes ahead: the summary says so before tokens start failing."""
+    api.clock_offset_seconds = 600
+    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    assert result.returncode == 0, result.log
+    assert "| Clock | ⚠️ runner differs from Apple by 10 min |" in result.summary
+
+
+def test_without_github_output_the_action_warns_and_still_reports(tmp_path: Path, key: KeyMaterial) -> None:
+    result = run_action_in_process(tmp_path, team_inputs(key), extra_env={"GITHUB_OUTPUT": ""})
+    assert result.returncode == 0, result.log
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("::warning")]
+    assert len(warnings) == 1 and "GITHUB_OUTPUT is not set" in warnings[0]
+    assert f"Minted a token for App Store Connect, key {KEY_ID} (team)" in result.stdout
+    assert result.summary.startswith("### App Store Connect token")

@@ -57,7 +57,7 @@ def run_action(io: Io) -> int:
         status = f"not verified ({inputs.assignment('verify', 'false')})"
     minted = outcome.minted
     gh.info(
-        f"Minted a {credentials.api.service} token for key {credentials.key_id} ({credentials.key_type}), "
+        f"Minted a token for {credentials.api.service}, key {credentials.key_id} ({credentials.key_type}), "
         f"expires {minted.expires_at_iso}; {status}."
     )
     gh.append_summary(summary_markdown(credentials, preflight, outcome, None, inputs))
