@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Callable, ClassVar, List, Mapping, Optional, TextIO, Type
+from typing import Callable, ClassVar, List, Mapping, Optional, TextIO, Tuple, Type
 
 from .config import Credentials, Naming
 from .credentials import Mask
@@ -26,6 +26,9 @@ class Platform:
     """The generic CI system: nothing to detect, nowhere special to put the token."""
 
     name: ClassVar[str] = "generic"
+    # Detected when any of these variables has its value, in any case ("": any value at all).
+    markers: ClassVar[Tuple[Tuple[str, str], ...]] = ()
+    workspace_variables: ClassVar[Tuple[str, ...]] = ()  # where relative key paths start: the first set
 
     def __init__(self, env: Mapping[str, str], log: Log, stdout: Optional[TextIO] = None) -> None:
         self.env = env
@@ -38,11 +41,10 @@ class Platform:
 
     @classmethod
     def detected(cls, env: Mapping[str, str]) -> bool:
-        return False
+        return any(env.get(name) and value in ("", env[name].lower()) for name, value in cls.markers)
 
     def workspace(self) -> Optional[str]:
-        """Where relative key paths start."""
-        return None
+        return next((self.env[name] for name in self.workspace_variables if self.env.get(name)), None)
 
     def token_file(self) -> Optional[str]:
         """Where the token is written (0600) when no --output-file is given."""
@@ -68,13 +70,8 @@ class Platform:
 
 class GitHub(Platform):
     name = "github"
-
-    @classmethod
-    def detected(cls, env: Mapping[str, str]) -> bool:
-        return env.get("GITHUB_ACTIONS") == "true"
-
-    def workspace(self) -> Optional[str]:
-        return self.env.get("GITHUB_WORKSPACE")
+    markers = (("GITHUB_ACTIONS", "true"),)
+    workspace_variables = ("GITHUB_WORKSPACE",)
 
     def _commands(self) -> GitHubCommands:
         # stderr: the runner reads workflow commands there too, and stdout may be $(...).
@@ -98,13 +95,8 @@ class GitHub(Platform):
 
 class Azure(Platform):
     name = "azure"
-
-    @classmethod
-    def detected(cls, env: Mapping[str, str]) -> bool:
-        return env.get("TF_BUILD", "").lower() == "true"
-
-    def workspace(self) -> Optional[str]:
-        return self.env.get("BUILD_SOURCESDIRECTORY") or self.env.get("SYSTEM_DEFAULTWORKINGDIRECTORY")
+    markers = (("TF_BUILD", "true"),)
+    workspace_variables = ("BUILD_SOURCESDIRECTORY", "SYSTEM_DEFAULTWORKINGDIRECTORY")
 
     def mask(self, secret: str, *, printing: bool) -> None:
         if printing:
@@ -133,13 +125,8 @@ class Azure(Platform):
 
 class CircleCI(Platform):
     name = "circleci"
-
-    @classmethod
-    def detected(cls, env: Mapping[str, str]) -> bool:
-        return env.get("CIRCLECI") == "true"
-
-    def workspace(self) -> Optional[str]:
-        return self.env.get("CIRCLE_WORKING_DIRECTORY")
+    markers = (("CIRCLECI", "true"),)
+    workspace_variables = ("CIRCLE_WORKING_DIRECTORY",)
 
     def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         bash_env = self.env.get("BASH_ENV")
@@ -154,13 +141,8 @@ class CircleCI(Platform):
 
 class Bitrise(Platform):
     name = "bitrise"
-
-    @classmethod
-    def detected(cls, env: Mapping[str, str]) -> bool:
-        return env.get("BITRISE_IO") == "true" or bool(env.get("BITRISE_BUILD_NUMBER"))
-
-    def workspace(self) -> Optional[str]:
-        return self.env.get("BITRISE_SOURCE_DIR")
+    markers = (("BITRISE_IO", "true"), ("BITRISE_BUILD_NUMBER", ""))
+    workspace_variables = ("BITRISE_SOURCE_DIR",)
 
     def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         minted = outcome.minted
@@ -171,13 +153,8 @@ class Bitrise(Platform):
 
 class Buildkite(Platform):
     name = "buildkite"
-
-    @classmethod
-    def detected(cls, env: Mapping[str, str]) -> bool:
-        return env.get("BUILDKITE") == "true"
-
-    def workspace(self) -> Optional[str]:
-        return self.env.get("BUILDKITE_BUILD_CHECKOUT_PATH")
+    markers = (("BUILDKITE", "true"),)
+    workspace_variables = ("BUILDKITE_BUILD_CHECKOUT_PATH",)
 
     def token_file(self) -> Optional[str]:
         return os.path.join(self.workspace() or os.getcwd(), ".asc-token")
@@ -192,13 +169,8 @@ class Buildkite(Platform):
 
 class GitLab(Platform):
     name = "gitlab"
-
-    @classmethod
-    def detected(cls, env: Mapping[str, str]) -> bool:
-        return env.get("GITLAB_CI") == "true"
-
-    def workspace(self) -> Optional[str]:
-        return self.env.get("CI_PROJECT_DIR")
+    markers = (("GITLAB_CI", "true"),)
+    workspace_variables = ("CI_PROJECT_DIR",)
 
     def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         self.log(
@@ -210,15 +182,8 @@ class GitLab(Platform):
 
 class Woodpecker(Platform):
     name = "woodpecker"
-
-    @classmethod
-    def detected(cls, env: Mapping[str, str]) -> bool:
-        return env.get("CI") == "woodpecker" or bool(
-            env.get("CI_PIPELINE_NUMBER") and env.get("CI_SYSTEM_NAME") == "woodpecker"
-        )
-
-    def workspace(self) -> Optional[str]:
-        return self.env.get("CI_WORKSPACE")
+    markers = (("CI", "woodpecker"), ("CI_SYSTEM_NAME", "woodpecker"))
+    workspace_variables = ("CI_WORKSPACE",)
 
     def token_file(self) -> Optional[str]:
         return self.env.get("PLUGIN_OUTPUT_FILE") or os.path.join(self.workspace() or os.getcwd(), ".asc-token")
@@ -226,35 +191,20 @@ class Woodpecker(Platform):
 
 class Drone(Woodpecker):
     name = "drone"
-
-    @classmethod
-    def detected(cls, env: Mapping[str, str]) -> bool:
-        return env.get("DRONE") == "true"
-
-    def workspace(self) -> Optional[str]:
-        return self.env.get("DRONE_WORKSPACE")
+    markers = (("DRONE", "true"),)
+    workspace_variables = ("DRONE_WORKSPACE",)
 
 
 class Jenkins(Platform):
     name = "jenkins"
-
-    @classmethod
-    def detected(cls, env: Mapping[str, str]) -> bool:
-        return bool(env.get("JENKINS_URL") or env.get("JENKINS_HOME"))
-
-    def workspace(self) -> Optional[str]:
-        return self.env.get("WORKSPACE")
+    markers = (("JENKINS_URL", ""), ("JENKINS_HOME", ""))
+    workspace_variables = ("WORKSPACE",)
 
 
 class Bitbucket(Platform):
     name = "bitbucket"
-
-    @classmethod
-    def detected(cls, env: Mapping[str, str]) -> bool:
-        return bool(env.get("BITBUCKET_BUILD_NUMBER"))
-
-    def workspace(self) -> Optional[str]:
-        return self.env.get("BITBUCKET_CLONE_DIR")
+    markers = (("BITBUCKET_BUILD_NUMBER", ""),)
+    workspace_variables = ("BITBUCKET_CLONE_DIR",)
 
     def token_file(self) -> Optional[str]:
         return os.path.join(self.workspace() or os.getcwd(), ".asc-token")
