@@ -182,7 +182,7 @@ class GitLab(Platform):
 
 class Woodpecker(Platform):
     name = "woodpecker"
-    markers = (("CI", "woodpecker"), ("CI_SYSTEM_NAME", "woodpecker"))
+    markers: ClassVar[Tuple[Tuple[str, str], ...]] = (("CI", "woodpecker"), ("CI_SYSTEM_NAME", "woodpecker"))
     workspace_variables = ("CI_WORKSPACE",)
 
     def token_file(self) -> Optional[str]:
