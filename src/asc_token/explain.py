@@ -124,75 +124,16 @@ def describe_duration(seconds: float) -> str:
 
 
 def explain_reply(reply: Reply, asked: Asked, naming: Naming, clock: Callable[[], float]) -> ApiError:
-    """The error for an answer that is not a success."""
-    service, status = asked.service, reply.status
-    tried = f" after {asked.attempts} attempts" if asked.attempts > 1 else ""
-    url, url_setting = quote_foreign(asked.url), naming.label(asked.setting)
-    if 300 <= status < 400:
-        location = quote_foreign(reply.header("location") or "nothing", 200)
-        return NotAppleError(
-            text.REDIRECTED.format(url=url, status=status, service=service, url_setting=url_setting),
-            details=f"The redirect pointed at {location}.",
-            title=f"Something between the runner and {service} answered",
-        )
-    plain_but_apple = asked.on_notary and status in (401, 403)
-    if not is_apple_json(reply) and not plain_but_apple:
-        body = summarise_body(reply)
-        return NotAppleError(
-            text.PROXY_PAGE.format(service=service, status=status, tried=tried, body=body, url_setting=url_setting),
-            details=f"The request went to {url}.",
-            title=f"Something between the runner and {service} answered",
-        )
-    code, said = error_code(reply), apple_said(reply)
-    if status == 401:
-        return _explain_401(asked, code, said, measure_skew(reply, clock), naming)
-    if status == 403:
-        return _explain_403(asked, code, said, naming)
-    if status == 429:
-        message = text.RATE_LIMITED.format(service=service, code=code or "RATE_LIMIT_EXCEEDED", tried=tried)
-        return ApiError(message, details=f"Apple said: {said}", title=f"{service} rejected the request")
-    if status >= 500:
-        message = text.SERVER_TROUBLE.format(service=service, status=status, tried=tried)
-        return ApiError(message, details=f"The last answer was: {said}", title=f"{service} rejected the request")
-    message = text.OTHER_STATUS.format(
-        service=service, status=status, code=code or "", url=url, url_setting=url_setting
-    )
-    return ApiError(message.replace("  ", " "), details=f"Apple said: {said}", title=f"{service} rejected the request")
-
-
-def _explain_403(asked: Asked, code: Optional[str], said: str, naming: Naming) -> ApiError:
-    service = asked.service
-    if is_agreements_code(code):
-        message = text.AGREEMENTS.format(service=service, code=code)
-    else:
-        message = text.FORBIDDEN_ROLE.format(
-            service=service,
-            code=code or "FORBIDDEN",
-            purpose=asked.purpose,
-            needed=f", which {asked.needed_for}" if asked.needed_for else "",
-            key_id=naming.label("key-id"),
-            grant=asked.grant,
-            way_out=asked.way_out or f"set {naming.assignment('verify', 'false')} if it only needs other resources",
-        )
-    return ApiError(message, details=f"Apple said: {said}", title=f"{service} rejected the request")
-
-
-def is_agreements_code(code: Optional[str]) -> bool:
-    """Apple's code for "the Account Holder has not accepted the latest agreement", with any suffix."""
-    return bool(code) and (code == AGREEMENTS_CODE or str(code).startswith(AGREEMENTS_CODE + "."))
-
-
-def _explain_401(asked: Asked, code: Optional[str], said: str, skew: Optional[float], naming: Naming) -> ApiError:
-    service, code = asked.service, code or "NOT_AUTHORIZED"
-    title = f"{service} rejected the request"
-    if skew is not None and abs(skew) > SKEW_TOLERANCE_SECONDS:
-        direction = "ahead of" if skew < 0 else "behind"
-        return ApiError(
-            text.CLOCK_SKEW.format(service=service, code=code, skew=describe_duration(skew), direction=direction),
-            details=text.CLOCK_SKEW_DETAILS.format(service=service, seconds=f"{abs(skew):.0f}", said=said),
-            title=title,
-        )
-    names = {
+    """The error for an answer that is not a success: the template for its cause, filled in."""
+    service, status, code = asked.service, reply.status, error_code(reply)
+    skew = measure_skew(reply, clock)
+    fields = {
+        "service": service,
+        "status": status,
+        "code": code or "",
+        "tried": f" after {asked.attempts} attempts" if asked.attempts > 1 else "",
+        "url": quote_foreign(asked.url),
+        "url_setting": naming.label(asked.setting),
         "key_id": naming.label("key-id"),
         "key_type": naming.label("key-type"),
         "issuer_id": naming.label("issuer-id"),
@@ -200,22 +141,60 @@ def _explain_401(asked: Asked, code: Optional[str], said: str, skew: Optional[fl
         "set_individual": naming.assignment("key-type", "individual"),
         "measured": f" (measured: within {abs(skew):.0f} s, so unlikely)" if skew is not None else "",
     }
-    if asked.key_type == "individual":
-        headline = text.UNAUTHORIZED_HEADLINE_INDIVIDUAL
-        causes = [text.CAUSE_WRONG_KEY_ID, text.CAUSE_TEAM_AS_INDIVIDUAL, text.CAUSE_REVOKED, text.CAUSE_CLOCK]
-    else:
-        headline = text.UNAUTHORIZED_HEADLINE_TEAM
-        causes = [
-            text.CAUSE_WRONG_ISSUER,
-            text.CAUSE_WRONG_KEY_ID,
-            text.CAUSE_REVOKED,
-            text.CAUSE_INDIVIDUAL_AS_TEAM,
-            text.CAUSE_CLOCK,
-        ]
-    tried = f" {asked.attempts} times, each with a freshly signed token" if asked.attempts > 1 else ""
-    message = text.UNAUTHORIZED.format(service=service, code=code, tried=tried, headline=headline.format(**names))
-    listed = "\n".join(f"{n}. {cause.format(**names)}" for n, cause in enumerate(causes, 1))
-    return ApiError(message, details=f"Likely causes, most likely first:\n{listed}\nApple said: {said}", title=title)
+    elsewhere, rejected = f"Something between the runner and {service} answered", f"{service} rejected the request"
+    if 300 <= status < 400:
+        location = quote_foreign(reply.header("location") or "nothing", 200)
+        return NotAppleError(
+            text.REDIRECTED.format(**fields), details=f"The redirect pointed at {location}.", title=elsewhere
+        )
+    if not is_apple_json(reply) and not (asked.on_notary and status in (401, 403)):
+        message = text.PROXY_PAGE.format(**fields, body=summarise_body(reply))
+        return NotAppleError(message, details=f"The request went to {fields['url']}.", title=elsewhere)
+    said = apple_said(reply)
+    if status == 401 and skew is not None and abs(skew) > SKEW_TOLERANCE_SECONDS:
+        direction = "ahead of" if skew < 0 else "behind"
+        message = text.CLOCK_SKEW.format(
+            **{**fields, "code": code or "NOT_AUTHORIZED"}, skew=describe_duration(skew), direction=direction
+        )
+        return ApiError(
+            message,
+            details=text.CLOCK_SKEW_DETAILS.format(service=service, seconds=f"{abs(skew):.0f}", said=said),
+            title=rejected,
+        )
+    if status == 401:
+        individual = asked.key_type == "individual"
+        headline = text.UNAUTHORIZED_HEADLINE_INDIVIDUAL if individual else text.UNAUTHORIZED_HEADLINE_TEAM
+        causes = text.UNAUTHORIZED_CAUSES_INDIVIDUAL if individual else text.UNAUTHORIZED_CAUSES_TEAM
+        tried = f" {asked.attempts} times, each with a freshly signed token" if asked.attempts > 1 else ""
+        filled = {**fields, "code": code or "NOT_AUTHORIZED", "tried": tried}
+        message = text.UNAUTHORIZED.format(**filled, headline=headline.format(**fields))
+        listed = "\n".join(f"{n}. {cause.format(**fields)}" for n, cause in enumerate(causes, 1))
+        return ApiError(
+            message, details=f"Likely causes, most likely first:\n{listed}\nApple said: {said}", title=rejected
+        )
+    if status == 403 and is_agreements_code(code):
+        return ApiError(text.AGREEMENTS.format(**fields), details=f"Apple said: {said}", title=rejected)
+    if status == 403:
+        message = text.FORBIDDEN_ROLE.format(
+            **{**fields, "code": code or "FORBIDDEN"},
+            purpose=asked.purpose,
+            needed=f", which {asked.needed_for}" if asked.needed_for else "",
+            grant=asked.grant,
+            way_out=asked.way_out or f"set {naming.assignment('verify', 'false')} if it only needs other resources",
+        )
+        return ApiError(message, details=f"Apple said: {said}", title=rejected)
+    if status == 429:
+        message = text.RATE_LIMITED.format(**{**fields, "code": code or "RATE_LIMIT_EXCEEDED"})
+        return ApiError(message, details=f"Apple said: {said}", title=rejected)
+    if status >= 500:
+        return ApiError(text.SERVER_TROUBLE.format(**fields), details=f"The last answer was: {said}", title=rejected)
+    message = " ".join(text.OTHER_STATUS.format(**fields).split())
+    return ApiError(message, details=f"Apple said: {said}", title=rejected)
+
+
+def is_agreements_code(code: Optional[str]) -> bool:
+    """Apple's code for "the Account Holder has not accepted the latest agreement", with any suffix."""
+    return bool(code) and (code == AGREEMENTS_CODE or str(code).startswith(AGREEMENTS_CODE + "."))
 
 
 def explain_unreachable(kind: str, asked: Asked, naming: Naming, attempts: int = 1) -> UnreachableError:

@@ -27,6 +27,14 @@ CAUSE_TEAM_AS_INDIVIDUAL = (
     "this is a team key but {key_type} is individual (set {set_team} and {issuer_id} to the Issuer ID)"
 )
 CAUSE_CLOCK = "the runner's clock is off{measured}"
+UNAUTHORIZED_CAUSES_TEAM = (
+    CAUSE_WRONG_ISSUER,
+    CAUSE_WRONG_KEY_ID,
+    CAUSE_REVOKED,
+    CAUSE_INDIVIDUAL_AS_TEAM,
+    CAUSE_CLOCK,
+)
+UNAUTHORIZED_CAUSES_INDIVIDUAL = (CAUSE_WRONG_KEY_ID, CAUSE_TEAM_AS_INDIVIDUAL, CAUSE_REVOKED, CAUSE_CLOCK)
 CLOCK_SKEW = (
     "{service} answered 401 {code}: the runner's clock is {skew} {direction} {service}'s, so the token "
     "looks expired or not yet valid; fix the runner's time (enable NTP) and re-run."
