@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Dict, List
 
 import jwt
 import pytest
@@ -98,7 +99,17 @@ def test_tampered_token_is_rejected_by_pyjwt(key: KeyMaterial) -> None:
                    audience="appstoreconnect-v1", options={"verify_exp": False})  # fmt: skip
 
 
-def test_a_mint_only_run_does_not_import_requests(tmp_path: Path, key: KeyMaterial) -> None:
+@pytest.mark.parametrize(
+    ("argv", "extra"),
+    [
+        ([], {}),
+        ([], {"INPUT_API-URL": "https://asc.example.com"}),  # the URL policy runs only where a request is sent
+        (["--no-verify", "--print"], {"GITHUB_ACTIONS": "", "ASC_API_URL": "https://asc.example.com"}),
+    ],
+)
+def test_a_mint_only_run_does_not_import_requests(
+    tmp_path: Path, key: KeyMaterial, argv: List[str], extra: Dict[str, str]
+) -> None:
     import subprocess
     import sys
 
@@ -106,7 +117,7 @@ def test_a_mint_only_run_does_not_import_requests(tmp_path: Path, key: KeyMateri
 
     probe = (
         "import runpy, sys\n"
-        f"sys.argv = [{str(ENTRYPOINT)!r}]\n"
+        f"sys.argv = [{str(ENTRYPOINT)!r}, *{argv!r}]\n"
         "try:\n"
         f"    runpy.run_path({str(ENTRYPOINT)!r}, run_name='__main__')\n"
         "except SystemExit as done:\n"
@@ -116,7 +127,8 @@ def test_a_mint_only_run_does_not_import_requests(tmp_path: Path, key: KeyMateri
     output = tmp_path / "out"
     output.write_text("")
     env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output), "INPUT_PRIVATE-KEY": key.pem,
-           "INPUT_KEY-ID": KEY_ID, "INPUT_ISSUER-ID": ISSUER_ID, "INPUT_VERIFY": "false", "PATH": "/usr/bin:/bin"}  # fmt: skip
+           "INPUT_KEY-ID": KEY_ID, "INPUT_ISSUER-ID": ISSUER_ID, "INPUT_VERIFY": "false", "PATH": "/usr/bin:/bin",
+           "ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, **extra}  # fmt: skip
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1] == "[]"
 

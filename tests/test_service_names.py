@@ -67,7 +67,9 @@ def test_retries_and_the_action_name_it_too(
     result = run_action_in_process(tmp_path, verify_inputs(key, enterprise, api="enterprise"))
     assert result.returncode == 0, result.log
     assert f"{SERVICE}: HTTP 503 on attempt 1" in result.stdout
-    assert f"Minted a token for {SERVICE}, key {KEY_ID}" in result.stdout and result.summary.startswith(f"### {SERVICE} token")
+    assert f"Minted a token for {SERVICE}, key {KEY_ID}" in result.stdout and result.summary.startswith(
+        f"### {SERVICE} token"
+    )
     enterprise.inject(Fault("unauthorized"), Fault("unauthorized"), Fault("unauthorized"))
     refused = run_action_in_process(tmp_path / "refused", verify_inputs(key, enterprise, api="enterprise"))
     assert refused.returncode == 1 and f"{SERVICE} answered 401" in refused.error_message()
