@@ -401,3 +401,21 @@ def test_warm_check_is_fast(built: Path, bootstrap: ModuleType) -> None:
     for _ in range(5):
         assert bootstrap.check_runtime(str(runtime), runtime.name) is None
     assert (time.perf_counter() - started) / 5 < 0.05
+
+
+# -- the job's environment cannot choose the interpreter -------------------------------------------
+
+
+def test_python_executable_of_the_job_is_not_run(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
+    """PYTHONEXECUTABLE names sys.executable despite -E and -I: the step must not exec what it names."""
+    marker = tmp_path / "impostor-ran"
+    impostor = tmp_path / "impostor"
+    impostor.write_text(f'#!/bin/sh\nenv > {marker}\nexec {PYTHON3} "$@"\n')
+    impostor.chmod(0o755)
+    env = {**wheels, "PYTHONEXECUTABLE": str(impostor)}
+    result = run_composite(tmp_path / "run", inputs(key), tool_cache=tmp_path / "toolcache", extra_env=env)
+    assert result["returncode"] == 0, result["log"]
+    assert not marker.exists(), "the program PYTHONEXECUTABLE names ran with the key in its environment"
+    outputs = result["outputs"]
+    assert isinstance(outputs, dict)
+    assert key.decode(outputs["token"])["iss"] == ISSUER_ID
