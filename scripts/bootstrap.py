@@ -1,20 +1,22 @@
 #!/usr/bin/env python3
 """Run entrypoint.py on the pinned runtime: built once per runner and interpreter, checked on every start.
 
-Standard library only: the composite action runs this as ``python3 -I -S bootstrap.py`` with the
-runner's own Python (3.9 or newer). The runtime is a venv holding exactly the wheels of
-requirements/runtime.lock (--no-deps --require-hashes --only-binary), built by pip with an explicit
-configuration (see pip_environment) and stored as RUNNER_TOOL_CACHE/asc-token-action/<key>, where
-the key names the lock, the OS, the machine, the Python version and the interpreter itself.
+Standard library only: action.yml runs this as ``python3 -I -S bootstrap.py`` on the runner's Python
+(3.9+). The runtime is a venv in RUNNER_TOOL_CACHE/asc-token-action/<key>, the key naming the lock,
+the OS, the machine, the Python version and the interpreter. What holds:
 
-Nothing found in a cache runs before it passes check_runtime: every folder on the way belongs to
-this user (or root, above our own folder) and no other user can write to it, and the runtime is
-exactly the tree recorded in its manifest when it was built, interpreter included. A runtime that
-fails the check is rebuilt once, under a lock, so that racing jobs never remove each other's work;
-a cache folder that cannot be trusted is passed over for RUNNER_TEMP, then for a private folder.
+- It holds the wheels of requirements/runtime.lock (--no-deps --require-hashes --only-binary).
+- Nothing in it runs unless it matches its manifest: every entry's type, size and mtime, and the
+  interpreter (bytecode Python writes for a recorded source aside).
+- It and every folder above it belong to this user (or root, above our own) and only the owner
+  can write to them (sticky folders aside); a cache folder that fails this is passed over, and
+  another user's runtime is neither run nor removed.
+- A runtime that fails its check is rebuilt under the cache folder's lock, in a private staging
+  folder renamed into place: racing jobs never see or remove each other's work.
+- venv and pip see neither INPUT_* (the key) nor the job's PIP_* settings beyond where to download from.
 
-A warm start costs one interpreter start without site-packages, a CRC of the lock, a walk of the
-runtime's ~700 entries (lstat only), and the exec of the runtime.
+A warm start: one interpreter start without site-packages, a CRC of the lock, an lstat of each of
+the runtime's ~500 entries, and the exec of the runtime.
 """
 
 from __future__ import annotations
@@ -37,24 +39,18 @@ MANIFEST = ".asc-token-manifest"
 MANIFEST_FORMAT = "asc-token-manifest 1"
 POSIX = os.name != "nt"
 LOCK_WAIT_SECONDS = 600.0
-MISSING = "missing"
+
+# What check_runtime found: run it, build it, build it again, or leave it alone (not ours).
+USABLE, MISSING, STALE, FOREIGN = "usable", "missing", "stale", "foreign"
 
 
 class SetupError(Exception):
-    """The runtime cannot be built; the message is worded for the user, the detail is pip's output."""
+    """The runtime cannot be built: a message for the user (what failed, what to do) and pip's output."""
 
     def __init__(self, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail
-
-
-class Runtime:
-    def __init__(self, root: str, target: str, built: bool) -> None:
-        self.root = root
-        self.target = target
-        self.python = venv_python(target)
-        self.built = built
 
 
 def log(text: str) -> None:
@@ -153,7 +149,7 @@ def open_root(root: str) -> Optional[str]:
 
 # -- the manifest: what a runtime is ------------------------------------------------------------
 # One line per entry under the runtime: "d", "l <link target>" or "f <size> <mtime_ns>", a tab,
-# the path. Size and mtime, not content hashes: hashing ~25 MB on every start would cost more than
+# the path. Size and mtime, not content hashes: hashing ~20 MB on every start would cost more than
 # the whole action, and content hashes would not stop anyone the ownership checks let through
 # (whoever can rewrite a file here can rewrite the manifest too). What the manifest catches is a
 # runtime that is not what was built: a file added (a planted .pth), replaced (bin/python),
@@ -219,15 +215,17 @@ def write_manifest(venv: str, key: str) -> None:
         stream.write("\n".join(lines) + "\n")
 
 
-def check_runtime(target: str, key: str) -> Optional[str]:
-    """Why the runtime at ``target`` must not run (MISSING when there is none), or None."""
+def check_runtime(target: str, key: str) -> Tuple[str, str]:
+    """What the runtime at ``target`` is (USABLE, MISSING, STALE or FOREIGN), and why."""
     try:
         info = os.lstat(target)
     except FileNotFoundError:
-        return MISSING
+        return MISSING, "there is none"
+    if POSIX and not stat.S_ISLNK(info.st_mode) and info.st_uid != os.geteuid():
+        return FOREIGN, f"{target} belongs to another user (uid {info.st_uid})"
     problem = owned_problem(target, info)
     if problem:
-        return problem
+        return STALE, problem
     try:
         with open(os.path.join(target, MANIFEST), encoding="utf-8") as stream:
             header = [stream.readline().rstrip("\n") for _ in range(3)]
@@ -236,40 +234,39 @@ def check_runtime(target: str, key: str) -> Optional[str]:
                 value, path = line.rstrip("\n").split("\t", 1)
                 recorded[path] = value
     except FileNotFoundError:
-        return "it is incomplete (no manifest)"
+        return STALE, "it is incomplete (no manifest)"
     except (OSError, ValueError, UnicodeDecodeError):
-        return "its manifest cannot be read"
+        return STALE, "its manifest cannot be read"
     if header[:2] != [MANIFEST_FORMAT, key]:
-        return "it was built by another version of asc-token-action"
+        return STALE, "it was built by another version of asc-token-action"
     interpreter = interpreter_stamp(target)
     if interpreter != header[2]:
         if interpreter.startswith("gone "):
-            return f"the Python it was built with is gone ({interpreter[5:]} does not exist)"
-        return f"the Python it was built with ({header[2].split(' ', 2)[-1]}) has changed"
+            return STALE, f"the Python it was built with is gone ({interpreter[5:]} does not exist)"
+        return STALE, f"the Python it was built with ({header[2].split(' ', 2)[-1]}) has changed"
     entries, problem = snapshot(target)
     if problem:
-        return problem
+        return STALE, problem
     if entries == recorded:
-        return None
-    return _difference(entries, recorded)
-
-
-def _difference(entries: Dict[str, str], recorded: Dict[str, str]) -> Optional[str]:
-    for path, value in sorted(entries.items()):
-        if path not in recorded:
-            # Bytecode that Python itself writes for a recorded source is not a difference.
-            folder, _, name = path.rpartition("/")
-            if name == "__pycache__" and value == "d" and (not folder or folder in recorded):
-                continue
-            parent, _, cache = folder.rpartition("/")
-            source = f"{parent}/{name.split('.')[0]}.py" if parent else f"{name.split('.')[0]}.py"
-            if cache == "__pycache__" and name.endswith(".pyc") and source in recorded:
-                continue
-            return f"it has an unexpected {'folder' if value == 'd' else 'file'} {path}"
-        if recorded[path] != value:
-            return f"{path} has changed since it was built"
+        return USABLE, "it matches its manifest"
+    added = sorted(path for path in set(entries) - set(recorded) if not _bytecode_of_recorded(path, entries, recorded))
+    if added:
+        return STALE, f"it has an unexpected {'folder' if entries[added[0]] == 'd' else 'file'} {added[0]}"
+    changed = sorted(path for path in recorded if path in entries and entries[path] != recorded[path])
+    if changed:
+        return STALE, f"{changed[0]} has changed since it was built"
     missing = sorted(set(recorded) - set(entries))
-    return f"{missing[0]} is missing" if missing else None
+    return (STALE, f"{missing[0]} is missing") if missing else (USABLE, "it matches its manifest and bytecode")
+
+
+def _bytecode_of_recorded(path: str, entries: Dict[str, str], recorded: Dict[str, str]) -> bool:
+    """Whether ``path`` is bytecode (or its folder) Python itself writes for a recorded source."""
+    folder, _, name = path.rpartition("/")
+    if name == "__pycache__" and entries[path] == "d" and (not folder or folder in recorded):
+        return True
+    parent, _, cache = folder.rpartition("/")
+    source = f"{parent}/{name.split('.')[0]}.py" if parent else f"{name.split('.')[0]}.py"
+    return cache == "__pycache__" and name.endswith(".pyc") and source in recorded
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -288,10 +285,12 @@ PIP_NETWORK_SETTINGS = (
 _KEPT_PIP_VARIABLES = frozenset("PIP_" + option.upper().replace("-", "_") for option in PIP_NETWORK_SETTINGS)
 
 
-def pip_environment() -> Dict[str, str]:
-    """The job's environment without the PIP_* variables that could change what is installed."""
+def build_environment() -> Dict[str, str]:
+    """The job's environment for venv and pip: no INPUT_* (the key), only PIP_* network settings."""
     return {
-        name: value for name, value in os.environ.items() if not name.startswith("PIP_") or name in _KEPT_PIP_VARIABLES
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("INPUT_") and (not name.startswith("PIP_") or name in _KEPT_PIP_VARIABLES)
     }
 
 
@@ -304,16 +303,17 @@ def pip_install_args() -> List[str]:
     ]  # fmt: skip
 
 
-def _run(command: List[str], env: Dict[str, str], timeout: float) -> None:
+def _run(command: List[str], env: Dict[str, str], timeout: float, fix: str) -> None:
     import subprocess
 
+    shown = " ".join(command[:5])
     try:
         completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise SetupError(f"`{' '.join(command[:5])} ...` did not finish within {timeout:.0f} s.") from None
+        raise SetupError(f"`{shown} ...` did not finish within {timeout:.0f} s: {fix}") from None
     if completed.returncode != 0:
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
-        raise SetupError(f"`{' '.join(command[:5])} ...` failed with exit code {completed.returncode}.", tail)
+        raise SetupError(f"`{shown} ...` failed with exit code {completed.returncode}: {fix}", tail)
 
 
 def _has_pip() -> bool:
@@ -322,6 +322,9 @@ def _has_pip() -> bool:
 
     paths = sysconfig.get_paths()
     return any(os.path.isfile(os.path.join(paths[name], "pip", "__init__.py")) for name in ("purelib", "platlib"))
+
+
+REACH_PYPI = "check that the runner can reach PyPI (or set PIP_INDEX_URL to your mirror)"
 
 
 def build(root: str, target: str, key: str) -> None:
@@ -334,16 +337,17 @@ def build(root: str, target: str, key: str) -> None:
             remove_tree(os.path.join(root, name))
     staging = tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=root)
     try:
-        pip_env = pip_environment()
+        env = build_environment()
+        python = venv_python(staging)
         if _has_pip():
             # The runner's own pip fills a venv made without pip in ~50 ms: no pip in the runtime.
-            _run([sys.executable, "-I", "-m", "venv", "--without-pip", staging], pip_env, 300)
+            _run([sys.executable, "-I", "-m", "venv", "--without-pip", staging], env, 300, REACH_PYPI)
             install = [sys.executable, "-I", "-m", "pip", *pip_install_args(), "--target", site_packages(staging)]
         else:
-            _run([sys.executable, "-I", "-m", "venv", staging], pip_env, 300)
-            install = [venv_python(staging), "-I", "-m", "pip", *pip_install_args()]
-        _run(install, pip_env, 900)
-        _run([venv_python(staging), "-I", "-c", "pass"], pip_env, 120)  # it starts
+            _run([sys.executable, "-I", "-m", "venv", staging], env, 300, REACH_PYPI)
+            install = [python, "-I", "-m", "pip", *pip_install_args()]
+        _run(install, env, 900, REACH_PYPI)
+        _run([python, "-I", "-c", "pass"], env, 120, "the new runtime's Python does not start")
         if POSIX:
             _private(staging)
         write_manifest(staging, key)
@@ -425,28 +429,33 @@ class BuildLock:
 # -- choosing where ---------------------------------------------------------------------------
 
 
-def cache_roots() -> List[Tuple[str, str]]:
-    """Where a runtime may live, most reusable first: (folder, how long it is kept there)."""
-    tool_cache = os.environ.get("RUNNER_TOOL_CACHE")
-    if tool_cache:
-        roots = [(os.path.join(tool_cache, NAME), "kept in the tool cache for later jobs on this runner")]
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        roots = [(os.path.join(base, NAME), "kept for later runs")]
-    temp = os.environ.get("RUNNER_TEMP")
-    if temp:
-        roots.append((os.path.join(temp, NAME), "for this job only"))
+def cache_roots(passed_over: List[str]) -> List[Tuple[str, str]]:
+    """Where a runtime may live, most reusable first: (folder, how long it is kept there).
+
+    A relative folder is passed over (noted in ``passed_over``): it would name another folder in
+    every step's working directory, and a relative entry on GITHUB_PATH.
+    """
+    roots: List[Tuple[str, str]] = []
+    candidates = [("RUNNER_TOOL_CACHE", "kept in the tool cache for later jobs on this runner")]
+    if not os.environ.get("RUNNER_TOOL_CACHE"):
+        candidates = [("XDG_CACHE_HOME", "kept for later runs")]
+    candidates.append(("RUNNER_TEMP", "for this job only"))
+    for variable, scope in candidates:
+        folder = os.environ.get(variable, "")
+        if variable == "XDG_CACHE_HOME" and not os.path.isabs(folder):
+            folder = os.path.join(os.path.expanduser("~"), ".cache")  # as the XDG specification says
+        if folder and not os.path.isabs(folder):
+            passed_over.append(f"{variable} is not an absolute path ({folder})")
+        elif folder:
+            roots.append((os.path.join(folder, NAME), scope))
     return roots
 
 
-def prepare(distrust: Optional[Tuple[str, str]] = None) -> Runtime:
-    """A runtime that passed its checks: found, or built (once) where it can be trusted.
-
-    ``distrust``: (target, why) for a runtime that passed its checks but would not start.
-    """
+def prepare() -> Tuple[str, str]:
+    """(cache folder, runtime) of a runtime that passed its checks: found, or built where it can be trusted."""
     key = runtime_key()
     passed_over: List[str] = []
-    for root, scope in cache_roots():
+    for root, scope in cache_roots(passed_over):
         try:
             problem = open_root(root)
         except OSError as exc:
@@ -456,23 +465,21 @@ def prepare(distrust: Optional[Tuple[str, str]] = None) -> Runtime:
             passed_over.append(problem)
             continue
         target = os.path.join(root, key)
-        found = check_runtime(target, key)
-        if found is None and (distrust is None or distrust[0] != target):
-            return Runtime(root, target, built=False)
+        verdict, why = check_runtime(target, key)
+        if verdict == USABLE:
+            return root, target
         try:
             with BuildLock(root):
-                found = check_runtime(target, key)  # another job may have built it meanwhile
-                if distrust is not None and distrust[0] == target and found is None:
-                    found = distrust[1]
-                if found is None:
-                    return Runtime(root, target, built=False)
-                if "belongs to another user" in found:
-                    passed_over.append(found)
+                verdict, why = check_runtime(target, key)  # another job may have built it meanwhile
+                if verdict == USABLE:
+                    return root, target
+                if verdict == FOREIGN:  # not ours to replace or remove
+                    passed_over.append(why)
                     continue
-                if found != MISSING:
-                    log(f"asc-token-action: not using the runtime in {target}: {found}; building it again.")
+                if verdict == STALE:
+                    log(f"asc-token-action: not using the runtime in {target}: {why}; building it again.")
                 _build_in_group(root, target, key, scope, passed_over)
-                return Runtime(root, target, built=True)
+                return root, target
         except OSError as exc:
             passed_over.append(f"{root} cannot be written ({exc.strerror or exc})")
     import tempfile
@@ -480,7 +487,7 @@ def prepare(distrust: Optional[Tuple[str, str]] = None) -> Runtime:
     root = tempfile.mkdtemp(prefix=f"{NAME}-")
     target = os.path.join(root, key)
     _build_in_group(root, target, key, "for this run only", passed_over)
-    return Runtime(root, target, built=True)
+    return root, target
 
 
 def _build_in_group(root: str, target: str, key: str, scope: str, passed_over: List[str]) -> None:
@@ -499,16 +506,16 @@ def _build_in_group(root: str, target: str, key: str, scope: str, passed_over: L
 
 def ensure_runtime() -> str:
     """The runtime's python (dev.py demo and standin run on it too)."""
-    return prepare().python
+    return venv_python(prepare()[1])
 
 
 # -- asc-token for later steps ----------------------------------------------------------------
 
 
-def offer_launcher(runtime: Runtime) -> None:
+def offer_launcher(root: str, target: str) -> None:
     """Put ``asc-token`` on later steps' PATH: this runtime's python, isolated, on this checkout."""
-    checkout = crc("\0".join((ROOT, runtime.target)).encode())
-    folder = os.path.join(runtime.root, f"bin-{checkout}")
+    python = venv_python(target)
+    folder = os.path.join(root, f"bin-{crc(chr(0).join((ROOT, target)).encode())}")
     os.makedirs(folder, 0o755, exist_ok=True)
     problem = owned_problem(folder, os.lstat(folder))
     if problem:
@@ -526,13 +533,13 @@ def offer_launcher(runtime: Runtime) -> None:
         os.path.join(folder, "asc-token"): (
             "#!/bin/sh\n"
             "# asc-token from asc-token-action: its runtime's Python, isolated, on the action's own package.\n"
-            f'exec {_sh_quote(_sh_path(runtime.python))} -I {_sh_quote(_sh_path(script))} "$@"\n'
+            f'exec {_sh_quote(_sh_path(python))} -I {_sh_quote(_sh_path(script))} "$@"\n'
         ),
     }
     if not POSIX:
         percent = "%%"
         files[os.path.join(folder, "asc-token.cmd")] = (
-            f'@"{runtime.python.replace("%", percent)}" -I "{script.replace("%", percent)}" %*\r\n'
+            f'@"{python.replace("%", percent)}" -I "{script.replace("%", percent)}" %*\r\n'
         )
     for path, text in files.items():
         _write_if_changed(path, text, 0o755 if not path.endswith(".py") else 0o644)
@@ -565,11 +572,19 @@ def _write_if_changed(path: str, text: str, mode: int) -> None:
 # -- main -------------------------------------------------------------------------------------
 
 
-def run(runtime: Runtime, argv: List[str]) -> int:
-    command = [runtime.python, "-I", ENTRYPOINT, *argv]
+def forbid_core_dumps() -> None:
+    """This process and all it starts hold the key in their environment: no core file may keep it."""
+    if POSIX:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def run(python: str, argv: List[str]) -> int:
+    command = [python, "-I", ENTRYPOINT, *argv]
     if POSIX:
         sys.stdout.flush()
-        os.execv(runtime.python, command)  # noqa: S606 - raises OSError if it cannot start
+        os.execv(python, command)  # noqa: S606 - raises OSError if it cannot start
     import subprocess
 
     return subprocess.call(command)
@@ -583,36 +598,19 @@ def fail(title: str, message: str, detail: str = "") -> NoReturn:
 
 
 def main(argv: List[str]) -> int:
-    if sys.version_info < (3, 9):  # noqa: UP036 - the runner's python3 may be anything
-        import platform
-
-        fail(
-            "Python too old",
-            f"asc-token-action needs Python 3.9 or newer, and {sys.executable} is "
-            f"{platform.python_version()}: add actions/setup-python before this step.",
-        )
+    forbid_core_dumps()
+    # -I does not stop PYTHONEXECUTABLE from naming sys.executable: no interpreter started from here reads it.
+    os.environ.pop("PYTHONEXECUTABLE", None)
     try:
-        runtime = prepare()
+        root, target = prepare()
         if os.environ.get("GITHUB_PATH"):
             try:
-                offer_launcher(runtime)
+                offer_launcher(root, target)
             except OSError as exc:
                 log(f"::warning title=asc-token not on PATH::Later steps cannot run asc-token: {exc.strerror or exc}.")
-        try:
-            return run(runtime, argv)
-        except OSError as exc:
-            if runtime.built:
-                raise
-            # It passed its checks but would not start: rebuild it, once.
-            runtime = prepare(distrust=(runtime.target, f"it did not start ({exc.strerror or exc})"))
-            return run(runtime, argv)
+        return run(venv_python(target), argv)
     except SetupError as exc:
-        fail(
-            "asc-token-action setup failed",
-            f"Installing the pinned dependencies from requirements/runtime.lock failed ({exc.message}): check "
-            "that the runner can reach PyPI (or set PIP_INDEX_URL to your mirror) and uses Python 3.9 or newer.",
-            exc.detail,
-        )
+        fail("asc-token-action setup failed", f"Installing requirements/runtime.lock failed: {exc.message}", exc.detail)
     except OSError as exc:
         fail(
             "asc-token-action setup failed",

@@ -220,7 +220,7 @@ def test_racing_jobs_never_remove_each_others_runtime(tmp_path: Path, key: KeyMa
     assert builds(log_b) == [], log_b  # B waited and used A's runtime
     assert "waiting for another job" in log_b
     (runtime,) = runtimes(tool_cache)
-    assert load_bootstrap().check_runtime(str(runtime), runtime.name) is None
+    assert load_bootstrap().check_runtime(str(runtime), runtime.name)[0] == "usable"
 
 
 # -- issue 10: the cache must not run what it finds ----------------------------------------------------
@@ -256,7 +256,7 @@ def test_planted_runtime_is_not_run_and_is_rebuilt(
     assert len(builds(log)) == 1
     assert not (site_packages(runtime) / "zzz-planted.pth").exists()
     assert (runtime / "bin" / "python").is_symlink()
-    assert load_bootstrap().check_runtime(str(runtime), runtime.name) is None
+    assert load_bootstrap().check_runtime(str(runtime), runtime.name)[0] == "usable"
 
 
 @posix_only
@@ -334,7 +334,7 @@ def test_pip_variables_of_the_job_change_nothing(tmp_path: Path, key: KeyMateria
     assert "cryptography" in installed and installed <= lock_names()  # no six, all from the lock
 
 
-def test_pip_keeps_only_where_to_download_from(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_venv_and_pip_get_no_inputs_and_only_where_to_download_from(monkeypatch: pytest.MonkeyPatch) -> None:
     """Mirrors, certificates and proxies still apply; nothing that says what or where to install."""
     keep = {
         "PIP_INDEX_URL": "https://mirror.invalid/simple",
@@ -349,8 +349,11 @@ def test_pip_keeps_only_where_to_download_from(monkeypatch: pytest.MonkeyPatch) 
     for name in drop:
         monkeypatch.setenv(name, "x")
     monkeypatch.setenv("PIP_CONFIG_FILE", "/tmp/planted-pip.conf")
-    env: Dict[str, str] = load_bootstrap().pip_environment()
+    monkeypatch.setenv("INPUT_PRIVATE_KEY", "the key")
+    monkeypatch.setenv("INPUT_KEY_ID", "ABCDE12345")
+    env: Dict[str, str] = load_bootstrap().build_environment()
     assert "PIP_CONFIG_FILE" not in env  # a job's config file could say anything
+    assert not [name for name in env if name.startswith("INPUT_")]  # venv and pip never see the key
     for name, value in keep.items():
         assert env[name] == value
     for name in drop:
@@ -387,11 +390,11 @@ def test_bytecode_python_writes_is_not_a_difference(built: Path, tmp_path: Path,
     package = site_packages(runtime) / "jwt"
     tag = sys.implementation.cache_tag
     (package / "__pycache__" / f"api_jwt.{tag}.opt-1.pyc").write_bytes(b"")
-    assert bootstrap.check_runtime(str(runtime), runtime.name) is None
+    assert bootstrap.check_runtime(str(runtime), runtime.name)[0] == "usable"
     (runtime / "bin" / "__pycache__").mkdir()  # where Python would write bytecode for the first time
-    assert bootstrap.check_runtime(str(runtime), runtime.name) is None
+    assert bootstrap.check_runtime(str(runtime), runtime.name)[0] == "usable"
     (package / "__pycache__" / f"planted.{tag}.pyc").write_bytes(b"")  # no planted.py beside it
-    assert "unexpected file" in bootstrap.check_runtime(str(runtime), runtime.name)
+    assert "unexpected file" in bootstrap.check_runtime(str(runtime), runtime.name)[1]
 
 
 def test_warm_check_is_fast(built: Path, bootstrap: ModuleType) -> None:
@@ -399,11 +402,11 @@ def test_warm_check_is_fast(built: Path, bootstrap: ModuleType) -> None:
     (runtime,) = runtimes(built)
     started = time.perf_counter()
     for _ in range(5):
-        assert bootstrap.check_runtime(str(runtime), runtime.name) is None
+        assert bootstrap.check_runtime(str(runtime), runtime.name)[0] == "usable"
     assert (time.perf_counter() - started) / 5 < 0.05
 
 
-# -- the job's environment cannot choose the interpreter -------------------------------------------
+# -- the job's environment cannot choose the interpreter or the cache -----------------------------
 
 
 def test_python_executable_of_the_job_is_not_run(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
@@ -419,3 +422,49 @@ def test_python_executable_of_the_job_is_not_run(tmp_path: Path, key: KeyMateria
     outputs = result["outputs"]
     assert isinstance(outputs, dict)
     assert key.decode(outputs["token"])["iss"] == ISSUER_ID
+
+
+def test_relative_tool_cache_is_passed_over(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
+    """A relative RUNNER_TOOL_CACHE would name a folder in the workspace and a relative GITHUB_PATH entry."""
+    result = run_composite(tmp_path / "run", inputs(key), tool_cache=Path("relative-cache"), extra_env=wheels)
+    log = str(result["log"])
+    assert result["returncode"] == 0, log
+    entries = result["path"]
+    assert isinstance(entries, list) and entries and all(os.path.isabs(entry) for entry in entries), entries
+    (title,) = builds(log)
+    assert str(tmp_path / "run" / "temp" / NAME) in title and "for this job only" in title
+    assert "RUNNER_TOOL_CACHE is not an absolute path (relative-cache)" in title
+    assert not (tmp_path / "run" / "workspace" / "relative-cache").exists()
+
+
+# -- verdicts, not message text --------------------------------------------------------------------
+
+
+@posix_only
+def test_verdicts_of_check_runtime(tmp_path: Path, bootstrap: ModuleType) -> None:
+    target = tmp_path / "runtime"
+    assert bootstrap.check_runtime(str(target), "key")[0] == "missing"
+    target.mkdir()
+    assert bootstrap.check_runtime(str(target), "key") == ("stale", "it is incomplete (no manifest)")
+    target.chmod(0o775)
+    assert bootstrap.check_runtime(str(target), "key") == ("stale", f"{target} is writable by other users")
+    if ROOT_USER:
+        os.chown(target, 65534, 65534)
+        verdict, why = bootstrap.check_runtime(str(target), "key")
+        assert verdict == "foreign" and "belongs to another user (uid 65534)" in why
+
+
+@posix_only
+def test_no_core_dumps_from_the_bootstrap_and_what_it_starts() -> None:
+    """It holds the key in its environment, as does the runtime it execs (limits survive exec)."""
+    script = (
+        "import importlib.util, resource, sys\n"
+        "spec = importlib.util.spec_from_file_location('b', sys.argv[1]); b = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(b); b.forbid_core_dumps()\n"
+        "print(resource.getrlimit(resource.RLIMIT_CORE))\n"
+    )
+    shell = 'ulimit -c "$(ulimit -H -c)"; exec "$0" -I -c "$1" "$2"'
+    completed = subprocess.run(
+        ["bash", "-c", shell, PYTHON3, script, str(BOOTSTRAP)], capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.strip() == "(0, 0)"
