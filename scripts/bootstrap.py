@@ -6,8 +6,8 @@ Standard library only: action.yml runs this as ``python3 -I -S bootstrap.py`` on
 the OS, the machine, the Python version and the interpreter. What holds:
 
 - It holds the wheels of requirements/runtime.lock (--no-deps --require-hashes --only-binary).
-- Nothing in it runs unless it matches its manifest: every entry's type, size and mtime, and the
-  interpreter (bytecode Python writes for a recorded source aside).
+- Nothing in it runs unless it matches its manifest: every entry's type, size and mtime, bytecode
+  included (all compiled when it is built, so Python never writes any), and the interpreter.
 - It and every folder above it belong to this user (or root, above our own) and only the owner
   can write to them (sticky folders aside); a cache folder that fails this is passed over, and
   another user's runtime is neither run nor removed.
@@ -16,7 +16,7 @@ the OS, the machine, the Python version and the interpreter. What holds:
 - venv and pip see neither INPUT_* (the key) nor the job's PIP_* settings beyond where to download from.
 
 A warm start: one interpreter start without site-packages, a CRC of the lock, an lstat of each of
-the runtime's ~500 entries, and the exec of the runtime.
+the runtime's ~650 entries, and the exec of the runtime.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ ENTRYPOINT = os.path.join(ROOT, "entrypoint.py")
 SRC = os.path.join(ROOT, "src")
 NAME = "asc-token-action"
 MANIFEST = ".asc-token-manifest"
-MANIFEST_FORMAT = "asc-token-manifest 1"
+MANIFEST_FORMAT = "asc-token-manifest 2"  # 2: bytecode is part of the runtime
 POSIX = os.name != "nt"
 LOCK_WAIT_SECONDS = 600.0
 
@@ -152,7 +152,7 @@ def open_root(root: str) -> Optional[str]:
 # the path. Size and mtime, not content hashes: hashing ~20 MB on every start would cost more than
 # the whole action, and content hashes would not stop anyone the ownership checks let through
 # (whoever can rewrite a file here can rewrite the manifest too). What the manifest catches is a
-# runtime that is not what was built: a file added (a planted .pth), replaced (bin/python),
+# runtime that is not what was built: a file added (a planted .pth or .pyc), replaced (bin/python),
 # changed or removed, a half-copied folder, an interpreter that moved, changed or disappeared.
 
 
@@ -249,24 +249,13 @@ def check_runtime(target: str, key: str) -> Tuple[str, str]:
         return STALE, problem
     if entries == recorded:
         return USABLE, "it matches its manifest"
-    added = sorted(path for path in set(entries) - set(recorded) if not _bytecode_of_recorded(path, entries, recorded))
+    added = sorted(set(entries) - set(recorded))
     if added:
         return STALE, f"it has an unexpected {'folder' if entries[added[0]] == 'd' else 'file'} {added[0]}"
     changed = sorted(path for path in recorded if path in entries and entries[path] != recorded[path])
     if changed:
         return STALE, f"{changed[0]} has changed since it was built"
-    missing = sorted(set(recorded) - set(entries))
-    return (STALE, f"{missing[0]} is missing") if missing else (USABLE, "it matches its manifest and bytecode")
-
-
-def _bytecode_of_recorded(path: str, entries: Dict[str, str], recorded: Dict[str, str]) -> bool:
-    """Whether ``path`` is bytecode (or its folder) Python itself writes for a recorded source."""
-    folder, _, name = path.rpartition("/")
-    if name == "__pycache__" and entries[path] == "d" and (not folder or folder in recorded):
-        return True
-    parent, _, cache = folder.rpartition("/")
-    source = f"{parent}/{name.split('.')[0]}.py" if parent else f"{name.split('.')[0]}.py"
-    return cache == "__pycache__" and name.endswith(".pyc") and source in recorded
+    return STALE, f"{min(set(recorded) - set(entries))} is missing"
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -295,8 +284,7 @@ def build_environment() -> Dict[str, str]:
 
 
 def pip_install_args() -> List[str]:
-    # --no-compile: bytecode for the few modules a run imports is written by that run (the manifest
-    # allows __pycache__ for recorded sources); compiling every installed file cost cold runs ~1 s.
+    # --no-compile: build compiles afterwards, in timestamp mode (pip's follows SOURCE_DATE_EPOCH).
     return [
         "install", "--no-deps", "--require-hashes", "--only-binary", ":all:", "--no-input",
         "--quiet", "--disable-pip-version-check", "--no-warn-script-location", "--no-compile", "-r", LOCK,
@@ -347,7 +335,11 @@ def build(root: str, target: str, key: str) -> None:
             _run([sys.executable, "-I", "-m", "venv", staging], env, 300, REACH_PYPI)
             install = [python, "-I", "-m", "pip", *pip_install_args()]
         _run(install, env, 900, REACH_PYPI)
-        _run([python, "-I", "-c", "pass"], env, 120, "the new runtime's Python does not start")
+        # All bytecode now, recorded in the manifest: a run then reads only bytecode built here and
+        # writes none. Timestamp mode whatever SOURCE_DATE_EPOCH says (hash checks cost every start).
+        # This is also the check that the runtime's python starts.
+        compile_all = [python, "-I", "-m", "compileall", "-q", "--invalidation-mode", "timestamp"]
+        _run([*compile_all, site_packages(staging)], env, 300, "the new runtime's Python cannot compile it")
         if POSIX:
             _private(staging)
         write_manifest(staging, key)

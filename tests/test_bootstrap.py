@@ -238,8 +238,27 @@ def replace_python(runtime: Path, marker: Path) -> None:
     python.chmod(0o755)
 
 
+# Bytecode for jwt/__init__.py stamped with the source's size and mtime, as Python checks it (PEP 552).
+PLANT_PYC = r"""
+import importlib.util, marshal, os, sys
+source, marker = sys.argv[1], sys.argv[2]
+info = os.stat(source)
+code = compile("open(%r, 'w').close()\n" % marker + open(source).read(), source, "exec")
+header = importlib.util.MAGIC_NUMBER + (0).to_bytes(4, "little")
+header += (int(info.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") + (info.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+os.makedirs(os.path.dirname(importlib.util.cache_from_source(source)), exist_ok=True)
+with open(importlib.util.cache_from_source(source), "wb") as stream:
+    stream.write(header + marshal.dumps(code))
+"""
+
+
+def plant_pyc(runtime: Path, marker: Path) -> None:
+    source = site_packages(runtime) / "jwt" / "__init__.py"
+    subprocess.run([str(runtime / "bin" / "python"), "-I", "-c", PLANT_PYC, str(source), str(marker)], check=True)
+
+
 @posix_only
-@pytest.mark.parametrize("plant", [plant_pth, replace_python], ids=["pth", "bin-python"])
+@pytest.mark.parametrize("plant", [plant_pth, replace_python, plant_pyc], ids=["pth", "bin-python", "pyc"])
 def test_planted_runtime_is_not_run_and_is_rebuilt(
     built: Path, tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str], plant: object
 ) -> None:
@@ -384,17 +403,26 @@ def test_ancestors_writable_by_others_are_refused_unless_sticky(tmp_path: Path, 
 
 
 @posix_only
-def test_bytecode_python_writes_is_not_a_difference(built: Path, tmp_path: Path, bootstrap: ModuleType) -> None:
+def test_bytecode_is_recorded_and_no_other_is_allowed(built: Path, tmp_path: Path, bootstrap: ModuleType) -> None:
+    """Every module has bytecode from the build (so a run writes none), and bytecode it did not build is a difference."""
     tool_cache = copy_of(built, tmp_path)
     (runtime,) = runtimes(tool_cache)
     package = site_packages(runtime) / "jwt"
     tag = sys.implementation.cache_tag
+    manifest = (runtime / ".asc-token-manifest").read_text()
+    sources = list(site_packages(runtime).rglob("*.py"))
+    bytecode = [os.path.relpath(importlib.util.cache_from_source(str(p)), runtime) for p in sources]
+    assert len(sources) > 100 and all(f"\t{path}\n" in manifest for path in bytecode)
     (package / "__pycache__" / f"api_jwt.{tag}.opt-1.pyc").write_bytes(b"")
+    verdict, why = bootstrap.check_runtime(str(runtime), runtime.name)
+    assert verdict == "stale" and f"unexpected file lib/python3.{sys.version_info[1]}" in why and "opt-1.pyc" in why
+    (package / "__pycache__" / f"api_jwt.{tag}.opt-1.pyc").unlink()
     assert bootstrap.check_runtime(str(runtime), runtime.name)[0] == "usable"
-    (runtime / "bin" / "__pycache__").mkdir()  # where Python would write bytecode for the first time
-    assert bootstrap.check_runtime(str(runtime), runtime.name)[0] == "usable"
-    (package / "__pycache__" / f"planted.{tag}.pyc").write_bytes(b"")  # no planted.py beside it
-    assert "unexpected file" in bootstrap.check_runtime(str(runtime), runtime.name)[1]
+    (runtime / "bin" / "__pycache__").mkdir()
+    assert bootstrap.check_runtime(str(runtime), runtime.name) == (
+        "stale",
+        "it has an unexpected folder bin/__pycache__",
+    )
 
 
 def test_warm_check_is_fast(built: Path, bootstrap: ModuleType) -> None:
