@@ -5,7 +5,9 @@ Standard library only: action.yml runs this as ``python3 -I -S bootstrap.py`` on
 (3.9+). The runtime is a venv in RUNNER_TOOL_CACHE/asc-token-action/<key>, the key naming the lock,
 the OS, the machine, the Python version and the interpreter. What holds:
 
-- It holds the wheels of requirements/runtime.lock (--no-deps --require-hashes --only-binary).
+- It holds exactly the distributions of requirements/runtime.lock whose markers apply to this
+  Python, checked after pip ran, whatever pip's configuration said (the runner's pip.conf is
+  honoured for mirrors and certificates, and a job can point pip at other files too).
 - Nothing in it runs unless it matches its manifest: every entry's type, size and mtime, bytecode
   included (all compiled when it is built, so Python never writes any), and the interpreter.
 - It and every folder above it belong to this user (or root, above our own) and only the owner
@@ -28,7 +30,7 @@ import zlib
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs ~15 ms of a ~25 ms warm start
-    from typing import Dict, List, NoReturn, Optional, Tuple
+    from typing import Dict, List, NoReturn, Optional, Set, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK = os.path.join(ROOT, "requirements", "runtime.lock")
@@ -258,6 +260,151 @@ def check_runtime(target: str, key: str) -> Tuple[str, str]:
     return STALE, f"{min(set(recorded) - set(entries))} is missing"
 
 
+# -- what the lock says this Python gets --------------------------------------------------------
+# pip evaluates the lock's environment markers itself; they are evaluated here again so that what
+# pip installed can be compared with the lock. A small evaluator, not pip's vendored packaging:
+# pip's internals are no API (and the runner's pip may be absent), the lock's markers are plain
+# comparisons joined by `and`, and anything else fails the build with a message naming the marker,
+# so a new kind of marker in a future lock is noticed by the tests, not guessed at.
+
+_VERSION_VARIABLES = ("python_version", "python_full_version")
+
+
+def marker_environment() -> Dict[str, str]:
+    import platform
+
+    return {
+        "python_version": f"{sys.version_info[0]}.{sys.version_info[1]}",
+        "python_full_version": platform.python_version(),
+        "implementation_name": sys.implementation.name,
+        "platform_python_implementation": platform.python_implementation(),
+        "sys_platform": sys.platform,
+        "platform_system": platform.system(),
+    }
+
+
+def marker_applies(marker: str, environment: Dict[str, str]) -> bool:
+    """Whether a marker of ``variable op 'value'`` terms joined by ``and`` holds in ``environment``."""
+    import re
+
+    holds = True
+    for term in marker.split(" and ") if marker.strip() else []:
+        match = re.fullmatch(r"\s*([a-z_]+)\s*(==|!=|<=|>=|<|>)\s*'([^']*)'\s*", term)
+        variable, operator, value = match.groups() if match else ("", "", "")
+        if variable in _VERSION_VARIABLES:
+            holds = _version_matches(environment[variable], operator, value) and holds
+        elif variable in environment and operator in ("==", "!="):
+            holds = (environment[variable] == value) == (operator == "==") and holds
+        else:
+            raise SetupError(f"requirements/runtime.lock has a marker bootstrap.py cannot evaluate: {marker.strip()}")
+    return holds
+
+
+def _version(text: str) -> Tuple[Tuple[int, ...], Tuple[int, int]]:
+    """A Python version ("3.13.0rc1", "3.14.0a1+") as (release, (phase, number)); final is phase 3."""
+    import re
+
+    match = re.fullmatch(r"(\d+(?:\.\d+)*)(?:(a|b|rc)(\d+))?\+?", text)
+    if not match:
+        raise SetupError(f"bootstrap.py cannot compare the Python version {text!r} with requirements/runtime.lock")
+    release = tuple(int(part) for part in match.group(1).split("."))
+    phase = ("a", "b", "rc").index(match.group(2)) if match.group(2) else 3
+    return release, (phase, int(match.group(3) or 0))
+
+
+def _version_matches(actual: str, operator: str, wanted: str) -> bool:
+    """PEP 440 comparison of a Python version, as packaging does it for markers."""
+    have, have_phase = _version(actual)
+    if wanted.endswith(".*"):
+        want = _version(wanted[:-2])[0]
+        if operator not in ("==", "!="):
+            raise SetupError(f"requirements/runtime.lock compares a Python version as {operator} {wanted}")
+        padded = have + (0,) * max(0, len(want) - len(have))
+        return (padded[: len(want)] == want) == (operator == "==")
+    want, want_phase = _version(wanted)
+    width = max(len(have), len(want))
+    have_key = (have + (0,) * (width - len(have)), have_phase)
+    want_key = (want + (0,) * (width - len(want)), want_phase)
+    if operator == "<" and have_phase[0] < 3 <= want_phase[0] and have_key[0] == want_key[0]:
+        return False  # <3.10 does not let in 3.10.0rc1 (PEP 440's exclusive ordered comparison)
+    return {
+        "==": have_key == want_key,
+        "!=": have_key != want_key,
+        "<": have_key < want_key,
+        "<=": have_key <= want_key,
+        ">": have_key > want_key,
+        ">=": have_key >= want_key,
+    }[operator]
+
+
+def canonical(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_distributions(environment: Dict[str, str]) -> Set[str]:
+    """``name==version`` of each lock line whose marker holds in ``environment``."""
+    wanted: Set[str] = set()
+    with open(LOCK, encoding="utf-8") as stream:
+        for line in stream:
+            if not line[:1].isalnum():  # hashes, comments and "# via" lines
+                continue
+            requirement, _, marker = line.rstrip().rstrip("\\").partition(";")
+            if marker_applies(marker, environment):
+                name, _, version = requirement.strip().partition("==")
+                wanted.add(f"{canonical(name)}=={version.lower()}")
+    return wanted
+
+
+def installed_distributions(folder: str, before: Set[str]) -> Tuple[Set[str], List[str]]:
+    """``name==version`` of each distribution pip put in ``folder`` (site-packages), and the entries
+    there that no installed distribution's RECORD claims (an .egg-link, a stray .pth).
+
+    ``before``: what was there before pip ran (the venv's own pip, when it made one).
+    """
+    import csv
+
+    found: Set[str] = set()
+    claimed = set(before) | {"bin", "Scripts"}  # where pip --target puts scripts
+    for entry in os.listdir(folder):
+        if entry in before or not entry.endswith((".dist-info", ".egg-info")):
+            continue
+        project, _, version = entry.rsplit(".", 1)[0].partition("-")
+        found.add(f"{canonical(project)}=={version.split('-')[0].lower() or '?'}")
+        claimed.add(entry)
+        try:
+            with open(os.path.join(folder, entry, "RECORD"), encoding="utf-8", newline="") as stream:
+                claimed.update(row[0].split("/")[0] for row in csv.reader(stream) if row and row[0][:2] != "..")
+        except OSError:
+            pass
+    return found, sorted(set(os.listdir(folder)) - claimed)
+
+
+def check_installed(folder: str, before: Set[str]) -> None:
+    """Fail the build unless pip installed exactly the lock's distributions for this Python."""
+    wanted = locked_distributions(marker_environment())
+    found, unclaimed = installed_distributions(folder, before)
+    added = sorted(found - wanted) + unclaimed
+    missing = sorted(wanted - found)
+    if not added and not missing:
+        return
+    what = []
+    if added:
+        what.append(f"pip installed {', '.join(added)}, which requirements/runtime.lock does not hold")
+    if missing:
+        what.append(f"pip did not install {', '.join(missing)}")
+    chosen = "".join(
+        f", here {name}={os.environ[name]}" for name in ("XDG_CONFIG_HOME", "XDG_CONFIG_DIRS") if name in os.environ
+    )
+    raise SetupError(
+        f"{'; '.join(what)}. pip's configuration adds to what it installs (`requirement` or `editable` in a "
+        f"pip.conf) or moves it (`target`, `prefix`, `root`): pip reads this machine's pip.conf files and those "
+        f"that XDG_CONFIG_HOME, XDG_CONFIG_DIRS and HOME point to{chosen}. Remove that setting, or point these "
+        "variables elsewhere for this step; `python3 -m pip config debug` in this step lists what pip reads."
+    )
+
+
 # -- building ---------------------------------------------------------------------------------
 
 # What pip may take from the job: where to download from and how to get there. Mirrors are safe
@@ -265,8 +412,8 @@ def check_runtime(target: str, key: str) -> Tuple[str, str]:
 # variable (target, prefix, root, user, requirement, constraint, editable, upgrade, no-binary,
 # platform, python-version, dry-run, require-virtualenv, src, config-file, ...) changes what or
 # where pip installs, so the job's are dropped and the options that matter are given explicitly.
-# pip still reads the machine's and the user's own pip.conf: that is the runner owner's setup
-# (a mirror, a certificate), not the job's, and reading it costs no extra pip start.
+# pip still reads the pip.conf files (the runner's mirror and certificate live there); whatever
+# they add is caught by check_installed.
 PIP_NETWORK_SETTINGS = (
     "index-url", "extra-index-url", "no-index", "find-links", "trusted-host", "cert", "client-cert",
     "proxy", "timeout", "default-timeout", "retries", "cache-dir", "no-cache-dir",
@@ -334,7 +481,9 @@ def build(root: str, target: str, key: str) -> None:
         else:
             _run([sys.executable, "-I", "-m", "venv", staging], env, 300, REACH_PYPI)
             install = [python, "-I", "-m", "pip", *pip_install_args()]
+        before = set(os.listdir(site_packages(staging)))
         _run(install, env, 900, REACH_PYPI)
+        check_installed(site_packages(staging), before)
         # All bytecode now, recorded in the manifest: a run then reads only bytecode built here and
         # writes none. Timestamp mode whatever SOURCE_DATE_EPOCH says (hash checks cost every start).
         # This is also the check that the runtime's python starts.

@@ -434,7 +434,61 @@ def test_warm_check_is_fast(built: Path, bootstrap: ModuleType) -> None:
     assert (time.perf_counter() - started) / 5 < 0.05
 
 
-# -- the job's environment cannot choose the interpreter or the cache -----------------------------
+# -- the job's pip configuration cannot add to the cached runtime ----------------------------------
+
+
+def planted_wheel(folder: Path, marker: Path) -> Path:
+    """A wheel whose .pth would run in every later start of the runtime."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        "zzz_planted.pth": f"import os; open({str(marker)!r}, 'w').close()\n",
+        "zzz_planted-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: zzz-planted\nVersion: 1.0\n",
+        "zzz_planted-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = ""
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record += f"{name},sha256={digest},{len(text.encode())}\n"
+    files["zzz_planted-1.0.dist-info/RECORD"] = record + "zzz_planted-1.0.dist-info/RECORD,,\n"
+    wheel = folder / "zzz_planted-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return wheel
+
+
+@pytest.mark.parametrize("chosen_by", ["XDG_CONFIG_HOME", "HOME", "XDG_CONFIG_DIRS"])
+def test_pip_configuration_of_the_job_cannot_add_to_the_runtime(
+    tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str], chosen_by: str
+) -> None:
+    """A pip.conf the job points pip at says `[install] requirement=`: the build fails, naming it."""
+    import hashlib
+
+    marker = tmp_path / "planted-code-ran"
+    wheel = planted_wheel(tmp_path, marker)
+    requirements = tmp_path / "planted-requirements.txt"
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    requirements.write_text(f"zzz-planted @ {wheel.as_uri()} --hash=sha256:{digest}\n")
+    folder = tmp_path / "job-config"
+    config = {"XDG_CONFIG_HOME": folder, "HOME": folder / ".config", "XDG_CONFIG_DIRS": folder}[chosen_by]
+    (config / "pip").mkdir(parents=True)
+    (config / "pip" / "pip.conf").write_text(f"[install]\nrequirement = {requirements}\n")
+    tool_cache = tmp_path / "toolcache"
+    result = run_composite(
+        tmp_path / "run", inputs(key), tool_cache=tool_cache, extra_env={**wheels, chosen_by: str(folder)}
+    )
+    log = str(result["log"])
+    assert result["returncode"] == 1, log
+    assert not marker.exists(), "the planted package ran"
+    (error,) = [line for line in log.splitlines() if line.startswith("::error")]
+    assert error.startswith("::error title=asc-token-action setup failed::")
+    assert "pip installed zzz-planted==1.0, which requirements/runtime.lock does not hold" in error
+    assert "`requirement`" in error and chosen_by in error
+    assert runtimes(tool_cache) == []  # nothing half-built is kept, so no later job runs it
+    assert "Traceback" not in log and "BEGIN PRIVATE KEY" not in log
 
 
 def test_python_executable_of_the_job_is_not_run(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
@@ -463,6 +517,60 @@ def test_relative_tool_cache_is_passed_over(tmp_path: Path, key: KeyMaterial, wh
     assert str(tmp_path / "run" / "temp" / NAME) in title and "for this job only" in title
     assert "RUNNER_TOOL_CACHE is not an absolute path (relative-cache)" in title
     assert not (tmp_path / "run" / "workspace" / "relative-cache").exists()
+
+
+# -- the lock's markers, evaluated as pip's packaging does -----------------------------------------
+
+
+def lock_markers() -> List[str]:
+    lines = (ROOT / "requirements" / "runtime.lock").read_text().splitlines()
+    markers = {line.rstrip(" \\").partition(";")[2].strip() for line in lines if line[:1].isalnum()}
+    return sorted(markers)
+
+
+@pytest.mark.parametrize(
+    "version", ["3.9.0", "3.9.18", "3.10.0rc1", "3.10.0", "3.10.13", "3.11.0b4", "3.11.7", "3.13.0", "3.14.0a1"]
+)
+@pytest.mark.parametrize("implementation", ["CPython", "PyPy"])
+def test_lock_markers_are_read_as_packaging_reads_them(
+    bootstrap: ModuleType, version: str, implementation: str
+) -> None:
+    from packaging.markers import Marker
+
+    environment = {
+        **bootstrap.marker_environment(),
+        "python_full_version": version,
+        "python_version": ".".join(version.split(".")[:2]),
+        "implementation_name": implementation.lower(),
+        "platform_python_implementation": implementation,
+    }
+    markers = lock_markers()
+    assert len(markers) > 5
+    for marker in markers:
+        expected = Marker(marker).evaluate(environment) if marker else True
+        assert bootstrap.marker_applies(marker, environment) == expected, (marker, version)
+
+
+@pytest.mark.parametrize(
+    "marker",
+    ["python_version < '3.10' or os_name == 'nt'", "(os_name == 'nt')", "extra == 'socks'", "python_version ~= '3.9'"],
+)
+def test_a_marker_it_cannot_read_fails_the_build(bootstrap: ModuleType, marker: str) -> None:
+    with pytest.raises(bootstrap.SetupError, match=r"cannot evaluate|compares"):
+        bootstrap.marker_applies(marker, bootstrap.marker_environment())
+
+
+def test_a_distribution_pip_left_out_fails_the_build(tmp_path: Path, bootstrap: ModuleType) -> None:
+    wanted = sorted(bootstrap.locked_distributions(bootstrap.marker_environment()))
+    for pin in wanted[1:]:
+        name, _, version = pin.partition("==")
+        (tmp_path / f"{name.replace('-', '_')}-{version}.dist-info").mkdir()
+    with pytest.raises(bootstrap.SetupError) as raised:
+        bootstrap.check_installed(str(tmp_path), set())
+    assert f"pip did not install {wanted[0]}" in raised.value.message and "pip installed" not in raised.value.message
+    (tmp_path / "easy-install.pth").write_text("/somewhere/else\n")
+    with pytest.raises(bootstrap.SetupError, match=r"pip installed easy-install\.pth, which"):
+        bootstrap.check_installed(str(tmp_path), set())
 
 
 # -- verdicts, not message text --------------------------------------------------------------------
