@@ -634,7 +634,7 @@ def prepare() -> Tuple[str, str]:
 def _build_in_group(root: str, target: str, key: str, scope: str, passed_over: List[str]) -> None:
     import platform
 
-    why = f": {passed_over[0]}" if passed_over and not scope.startswith("kept") else ""
+    why = f": {passed_over[0]}" if passed_over else ""  # why not a place kept for longer
     log(
         f"::group::asc-token-action: installing the pinned dependencies for Python "
         f"{platform.python_version()} into {target} ({scope}{why})"
