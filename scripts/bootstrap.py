@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
 """Run entrypoint.py on the pinned runtime: built once per runner and interpreter, checked on every start.
 
-Standard library only: the composite action runs this as ``python3 -I -S bootstrap.py`` with the
-runner's own Python (3.9 or newer). The runtime is a venv holding exactly the wheels of
-requirements/runtime.lock (--no-deps --require-hashes --only-binary), built by pip with an explicit
-configuration (see pip_environment) and stored as RUNNER_TOOL_CACHE/asc-token-action/<key>, where
-the key names the lock, the OS, the machine, the Python version and the interpreter itself.
+Standard library only: action.yml runs this as ``python3 -I -S bootstrap.py`` on the runner's Python
+(3.9+). The runtime is a venv in RUNNER_TOOL_CACHE/asc-token-action/<key>, the key naming the lock,
+the OS, the machine, the Python version and the interpreter. What holds:
 
-Nothing found in a cache runs before it passes check_runtime: every folder on the way belongs to
-this user (or root, above our own folder) and no other user can write to it, and the runtime is
-exactly the tree recorded in its manifest when it was built, interpreter included. A runtime that
-fails the check is rebuilt once, under a lock, so that racing jobs never remove each other's work;
-a cache folder that cannot be trusted is passed over for RUNNER_TEMP, then for a private folder.
+- It holds exactly the distributions of requirements/runtime.lock whose markers apply to this
+  Python, checked after pip ran, whatever pip's configuration said (the runner's pip.conf is
+  honoured for mirrors and certificates, and a job can point pip at other files too).
+- Nothing in it runs unless it matches its manifest: every entry's type, size and mtime, bytecode
+  included (all compiled when it is built, so Python never writes any), and the interpreter.
+- It and every folder above it belong to this user (or root, above our own) and only the owner
+  can write to them (sticky folders aside); a cache folder that fails this is passed over, and
+  another user's runtime is neither run nor removed.
+- A runtime that fails its check is rebuilt under the cache folder's lock, in a private staging
+  folder renamed into place: racing jobs never see or remove each other's work.
+- venv and pip see neither INPUT_* (the key) nor the job's PIP_* settings beyond where to download from.
 
-A warm start costs one interpreter start without site-packages, a CRC of the lock, a walk of the
-runtime's ~700 entries (lstat only), and the exec of the runtime.
+A warm start: one interpreter start without site-packages, a CRC of the lock, an lstat of each of
+the runtime's ~650 entries, and the exec of the runtime.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import zlib
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs ~15 ms of a ~25 ms warm start
-    from typing import Dict, List, NoReturn, Optional, Tuple
+    from typing import Dict, List, NoReturn, Optional, Set, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK = os.path.join(ROOT, "requirements", "runtime.lock")
@@ -34,27 +38,21 @@ ENTRYPOINT = os.path.join(ROOT, "entrypoint.py")
 SRC = os.path.join(ROOT, "src")
 NAME = "asc-token-action"
 MANIFEST = ".asc-token-manifest"
-MANIFEST_FORMAT = "asc-token-manifest 1"
+MANIFEST_FORMAT = "asc-token-manifest 2"  # 2: bytecode is part of the runtime
 POSIX = os.name != "nt"
 LOCK_WAIT_SECONDS = 600.0
-MISSING = "missing"
+
+# What check_runtime found: run it, build it, build it again, or leave it alone (not ours).
+USABLE, MISSING, STALE, FOREIGN = "usable", "missing", "stale", "foreign"
 
 
 class SetupError(Exception):
-    """The runtime cannot be built; the message is worded for the user, the detail is pip's output."""
+    """The runtime cannot be built: a message for the user (what failed, what to do) and pip's output."""
 
     def __init__(self, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail
-
-
-class Runtime:
-    def __init__(self, root: str, target: str, built: bool) -> None:
-        self.root = root
-        self.target = target
-        self.python = venv_python(target)
-        self.built = built
 
 
 def log(text: str) -> None:
@@ -153,10 +151,10 @@ def open_root(root: str) -> Optional[str]:
 
 # -- the manifest: what a runtime is ------------------------------------------------------------
 # One line per entry under the runtime: "d", "l <link target>" or "f <size> <mtime_ns>", a tab,
-# the path. Size and mtime, not content hashes: hashing ~25 MB on every start would cost more than
+# the path. Size and mtime, not content hashes: hashing ~20 MB on every start would cost more than
 # the whole action, and content hashes would not stop anyone the ownership checks let through
 # (whoever can rewrite a file here can rewrite the manifest too). What the manifest catches is a
-# runtime that is not what was built: a file added (a planted .pth), replaced (bin/python),
+# runtime that is not what was built: a file added (a planted .pth or .pyc), replaced (bin/python),
 # changed or removed, a half-copied folder, an interpreter that moved, changed or disappeared.
 
 
@@ -219,15 +217,17 @@ def write_manifest(venv: str, key: str) -> None:
         stream.write("\n".join(lines) + "\n")
 
 
-def check_runtime(target: str, key: str) -> Optional[str]:
-    """Why the runtime at ``target`` must not run (MISSING when there is none), or None."""
+def check_runtime(target: str, key: str) -> Tuple[str, str]:
+    """What the runtime at ``target`` is (USABLE, MISSING, STALE or FOREIGN), and why."""
     try:
         info = os.lstat(target)
     except FileNotFoundError:
-        return MISSING
+        return MISSING, "there is none"
+    if POSIX and not stat.S_ISLNK(info.st_mode) and info.st_uid != os.geteuid():
+        return FOREIGN, f"{target} belongs to another user (uid {info.st_uid})"
     problem = owned_problem(target, info)
     if problem:
-        return problem
+        return STALE, problem
     try:
         with open(os.path.join(target, MANIFEST), encoding="utf-8") as stream:
             header = [stream.readline().rstrip("\n") for _ in range(3)]
@@ -236,40 +236,173 @@ def check_runtime(target: str, key: str) -> Optional[str]:
                 value, path = line.rstrip("\n").split("\t", 1)
                 recorded[path] = value
     except FileNotFoundError:
-        return "it is incomplete (no manifest)"
+        return STALE, "it is incomplete (no manifest)"
     except (OSError, ValueError, UnicodeDecodeError):
-        return "its manifest cannot be read"
+        return STALE, "its manifest cannot be read"
     if header[:2] != [MANIFEST_FORMAT, key]:
-        return "it was built by another version of asc-token-action"
+        return STALE, "it was built by another version of asc-token-action"
     interpreter = interpreter_stamp(target)
     if interpreter != header[2]:
         if interpreter.startswith("gone "):
-            return f"the Python it was built with is gone ({interpreter[5:]} does not exist)"
-        return f"the Python it was built with ({header[2].split(' ', 2)[-1]}) has changed"
+            return STALE, f"the Python it was built with is gone ({interpreter[5:]} does not exist)"
+        return STALE, f"the Python it was built with ({header[2].split(' ', 2)[-1]}) has changed"
     entries, problem = snapshot(target)
     if problem:
-        return problem
+        return STALE, problem
     if entries == recorded:
-        return None
-    return _difference(entries, recorded)
+        return USABLE, "it matches its manifest"
+    added = sorted(set(entries) - set(recorded))
+    if added:
+        return STALE, f"it has an unexpected {'folder' if entries[added[0]] == 'd' else 'file'} {added[0]}"
+    changed = sorted(path for path in recorded if path in entries and entries[path] != recorded[path])
+    if changed:
+        return STALE, f"{changed[0]} has changed since it was built"
+    return STALE, f"{min(set(recorded) - set(entries))} is missing"
 
 
-def _difference(entries: Dict[str, str], recorded: Dict[str, str]) -> Optional[str]:
-    for path, value in sorted(entries.items()):
-        if path not in recorded:
-            # Bytecode that Python itself writes for a recorded source is not a difference.
-            folder, _, name = path.rpartition("/")
-            if name == "__pycache__" and value == "d" and (not folder or folder in recorded):
+# -- what the lock says this Python gets --------------------------------------------------------
+# pip evaluates the lock's environment markers itself; they are evaluated here again so that what
+# pip installed can be compared with the lock. A small evaluator, not pip's vendored packaging:
+# pip's internals are no API (and the runner's pip may be absent), the lock's markers are plain
+# comparisons joined by `and`, and anything else fails the build with a message naming the marker,
+# so a new kind of marker in a future lock is noticed by the tests, not guessed at.
+
+_VERSION_VARIABLES = ("python_version", "python_full_version")
+
+
+def marker_environment() -> Dict[str, str]:
+    import platform
+
+    return {
+        "python_version": f"{sys.version_info[0]}.{sys.version_info[1]}",
+        "python_full_version": platform.python_version(),
+        "implementation_name": sys.implementation.name,
+        "platform_python_implementation": platform.python_implementation(),
+        "sys_platform": sys.platform,
+        "platform_system": platform.system(),
+    }
+
+
+def marker_applies(marker: str, environment: Dict[str, str]) -> bool:
+    """Whether a marker of ``variable op 'value'`` terms joined by ``and`` holds in ``environment``."""
+    import re
+
+    holds = True
+    for term in marker.split(" and ") if marker.strip() else []:
+        match = re.fullmatch(r"\s*([a-z_]+)\s*(==|!=|<=|>=|<|>)\s*'([^']*)'\s*", term)
+        variable, operator, value = match.groups() if match else ("", "", "")
+        if variable in _VERSION_VARIABLES:
+            holds = _version_matches(environment[variable], operator, value) and holds
+        elif variable in environment and operator in ("==", "!="):
+            holds = (environment[variable] == value) == (operator == "==") and holds
+        else:
+            raise SetupError(f"requirements/runtime.lock has a marker bootstrap.py cannot evaluate: {marker.strip()}")
+    return holds
+
+
+def _version(text: str) -> Tuple[Tuple[int, ...], Tuple[int, int]]:
+    """A Python version ("3.13.0rc1", "3.14.0a1+") as (release, (phase, number)); final is phase 3."""
+    import re
+
+    match = re.fullmatch(r"(\d+(?:\.\d+)*)(?:(a|b|rc)(\d+))?\+?", text)
+    if not match:
+        raise SetupError(f"bootstrap.py cannot compare the Python version {text!r} with requirements/runtime.lock")
+    release = tuple(int(part) for part in match.group(1).split("."))
+    phase = ("a", "b", "rc").index(match.group(2)) if match.group(2) else 3
+    return release, (phase, int(match.group(3) or 0))
+
+
+def _version_matches(actual: str, operator: str, wanted: str) -> bool:
+    """PEP 440 comparison of a Python version, as packaging does it for markers."""
+    have, have_phase = _version(actual)
+    if wanted.endswith(".*"):
+        want = _version(wanted[:-2])[0]
+        if operator not in ("==", "!="):
+            raise SetupError(f"requirements/runtime.lock compares a Python version as {operator} {wanted}")
+        padded = have + (0,) * max(0, len(want) - len(have))
+        return (padded[: len(want)] == want) == (operator == "==")
+    want, want_phase = _version(wanted)
+    width = max(len(have), len(want))
+    have_key = (have + (0,) * (width - len(have)), have_phase)
+    want_key = (want + (0,) * (width - len(want)), want_phase)
+    if operator == "<" and have_phase[0] < 3 <= want_phase[0] and have_key[0] == want_key[0]:
+        return False  # <3.10 does not let in 3.10.0rc1 (PEP 440's exclusive ordered comparison)
+    return {
+        "==": have_key == want_key,
+        "!=": have_key != want_key,
+        "<": have_key < want_key,
+        "<=": have_key <= want_key,
+        ">": have_key > want_key,
+        ">=": have_key >= want_key,
+    }[operator]
+
+
+def canonical(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_distributions(environment: Dict[str, str]) -> Set[str]:
+    """``name==version`` of each lock line whose marker holds in ``environment``."""
+    wanted: Set[str] = set()
+    with open(LOCK, encoding="utf-8") as stream:
+        for line in stream:
+            if not line[:1].isalnum():  # hashes, comments and "# via" lines
                 continue
-            parent, _, cache = folder.rpartition("/")
-            source = f"{parent}/{name.split('.')[0]}.py" if parent else f"{name.split('.')[0]}.py"
-            if cache == "__pycache__" and name.endswith(".pyc") and source in recorded:
-                continue
-            return f"it has an unexpected {'folder' if value == 'd' else 'file'} {path}"
-        if recorded[path] != value:
-            return f"{path} has changed since it was built"
-    missing = sorted(set(recorded) - set(entries))
-    return f"{missing[0]} is missing" if missing else None
+            requirement, _, marker = line.rstrip().rstrip("\\").partition(";")
+            if marker_applies(marker, environment):
+                name, _, version = requirement.strip().partition("==")
+                wanted.add(f"{canonical(name)}=={version.lower()}")
+    return wanted
+
+
+def installed_distributions(folder: str, before: Set[str]) -> Tuple[Set[str], List[str]]:
+    """``name==version`` of each distribution pip put in ``folder`` (site-packages), and the entries
+    there that no installed distribution's RECORD claims (an .egg-link, a stray .pth).
+
+    ``before``: what was there before pip ran (the venv's own pip, when it made one).
+    """
+    import csv
+
+    found: Set[str] = set()
+    claimed = set(before) | {"bin", "Scripts"}  # where pip --target puts scripts
+    for entry in os.listdir(folder):
+        if entry in before or not entry.endswith((".dist-info", ".egg-info")):
+            continue
+        project, _, version = entry.rsplit(".", 1)[0].partition("-")
+        found.add(f"{canonical(project)}=={version.split('-')[0].lower() or '?'}")
+        claimed.add(entry)
+        try:
+            with open(os.path.join(folder, entry, "RECORD"), encoding="utf-8", newline="") as stream:
+                claimed.update(row[0].split("/")[0] for row in csv.reader(stream) if row and row[0][:2] != "..")
+        except OSError:
+            pass
+    return found, sorted(set(os.listdir(folder)) - claimed)
+
+
+def check_installed(folder: str, before: Set[str]) -> None:
+    """Fail the build unless pip installed exactly the lock's distributions for this Python."""
+    wanted = locked_distributions(marker_environment())
+    found, unclaimed = installed_distributions(folder, before)
+    added = sorted(found - wanted) + unclaimed
+    missing = sorted(wanted - found)
+    if not added and not missing:
+        return
+    what = []
+    if added:
+        what.append(f"pip installed {', '.join(added)}, which requirements/runtime.lock does not hold")
+    if missing:
+        what.append(f"pip did not install {', '.join(missing)}")
+    chosen = "".join(
+        f", here {name}={os.environ[name]}" for name in ("XDG_CONFIG_HOME", "XDG_CONFIG_DIRS") if name in os.environ
+    )
+    raise SetupError(
+        f"{'; '.join(what)}. pip's configuration adds to what it installs (`requirement` or `editable` in a "
+        f"pip.conf) or moves it (`target`, `prefix`, `root`): pip reads this machine's pip.conf files and those "
+        f"that XDG_CONFIG_HOME, XDG_CONFIG_DIRS and HOME point to{chosen}. Remove that setting, or point these "
+        "variables elsewhere for this step; `python3 -m pip config debug` in this step lists what pip reads."
+    )
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -279,8 +412,8 @@ def _difference(entries: Dict[str, str], recorded: Dict[str, str]) -> Optional[s
 # variable (target, prefix, root, user, requirement, constraint, editable, upgrade, no-binary,
 # platform, python-version, dry-run, require-virtualenv, src, config-file, ...) changes what or
 # where pip installs, so the job's are dropped and the options that matter are given explicitly.
-# pip still reads the machine's and the user's own pip.conf: that is the runner owner's setup
-# (a mirror, a certificate), not the job's, and reading it costs no extra pip start.
+# pip still reads the pip.conf files (the runner's mirror and certificate live there); whatever
+# they add is caught by check_installed.
 PIP_NETWORK_SETTINGS = (
     "index-url", "extra-index-url", "no-index", "find-links", "trusted-host", "cert", "client-cert",
     "proxy", "timeout", "default-timeout", "retries", "cache-dir", "no-cache-dir",
@@ -288,32 +421,34 @@ PIP_NETWORK_SETTINGS = (
 _KEPT_PIP_VARIABLES = frozenset("PIP_" + option.upper().replace("-", "_") for option in PIP_NETWORK_SETTINGS)
 
 
-def pip_environment() -> Dict[str, str]:
-    """The job's environment without the PIP_* variables that could change what is installed."""
+def build_environment() -> Dict[str, str]:
+    """The job's environment for venv and pip: no INPUT_* (the key), only PIP_* network settings."""
     return {
-        name: value for name, value in os.environ.items() if not name.startswith("PIP_") or name in _KEPT_PIP_VARIABLES
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("INPUT_") and (not name.startswith("PIP_") or name in _KEPT_PIP_VARIABLES)
     }
 
 
 def pip_install_args() -> List[str]:
-    # --no-compile: bytecode for the few modules a run imports is written by that run (the manifest
-    # allows __pycache__ for recorded sources); compiling every installed file cost cold runs ~1 s.
+    # --no-compile: build compiles afterwards, in timestamp mode (pip's follows SOURCE_DATE_EPOCH).
     return [
         "install", "--no-deps", "--require-hashes", "--only-binary", ":all:", "--no-input",
         "--quiet", "--disable-pip-version-check", "--no-warn-script-location", "--no-compile", "-r", LOCK,
     ]  # fmt: skip
 
 
-def _run(command: List[str], env: Dict[str, str], timeout: float) -> None:
+def _run(command: List[str], env: Dict[str, str], timeout: float, fix: str) -> None:
     import subprocess
 
+    shown = " ".join(command[:5])
     try:
         completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise SetupError(f"`{' '.join(command[:5])} ...` did not finish within {timeout:.0f} s.") from None
+        raise SetupError(f"`{shown} ...` did not finish within {timeout:.0f} s: {fix}") from None
     if completed.returncode != 0:
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
-        raise SetupError(f"`{' '.join(command[:5])} ...` failed with exit code {completed.returncode}.", tail)
+        raise SetupError(f"`{shown} ...` failed with exit code {completed.returncode}: {fix}", tail)
 
 
 def _has_pip() -> bool:
@@ -322,6 +457,9 @@ def _has_pip() -> bool:
 
     paths = sysconfig.get_paths()
     return any(os.path.isfile(os.path.join(paths[name], "pip", "__init__.py")) for name in ("purelib", "platlib"))
+
+
+REACH_PYPI = "check that the runner can reach PyPI (or set PIP_INDEX_URL to your mirror)"
 
 
 def build(root: str, target: str, key: str) -> None:
@@ -334,16 +472,23 @@ def build(root: str, target: str, key: str) -> None:
             remove_tree(os.path.join(root, name))
     staging = tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=root)
     try:
-        pip_env = pip_environment()
+        env = build_environment()
+        python = venv_python(staging)
         if _has_pip():
             # The runner's own pip fills a venv made without pip in ~50 ms: no pip in the runtime.
-            _run([sys.executable, "-I", "-m", "venv", "--without-pip", staging], pip_env, 300)
+            _run([sys.executable, "-I", "-m", "venv", "--without-pip", staging], env, 300, REACH_PYPI)
             install = [sys.executable, "-I", "-m", "pip", *pip_install_args(), "--target", site_packages(staging)]
         else:
-            _run([sys.executable, "-I", "-m", "venv", staging], pip_env, 300)
-            install = [venv_python(staging), "-I", "-m", "pip", *pip_install_args()]
-        _run(install, pip_env, 900)
-        _run([venv_python(staging), "-I", "-c", "pass"], pip_env, 120)  # it starts
+            _run([sys.executable, "-I", "-m", "venv", staging], env, 300, REACH_PYPI)
+            install = [python, "-I", "-m", "pip", *pip_install_args()]
+        before = set(os.listdir(site_packages(staging)))
+        _run(install, env, 900, REACH_PYPI)
+        check_installed(site_packages(staging), before)
+        # All bytecode now, recorded in the manifest: a run then reads only bytecode built here and
+        # writes none. Timestamp mode whatever SOURCE_DATE_EPOCH says (hash checks cost every start).
+        # This is also the check that the runtime's python starts.
+        compile_all = [python, "-I", "-m", "compileall", "-q", "--invalidation-mode", "timestamp"]
+        _run([*compile_all, site_packages(staging)], env, 300, "the new runtime's Python cannot compile it")
         if POSIX:
             _private(staging)
         write_manifest(staging, key)
@@ -425,28 +570,33 @@ class BuildLock:
 # -- choosing where ---------------------------------------------------------------------------
 
 
-def cache_roots() -> List[Tuple[str, str]]:
-    """Where a runtime may live, most reusable first: (folder, how long it is kept there)."""
-    tool_cache = os.environ.get("RUNNER_TOOL_CACHE")
-    if tool_cache:
-        roots = [(os.path.join(tool_cache, NAME), "kept in the tool cache for later jobs on this runner")]
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        roots = [(os.path.join(base, NAME), "kept for later runs")]
-    temp = os.environ.get("RUNNER_TEMP")
-    if temp:
-        roots.append((os.path.join(temp, NAME), "for this job only"))
+def cache_roots(passed_over: List[str]) -> List[Tuple[str, str]]:
+    """Where a runtime may live, most reusable first: (folder, how long it is kept there).
+
+    A relative folder is passed over (noted in ``passed_over``): it would name another folder in
+    every step's working directory, and a relative entry on GITHUB_PATH.
+    """
+    roots: List[Tuple[str, str]] = []
+    candidates = [("RUNNER_TOOL_CACHE", "kept in the tool cache for later jobs on this runner")]
+    if not os.environ.get("RUNNER_TOOL_CACHE"):
+        candidates = [("XDG_CACHE_HOME", "kept for later runs")]
+    candidates.append(("RUNNER_TEMP", "for this job only"))
+    for variable, scope in candidates:
+        folder = os.environ.get(variable, "")
+        if variable == "XDG_CACHE_HOME" and not os.path.isabs(folder):
+            folder = os.path.join(os.path.expanduser("~"), ".cache")  # as the XDG specification says
+        if folder and not os.path.isabs(folder):
+            passed_over.append(f"{variable} is not an absolute path ({folder})")
+        elif folder:
+            roots.append((os.path.join(folder, NAME), scope))
     return roots
 
 
-def prepare(distrust: Optional[Tuple[str, str]] = None) -> Runtime:
-    """A runtime that passed its checks: found, or built (once) where it can be trusted.
-
-    ``distrust``: (target, why) for a runtime that passed its checks but would not start.
-    """
+def prepare() -> Tuple[str, str]:
+    """(cache folder, runtime) of a runtime that passed its checks: found, or built where it can be trusted."""
     key = runtime_key()
     passed_over: List[str] = []
-    for root, scope in cache_roots():
+    for root, scope in cache_roots(passed_over):
         try:
             problem = open_root(root)
         except OSError as exc:
@@ -456,23 +606,21 @@ def prepare(distrust: Optional[Tuple[str, str]] = None) -> Runtime:
             passed_over.append(problem)
             continue
         target = os.path.join(root, key)
-        found = check_runtime(target, key)
-        if found is None and (distrust is None or distrust[0] != target):
-            return Runtime(root, target, built=False)
+        verdict, why = check_runtime(target, key)
+        if verdict == USABLE:
+            return root, target
         try:
             with BuildLock(root):
-                found = check_runtime(target, key)  # another job may have built it meanwhile
-                if distrust is not None and distrust[0] == target and found is None:
-                    found = distrust[1]
-                if found is None:
-                    return Runtime(root, target, built=False)
-                if "belongs to another user" in found:
-                    passed_over.append(found)
+                verdict, why = check_runtime(target, key)  # another job may have built it meanwhile
+                if verdict == USABLE:
+                    return root, target
+                if verdict == FOREIGN:  # not ours to replace or remove
+                    passed_over.append(why)
                     continue
-                if found != MISSING:
-                    log(f"asc-token-action: not using the runtime in {target}: {found}; building it again.")
+                if verdict == STALE:
+                    log(f"asc-token-action: not using the runtime in {target}: {why}; building it again.")
                 _build_in_group(root, target, key, scope, passed_over)
-                return Runtime(root, target, built=True)
+                return root, target
         except OSError as exc:
             passed_over.append(f"{root} cannot be written ({exc.strerror or exc})")
     import tempfile
@@ -480,13 +628,13 @@ def prepare(distrust: Optional[Tuple[str, str]] = None) -> Runtime:
     root = tempfile.mkdtemp(prefix=f"{NAME}-")
     target = os.path.join(root, key)
     _build_in_group(root, target, key, "for this run only", passed_over)
-    return Runtime(root, target, built=True)
+    return root, target
 
 
 def _build_in_group(root: str, target: str, key: str, scope: str, passed_over: List[str]) -> None:
     import platform
 
-    why = f": {passed_over[0]}" if passed_over and not scope.startswith("kept") else ""
+    why = f": {passed_over[0]}" if passed_over else ""  # why not a place kept for longer
     log(
         f"::group::asc-token-action: installing the pinned dependencies for Python "
         f"{platform.python_version()} into {target} ({scope}{why})"
@@ -499,16 +647,16 @@ def _build_in_group(root: str, target: str, key: str, scope: str, passed_over: L
 
 def ensure_runtime() -> str:
     """The runtime's python (dev.py demo and standin run on it too)."""
-    return prepare().python
+    return venv_python(prepare()[1])
 
 
 # -- asc-token for later steps ----------------------------------------------------------------
 
 
-def offer_launcher(runtime: Runtime) -> None:
+def offer_launcher(root: str, target: str) -> None:
     """Put ``asc-token`` on later steps' PATH: this runtime's python, isolated, on this checkout."""
-    checkout = crc("\0".join((ROOT, runtime.target)).encode())
-    folder = os.path.join(runtime.root, f"bin-{checkout}")
+    python = venv_python(target)
+    folder = os.path.join(root, f"bin-{crc(chr(0).join((ROOT, target)).encode())}")
     os.makedirs(folder, 0o755, exist_ok=True)
     problem = owned_problem(folder, os.lstat(folder))
     if problem:
@@ -526,13 +674,13 @@ def offer_launcher(runtime: Runtime) -> None:
         os.path.join(folder, "asc-token"): (
             "#!/bin/sh\n"
             "# asc-token from asc-token-action: its runtime's Python, isolated, on the action's own package.\n"
-            f'exec {_sh_quote(_sh_path(runtime.python))} -I {_sh_quote(_sh_path(script))} "$@"\n'
+            f'exec {_sh_quote(_sh_path(python))} -I {_sh_quote(_sh_path(script))} "$@"\n'
         ),
     }
     if not POSIX:
         percent = "%%"
         files[os.path.join(folder, "asc-token.cmd")] = (
-            f'@"{runtime.python.replace("%", percent)}" -I "{script.replace("%", percent)}" %*\r\n'
+            f'@"{python.replace("%", percent)}" -I "{script.replace("%", percent)}" %*\r\n'
         )
     for path, text in files.items():
         _write_if_changed(path, text, 0o755 if not path.endswith(".py") else 0o644)
@@ -565,11 +713,19 @@ def _write_if_changed(path: str, text: str, mode: int) -> None:
 # -- main -------------------------------------------------------------------------------------
 
 
-def run(runtime: Runtime, argv: List[str]) -> int:
-    command = [runtime.python, "-I", ENTRYPOINT, *argv]
+def forbid_core_dumps() -> None:
+    """This process and all it starts hold the key in their environment: no core file may keep it."""
+    if POSIX:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def run(python: str, argv: List[str]) -> int:
+    command = [python, "-I", ENTRYPOINT, *argv]
     if POSIX:
         sys.stdout.flush()
-        os.execv(runtime.python, command)  # noqa: S606 - raises OSError if it cannot start
+        os.execv(python, command)  # noqa: S606 - raises OSError if it cannot start
     import subprocess
 
     return subprocess.call(command)
@@ -583,36 +739,19 @@ def fail(title: str, message: str, detail: str = "") -> NoReturn:
 
 
 def main(argv: List[str]) -> int:
-    if sys.version_info < (3, 9):  # noqa: UP036 - the runner's python3 may be anything
-        import platform
-
-        fail(
-            "Python too old",
-            f"asc-token-action needs Python 3.9 or newer, and {sys.executable} is "
-            f"{platform.python_version()}: add actions/setup-python before this step.",
-        )
+    forbid_core_dumps()
+    # -I does not stop PYTHONEXECUTABLE from naming sys.executable: no interpreter started from here reads it.
+    os.environ.pop("PYTHONEXECUTABLE", None)
     try:
-        runtime = prepare()
+        root, target = prepare()
         if os.environ.get("GITHUB_PATH"):
             try:
-                offer_launcher(runtime)
+                offer_launcher(root, target)
             except OSError as exc:
                 log(f"::warning title=asc-token not on PATH::Later steps cannot run asc-token: {exc.strerror or exc}.")
-        try:
-            return run(runtime, argv)
-        except OSError as exc:
-            if runtime.built:
-                raise
-            # It passed its checks but would not start: rebuild it, once.
-            runtime = prepare(distrust=(runtime.target, f"it did not start ({exc.strerror or exc})"))
-            return run(runtime, argv)
+        return run(venv_python(target), argv)
     except SetupError as exc:
-        fail(
-            "asc-token-action setup failed",
-            f"Installing the pinned dependencies from requirements/runtime.lock failed ({exc.message}): check "
-            "that the runner can reach PyPI (or set PIP_INDEX_URL to your mirror) and uses Python 3.9 or newer.",
-            exc.detail,
-        )
+        fail("asc-token-action setup failed", f"Installing requirements/runtime.lock failed: {exc.message}", exc.detail)
     except OSError as exc:
         fail(
             "asc-token-action setup failed",

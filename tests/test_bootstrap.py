@@ -220,7 +220,7 @@ def test_racing_jobs_never_remove_each_others_runtime(tmp_path: Path, key: KeyMa
     assert builds(log_b) == [], log_b  # B waited and used A's runtime
     assert "waiting for another job" in log_b
     (runtime,) = runtimes(tool_cache)
-    assert load_bootstrap().check_runtime(str(runtime), runtime.name) is None
+    assert load_bootstrap().check_runtime(str(runtime), runtime.name)[0] == "usable"
 
 
 # -- issue 10: the cache must not run what it finds ----------------------------------------------------
@@ -238,8 +238,27 @@ def replace_python(runtime: Path, marker: Path) -> None:
     python.chmod(0o755)
 
 
+# Bytecode for jwt/__init__.py stamped with the source's size and mtime, as Python checks it (PEP 552).
+PLANT_PYC = r"""
+import importlib.util, marshal, os, sys
+source, marker = sys.argv[1], sys.argv[2]
+info = os.stat(source)
+code = compile("open(%r, 'w').close()\n" % marker + open(source).read(), source, "exec")
+header = importlib.util.MAGIC_NUMBER + (0).to_bytes(4, "little")
+header += (int(info.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") + (info.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+os.makedirs(os.path.dirname(importlib.util.cache_from_source(source)), exist_ok=True)
+with open(importlib.util.cache_from_source(source), "wb") as stream:
+    stream.write(header + marshal.dumps(code))
+"""
+
+
+def plant_pyc(runtime: Path, marker: Path) -> None:
+    source = site_packages(runtime) / "jwt" / "__init__.py"
+    subprocess.run([str(runtime / "bin" / "python"), "-I", "-c", PLANT_PYC, str(source), str(marker)], check=True)
+
+
 @posix_only
-@pytest.mark.parametrize("plant", [plant_pth, replace_python], ids=["pth", "bin-python"])
+@pytest.mark.parametrize("plant", [plant_pth, replace_python, plant_pyc], ids=["pth", "bin-python", "pyc"])
 def test_planted_runtime_is_not_run_and_is_rebuilt(
     built: Path, tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str], plant: object
 ) -> None:
@@ -256,7 +275,7 @@ def test_planted_runtime_is_not_run_and_is_rebuilt(
     assert len(builds(log)) == 1
     assert not (site_packages(runtime) / "zzz-planted.pth").exists()
     assert (runtime / "bin" / "python").is_symlink()
-    assert load_bootstrap().check_runtime(str(runtime), runtime.name) is None
+    assert load_bootstrap().check_runtime(str(runtime), runtime.name)[0] == "usable"
 
 
 @posix_only
@@ -334,7 +353,7 @@ def test_pip_variables_of_the_job_change_nothing(tmp_path: Path, key: KeyMateria
     assert "cryptography" in installed and installed <= lock_names()  # no six, all from the lock
 
 
-def test_pip_keeps_only_where_to_download_from(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_venv_and_pip_get_no_inputs_and_only_where_to_download_from(monkeypatch: pytest.MonkeyPatch) -> None:
     """Mirrors, certificates and proxies still apply; nothing that says what or where to install."""
     keep = {
         "PIP_INDEX_URL": "https://mirror.invalid/simple",
@@ -349,8 +368,11 @@ def test_pip_keeps_only_where_to_download_from(monkeypatch: pytest.MonkeyPatch) 
     for name in drop:
         monkeypatch.setenv(name, "x")
     monkeypatch.setenv("PIP_CONFIG_FILE", "/tmp/planted-pip.conf")
-    env: Dict[str, str] = load_bootstrap().pip_environment()
+    monkeypatch.setenv("INPUT_PRIVATE_KEY", "the key")
+    monkeypatch.setenv("INPUT_KEY_ID", "ABCDE12345")
+    env: Dict[str, str] = load_bootstrap().build_environment()
     assert "PIP_CONFIG_FILE" not in env  # a job's config file could say anything
+    assert not [name for name in env if name.startswith("INPUT_")]  # venv and pip never see the key
     for name, value in keep.items():
         assert env[name] == value
     for name in drop:
@@ -381,17 +403,26 @@ def test_ancestors_writable_by_others_are_refused_unless_sticky(tmp_path: Path, 
 
 
 @posix_only
-def test_bytecode_python_writes_is_not_a_difference(built: Path, tmp_path: Path, bootstrap: ModuleType) -> None:
+def test_bytecode_is_recorded_and_no_other_is_allowed(built: Path, tmp_path: Path, bootstrap: ModuleType) -> None:
+    """Every module has bytecode from the build (so a run writes none), and bytecode it did not build is a difference."""
     tool_cache = copy_of(built, tmp_path)
     (runtime,) = runtimes(tool_cache)
     package = site_packages(runtime) / "jwt"
     tag = sys.implementation.cache_tag
+    manifest = (runtime / ".asc-token-manifest").read_text()
+    sources = list(site_packages(runtime).rglob("*.py"))
+    bytecode = [os.path.relpath(importlib.util.cache_from_source(str(p)), runtime) for p in sources]
+    assert len(sources) > 100 and all(f"\t{path}\n" in manifest for path in bytecode)
     (package / "__pycache__" / f"api_jwt.{tag}.opt-1.pyc").write_bytes(b"")
-    assert bootstrap.check_runtime(str(runtime), runtime.name) is None
-    (runtime / "bin" / "__pycache__").mkdir()  # where Python would write bytecode for the first time
-    assert bootstrap.check_runtime(str(runtime), runtime.name) is None
-    (package / "__pycache__" / f"planted.{tag}.pyc").write_bytes(b"")  # no planted.py beside it
-    assert "unexpected file" in bootstrap.check_runtime(str(runtime), runtime.name)
+    verdict, why = bootstrap.check_runtime(str(runtime), runtime.name)
+    assert verdict == "stale" and f"unexpected file lib/python3.{sys.version_info[1]}" in why and "opt-1.pyc" in why
+    (package / "__pycache__" / f"api_jwt.{tag}.opt-1.pyc").unlink()
+    assert bootstrap.check_runtime(str(runtime), runtime.name)[0] == "usable"
+    (runtime / "bin" / "__pycache__").mkdir()
+    assert bootstrap.check_runtime(str(runtime), runtime.name) == (
+        "stale",
+        "it has an unexpected folder bin/__pycache__",
+    )
 
 
 def test_warm_check_is_fast(built: Path, bootstrap: ModuleType) -> None:
@@ -399,5 +430,177 @@ def test_warm_check_is_fast(built: Path, bootstrap: ModuleType) -> None:
     (runtime,) = runtimes(built)
     started = time.perf_counter()
     for _ in range(5):
-        assert bootstrap.check_runtime(str(runtime), runtime.name) is None
+        assert bootstrap.check_runtime(str(runtime), runtime.name)[0] == "usable"
     assert (time.perf_counter() - started) / 5 < 0.05
+
+
+# -- the job's pip configuration cannot add to the cached runtime ----------------------------------
+
+
+def planted_wheel(folder: Path, marker: Path) -> Path:
+    """A wheel whose .pth would run in every later start of the runtime."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        "zzz_planted.pth": f"import os; open({str(marker)!r}, 'w').close()\n",
+        "zzz_planted-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: zzz-planted\nVersion: 1.0\n",
+        "zzz_planted-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = ""
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record += f"{name},sha256={digest},{len(text.encode())}\n"
+    files["zzz_planted-1.0.dist-info/RECORD"] = record + "zzz_planted-1.0.dist-info/RECORD,,\n"
+    wheel = folder / "zzz_planted-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return wheel
+
+
+@pytest.mark.parametrize("chosen_by", ["XDG_CONFIG_HOME", "HOME", "XDG_CONFIG_DIRS"])
+def test_pip_configuration_of_the_job_cannot_add_to_the_runtime(
+    tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str], chosen_by: str
+) -> None:
+    """A pip.conf the job points pip at says `[install] requirement=`: the build fails, naming it."""
+    import hashlib
+
+    marker = tmp_path / "planted-code-ran"
+    wheel = planted_wheel(tmp_path, marker)
+    requirements = tmp_path / "planted-requirements.txt"
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    requirements.write_text(f"zzz-planted @ {wheel.as_uri()} --hash=sha256:{digest}\n")
+    folder = tmp_path / "job-config"
+    config = {"XDG_CONFIG_HOME": folder, "HOME": folder / ".config", "XDG_CONFIG_DIRS": folder}[chosen_by]
+    (config / "pip").mkdir(parents=True)
+    (config / "pip" / "pip.conf").write_text(f"[install]\nrequirement = {requirements}\n")
+    tool_cache = tmp_path / "toolcache"
+    result = run_composite(
+        tmp_path / "run", inputs(key), tool_cache=tool_cache, extra_env={**wheels, chosen_by: str(folder)}
+    )
+    log = str(result["log"])
+    assert result["returncode"] == 1, log
+    assert not marker.exists(), "the planted package ran"
+    (error,) = [line for line in log.splitlines() if line.startswith("::error")]
+    assert error.startswith("::error title=asc-token-action setup failed::")
+    assert "pip installed zzz-planted==1.0, which requirements/runtime.lock does not hold" in error
+    assert "`requirement`" in error and chosen_by in error
+    assert runtimes(tool_cache) == []  # nothing half-built is kept, so no later job runs it
+    assert "Traceback" not in log and "BEGIN PRIVATE KEY" not in log
+
+
+def test_python_executable_of_the_job_is_not_run(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
+    """PYTHONEXECUTABLE names sys.executable despite -E and -I: the step must not exec what it names."""
+    marker = tmp_path / "impostor-ran"
+    impostor = tmp_path / "impostor"
+    impostor.write_text(f'#!/bin/sh\nenv > {marker}\nexec {PYTHON3} "$@"\n')
+    impostor.chmod(0o755)
+    env = {**wheels, "PYTHONEXECUTABLE": str(impostor)}
+    result = run_composite(tmp_path / "run", inputs(key), tool_cache=tmp_path / "toolcache", extra_env=env)
+    assert result["returncode"] == 0, result["log"]
+    assert not marker.exists(), "the program PYTHONEXECUTABLE names ran with the key in its environment"
+    outputs = result["outputs"]
+    assert isinstance(outputs, dict)
+    assert key.decode(outputs["token"])["iss"] == ISSUER_ID
+
+
+def test_relative_tool_cache_is_passed_over(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
+    """A relative RUNNER_TOOL_CACHE would name a folder in the workspace and a relative GITHUB_PATH entry."""
+    result = run_composite(tmp_path / "run", inputs(key), tool_cache=Path("relative-cache"), extra_env=wheels)
+    log = str(result["log"])
+    assert result["returncode"] == 0, log
+    entries = result["path"]
+    assert isinstance(entries, list) and entries and all(os.path.isabs(entry) for entry in entries), entries
+    (title,) = builds(log)
+    assert str(tmp_path / "run" / "temp" / NAME) in title and "for this job only" in title
+    assert "RUNNER_TOOL_CACHE is not an absolute path (relative-cache)" in title
+    assert not (tmp_path / "run" / "workspace" / "relative-cache").exists()
+
+
+# -- the lock's markers, evaluated as pip's packaging does -----------------------------------------
+
+
+def lock_markers() -> List[str]:
+    lines = (ROOT / "requirements" / "runtime.lock").read_text().splitlines()
+    markers = {line.rstrip(" \\").partition(";")[2].strip() for line in lines if line[:1].isalnum()}
+    return sorted(markers)
+
+
+@pytest.mark.parametrize(
+    "version", ["3.9.0", "3.9.18", "3.10.0rc1", "3.10.0", "3.10.13", "3.11.0b4", "3.11.7", "3.13.0", "3.14.0a1"]
+)
+@pytest.mark.parametrize("implementation", ["CPython", "PyPy"])
+def test_lock_markers_are_read_as_packaging_reads_them(
+    bootstrap: ModuleType, version: str, implementation: str
+) -> None:
+    from packaging.markers import Marker
+
+    environment = {
+        **bootstrap.marker_environment(),
+        "python_full_version": version,
+        "python_version": ".".join(version.split(".")[:2]),
+        "implementation_name": implementation.lower(),
+        "platform_python_implementation": implementation,
+    }
+    markers = lock_markers()
+    assert len(markers) > 5
+    for marker in markers:
+        expected = Marker(marker).evaluate(environment) if marker else True
+        assert bootstrap.marker_applies(marker, environment) == expected, (marker, version)
+
+
+@pytest.mark.parametrize(
+    "marker",
+    ["python_version < '3.10' or os_name == 'nt'", "(os_name == 'nt')", "extra == 'socks'", "python_version ~= '3.9'"],
+)
+def test_a_marker_it_cannot_read_fails_the_build(bootstrap: ModuleType, marker: str) -> None:
+    with pytest.raises(bootstrap.SetupError, match=r"cannot evaluate|compares"):
+        bootstrap.marker_applies(marker, bootstrap.marker_environment())
+
+
+def test_a_distribution_pip_left_out_fails_the_build(tmp_path: Path, bootstrap: ModuleType) -> None:
+    wanted = sorted(bootstrap.locked_distributions(bootstrap.marker_environment()))
+    for pin in wanted[1:]:
+        name, _, version = pin.partition("==")
+        (tmp_path / f"{name.replace('-', '_')}-{version}.dist-info").mkdir()
+    with pytest.raises(bootstrap.SetupError) as raised:
+        bootstrap.check_installed(str(tmp_path), set())
+    assert f"pip did not install {wanted[0]}" in raised.value.message and "pip installed" not in raised.value.message
+    (tmp_path / "easy-install.pth").write_text("/somewhere/else\n")
+    with pytest.raises(bootstrap.SetupError, match=r"pip installed easy-install\.pth, which"):
+        bootstrap.check_installed(str(tmp_path), set())
+
+
+# -- verdicts, not message text --------------------------------------------------------------------
+
+
+@posix_only
+def test_verdicts_of_check_runtime(tmp_path: Path, bootstrap: ModuleType) -> None:
+    target = tmp_path / "runtime"
+    assert bootstrap.check_runtime(str(target), "key")[0] == "missing"
+    target.mkdir()
+    assert bootstrap.check_runtime(str(target), "key") == ("stale", "it is incomplete (no manifest)")
+    target.chmod(0o775)
+    assert bootstrap.check_runtime(str(target), "key") == ("stale", f"{target} is writable by other users")
+    if ROOT_USER:
+        os.chown(target, 65534, 65534)
+        verdict, why = bootstrap.check_runtime(str(target), "key")
+        assert verdict == "foreign" and "belongs to another user (uid 65534)" in why
+
+
+@posix_only
+def test_no_core_dumps_from_the_bootstrap_and_what_it_starts() -> None:
+    """It holds the key in its environment, as does the runtime it execs (limits survive exec)."""
+    script = (
+        "import importlib.util, resource, sys\n"
+        "spec = importlib.util.spec_from_file_location('b', sys.argv[1]); b = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(b); b.forbid_core_dumps()\n"
+        "print(resource.getrlimit(resource.RLIMIT_CORE))\n"
+    )
+    shell = 'ulimit -c "$(ulimit -H -c)"; exec "$0" -I -c "$1" "$2"'
+    completed = subprocess.run(
+        ["bash", "-c", shell, PYTHON3, script, str(BOOTSTRAP)], capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.strip() == "(0, 0)"
