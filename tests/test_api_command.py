@@ -3,6 +3,7 @@ its pieces in-process (the token reuse rule, PATH resolution, page merging, the 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -16,14 +17,14 @@ import jwt
 import pytest
 
 from asc_token import api_command
-from asc_token.api_command import merge_pages, next_page, render, resolve
+from asc_token.api_command import Pages, next_page, render, resolve
 from asc_token.config import Credentials
 from asc_token.credentials import TokenSource, needs_new_token
 from asc_token.errors import ApiError, InputError
 from asc_token.flags import CliInputs
 from asc_token.keys import KeySource
 from asc_token.minting import MintedToken, TokenRequest
-from asc_token.transport import Reply, RetryPolicy
+from asc_token.transport import Reply
 from devtools.standin import AppStoreConnectStandIn, Fault
 
 from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, call_api_in_process
@@ -32,11 +33,6 @@ ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or s
 needs_command = pytest.mark.skipif(
     ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)"
 )
-FAST = RetryPolicy(
-    backoff_base=0.05, backoff_cap=0.2, retry_after_cap=0.5, connect_timeout=1, read_timeout=1, total_seconds=3,
-    unauthorized_backoff=0.05,
-)  # fmt: skip
-
 
 class Run:
     def __init__(self, completed: subprocess.CompletedProcess[str]) -> None:
@@ -546,18 +542,48 @@ def test_links_next_on_another_host_stops_the_pagination() -> None:
     assert next_page(not_a_list, API, credentials, naming) is None
 
 
-def test_merge_pages_keeps_order_and_drops_duplicate_included() -> None:
+def merged(pages: List[Any], indent: bool = False) -> bytes:
+    spool = Pages()
+    for page in pages:
+        spool.add(json.loads(json.dumps(page)))  # a copy, as each page is parsed afresh
+    written = io.BytesIO()
+    spool.write_to(written, indent=indent)
+    spool.close()
+    return written.getvalue()
+
+
+def test_pages_keep_order_and_drop_duplicate_included() -> None:
     app = {"type": "apps", "id": "1"}
     pages = [
         {"data": [{"id": "b1"}, {"id": "b2"}], "included": [app], "links": {"self": "s", "next": "n1"},
          "meta": {"paging": {"total": 3}}},
         {"data": [{"id": "b3"}], "included": [app, {"type": "apps", "id": "2"}], "links": {"self": "n1"}},
     ]  # fmt: skip
-    merged = merge_pages(pages)
-    assert [item["id"] for item in merged["data"]] == ["b1", "b2", "b3"]
-    assert merged["included"] == [app, {"type": "apps", "id": "2"}]
-    assert merged["links"] == {"self": "s"} and merged["meta"] == {"paging": {"total": 3}}
-    assert "included" not in merge_pages([{"data": [1]}, {"data": [2]}])
+    document = json.loads(merged(pages))
+    assert list(document) == ["data", "included", "links", "meta"]  # the first page's order
+    assert [item["id"] for item in document["data"]] == ["b1", "b2", "b3"]
+    assert document["included"] == [app, {"type": "apps", "id": "2"}]
+    assert document["links"] == {"self": "s"} and document["meta"] == {"paging": {"total": 3}}
+    assert "included" not in json.loads(merged([{"data": [1]}, {"data": [2]}]))
+    later = json.loads(merged([{"data": [1], "links": {}}, {"data": [], "included": [app]}]))
+    assert later == {"data": [1], "links": {}, "included": [app]}  # first seen on a later page: at the end
+
+
+@pytest.mark.parametrize("indent", [False, True])
+def test_spooled_pages_are_written_as_render_writes_the_document(indent: bool) -> None:
+    """Byte for byte what render() gives for the same merged document, compact and indented."""
+    odd = {"type": "apps", "id": "2", "attributes": {"name": "##vso[x] é \u2028 ::error::", "list": [], "o": {}}}
+    pages = [
+        {"data": [{"type": "apps", "id": "1"}], "meta": {"paging": {"limit": 1, "nested": {"a": [1, 2]}}},
+         "links": {"self": "s", "next": "n"}},
+        {"data": [odd, "plain", 3, None], "links": {"self": "n", "next": "m"}},
+        {"data": [], "links": {"self": "m"}},
+    ]  # fmt: skip
+    expected = {"data": [{"type": "apps", "id": "1"}, odd, "plain", 3, None],
+                "meta": pages[0]["meta"], "links": {"self": "s"}}  # fmt: skip
+    assert merged(pages, indent) == render(expected, indent=indent)
+    assert merged(pages[:1], indent) == render(pages[0], indent=indent)  # one page: as it came
+    assert merged([{"data": []}, {"data": []}], indent) == render({"data": []}, indent=indent)
 
 
 @pytest.mark.parametrize("indent", [False, True])
