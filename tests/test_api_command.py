@@ -348,6 +348,21 @@ def test_readme_examples(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectS
 
 
 @needs_command
+def test_metrics_and_report_examples(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """docs/api.md's metrics and report example, run as written: no curl, no hand-minted token."""
+    examples = doc_section(API_DOC).split("```sh\n")[3].split("```", 1)[0]
+    assert "--output-file report.gz" in examples and "asc-token --print --no-verify)` and curl" not in doc_section(
+        API_DOC
+    )
+    done = bash(examples, shell_env({**api_env(key, api), "APP_ID": "1000000000"}), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "metrics.json").read_text())["productData"]
+    assert done.stdout.splitlines()[0].startswith("Provider\t")  # the report's first lines, gunzipped
+    assert stat.S_IMODE((tmp_path / "report.gz").stat().st_mode) == 0o600
+    assert [outcome for _, outcome in api.requests] == ["200", "200"]
+
+
+@needs_command
 @needs_jq
 def test_long_job_pattern(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """The README's long-job recipe: the action exports the settings, a later step polls with asc-token api."""
