@@ -399,7 +399,7 @@ def send(
     ``spool``, else an error."""
 
     def download(status: int, headers: Mapping[str, str]) -> Optional[IO[bytes]]:
-        return spool if 200 <= status < 300 and _kind(headers) == "other" else None
+        return spool if 200 <= status < 300 and status != 204 and _kind(headers) == "other" else None
 
     try:
         reply = transport.send(call.method, asked.url, tokens, body=call.body, headers=dict(call.headers),
@@ -437,7 +437,8 @@ def send(
 
 
 def _kind(headers: Mapping[str, str]) -> str:
-    """ "json" (application/json, application/*+json), "page" (HTML: a proxy's or portal's) or "other"."""
+    """What a body is, by its Content-Type: json (application/json, application/*+json), page (HTML:
+    a proxy's or a portal's) or other (a report, CSV: written only where --output-file says)."""
     media = headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
         return "json"
