@@ -72,8 +72,9 @@ APPLE_LONG_LIVED_PATHS = [
     for pattern in (
         r"/v1/(ciBuildActions|ciBuildRuns|ciIssues|ciMacOsVersions|ciProducts|ciTestResults|ciWorkflows"
         r"|ciXcodeVersions|scmGitReferences|scmProviders|scmPullRequests|scmRepositories)(/[^/?]+)*",
-        r"/v1/apps/[^/?]+/(ciProduct|perfPowerMetrics)",
-        r"/v1/builds/[^/?]+/(perfPowerMetrics|diagnosticSignatures)",
+        # An endpoint's relationship form reads the same resource (its linkage), as under a collection.
+        r"/v1/apps/[^/?]+/((relationships/)?ciProduct|perfPowerMetrics)",
+        r"/v1/builds/[^/?]+/(perfPowerMetrics|(relationships/)?diagnosticSignatures)",
         r"/v1/diagnosticSignatures/[^/?]+/logs",
     )
 ]

@@ -3,9 +3,13 @@ its pieces in-process (the token reuse rule, PATH resolution, page merging, the 
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
+import re
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -16,26 +20,23 @@ import jwt
 import pytest
 
 from asc_token import api_command
-from asc_token.api_command import merge_pages, next_page, render, resolve
+from asc_token.api_command import Pages, next_page, render, resolve
 from asc_token.config import Credentials
 from asc_token.credentials import TokenSource, needs_new_token
 from asc_token.errors import ApiError, InputError
 from asc_token.flags import CliInputs
 from asc_token.keys import KeySource
 from asc_token.minting import MintedToken, TokenRequest
-from asc_token.transport import Reply, RetryPolicy
+from asc_token.transport import Reply
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, call_api_in_process
+from .runner import ISSUER_ID, KEY_ID, QUICK_RETRIES, ROOT, FixedToken, KeyMaterial, call_api_in_process
+from .test_devtools_standin import standin_get, vendor_targets
 
 ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or shutil.which("asc-token")
 needs_command = pytest.mark.skipif(
     ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)"
 )
-FAST = RetryPolicy(
-    backoff_base=0.05, backoff_cap=0.2, retry_after_cap=0.5, connect_timeout=1, read_timeout=1, total_seconds=3,
-    unauthorized_backoff=0.05,
-)  # fmt: skip
 
 
 class Run:
@@ -68,6 +69,14 @@ def run_api(tmp_path: Path, env: Dict[str, str], args: List[str], stdin: Optiona
         check=False,
     )
     return Run(completed)
+
+
+def assert_nothing_secret(out: bytes, logged: List[str], api: AppStoreConnectStandIn, key: KeyMaterial) -> None:
+    """assert_clean for an in-process call: no token sent, no piece of the key, no traceback."""
+    shown = out.decode("utf-8", errors="replace") + "\n".join(logged)
+    assert not any(token in shown for token in api.tokens_seen())
+    assert not any(fragment in shown for fragment in key.secret_fragments())
+    assert "Traceback" not in shown
 
 
 def assert_clean(run: Run, api: AppStoreConnectStandIn, key: KeyMaterial) -> None:
@@ -118,32 +127,31 @@ def test_pages_slower_than_the_token_lifetime(tmp_path: Path, key: KeyMaterial, 
     assert_clean(run, api, key)
 
 
-@needs_command
 @pytest.mark.parametrize("spurious", [1, 2])
 def test_spurious_401_is_retried_with_a_fresh_token(
-    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, spurious: int
+    key: KeyMaterial, api: AppStoreConnectStandIn, spurious: int
 ) -> None:
+    """In-process on the quick retry policy (tests/runner.py QUICK_RETRIES), as every retry test here."""
     api.inject(*[Fault("unauthorized")] * spurious)
-    run = run_api(tmp_path, api_env(key, api), ["/v1/apps"])
-    assert run.returncode == 0, run.stderr
-    assert "401 on attempt 1; signing a new token and retrying" in run.stderr
+    code, out, logged = call_in_process(api, key, ["/v1/apps"])
+    assert code == 0, logged
+    assert "401 on attempt 1; signing a new token and retrying" in logged[0]
     assert [outcome for _, outcome in api.requests] == ["401"] * spurious + ["200"]
     assert len(api.tokens_seen()) == spurious + 1
-    assert len(run.json()["data"]) == 3
-    assert_clean(run, api, key)
+    assert len(json.loads(out)["data"]) == 3
+    assert_nothing_secret(out, logged, api, key)
 
 
-@needs_command
-def test_persistent_401_is_explained(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_persistent_401_is_explained(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.register(KEY_ID, key.key.public_key(), "11111111-2222-3333-4444-555555555555")
     started = time.monotonic()
-    run = run_api(tmp_path, api_env(key, api), ["/v1/apps"])
-    assert run.returncode == 1
-    assert time.monotonic() - started < 20
-    assert run.stdout == ""
-    assert "401 NOT_AUTHORIZED 3 times, each with a freshly signed token" in run.stderr
-    assert "ASC_ISSUER_ID is not the issuer" in run.stderr
-    assert_clean(run, api, key)
+    code, out, logged = call_in_process(api, key, ["/v1/apps"])
+    assert code == 1 and out == b""
+    assert time.monotonic() - started < QUICK_RETRIES.total_seconds + 1
+    text = "\n".join(logged)
+    assert "401 NOT_AUTHORIZED 3 times, each with a freshly signed token" in text
+    assert "ASC_ISSUER_ID is not the issuer" in text
+    assert_nothing_secret(out, logged, api, key)
 
 
 @needs_command
@@ -337,6 +345,21 @@ def test_readme_examples(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectS
                                                                    ("DELETE", "204")]  # fmt: skip
     assert json.loads(api.calls[2].body)["data"]["attributes"]["name"] == "Example App"
     assert api.bundle_ids == {}
+
+
+@needs_command
+def test_metrics_and_report_examples(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """docs/api.md's metrics and report example, run as written: no curl, no hand-minted token."""
+    examples = doc_section(API_DOC).split("```sh\n")[3].split("```", 1)[0]
+    assert "--output-file report.gz" in examples and "asc-token --print --no-verify)` and curl" not in doc_section(
+        API_DOC
+    )
+    done = bash(examples, shell_env({**api_env(key, api), "APP_ID": "1000000000"}), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "metrics.json").read_text())["productData"]
+    assert done.stdout.splitlines()[0].startswith("Provider\t")  # the report's first lines, gunzipped
+    assert stat.S_IMODE((tmp_path / "report.gz").stat().st_mode) == 0o600
+    assert [outcome for _, outcome in api.requests] == ["200", "200"]
 
 
 @needs_command
@@ -546,18 +569,49 @@ def test_links_next_on_another_host_stops_the_pagination() -> None:
     assert next_page(not_a_list, API, credentials, naming) is None
 
 
-def test_merge_pages_keeps_order_and_drops_duplicate_included() -> None:
+def merged(pages: List[Any], indent: bool = False) -> bytes:
+    spool = Pages()
+    for page in pages:
+        spool.add(json.loads(json.dumps(page)))  # a copy, as each page is parsed afresh
+    written = io.BytesIO()
+    spool.write_to(written, indent=indent)
+    spool.close()
+    return written.getvalue()
+
+
+def test_pages_keep_order_and_drop_duplicate_included() -> None:
     app = {"type": "apps", "id": "1"}
     pages = [
         {"data": [{"id": "b1"}, {"id": "b2"}], "included": [app], "links": {"self": "s", "next": "n1"},
          "meta": {"paging": {"total": 3}}},
         {"data": [{"id": "b3"}], "included": [app, {"type": "apps", "id": "2"}], "links": {"self": "n1"}},
     ]  # fmt: skip
-    merged = merge_pages(pages)
-    assert [item["id"] for item in merged["data"]] == ["b1", "b2", "b3"]
-    assert merged["included"] == [app, {"type": "apps", "id": "2"}]
-    assert merged["links"] == {"self": "s"} and merged["meta"] == {"paging": {"total": 3}}
-    assert "included" not in merge_pages([{"data": [1]}, {"data": [2]}])
+    document = json.loads(merged(pages))
+    assert list(document) == ["data", "included", "links", "meta"]  # the first page's order
+    assert [item["id"] for item in document["data"]] == ["b1", "b2", "b3"]
+    assert document["included"] == [app, {"type": "apps", "id": "2"}]
+    assert document["links"] == {"self": "s"} and document["meta"] == {"paging": {"total": 3}}
+    assert "included" not in json.loads(merged([{"data": [1]}, {"data": [2]}]))
+    later = json.loads(merged([{"data": [1], "links": {}}, {"data": [], "included": [app]}]))
+    assert later == {"data": [1], "links": {}, "included": [app]}  # first seen on a later page: at the end
+
+
+@pytest.mark.parametrize("indent", [False, True])
+def test_spooled_pages_are_written_as_render_writes_the_document(indent: bool) -> None:
+    """Byte for byte what render() gives for the same merged document, compact and indented."""
+    odd = {"type": "apps", "id": "2", "attributes": {"name": "##vso[x] é \u2028 ::error::", "list": [], "o": {}}}
+    meta = {"paging": {"limit": 1, "nested": {"a": [1, 2]}}}
+    pages: List[Any] = [
+        {"data": [{"type": "apps", "id": "1"}], "meta": meta,
+         "links": {"self": "s", "next": "n"}},
+        {"data": [odd, "plain", 3, None], "links": {"self": "n", "next": "m"}},
+        {"data": [], "links": {"self": "m"}},
+    ]  # fmt: skip
+    expected = {"data": [{"type": "apps", "id": "1"}, odd, "plain", 3, None],
+                "meta": meta, "links": {"self": "s"}}  # fmt: skip
+    assert merged(pages, indent) == render(expected, indent=indent)
+    assert merged(pages[:1], indent) == render(pages[0], indent=indent)  # one page: as it came
+    assert merged([{"data": []}, {"data": []}], indent) == render({"data": []}, indent=indent)
 
 
 @pytest.mark.parametrize("indent", [False, True])
@@ -574,3 +628,224 @@ def test_include_headers_are_quoted() -> None:
     described = api_command.describe_reply(reply)
     assert described.startswith("HTTP 200 OK\n")
     assert "::error" not in described and "##vso" not in described
+
+
+# --- Apple's API as its OpenAPI document describes it (media types, reports, links, facts, limits) -
+
+
+@pytest.mark.parametrize("paginate", [False, True])
+def test_vendor_json_answers_without_data_are_printed(
+    key: KeyMaterial, api: AppStoreConnectStandIn, paginate: bool
+) -> None:
+    """The metrics and diagnostic logs: vendor +json types, no `data`; only a multi-page --paginate needs it."""
+    for target, media_type in vendor_targets(api, key):
+        code, out, logged = call_in_process(api, key, [target, *(["--paginate"] if paginate else [])])
+        assert code == 0, logged
+        document = json.loads(out)
+        assert "data" not in document and document == standin_get(api, key, target, media_type).json()
+        assert logged == []
+
+
+def test_an_accept_given_with_h_is_sent(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    code, out, logged = call_in_process(
+        api, key, ["-H", "accept: application/json", "/v1/apps/1000000000/perfPowerMetrics"]
+    )
+    assert code == 1 and out == b""
+    assert "answered 406 NOT_ACCEPTABLE" in logged[0]  # the stand-in holds Accept to RFC 9110
+    code, out, _ = call_in_process(
+        api, key, ["-H", "Accept: application/vnd.apple.xcode-metrics+json", "/v1/apps/1000000000/perfPowerMetrics",
+                   "--header", "X-Extra: 1"],
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["version"]
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [
+        ("Authorization: Bearer eyJhbGciOiJFUzI1NiJ9.e30.c2lnbmF0dXJl", "-H/--header Authorization is refused"),
+        ("host: evil.example", "-H/--header Host is refused"),
+        ("eyJhbGciOiJFUzI1NiIsImtpZCI6IkFCQyJ9.eyJpc3MiOiJ4In0.c2ln", "-H/--header takes NAME:VALUE"),
+        ("Bad Name: x", "-H/--header takes NAME:VALUE"),
+        ("X-Secret: a\rInjected: 1", "X-Secret's value holds a line break"),
+    ],
+)
+def test_bad_headers_are_refused_and_never_echoed(
+    key: KeyMaterial, api: AppStoreConnectStandIn, header: str, named: str
+) -> None:
+    code, out, logged = call_in_process(api, key, ["-H", header, "/v1/apps"])
+    assert code == 2 and out == b"" and api.requests == []
+    assert named in logged[0]
+    value = header.partition(":")[2].strip() or header
+    assert value not in "\n".join(logged)
+
+
+REPORT = "/v1/salesReports?filter[frequency]=DAILY&filter[reportSubType]=SUMMARY&filter[reportType]=SALES&filter[vendorNumber]=85000000"
+
+
+def test_a_report_is_written_to_the_output_file(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.report_size_bytes = 6 * 1024 * 1024  # larger than the 4 MB cap on JSON: streamed, not read
+    expected = standin_get(api, key, REPORT).content  # made once, before the quick policy's timeouts run
+    target = tmp_path / "report.gz"
+    target.write_bytes(b"an older report")
+    code, out, logged = call_in_process(api, key, [REPORT, "--output-file", str(target)])
+    assert code == 0, logged
+    assert out == b""
+    written = target.read_bytes()
+    assert len(written) >= api.report_size_bytes and written == expected
+    assert gzip.decompress(written).startswith(b"Provider\t")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(tmp_path.iterdir()) == [target]  # no temporary file left
+    assert len(logged) == 1 and logged[0].startswith(f"Wrote {len(written)} bytes to '") and "0600" in logged[0]
+
+
+def test_a_report_on_stdout_with_output_file_dash(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    code, out, logged = call_in_process(api, key, [REPORT, "--output-file", "-"])
+    assert code == 0, logged
+    assert out == standin_get(api, key, REPORT).content and gzip.decompress(out)
+
+
+def test_a_report_without_output_file_is_refused(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    code, out, logged = call_in_process(api, key, [REPORT])
+    assert code == 1 and out == b""
+    assert "answered 200 to GET" in logged[0] and "application/a-gzip body" in logged[0]
+    assert "give --output-file FILE" in logged[0] and "--output-file -" in logged[0]
+    assert "##vso[" in logged[1]  # why: stdout is the log on CI
+
+
+@pytest.mark.parametrize(
+    ("args", "fault"),
+    [
+        (["/v1/salesReports?filter[frequency]=DAILY"], None),  # a 400: the filters Apple requires are missing
+        ([REPORT], Fault("html", status=200)),  # a portal's page is explained, never saved
+        (["/v1/nothingHere"], None),
+    ],
+)
+def test_a_failed_download_leaves_no_file(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, args: List[str], fault: Optional[Fault]
+) -> None:
+    if fault is not None:
+        api.inject(fault)
+    code, out, _ = call_in_process(api, key, [*args, "--output-file", str(tmp_path / "report.gz")])
+    assert code == 1 and out == b""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_file_that_cannot_be_written_is_exit_2(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    code, _, logged = call_in_process(api, key, [REPORT, "--output-file", str(tmp_path / "missing" / "r.gz")])
+    assert code == 2 and "cannot be written" in logged[0] and api.requests == []
+    pasted = "MIGTAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBHkwdwIBAQQg/report.gz"
+    code, _, logged = call_in_process(api, key, [REPORT, "--output-file", pasted])
+    assert code == 2 and "looks like a key or token" in logged[0] and pasted[:20] not in logged[0]
+
+
+def test_json_to_an_output_file(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.app_count = 5
+    code, out, _ = call_in_process(
+        api, key, ["/v1/apps?limit=2", "--paginate", "--output-file", str(tmp_path / "a.json")]
+    )
+    assert code == 0 and out == b""
+    assert len(json.loads((tmp_path / "a.json").read_text())["data"]) == 5
+
+
+@pytest.mark.parametrize("form", ["absolute", "absolute-path", "path-relative", "query-relative"])
+def test_relative_links_next_are_resolved_against_the_page(
+    key: KeyMaterial, api: AppStoreConnectStandIn, form: str
+) -> None:
+    """links.next is a uri-reference: each form the stand-in writes is resolved as RFC 3986 says."""
+    api.app_count, api.next_link_form = 450, form
+    code, out, logged = call_in_process(api, key, ["/v1/apps?limit=200", "--paginate"])
+    assert code == 0, logged
+    assert [item["id"] for item in json.loads(out)["data"]] == [str(1000000000 + n) for n in range(450)]
+    assert [path.split("&cursor=")[0] for path, _ in api.requests] == ["/v1/apps?limit=200"] * 3
+
+
+def test_path_joins_the_api_url_with_its_prefix_and_links_next_the_page() -> None:
+    naming = CliInputs({}, {})
+    proxy = "https://gateway.example/asc"
+    assert resolve("/v1/apps?limit=1", proxy, "PATH", naming) == f"{proxy}/v1/apps?limit=1"
+    page = f"{proxy}/v1/apps?limit=1"
+    assert resolve("?cursor=X", proxy, "links.next", naming, page_url=page) == f"{proxy}/v1/apps?cursor=X"
+    assert resolve("apps?cursor=X", proxy, "links.next", naming, page_url=page) == f"{proxy}/v1/apps?cursor=X"
+    assert resolve("/asc/v1/apps?cursor=X", proxy, "links.next", naming, page_url=page) == f"{proxy}/v1/apps?cursor=X"
+    with pytest.raises(InputError):
+        resolve("//evil.example/v1/apps", proxy, "links.next", naming, page_url=page)  # held to the API's origin
+
+
+def test_missing_paging_total_and_rate_limit_are_missing(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.app_count, api.paging_total, api.rate_limit_header, api.hourly_limit = 5, False, False, 3
+    code, out, logged = call_in_process(api, key, ["/v1/apps?limit=2", "--paginate", "--include"])
+    assert code == 0
+    assert json.loads(out)["meta"] == {"paging": {"limit": 2}}  # as Apple sent it: no total made up
+    assert "None" not in "\n".join(logged) and "x-rate-limit" not in "\n".join(logged)
+    assert not any("requests left" in line for line in logged)
+
+
+def test_a_long_export_reports_progress_and_prints_only_when_complete(
+    key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.app_count = 25
+    code, out, logged = call_in_process(api, key, ["/v1/apps?limit=2", "--paginate"])
+    assert code == 0 and len(json.loads(out)["data"]) == 25
+    assert len(logged) == 1 and re.fullmatch(r"App Store Connect: 10 pages, 20 items, \d+ s so far\.", logged[0])
+    api.inject(*[Fault("delay", seconds=0.0)] * 11, Fault("status", status=404))  # page 12 of 13 fails
+    code, out, logged = call_in_process(api, key, ["/v1/apps?limit=2", "--paginate"])
+    assert code == 1 and out == b""  # nothing of the 11 pages before it
+    assert "answered 404" in "\n".join(logged)
+
+
+# --- run_call's guards, on scripted pages (a transport that answers from a list) ---------------
+
+
+class ScriptedTransport:
+    """Transport.send's contract, answering each request with the next scripted reply."""
+
+    def __init__(self, *replies: Reply) -> None:
+        self.replies = list(replies)
+        self.urls: List[str] = []
+
+    def send(self, method: str, url: str, tokens: Any, **_: Any) -> Reply:
+        self.urls.append(url)
+        return self.replies.pop(0)
+
+
+def page(next_link: Optional[str], data: Any = None) -> Reply:
+    links = {"self": "x", **({"next": next_link} if next_link else {})}
+    body = {"data": [{"type": "apps", "id": "1"}] if data is None else data, "links": links}
+    return Reply(200, {"content-type": "application/json"}, json.dumps(body).encode())
+
+
+def run_scripted(*replies: Reply, max_pages: int = api_command.MAX_PAGES) -> ScriptedTransport:
+    transport = ScriptedTransport(*replies)
+    credentials = Credentials(KEY_ID, ISSUER_ID, "team", 1200, (), KeySource("ASC_PRIVATE_KEY", contents="x"), API)
+    call = api_command.ApiCall("GET", "/v1/apps", None, paginate=True, include=False)
+    api_command.run_call(
+        call, f"{API}/v1/apps", credentials, CliInputs({}, {}), FixedToken("t"),  # type: ignore[arg-type]
+        transport,  # type: ignore[arg-type]
+        clock=time.time, log=lambda line: None, max_pages=max_pages,
+    )  # fmt: skip
+    return transport
+
+
+@pytest.mark.parametrize(
+    ("replies", "reason"),
+    [
+        ([page(f"{API}/v1/apps?c=2"), page(f"{API}/v1/apps")], "links.next pointed back at a page already fetched"),
+        ([page("?c=2"), page("?c=3"), page("?c=2")], "links.next pointed back at a page already fetched"),
+        ([page("?c=2"), page(None, data={"type": "apps", "id": "2"})], "page 2 has no list of resources"),
+        ([page("?c=2"), Reply(200, {"content-type": "application/json"}, b'{"data": [', truncated=True)],
+         "larger than 4 MB and was cut off"),
+    ],
+)  # fmt: skip
+def test_run_call_guards(replies: List[Reply], reason: str) -> None:
+    with pytest.raises(ApiError, match=reason) as raised:
+        run_scripted(*replies)
+    assert "Nothing was printed" in (raised.value.details or "")
+
+
+def test_run_call_stops_at_max_pages() -> None:
+    with pytest.raises(ApiError, match="more than 3 pages"):
+        run_scripted(*[page(f"?c={n}") for n in range(2, 6)], max_pages=3)
+    done = run_scripted(page("?c=2"), page("?c=3"), page(None), max_pages=3)
+    assert done.urls == [f"{API}/v1/apps", f"{API}/v1/apps?c=2", f"{API}/v1/apps?c=3"]

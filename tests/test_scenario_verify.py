@@ -26,6 +26,7 @@ from .runner import (
     assert_no_secrets,
     assert_token_masked_first,
     run_action_in_process,
+    run_cli_in_process,
     run_entrypoint,
 )
 
@@ -46,6 +47,24 @@ def test_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) 
     assert "credentials accepted" in result.summary and "3599 of 3600" in result.summary
     assert_token_masked_first(result)
     assert_no_secrets(result, key.secret_fragments())
+
+
+def test_facts_apple_leaves_out_stay_missing(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """meta.paging.total and X-Rate-Limit are optional: no app-count, no "None", "not reported"."""
+    api.paging_total, api.rate_limit_header = False, False
+    result = run_in_process(tmp_path, inputs(key, api))
+    assert result.returncode == 0, result.log
+    assert result.outputs.get("app-count", "") == "" and result.outputs.get("rate-limit-remaining", "") == ""
+    assert "| Rate limit | not reported |" in result.summary
+    shown = result.log + result.summary + "\n".join(result.outputs.values())
+    assert "None" not in shown and "apps visible" not in shown
+    cli = run_cli_in_process(
+        tmp_path / "cli",
+        {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "ASC_API_URL": api.url},
+        ["--print"],
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "verified (the rate limit was not reported)" in cli.stderr and "None" not in cli.stderr
 
 
 def test_401_wrong_issuer(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:

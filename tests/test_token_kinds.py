@@ -289,6 +289,7 @@ LONG_LIVED = [
     ("/v1/ciProducts/1/workflows", "Products"),
     ("/v1/ciProducts/1/relationships/workflows", "Products"),
     ("/v1/apps/1/ciProduct", "Products"),
+    ("/v1/apps/1/relationships/ciProduct", "Products"),  # the linkage of the same resource
     ("/v1/scmProviders/1/repositories", "Providers"),
     ("/v1/scmPullRequests/1", "Pull Requests"),
     ("/v1/scmRepositories/1/gitReferences", "Repositories"),
@@ -298,12 +299,14 @@ LONG_LIVED = [
     ("/v1/apps/1/perfPowerMetrics", "Power and Performance Metrics and Logs"),
     ("/v1/builds/1/perfPowerMetrics", "Power and Performance Metrics and Logs"),
     ("/v1/builds/1/diagnosticSignatures", "Power and Performance Metrics and Logs"),
+    ("/v1/builds/1/relationships/diagnosticSignatures", "Power and Performance Metrics and Logs"),
     ("/v1/diagnosticSignatures/1/logs", "Power and Performance Metrics and Logs"),
 ]
 SHORT_LIVED = [
     "/v1/apps", "/v1/apps/1", "/v1/apps/1/customerReviews", "/v1/builds", "/v1/ciArtifacts/1",
     "/v1/diagnosticSignatures/1", "/v1/apps/1/perfPowerMetrics/2", "/v2/ciProducts", "/v1//ciProducts",
     "/v1/ciproducts", "/v1/../v1/ciProducts", "/v1", "v1/ciProducts", "/v1/bundleIds",
+    "/v1/apps/1/relationships/perfPowerMetrics", "/v1/apps/1/relationships/builds", "/v1/relationships/ciProduct",
 ]  # fmt: skip
 
 
@@ -344,7 +347,7 @@ def test_the_standin_states_apples_rule_itself(
     assert api.check_token(f"Bearer {token}", "GET", "/v1/ciProducts")[0] == status
 
 
-@pytest.mark.parametrize("path", [path for path, _ in LONG_LIVED] + SHORT_LIVED[:7])
+@pytest.mark.parametrize("path", [path for path, _ in LONG_LIVED] + SHORT_LIVED[:7] + SHORT_LIVED[-3:])
 def test_the_product_and_the_standin_agree(key: KeyMaterial, api: AppStoreConnectStandIn, path: str) -> None:
     scope = [f"GET {path}"]
     token = hand_made(key, 3600, scope, "appstoreconnect-v1")

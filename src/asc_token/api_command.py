@@ -1,9 +1,11 @@
 """``asc-token api``: call App Store Connect with freshly minted tokens, in the spirit of ``gh api``.
 
     asc-token api [--method GET|POST|PATCH|DELETE] PATH [--paginate] [--input FILE|-] [--include]
+                  [-H NAME:VALUE]... [--output-file FILE|-]
 
 The credentials come from the same flags and environment names as the token command. stdout
 carries the response JSON and nothing else; logs, ``--include`` headers and errors go to stderr.
+An answer that is not JSON (a gzip report, CSV) goes only where ``--output-file`` says.
 Arguments are checked before anything is sent: a bad one is one error naming it, exit status 2.
 A request that fails is explained as the verification explains it, exit status 1.
 
@@ -18,23 +20,26 @@ import dataclasses
 import http
 import json
 import os
+import re
 import select
+import shutil
 import stat
+import tempfile
 import time
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 from .config import Credentials, Naming, read_credentials, require_base_url
 from .credentials import TokenSource, open_key
-from .errors import EXIT_FAILED, EXIT_OK, ApiError, AscTokenError, InputError
+from .errors import EXIT_FAILED, EXIT_OK, ApiError, AscTokenError, DeliveryError, InputError
 from .explain import (
     Asked,
     explain_api_reply,
     explain_api_unfinished,
     explain_api_unreachable,
     explain_reply,
-    is_apple_json,
+    summarise_body,
 )
 from .flags import (
     CREDENTIAL_SETTINGS,
@@ -49,12 +54,24 @@ from .flags import (
 )
 from .minting import TokenRequest, scope_allows
 from .platforms import platform_for
-from .redact import quote_foreign, shown
-from .transport import Io, NoAnswerError, Reply, Transport, parse_rate_limit
+from .redact import is_control, may_be_secret_path, quote_foreign, shown
+from .transport import MAX_DOWNLOAD_BYTES, Io, NoAnswerError, Reply, Transport, parse_rate_limit
 from .urls import join_path, resolve_reference, target_problem
 
 METHODS = ("GET", "POST", "PATCH", "DELETE")
-MAX_PAGES = 10_000  # 2 million items at Apple's largest page size; a bound, not a real limit
+# A bound on a links.next that never ends, not on a real list. Apple's largest page is 8000 items (the
+# price point and equalization lists, the longest there are: some 900 price points in each of 175
+# territories), most lists' 200: 10,000 pages are 2 million items at 200 and 80 million at 8000, which
+# no export comes near, and pages are spooled to disk, so a long export never holds them in memory.
+MAX_PAGES = 10_000
+PROGRESS_PAGES = 10  # a line on stderr every so many pages, so a long export is seen to progress
+# JSON, then the vendor +json types Apple's document gives (metrics, diagnostic logs), then anything
+# else (reports: gzip, CSV), which is only written where --output-file says.
+ACCEPT = (
+    "application/json, application/vnd.apple.xcode-metrics+json, application/vnd.apple.diagnostic-logs+json, */*;q=0.1"
+)
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")  # RFC 9110 token
+REFUSED_HEADERS = ("authorization", "host")  # the token and the URL's host are asc-token's own
 MAX_INPUT_BYTES = 4 * 1024 * 1024
 LOW_RATE_LIMIT = 100
 
@@ -68,6 +85,8 @@ class ApiCall:
     body: Optional[bytes]
     paginate: bool
     include: bool
+    headers: Tuple[Tuple[str, str], ...] = ()  # -H, names in title case; Accept included
+    output_file: Optional[str] = None  # a path, or - for stdout
 
 
 def build_api_parser() -> Parser:
@@ -103,6 +122,21 @@ def build_api_parser() -> Parser:
         action="store_true",
         help="also print each response's status line and headers, to stderr (stdout stays valid JSON)",
     )
+    parser.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="add a request header, as gh api does (repeatable), such as 'Accept: application/a-gzip'; "
+        "not Authorization or Host; a value is never echoed",
+    )
+    parser.add_argument(
+        "--output-file",
+        metavar="FILE",
+        help="write the answer to FILE (mode 0600, complete or not at all), or to stdout with -; "
+        "needed for answers that are not JSON, such as sales and finance reports (gzip)",
+    )
     add_credential_flags(parser)
     add_platform_flags(parser)
     return parser
@@ -117,6 +151,8 @@ def main(argv: Sequence[str], io: Io) -> int:
     log = log_to(io.err())
     platform = platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out())
     out = _binary(io.out())
+    destination: Optional[Destination] = None
+    answer: Optional[Answer] = None
     try:
         call = read_call(args, io.stdin if io.stdin is not None else _binary_stdin(), io.policy.read_timeout)
         inputs = CliInputs(credential_flags(args), io.env, CREDENTIAL_SETTINGS)
@@ -133,16 +169,22 @@ def main(argv: Sequence[str], io: Io) -> int:
         tokens = TokenSource(key, request, io.clock, lambda token: platform.mask(token, printing=True))
         policy = dataclasses.replace(io.policy, resend_when_uncertain=False) if call.method == "POST" else None
         transport = io.transport(log, credentials.api.service, policy)  # one connection for every page
-        document = run_call(call, url, credentials, inputs, tokens, transport, clock=io.clock, log=log)
+        destination = Destination(call.output_file, out)  # before sending: a folder that is not there is exit 2
+        answer = run_call(
+            call, url, credentials, inputs, tokens, transport, clock=io.clock, log=log, spool=destination.spool
+        )
+        if answer is not None:
+            destination.deliver(answer, log)
     except AscTokenError as error:
         platform.report_error(error)
         return error.exit_code
-    if document is not None:
-        try:
-            out.write(render(document, indent=out.isatty()))
-            out.flush()
-        except BrokenPipeError:  # `| head`: the reader has what it wanted
-            return EXIT_FAILED
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        return EXIT_FAILED
+    finally:
+        if isinstance(answer, Pages):
+            answer.close()
+        if destination is not None:
+            destination.discard()
     return EXIT_OK
 
 
@@ -181,7 +223,35 @@ def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCal
         body = read_input(args.input, stdin, wait)
     if args.paginate and method != "GET":
         raise InputError(f"--paginate follows links.next, which only GET lists have: drop --paginate for a {method}.")
-    return ApiCall(method, path, body, bool(args.paginate), bool(args.include))
+    output_file = args.output_file
+    if output_file is not None and (not output_file.strip() or may_be_secret_path(output_file)):
+        raise InputError(
+            "--output-file is empty or looks like a key or token, not a file path (not shown): give the path "
+            "of the file to write the answer to, like report.gz, or - for stdout."
+        )
+    return ApiCall(method, path, body, bool(args.paginate), bool(args.include), read_headers(args.header), output_file)
+
+
+def read_headers(given: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
+    """The -H headers, checked, with the default Accept unless one is given; no value is ever echoed."""
+    headers = {"Accept": ACCEPT}
+    for item in given:
+        name, colon, value = item.partition(":")
+        name, value = name.strip(), value.strip()
+        if not colon or not HEADER_NAME.fullmatch(name):
+            raise InputError(
+                "-H/--header takes NAME:VALUE, like -H 'Accept: application/a-gzip' (the name is letters, "
+                "digits and -; what was given is not shown)."
+            )
+        if name.lower() in REFUSED_HEADERS:
+            raise InputError(
+                f"-H/--header {name.title()} is refused: asc-token api sends the token it signs as "
+                "Authorization, and the host of the URL as Host."
+            )
+        if any(is_control(char) for char in value):
+            raise InputError(f"-H/--header {name.title()}'s value holds a line break or control character (not shown).")
+        headers[name.title()] = value
+    return tuple(headers.items())
 
 
 def read_input(name: str, stdin: IO[bytes], wait: float) -> bytes:
@@ -271,34 +341,48 @@ def run_call(
     *,
     clock: Callable[[], float],
     log: Callable[[str], None],
-) -> Optional[Any]:
-    """Send the request (each page, with --paginate) and return the document to print, or None."""
-    pages: List[Any] = []
+    spool: Optional[IO[bytes]] = None,
+    max_pages: int = MAX_PAGES,
+) -> Optional[Answer]:
+    """Send the request (each page, with --paginate) and return the answer to write, or None.
+
+    ``spool``: where a 2xx body that is not JSON is streamed (--output-file); without it such a body is refused.
+    """
+    pages = Pages()
     fetched: Set[str] = set()
-    last: Optional[Reply] = None
     next_url: Optional[str] = url
+    started = clock()
     while next_url is not None:
-        if len(pages) >= MAX_PAGES:
-            raise explain_api_unfinished(f"it went on for more than {MAX_PAGES} pages.", call.method, url)
+        if pages.count >= max_pages:
+            raise explain_api_unfinished(
+                f"it went on for more than {max_pages} pages (links.next never ended).", call.method, url
+            )
         fetched.add(next_url)
         asked = Asked(
             next_url, credentials.key_type, credentials.api, purpose=f"{call.method} {urlsplit(next_url).path}"
         )
-        last = send(transport, call, asked, tokens, naming, clock, log)
-        if not last.body.strip():
-            return None  # 204 No Content, or a 2xx without a body: nothing to print
-        document = json.loads(last.body)
-        pages.append(document)
+        reply, document = send(transport, call, asked, tokens, naming, clock, log, None if call.paginate else spool)
+        if reply.streamed is not None or document is None:
+            _note_rate_limit(reply, credentials, log)
+            # None: 204 No Content, or a 2xx without a body: nothing to print
+            return Downloaded(spool, reply.streamed) if spool is not None and reply.streamed is not None else None
         page_url = next_url
         next_url = next_page(document, page_url, credentials, naming) if call.paginate else None
-        if (next_url is not None or len(pages) > 1) and not _is_list_page(document):
+        if (next_url is not None or pages.count > 0) and not _is_list_page(document):
             # Pages are merged by their `data` lists; anything else cannot be joined to them.
-            raise explain_api_unfinished(f"page {len(pages)} has no list of resources in `data`.", call.method, url)
+            raise explain_api_unfinished(
+                f"page {pages.count + 1} has no list of resources in `data`.", call.method, url
+            )
         if next_url is not None and next_url in fetched:
             raise explain_api_unfinished("links.next pointed back at a page already fetched.", call.method, url)
-    if last is not None:
-        _note_rate_limit(last, credentials, log)
-    return merge_pages(pages) if len(pages) > 1 else pages[0]
+        pages.add(document)
+        if pages.count % PROGRESS_PAGES == 0 and next_url is not None:
+            log(
+                f"{credentials.api.service}: {pages.count} pages, {pages.items} items, {clock() - started:.0f} s so far."
+            )
+        if next_url is None:
+            _note_rate_limit(reply, credentials, log)
+    return pages
 
 
 def send(
@@ -309,10 +393,17 @@ def send(
     naming: Naming,
     clock: Callable[[], float],
     log: Callable[[str], None],
-) -> Reply:
-    """One request, its answer checked: 2xx with the API's JSON (or no body), else an error."""
+    spool: Optional[IO[bytes]] = None,
+) -> Tuple[Reply, Optional[Any]]:
+    """One request, its answer checked: a 2xx with JSON (parsed), no body, or a body streamed to
+    ``spool``, else an error."""
+
+    def download(status: int, headers: Mapping[str, str]) -> Optional[IO[bytes]]:
+        return spool if 200 <= status < 300 and status != 204 and _kind(headers) == "other" else None
+
     try:
-        reply = transport.send(call.method, asked.url, tokens, body=call.body)
+        reply = transport.send(call.method, asked.url, tokens, body=call.body, headers=dict(call.headers),
+                               download=download if spool is not None else None)  # fmt: skip
     except NoAnswerError as error:
         raise explain_api_unreachable(error.kind, asked, call.method, naming, error.attempts) from None
     if call.include:
@@ -321,14 +412,37 @@ def send(
     if not 200 <= reply.status < 300:
         raise explain_api_reply(reply, asked, call.method, naming, clock)
     if reply.truncated:
-        raise explain_api_unfinished(
-            "it was larger than 4 MB and was cut off; ask for smaller pages (a lower limit= in PATH).",
-            call.method,
-            asked.url,
+        cut = (
+            f"it was larger than {MAX_DOWNLOAD_BYTES // 1024**3} GB and was cut off."
+            if reply.streamed is not None
+            else "it was larger than 4 MB and was cut off; ask for smaller pages (a lower limit= in PATH)."
         )
-    if reply.body.strip() and not is_apple_json(reply):
-        raise explain_reply(reply, asked, naming, clock)  # a proxy's page, or JSON that is not Apple's
-    return reply
+        raise explain_api_unfinished(cut, call.method, asked.url)
+    if reply.streamed is not None or not reply.body.strip():
+        return reply, None
+    kind = _kind(reply.headers)
+    if kind == "json":
+        try:
+            return reply, json.loads(reply.body)
+        except (ValueError, RecursionError):
+            pass
+    if kind != "other":
+        raise explain_reply(reply, asked, naming, clock)  # a proxy's page, or JSON that does not parse
+    raise ApiError(
+        f"{asked.service} answered {reply.status} to {call.method} {quote_foreign(asked.url, 300)} with "
+        f"{summarise_body(reply)}, which is not JSON, so it was not printed: give --output-file FILE "
+        "(such as report.gz) to save it, or --output-file - to send it to stdout.",
+        details="On a CI runner stdout is the log, where a server's raw bytes could carry :: or ##vso[ commands.",
+    )
+
+
+def _kind(headers: Mapping[str, str]) -> str:
+    """What a body is, by its Content-Type: json (application/json, application/*+json), page (HTML:
+    a proxy's or a portal's) or other (a report, CSV: written only where --output-file says)."""
+    media = headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+        return "json"
+    return "page" if media in ("text/html", "application/xhtml+xml") else "other"
 
 
 def next_page(document: Any, page_url: str, credentials: Credentials, naming: Naming) -> Optional[str]:
@@ -354,30 +468,153 @@ def _is_list_page(document: Any) -> bool:
     return isinstance(document, dict) and isinstance(document.get("data"), list)
 
 
-def merge_pages(pages: Sequence[Any]) -> Dict[str, Any]:
-    """One document: the first page's, with every page's ``data`` in order, ``included`` without
-    duplicates (by type and id, first seen wins), and no ``links.next``."""
-    merged: Dict[str, Any] = dict(pages[0])
-    data: List[Any] = []
-    included: List[Any] = []
-    seen: Set[Tuple[str, str]] = set()
-    any_included = False
-    for page in pages:
-        data.extend(page.get("data") or [])
-        if isinstance(page.get("included"), list):
-            any_included = True
-            for resource in page["included"]:
-                identity = (str(resource.get("type")), str(resource.get("id"))) if isinstance(resource, dict) else None
-                if identity is None or identity not in seen:
-                    included.append(resource)
-                    if identity is not None:
-                        seen.add(identity)
-    merged["data"] = data
-    if any_included:
-        merged["included"] = included
-    if isinstance(merged.get("links"), dict):
-        merged["links"] = {name: value for name, value in merged["links"].items() if name != "next"}
-    return merged
+class Pages:
+    """The pages of an answer as one document, held in memory no longer than a page: from the second
+    page on, every page's ``data`` and ``included`` are spooled to private temporary files (0600,
+    deleted when closed), ``included`` without duplicates (by type and id, first seen wins)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.items = 0
+        self.first: Any = None  # the first page, whole; later only its other members are kept
+        self._lists: Dict[str, IO[bytes]] = {}  # "data" and "included": one compact JSON value a line
+        self._seen: Set[Tuple[str, str]] = set()
+
+    def add(self, page: Any) -> None:
+        self.count += 1
+        self.items += len(page["data"]) if _is_list_page(page) else 0
+        if self.count == 1:
+            self.first = page
+            return
+        if self.count == 2:
+            self.first = dict(self.first)
+            self._spool(self.first)
+        self._spool(page)
+
+    def _spool(self, page: Dict[str, Any]) -> None:
+        for member in ("data", "included"):
+            values = page.get(member)
+            if member in page:
+                page[member] = None  # spooled; in the first page, the place is kept for the order
+            if member == "data" or isinstance(values, list):
+                if member not in self._lists:
+                    self._lists[member] = tempfile.TemporaryFile()  # noqa: SIM115 - open until close()
+                for value in values or []:
+                    if member == "included" and isinstance(value, dict):
+                        identity = (str(value.get("type")), str(value.get("id")))
+                        if identity in self._seen:
+                            continue
+                        self._seen.add(identity)
+                    self._lists[member].write(_dump(value, False).encode("utf-8") + b"\n")
+
+    def write_to(self, stream: IO[bytes], *, indent: bool) -> None:
+        """The document, as :func:`render` would write it."""
+        if self.count == 1:
+            stream.write(render(self.first, indent=indent))
+            return
+        head = dict(self.first)
+        if isinstance(head.get("links"), dict):
+            head["links"] = {name: value for name, value in head["links"].items() if name != "next"}
+        names = [*head, *(name for name in self._lists if name not in head)]
+        opening, between, after_name = ("{\n  ", ",\n  ", ": ") if indent else ("{", ",", ":")
+        stream.write(opening.encode())
+        for number, name in enumerate(names):
+            if number:
+                stream.write(between.encode())
+            stream.write((_dump(name, indent) + after_name).encode("utf-8"))
+            if name in self._lists:
+                self._write_list(self._lists[name], stream, indent)
+            else:
+                stream.write(_dump(head[name], indent, level=1).encode("utf-8"))
+        stream.write(("\n}\n" if indent else "}\n").encode())
+
+    def _write_list(self, spooled: IO[bytes], stream: IO[bytes], indent: bool) -> None:
+        spooled.seek(0)
+        stream.write(b"[")
+        for number, line in enumerate(spooled):
+            value = _dump(json.loads(line), True, level=2).encode("utf-8") if indent else line.rstrip(b"\n")
+            stream.write((b"," if number else b"") + (b"\n    " if indent else b"") + value)
+        if indent and spooled.tell():
+            stream.write(b"\n  ")
+        stream.write(b"]")
+
+    def close(self) -> None:
+        for spooled in self._lists.values():
+            spooled.close()
+
+
+@dataclass
+class Downloaded:
+    """A body that is not JSON, streamed to a file (the --output-file's temporary file, or a spool)."""
+
+    file: IO[bytes]
+    size: int
+
+    def write_to(self, stream: IO[bytes], *, indent: bool) -> None:
+        self.file.seek(0)
+        shutil.copyfileobj(self.file, stream)
+
+
+Answer = Union[Pages, Downloaded]
+
+
+class Destination:
+    """Where the answer goes: stdout, or ``--output-file FILE``, written 0600 to a temporary name
+    beside FILE and renamed over it only when complete (as :func:`secret_files.write_secret_file`),
+    so that FILE is never half-written; ``-`` spools to a private temporary file, then stdout."""
+
+    def __init__(self, path: Optional[str], out: IO[bytes]) -> None:
+        self.path = path if path != "-" else None
+        self.out = out
+        self.temporary: Optional[str] = None
+        self.spool: Optional[IO[bytes]] = tempfile.TemporaryFile() if path == "-" else None  # noqa: SIM115
+        if self.path is not None:
+            try:
+                handle, self.temporary = tempfile.mkstemp(
+                    prefix=".tmp-", dir=os.path.dirname(os.path.abspath(self.path))
+                )
+            except OSError as exc:
+                raise InputError(
+                    f"--output-file {shown(self.path, path=True)} cannot be written "
+                    f"({exc.strerror or type(exc).__name__}): give a file in a folder this step can write."
+                ) from None
+            self.spool = os.fdopen(handle, "w+b")
+
+    def deliver(self, answer: Answer, log: Callable[[str], None]) -> None:
+        if self.path is None:
+            answer.write_to(self.out, indent=self.out.isatty() and isinstance(answer, Pages))
+            self.out.flush()
+            return
+        assert self.spool is not None and self.temporary is not None
+        try:
+            if isinstance(answer, Pages):
+                answer.write_to(self.spool, indent=False)
+            size = self.spool.tell()
+            self.spool.close()
+            os.replace(self.temporary, self.path)
+        except OSError as exc:
+            raise DeliveryError(
+                f"--output-file {shown(self.path, path=True)} could not be written "
+                f"({exc.strerror or type(exc).__name__}); nothing was left there."
+            ) from None
+        self.temporary = None
+        log(f"Wrote {size} bytes to {shown(self.path, path=True)} (mode 0600).")
+
+    def discard(self) -> None:
+        """Whatever was not delivered: the temporary file removed, the spool closed."""
+        if self.spool is not None:
+            self.spool.close()
+        if self.temporary is not None and os.path.exists(self.temporary):
+            os.unlink(self.temporary)
+
+
+def _dump(value: Any, indent: bool, level: int = 0) -> str:
+    """``value`` as JSON, compact or indented as if ``level`` levels deep; ``##`` as :func:`render` writes it."""
+    if indent:
+        text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + "  " * level)
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("##", "#\\u0023")
 
 
 def render(document: Any, *, indent: bool = False) -> bytes:
@@ -386,11 +623,7 @@ def render(document: Any, *, indent: bool = False) -> bytes:
     ``##`` (Azure's logging-command marker, honoured anywhere in a line) only occurs inside
     strings, where ``#\\u0023`` is the same text.
     """
-    if indent:
-        text = json.dumps(document, indent=2, ensure_ascii=False)
-    else:
-        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    return (text.replace("##", "#\\u0023") + "\n").encode("utf-8")
+    return (_dump(document, indent) + "\n").encode("utf-8")
 
 
 def describe_reply(reply: Reply) -> str:

@@ -41,14 +41,19 @@ LONG_LIVED_COLLECTIONS: Dict[str, str] = {
     "ciWorkflows": "Workflows",
     "ciXcodeVersions": "Xcode Versions",
 }
-# GETs that those collections document under another resource's path ({id}: one path segment).
-# Power and Performance Metrics and Logs has no collection of its own: these are its endpoints
+# GETs of those resources under another resource's path ({id}: one path segment). Power and
+# Performance Metrics and Logs has no collection of its own: these are its endpoints
 # (https://developer.apple.com/documentation/appstoreconnectapi/power-and-performance-metrics-and-logs).
+# A relationship form (/relationships/x) answers the type and id of the same resources as its
+# related form (/x): it reads the listed resource, as the collections' relationship paths do, so
+# it is listed with it, where Apple's document has one (the metrics and logs have none).
 LONG_LIVED_ENDPOINTS: Dict[str, str] = {
     "/v1/apps/{id}/ciProduct": "Products",
+    "/v1/apps/{id}/relationships/ciProduct": "Products",
     "/v1/apps/{id}/perfPowerMetrics": "Power and Performance Metrics and Logs",
     "/v1/builds/{id}/perfPowerMetrics": "Power and Performance Metrics and Logs",
     "/v1/builds/{id}/diagnosticSignatures": "Power and Performance Metrics and Logs",
+    "/v1/builds/{id}/relationships/diagnosticSignatures": "Power and Performance Metrics and Logs",
     "/v1/diagnosticSignatures/{id}/logs": "Power and Performance Metrics and Logs",
 }
 

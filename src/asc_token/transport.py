@@ -15,13 +15,18 @@ import ssl
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Protocol, TextIO, cast
+from typing import IO, Any, Callable, Dict, Iterator, Mapping, Optional, Protocol, TextIO, cast
 
 from . import __version__
 from .urls import proxy_for
 
 USER_AGENT = f"asc-token-action/{__version__}"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # Apple's largest pages are well under this
+# A body streamed to a file (a report) has a bound of its own, in size and in time.
+MAX_DOWNLOAD_BYTES = 2 * 1024**3
+DOWNLOAD_SECONDS = 15 * 60
+# Given an answer's status and headers: the file to stream its body to, or None to read it here.
+Download = Callable[[int, Mapping[str, str]], Optional[IO[bytes]]]
 
 
 class Session(Protocol):
@@ -59,6 +64,7 @@ class Reply:
     body: bytes = field(repr=False)
     attempts: int = 1
     truncated: bool = False
+    streamed: Optional[int] = None  # the bytes written to the download's file, when the body went there
 
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
@@ -87,10 +93,20 @@ class Transport:
     service: str = "App Store Connect"  # who is asked, in the retry log lines
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)  # the proxy settings
 
-    def send(self, method: str, url: str, tokens: BearerTokens, *, body: Optional[bytes] = None) -> Reply:
+    def send(
+        self,
+        method: str,
+        url: str,
+        tokens: BearerTokens,
+        *,
+        body: Optional[bytes] = None,
+        headers: Optional[Mapping[str, str]] = None,  # names as written here: Accept, User-Agent
+        download: Optional[Download] = None,
+    ) -> Reply:
         """The final answer after bounded retries (429, 5xx, resets, timeouts, a spurious 401).
 
         Any status comes back as a :class:`Reply`; only "no answer at all" raises :class:`NoAnswerError`.
+        ``headers`` add to or replace the defaults (never Authorization); ``download`` may take a body.
         """
         if self.session is None:
             self.session = default_session(self.env)  # one connection for every request of a command
@@ -100,18 +116,15 @@ class Transport:
         attempt, unauthorized, fresh = 0, 0, False
         while True:
             attempt += 1
-            headers = {
-                "Authorization": f"Bearer {tokens.bearer(after_401=fresh)}",
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            }
+            sent = {"User-Agent": USER_AGENT, "Accept": "application/json"}
             if body is not None:
-                headers["Content-Type"] = "application/json"
+                sent["Content-Type"] = "application/json"
+            sent = {**sent, **(headers or {}), "Authorization": f"Bearer {tokens.bearer(after_401=fresh)}"}
             fresh = False
             reply: Optional[Reply] = None
             failure: Optional[NoAnswerError] = None
             try:
-                reply = self._exchange(http, method, url, headers, body, deadline, attempt)
+                reply = self._exchange(http, method, url, sent, body, deadline, attempt, download)
             except NoAnswerError as error:
                 if error.kind not in RETRIED_NETWORK_KINDS:
                     raise
@@ -157,6 +170,7 @@ class Transport:
         body: Optional[bytes],
         deadline: float,
         attempt: int,
+        download: Optional[Download] = None,
     ) -> Reply:
         remaining = max(0.1, deadline - self.monotonic())
         timeout = (min(self.policy.connect_timeout, remaining), min(self.policy.read_timeout, remaining))
@@ -172,8 +186,18 @@ class Transport:
                 stream=True,
                 proxies={"https": proxy, "http": proxy} if proxy else {},
             )
+            headers_in = {str(name).lower(): str(value) for name, value in response.headers.items()}
+            status = int(response.status_code)
+            sink = download(status, headers_in) if download is not None else None
             try:
-                content, truncated = self._read_body(response, deadline)
+                if sink is None:
+                    content, truncated = self._read_body(response, deadline)
+                    return Reply(status, headers_in, content, attempt, truncated)
+                sink.seek(0)
+                sink.truncate()  # an earlier attempt's part
+                later = max(deadline, self.monotonic() + DOWNLOAD_SECONDS)
+                _, truncated = self._read_body(response, later, sink.write, MAX_DOWNLOAD_BYTES)
+                return Reply(status, headers_in, b"", attempt, truncated, streamed=sink.tell())
             finally:
                 close = getattr(response, "close", None)
                 if callable(close):
@@ -183,12 +207,18 @@ class Transport:
             if kind is None:
                 raise
             raise NoAnswerError(kind, attempt) from None
-        headers_in = {str(name).lower(): str(value) for name, value in response.headers.items()}
-        return Reply(int(response.status_code), headers_in, content, attempt, truncated)
 
-    def _read_body(self, response: Any, deadline: float) -> tuple[bytes, bool]:
-        """At most MAX_BODY_BYTES, and never past the deadline (a server may trickle a byte a second)."""
-        chunks = []
+    def _read_body(
+        self,
+        response: Any,
+        deadline: float,
+        write: Optional[Callable[[bytes], object]] = None,
+        limit: int = MAX_BODY_BYTES,
+    ) -> tuple[bytes, bool]:
+        """At most ``limit`` bytes, kept or handed to ``write``, and never past the deadline (a server may
+        trickle a byte a second)."""
+        chunks: list[bytes] = []
+        keep = write or chunks.append
         size = 0
         iterate = getattr(response, "iter_content", None)
         read1 = getattr(getattr(response, "raw", None), "read1", None)
@@ -202,10 +232,10 @@ class Transport:
         else:
             source = iter([bytes(response.content)])
         for chunk in source:
-            chunks.append(chunk)
+            keep(chunk[: limit - size])
             size += len(chunk)
-            if size >= MAX_BODY_BYTES:
-                return b"".join(chunks)[:MAX_BODY_BYTES], True
+            if size >= limit:
+                return b"".join(chunks), True
             if self.monotonic() > deadline:
                 raise TimeoutError("the body was still arriving at the deadline")
         return b"".join(chunks), False
