@@ -25,6 +25,7 @@ from .runner import (
     Result,
     assert_no_secrets,
     assert_token_masked_first,
+    rendered,
     run_action_in_process,
     run_entrypoint,
 )
@@ -75,6 +76,10 @@ def test_401_wrong_issuer(tmp_path: Path, key: KeyMaterial, api: AppStoreConnect
     assert "Likely causes" in result.summary
     assert "token" not in result.outputs
     assert_no_secrets(result, key.secret_fragments())
+    # The summary renders the program's own code spans as code and names the key by its ID.
+    html = rendered(result.summary)
+    assert f"most often <code>issuer-id</code> is not the issuer of key {KEY_ID} " in html
+    assert "\\`" not in result.summary.split("Likely causes")[0]
 
 
 def test_403_role(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:

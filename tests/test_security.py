@@ -26,6 +26,7 @@ from asc_token.explain import Asked, explain_reply, summarise_body
 from asc_token.github import GitHubInputs
 from asc_token.keys import load_private_key
 from asc_token.platforms import PLATFORM_NAMES, platform_for
+from asc_token.redact import quote_foreign
 from asc_token.report import markdown_text, summary_markdown
 from asc_token.transport import NoAnswerError, Reply, RetryPolicy, Transport, parse_rate_limit
 from asc_token.urls import base_url_problem as api_url_problem
@@ -39,6 +40,7 @@ from .runner import (
     KeyMaterial,
     Result,
     assert_no_secrets,
+    rendered,
     run_action_in_process,
     run_cli,
     run_entrypoint,
@@ -242,11 +244,6 @@ def test_injection_through_the_cli(
     foreign_lines_are_inert(run.stdout + run.stderr, azure=platform == "azure")
 
 
-def rendered(markdown: str) -> str:
-    markdown_it = pytest.importorskip("markdown_it")
-    return str(markdown_it.MarkdownIt("commonmark").enable("table").render(markdown))
-
-
 def assert_markdown_inert(summary: str) -> None:
     """Whatever foreign text the summary holds, it renders as text: no image, link or HTML."""
     html = rendered(summary)
@@ -285,6 +282,28 @@ def test_summary_escapes_markdown_in_message_scope_and_details() -> None:
     html = rendered(summary)
     assert "&lt;img src=x&gt;" in html and "pwned" in html  # shown, as text
     assert html.count("<tr>") == 5  # header, key ID, key type, scope, result: no row added by text
+
+
+def test_summary_renders_its_own_code_spans_and_escapes_foreign_text() -> None:
+    said = quote_foreign(f"{HOSTILE} `<img src=x>` `[l](http://127.0.0.1:9/)`")
+    error = AscTokenError(f"Set `key-id` to the Key ID; the server said {said}; or set `verify: false`.")
+    summary = summary_markdown(None, None, None, error, GitHubInputs({}))
+    assert_markdown_inert(summary)
+    html = rendered(summary)
+    assert "<code>key-id</code>" in html and "<code>verify: false</code>" in html
+    assert html.count("<code>") == 2  # the server's backticks became quotes: no code span of its own
+    assert "&lt;img src=x&gt;" in html and "pwned" in html
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["`key-id` and ` <img src=x> ` `", "a ``` b `![i](http://127.0.0.1:9/x.png)` c ` | d", "\\`x` ` <b>`y"],
+)
+def test_summary_stays_inert_whatever_backticks_a_message_holds(message: str) -> None:
+    """Foreign text that reached a message without quote_foreign can pair a backtick: still text or code."""
+    summary = summary_markdown(None, None, None, AscTokenError(message), GitHubInputs({}))
+    assert_markdown_inert(summary)
+    assert "<b>" not in rendered(summary)
 
 
 def test_markdown_text_escapes_what_acts() -> None:

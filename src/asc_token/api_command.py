@@ -282,7 +282,11 @@ def run_call(
             raise explain_api_unfinished(f"it went on for more than {MAX_PAGES} pages.", call.method, url)
         fetched.add(next_url)
         asked = Asked(
-            next_url, credentials.key_type, credentials.api, purpose=f"{call.method} {urlsplit(next_url).path}"
+            next_url,
+            credentials.key_type,
+            credentials.api,
+            purpose=f"{call.method} {urlsplit(next_url).path}",
+            key_id=credentials.key_id,
         )
         last = send(transport, call, asked, tokens, naming, clock, log)
         if not last.body.strip():

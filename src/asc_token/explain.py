@@ -31,6 +31,7 @@ class Asked:
     url: str
     key_type: str
     api: Api = APP_STORE_CONNECT
+    key_id: str = ""  # validated (10 of A-Z0-9), so shown as is; "" names the setting instead
     purpose: str = "list apps"  # "may not <purpose>" in a 403
     attempts: int = 1
     grant: str = "an App Manager, Developer or Admin role"  # "give key X <grant>" in a 403
@@ -192,6 +193,7 @@ def _explain_401(asked: Asked, code: Optional[str], said: str, skew: Optional[fl
         )
     names = {
         "key_id": naming.label("key-id"),
+        "key": asked.key_id or naming.label("key-id"),
         "key_type": naming.label("key-type"),
         "issuer_id": naming.label("issuer-id"),
         "set_team": naming.assignment("key-type", "team"),
