@@ -121,6 +121,8 @@ def main(argv: Sequence[str], io: Io) -> int:
     try:
         call = read_call(args, io.stdin if io.stdin is not None else _binary_stdin())
         inputs = CliInputs(credential_flags(args), io.env, CREDENTIAL_SETTINGS)
+        for line in inputs.disagreements():
+            log(line)
         credentials = read_credentials(inputs)
         require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
         url = resolve(call.path, credentials.api_url, "PATH", inputs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional, Protocol, Tuple
+from typing import Optional, Protocol, Sequence, Tuple
 
 from . import messages as text
 from .apis import APIS, APP_STORE_CONNECT, Api
@@ -95,6 +95,24 @@ def require_base_url(inputs: Naming, setting: str, url: str, default: str) -> No
             f"{inputs.label(setting)} {problem}, so it is refused (it would receive the bearer token): "
             f"leave it unset for {default}."
         )
+
+
+def disagreement(
+    setting: str, used: Tuple[str, str], ignored: Sequence[Tuple[str, str]], *, label: str = "", why: str = ""
+) -> str:
+    """The log line for one setting given under two names, differently: which (name, value) counts.
+    Values are shown where they are not secret (IDs, paths), the key never."""
+
+    def named(source: str, value: str) -> str:
+        if setting == "private-key":
+            return source
+        value = value.strip()
+        return f"{source} ({shown(value, path=setting.endswith('-path')) if value else 'empty'})"
+
+    others = " and ".join(named(*name) for name in ignored)
+    verb = "is" if len(ignored) == 1 else "are"
+    because = f" ({why})" if why else ""
+    return f"{label or setting}: {named(*used)} is used; {others} {verb} also set, to a different value, and ignored{because}."
 
 
 def read_bool(inputs: InputReader, name: str, *, default: bool) -> bool:
