@@ -19,7 +19,6 @@ from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from .redact import may_be_secret_path, shown
 from .errors import (
     KeyEncryptedError,
     KeyFileUnreadableError,
@@ -29,6 +28,7 @@ from .errors import (
     PublicKeyGivenError,
     WrongKeyTypeError,
 )
+from .redact import may_be_secret_path, shown
 
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)(?:-----END ([A-Z0-9 ]+)-----|$)", re.DOTALL)
 _APPLE_HINT = (
