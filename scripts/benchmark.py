@@ -81,6 +81,7 @@ def action_env(workdir: Path, pem: str) -> Dict[str, str]:
         GITHUB_STEP_SUMMARY=str(workdir / "summary"),
         GITHUB_ACTION_PATH=str(ROOT),
         RUNNER_TEMP=str(workdir),
+        ASC_ACTION_FORM="composite",  # the composite step's underscore inputs, as action.yml passes them
         INPUT_PRIVATE_KEY=pem,
         INPUT_KEY_ID=KEY_ID,
         INPUT_ISSUER_ID=ISSUER,
@@ -165,9 +166,10 @@ def bench_docker(workdir: Path, pem: str, quick: bool) -> None:
 
     record("image size over its base (MB added)", size("asc-token-action:bench") - size(base), 0.0, 30.0, "MB")
     repeat = 5 if quick else 10
-    env = {**os.environ, "GITHUB_ACTIONS": "true", "INPUT_PRIVATE_KEY": pem, "INPUT_KEY_ID": KEY_ID,
-           "INPUT_ISSUER_ID": ISSUER, "INPUT_VERIFY": "false"}  # fmt: skip
-    names = ["GITHUB_ACTIONS", "INPUT_PRIVATE_KEY", "INPUT_KEY_ID", "INPUT_ISSUER_ID", "INPUT_VERIFY"]
+    # A container step gets the runner's hyphenated input names.
+    env = {**os.environ, "GITHUB_ACTIONS": "true", "INPUT_PRIVATE-KEY": pem, "INPUT_KEY-ID": KEY_ID,
+           "INPUT_ISSUER-ID": ISSUER, "INPUT_VERIFY": "false"}  # fmt: skip
+    names = ["GITHUB_ACTIONS", "INPUT_PRIVATE-KEY", "INPUT_KEY-ID", "INPUT_ISSUER-ID", "INPUT_VERIFY"]
     flags = [part for name in names for part in ("-e", name)]
     ours = median_seconds(
         lambda: check([docker, "run", "--rm", "--network", "none", *flags, "asc-token-action:bench"], env), repeat

@@ -412,5 +412,13 @@ def assert_no_secrets(result: Result, secrets: Iterable[str]) -> None:
     assert "Traceback" not in result.log
 
 
+def rendered(markdown: str) -> str:
+    """A job summary as HTML, the way GitHub renders its Markdown (CommonMark with tables)."""
+    import pytest
+
+    markdown_it = pytest.importorskip("markdown_it")
+    return str(markdown_it.MarkdownIt("commonmark").enable("table").render(markdown))
+
+
 def random_issuer() -> str:
     return str(uuid.uuid4())

@@ -185,6 +185,7 @@ def runner_env(workdir: Path, tool_cache: Path, key: KeyMaterial, wheels: Dict[s
     env.update({name: str(path) for name, path in files.items()})
     env.update({f"INPUT_{name.upper().replace('-', '_')}": value for name, value in inputs(key).items()})
     env.update(
+        ASC_ACTION_FORM="composite",  # as action.yml's step passes them
         GITHUB_ACTIONS="true",
         GITHUB_WORKSPACE=str(workdir),
         RUNNER_TEMP=str(workdir / "temp"),

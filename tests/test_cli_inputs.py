@@ -8,14 +8,16 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from asc_token.errors import InputError
 from asc_token.flags import CliInputs
 from asc_token.keys import KeySource
 
 from .conftest import cli_env
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, read_settings, run_cli_in_process
+from .runner import ISSUER_ID, KEY_ID, KeyMaterial, call_api_in_process, read_settings, run_cli_in_process
 
 OTHER_ID = "ZYXWV98765"
 NO_FLAGS: Dict[str, Optional[str]] = {}
@@ -204,3 +206,88 @@ def test_input_from_a_pipe_without_a_writer_does_not_hang(tmp_path: Path, key: K
     run = run_cli_in_process(tmp_path, env, ["api", "-X", "POST", "--input", str(fifo), "/v1/bundleIds"])
     assert run.returncode == 2 and "gave no data within 1 s" in run.stderr, run.stderr  # QUICK_RETRIES' wait
     assert time.monotonic() - start < 5
+
+
+# --- two names for one setting, set differently: one line says which is used --------------------
+
+
+def test_two_environment_names_that_disagree_are_named_with_their_ids() -> None:
+    """Common after a move from fastlane: asc's name and fastlane's, set to different keys."""
+    inputs = CliInputs(NO_FLAGS, {"ASC_KEY_ID": KEY_ID, "APP_STORE_CONNECT_API_KEY_KEY_ID": OTHER_ID})
+    assert inputs.get("key-id") == KEY_ID
+    assert inputs.disagreements() == [
+        f"key-id: ASC_KEY_ID ('{KEY_ID}') is used; APP_STORE_CONNECT_API_KEY_KEY_ID ('{OTHER_ID}') is also set, "
+        "to a different value, and ignored."
+    ]
+
+
+def test_a_flag_and_a_variable_that_disagree() -> None:
+    inputs = CliInputs({"key-id": KEY_ID, "issuer-id": None}, {"ASC_KEY_ID": OTHER_ID, "ASC_ISSUER_ID": ISSUER_ID})
+    (line,) = inputs.disagreements()
+    assert line.startswith(f"key-id: --key-id ('{KEY_ID}') is used; ASC_KEY_ID ('{OTHER_ID}') is also set")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"ASC_KEY_ID": KEY_ID, "APP_STORE_CONNECT_API_KEY_KEY_ID": f" {KEY_ID}\n"},  # the same, once trimmed
+        {"ASC_KEY_ID": KEY_ID, "APP_STORE_CONNECT_API_KEY_KEY_ID": "  "},  # set, but empty
+        {"PLUGIN_ISSUER_ID": ISSUER_ID, "ASC_ISSUER_ID": ISSUER_ID},
+    ],
+)
+def test_names_that_agree_say_nothing(env: Dict[str, str]) -> None:
+    assert CliInputs(NO_FLAGS, env).disagreements() == []
+
+
+def test_a_setting_this_command_does_not_read_says_nothing() -> None:
+    inputs = CliInputs(NO_FLAGS, {"ASC_CHECKS": "apps", "PLUGIN_CHECKS": "testflight"}, reads=("key-id",))
+    assert inputs.disagreements() == []
+
+
+def test_two_keys_are_named_never_shown(key: KeyMaterial) -> None:
+    second = KeyMaterial(ec.generate_private_key(ec.SECP256R1()))
+    inputs = CliInputs(NO_FLAGS, {"ASC_PRIVATE_KEY": key.pem, "APP_STORE_CONNECT_API_KEY_KEY": second.pem})
+    (line,) = inputs.disagreements()
+    assert line == (
+        "private-key: ASC_PRIVATE_KEY is used; APP_STORE_CONNECT_API_KEY_KEY is also set, to a different value, "
+        "and ignored."
+    )
+    for fragment in key.secret_fragments() + second.secret_fragments():
+        assert fragment not in line
+
+
+def test_a_key_pasted_into_an_id_setting_is_not_shown(key: KeyMaterial) -> None:
+    body = "".join(key.pem.splitlines()[1:-1])
+    inputs = CliInputs(NO_FLAGS, {"ASC_KEY_ID": KEY_ID, "APP_STORE_CONNECT_API_KEY_KEY_ID": body})
+    (line,) = inputs.disagreements()
+    assert "not shown" in line and body[:20] not in line
+
+
+def test_a_key_path_and_key_contents_from_different_tools_stay_the_documented_choice(
+    tmp_path: Path, key: KeyMaterial
+) -> None:
+    env = {"ASC_PRIVATE_KEY_PATH": "/keys/AuthKey.p8", "APP_STORE_CONNECT_API_KEY_KEY": key.pem}
+    inputs = CliInputs(NO_FLAGS, env)
+    assert inputs.sources() == ["private-key-path from ASC_PRIVATE_KEY_PATH"]
+    assert inputs.disagreements() == []
+    paths = CliInputs({"private-key-path": "/a/AuthKey.p8"}, {"ASC_PRIVATE_KEY_PATH": "/b/AuthKey.p8"})
+    assert paths.disagreements() == [
+        "private-key-path: --private-key-path ('/a/AuthKey.p8') is used; ASC_PRIVATE_KEY_PATH ('/b/AuthKey.p8') "
+        "is also set, to a different value, and ignored."
+    ]
+
+
+def test_asc_token_logs_the_disagreement(tmp_path: Path, key: KeyMaterial) -> None:
+    env = cli_env(key, APP_STORE_CONNECT_API_KEY_KEY_ID=OTHER_ID)
+    run = run_cli_in_process(tmp_path, env, ["--print", "--no-verify"])
+    assert run.returncode == 0, run.stderr
+    assert f"ASC_KEY_ID ('{KEY_ID}') is used; APP_STORE_CONNECT_API_KEY_KEY_ID ('{OTHER_ID}')" in run.stderr
+    key.decode(run.stdout.strip())
+    assert jwt.get_unverified_header(run.stdout.strip())["kid"] == KEY_ID
+
+
+def test_asc_token_api_logs_the_disagreement(key: KeyMaterial) -> None:
+    env = cli_env(key, APP_STORE_CONNECT_API_KEY_KEY_ID=OTHER_ID, ASC_API_URL="ftp://refused.example")
+    code, _, lines = call_api_in_process(env, ["/v1/apps"])
+    assert code == 2  # refused before any request: the line came first
+    assert any(f"APP_STORE_CONNECT_API_KEY_KEY_ID ('{OTHER_ID}') is also set" in line for line in lines), lines

@@ -41,7 +41,8 @@ def html(status: int, title: str, attempts: int = 1) -> Reply:
 
 
 def explain(reply: Reply, naming: Naming = ACTION, key_type: str = "team", purpose: str = "list apps") -> ApiError:
-    return explain_reply(reply, Asked(URL, key_type, purpose=purpose, attempts=reply.attempts), naming, lambda: NOW)
+    asked = Asked(URL, key_type, purpose=purpose, attempts=reply.attempts, key_id="ABCDE12345")
+    return explain_reply(reply, asked, naming, lambda: NOW)
 
 
 def causes(error: ApiError) -> List[str]:
@@ -99,7 +100,8 @@ def test_action_messages_name_inputs_as_a_workflow_does(case: str) -> None:
 
 def test_401_team_key_causes_in_order() -> None:
     error = explain(apple(401, "NOT_AUTHORIZED"))
-    assert "most often `issuer-id` is not the issuer of key `key-id`" in error.message
+    # The key by its ID (validated, so shown as is), the setting by its name.
+    assert "most often `issuer-id` is not the issuer of key ABCDE12345 " in error.message
     listed = causes(error)
     order = ["`issuer-id` is not the issuer", "`key-id` does not match", "revoked", "an individual key", "clock"]
     assert [next(i for i, cause in enumerate(listed) if words in cause) for words in order] == [0, 1, 2, 3, 4]

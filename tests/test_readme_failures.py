@@ -1,4 +1,5 @@
-"""Every message the "When it fails" table of docs/troubleshooting.md quotes is one a real run prints.
+"""Every message the "When it fails" and "Did you mean" tables of docs/troubleshooting.md quote is one a
+real run prints.
 
 A quoted message is a code span of more than one word in the right-hand column (single words are
 names like `Date`); ``...`` stands for any text on the same line. Each row with a quote has a
@@ -21,10 +22,10 @@ from .conftest import OTHER_ISSUER, team_inputs, verify_inputs
 from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, Result, run_action_in_process
 
 
-def failure_table() -> List[Tuple[str, List[str]]]:
-    """(what is wrong, [quoted messages]) for each row of the table under "## When it fails"."""
+def failure_table(heading: str = "When it fails") -> List[Tuple[str, List[str]]]:
+    """(what is wrong, [quoted messages]) for each row of the table under ``## {heading}``."""
     text = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
-    section = text.split("## When it fails", 1)[1].split("\n## ", 1)[0]
+    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
     rows = []
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
@@ -106,3 +107,26 @@ def test_quoted_message_is_printed(
         assert quoted_pattern(quote).search(result.stdout), (
             f"docs/troubleshooting.md quotes {quote!r}; the run printed:\n{result.stdout}"
         )
+
+
+# What each row of "Did you mean" sets, over a valid team key's inputs.
+PASTES: Dict[str, Dict[str, str]] = {
+    "`key-id: AuthKey_ABCDE12345.p8` (the file name)": {"key-id": "AuthKey_ABCDE12345.p8"},
+    "`key-id: abcde12345`": {"key-id": "abcde12345"},
+    '`issuer-id: "{57246542-96fe-1a63-e053-0824d011072a}"`': {"issuer-id": '"{57246542-96fe-1a63-e053-0824d011072a}"'},
+    "`private-key: ./AuthKey_ABCDE12345.p8`": {"private-key": "./AuthKey_ABCDE12345.p8"},
+}
+PASTE_ROWS = failure_table("Did you mean")
+
+
+def test_every_paste_row_has_a_scenario() -> None:
+    assert {what for what, quotes in PASTE_ROWS if quotes} == set(PASTES)
+
+
+@pytest.mark.parametrize(("what", "quotes"), PASTE_ROWS, ids=[what for what, _ in PASTE_ROWS])
+def test_did_you_mean_is_printed(tmp_path: Path, key: KeyMaterial, what: str, quotes: List[str]) -> None:
+    result = run_action_in_process(tmp_path, {**team_inputs(key), **PASTES[what]})
+    assert result.returncode == 2
+    (error,) = result.errors()
+    for quote in quotes:
+        assert quoted_pattern(quote).search(error), f"docs/troubleshooting.md quotes {quote!r}; the run printed {error}"

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from asc_token.report import markdown_text
+from asc_token.report import markdown_own
 
 from .conftest import team_inputs
 from .runner import KeyMaterial, Result, assert_no_secrets, run_action_in_process, run_entrypoint
@@ -43,7 +43,7 @@ def _expect_error(
     assert "token" not in result.outputs
     assert not any(line.startswith("::add-mask::ey") for line in result.stdout.splitlines())
     assert_no_secrets(result, secrets)
-    assert markdown_text(message) in result.summary  # the same explanation reaches the job summary
+    assert markdown_own(message) in result.summary  # the same explanation reaches the job summary
     return message
 
 

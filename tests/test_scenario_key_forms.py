@@ -12,6 +12,8 @@ from typing import Callable, Dict
 import jwt
 import pytest
 
+from asc_token.github import COMPOSITE_MARKER
+
 from .conftest import individual_inputs, team_inputs
 from .runner import (
     ISSUER_ID,
@@ -80,10 +82,10 @@ def test_scope_and_lifetime(tmp_path: Path, key: KeyMaterial, default_inputs: Di
     assert claims["exp"] - claims["iat"] == 300
 
 
-def test_underscore_input_names_are_accepted(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_action_in_process(
-        tmp_path, {"private_key": key.pem, "key_id": KEY_ID, "issuer_id": ISSUER_ID, "verify": "false"}
-    )
+def test_underscore_input_names_are_read_from_the_composite_step(tmp_path: Path, key: KeyMaterial) -> None:
+    """action.yml passes INPUT_KEY_ID and says so; a container step gets the runner's INPUT_KEY-ID."""
+    inputs = {"private_key": key.pem, "key_id": KEY_ID, "issuer_id": ISSUER_ID, "verify": "false"}
+    result = run_action_in_process(tmp_path, inputs, extra_env=dict([COMPOSITE_MARKER]))
     assert result.returncode == 0, result.log
     assert key.decode(result.outputs["token"])["iss"] == ISSUER_ID
 

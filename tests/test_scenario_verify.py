@@ -25,6 +25,7 @@ from .runner import (
     Result,
     assert_no_secrets,
     assert_token_masked_first,
+    rendered,
     run_action_in_process,
     run_cli_in_process,
     run_entrypoint,
@@ -52,7 +53,7 @@ def test_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) 
 def test_facts_apple_leaves_out_stay_missing(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """meta.paging.total and X-Rate-Limit are optional: no app-count, no "None", "not reported"."""
     api.paging_total, api.rate_limit_header = False, False
-    result = run_in_process(tmp_path, inputs(key, api))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api))
     assert result.returncode == 0, result.log
     assert result.outputs.get("app-count", "") == "" and result.outputs.get("rate-limit-remaining", "") == ""
     assert "| Rate limit | not reported |" in result.summary
@@ -83,6 +84,10 @@ def test_401_wrong_issuer(tmp_path: Path, key: KeyMaterial, api: AppStoreConnect
     assert "Likely causes" in result.summary
     assert "token" not in result.outputs
     assert_no_secrets(result, key.secret_fragments())
+    # The summary renders the program's own code spans as code and names the key by its ID.
+    html = rendered(result.summary)
+    assert f"most often <code>issuer-id</code> is not the issuer of key {KEY_ID} " in html
+    assert "\\`" not in result.summary.split("Likely causes")[0]
 
 
 def test_403_role(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:

@@ -17,15 +17,18 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
+import jwt
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 
 from asc_token import secret_files
 from asc_token.errors import AscTokenError, KeyFilesError, NotAppleError, WrongKeyTypeError
 from asc_token.explain import Asked, explain_reply, summarise_body
-from asc_token.github import GitHubInputs
+from asc_token.github import COMPOSITE_MARKER, GitHubInputs
 from asc_token.keys import load_private_key
 from asc_token.platforms import PLATFORM_NAMES, platform_for
+from asc_token.redact import quote_foreign
 from asc_token.report import markdown_text, summary_markdown
 from asc_token.transport import NoAnswerError, Reply, RetryPolicy, Transport, parse_rate_limit
 from asc_token.urls import base_url_problem as api_url_problem
@@ -35,10 +38,12 @@ from .runner import (
     ASC_TOKEN,
     ISSUER_ID,
     KEY_ID,
+    ROOT,
     FixedToken,
     KeyMaterial,
     Result,
     assert_no_secrets,
+    rendered,
     run_action_in_process,
     run_cli,
     run_entrypoint,
@@ -70,6 +75,7 @@ def run_in_process(
 ) -> Result:
     """The action without a subprocess: the container form (INPUT_KEY-ID) unless ``composite``."""
     spelled = {f"INPUT_{name.replace('-', '_').upper()}": value for name, value in inputs.items()} if composite else {}
+    spelled.update([COMPOSITE_MARKER] if composite else [])
     extra = {"RUNNER_TEMP": str(tmp_path), **spelled, **(env or {})}
     return run_action_in_process(tmp_path, {} if composite else inputs, extra_env=extra, policy=FAST)
 
@@ -242,11 +248,6 @@ def test_injection_through_the_cli(
     foreign_lines_are_inert(run.stdout + run.stderr, azure=platform == "azure")
 
 
-def rendered(markdown: str) -> str:
-    markdown_it = pytest.importorskip("markdown_it")
-    return str(markdown_it.MarkdownIt("commonmark").enable("table").render(markdown))
-
-
 def assert_markdown_inert(summary: str) -> None:
     """Whatever foreign text the summary holds, it renders as text: no image, link or HTML."""
     html = rendered(summary)
@@ -285,6 +286,28 @@ def test_summary_escapes_markdown_in_message_scope_and_details() -> None:
     html = rendered(summary)
     assert "&lt;img src=x&gt;" in html and "pwned" in html  # shown, as text
     assert html.count("<tr>") == 5  # header, key ID, key type, scope, result: no row added by text
+
+
+def test_summary_renders_its_own_code_spans_and_escapes_foreign_text() -> None:
+    said = quote_foreign(f"{HOSTILE} `<img src=x>` `[l](http://127.0.0.1:9/)`")
+    error = AscTokenError(f"Set `key-id` to the Key ID; the server said {said}; or set `verify: false`.")
+    summary = summary_markdown(None, None, None, error, GitHubInputs({}))
+    assert_markdown_inert(summary)
+    html = rendered(summary)
+    assert "<code>key-id</code>" in html and "<code>verify: false</code>" in html
+    assert html.count("<code>") == 2  # the server's backticks became quotes: no code span of its own
+    assert "&lt;img src=x&gt;" in html and "pwned" in html
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["`key-id` and ` <img src=x> ` `", "a ``` b `![i](http://127.0.0.1:9/x.png)` c ` | d", "\\`x` ` <b>`y"],
+)
+def test_summary_stays_inert_whatever_backticks_a_message_holds(message: str) -> None:
+    """Foreign text that reached a message without quote_foreign can pair a backtick: still text or code."""
+    summary = summary_markdown(None, None, None, AscTokenError(message), GitHubInputs({}))
+    assert_markdown_inert(summary)
+    assert "<b>" not in rendered(summary)
 
 
 def test_markdown_text_escapes_what_acts() -> None:
@@ -408,6 +431,7 @@ def test_token_is_registered_for_masking_before_the_request(
 
 def test_composite_ignores_a_job_level_hyphen_input() -> None:
     env = {"INPUT_KEY_ID": KEY_ID, "INPUT_API_URL": "https://api.appstoreconnect.apple.com"}
+    env.update([COMPOSITE_MARKER])
     env["INPUT_API-URL"] = "http://127.0.0.1:9"  # a job-level `env:` entry, not the step's `with:`
     env["INPUT_ISSUER_ID"] = ""  # an input left empty in `with:` stays empty...
     env["INPUT_ISSUER-ID"] = "11111111-2222-3333-4444-555555555555"  # ...whatever the job sets
@@ -422,6 +446,48 @@ def test_container_ignores_an_underscore_input() -> None:
     inputs = GitHubInputs(env)
     assert inputs.get("api-url") == ""
     assert inputs.get("key-id") == KEY_ID
+
+
+def test_container_ignores_a_job_level_underscore_key_id() -> None:
+    """A job's `env: INPUT_KEY_ID` once switched the container's reader to underscores: the job beat `with:`."""
+    logged: List[str] = []
+    inputs = GitHubInputs(
+        {"INPUT_KEY-ID": KEY_ID, "INPUT_KEY_ID": "ZZZZZ99999", "INPUT_ISSUER_ID": ISSUER_ID}, logged.append
+    )
+    assert inputs.get("key-id") == KEY_ID
+    assert inputs.get("issuer-id") == ""  # only the runner's form of `with:` counts
+    assert inputs.get("key-id") == KEY_ID  # said once per setting
+    assert logged == [
+        f"`key-id`: INPUT_KEY-ID ('{KEY_ID}') is used; INPUT_KEY_ID ('ZZZZZ99999') is also set, to a different "
+        "value, and ignored (this action reads the step's `with:` as INPUT_KEY-ID; INPUT_KEY_ID comes from an `env:`).",
+        f"`issuer-id`: INPUT_ISSUER-ID (empty) is used; INPUT_ISSUER_ID ('{ISSUER_ID}') is also set, to a different "
+        "value, and ignored (this action reads the step's `with:` as INPUT_ISSUER-ID; INPUT_ISSUER_ID comes from an "
+        "`env:`).",
+    ]
+
+
+def test_the_composite_says_so_in_its_own_step_env() -> None:
+    step = yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"][0]
+    name, value = COMPOSITE_MARKER
+    assert step["env"][name] == value
+    assert all(not key.startswith("INPUT_") or "-" not in key for key in step["env"])
+
+
+def test_the_action_logs_an_ignored_job_level_input(tmp_path: Path, key: KeyMaterial) -> None:
+    inputs = {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
+    result = run_in_process(tmp_path, inputs, env={"INPUT_KEY_ID": "ZZZZZ99999"})
+    assert result.returncode == 0, result.log
+    assert jwt.get_unverified_header(result.outputs["token"])["kid"] == KEY_ID
+    assert "INPUT_KEY_ID ('ZZZZZ99999') is also set, to a different value, and ignored" in result.stdout
+    assert_no_secrets(result, key.secret_fragments())
+
+
+def test_the_composite_logs_an_ignored_job_level_input(tmp_path: Path, key: KeyMaterial) -> None:
+    inputs = {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
+    result = run_in_process(tmp_path, inputs, composite=True, env={"INPUT_KEY-ID": "ZZZZZ99999"})
+    assert result.returncode == 0, result.log
+    assert jwt.get_unverified_header(result.outputs["token"])["kid"] == KEY_ID
+    assert "INPUT_KEY-ID ('ZZZZZ99999') is also set" in result.stdout
 
 
 # --- 9: the key folder is a real folder that only this user can write ----------------------------

@@ -203,3 +203,48 @@ def test_a_key_in_the_wrong_setting_is_not_echoed(name: str) -> None:
         with pytest.raises(InputError) as raised:
             read({name: value})
         assert pem_body[:24] not in raised.value.message + raised.value.details
+
+
+# --- did you mean: the common pastes get the exact fix ------------------------------------------
+
+DID_YOU_MEAN: Dict[str, Tuple[Dict[str, Optional[str]], str]] = {
+    "key_file_name": (
+        {"key-id": f"AuthKey_{KEY_ID}.p8"},
+        f"holds the key's file name, not its Key ID: use «key-id={KEY_ID}»",
+    ),
+    "key_file_path": ({"key-id": f"/Users/me/Downloads/AuthKey_{KEY_ID.lower()}.p8"}, f"use «key-id={KEY_ID}»"),
+    "key_id_lowercase": ({"key-id": KEY_ID.lower()}, f"(it has lowercase letters): use «key-id={KEY_ID}» (uppercase)"),
+    "key_id_quoted": ({"key-id": f'"{KEY_ID}"'}, f"(it has quotes or braces): use «key-id={KEY_ID}» (without them)"),
+    "issuer_in_braces": ({"issuer-id": f"{{{ISSUER_ID.upper()}}}"}, f"use «issuer-id={ISSUER_ID}» (without the quotes"),
+    "issuer_quoted": ({"issuer-id": f"'{ISSUER_ID}'"}, f"«issuer-id» must be a bare UUID: use «issuer-id={ISSUER_ID}»"),
+    "issuer_quoted_braces": ({"issuer-id": f'"{{{ISSUER_ID}}}"'}, f"use «issuer-id={ISSUER_ID}»"),
+    "key_path_in_contents": (
+        {"private-key": "./AuthKey_X.p8"},
+        "«private-key» holds a file path, not the key's contents: set «private-key-path=./AuthKey_X.p8» instead",
+    ),
+    "key_home_path_quoted": ({"private-key": '"~/keys/key.p8"'}, "set «private-key-path=~/keys/key.p8» instead"),
+    "key_absolute_path": ({"private-key": "/secrets/asc"}, "set «private-key-path=/secrets/asc» instead"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DID_YOU_MEAN))
+def test_did_you_mean_names_the_exact_fix(case: str) -> None:
+    values, fix = DID_YOU_MEAN[case]
+    with pytest.raises(InputError) as raised:
+        read(values)
+    assert fix in raised.value.message
+    assert "`" not in raised.value.message  # no label but the reader's
+
+
+@pytest.mark.parametrize(
+    "contents",
+    [
+        "/" + "A" * 64,  # a PEM line that happens to start with a slash: key material, not a path
+        "-----BEGIN PRIVATE KEY-----\\n/etc/AuthKey.p8\\n-----END PRIVATE KEY-----",
+        "MIGTAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBHkwdwIBAQQg/some/where.p8",
+    ],
+)
+def test_key_material_is_never_taken_for_a_path(contents: str) -> None:
+    """Only a value that cannot be key material is quoted back as a path; a key is parsed as a key."""
+    settings = read({"private-key": contents})
+    assert settings.key.contents == contents and settings.key.path is None

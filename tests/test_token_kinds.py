@@ -23,7 +23,7 @@ from asc_token.flags import CliInputs
 from asc_token.github import GitHubInputs
 from asc_token.lifetimes import lifetime_refusal, long_lived_resource
 from asc_token.minting import iso8601
-from asc_token.report import markdown_text
+from asc_token.report import markdown_own
 from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn
 
 from .runner import (
@@ -142,7 +142,7 @@ def test_lifetimes_apple_refuses(tmp_path: Path, key: KeyMaterial, extra: Dict[s
     message = one_error(result)
     for phrase in must_say:
         assert phrase in message, message
-    assert markdown_text(message) in result.summary
+    assert markdown_own(message) in result.summary
     assert_no_secrets(result, key.secret_fragments())
 
 

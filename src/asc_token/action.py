@@ -23,7 +23,7 @@ INDIVIDUAL_KEY_FILES = (
 def run_action(io: Io) -> int:
     environ = io.env
     gh = GitHubCommands(environ, stream=io.out())
-    inputs = GitHubInputs(environ)
+    inputs = GitHubInputs(environ, log=gh.info)
     credentials: Optional[Credentials] = None
     preflight: Optional[Preflight] = None
     outcome: Optional[Outcome] = None

@@ -156,6 +156,8 @@ def main(argv: Sequence[str], io: Io) -> int:
     try:
         call = read_call(args, io.stdin if io.stdin is not None else _binary_stdin(), io.policy.read_timeout)
         inputs = CliInputs(credential_flags(args), io.env, CREDENTIAL_SETTINGS)
+        for line in inputs.disagreements():
+            log(line)
         credentials = read_credentials(inputs)
         require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
         url = resolve(call.path, credentials.api_url, "PATH", inputs)
@@ -359,7 +361,11 @@ def run_call(
             )
         fetched.add(next_url)
         asked = Asked(
-            next_url, credentials.key_type, credentials.api, purpose=f"{call.method} {urlsplit(next_url).path}"
+            next_url,
+            credentials.key_type,
+            credentials.api,
+            purpose=f"{call.method} {urlsplit(next_url).path}",
+            key_id=credentials.key_id,
         )
         reply, document = send(transport, call, asked, tokens, naming, clock, log, None if call.paginate else spool)
         if reply.streamed is not None or document is None:

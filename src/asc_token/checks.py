@@ -257,7 +257,7 @@ def run_checks(
                 f"The {naming.label('scope')} does not cover GET {scope_path}; checking {check.entry} "
                 f"with a separate unscoped {SEPARATE_TOKEN_LIFETIME}-second token."
             )
-        asked = _asked(check, url, credentials.key_type, naming, alone=len(preflight.checks) == 1, api=api)
+        asked = _asked(check, url, credentials, naming, alone=len(preflight.checks) == 1, api=api)
         result, reply = _run_one(
             check,
             asked,
@@ -328,7 +328,7 @@ def _failure_meaning(spec: CheckSpec, reply: Reply, asked: Asked) -> str:
     return spec.if_missing
 
 
-def _asked(check: Check, url: str, key_type: str, naming: Naming, *, alone: bool, api: Api) -> Asked:
+def _asked(check: Check, url: str, credentials: Credentials, naming: Naming, *, alone: bool, api: Api) -> Asked:
     spec = spec_for(check.name, api)
     if check.name == "apps" and alone:
         way_out = f"set {naming.assignment('verify', 'false')} if it only needs other resources"
@@ -336,8 +336,9 @@ def _asked(check: Check, url: str, key_type: str, naming: Naming, *, alone: bool
         way_out = f"take {check.entry} out of {naming.label('checks')} if this job does not need it"
     return Asked(
         url,
-        key_type,
+        credentials.key_type,
         api,
+        key_id=credentials.key_id,
         purpose=spec.purpose,
         grant=spec.grant,
         needed_for=spec.needed_for,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional, Protocol, Tuple
+from typing import Optional, Protocol, Sequence, Tuple
 
 from . import messages as text
 from .apis import APIS, APP_STORE_CONNECT, Api
-from .errors import InputError, KeyMissingError
+from .errors import InputError, KeyMissingError, NotAKeyError
 from .keys import KeySource
 from .lifetimes import (
     LONG_LIFETIME_SECONDS,
@@ -25,7 +25,7 @@ from .lifetimes import (
     resource_of,
 )
 from .minting import MAX_LIFETIME_SECONDS
-from .redact import shown
+from .redact import may_be_secret_path, quote_foreign, shown
 from .urls import base_url_problem
 
 _KEY_ID = re.compile(r"^[A-Z0-9]{10}$")
@@ -97,6 +97,24 @@ def require_base_url(inputs: Naming, setting: str, url: str, default: str) -> No
         )
 
 
+def disagreement(
+    setting: str, used: Tuple[str, str], ignored: Sequence[Tuple[str, str]], *, label: str = "", why: str = ""
+) -> str:
+    """The log line for one setting given under two names, differently: which (name, value) counts.
+    Values are shown where they are not secret (IDs, paths), the key never."""
+
+    def named(source: str, value: str) -> str:
+        if setting == "private-key":
+            return source
+        value = value.strip()
+        return f"{source} ({shown(value, path=setting.endswith('-path')) if value else 'empty'})"
+
+    others = " and ".join(named(*name) for name in ignored)
+    verb = "is" if len(ignored) == 1 else "are"
+    because = f" ({why})" if why else ""
+    return f"{label or setting}: {named(*used)} is used; {others} {verb} also set, to a different value, and ignored{because}."
+
+
 def read_bool(inputs: InputReader, name: str, *, default: bool) -> bool:
     raw = inputs.get(name).strip()
     if raw == "":
@@ -118,6 +136,12 @@ def _key_source(inputs: InputReader) -> KeySource:
         )
     if path:
         return KeySource(key_path, path=path)
+    pasted = _unquoted(contents)
+    if _looks_like_path(pasted):
+        raise NotAKeyError(
+            f"{key} holds a file path, not the key's contents: set "
+            f"{inputs.assignment('private-key-path', quote_foreign(pasted))} instead, and leave {key} unset."
+        )
     if contents.strip():
         return KeySource(key, contents=contents)
     github = (
@@ -153,9 +177,20 @@ def _key_id(inputs: InputReader) -> str:
             "Store Connect (also in the file name AuthKey_<KEYID>.p8).",
         )
     if _KEY_ID.match(raw) is None:
-        shape = "lowercase letters" if _KEY_ID.match(raw.upper()) else f"{len(raw)} characters"
+        bare = _unquoted(raw)
+        file_name = re.fullmatch(r"(?:.*[/\\])?AuthKey_([A-Za-z0-9]{10})\.p8", bare)
+        if file_name:
+            fix = inputs.assignment("key-id", file_name.group(1).upper())
+            raise InputError(f"{label} holds the key's file name, not its Key ID: use {fix} (the ID in the name).")
+        if _KEY_ID.match(bare.upper()):
+            lower = bare != bare.upper()
+            shape, why = ("lowercase letters", "uppercase") if lower else ("quotes or braces", "without them")
+            raise InputError(
+                f"{label} must be 10 characters of A-Z and 0-9 (it has {shape}): use "
+                f"{inputs.assignment('key-id', bare.upper())} ({why})."
+            )
         raise InputError(
-            f"{label} must be 10 characters of A-Z and 0-9 (it has {shape}): copy the Key ID "
+            f"{label} must be 10 characters of A-Z and 0-9 (it has {len(raw)} characters): copy the Key ID "
             "from App Store Connect, or from the file name AuthKey_<KEYID>.p8.",
         )
     return raw
@@ -181,11 +216,33 @@ def _issuer_id(inputs: InputReader, key_type: str) -> Optional[str]:
             details=example,
         )
     if _UUID.match(raw) is None:
+        if _UUID.match(_unquoted(raw)):
+            fix = inputs.assignment("issuer-id", _unquoted(raw).lower())
+            raise InputError(f"{label} must be a bare UUID: use {fix} (without the quotes or braces).")
         raise InputError(
             f"{label} must be a UUID like 57246542-96fe-1a63-e053-0824d011072a: copy the Issuer "
             "ID from the top of App Store Connect > Users and Access > Integrations.",
         )
     return raw.lower()
+
+
+def _unquoted(value: str) -> str:
+    """``value`` without the quotes or braces a copy from JSON, YAML or a .env file leaves around it."""
+    text = value.strip()
+    while len(text) >= 2 and text[0] + text[-1] in ('""', "''", "{}", "``"):
+        text = text[1:-1].strip()
+    return text
+
+
+def _looks_like_path(text: str) -> bool:
+    """A file's path or name where the key's contents belong (never key material: that is not a path)."""
+    if not text or "\n" in text or may_be_secret_path(text):
+        return False
+    return (
+        text.lower().endswith(".p8")
+        or text.startswith(("./", "../", "~/", "/"))
+        or bool(re.match(r"[A-Za-z]:\\", text))
+    )
 
 
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 60 * 60, "d": 24 * 60 * 60}

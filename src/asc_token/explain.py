@@ -31,6 +31,7 @@ class Asked:
     url: str
     key_type: str
     api: Api = APP_STORE_CONNECT
+    key_id: str = ""  # validated (10 of A-Z0-9), so shown as is; "" names the setting instead
     purpose: str = "list apps"  # "may not <purpose>" in a 403
     attempts: int = 1
     grant: str = "an App Manager, Developer or Admin role"  # "give key X <grant>" in a 403
@@ -135,6 +136,7 @@ def explain_reply(reply: Reply, asked: Asked, naming: Naming, clock: Callable[[]
         "url": quote_foreign(asked.url),
         "url_setting": naming.label(asked.setting),
         "key_id": naming.label("key-id"),
+        "key": asked.key_id or naming.label("key-id"),
         "key_type": naming.label("key-type"),
         "issuer_id": naming.label("issuer-id"),
         "set_team": naming.assignment("key-type", "team"),

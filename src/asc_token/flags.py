@@ -11,6 +11,7 @@ import sys
 from typing import Any, Callable, Collection, Dict, List, Mapping, NoReturn, Optional, Sequence, TextIO, Tuple
 
 from .apis import APP_STORE_CONNECT, ENTERPRISE
+from .config import disagreement
 from .errors import EXIT_USAGE, InputError
 from .platforms import PLATFORM_NAMES
 from .redact import may_be_secret
@@ -72,22 +73,37 @@ class CliInputs:
         wanted = set(reads or ENV_SOURCES)
         self._values: Dict[str, str] = {}
         self._labels: Dict[str, str] = {}
+        self._disagreements: List[str] = []
         for name, value in flags.items():
             if value is not None and name in wanted:
                 flag = "--no-verify" if (name, value) == ("verify", "false") else _FLAG_SPELLING.get(name, f"--{name}")
                 self._values[name], self._labels[name] = value, flag
-        if "private-key-path" not in self._values:
-            for name, variable in _KEY_ORDER:
-                if env.get(variable, "").strip():
-                    self._values[name], self._labels[name] = env[variable], variable
-                    break
+        keys = [(name, variable) for name, variable in _KEY_ORDER if env.get(variable, "").strip()]
+        if "private-key-path" not in self._values and keys:
+            name, variable = keys[0]
+            self._values[name], self._labels[name] = env[variable], variable
+        for name in ("private-key-path", "private-key"):
+            self._note_others(name, [(variable, env[variable]) for kind, variable in keys if kind == name])
         for name, variables in ENV_SOURCES.items():
-            if name in self._values or name.startswith("private-key") or name not in wanted:
+            if name.startswith("private-key") or name not in wanted:
                 continue
-            for variable in variables:
-                if env.get(variable, "").strip():
-                    self._values[name], self._labels[name] = env[variable], variable
-                    break
+            given = [(variable, env[variable]) for variable in variables if env.get(variable, "").strip()]
+            if name not in self._values and given:
+                self._labels[name], self._values[name] = given[0]
+            self._note_others(name, given)
+
+    def _note_others(self, name: str, given: Sequence[Tuple[str, str]]) -> None:
+        """Names of the setting that are set, to another value, and lose: said in one line."""
+        if name not in self._labels:
+            return
+        used = (self._labels[name], self._values[name])
+        ignored = [(label, value) for label, value in given if label != used[0] and value.strip() != used[1].strip()]
+        if ignored:
+            self._disagreements.append(disagreement(name, used, ignored))
+
+    def disagreements(self) -> List[str]:
+        """One log line per setting set under several names to different values: which one is used."""
+        return list(self._disagreements)
 
     def get(self, name: str) -> str:
         return self._values.get(name, "")

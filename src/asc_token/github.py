@@ -6,38 +6,49 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, TextIO
+from typing import Callable, Dict, Mapping, Optional, Set, TextIO
 
 from actions_toolkit.command import Command
 from actions_toolkit.file_command import prepare_key_value_message
 
-from .config import Credentials, InputReader, read_bool
+from .config import Credentials, InputReader, disagreement, read_bool
 from .errors import InputError
 from .flow import Outcome
 
-# The composite action maps every input to INPUT_<NAME_WITH_UNDERSCORES>, always all of them.
-_COMPOSITE_MARKER = "INPUT_KEY_ID"
+# The composite action maps every input to INPUT_<NAME_WITH_UNDERSCORES> and sets this in its
+# step's env: (which beats the job's), so a job-level INPUT_KEY_ID cannot pass for it.
+COMPOSITE_MARKER = ("ASC_ACTION_FORM", "composite")
 
 
 class GitHubInputs:
     """Reads inputs the way this action receives them, and names them as a workflow does.
 
-    The composite action passes ``INPUT_KEY_ID`` (underscores); a container action gets the
-    runner's own ``INPUT_KEY-ID`` (hyphens). Only one form is read: under the composite, a
-    job-level ``INPUT_API-URL`` must not override the step's ``with:``.
+    The composite action passes ``INPUT_KEY_ID`` (underscores) and says so (COMPOSITE_MARKER);
+    a container action gets the runner's own ``INPUT_KEY-ID`` (hyphens). Only one form is read,
+    so the other, from a job's ``env:``, never overrides the step's ``with:``; ``log`` hears
+    once per setting when the other form is set to something else.
     """
 
     on_github = True
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], log: Optional[Callable[[str], None]] = None) -> None:
         self._env = env
-        self._composite = _COMPOSITE_MARKER in env
+        self._composite = env.get(COMPOSITE_MARKER[0]) == COMPOSITE_MARKER[1]
+        self._log = log
+        self._told: Set[str] = set()
 
     def get(self, name: str) -> str:
-        upper = name.replace(" ", "_").upper()
-        if self._composite:
-            return self._env.get(f"INPUT_{upper.replace('-', '_')}", "")
-        return self._env.get(f"INPUT_{upper}", "")
+        hyphens = f"INPUT_{name.replace(' ', '_').upper()}"
+        underscores = hyphens.replace("-", "_")
+        used, other = (underscores, hyphens) if self._composite else (hyphens, underscores)
+        value = self._env.get(used, "")
+        ignored = self._env.get(other, "")
+        if other != used and ignored.strip() and ignored.strip() != value.strip() and name not in self._told:
+            self._told.add(name)
+            if self._log is not None:
+                why = f"this action reads the step's `with:` as {used}; {other} comes from an `env:`"
+                self._log(disagreement(name, (used, value), [(other, ignored)], label=self.label(name), why=why))
+        return value
 
     def label(self, name: str) -> str:
         return f"`{name}`"

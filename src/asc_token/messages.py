@@ -14,7 +14,7 @@ UNAUTHORIZED = (
     "{service} answered 401 {code}{tried}: it did not accept the credentials; {headline} "
     "(likely causes below, most likely first)."
 )
-UNAUTHORIZED_HEADLINE_TEAM = "most often {issuer_id} is not the issuer of key {key_id}"
+UNAUTHORIZED_HEADLINE_TEAM = "most often {issuer_id} is not the issuer of key {key}"
 UNAUTHORIZED_HEADLINE_INDIVIDUAL = "most often {key_id} does not match the private key, or it is a team key"
 CAUSE_WRONG_ISSUER = (
     "{issuer_id} is not the issuer of this key (copy the Issuer ID shown above the team keys list in "

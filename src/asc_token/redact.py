@@ -61,11 +61,12 @@ def quote_foreign(text: object, limit: int = FOREIGN_LIMIT) -> str:
     GitHub reads ``::command::`` at a line's start and Azure ``##vso[`` anywhere in a line, so line
     breaks and control characters become spaces and both markers are broken up. A server or proxy
     that echoes the request could hand back the bearer token or key material, and not every CI
-    platform masks: anything shaped like a JWT or a long base64 run is dropped.
+    platform masks: anything shaped like a JWT or a long base64 run is dropped. Backticks become
+    quotes, so that every code span in a message is the program's own (report.markdown_own).
     """
     raw = str(text)[: limit * 4]
     cleaned = "".join(" " if is_control(c) else c for c in raw)
-    cleaned = " ".join(cleaned.split()).replace("::", ": :").replace("##", "# #")
+    cleaned = " ".join(cleaned.split()).replace("::", ": :").replace("##", "# #").replace("`", "'")
     cleaned = _JWT_LIKE.sub("[a token, not shown]", cleaned)
     cleaned = _RUN_ANYWHERE.sub("[not shown]", cleaned)
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"

@@ -72,7 +72,7 @@ def summary_markdown(
         results = error.results
     lines += check_rows(results)
     if error is not None:
-        lines += ["", f"**{error.title}**", "", markdown_text(error.message)]
+        lines += ["", f"**{error.title}**", "", markdown_own(error.message)]
         if error.details:
             # A fence longer than any backtick run inside: the details cannot close it early.
             fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", error.details)), default=0))
@@ -93,10 +93,25 @@ def check_rows(results: Sequence[CheckResult]) -> List[str]:
     return lines
 
 
+def markdown_own(text: str) -> str:
+    """The program's own wording in Markdown: its code spans (`key-id`) render as code, all else
+    as :func:`markdown_text`. Foreign text reaches messages through redact.quote_foreign, which
+    leaves no backtick, so every pair is ours; an unpaired one is escaped. Code is inert either way."""
+    parts = re.split(r"(`[^`]+`)", _one_line(text))
+    return "".join(part if n % 2 else _escaped(part) for n, part in enumerate(parts))
+
+
 def markdown_text(text: str) -> str:
     """Text that may hold user- or server-supplied parts, shown literally in Markdown: no HTML,
     image, link, code span or emphasis, and safe inside a table cell (``|``, one line)."""
-    flat = " ".join("".join(" " if is_control(char) else char for char in text).split())
+    return _escaped(_one_line(text))
+
+
+def _one_line(text: str) -> str:
+    return " ".join("".join(" " if is_control(char) else char for char in text).split())
+
+
+def _escaped(flat: str) -> str:
     escaped = re.sub(r"([\\`*_\[\]<>!|&~#])", r"\\\1", flat)
     # GitHub links bare URLs and www. names: an entity for the colon or the first w keeps them text.
     return re.sub(r"(?i)\bw(?=ww\.)", "&#119;", re.sub(r":(?=//)", "&#58;", escaped))

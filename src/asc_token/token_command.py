@@ -86,6 +86,8 @@ def main(argv: Sequence[str], io: Io) -> int:
         }
         inputs = CliInputs(flags, io.env, CREDENTIAL_SETTINGS + PREFLIGHT_SETTINGS)
         log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")
+        for line in inputs.disagreements():
+            log(line)
         credentials = read_credentials(inputs)
         preflight = read_preflight(inputs, credentials)
         output_file = _output_file(args.output_file, platform.token_file())
