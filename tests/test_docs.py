@@ -22,8 +22,6 @@ BLOB_PREFIXES = tuple(f"https://github.com/{REPOSITORY}/{kind}/main/" for kind i
 IMAGE = f"ghcr.io/{REPOSITORY}"
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
-# Written on another branch; a link to it is checked like any other once it is merged.
-FROM_ANOTHER_BRANCH = {"docs/runtime.md"}
 
 
 def documents() -> List[Path]:
@@ -91,8 +89,6 @@ TARGETS = by_target()
 def test_link_resolves(target: str) -> None:
     links = TARGETS[target]
     path = links[0][2]
-    if not path.exists() and target in FROM_ANOTHER_BRANCH:
-        pytest.skip(f"{target} is written on another branch; linked from {sorted({d.name for d, *_ in links})}")
     assert path.exists(), f"{target} does not exist; linked as {[(d.name, written) for d, written, *_ in links]}"
     if path.suffix == ".md":
         known = anchors(path)
@@ -116,7 +112,6 @@ def test_readme_links_every_doc() -> None:
     in_docs = {path.resolve() for path in DOCS.rglob("*") if path.is_file()}
     unlinked = sorted(path.relative_to(ROOT.resolve()).as_posix() for path in in_docs - linked)
     assert unlinked == [], "link these from the README's Documentation list"
-    assert linked >= {(ROOT / name).resolve() for name in FROM_ANOTHER_BRANCH}
 
 
 def test_readme_is_the_front_page() -> None:
