@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,13 +25,14 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 from urllib.parse import urlsplit
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from asc_token import dispatch
 from asc_token.checks import Preflight, read_preflight
 from asc_token.config import Credentials, InputReader, read_credentials
-from asc_token.github import Delivery, read_delivery
+from asc_token.github import COMPOSITE_MARKER, Delivery, read_delivery
 from asc_token.transport import Io, RetryPolicy
 from devtools.runnerfiles import RunnerFiles
 from devtools.standin import AppStoreConnectStandIn
@@ -422,3 +424,73 @@ def rendered(markdown: str) -> str:
 
 def random_issuer() -> str:
     return str(uuid.uuid4())
+
+
+# --- shared by the suites that try what an attacker or an unlucky user would ---------------------
+
+needs_cli = pytest.mark.skipif(ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)")
+posix_only = pytest.mark.skipif(os.name == "nt", reason="POSIX permissions and symlinks")
+HOSTILE = (
+    "bad\n::warning::pwned\r::error::pwned %0A::notice::pwned ##vso[task.setvariable variable=X]1 "
+    "![i](http://127.0.0.1:9/x.png) [l](http://127.0.0.1:9/) <img src=x> | cell ```"
+)
+
+
+def action_inputs(key: KeyMaterial, **extra: str) -> Dict[str, str]:
+    return {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false", **extra}
+
+
+def run_step(
+    tmp_path: Path, inputs: Dict[str, str], *, composite: bool = False, env: Optional[Dict[str, str]] = None
+) -> Result:
+    """The action without a subprocess: the container form (INPUT_KEY-ID) unless ``composite``."""
+    spelled = {f"INPUT_{name.replace('-', '_').upper()}": value for name, value in inputs.items()} if composite else {}
+    spelled.update([COMPOSITE_MARKER] if composite else [])
+    extra = {"RUNNER_TEMP": str(tmp_path), **spelled, **(env or {})}
+    return run_action_in_process(tmp_path, {} if composite else inputs, extra_env=extra, policy=QUICK_RETRIES)
+
+
+def one_error(result: Result) -> str:
+    """Exactly one ::error line, nothing unexpected, no traceback; the message."""
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("::error")]
+    assert len(errors) == 1, result.log
+    assert "Internal error" not in result.log and "Traceback" not in result.log
+    return errors[0].split("::", 2)[2]
+
+
+def detection_env(platform: str, tmp_path: Path) -> Dict[str, str]:
+    """What each CI platform sets, so that asc-token detects it (and has somewhere to deliver)."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir(exist_ok=True)
+    bash_env = tmp_path / "bash_env"
+    bash_env.touch()
+    return {
+        "github": {"GITHUB_ACTIONS": "true"},
+        "azure": {"TF_BUILD": "True"},
+        "circleci": {"CIRCLECI": "true", "BASH_ENV": str(bash_env)},
+        "bitrise": {"BITRISE_IO": "true"},
+        "buildkite": {"BUILDKITE": "true", "BUILDKITE_BUILD_CHECKOUT_PATH": str(workspace)},
+        "gitlab": {"GITLAB_CI": "true"},
+        "woodpecker": {"CI": "woodpecker", "CI_WORKSPACE": str(workspace)},
+        "drone": {"DRONE": "true", "DRONE_WORKSPACE": str(workspace)},
+        "jenkins": {"JENKINS_URL": "https://ci.example"},
+        "bitbucket": {"BITBUCKET_BUILD_NUMBER": "7", "BITBUCKET_CLONE_DIR": str(workspace)},
+        "generic": {},
+    }[platform]
+
+
+def raw_key_b64(key: KeyMaterial) -> str:
+    """A whole P-256 private key as 44 base64 characters: the fragment most worth hiding."""
+    return base64.b64encode(key.key.private_numbers().private_value.to_bytes(32, "big")).decode()
+
+
+def foreign_lines_are_inert(log: str, *, azure: bool = False) -> None:
+    """No line acts as a workflow command but ours, and no ##vso[ command appears but ours."""
+    ours = ("::add-mask::", "::error title=")
+    for line in log.splitlines():  # splitlines: \r and friends start a line too
+        assert not line.startswith("::") or line.startswith(ours), line
+        if azure:
+            assert not line.startswith("##") or line.startswith(("##vso[task.setsecret]", "##[error]")), line
+    assert "pwned" in log  # the hostile text was shown (escaped), so the test exercised it
+    vso = [m.start() for m in re.finditer(re.escape("##vso["), log)]
+    assert all(log.startswith("##vso[task.setsecret]", at) for at in vso), "a foreign ##vso[ command"

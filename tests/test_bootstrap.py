@@ -109,7 +109,7 @@ def test_a_copied_runtime_is_reused_as_it_is(
     assert "not using the runtime" not in str(result["log"])
 
 
-# -- issue 14: a stale runtime is rebuilt, once; racing jobs keep each other's work ------------------
+# -- a stale runtime is rebuilt, once; racing jobs keep each other's work ------------------
 
 
 def test_runtime_whose_python_is_gone_is_rebuilt_once(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
@@ -224,7 +224,7 @@ def test_racing_jobs_never_remove_each_others_runtime(tmp_path: Path, key: KeyMa
     assert load_bootstrap().check_runtime(str(runtime), runtime.name)[0] == "usable"
 
 
-# -- issue 10: the cache must not run what it finds ----------------------------------------------------
+# -- the cache must not run what it finds ----------------------------------------------------
 
 
 def plant_pth(runtime: Path, marker: Path) -> None:

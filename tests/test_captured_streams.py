@@ -16,16 +16,28 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from asc_token.platforms import PLATFORM_NAMES, platform_for
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .runner import ASC_TOKEN, ISSUER_ID, KEY_ID, KeyMaterial, run_action_in_process, run_cli
-
-needs_cli = pytest.mark.skipif(ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)")
+from .conftest import cli_env
+from .runner import (
+    ASC_TOKEN,
+    ISSUER_ID,
+    KEY_ID,
+    KeyMaterial,
+    action_inputs,
+    assert_no_secrets,
+    detection_env,
+    needs_cli,
+    run_action_in_process,
+    run_cli,
+    run_entrypoint,
+)
 
 
 def key_env(key: KeyMaterial, api: AppStoreConnectStandIn, **extra: str) -> Dict[str, str]:
@@ -136,3 +148,109 @@ def test_no_core_file_can_hold_the_key(tmp_path: Path, key: KeyMaterial, api: Ap
 
 def core_limit(limits: str) -> str:
     return next((line for line in limits.splitlines() if line.startswith("Max core file size")), "")
+
+
+# --- --print gives the token, and only it, on stdout ------------------------------------------
+
+
+def test_every_platform_has_detection_env(tmp_path: Path) -> None:
+    for name in PLATFORM_NAMES:
+        assert platform_for(detection_env(name, tmp_path)).name == name
+
+
+@needs_cli
+@pytest.mark.parametrize("platform", PLATFORM_NAMES)
+def test_print_stdout_is_exactly_the_token(tmp_path: Path, key: KeyMaterial, platform: str) -> None:
+    env = {**cli_env(key), **detection_env(platform, tmp_path), "GITHUB_OUTPUT": str(tmp_path / "out")}
+    run = run_cli(tmp_path, env, ["--print", "--no-verify"])
+    assert run.returncode == 0, run.stderr
+    token = run.stdout[:-1]
+    assert run.stdout == token + "\n"
+    assert key.decode(token)["iss"] == ISSUER_ID
+    if platform == "github":  # still masked: the runner reads workflow commands on stderr too
+        assert f"::add-mask::{token}" in run.stderr.splitlines()
+
+
+@needs_cli
+@pytest.mark.parametrize("platform", PLATFORM_NAMES)
+def test_print_stdout_is_empty_on_error(tmp_path: Path, key: KeyMaterial, platform: str) -> None:
+    env = {**cli_env(key), **detection_env(platform, tmp_path), "ASC_KEY_ID": "short"}
+    run = run_cli(tmp_path, env, ["--print", "--no-verify"])
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert "ASC_KEY_ID" in run.stderr and "Traceback" not in run.stderr
+
+
+# --- Azure and Buildkite know the token before the first request ------------------------------
+
+
+@needs_cli
+@pytest.mark.parametrize("platform", ["azure", "buildkite"])
+def test_token_is_registered_for_masking_before_the_request(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, platform: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stdout_path = tmp_path / "stdout.txt"
+    recorder = tmp_path / "recorder"
+
+    def registered() -> str:
+        if platform == "azure":
+            text = stdout_path.read_text() if stdout_path.exists() else ""
+            return "\n".join(line for line in text.splitlines() if line.startswith("##vso[task.setsecret]"))
+        log = recorder / "stdin.log"
+        return log.read_text() if log.exists() else ""
+
+    known_at_request: List[bool] = []
+    check_token = api.check_token
+
+    def observing(authorization: str, method: str, path: str) -> Tuple[int, str, str]:
+        # The moment the server holds the token: the platform's masking must know it already.
+        known_at_request.append(authorization.split(" ", 1)[-1] in registered())
+        return check_token(authorization, method, path)
+
+    monkeypatch.setattr(api, "check_token", observing)
+    env = {**cli_env(key), **detection_env(platform, tmp_path)}
+    run = run_cli(tmp_path, env, ["--api-url", api.url], stdout_path=stdout_path)
+    assert run.returncode == 0, run.stderr
+    assert known_at_request == [True]
+
+
+# --- every form of the key is masked before anything is printed ------------------------------
+
+
+def pem_body(pem: str) -> List[str]:
+    return [line for line in pem.splitlines() if line and not line.startswith("-----")]
+
+
+def key_forms(key: KeyMaterial) -> Dict[str, Tuple[str, List[str]]]:
+    """Each form a user pastes, with the forms of it that must be masked besides both PEM bodies."""
+    escaped = key.pem.replace("\n", "\\n")
+    sec1_b64 = base64.b64encode(key.sec1.encode()).decode()
+    der = key.key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    der_b64 = base64.b64encode(der).decode()
+    return {
+        "pkcs8": (key.pem, []),
+        "sec1": (key.sec1, []),
+        "base64 of the file": (key.base64_of_file, [key.base64_of_file]),
+        "base64 of sec1": (sec1_b64, [sec1_b64]),
+        "base64 of DER": (der_b64, [der_b64]),
+        "escaped one line": (escaped, [escaped]),
+    }
+
+
+@pytest.mark.parametrize(
+    "form", ["pkcs8", "sec1", "base64 of the file", "base64 of sec1", "base64 of DER", "escaped one line"]
+)
+def test_every_form_is_masked_first(tmp_path: Path, key: KeyMaterial, form: str) -> None:
+    given, extra = key_forms(key)[form]
+    result = run_entrypoint(tmp_path, action_inputs(key, **{"private-key": given}))
+    assert result.returncode == 0, result.log
+    lines = result.stdout.splitlines()
+    first_other = next(i for i, line in enumerate(lines) if not line.startswith("::add-mask::"))
+    masked = {line[len("::add-mask::") :] for line in lines[:first_other]}
+    pkcs8, sec1 = pem_body(key.pem), pem_body(key.sec1)
+    expected = {*pkcs8, *sec1, "".join(pkcs8), "".join(sec1), *extra}
+    assert expected <= masked, sorted(expected - masked)
+    assert result.outputs["token"] in masked
+    assert_no_secrets(result, sorted(expected))

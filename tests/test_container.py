@@ -262,7 +262,7 @@ def test_image_size_budget(image: str) -> None:
 
 
 def test_api_command_in_the_image(image: str, tmp_path: Path, key: KeyMaterial) -> None:
-    """`asc-token api` (issue 11): `docker run IMAGE api PATH`, and `asc-token api` in a job using the image."""
+    """`asc-token api`: `docker run IMAGE api PATH`, and `asc-token api` in a job using the image."""
     with standin_running() as api:
         api.register(KEY_ID, key.key.public_key(), ISSUER_ID)
         api.app_count = 5

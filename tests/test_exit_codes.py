@@ -12,7 +12,14 @@ from asc_token import errors
 from devtools.standin import AppStoreConnectStandIn
 
 from .conftest import cli_env, team_inputs, verify_inputs
-from .runner import ROOT, KeyMaterial, call_api_in_process, run_action_in_process, run_cli_in_process
+from .runner import (
+    ROOT,
+    KeyMaterial,
+    call_api_in_process,
+    run_action_in_process,
+    run_cli,
+    run_cli_in_process,
+)
 
 Run = Callable[[Path, KeyMaterial, AppStoreConnectStandIn, Dict[str, str]], int]
 
@@ -71,3 +78,27 @@ def test_the_documented_table_is_the_code() -> None:
 
 def test_without_verification_the_action_needs_no_request(tmp_path: Path, key: KeyMaterial) -> None:
     assert run_action_in_process(tmp_path, team_inputs(key)).returncode == errors.EXIT_OK
+
+
+def test_malformed_api_url_host_is_a_setting_error_not_a_crash(tmp_path: Path, key: KeyMaterial) -> None:
+    for args in (["--api-url", "https://" + "a" * 64 + ".example"], ["api", "--api-url", "https://a..b", "/v1/apps"]):
+        run = run_cli(tmp_path, cli_env(key), args)
+        assert run.returncode in (1, 2) and "Internal error" not in run.stderr, run.stderr
+        assert "does not have a valid host name" in run.stderr
+
+
+def test_an_unexpected_error_is_one_line_exit_3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug is reported on stderr without a traceback, and not with `asc-token api`'s 2 ("nothing was sent")."""
+    from asc_token import dispatch, token_command
+
+    def broken(argv: object = None, io: object = None) -> int:
+        raise RuntimeError("a message that could quote an input")
+
+    monkeypatch.setattr(token_command, "main", broken)
+    assert dispatch.main(["--version"], force_cli=True) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("::error title=Internal error::") and "RuntimeError" in captured.err
+    assert "could quote an input" not in captured.err and "Traceback" not in captured.err

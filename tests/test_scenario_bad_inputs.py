@@ -5,6 +5,7 @@ also run through the runner. The reasons themselves are tabled in test_keys and 
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -12,10 +13,28 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from asc_token.errors import WrongKeyTypeError
+from asc_token.keys import load_private_key
 from asc_token.report import markdown_own
+from asc_token.transport import Reply, Transport
+from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .conftest import team_inputs
-from .runner import KeyMaterial, Result, assert_no_secrets, run_action_in_process, run_entrypoint
+from .conftest import cli_env, team_inputs
+from .runner import (
+    QUICK_RETRIES,
+    FixedToken,
+    KeyMaterial,
+    Result,
+    action_inputs,
+    assert_no_secrets,
+    detection_env,
+    needs_cli,
+    one_error,
+    run_action_in_process,
+    run_cli,
+    run_entrypoint,
+    run_step,
+)
 
 
 def _pem(private_key: object, encryption: object = None) -> str:
@@ -172,3 +191,71 @@ def test_a_key_pasted_into_the_wrong_input_is_not_echoed(tmp_path: Path, key: Ke
         tmp_path, {**base(key), "expires-in": key.pem}, ["`expires-in`", "not shown"], key.secret_fragments()
     )
     assert "BEGIN" not in message
+
+
+# --- no "Internal error" from any input ---------------------------------------------------
+
+
+# --- no "Internal error" from any input ---------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["²", "9" * 5000, "١٢٠"])
+def test_expires_in_that_is_not_ascii_digits(tmp_path: Path, key: KeyMaterial, value: str) -> None:
+    result = run_step(tmp_path, action_inputs(key, **{"expires-in": value}))
+    assert result.returncode == 2
+    assert "`expires-in` must be" in one_error(result)
+
+
+def test_retry_after_that_is_not_ascii_digits(api: AppStoreConnectStandIn, key: KeyMaterial) -> None:
+    transport = Transport(policy=QUICK_RETRIES)
+    for value in ("²", "9" * 5000, "-1", "1e9", ""):
+        assert transport._retry_after(Reply(429, {"retry-after": value}, b"")) is None
+    assert transport._retry_after(Reply(429, {"retry-after": "3600"}, b"")) == QUICK_RETRIES.retry_after_cap
+    api.inject(
+        Fault("apple-error", status=429, code="RATE_LIMIT_EXCEEDED", headers=(("Retry-After", "²"),)),
+        Fault("apple-error", status=404, code="NOT_FOUND"),
+    )
+    reply = transport.send("GET", api.url + "/v1/apps?limit=1", FixedToken("not checked"))
+    assert (reply.status, reply.attempts) == (404, 2)  # retried after its own backoff, then answered
+
+
+def _okp_pkcs8_pem(oid: bytes, length: int) -> str:
+    """A PKCS#8 Ed448/X448 key whose private key has the wrong length (OpenSSL: InternalError)."""
+
+    def tlv(tag: int, content: bytes) -> bytes:
+        return bytes([tag, len(content)]) + content
+
+    der = tlv(0x30, tlv(0x02, b"\x00") + tlv(0x30, oid) + tlv(0x04, tlv(0x04, b"\x01" * length)))
+    return "-----BEGIN PRIVATE KEY-----\n" + base64.b64encode(der).decode() + "\n-----END PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize(("name", "oid"), [("Ed448", b"\x06\x03\x2b\x65\x71"), ("X448", b"\x06\x03\x2b\x65\x6f")])
+@pytest.mark.parametrize("length", [1, 32, 100])
+def test_edwards_key_of_wrong_length(name: str, oid: bytes, length: int) -> None:
+    with pytest.raises(WrongKeyTypeError, match=f"is an {name} key"):
+        load_private_key(_okp_pkcs8_pem(oid, length), input_label="`private-key`")
+
+
+def test_edwards_key_through_the_action(tmp_path: Path, key: KeyMaterial) -> None:
+    pem = _okp_pkcs8_pem(b"\x06\x03\x2b\x65\x71", 32)
+    result = run_step(tmp_path, action_inputs(key, **{"private-key": pem}))
+    assert result.returncode == 2
+    assert "`private-key` is an Ed448 key" in one_error(result)
+
+
+@needs_cli
+def test_output_file_is_a_folder(tmp_path: Path, key: KeyMaterial) -> None:
+    (tmp_path / "folder").mkdir()
+    run = run_cli(tmp_path, cli_env(key), ["--no-verify", "--output-file", str(tmp_path / "folder")])
+    assert run.returncode == 1 and run.stdout == ""
+    assert "error: The token file" in run.stderr and "--output-file" in run.stderr
+    assert "Internal error" not in run.stderr and "Traceback" not in run.stderr
+
+
+@needs_cli
+@pytest.mark.parametrize(("platform", "tool"), [("buildkite", "buildkite-agent"), ("bitrise", "envman")])
+def test_platform_tool_is_missing(tmp_path: Path, key: KeyMaterial, platform: str, tool: str) -> None:
+    run = run_cli(tmp_path, {**cli_env(key), **detection_env(platform, tmp_path)}, ["--no-verify"], tools=False)
+    assert run.returncode == 1 and run.stdout == ""
+    assert f"{tool} was not found on PATH" in run.stderr
+    assert "Internal error" not in run.stderr and "Traceback" not in run.stderr

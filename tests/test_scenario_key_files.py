@@ -13,8 +13,24 @@ from typing import Callable, Dict
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from asc_token import secret_files
+from asc_token.errors import KeyFilesError
+
 from .conftest import individual_inputs, team_inputs
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, Result, assert_no_secrets, run_action_in_process, run_entrypoint
+from .runner import (
+    ISSUER_ID,
+    KEY_ID,
+    KeyMaterial,
+    Result,
+    action_inputs,
+    assert_no_secrets,
+    needs_cli,
+    one_error,
+    posix_only,
+    run_action_in_process,
+    run_entrypoint,
+    run_step,
+)
 
 FORMS = {
     "base64": lambda k: k.base64_of_file,
@@ -126,3 +142,161 @@ def test_without_runner_temp(tmp_path: Path, key: KeyMaterial) -> None:
     assert result.returncode == 1
     assert "RUNNER_TEMP" in result.errors()[0]
     assert not (tmp_path / "absent").exists()
+
+
+# --- the key folder is a real folder that only this user can write ----------------------------
+
+
+def write_files(base: Path, key: KeyMaterial) -> secret_files.KeyFiles:
+    return secret_files.write_key_files(base_dir=str(base), key_pem=key.pem, key_id=KEY_ID, issuer_id=None, duration=60)
+
+
+@posix_only
+def test_key_folder_is_created_private(tmp_path: Path, key: KeyMaterial) -> None:
+    files = write_files(tmp_path, key)
+    assert stat.S_IMODE(os.lstat(files.directory).st_mode) == 0o700
+    assert stat.S_IMODE(os.lstat(files.key_path).st_mode) == 0o600
+
+
+@posix_only
+@pytest.mark.parametrize("target", ["folder", "dangling"])
+def test_symlinked_key_folder_is_refused(tmp_path: Path, key: KeyMaterial, target: str) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    if target == "folder":
+        elsewhere.mkdir(mode=0o755)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    (temp / "private_keys").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(KeyFilesError, match="is a symbolic link"):
+        write_files(temp, key)
+    if target == "folder":
+        assert list(elsewhere.iterdir()) == []
+        assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755  # not chmod-ed through the link
+    else:
+        assert not elsewhere.exists()
+
+
+@posix_only
+def test_symlinked_key_folder_through_the_action(tmp_path: Path, key: KeyMaterial) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "temp").mkdir()
+    (tmp_path / "temp" / "private_keys").symlink_to(elsewhere, target_is_directory=True)
+    result = run_entrypoint(tmp_path, action_inputs(key, **{"write-key-files": "true"}))
+    assert result.returncode == 1
+    assert "symbolic link" in one_error(result)
+    assert list(elsewhere.iterdir()) == [] and "key-path" not in result.outputs
+
+
+@posix_only
+def test_foreign_owned_key_folder_is_refused(tmp_path: Path, key: KeyMaterial, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "private_keys").mkdir(mode=0o700)
+    monkeypatch.setattr(os, "getuid", lambda: os.lstat(tmp_path).st_uid + 1)  # as seen by another user
+    with pytest.raises(KeyFilesError, match="belongs to another user"):
+        write_files(tmp_path, key)
+
+
+@posix_only
+def test_writable_by_others_key_folder_is_refused(tmp_path: Path, key: KeyMaterial) -> None:
+    folder = tmp_path / "private_keys"
+    folder.mkdir()
+    folder.chmod(0o777)
+    with pytest.raises(KeyFilesError, match="can be written by other users"):
+        write_files(tmp_path, key)
+    assert list(folder.iterdir()) == []
+
+
+# --- key files from the container image would be lost --------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "in_container", "code_path", "refused"),
+    [
+        # GitHub's container step: the host's RUNNER_TEMP (not mounted) or act's own /tmp.
+        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/home/runner/work/_temp"}, True, "/opt/asc-token-action/src/asc_token/secret_files.py", True),
+        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/tmp"}, True, "/opt/asc-token-action/src/asc_token/secret_files.py", True),
+        # The composite action in a `container:` job: the job container's mounted temp.
+        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/__w/_temp"}, True, "/__w/_actions/org/asc-token-action/v1/src/asc_token/secret_files.py", False),
+        # The composite under act: everything runs in the job container, /tmp included.
+        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/tmp"}, True, "/var/run/act/actions/org-asc-token-action@v1/src/asc_token/secret_files.py", False),
+        # The image's own code as a `run:` step in a `container:` job that uses the image.
+        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/__w/_temp"}, True, "/opt/asc-token-action/src/asc_token/secret_files.py", False),
+        # A runner on the host, and the image outside GitHub.
+        ({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": "/home/runner/work/_temp"}, False, "/home/runner/work/_actions/x/src/asc_token/secret_files.py", False),
+        ({"RUNNER_TEMP": "/tmp"}, True, "/opt/asc-token-action/src/asc_token/secret_files.py", False),
+    ],
+)  # fmt: skip
+def test_is_container_action(env: Dict[str, str], in_container: bool, code_path: str, refused: bool) -> None:
+    assert secret_files.is_container_action(env, in_container=in_container, code_path=code_path) is refused
+
+
+def test_key_files_refused_in_the_container_image(
+    tmp_path: Path, key: KeyMaterial, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # act: RUNNER_TEMP exists inside the container, so writing would "succeed" into a lost folder.
+    monkeypatch.setattr(secret_files, "_CODE_PATH", secret_files.IMAGE_HOME + "src/asc_token/secret_files.py")
+    monkeypatch.setattr(secret_files, "_in_container", lambda: True)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = run_step(tmp_path, action_inputs(key, **{"write-key-files": "true", "export-env": "true"}))
+    assert result.returncode == 1
+    message = one_error(result)
+    assert "container image" in message and "composite action" in message
+    assert not (tmp_path / "private_keys").exists() and result.env_file == {}
+
+
+@needs_cli
+
+# --- a RUNNER_TEMP that cannot hold the key files ---------------------------------------------
+
+
+def test_read_only_runner_temp(tmp_path: Path, key: KeyMaterial, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_mkdir = os.mkdir
+
+    def refuse(path: str, mode: int = 0o777) -> None:
+        if os.path.basename(os.fspath(path)) != "private_keys":
+            return real_mkdir(path, mode)  # the test harness's own folders
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(os, "mkdir", refuse)  # a read-only RUNNER_TEMP, even for root
+    result = run_step(tmp_path, action_inputs(key, **{"write-key-files": "true"}))
+    assert result.returncode == 1
+    assert "could not create" in one_error(result) and "Permission denied" in result.stdout
+
+
+@posix_only
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_runner_temp_for_real(tmp_path: Path, key: KeyMaterial) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    temp.chmod(0o500)
+    try:
+        result = run_entrypoint(tmp_path, action_inputs(key, **{"write-key-files": "true"}))
+    finally:
+        temp.chmod(0o700)
+    assert result.returncode == 1
+    assert "could not create" in one_error(result)
+
+
+def test_key_folder_exists_as_a_file(tmp_path: Path, key: KeyMaterial) -> None:
+    (tmp_path / "private_keys").write_text("not a folder")
+    result = run_step(tmp_path, action_inputs(key, **{"write-key-files": "true"}))
+    assert result.returncode == 1
+    assert "is not a folder" in one_error(result)
+    assert (tmp_path / "private_keys").read_text() == "not a folder"
+
+
+def test_key_files_are_both_written_or_neither(
+    tmp_path: Path, key: KeyMaterial, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = secret_files.write_secret_file
+
+    def fail_on_json(path: str, content: str) -> None:
+        if path.endswith(".json"):
+            raise OSError(28, "No space left on device", path)
+        real(path, content)
+
+    monkeypatch.setattr(secret_files, "write_secret_file", fail_on_json)
+    result = run_step(tmp_path, action_inputs(key, **{"write-key-files": "true"}))
+    assert result.returncode == 1
+    assert "No space left on device" in one_error(result)
+    assert list((tmp_path / "private_keys").iterdir()) == []

@@ -14,9 +14,20 @@ from urllib.parse import urlsplit
 import pytest
 
 from asc_token.urls import base_url_problem, origin, proxy_for, target_problem
+from asc_token.urls import base_url_problem as api_url_problem
 from devtools.standin import AppStoreConnectStandIn
 
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, call_api_in_process, run_cli, standin_running
+from .runner import (
+    ISSUER_ID,
+    KEY_ID,
+    KeyMaterial,
+    action_inputs,
+    call_api_in_process,
+    one_error,
+    run_cli,
+    run_step,
+    standin_running,
+)
 
 
 @pytest.fixture
@@ -196,3 +207,47 @@ def test_netrc_never_replaces_the_bearer_token(tmp_path: Path, key: KeyMaterial,
 )
 def test_proxy_for(url: str, env: Dict[str, str], proxy: str) -> None:
     assert proxy_for(url, env) == proxy
+
+
+# --- plain http:// only to this machine ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://api.appstoreconnect.apple.com", ""),
+        ("http://127.0.0.1:8080", ""),
+        ("http://127.1.2.3", ""),
+        ("http://localhost:9", ""),
+        ("http://[::1]:9", ""),
+        ("http://api.appstoreconnect.apple.com", "plain http://"),
+        ("http://10.0.0.1", "plain http://"),
+        ("http://localhost.example", "plain http://"),
+        ("http://127.0.0.1.nip.io", "plain http://"),
+        ("https://user:secret@api.example", "user name or password"),
+        ("https://user@api.example", "user name or password"),
+        ("https://api.example/\r\nX-Injected: 1", "control characters"),
+        ("https://api.example/\x00", "control characters"),
+        ("https://api.example /v1", "spaces"),
+        ("https:///v1", "no host"),
+        ("http://", "no host"),
+        ("https://api.example:port", "not a valid URL"),
+        ("ftp://api.example", "must start with https://"),
+        ("https://api.example/?x=1", "without ?query"),
+        # Hosts the HTTP stack cannot use: refused as a setting, never an "Internal error".
+        ("https://" + "a" * 64 + ".example", "valid host name"),
+        ("https://a..b", "valid host name"),
+        ("https://\\evil.invalid", "backslashes"),
+    ],
+)
+def test_api_url_problem(url: str, problem: str) -> None:
+    found = api_url_problem(url)
+    assert (problem in found and found) if problem else found == "", found
+
+
+def test_http_api_url_is_refused_before_any_request(tmp_path: Path, key: KeyMaterial) -> None:
+    result = run_step(tmp_path, action_inputs(key, verify="true", **{"api-url": "http://api.example"}))
+    assert result.returncode == 2
+    message = one_error(result)
+    assert "`api-url`" in message and "plain http://" in message
+    assert "token" not in result.outputs

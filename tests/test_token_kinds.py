@@ -1,4 +1,4 @@
-"""Every token Apple accepts (issue 13): six-month scoped GET tokens, and the Enterprise Program API.
+"""Every token Apple accepts: six-month scoped GET tokens, and the Enterprise Program API.
 
 The stand-in states Apple's lifetime rule itself (devtools/standin.py); these tests hold the
 product's rule (asc_token/lifetimes.py) against it, and every token is decoded with the public key.

@@ -1,0 +1,101 @@
+"""A value that may be key material is never quoted back: a key in a path setting, in an argument, in a
+setting of another kind; it is named by its length and setting only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import cli_env
+from .runner import (
+    ISSUER_ID,
+    KEY_ID,
+    KeyMaterial,
+    action_inputs,
+    assert_no_secrets,
+    needs_cli,
+    one_error,
+    raw_key_b64,
+    run_cli,
+    run_entrypoint,
+    run_step,
+)
+
+# --- a key pasted into a path setting is never echoed -----------------------------------------
+
+
+@pytest.mark.parametrize("form", ["pem", "base64"])
+def test_key_in_private_key_path_input(tmp_path: Path, key: KeyMaterial, form: str) -> None:
+    pasted = key.pem if form == "pem" else key.base64_of_file
+    result = run_entrypoint(tmp_path, {**action_inputs(key, **{"private-key": "", "private-key-path": pasted})})
+    assert result.returncode == 2
+    message = one_error(result)
+    assert "`private-key-path` holds what looks like the key itself" in message
+    assert_no_secrets(result, [*key.secret_fragments(), key.base64_of_file])
+
+
+@needs_cli
+@pytest.mark.parametrize(
+    "variable", ["ASC_PRIVATE_KEY_PATH", "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH", "PLUGIN_PRIVATE_KEY_PATH"]
+)
+@pytest.mark.parametrize("form", ["pem", "base64"])
+def test_key_in_path_variable(tmp_path: Path, key: KeyMaterial, variable: str, form: str) -> None:
+    pasted = key.pem if form == "pem" else key.base64_of_file
+    env = {variable: pasted, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "GITLAB_CI": "true"}
+    run = run_cli(tmp_path, env, ["--print", "--no-verify"])
+    assert run.returncode == 2 and run.stdout == ""
+    assert f"{variable} holds what looks like the key itself" in run.stderr
+    for fragment in [*key.secret_fragments(), key.base64_of_file]:
+        assert fragment not in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_overlong_path_is_not_quoted(tmp_path: Path, key: KeyMaterial) -> None:
+    path = "some.dir/" * 556  # 5,004 characters: ENAMETOOLONG, and not shaped like a key
+    result = run_step(tmp_path, action_inputs(key, **{"private-key": "", "private-key-path": path}))
+    assert result.returncode == 2
+    message = one_error(result)
+    assert "cannot be opened as a file" in message and "not shown" in message
+    assert "some.dir/some.dir" not in result.stdout + result.summary
+
+
+@pytest.mark.parametrize("setting", ["key-id", "issuer-id", "key-type", "expires-in", "verify", "write-key-files"])
+def test_key_fragment_in_another_input_is_not_echoed(tmp_path: Path, key: KeyMaterial, setting: str) -> None:
+    fragment = raw_key_b64(key)
+    assert len(fragment) == 44
+    result = run_step(tmp_path, action_inputs(key, **{setting: fragment}))
+    assert result.returncode == 2
+    one_error(result)
+    for shown in (fragment, fragment.lower(), fragment[:24]):
+        assert shown not in result.stdout + result.summary
+
+
+# --- argparse never echoes an argument's value ------------------------------------------------
+
+
+@needs_cli
+@pytest.mark.parametrize("form", ["pem", "base64"])
+@pytest.mark.parametrize("how", ["--private={}", "--private-key-path-typo={}", "{}"])
+def test_unknown_argument_values_are_not_echoed(tmp_path: Path, key: KeyMaterial, form: str, how: str) -> None:
+    pasted = key.pem if form == "pem" else key.base64_of_file
+    run = run_cli(tmp_path, cli_env(key), ["--print", how.format(pasted)])
+    assert run.returncode == 2 and run.stdout == ""
+    assert "unrecognised arguments" in run.stderr
+    for fragment in [*key.secret_fragments(), pasted[:40]]:
+        assert fragment not in run.stderr
+
+
+@needs_cli
+def test_unknown_argument_is_named_without_its_value(tmp_path: Path, key: KeyMaterial) -> None:
+    run = run_cli(tmp_path, cli_env(key), ["--print", "--bogus=hunter2", "stray-value"])
+    assert run.returncode == 2 and run.stdout == ""
+    assert "unrecognised arguments: --bogus" in run.stderr
+    assert "hunter2" not in run.stderr and "stray-value" not in run.stderr
+
+
+def test_a_short_key_piece_in_the_path_setting_is_not_echoed(tmp_path: Path, key: KeyMaterial) -> None:
+    piece = key.pem.splitlines()[1][:36]
+    result = run_step(tmp_path, action_inputs(key, **{"private-key": "", "private-key-path": piece}))
+    assert result.returncode == 2
+    assert piece not in result.log and piece not in result.summary
