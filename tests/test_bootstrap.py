@@ -21,7 +21,8 @@ from typing import Dict, Iterator, List, Set
 import pytest
 
 from .composite import run_composite
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
+from .conftest import team_inputs
+from .runner import ISSUER_ID, ROOT, KeyMaterial
 
 BOOTSTRAP = ROOT / "scripts" / "bootstrap.py"
 NAME = "asc-token-action"
@@ -39,10 +40,6 @@ def load_bootstrap() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def inputs(key: KeyMaterial) -> Dict[str, str]:
-    return {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
 
 
 def runtimes(tool_cache: Path) -> List[Path]:
@@ -86,7 +83,9 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
 def built(tmp_path_factory: pytest.TempPathFactory, key: KeyMaterial, wheels: Dict[str, str]) -> Path:
     """A tool cache holding one runtime, built the action's way."""
     tool_cache = tmp_path_factory.mktemp("golden") / "toolcache"
-    result = run_composite(tmp_path_factory.mktemp("golden-run"), inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    result = run_composite(
+        tmp_path_factory.mktemp("golden-run"), team_inputs(key), tool_cache=tool_cache, extra_env=wheels
+    )
     assert result["returncode"] == 0, result["log"]
     assert len(runtimes(tool_cache)) == 1
     return tool_cache
@@ -103,7 +102,7 @@ def test_a_copied_runtime_is_reused_as_it_is(
 ) -> None:
     """No false alarm: an intact runtime runs without a rebuild."""
     tool_cache = copy_of(built, tmp_path)
-    result = run_composite(tmp_path / "run", inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tool_cache, extra_env=wheels)
     assert result["returncode"] == 0, result["log"]
     assert builds(str(result["log"])) == []
     assert "not using the runtime" not in str(result["log"])
@@ -118,7 +117,9 @@ def test_runtime_whose_python_is_gone_is_rebuilt_once(tmp_path: Path, key: KeyMa
     moved.mkdir()
     (moved / "python3").symlink_to(PYTHON3)
     tool_cache = tmp_path / "toolcache"
-    first = run_composite(tmp_path / "first", inputs(key), tool_cache=tool_cache, path_prefix=moved, extra_env=wheels)
+    first = run_composite(
+        tmp_path / "first", team_inputs(key), tool_cache=tool_cache, path_prefix=moved, extra_env=wheels
+    )
     assert first["returncode"] == 0, first["log"]
     (runtime,) = runtimes(tool_cache)
     assert str(moved) in os.readlink(runtime / "bin" / "python3")  # built on the interpreter that goes away
@@ -126,7 +127,7 @@ def test_runtime_whose_python_is_gone_is_rebuilt_once(tmp_path: Path, key: KeyMa
     leftover = tool_cache / NAME / f".{runtime.name}.killed-job.tmp"  # a build that died half-way
     (leftover / "lib").mkdir(parents=True)
 
-    second = run_composite(tmp_path / "second", inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    second = run_composite(tmp_path / "second", team_inputs(key), tool_cache=tool_cache, extra_env=wheels)
     log = str(second["log"])
     assert second["returncode"] == 0, log
     why = [line for line in log.splitlines() if line.startswith("asc-token-action: not using the runtime")]
@@ -135,7 +136,7 @@ def test_runtime_whose_python_is_gone_is_rebuilt_once(tmp_path: Path, key: KeyMa
     assert "FileNotFoundError" not in log
     assert not leftover.exists()
 
-    third = run_composite(tmp_path / "third", inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    third = run_composite(tmp_path / "third", team_inputs(key), tool_cache=tool_cache, extra_env=wheels)
     assert third["returncode"] == 0, third["log"]
     assert builds(str(third["log"])) == [] and "not using" not in str(third["log"])
 
@@ -183,7 +184,7 @@ def runner_env(workdir: Path, tool_cache: Path, key: KeyMaterial, wheels: Dict[s
         if not name.startswith(("INPUT_", "GITHUB_", "RUNNER_", "PYTHONPATH", "VIRTUAL_ENV"))
     }
     env.update({name: str(path) for name, path in files.items()})
-    env.update({f"INPUT_{name.upper().replace('-', '_')}": value for name, value in inputs(key).items()})
+    env.update({f"INPUT_{name.upper().replace('-', '_')}": value for name, value in team_inputs(key).items()})
     env.update(
         ASC_ACTION_FORM="composite",  # as action.yml's step passes them
         GITHUB_ACTIONS="true",
@@ -268,7 +269,7 @@ def test_planted_runtime_is_not_run_and_is_rebuilt(
     marker = tmp_path / "planted-code-ran"
     assert callable(plant)
     plant(runtime, marker)
-    result = run_composite(tmp_path / "run", inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tool_cache, extra_env=wheels)
     log = str(result["log"])
     assert result["returncode"] == 0, log
     assert not marker.exists(), "the planted code ran"
@@ -290,7 +291,7 @@ def test_folder_writable_by_others_is_refused(
     plant_pth(runtime, marker)  # what another user could have put there
     folder = {"cache folder": tool_cache / NAME, "runtime folder": runtime, "tool cache above it": tool_cache}[where]
     folder.chmod(0o777 if where == "tool cache above it" else 0o775)
-    result = run_composite(tmp_path / "run", inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tool_cache, extra_env=wheels)
     log = str(result["log"])
     assert result["returncode"] == 0, log
     assert not marker.exists(), "code from a folder others can write ran"
@@ -316,7 +317,7 @@ def test_runtime_of_another_user_is_neither_run_nor_removed(
     for folder, _, files in os.walk(runtime):
         for path in [folder, *(os.path.join(folder, name) for name in files)]:
             os.lchown(path, 65534, 65534)
-    result = run_composite(tmp_path / "run", inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tool_cache, extra_env=wheels)
     log = str(result["log"])
     assert result["returncode"] == 0, log
     assert not marker.exists()
@@ -345,7 +346,7 @@ def test_pip_variables_of_the_job_change_nothing(tmp_path: Path, key: KeyMateria
         "PIP_REQUIRE_VIRTUALENV": "1",
     }
     tool_cache = tmp_path / "toolcache"
-    result = run_composite(tmp_path / "run", inputs(key), tool_cache=tool_cache, extra_env={**wheels, **job_env})
+    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tool_cache, extra_env={**wheels, **job_env})
     assert result["returncode"] == 0, result["log"]
     for folder in elsewhere.values():
         assert not folder.exists() or not any(folder.iterdir())
@@ -479,7 +480,7 @@ def test_pip_configuration_of_the_job_cannot_add_to_the_runtime(
     (config / "pip" / "pip.conf").write_text(f"[install]\nrequirement = {requirements}\n")
     tool_cache = tmp_path / "toolcache"
     result = run_composite(
-        tmp_path / "run", inputs(key), tool_cache=tool_cache, extra_env={**wheels, chosen_by: str(folder)}
+        tmp_path / "run", team_inputs(key), tool_cache=tool_cache, extra_env={**wheels, chosen_by: str(folder)}
     )
     log = str(result["log"])
     assert result["returncode"] == 1, log
@@ -499,7 +500,7 @@ def test_python_executable_of_the_job_is_not_run(tmp_path: Path, key: KeyMateria
     impostor.write_text(f'#!/bin/sh\nenv > {marker}\nexec {PYTHON3} "$@"\n')
     impostor.chmod(0o755)
     env = {**wheels, "PYTHONEXECUTABLE": str(impostor)}
-    result = run_composite(tmp_path / "run", inputs(key), tool_cache=tmp_path / "toolcache", extra_env=env)
+    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tmp_path / "toolcache", extra_env=env)
     assert result["returncode"] == 0, result["log"]
     assert not marker.exists(), "the program PYTHONEXECUTABLE names ran with the key in its environment"
     outputs = result["outputs"]
@@ -509,7 +510,7 @@ def test_python_executable_of_the_job_is_not_run(tmp_path: Path, key: KeyMateria
 
 def test_relative_tool_cache_is_passed_over(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
     """A relative RUNNER_TOOL_CACHE would name a folder in the workspace and a relative GITHUB_PATH entry."""
-    result = run_composite(tmp_path / "run", inputs(key), tool_cache=Path("relative-cache"), extra_env=wheels)
+    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=Path("relative-cache"), extra_env=wheels)
     log = str(result["log"])
     assert result["returncode"] == 0, log
     entries = result["path"]

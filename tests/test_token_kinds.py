@@ -26,6 +26,7 @@ from asc_token.minting import iso8601
 from asc_token.report import markdown_own
 from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn
 
+from .conftest import team_inputs, verify_inputs
 from .runner import (
     ASC_TOKEN,
     ISSUER_ID,
@@ -45,13 +46,6 @@ from .test_scenario_platforms import asc_env
 SIX_MONTHS = 15_552_000
 ENTERPRISE_AUDIENCE = "apple-developer-enterprise-v1"
 WARNING = "store it as a secret"
-
-
-def inputs(key: KeyMaterial, extra: Dict[str, str], standin: Optional[AppStoreConnectStandIn] = None) -> Dict[str, str]:
-    """Action inputs by name; verified against ``standin`` when one is given."""
-    values = {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID}
-    values.update({"api-url": standin.url} if standin is not None else {"verify": "false"})
-    return {**values, **extra}
 
 
 def call(api: AppStoreConnectStandIn, path: str, token: str) -> int:
@@ -92,7 +86,10 @@ def test_a_180_day_token_for_xcode_cloud(
 ) -> None:
     result = run_entrypoint(
         tmp_path,
-        inputs(key, {"expires-in": lifetime, "scope": "GET /v1/ciProducts", "write-key-files": "true"}, api),
+        {
+            **verify_inputs(key, api),
+            **{"expires-in": lifetime, "scope": "GET /v1/ciProducts", "write-key-files": "true"},
+        },
     )
     assert result.returncode == 0, result.log
     token = result.outputs["token"]
@@ -114,7 +111,7 @@ def test_a_180_day_token_for_xcode_cloud(
 
 
 def test_20m_gives_1200_seconds_and_no_warning(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_entrypoint(tmp_path, inputs(key, {"expires-in": "20m"}))
+    result = run_entrypoint(tmp_path, {**team_inputs(key), **{"expires-in": "20m"}})
     assert result.returncode == 0, result.log
     assert lifetime_of(claims_of(key, result.outputs["token"])) == 1200
     assert WARNING not in result.summary
@@ -138,7 +135,7 @@ def test_20m_gives_1200_seconds_and_no_warning(tmp_path: Path, key: KeyMaterial)
     ids=["no-scope", "apps", "post", "181d", "enterprise"],
 )
 def test_lifetimes_apple_refuses(tmp_path: Path, key: KeyMaterial, extra: Dict[str, str], must_say: List[str]) -> None:
-    result = run_entrypoint(tmp_path, inputs(key, extra))
+    result = run_entrypoint(tmp_path, {**team_inputs(key), **extra})
     message = one_error(result)
     for phrase in must_say:
         assert phrase in message, message
@@ -157,7 +154,9 @@ def enterprise(key: KeyMaterial) -> Iterator[AppStoreConnectStandIn]:
 
 
 def test_an_enterprise_key(tmp_path: Path, key: KeyMaterial, enterprise: AppStoreConnectStandIn) -> None:
-    result = run_entrypoint(tmp_path, inputs(key, {"api": "enterprise", "write-key-files": "true"}, enterprise))
+    result = run_entrypoint(
+        tmp_path, {**verify_inputs(key, enterprise), **{"api": "enterprise", "write-key-files": "true"}}
+    )
     assert result.returncode == 0, result.log
     token = result.outputs["token"]
     claims = claims_of(key, token, audience=ENTERPRISE_AUDIENCE)
@@ -384,7 +383,7 @@ def test_an_enterprise_refusal_names_that_api(tmp_path: Path, key: KeyMaterial) 
     """A 403 from the Enterprise Program API names it and what its read needs, not App Store Connect's apps."""
     with AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
         standin.register(KEY_ID, key.key.public_key(), ISSUER_ID, resources=())
-        result = run_action_in_process(tmp_path, inputs(key, {"api": "enterprise"}, standin))
+        result = run_action_in_process(tmp_path, {**verify_inputs(key, standin), **{"api": "enterprise"}})
     assert result.returncode == 1
     errors = [line for line in result.stdout.splitlines() if line.startswith("::error")]
     assert len(errors) == 1 and "Enterprise Program API answered 403" in errors[0], result.stdout
