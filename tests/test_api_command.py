@@ -112,18 +112,18 @@ def test_paginate_450_items_in_pages_of_200(tmp_path: Path, key: KeyMaterial, ap
 
 @needs_command
 def test_pages_slower_than_the_token_lifetime(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    api.app_count, api.response_delay_seconds = 6, 2.0  # 3 pages, 2 s each: twice the 3 s lifetime
+    api.app_count, api.response_delay_seconds = 6, 0.8  # 3 pages, 0.8 s each: over twice the 1 s lifetime
     started = time.monotonic()
-    run = run_api(tmp_path, api_env(key, api, ASC_EXPIRES_IN="3"), ["/v1/apps?limit=2", "--paginate"])
+    run = run_api(tmp_path, api_env(key, api, ASC_EXPIRES_IN="1"), ["/v1/apps?limit=2", "--paginate"])
     assert run.returncode == 0, run.stderr
-    assert time.monotonic() - started > 3
+    assert time.monotonic() - started > 2
     assert len(run.json()["data"]) == 6
     assert [outcome for _, outcome in api.requests] == ["200"] * 3  # never an expired token, never a 401
     tokens = api.tokens_seen()
     assert len(tokens) > 1
     for token in tokens:
         claims = key.decode(token, verify_exp=False)
-        assert claims["exp"] - claims["iat"] == 3
+        assert claims["exp"] - claims["iat"] == 1
     assert_clean(run, api, key)
 
 

@@ -69,8 +69,8 @@ def test_facts_apple_leaves_out_stay_missing(tmp_path: Path, key: KeyMaterial, a
 
 
 def test_401_wrong_issuer(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    """Through the runner with the real retry timings: the failure table's 401 row (docs/troubleshooting.md)."""
-    result = run_entrypoint(tmp_path, verify_inputs(key, api, **{"issuer-id": OTHER_ISSUER}))
+    """The failure table's 401 row (docs/troubleshooting.md); the real retry timings are the next test's."""
+    result = run_action_in_process(tmp_path, verify_inputs(key, api, **{"issuer-id": OTHER_ISSUER}))
     assert result.returncode == 1
     line = error_line(result)
     assert "401 NOT_AUTHORIZED" in line and "`issuer-id` is not the issuer" in line
@@ -256,7 +256,7 @@ def test_spurious_401s_are_retried_with_fresh_tokens(
 ) -> None:
     """Apple sometimes answers 401 to a valid token; fastlane and codemagic re-sign and retry."""
     api.inject(*[Fault("unauthorized")] * spurious)
-    result = run_entrypoint(tmp_path, verify_inputs(key, api))
+    result = run_action_in_process(tmp_path, verify_inputs(key, api))
     assert result.returncode == 0, result.log
     assert [outcome for _, outcome in api.requests] == ["401"] * spurious + ["200"]
     assert "401 on attempt 1; signing a new token and retrying" in result.stdout
