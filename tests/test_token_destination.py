@@ -251,3 +251,15 @@ def test_http_api_url_is_refused_before_any_request(tmp_path: Path, key: KeyMate
     message = one_error(result)
     assert "`api-url`" in message and "plain http://" in message
     assert "token" not in result.outputs
+
+
+@pytest.mark.parametrize("name", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"])
+def test_the_ca_bundle_settings_users_are_told_to_use_still_apply(tmp_path: Path, name: str) -> None:
+    """Behind an intercepting proxy the runner's CA bundle is honoured, though requests reads no environment."""
+    from asc_token.transport import default_session
+
+    bundle = tmp_path / "corporate-ca.pem"
+    bundle.write_text("")
+    session = default_session({name: str(bundle)})
+    assert session.verify == str(bundle) and session.trust_env is False
+    assert default_session({}).verify is True
