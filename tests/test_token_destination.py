@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Any, Dict, Iterator, List
 from urllib.parse import urlsplit
 
 import pytest
@@ -260,6 +260,6 @@ def test_the_ca_bundle_settings_users_are_told_to_use_still_apply(tmp_path: Path
 
     bundle = tmp_path / "corporate-ca.pem"
     bundle.write_text("")
-    session = default_session({name: str(bundle)})
-    assert session.verify == str(bundle) and session.trust_env is False
-    assert default_session({}).verify is True
+    session: Any = default_session({name: str(bundle)})
+    unset: Any = default_session({})
+    assert session.verify == str(bundle) and session.trust_env is False and unset.verify is True
