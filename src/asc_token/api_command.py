@@ -54,7 +54,8 @@ from .flags import (
 )
 from .minting import TokenRequest, scope_allows
 from .platforms import platform_for
-from .redact import is_control, may_be_secret_path, quote_foreign, shown
+from .redact import is_control, quote_foreign, shown
+from .secret_files import output_path
 from .transport import MAX_DOWNLOAD_BYTES, Io, NoAnswerError, Reply, Transport, parse_rate_limit
 from .urls import join_path, resolve_reference, target_problem
 
@@ -225,12 +226,9 @@ def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCal
         body = read_input(args.input, stdin, wait)
     if args.paginate and method != "GET":
         raise InputError(f"--paginate follows links.next, which only GET lists have: drop --paginate for a {method}.")
-    output_file = args.output_file
-    if output_file is not None and (not output_file.strip() or may_be_secret_path(output_file)):
-        raise InputError(
-            "--output-file is empty or looks like a key or token, not a file path (not shown): give the path "
-            "of the file to write the answer to, like report.gz, or - for stdout."
-        )
+    output_file = (
+        None if args.output_file is None else output_path(args.output_file, "--output-file", "report.gz, or -")
+    )
     return ApiCall(method, path, body, bool(args.paginate), bool(args.include), read_headers(args.header), output_file)
 
 

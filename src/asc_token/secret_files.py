@@ -17,8 +17,9 @@ import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional
 
-from .errors import KeyFilesError
+from .errors import InputError, KeyFilesError
 from .minting import MAX_LIFETIME_SECONDS
+from .redact import may_be_secret_path
 
 FOLDER_NAME = "private_keys"
 IMAGE_HOME = "/opt/asc-token-action/"  # where the Dockerfile installs the package
@@ -26,6 +27,17 @@ _CODE_PATH = os.path.abspath(__file__)
 _COMPOSITE_ADVICE = (
     "use the composite action (uses: org/asc-token-action@v1) rather than the container image for key files."
 )
+
+
+def output_path(path: str, setting: str, example: str) -> str:
+    """A path the user gave for a file we write; one that could be key material (or is empty) is refused
+    before anything is created: a pasted key holds "/", and folders made of it would hold its pieces."""
+    if not path.strip() or may_be_secret_path(path):
+        raise InputError(
+            f"{setting} is empty or looks like a key or token, not a file path (not shown): give the path "
+            f"of the file to write, like {example}."
+        )
+    return path
 
 
 def write_secret_file(path: str, content: str) -> None:

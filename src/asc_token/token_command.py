@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 from . import __version__
 from .checks import DEFAULT_NOTARY_URL, read_preflight
 from .config import read_credentials
-from .errors import EXIT_OK, AscTokenError, DeliveryError, InputError
+from .errors import EXIT_OK, AscTokenError, DeliveryError
 from .flags import (
     CREDENTIAL_SETTINGS,
     PREFLIGHT_SETTINGS,
@@ -25,8 +25,8 @@ from .flags import (
 )
 from .flow import run_flow
 from .platforms import platform_for
-from .redact import may_be_secret_path, shown
-from .secret_files import write_secret_file
+from .redact import shown
+from .secret_files import output_path, write_secret_file
 from .transport import Io
 
 
@@ -137,14 +137,7 @@ def main(argv: Sequence[str], io: Io) -> int:
 def _output_file(given: Optional[str], platform_default: Optional[str]) -> Optional[str]:
     """The token file's path; one that could be key material is refused before anything is created."""
     path = given or platform_default
-    # Refused before anything is created: a pasted key holds "/", and its folders would hold pieces of it.
-    if path and may_be_secret_path(path):
-        setting = "--output-file" if given else "PLUGIN_OUTPUT_FILE"
-        raise InputError(
-            f"{setting} holds what looks like a key or token, not a file path (not shown): give the "
-            "path of the file to write the token to, like .asc-token."
-        )
-    return path
+    return output_path(path, "--output-file" if given else "PLUGIN_OUTPUT_FILE", ".asc-token") if path else None
 
 
 def _write_token_file(path: str, token: str) -> None:
