@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+import sys
 from typing import Any, Dict, Iterator, Optional
 
 import pytest
@@ -10,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from devtools.standin import AppStoreConnectStandIn
 
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, standin_running
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, standin_running
 
 OTHER_ISSUER = "11111111-2222-3333-4444-555555555555"
 
@@ -97,3 +100,16 @@ def closed_port() -> Iterator[int]:
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         yield held.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
+    """pip settings that install the lock from a local folder, downloaded once (empty if it cannot be
+    filled): the runtime builds of the bootstrap and act suites read no index."""
+    folder = tmp_path_factory.mktemp("wheelhouse")
+    download = subprocess.run(
+        [shutil.which("python3") or sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes", "--only-binary", ":all:",
+         "--disable-pip-version-check", "-r", str(ROOT / "requirements" / "runtime.lock"), "-d", str(folder)],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(folder)} if download.returncode == 0 else {}

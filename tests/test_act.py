@@ -165,6 +165,7 @@ def run_act(
     standin: AppStoreConnectStandIn,
     secret_file: Path,
     tool_cache: Path,
+    wheels: Dict[str, str],
 ) -> ActRun:
     """One act run with its own HOME; the tool cache is linked where act looks for it."""
     home = workdir / "home"
@@ -172,7 +173,7 @@ def run_act(
     out.mkdir(parents=True)
     (home / ".cache" / "act").mkdir(parents=True)
     (home / ".cache" / "act" / "tool_cache").symlink_to(tool_cache, target_is_directory=True)
-    env = {**_clean_env(), "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    env = {**_clean_env(), "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), **wheels}
     env["XDG_CONFIG_HOME"] = str(home / ".config")
     variables = {
         "REPOSITORY": str(repository),
@@ -231,6 +232,7 @@ def happy(
     secret_file: Path,
     warm_tool_cache: Path,
     tmp_path_factory: pytest.TempPathFactory,
+    wheels: Dict[str, str],
 ) -> ActRun:
     started = time.monotonic()
     run = run_act(
@@ -241,6 +243,7 @@ def happy(
         standin=standin,
         secret_file=secret_file,
         tool_cache=warm_tool_cache,
+        wheels=wheels,
     )
     assert run.returncode == 0, run.log[-6000:]
     assert time.monotonic() - started < ACT_TIMEOUT
@@ -324,6 +327,7 @@ def test_bad_input_and_401_fail_their_step_with_one_error(
     warm_tool_cache: Path,
     tmp_path: Path,
     key: KeyMaterial,
+    wheels: Dict[str, str],
 ) -> None:
     before = len(standin.requests)
     run = run_act(
@@ -334,6 +338,7 @@ def test_bad_input_and_401_fail_their_step_with_one_error(
         standin=standin,
         secret_file=secret_file,
         tool_cache=warm_tool_cache,
+        wheels=wheels,
     )
     assert run.returncode == 0, run.log[-6000:]  # continue-on-error: the job goes on to check outcomes
     outcomes = run.read("outcomes")
@@ -362,11 +367,19 @@ def test_two_jobs_in_parallel_on_a_cold_tool_cache(
     standin: AppStoreConnectStandIn,
     secret_file: Path,
     tmp_path: Path,
+    wheels: Dict[str, str],
 ) -> None:
     cold = tmp_path / "toolcache"
     cold.mkdir()
     run = run_act(
-        act, repository, "parallel.yml", tmp_path / "act", standin=standin, secret_file=secret_file, tool_cache=cold
+        act,
+        repository,
+        "parallel.yml",
+        tmp_path / "act",
+        standin=standin,
+        secret_file=secret_file,
+        tool_cache=cold,
+        wheels=wheels,
     )
     assert run.returncode == 0, run.log[-6000:]
     assert run.read("one")["app-count"] == "3"

@@ -68,18 +68,6 @@ def installed_names(runtime: Path) -> Set[str]:
 
 
 @pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
-    """pip settings that install the lock from a local folder (empty if it cannot be filled)."""
-    folder = tmp_path_factory.mktemp("wheelhouse")
-    download = subprocess.run(
-        [PYTHON3, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes", "--only-binary", ":all:",
-         "--disable-pip-version-check", "-r", str(ROOT / "requirements" / "runtime.lock"), "-d", str(folder)],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
-    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(folder)} if download.returncode == 0 else {}
-
-
-@pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, key: KeyMaterial, wheels: Dict[str, str]) -> Path:
     """A tool cache holding one runtime, built the action's way."""
     tool_cache = tmp_path_factory.mktemp("golden") / "toolcache"
