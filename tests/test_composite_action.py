@@ -76,7 +76,7 @@ def test_composite_explains_a_missing_python(tmp_path: Path, key: KeyMaterial, t
     result = run_composite(
         tmp_path / "run", {"private-key": key.pem, "key-id": KEY_ID}, tool_cache=tool_cache, path=bare_path(tmp_path)
     )
-    assert result["returncode"] == 1
+    assert result["returncode"] == 2  # a setting of the runner, nothing sent
     assert "::error title=Python not found::" in str(result["log"])
 
 
@@ -91,7 +91,7 @@ def test_composite_names_a_python_that_is_too_old(tmp_path: Path, key: KeyMateri
         path=bare_path(tmp_path, python3=PYTHON_38),
     )
     log = str(result["log"])
-    assert result["returncode"] == 1
+    assert result["returncode"] == 2
     errors = [line for line in log.splitlines() if line.startswith("::error")]
     assert len(errors) == 1, log
     assert errors[0].startswith("::error title=Python too old::")

@@ -160,14 +160,27 @@ def test_summary_escapes_markdown_in_message_scope_and_details() -> None:
     error = AscTokenError(f"The server said {HOSTILE}.", details=details)
     summary = summary_markdown(settings, None, None, error, GitHubInputs({}))
     assert_markdown_inert(summary)
-    fence = "`" * 8  # one longer than the longest backtick run in the details
-    lines = summary.splitlines()
-    opened = lines.index(fence)
-    assert lines[opened + 1 : opened + 1 + len(details.splitlines())] == details.splitlines()
-    assert lines[opened + 1 + len(details.splitlines())] == fence
     html = rendered(summary)
     assert "&lt;img src=x&gt;" in html and "pwned" in html  # shown, as text
-    assert html.count("<tr>") == 5  # header, key ID, key type, scope, result: no row added by text
+    assert "<h2>" not in html and "<pre>" not in html  # no heading, no code block opened by the text
+    assert html.count("<tr>") == 6  # header, key ID, key type, issuer, scope, result: no row added by text
+
+
+def test_an_indented_example_in_the_details_stays_a_code_block() -> None:
+    from asc_token.report import details_markdown
+
+    example = "If you did set it, the secret is empty.\n\nwith:\n  private-key: ${{ secrets.ASC_PRIVATE_KEY }}"
+    html = rendered(details_markdown(example))
+    assert "<pre><code>" in html and "private-key: ${{ secrets.ASC_PRIVATE_KEY }}" in html
+
+
+def test_numbered_causes_render_as_a_list_with_our_code_spans() -> None:
+    from asc_token.report import details_markdown
+
+    details = "Likely causes, most likely first:\n1. `issuer-id` is wrong\n2. `key-id` too\nApple said: 401 <b>x</b>"
+    html = rendered(details_markdown(details))
+    assert "<ol>" in html and html.count("<li>") == 2 and "<code>issuer-id</code>" in html
+    assert "&lt;b&gt;" in html and "<b>" not in html
 
 
 def test_summary_renders_its_own_code_spans_and_escapes_foreign_text() -> None:

@@ -91,7 +91,9 @@ def test_neither_key_nor_path(tmp_path: Path, key: KeyMaterial) -> None:
 
 def test_missing_file(tmp_path: Path, key: KeyMaterial) -> None:
     inputs = {**base(key), "private-key": "", "private-key-path": "nope/AuthKey_ABCDE12345.p8"}
-    _expect_error(tmp_path, inputs, ["`private-key-path`", "does not exist", "relative to the workspace"], [])
+    _expect_error(
+        tmp_path, inputs, ["`private-key-path`", "does not exist", "a relative one starts at the workspace"], []
+    )
 
 
 def test_garbage(tmp_path: Path, key: KeyMaterial) -> None:

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from .config import Credentials, Naming, read_credentials, require_base_url
 from .credentials import TokenSource, open_key
-from .errors import EXIT_FAILED, EXIT_OK, ApiError, AscTokenError, DeliveryError, InputError
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_STATUSES, ApiError, AscTokenError, DeliveryError, InputError
 from .explain import (
     Asked,
     explain_api_reply,
@@ -100,10 +100,7 @@ def build_api_parser() -> Parser:
             "environment variables as asc-token (ASC_KEY_ID, ASC_ISSUER_ID, ASC_PRIVATE_KEY_PATH or "
             "ASC_PRIVATE_KEY, ...)."
         ),
-        epilog=(
-            "Exit status: 0 success (2xx); 1 the request failed or App Store Connect could not be "
-            "reached (explained on stderr); 2 a bad argument or setting, nothing was sent."
-        ),
+        epilog=EXIT_STATUSES,
         allow_abbrev=False,
     )
     parser.add_argument("path", metavar="PATH", help="API path such as /v1/apps, or a full URL on the API host")

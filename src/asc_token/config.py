@@ -135,7 +135,7 @@ def _key_source(inputs: InputReader) -> KeySource:
             f"the path of the .p8 file in {key_path}."
         )
     if path:
-        return KeySource(key_path, path=path)
+        return KeySource(key_path, path=path, contents_label=key)
     pasted = _unquoted(contents)
     if _looks_like_path(pasted):
         raise NotAKeyError(

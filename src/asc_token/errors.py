@@ -15,6 +15,10 @@ EXIT_FAILED = 1  # refused, unreachable, or failed after minting (a delivery tha
 EXIT_USAGE = 2  # a bad setting or argument, found before any request
 EXIT_INTERNAL = 3  # a bug: no traceback, no secret
 EXIT_INTERRUPTED = 130
+EXIT_STATUSES = (
+    "Exit status: 0 done; 1 refused, unreachable, or failed after minting (explained on stderr); "
+    "2 a bad setting or argument, nothing was sent; 3 a bug (please report it)."
+)
 
 
 class AscTokenError(Exception):

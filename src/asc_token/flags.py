@@ -121,9 +121,11 @@ class CliInputs:
         used = self._labels.get(name, "")
         if used and not used.startswith("--"):
             return f"{used}={value}"
-        if name == "verify":
+        # A setting not given yet is offered the way this user gives settings: flags, or variables.
+        by_environment = bool(self._labels) and not any(label.startswith("--") for label in self._labels.values())
+        if name == "verify" and not by_environment:
             return "--verify" if value == "true" else "--no-verify"
-        if name in _FLAGS:
+        if name in _FLAGS and not by_environment:
             return f"{_FLAG_SPELLING.get(name, '--' + name)} {value}"
         names = ENV_SOURCES.get(name, ())
         return f"{names[1] if len(names) > 1 else name}={value}"
@@ -163,15 +165,20 @@ def add_credential_flags(parser: argparse.ArgumentParser) -> None:
     """The credential flags both commands read (``asc-token`` and ``asc-token api``)."""
     parser.add_argument("--key-id", help="10-character key ID (env: ASC_KEY_ID)")
     parser.add_argument("--issuer-id", help="issuer UUID, for team keys (env: ASC_ISSUER_ID)")
-    parser.add_argument("--private-key-path", help="path of the AuthKey_<KEYID>.p8 file (env: ASC_PRIVATE_KEY_PATH)")
+    parser.add_argument(
+        "--private-key-path",
+        help="path of the AuthKey_<KEYID>.p8 file (env: ASC_PRIVATE_KEY_PATH; the key's contents: ASC_PRIVATE_KEY)",
+    )
     parser.add_argument("--private-key", help=argparse.SUPPRESS)  # refused: argv is public
-    parser.add_argument("--key-type", help="team (default) or individual")
+    parser.add_argument("--key-type", help="team (default) or individual (env: ASC_KEY_TYPE)")
     parser.add_argument(
         "--expires-in",
         help="token lifetime: seconds or 90s, 20m, 2h, 180d (default 1200); beyond 20 minutes only "
         "with a --scope of GETs on resources that allow long-lived tokens (env: ASC_EXPIRES_IN)",
     )
-    parser.add_argument("--scope", action="append", help="METHOD /path the token may call; repeatable")
+    parser.add_argument(
+        "--scope", action="append", help="METHOD /path the token may call; repeatable (env: ASC_SCOPE, one per line)"
+    )
 
 
 def add_platform_flags(parser: argparse.ArgumentParser) -> None:
@@ -179,7 +186,9 @@ def add_platform_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api", help=f"app-store-connect (default) or enterprise, the {ENTERPRISE.service} (env: ASC_API)"
     )
-    parser.add_argument("--api-url", help=f"API base URL (default: the chosen API's own, {APP_STORE_CONNECT.url})")
+    parser.add_argument(
+        "--api-url", help=f"API base URL (default: the chosen API's own, {APP_STORE_CONNECT.url}; env: ASC_API_URL)"
+    )
     parser.add_argument(
         "--platform", metavar="NAME", help=f"CI platform: {', '.join(PLATFORM_NAMES)} (default: detected)"
     )

@@ -55,13 +55,14 @@ class KeySource:
     label: str  # "`private-key`", "ASC_PRIVATE_KEY_PATH", "--private-key-path", ...
     contents: Optional[str] = field(default=None, repr=False)
     path: Optional[str] = None
+    contents_label: str = field(default="the key setting", compare=False)  # for a key pasted as a path
 
 
 def read_private_key(source: KeySource, workspace: Optional[str]) -> ec.EllipticCurvePrivateKey:
     """The EC P-256 key the user gave, or one :class:`PrivateKeyError` naming the setting."""
     if source.path is None:
         return load_private_key(source.contents or "", input_label=source.label)
-    text = _read_key_file(source.path, source.label, workspace)
+    text = _read_key_file(source.path, source.label, workspace, source.contents_label)
     return load_private_key(text, input_label=f"the file {source.label} names")
 
 
@@ -73,7 +74,7 @@ def resolve_key_path(path: str, workspace: Optional[str]) -> str:
     return os.path.join(workspace or os.getcwd(), expanded)
 
 
-def _read_key_file(path: str, label: str, workspace: Optional[str]) -> str:
+def _read_key_file(path: str, label: str, workspace: Optional[str], contents_label: str) -> str:
     full = resolve_key_path(path, workspace)
     try:
         with open(full, "rb") as stream:
@@ -83,14 +84,14 @@ def _read_key_file(path: str, label: str, workspace: Optional[str]) -> str:
             # The key pasted into the path setting: the path itself is the secret.
             raise KeyFileUnreadableError(
                 f"{label} holds what looks like the key itself, not a path (not shown): put the "
-                "key's contents in the key setting instead, and leave the path setting unset.",
+                f"key's contents in {contents_label} instead, and leave {label} unset.",
                 details=_APPLE_HINT,
             ) from None
         if isinstance(exc, FileNotFoundError):
             raise KeyFileUnreadableError(
                 f"{label} file {shown(path, path=True)} does not exist (looked in {os.path.dirname(full) or '.'}): "
-                "paths are relative to the workspace, so check the path and that an earlier step "
-                "wrote the file."
+                f"check the path{' (a relative one starts at the workspace)' if workspace else ''} and that an "
+                "earlier step wrote the file."
             ) from None
         if isinstance(exc, IsADirectoryError):
             raise KeyFileUnreadableError(

@@ -31,6 +31,8 @@ def summary_markdown(
             f"| Key ID | `{credentials.key_id}` |",
             f"| Key type | {credentials.key_type} |",
         ]
+        if credentials.issuer_id is not None:  # validated as a UUID: shown, to compare after a 401
+            lines.append(f"| Issuer ID | `{credentials.issuer_id}` |")
         if credentials.scope:
             lines.append(f"| Scope | {'<br>'.join(markdown_text(s) for s in credentials.scope)} |")
     if outcome is not None:
@@ -74,10 +76,23 @@ def summary_markdown(
     if error is not None:
         lines += ["", f"**{error.title}**", "", markdown_own(error.message)]
         if error.details:
-            # A fence longer than any backtick run inside: the details cannot close it early.
-            fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", error.details)), default=0))
-            lines += ["", fence, error.details, fence]
+            lines += ["", details_markdown(error.details)]
     return "\n".join(lines) + "\n"
+
+
+def details_markdown(details: str) -> str:
+    """The explanation under an error: its lines as Markdown (numbered causes as a list, our code
+    spans as code), except a block with indented lines (a YAML example), which is fenced as it is."""
+    if any(line.startswith((" ", "\t")) for line in details.splitlines()):
+        # A fence longer than any backtick run inside: the details cannot close it early.
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", details)), default=0))
+        return f"{fence}\n{details}\n{fence}"
+    rendered: List[str] = []
+    for line in (line for line in details.splitlines() if line.strip()):
+        listed = re.match(r"[0-9]+\. ", line) is not None
+        joined = listed and bool(rendered) and re.match(r"[0-9]+\. ", rendered[-1]) is not None
+        rendered.append(("\n" if joined or not rendered else "\n\n") + markdown_own(line))
+    return "".join(rendered).lstrip("\n")
 
 
 def check_rows(results: Sequence[CheckResult]) -> List[str]:

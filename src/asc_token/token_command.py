@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 from . import __version__
 from .checks import DEFAULT_NOTARY_URL, read_preflight
 from .config import read_credentials
-from .errors import EXIT_OK, AscTokenError, DeliveryError
+from .errors import EXIT_OK, EXIT_STATUSES, AscTokenError, DeliveryError
 from .flags import (
     CREDENTIAL_SETTINGS,
     PREFLIGHT_SETTINGS,
@@ -35,8 +35,9 @@ def build_parser() -> Parser:
         prog="asc-token",
         description="Mint an App Store Connect API token (ES256 JWT) and check that it works.",
         epilog=(
-            "To call the API itself: asc-token api [--method GET|POST|PATCH|DELETE] PATH "
-            "[--paginate] [--input FILE|-] [--include]; see asc-token api --help."
+            "The key's contents come from ASC_PRIVATE_KEY or ASC_PRIVATE_KEY_B64 (never a flag: argv is "
+            "public). To call the API itself: asc-token api [-X METHOD] PATH [--paginate] [--input FILE|-] "
+            "[-H NAME:VALUE] [--output-file FILE|-] [--include]; see asc-token api --help. " + EXIT_STATUSES
         ),
         allow_abbrev=False,  # `--private=<key>` must not silently become --private-key
     )
