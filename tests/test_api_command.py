@@ -405,6 +405,10 @@ def test_long_job_pattern(tmp_path: Path, key: KeyMaterial, api: AppStoreConnect
     assert len({call.token for call in polls}) == 3  # every call signed its own token
     for call in polls:
         assert key.decode(call.token)["iss"] == ISSUER_ID
+    # A setting to fix stops the loop at once (exit 2), where a refusal would be asked again.
+    broken = bash(poll["run"], shell_env({**exported, **step_env, "ASC_KEY_ID": "bad"}, fake_bin), tmp_path)
+    assert broken.returncode == 2 and "check 1" not in broken.stdout, broken.stdout + broken.stderr
+    assert "ASC_KEY_ID" in broken.stderr and (tmp_path / "slept").read_text().split() == ["60", "60"]
 
 
 # --- in-process: the pieces --------------------------------------------------------------------

@@ -174,7 +174,9 @@ def _key_id(inputs: InputReader) -> str:
     if not raw:
         raise InputError(
             f"{label} is empty: set it to the 10-character Key ID shown next to the key in App "
-            "Store Connect (also in the file name AuthKey_<KEYID>.p8).",
+            "Store Connect (also in the file name AuthKey_<KEYID>.p8); if you did set it, check that "
+            "the variable or secret exists and reaches this step.",
+            details="with:\n  key-id: ${{ vars.ASC_KEY_ID }}" if inputs.on_github else "",
         )
     if _KEY_ID.match(raw) is None:
         bare = _unquoted(raw)

@@ -65,7 +65,8 @@ def summarise_body(reply: Reply) -> str:
     size = f"{len(reply.body)}{'+' if reply.truncated else ''}"
     title = _html_title(reply.body[: 64 * 1024].decode("utf-8", errors="replace"))
     shown = f', page title "{quote_foreign(title, 80)}"' if title else ""
-    return f"a {content_type} body of {size} bytes{shown}"
+    article = "an" if content_type[:1].lower() in "aeiou" else "a"
+    return f"{article} {content_type} body of {size} bytes{shown}"
 
 
 def _html_title(text: str) -> str:
