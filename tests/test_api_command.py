@@ -570,7 +570,10 @@ def test_links_next_on_another_host_stops_the_pagination() -> None:
         next_page(page, API + "/v1/apps", credentials, naming)
     assert next_page({"data": [], "links": {"self": "x"}}, API, credentials, naming) is None
     not_a_list = {"data": {"id": "1"}, "links": {"next": f"{API}/x"}}
-    assert next_page(not_a_list, API, credentials, naming) is None
+    with pytest.raises(ApiError, match="no list of resources"):  # never a silent stop after one page
+        next_page(not_a_list, API, credentials, naming)
+    with pytest.raises(ApiError, match="not a usable URL"):
+        next_page({"data": [], "links": {"next": 5}}, API, credentials, naming)
 
 
 def merged(pages: List[Any], indent: bool = False) -> bytes:

@@ -119,7 +119,7 @@ def test_role_without_notary_fails_naming_notary(tmp_path: Path, key: KeyMateria
     assert result.returncode == 1
     line = error_line(result)
     assert "Check notary failed" in line and "403 FORBIDDEN_ERROR" in line
-    assert "notarytool needs" in line and "notarize software" in line and "`key-id`" in line
+    assert "notarytool needs" in line and "notarize software" in line and f"give key {KEY_ID} " in line
     assert "take notary out of `checks`" in line
     assert [outcome for _, outcome in api.requests] == ["200", "403", "200"]  # all ran, in order
     assert "✅ passed" in summary_row(result, "apps") and "✅ passed" in summary_row(result, "testflight")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Callable, Dict
@@ -9,6 +10,7 @@ from typing import Callable, Dict
 import pytest
 
 from asc_token import errors
+from asc_token.transport import Io
 from devtools.standin import AppStoreConnectStandIn
 
 from .conftest import cli_env, team_inputs, verify_inputs
@@ -83,8 +85,8 @@ def test_without_verification_the_action_needs_no_request(tmp_path: Path, key: K
 def test_malformed_api_url_host_is_a_setting_error_not_a_crash(tmp_path: Path, key: KeyMaterial) -> None:
     for args in (["--api-url", "https://" + "a" * 64 + ".example"], ["api", "--api-url", "https://a..b", "/v1/apps"]):
         run = run_cli(tmp_path, cli_env(key), args)
-        assert run.returncode in (1, 2) and "Internal error" not in run.stderr, run.stderr
-        assert "does not have a valid host name" in run.stderr
+        assert run.returncode == 2 and "Internal error" not in run.stderr, run.stderr
+        assert "does not have a valid host name" in run.stderr or "is not a URL (a 80-character value" in run.stderr
 
 
 def test_an_unexpected_error_is_one_line_exit_3(
@@ -97,8 +99,9 @@ def test_an_unexpected_error_is_one_line_exit_3(
         raise RuntimeError("a message that could quote an input")
 
     monkeypatch.setattr(token_command, "main", broken)
-    assert dispatch.main(["--version"], force_cli=True) == 3
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err.startswith("::error title=Internal error::") and "RuntimeError" in captured.err
-    assert "could quote an input" not in captured.err and "Traceback" not in captured.err
+    for env, form in (({"GITHUB_ACTIONS": "true"}, "::error title=Internal error::"), ({}, "error: Internal error: ")):
+        stderr = io.StringIO()
+        assert dispatch.main(["--version"], force_cli=True, io=Io(env=env, stderr=stderr, stdout=io.StringIO())) == 3
+        assert stderr.getvalue().startswith(form) and "RuntimeError" in stderr.getvalue()  # the platform's form
+        assert "could quote an input" not in stderr.getvalue() and "Traceback" not in stderr.getvalue()
+    assert capsys.readouterr().out == ""

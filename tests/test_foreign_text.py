@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from .runner import (
     FixedToken,
     KeyMaterial,
     action_inputs,
+    call_api_in_process,
     detection_env,
     foreign_lines_are_inert,
     needs_cli,
@@ -291,3 +293,36 @@ def test_huge_detail_stays_out_of_log_and_summary(
     one_error(result)
     assert len(result.summary) < 100_000 and len(result.stdout) < 100_000
     assert "DDDD" in result.summary or "body of 4194304+ bytes" in result.summary
+
+
+# --- answers no well-behaved server sends --------------------------------------------------------
+
+
+def test_a_redirect_to_a_location_that_is_not_utf8_is_explained(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """requests decodes a Location even when it follows none; ours never follows, so never decodes."""
+    for fault in (
+        Fault("redirect", status=302, location="caf\u00e9"),
+        Fault("redirect", status=302, location="\x9b31m"),
+    ):
+        api.inject(fault)
+        result = run_action_in_process(tmp_path / str(len(api.requests)), verify_inputs(key, api))
+        assert result.returncode == 1 and "Internal error" not in result.log, result.log
+        assert "answered with a redirect (302)" in result.error_message() and result.summary
+
+
+def test_lone_surrogates_in_an_answer_are_text(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    body = '{"errors":[{"status":"401","code":"NOT_AUTHORIZED","title":"\\ud800","detail":"\\udfff"}]}'
+    api.inject(*[Fault("raw-json", status=401, detail=body)] * 3)
+    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    assert result.returncode == 1 and "Internal error" not in result.log and "401" in result.error_message()
+    api.inject(Fault("raw-json", status=200, detail='{"data": "\\ud800"}'))
+    code, out, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), ["/v1/apps"])
+    assert code == 0 and json.loads(out) == {"data": "\ud800"}, logged  # written as the escape it came as
+
+
+def test_a_number_json_cannot_hold_is_not_printed(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    api.inject(Fault("raw-json", status=200, detail='{"data": [1e999999]}'))
+    code, out, _ = call_api_in_process(cli_env(key, ASC_API_URL=api.url), ["/v1/apps"])
+    assert code == 1 and out == b""

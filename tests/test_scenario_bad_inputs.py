@@ -249,8 +249,8 @@ def test_edwards_key_through_the_action(tmp_path: Path, key: KeyMaterial) -> Non
 def test_output_file_is_a_folder(tmp_path: Path, key: KeyMaterial) -> None:
     (tmp_path / "folder").mkdir()
     run = run_cli(tmp_path, cli_env(key), ["--no-verify", "--output-file", str(tmp_path / "folder")])
-    assert run.returncode == 1 and run.stdout == ""
-    assert "error: The token file" in run.stderr and "--output-file" in run.stderr
+    assert run.returncode == 2 and run.stdout == ""  # refused before the token is even minted
+    assert "exists and is not a regular file" in run.stderr and "--output-file" in run.stderr
     assert "Internal error" not in run.stderr and "Traceback" not in run.stderr
 
 

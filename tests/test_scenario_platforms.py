@@ -8,7 +8,7 @@ import re
 import stat
 import subprocess
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 import pytest
 
@@ -230,3 +230,16 @@ def test_the_expiry_is_handed_on_beside_the_token(tmp_path: Path, key: KeyMateri
     handed = [*expiry, sourced, bitrise.stdin_log().splitlines()[1]]
     assert len(handed) == 3, azure.stdout
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", value) for value in handed), handed
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX special files")
+@pytest.mark.parametrize("args", [["--no-verify"], ["api", "/v1/apps"]])
+def test_a_special_file_is_never_replaced_by_the_token_file(tmp_path: Path, key: KeyMaterial, args: List[str]) -> None:
+    """/dev/stdout, a pipe or a link would be renamed over with a file holding the secret: refused, exit 2."""
+    fifo, link = tmp_path / "pipe", tmp_path / "link"
+    os.mkfifo(fifo)
+    link.symlink_to(tmp_path / "elsewhere")
+    for target in (str(fifo), str(link), "/dev/null"):
+        run = run_cli(tmp_path, {**asc_env(key), "ASC_API_URL": "http://127.0.0.1:9"}, [*args, "--output-file", target])
+        assert run.returncode == 2 and "exists and is not a regular file" in run.stderr, run.stderr
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and link.is_symlink() and stat.S_ISCHR(os.stat("/dev/null").st_mode)

@@ -263,3 +263,21 @@ def test_the_ca_bundle_settings_users_are_told_to_use_still_apply(tmp_path: Path
     session: Any = default_session({name: str(bundle)})
     unset: Any = default_session({})
     assert session.verify == str(bundle) and session.trust_env is False and unset.verify is True
+
+
+def test_a_socks_proxy_is_a_setting_to_fix(key: KeyMaterial) -> None:
+    env = {**env_for_url(key, "https://api.appstoreconnect.apple.com"), "HTTPS_PROXY": "socks5://127.0.0.1:1"}
+    code, _, logged = call_api_in_process(env, ["/v1/apps"])
+    assert code == 2 and any("HTTPS_PROXY must be an http:// or https:// proxy URL" in line for line in logged), logged
+
+
+@pytest.mark.parametrize(
+    "header", ["Content-Length: 5", "Transfer-Encoding: chunked", "Connection: close", "Expect: 100-continue"]
+)
+def test_headers_that_frame_the_message_are_refused(key: KeyMaterial, api: AppStoreConnectStandIn, header: str) -> None:
+    code, _, logged = call_api_in_process(env_for(key, api), ["/v1/apps", "-H", header])
+    assert code == 2 and sent_to(api) == [] and "frames the message itself" in logged[-1]
+
+
+def env_for_url(key: KeyMaterial, url: str) -> Dict[str, str]:
+    return {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "ASC_API_URL": url}

@@ -72,7 +72,11 @@ ACCEPT = (
     "application/json, application/vnd.apple.xcode-metrics+json, application/vnd.apple.diagnostic-logs+json, */*;q=0.1"
 )
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")  # RFC 9110 token
-REFUSED_HEADERS = ("authorization", "host")  # the token and the URL's host are asc-token's own
+# The token and the URL's host are asc-token's own; the rest frame the message, which requests does.
+REFUSED_HEADERS = (
+    *("authorization", "host", "content-length", "transfer-encoding", "connection", "expect", "upgrade"),
+    *("te", "trailer", "keep-alive", "proxy-authorization", "proxy-connection"),
+)
 MAX_INPUT_BYTES = 4 * 1024 * 1024
 LOW_RATE_LIMIT = 100
 
@@ -243,7 +247,7 @@ def read_headers(given: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
         if name.lower() in REFUSED_HEADERS:
             raise InputError(
                 f"-H/--header {name.title()} is refused: asc-token api sends the token it signs as "
-                "Authorization, and the host of the URL as Host."
+                "Authorization and the host of the URL as Host, and frames the message itself."
             )
         if any(is_control(char) for char in value):
             raise InputError(f"-H/--header {name.title()}'s value holds a line break or control character (not shown).")
@@ -424,7 +428,7 @@ def send(
     kind = _kind(reply.headers)
     if kind == "json":
         try:
-            return reply, json.loads(reply.body)
+            return reply, json.loads(reply.body, parse_constant=_not_json, parse_float=_finite)
         except (ValueError, RecursionError):
             pass
     if kind != "other":
@@ -446,14 +450,31 @@ def _kind(headers: Mapping[str, str]) -> str:
     return "page" if media in ("text/html", "application/xhtml+xml") else "other"
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(number: str) -> float:
+    value = float(number)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("a number too large for JSON")
+    return value
+
+
 def next_page(document: Any, page_url: str, credentials: Credentials, naming: Naming) -> Optional[str]:
     """The page after ``document``: its ``links.next`` resolved against ``page_url``, or None on the last page."""
     links = document.get("links") if isinstance(document, dict) else None
     target = links.get("next") if isinstance(links, dict) else None
-    if not isinstance(target, str) or not target or not isinstance(document.get("data"), list):
+    if target is None or target == "":
         return None
     service = credentials.api.service
-    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in target) or len(target) > 8000:
+    if not isinstance(document.get("data"), list):
+        raise explain_api_unfinished("a page with links.next has no list of resources in `data`.", "GET", page_url)
+    if (
+        not isinstance(target, str)
+        or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in target)
+        or len(target) > 8000
+    ):
         raise ApiError(f"{service}'s links.next is not a usable URL, so the pages after it were not fetched.")
     try:
         return resolve(target, credentials.api_url, "links.next", naming, page_url=page_url)
@@ -506,7 +527,7 @@ class Pages:
                         if identity in self._seen:
                             continue
                         self._seen.add(identity)
-                    self._lists[member].write(_dump(value, False).encode("utf-8") + b"\n")
+                    self._lists[member].write(_dump(value, False).encode("utf-8", "backslashreplace") + b"\n")
 
     def write_to(self, stream: IO[bytes], *, indent: bool) -> None:
         """The document, as :func:`render` would write it."""
@@ -522,18 +543,22 @@ class Pages:
         for number, name in enumerate(names):
             if number:
                 stream.write(between.encode())
-            stream.write((_dump(name, indent) + after_name).encode("utf-8"))
+            stream.write((_dump(name, indent) + after_name).encode("utf-8", "backslashreplace"))
             if name in self._lists:
                 self._write_list(self._lists[name], stream, indent)
             else:
-                stream.write(_dump(head[name], indent, level=1).encode("utf-8"))
+                stream.write(_dump(head[name], indent, level=1).encode("utf-8", "backslashreplace"))
         stream.write(("\n}\n" if indent else "}\n").encode())
 
     def _write_list(self, spooled: IO[bytes], stream: IO[bytes], indent: bool) -> None:
         spooled.seek(0)
         stream.write(b"[")
         for number, line in enumerate(spooled):
-            value = _dump(json.loads(line), True, level=2).encode("utf-8") if indent else line.rstrip(b"\n")
+            value = (
+                _dump(json.loads(line), True, level=2).encode("utf-8", "backslashreplace")
+                if indent
+                else line.rstrip(b"\n")
+            )
             stream.write((b"," if number else b"") + (b"\n    " if indent else b"") + value)
         if indent and spooled.tell():
             stream.write(b"\n  ")
@@ -624,7 +649,7 @@ def render(document: Any, *, indent: bool = False) -> bytes:
     ``##`` (Azure's logging-command marker, honoured anywhere in a line) only occurs inside
     strings, where ``#\\u0023`` is the same text.
     """
-    return (_dump(document, indent) + "\n").encode("utf-8")
+    return (_dump(document, indent) + "\n").encode("utf-8", "backslashreplace")
 
 
 def describe_reply(reply: Reply) -> str:

@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tupl
 from urllib.parse import quote, urlsplit
 
 from .apis import APP_STORE_CONNECT, Api
-from .config import Credentials, InputReader, Naming, read_bool, require_base_url
+from .config import Credentials, InputReader, Naming, read_base_url, read_bool, require_base_url
 from .errors import ApiError, AscTokenError, InputError
 from .explain import (
     Asked,
@@ -447,7 +447,7 @@ def _facts(reply: Reply, clock: Callable[[], float]) -> VerificationResult:
 def read_preflight(inputs: InputReader, credentials: Credentials) -> Preflight:
     """`verify`, `checks` and `notary-url`: what the token command proves before the build."""
     verify = read_bool(inputs, "verify", default=True)
-    notary_url = (inputs.get("notary-url").strip() or DEFAULT_NOTARY_URL).rstrip("/")
+    notary_url = read_base_url(inputs, "notary-url", DEFAULT_NOTARY_URL)
     return Preflight(verify, read_checks(inputs, credentials.key_type, credentials.api, verify=verify), notary_url)
 
 

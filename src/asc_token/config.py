@@ -82,9 +82,18 @@ def read_credentials(inputs: InputReader) -> Credentials:
         expires_in=_expires_in(inputs, scope, api),
         scope=scope,
         key=key,
-        api_url=(inputs.get("api-url").strip() or api.url).rstrip("/"),
+        api_url=read_base_url(inputs, "api-url", api.url),
         api=api,
     )
+
+
+def read_base_url(inputs: InputReader, setting: str, default: str) -> str:
+    """A base URL setting as given; its full check waits for the request (urls.py), but one that may
+    be a key is refused now: it would be exported (ASC_API_URL) even by a run that sends nothing."""
+    raw = inputs.get(setting).strip()
+    if raw and may_be_secret_path(raw):
+        raise InputError(f"{inputs.label(setting)} is not a URL ({shown(raw)}): leave it unset for {default}.")
+    return (raw or default).rstrip("/")
 
 
 def require_base_url(inputs: Naming, setting: str, url: str, default: str) -> None:

@@ -37,8 +37,11 @@ def main(argv: Optional[List[str]] = None, *, force_cli: bool = False, io: Optio
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback, no secret
         # The exception's text could quote an input, so only its type is shown; on stderr, because
         # stdout may be a `$(asc-token --print)` (the runner reads workflow commands from both).
+        prefix = (
+            "::error title=Internal error::" if io.env.get("GITHUB_ACTIONS") == "true" else "error: Internal error: "
+        )
         print(
-            f"::error title=Internal error::asc-token-action hit an unexpected {type(exc).__name__}; "
+            f"{prefix}asc-token-action hit an unexpected {type(exc).__name__}; "
             "this is a bug in the action, not in your secrets: please open an issue with this "
             "line and the runner's OS.",
             file=io.err(),

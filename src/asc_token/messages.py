@@ -51,7 +51,7 @@ AGREEMENTS = (
 )
 FORBIDDEN_ROLE = (
     "{service} answered 403 {code}: the key is valid, but its role may not {purpose}{needed}; give key "
-    "{key_id} {grant}, or {way_out}."
+    "{key} {grant}, or {way_out}."
 )
 FORBIDDEN_REQUEST = (
     "{service} answered 403 {code} to {asked}: the key is valid, but its role may not make this request; "

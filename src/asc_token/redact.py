@@ -64,7 +64,7 @@ def quote_foreign(text: object, limit: int = FOREIGN_LIMIT) -> str:
     platform masks: anything shaped like a JWT or a long base64 run is dropped. Backticks become
     quotes, so that every code span in a message is the program's own (report.markdown_own).
     """
-    raw = str(text)[: limit * 4]
+    raw = str(text)[: limit * 4].encode("utf-8", "replace").decode("utf-8")  # lone surrogates: "?"
     cleaned = "".join(" " if is_control(c) else c for c in raw)
     cleaned = " ".join(cleaned.split()).replace("::", ": :").replace("##", "# #").replace("`", "'")
     cleaned = _JWT_LIKE.sub("[a token, not shown]", cleaned)

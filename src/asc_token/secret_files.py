@@ -19,7 +19,7 @@ from typing import Dict, List, Mapping, Optional
 
 from .errors import InputError, KeyFilesError
 from .minting import MAX_LIFETIME_SECONDS
-from .redact import may_be_secret_path
+from .redact import may_be_secret_path, shown
 
 FOLDER_NAME = "private_keys"
 IMAGE_HOME = "/opt/asc-token-action/"  # where the Dockerfile installs the package
@@ -36,6 +36,14 @@ def output_path(path: str, setting: str, example: str) -> str:
         raise InputError(
             f"{setting} is empty or looks like a key or token, not a file path (not shown): give the path "
             f"of the file to write, like {example}."
+        )
+    # The file is written beside and renamed over: a device (/dev/stdout), a pipe, a folder or a
+    # link there would be replaced by a file holding the secret.
+    if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+        raise InputError(
+            f"{setting} {shown(path, path=True)} exists and is not a regular file (a folder, link, pipe "
+            f"or device): give the path of a file to write, like {example}"
+            + (", or - for stdout." if "-" in example else ".")
         )
     return path
 

@@ -282,7 +282,12 @@ def default_session(env: Mapping[str, str]) -> Session:
     """
     import requests  # deferred: a mint-only run never pays for importing it
 
-    session = requests.Session()
+    class NoRedirects(requests.Session):
+        # Never followed; requests would still decode a Location (a non-UTF-8 one raises) to offer it.
+        def get_redirect_target(self, resp: Any) -> None:
+            return None
+
+    session = NoRedirects()
     session.trust_env = False
     bundle = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or env.get("SSL_CERT_FILE")
     if bundle:

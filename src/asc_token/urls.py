@@ -13,6 +13,8 @@ import re
 from typing import Any, Mapping, Optional, Tuple
 from urllib.parse import urljoin
 
+from .errors import InputError
+
 Origin = Tuple[str, str, int]
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
@@ -117,10 +119,15 @@ def proxy_for(url: str, env: Mapping[str, str]) -> Optional[str]:
     parts = _parse(url)
     if parts is None or parts.scheme != "https" or not parts.host or is_loopback(parts.host):
         return None
-    proxy = env.get("HTTPS_PROXY") or env.get("https_proxy") or ""
-    if not proxy.strip() or _bypassed(parts.host.lower(), env.get("NO_PROXY") or env.get("no_proxy") or ""):
+    proxy = (env.get("HTTPS_PROXY") or env.get("https_proxy") or "").strip()
+    if not proxy or _bypassed(parts.host.lower(), env.get("NO_PROXY") or env.get("no_proxy") or ""):
         return None
-    return proxy.strip()
+    if not proxy.lower().startswith(("http://", "https://")):
+        raise InputError(
+            "HTTPS_PROXY must be an http:// or https:// proxy URL (SOCKS is not supported): "
+            "set it to your proxy's http:// address, or unset it."
+        )
+    return proxy
 
 
 def _bypassed(host: str, no_proxy: str) -> bool:
