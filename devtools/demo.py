@@ -106,8 +106,10 @@ def serve_standin(argv: List[str]) -> int:
     parser.add_argument("--individual", action="store_true", help="an individual key: sub user, no iss")
     parser.add_argument("--seconds", type=float, default=600.0, help="serve this long, then stop")
     args = parser.parse_args(argv)
-    if (args.public_key is None) == (args.key_file is None):
-        parser.error("give --key-file (a throwaway key is made) or --public-key (your own key)")
+    if args.public_key is not None and args.key_file is not None:
+        parser.error("give --key-file (a throwaway key is made there) or --public-key (your own key), not both")
+    if args.public_key is None and args.key_file is None:
+        args.key_file = os.path.join(tempfile.mkdtemp(prefix="asc-token-standin-"), f"AuthKey_{args.key_id}.p8")
     facts: Dict[str, str] = {}
     if args.public_key is not None:
         with open(args.public_key, "rb") as stream:
@@ -134,6 +136,11 @@ def serve_standin(argv: List[str]) -> int:
     with open(output, "a", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as stream:
         for name, value in facts.items():
             stream.write(f"{name}={value}\n")
+    if not output:  # by hand: what to paste into another shell
+        key_setting = f" ASC_PRIVATE_KEY_PATH={facts['key-file']}" if "key-file" in facts else ""
+        issuer_setting = f" ASC_ISSUER_ID={issuer}" if issuer else " ASC_KEY_TYPE=individual"
+        print(f"# serving for {args.seconds:.0f} s; in another shell:", file=sys.stdout)
+        print(f"export ASC_API_URL={api.url} ASC_KEY_ID={args.key_id}{issuer_setting}{key_setting}")
     sys.stdout.flush()
     time.sleep(max(0.0, args.seconds))
     api.stop()

@@ -271,7 +271,7 @@ def run_checks(
             # Another API's cheap read counts bundle IDs, not apps: no app-count from it.
             result = replace(result, facts=replace(result.facts, app_count=None))
         results.append(result)
-        log(f"Check {check.entry}: {result.result}" + (f" ({result.meaning})." if result.passed else "."))
+        log(f"Check {check.entry}: {result.result}" + (f": {result.meaning}." if result.passed else "."))
         if result.passed:
             continue
         code = error_code(reply) if reply is not None else None

@@ -48,7 +48,7 @@ def build_parser() -> Parser:
         dest="verify",
         action="store_const",
         const="true",
-        help="run the --check list (default: apps, one cheap GET that proves the credentials)",
+        help="run the --check list (default: apps, one cheap GET that proves the credentials; env: ASC_VERIFY)",
     )
     parser.add_argument(
         "--no-verify", dest="verify", action="store_const", const="false", help="send no request at all"
@@ -60,7 +60,9 @@ def build_parser() -> Parser:
         help="what to prove before the build: apps (default), app:<bundle-id>, testflight, provisioning, "
         "xcode-cloud, notary; repeatable (env: ASC_CHECKS, one per line)",
     )
-    parser.add_argument("--notary-url", help=f"notary service base URL (default {DEFAULT_NOTARY_URL})")
+    parser.add_argument(
+        "--notary-url", help=f"notary service base URL (default {DEFAULT_NOTARY_URL}; env: ASC_NOTARY_URL)"
+    )
     parser.add_argument(
         "--print", dest="print_token", action="store_true", help="write the token, and only it, to stdout"
     )
