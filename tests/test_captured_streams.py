@@ -40,16 +40,6 @@ from .runner import (
 )
 
 
-def key_env(key: KeyMaterial, api: AppStoreConnectStandIn, **extra: str) -> Dict[str, str]:
-    return {
-        "ASC_PRIVATE_KEY": key.pem,
-        "ASC_KEY_ID": KEY_ID,
-        "ASC_ISSUER_ID": ISSUER_ID,
-        "ASC_API_URL": api.url,
-        **extra,
-    }
-
-
 def key_bytes(key: KeyMaterial) -> List[bytes]:
     """The key's DER encodings and its raw private scalar: what a decoded line must not contain."""
     scalar = key.key.private_numbers().private_value.to_bytes(32, "big")
@@ -88,7 +78,7 @@ def assert_no_key_in(text: str, key: KeyMaterial) -> None:
 def test_cli_streams_never_carry_the_key(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, platform_env: Dict[str, str], args: List[str]
 ) -> None:
-    run = run_cli(tmp_path, key_env(key, api, **platform_env), args)
+    run = run_cli(tmp_path, cli_env(key, ASC_API_URL=api.url, **platform_env), args)
     assert run.returncode == 0, run.stderr
     assert_no_key_in(run.stdout + run.stderr, key)
     masks = [line for line in (run.stdout + run.stderr).splitlines() if "add-mask::" in line or "setsecret]" in line]
@@ -117,7 +107,7 @@ def test_the_action_still_masks_every_form_of_the_key(tmp_path: Path, key: KeyMa
 def test_no_core_file_can_hold_the_key(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """Started with ``ulimit -c unlimited``, a request in flight still has no core file to leave behind."""
     api.inject(Fault("delay", seconds=5))
-    env = {**os.environ, **key_env(key, api)}
+    env = {**os.environ, **cli_env(key, ASC_API_URL=api.url)}
     hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
 
     def unlimited_cores() -> None:

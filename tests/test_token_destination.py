@@ -17,9 +17,9 @@ from asc_token.urls import base_url_problem, origin, proxy_for, target_problem
 from asc_token.urls import base_url_problem as api_url_problem
 from devtools.standin import AppStoreConnectStandIn
 
+from .conftest import cli_env
 from .runner import (
     ISSUER_ID,
-    KEY_ID,
     KeyMaterial,
     action_inputs,
     call_api_in_process,
@@ -35,16 +35,6 @@ def other() -> Iterator[AppStoreConnectStandIn]:
     """Another host on this machine, which must never receive anything."""
     with standin_running() as standin:
         yield standin
-
-
-def env_for(key: KeyMaterial, api: AppStoreConnectStandIn, **extra: str) -> Dict[str, str]:
-    return {
-        "ASC_PRIVATE_KEY": key.pem,
-        "ASC_KEY_ID": KEY_ID,
-        "ASC_ISSUER_ID": ISSUER_ID,
-        "ASC_API_URL": api.url,
-        **extra,
-    }
 
 
 def port(standin: AppStoreConnectStandIn) -> int:
@@ -74,7 +64,7 @@ def test_path_to_another_host_is_refused_before_anything_is_sent(
     key: KeyMaterial, api: AppStoreConnectStandIn, other: AppStoreConnectStandIn, template: str
 ) -> None:
     path = template.format(api=port(api), other=port(other))
-    code, out, logged = call_api_in_process(env_for(key, api), [path])
+    code, out, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), [path])
     assert code == 2 and out == b"", logged
     assert sent_to(api) == [] and sent_to(other) == []
     assert any("refused before anything is sent" in line for line in logged)
@@ -94,7 +84,7 @@ def test_links_next_to_another_host_stops_the_export(
 ) -> None:
     api.app_count = 3
     api.next_link_override = template.format(api=port(api), other=port(other))
-    code, out, logged = call_api_in_process(env_for(key, api), ["/v1/apps?limit=1", "--paginate"])
+    code, out, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), ["/v1/apps?limit=1", "--paginate"])
     assert code == 1 and out == b"", logged
     assert sent_to(other) == [] and len(sent_to(api)) == 1
     assert any("links.next" in line for line in logged)
@@ -105,7 +95,7 @@ def test_relative_links_next_are_resolved_against_the_page(
     key: KeyMaterial, api: AppStoreConnectStandIn, form: str
 ) -> None:
     api.app_count, api.next_link_form = 5, form
-    code, out, logged = call_api_in_process(env_for(key, api), ["/v1/apps?limit=2", "--paginate"])
+    code, out, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), ["/v1/apps?limit=2", "--paginate"])
     assert code == 0, logged
     assert len(json.loads(out)["data"]) == 5 and len(sent_to(api)) == 3
 
@@ -170,7 +160,7 @@ def test_http_proxy_never_sees_a_loopback_request(
 ) -> None:
     """requests' own environment handling would send a loopback http:// request, token included, to the proxy."""
     proxy = f"http://127.0.0.1:{port(other)}"
-    env = env_for(key, api, http_proxy=proxy, HTTP_PROXY=proxy, https_proxy=proxy, ALL_PROXY=proxy)
+    env = cli_env(key, ASC_API_URL=api.url, http_proxy=proxy, HTTP_PROXY=proxy, https_proxy=proxy, ALL_PROXY=proxy)
     run = run_cli(tmp_path, env, ["api", "/v1/apps"])
     assert run.returncode == 0, run.stderr
     assert sent_to(other) == [] and sent_to(api) == ["/v1/apps"]
@@ -181,7 +171,7 @@ def test_netrc_never_replaces_the_bearer_token(tmp_path: Path, key: KeyMaterial,
     netrc.write_text("default login someone password secret\n")
     netrc.chmod(0o600)
     for args in (["api", "/v1/apps"], ["--print"]):
-        run = run_cli(tmp_path, env_for(key, api, NETRC=str(netrc), HOME=str(tmp_path)), args)
+        run = run_cli(tmp_path, cli_env(key, ASC_API_URL=api.url, NETRC=str(netrc), HOME=str(tmp_path)), args)
         assert run.returncode == 0, run.stderr
     seen = api.tokens_seen()
     assert len(seen) == 2 and all(key.decode(token)["iss"] == ISSUER_ID for token in seen)
@@ -266,7 +256,7 @@ def test_the_ca_bundle_settings_users_are_told_to_use_still_apply(tmp_path: Path
 
 
 def test_a_socks_proxy_is_a_setting_to_fix(key: KeyMaterial) -> None:
-    env = {**env_for_url(key, "https://api.appstoreconnect.apple.com"), "HTTPS_PROXY": "socks5://127.0.0.1:1"}
+    env = cli_env(key, ASC_API_URL="https://api.appstoreconnect.apple.com", HTTPS_PROXY="socks5://127.0.0.1:1")
     code, _, logged = call_api_in_process(env, ["/v1/apps"])
     assert code == 2 and any("HTTPS_PROXY must be an http:// or https:// proxy URL" in line for line in logged), logged
 
@@ -275,9 +265,5 @@ def test_a_socks_proxy_is_a_setting_to_fix(key: KeyMaterial) -> None:
     "header", ["Content-Length: 5", "Transfer-Encoding: chunked", "Connection: close", "Expect: 100-continue"]
 )
 def test_headers_that_frame_the_message_are_refused(key: KeyMaterial, api: AppStoreConnectStandIn, header: str) -> None:
-    code, _, logged = call_api_in_process(env_for(key, api), ["/v1/apps", "-H", header])
+    code, _, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), ["/v1/apps", "-H", header])
     assert code == 2 and sent_to(api) == [] and "frames the message itself" in logged[-1]
-
-
-def env_for_url(key: KeyMaterial, url: str) -> Dict[str, str]:
-    return {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "ASC_API_URL": url}
