@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.standin import AppStoreConnectStandIn
+
 from .conftest import cli_env
 from .runner import (
     ISSUER_ID,
@@ -14,6 +16,7 @@ from .runner import (
     KeyMaterial,
     action_inputs,
     assert_no_secrets,
+    call_api_in_process,
     needs_cli,
     one_error,
     raw_key_b64,
@@ -99,3 +102,21 @@ def test_a_short_key_piece_in_the_path_setting_is_not_echoed(tmp_path: Path, key
     result = run_step(tmp_path, action_inputs(key, **{"private-key": "", "private-key-path": piece}))
     assert result.returncode == 2
     assert piece not in result.log and piece not in result.summary
+
+
+def test_key_material_as_path_or_header_name_is_never_sent(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """Refused before anything is sent: it would reach the server's (or a proxy's) logs."""
+    raw = raw_key_b64(key)
+    for args in (
+        [f"/{raw}"],
+        [f"/v1/{raw}/apps"],
+        ["/v1/apps", "-H", f"{raw.replace('+', 'A').replace('/', 'B').rstrip('=')}: 1"],
+    ):
+        code, out, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), args)
+        assert code == 2 and out == b"" and api.requests == [], logged
+        assert raw[:20] not in "\n".join(logged)
+    code, _, logged = call_api_in_process(
+        cli_env(key, ASC_API_URL=api.url),
+        ["/v1/apps?filter[bundleId]=eyJvZmZzZXQiOiIyMDAwIn0AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
+    )
+    assert code == 0, logged  # a long value in the query (a cursor is one) is not refused

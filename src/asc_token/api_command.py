@@ -54,7 +54,7 @@ from .flags import (
 )
 from .minting import TokenRequest, scope_allows
 from .platforms import platform_for
-from .redact import is_control, quote_foreign, shown
+from .redact import is_control, may_be_secret, may_be_secret_path, quote_foreign, shown
 from .secret_files import output_path
 from .transport import MAX_DOWNLOAD_BYTES, Io, NoAnswerError, Reply, Transport, parse_rate_limit
 from .urls import join_path, resolve_reference, target_problem
@@ -239,7 +239,7 @@ def read_headers(given: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
     for item in given:
         name, colon, value = item.partition(":")
         name, value = name.strip(), value.strip()
-        if not colon or not HEADER_NAME.fullmatch(name):
+        if not colon or not HEADER_NAME.fullmatch(name) or may_be_secret(name):
             raise InputError(
                 "-H/--header takes NAME:VALUE, like -H 'Accept: application/a-gzip' (the name is letters, "
                 "digits and -; what was given is not shown)."
@@ -314,6 +314,10 @@ def resolve(target: str, api_url: str, argument: str, naming: Naming, page_url: 
     """PATH joined to ``api_url`` (or a links.next resolved against ``page_url``), when that URL may
     receive the token meant for ``api_url``; refused before anything is sent."""
     url = join_path(target, api_url) if page_url is None else resolve_reference(target, page_url)
+    # A key pasted as PATH would reach the server's logs: its path (never the query, where Apple's
+    # cursors are) holds resource names and IDs, none of them key-like.
+    if page_url is None and may_be_secret_path(_path_of(target)):
+        raise InputError(f"{argument} holds what looks like key material (not shown): give an API path like /v1/apps.")
     problem = target_problem(url, api_url)
     if problem:
         raise InputError(
@@ -322,6 +326,13 @@ def resolve(target: str, api_url: str, argument: str, naming: Naming, page_url: 
             "/v1/apps, or a URL on that host."
         )
     return url
+
+
+def _path_of(target: str) -> str:
+    try:
+        return urlsplit(target).path
+    except ValueError:  # a malformed host: refused as not on the API host just after
+        return ""
 
 
 def check_scope(credentials: Credentials, method: str, url: str, inputs: Naming) -> None:
