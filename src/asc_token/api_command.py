@@ -47,16 +47,13 @@ from .flags import (
     Parser,
     add_credential_flags,
     add_platform_flags,
-    check_platform,
     credential_flags,
-    log_to,
-    refuse_extras,
+    start_command,
 )
 from .minting import TokenRequest, scope_allows
-from .platforms import platform_for
 from .redact import is_control, may_be_secret, may_be_secret_path, quote_foreign, shown
 from .secret_files import output_path
-from .transport import MAX_DOWNLOAD_BYTES, Io, NoAnswerError, Reply, Transport, parse_rate_limit
+from .transport import LOW_RATE_LIMIT, MAX_DOWNLOAD_BYTES, Io, NoAnswerError, Reply, Transport, parse_rate_limit
 from .urls import join_path, resolve_reference, target_problem
 
 METHODS = ("GET", "POST", "PATCH", "DELETE")
@@ -78,7 +75,6 @@ REFUSED_HEADERS = (
     *("te", "trailer", "keep-alive", "proxy-authorization", "proxy-connection"),
 )
 MAX_INPUT_BYTES = 4 * 1024 * 1024
-LOW_RATE_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -145,18 +141,12 @@ def build_api_parser() -> Parser:
 
 
 def main(argv: Sequence[str], io: Io) -> int:
-    parser = build_api_parser()
-    parser.use(io.out(), io.err())
-    args, extras = parser.parse_known_args(list(argv))
-    refuse_extras(parser, extras)
-    check_platform(parser, args.platform)
-    log = log_to(io.err())
-    platform = platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out())
+    args, log, platform = start_command(build_api_parser(), argv, io)
     out = _binary(io.out())
     destination: Optional[Destination] = None
     answer: Optional[Answer] = None
     try:
-        call = read_call(args, io.stdin if io.stdin is not None else _binary_stdin(), io.policy.read_timeout)
+        call = read_call(args, io.input(), io.policy.read_timeout)
         inputs = CliInputs(credential_flags(args), io.env, CREDENTIAL_SETTINGS)
         for line in inputs.disagreements():
             log(line)
@@ -194,12 +184,6 @@ def main(argv: Sequence[str], io: Io) -> int:
 
 def _binary(stream: Any) -> IO[bytes]:
     return getattr(stream, "buffer", stream)  # type: ignore[no-any-return]
-
-
-def _binary_stdin() -> IO[bytes]:
-    import sys
-
-    return sys.stdin.buffer
 
 
 def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCall:
@@ -384,8 +368,8 @@ def run_call(
             return Downloaded(spool, reply.streamed) if spool is not None and reply.streamed is not None else None
         page_url = next_url
         next_url = next_page(document, page_url, credentials, naming) if call.paginate else None
-        if (next_url is not None or pages.count > 0) and not _is_list_page(document):
-            # Pages are merged by their `data` lists; anything else cannot be joined to them.
+        if pages.count > 0 and not _is_list_page(document):
+            # Pages are merged by their `data` lists (next_page refuses a first page without one).
             raise explain_api_unfinished(
                 f"page {pages.count + 1} has no list of resources in `data`.", call.method, url
             )

@@ -13,8 +13,9 @@ from typing import Any, Callable, Collection, Dict, List, Mapping, NoReturn, Opt
 from .apis import APP_STORE_CONNECT, ENTERPRISE
 from .config import disagreement
 from .errors import EXIT_USAGE, InputError
-from .platforms import PLATFORM_NAMES
+from .platforms import PLATFORM_NAMES, Platform, platform_for
 from .redact import may_be_secret
+from .transport import Io
 
 CREDENTIAL_SETTINGS = (
     *("private-key-path", "private-key", "key-id", "issuer-id", "key-type", "expires-in", "scope", "api-url"),
@@ -223,9 +224,18 @@ def refuse_extras(parser: argparse.ArgumentParser, extras: Sequence[str], hint: 
         parser.error(f"unrecognised arguments{named} (values are not shown: they may be secrets); {hint}see --help")
 
 
-def check_platform(parser: argparse.ArgumentParser, name: Optional[str]) -> None:
-    if name is not None and name not in PLATFORM_NAMES:
+def start_command(
+    parser: Parser, argv: Sequence[str], io: Io, *, api_hint: bool = False
+) -> Tuple[argparse.Namespace, Callable[[str], None], Platform]:
+    """What both commands do first: the arguments checked, the log (stderr) and the CI platform."""
+    parser.use(io.out(), io.err())
+    args, extras = parser.parse_known_args(list(argv))
+    hint = "put api first to call the API (asc-token api PATH); " if api_hint and "api" in extras else ""
+    refuse_extras(parser, extras, hint)
+    if args.platform is not None and args.platform not in PLATFORM_NAMES:
         parser.error(f"--platform must be one of {', '.join(PLATFORM_NAMES)}")
+    log = log_to(io.err())
+    return args, log, platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out())
 
 
 def log_to(stream: TextIO) -> Callable[[str], None]:

@@ -18,13 +18,10 @@ from .flags import (
     Parser,
     add_credential_flags,
     add_platform_flags,
-    check_platform,
     credential_flags,
-    log_to,
-    refuse_extras,
+    start_command,
 )
 from .flow import run_flow
-from .platforms import platform_for
 from .redact import shown
 from .secret_files import output_path, write_secret_file
 from .transport import Io
@@ -72,13 +69,7 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str], io: Io) -> int:
-    parser = build_parser()
-    parser.use(io.out(), io.err())
-    args, extras = parser.parse_known_args(list(argv))
-    refuse_extras(parser, extras, "put api first to call the API (asc-token api PATH); " if "api" in extras else "")
-    check_platform(parser, args.platform)
-    log = log_to(io.err())
-    platform = platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out())
+    args, log, platform = start_command(build_parser(), argv, io, api_hint=True)
     printing = bool(args.print_token)
     try:
         flags = {

@@ -21,7 +21,10 @@ from . import __version__
 from .urls import proxy_for
 
 USER_AGENT = f"asc-token-action/{__version__}"
-MAX_BODY_BYTES = 4 * 1024 * 1024  # Apple's largest pages are well under this
+MAX_BODY_BYTES = 4 * 1024 * 1024
+LOW_RATE_LIMIT = (
+    100  # fewer requests left this hour than this: said in the log  # Apple's largest pages are well under this
+)
 # A body streamed to a file (a report) has a bound of its own, in size and in time.
 MAX_DOWNLOAD_BYTES = 2 * 1024**3
 DOWNLOAD_SECONDS = 15 * 60
@@ -254,7 +257,8 @@ class Transport:
 
 def _low_quota(header: str) -> str:
     _, remaining = parse_rate_limit(header)
-    return f" {remaining} requests left this hour for this key." if remaining is not None and remaining < 100 else ""
+    low = remaining is not None and remaining < LOW_RATE_LIMIT
+    return f" {remaining} requests left this hour for this key." if low else ""
 
 
 def parse_rate_limit(header: str) -> tuple[Optional[int], Optional[int]]:
@@ -306,7 +310,7 @@ class Io:
     policy: RetryPolicy = RetryPolicy()
     stdout: Optional[TextIO] = None  # None: sys.stdout when written
     stderr: Optional[TextIO] = None
-    stdin: Optional[Any] = None  # a binary stream; None: sys.stdin.buffer
+    stdin: Optional[IO[bytes]] = None  # None: sys.stdin.buffer
 
     def transport(self, log: Callable[[str], None], service: str, policy: Optional[RetryPolicy] = None) -> Transport:
         session = self.session(self.env)
@@ -317,6 +321,9 @@ class Io:
 
     def err(self) -> TextIO:
         return self.stderr or sys.stderr
+
+    def input(self) -> IO[bytes]:
+        return self.stdin if self.stdin is not None else sys.stdin.buffer
 
 
 def classify_network_error(exc: BaseException) -> Optional[str]:
