@@ -52,7 +52,7 @@ from .flags import (
 )
 from .minting import TokenRequest, scope_allows
 from .redact import is_control, may_be_secret, may_be_secret_path, quote_foreign, shown
-from .secret_files import output_path
+from .secret_files import PendingFile, output_path
 from .transport import LOW_RATE_LIMIT, MAX_DOWNLOAD_BYTES, Io, NoAnswerError, Reply, Transport, parse_rate_limit
 from .urls import join_path, resolve_reference, target_problem
 
@@ -580,53 +580,48 @@ Answer = Union[Pages, Downloaded]
 
 
 class Destination:
-    """Where the answer goes: stdout, or ``--output-file FILE``, written 0600 to a temporary name
-    beside FILE and renamed over it only when complete (as :func:`secret_files.write_secret_file`),
-    so that FILE is never half-written; ``-`` spools to a private temporary file, then stdout."""
+    """Where the answer goes: stdout, or ``--output-file FILE``, a :class:`secret_files.PendingFile`
+    renamed over FILE only when complete; ``-`` spools to a private temporary file, then stdout."""
 
     def __init__(self, path: Optional[str], out: IO[bytes]) -> None:
         self.path = path if path != "-" else None
         self.out = out
-        self.temporary: Optional[str] = None
+        self.pending: Optional[PendingFile] = None
         self.spool: Optional[IO[bytes]] = tempfile.TemporaryFile() if path == "-" else None  # noqa: SIM115
         if self.path is not None:
             try:
-                handle, self.temporary = tempfile.mkstemp(
-                    prefix=".tmp-", dir=os.path.dirname(os.path.abspath(self.path))
-                )
+                self.pending = PendingFile(self.path)
             except OSError as exc:
                 raise InputError(
                     f"--output-file {shown(self.path, path=True)} cannot be written "
                     f"({exc.strerror or type(exc).__name__}): give a file in a folder this step can write."
                 ) from None
-            self.spool = os.fdopen(handle, "w+b")
+            self.spool = self.pending.stream
 
     def deliver(self, answer: Answer, log: Callable[[str], None]) -> None:
         if self.path is None:
             answer.write_to(self.out, indent=self.out.isatty() and isinstance(answer, Pages))
             self.out.flush()
             return
-        assert self.spool is not None and self.temporary is not None
+        assert self.pending is not None
         try:
             if isinstance(answer, Pages):
-                answer.write_to(self.spool, indent=False)
-            size = self.spool.tell()
-            self.spool.close()
-            os.replace(self.temporary, self.path)
+                answer.write_to(self.pending.stream, indent=False)
+            size = self.pending.stream.tell()
+            self.pending.commit()
         except OSError as exc:
             raise DeliveryError(
                 f"--output-file {shown(self.path, path=True)} could not be written "
                 f"({exc.strerror or type(exc).__name__}); nothing was left there."
             ) from None
-        self.temporary = None
         log(f"Wrote {size} bytes to {shown(self.path, path=True)} (mode 0600).")
 
     def discard(self) -> None:
         """Whatever was not delivered: the temporary file removed, the spool closed."""
-        if self.spool is not None:
+        if self.pending is not None:
+            self.pending.discard()
+        elif self.spool is not None:
             self.spool.close()
-        if self.temporary is not None and os.path.exists(self.temporary):
-            os.unlink(self.temporary)
 
 
 def _dump(value: Any, indent: bool, level: int = 0) -> str:

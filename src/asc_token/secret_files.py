@@ -48,23 +48,39 @@ def output_path(path: str, setting: str, example: str) -> str:
     return path
 
 
-def write_secret_file(path: str, content: str) -> None:
-    """Create or replace ``path`` with ``content``: never readable by others, never half-written.
+class PendingFile:
+    """A file for ``path`` that is never readable by others and never half-written: ``stream`` is a
+    temporary file beside it (so the rename is atomic), created 0600 by mkstemp, renamed over
+    ``path`` by :meth:`commit`, removed by :meth:`discard`; an earlier file is replaced, never appended to."""
 
-    The temporary file is made in the same folder (so the rename is atomic) by mkstemp, which
-    creates it with mode 0600; an earlier file at ``path`` is replaced, never appended to.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    def __init__(self, path: str, *, make_folder: bool = False) -> None:
+        folder = os.path.dirname(os.path.abspath(path))
+        if make_folder:
+            os.makedirs(folder, exist_ok=True)
+        handle, self._temporary = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        self.path = path
+        self.stream = os.fdopen(handle, "w+b")
+        self._done = False
+
+    def commit(self) -> None:
+        self.stream.close()
+        os.replace(self._temporary, self.path)
+        self._done = True
+
+    def discard(self) -> None:
+        self.stream.close()
+        if not self._done and os.path.exists(self._temporary):
+            os.unlink(self._temporary)
+
+
+def write_secret_file(path: str, content: str) -> None:
+    """Create or replace ``path`` with ``content`` as a :class:`PendingFile` (its folders made)."""
+    pending = PendingFile(path, make_folder=True)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+        pending.stream.write(content.encode("utf-8"))
+        pending.commit()
+    finally:
+        pending.discard()
 
 
 @dataclass(frozen=True)
