@@ -8,6 +8,7 @@ already built (the release workflow tests the very image it then pushes) instead
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,7 +24,8 @@ from devtools.runnerfiles import RunnerFiles
 from .conftest import cli_env, team_inputs, verify_inputs
 from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, standin_running
 
-IMAGE = "asc-token-action:test"
+# One tag per checkout: worktrees testing side by side on one engine never run each other's image.
+IMAGE = "asc-token-action:test-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
 DOCKER = shutil.which("docker") or "docker"  # absolute: a test passes a hostile PATH through
 
 
