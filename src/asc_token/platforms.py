@@ -79,9 +79,7 @@ class GitHub(Platform):
 
     def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         # The action's outputs, nothing exported: a later step's CLI call sets outputs, no summary.
-        if publish(self._commands(), credentials, Delivery(), outcome):
-            return ["step output `token` (masked)"]
-        return []
+        return ["step output `token` (masked)"] if publish(self._commands(), credentials, Delivery(), outcome) else []
 
 
 class Azure(Platform):
@@ -92,9 +90,7 @@ class Azure(Platform):
     def mask(self, secret: str, *, printing: bool) -> None:
         if printing:
             return  # stdout is the caller's; the token is never logged by this program
-        for line in secret.splitlines():
-            if line.strip():
-                self.stdout.write(f"##vso[task.setsecret]{line.strip()}\n")
+        self.stdout.writelines(f"##vso[task.setsecret]{line.strip()}\n" for line in secret.splitlines() if line.strip())
         self.stdout.flush()
 
     def report_error(self, error: AscTokenError) -> None:
