@@ -74,8 +74,7 @@ def scope_allows(scope: Sequence[str], method: str, url: str) -> bool:
     for entry in scope:
         entry_method, _, entry_url = entry.strip().partition(" ")
         allowed = urlsplit(entry_url.strip())
-        if entry_method.upper() != method.upper() or allowed.path != target.path:
-            continue
-        if set(parse_qsl(allowed.query, keep_blank_values=True)) <= target_query:
+        method_and_path_match = entry_method.upper() == method.upper() and allowed.path == target.path
+        if method_and_path_match and set(parse_qsl(allowed.query, keep_blank_values=True)) <= target_query:
             return True
     return False
