@@ -34,7 +34,7 @@ class GitHubInputs:
     def __init__(self, env: Mapping[str, str], log: Optional[Callable[[str], None]] = None) -> None:
         self._env = env
         self._composite = env.get(COMPOSITE_MARKER[0]) == COMPOSITE_MARKER[1]
-        self._log = log
+        self._log: Callable[[str], None] = log or (lambda line: None)
         self._told: Set[str] = set()
 
     def get(self, name: str) -> str:
@@ -45,9 +45,8 @@ class GitHubInputs:
         ignored = self._env.get(other, "")
         if other != used and ignored.strip() and ignored.strip() != value.strip() and name not in self._told:
             self._told.add(name)
-            if self._log is not None:
-                why = f"this action reads the step's `with:` as {used}; {other} comes from an `env:`"
-                self._log(disagreement(name, (used, value), [(other, ignored)], label=self.label(name), why=why))
+            why = f"this action reads the step's `with:` as {used}; {other} comes from an `env:`"
+            self._log(disagreement(name, (used, value), [(other, ignored)], label=self.label(name), why=why))
         return value
 
     def label(self, name: str) -> str:
@@ -64,11 +63,7 @@ class GitHubCommands:
 
     def __init__(self, env: Mapping[str, str], stream: Optional[TextIO] = None) -> None:
         self._env = env
-        self._stream = stream
-
-    @property
-    def stream(self) -> TextIO:
-        return self._stream or sys.stdout
+        self.stream = stream or sys.stdout
 
     def mask(self, secret: str) -> None:
         # ::add-mask:: works line by line: a multi-line secret needs one command per line.

@@ -18,6 +18,7 @@ from typing import List, Optional
 from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from .errors import (
     KeyEncryptedError,
@@ -36,8 +37,6 @@ _APPLE_HINT = (
     "Integrations > App Store Connect API, pasted whole (BEGIN and END lines included) into the "
     "secret, or base64 of the file (`base64 -i AuthKey_XXXXXXXXXX.p8 | pbcopy` on a Mac)."
 )
-
-
 _MAX_KEY_FILE_BYTES = 64 * 1024
 # DER algorithm identifiers (RFC 8410) of the keys OpenSSL cannot even load at a wrong length.
 _EDWARDS_OIDS = {
@@ -60,22 +59,12 @@ class KeySource:
 
 def read_private_key(source: KeySource, workspace: Optional[str]) -> ec.EllipticCurvePrivateKey:
     """The EC P-256 key the user gave, or one :class:`PrivateKeyError` naming the setting."""
-    if source.path is None:
-        return load_private_key(source.contents or "", input_label=source.label)
-    text = _read_key_file(source.path, source.label, workspace, source.contents_label)
-    return load_private_key(text, input_label=f"the file {source.label} names")
-
-
-def resolve_key_path(path: str, workspace: Optional[str]) -> str:
-    """Relative paths are relative to the workspace, where actions/checkout put the repository."""
+    path, label = source.path, source.label
+    if path is None:
+        return load_private_key(source.contents or "", input_label=label)
+    # Relative paths are relative to the workspace, where actions/checkout put the repository.
     expanded = os.path.expanduser(path)
-    if os.path.isabs(expanded):
-        return expanded
-    return os.path.join(workspace or os.getcwd(), expanded)
-
-
-def _read_key_file(path: str, label: str, workspace: Optional[str], contents_label: str) -> str:
-    full = resolve_key_path(path, workspace)
+    full = expanded if os.path.isabs(expanded) else os.path.join(workspace or os.getcwd(), expanded)
     try:
         with open(full, "rb") as stream:
             raw = stream.read(_MAX_KEY_FILE_BYTES)
@@ -84,30 +73,29 @@ def _read_key_file(path: str, label: str, workspace: Optional[str], contents_lab
             # The key pasted into the path setting: the path itself is the secret.
             raise KeyFileUnreadableError(
                 f"{label} holds what looks like the key itself, not a path (not shown): put the "
-                f"key's contents in {contents_label} instead, and leave {label} unset.",
+                f"key's contents in {source.contents_label} instead, and leave {label} unset.",
                 details=_APPLE_HINT,
             ) from None
         if isinstance(exc, FileNotFoundError):
-            raise KeyFileUnreadableError(
+            message = (
                 f"{label} file {shown(path, path=True)} does not exist (looked in {os.path.dirname(full) or '.'}): "
                 f"check the path{' (a relative one starts at the workspace)' if workspace else ''} and that an "
                 "earlier step wrote the file."
-            ) from None
-        if isinstance(exc, IsADirectoryError):
-            raise KeyFileUnreadableError(
-                f"{label} points at a folder, not the .p8 file: give the file's path."
-            ) from None
-        # ENAMETOOLONG and friends: the value is not quoted, it may be a secret in the wrong place.
-        raise KeyFileUnreadableError(
-            f"{label} cannot be opened as a file ({exc.strerror or type(exc).__name__}; the value "
-            "is not shown): set it to the path of the AuthKey_<KEYID>.p8 file."
-        ) from None
+            )
+        elif isinstance(exc, IsADirectoryError):
+            message = f"{label} points at a folder, not the .p8 file: give the file's path."
+        else:  # ENAMETOOLONG and friends: the value is not quoted, it may be a secret in the wrong place.
+            message = (
+                f"{label} cannot be opened as a file ({exc.strerror or type(exc).__name__}; the value "
+                "is not shown): set it to the path of the AuthKey_<KEYID>.p8 file."
+            )
+        raise KeyFileUnreadableError(message) from None
     if not raw.strip():
         raise KeyFileUnreadableError(
             f"The file that {label} names ({shown(path, path=True)}) is empty: check that the step that wrote it "
             "had the secret (an empty secret writes an empty file)."
         )
-    return raw.decode("utf-8", errors="replace")
+    return load_private_key(raw.decode("utf-8", errors="replace"), input_label=f"the file {label} names")
 
 
 def load_private_key(text: str, *, input_label: str) -> ec.EllipticCurvePrivateKey:
@@ -122,21 +110,12 @@ def load_private_key(text: str, *, input_label: str) -> ec.EllipticCurvePrivateK
                 "secrets to those).\n" + _APPLE_HINT
             ),
         )
-    if "-----BEGIN" not in cleaned:
-        unwrapped = _decode_base64_wrapper(cleaned, input_label)
-        if isinstance(unwrapped, bytes):
-            return _check_curve(_load_der(unwrapped, input_label), input_label)
-        cleaned = unwrapped
-    return _check_curve(_load_pem(cleaned, input_label), input_label)
+    return _load_pem(cleaned, input_label) if "-----BEGIN" in cleaned else _load_base64(cleaned, input_label)
 
 
 def to_pkcs8_pem(key: ec.EllipticCurvePrivateKey) -> str:
     """The normalised form Apple's tools read: PEM PKCS#8, like the .p8 download."""
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode("ascii")
+    return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode("ascii")
 
 
 def secret_forms(key: ec.EllipticCurvePrivateKey, given: Optional[str] = None) -> List[str]:
@@ -146,13 +125,13 @@ def secret_forms(key: ec.EllipticCurvePrivateKey, given: Optional[str] = None) -
     its lines, its ``\\n``-escaped single line, its base64 wrapper.
     """
     forms = set()
-    for private_format in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL):
-        pem = key.private_bytes(serialization.Encoding.PEM, private_format, serialization.NoEncryption()).decode()
+    for private_format in (PrivateFormat.PKCS8, PrivateFormat.TraditionalOpenSSL):
+        pem = key.private_bytes(Encoding.PEM, private_format, NoEncryption()).decode()
         body = [line for line in pem.splitlines() if line and not line.startswith("-----")]
         forms.update(body)
         forms.add("".join(body))
-    if given and given.strip():
-        stripped = given.strip()
+    stripped = (given or "").strip()
+    if stripped:
         for line in [*stripped.splitlines(), *_unwrap(stripped).splitlines()]:
             line = line.strip().strip("\"'")
             if len(line) >= 16 and (not line.startswith("-----") or "\\n" in line):
@@ -171,8 +150,8 @@ def _unwrap(text: str) -> str:
     return value.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def _decode_base64_wrapper(value: str, input_label: str) -> str | bytes:
-    """Return PEM text when ``value`` is base64 of a PEM file, DER bytes when base64 of DER."""
+def _load_base64(value: str, input_label: str) -> ec.EllipticCurvePrivateKey:
+    """The key ``value`` is base64 of: of a PEM file, or of DER."""
     compact = "".join(value.split())
     try:
         raw = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
@@ -180,15 +159,16 @@ def _decode_base64_wrapper(value: str, input_label: str) -> str | bytes:
         raise _garbage(input_label) from None
     if b"-----BEGIN" in raw:
         try:
-            return _unwrap(raw.decode("ascii"))
+            text = raw.decode("ascii")
         except UnicodeDecodeError:
             raise _garbage(input_label) from None
+        return _load_pem(_unwrap(text), input_label)
     if raw[:1] == b"\x30" and len(raw) > 64:
-        return raw
+        return _load_der(raw, input_label)
     raise _garbage(input_label)
 
 
-def _load_pem(text: str, input_label: str) -> object:
+def _load_pem(text: str, input_label: str) -> ec.EllipticCurvePrivateKey:
     match = _PEM_BLOCK.search(text)
     if match is None:
         raise _garbage(input_label)
@@ -212,9 +192,9 @@ def _load_pem(text: str, input_label: str) -> object:
     return _load_der(der, input_label, pem_label=label)
 
 
-def _load_der(der: bytes, input_label: str, pem_label: str = "") -> object:
+def _load_der(der: bytes, input_label: str, pem_label: str = "") -> ec.EllipticCurvePrivateKey:
     try:
-        return serialization.load_der_private_key(der, password=None)
+        key = serialization.load_der_private_key(der, password=None)
     except TypeError:
         raise _encrypted(input_label) from None
     except (ValueError, UnsupportedAlgorithm, InternalError):
@@ -226,9 +206,6 @@ def _load_der(der: bytes, input_label: str, pem_label: str = "") -> object:
         if edwards is not None:
             raise _wrong_type(input_label, f"an {edwards} key") from None
         raise _truncated(input_label, "its contents do not parse as a private key") from None
-
-
-def _check_curve(key: object, input_label: str) -> ec.EllipticCurvePrivateKey:
     if isinstance(key, ec.EllipticCurvePrivateKey):
         if isinstance(key.curve, ec.SECP256R1):
             return key

@@ -114,8 +114,7 @@ def long_lived_summary() -> str:
 
 
 def long_lived_names() -> str:
-    names = list(dict.fromkeys([*LONG_LIVED_COLLECTIONS.values(), *LONG_LIVED_ENDPOINTS.values()]))
-    return ", ".join(names)
+    return ", ".join(dict.fromkeys([*LONG_LIVED_COLLECTIONS.values(), *LONG_LIVED_ENDPOINTS.values()]))
 
 
 def describe_lifetime(seconds: int) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence
 from urllib.parse import parse_qsl, urlsplit
@@ -49,11 +49,8 @@ def mint(key: ec.EllipticCurvePrivateKey, request: TokenRequest, clock: Clock) -
         raise ValueError(f"Apple refuses a {request.lifetime}-second token here ({refusal.rule} {refusal.entry})")
     issued_at = int(clock()) - min(IAT_BACKDATE_SECONDS, request.lifetime // 4)
     expires_at = issued_at + request.lifetime
-    claims: Dict[str, object] = {"aud": request.api.audience, "iat": issued_at, "exp": expires_at}
-    if request.issuer_id is None:
-        claims["sub"] = "user"
-    else:
-        claims["iss"] = request.issuer_id
+    subject = {"sub": "user"} if request.issuer_id is None else {"iss": request.issuer_id}
+    claims: Dict[str, object] = {"aud": request.api.audience, "iat": issued_at, "exp": expires_at, **subject}
     if request.scope:
         claims["scope"] = list(request.scope)
     token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": request.key_id, "typ": "JWT"})
@@ -61,8 +58,7 @@ def mint(key: ec.EllipticCurvePrivateKey, request: TokenRequest, clock: Clock) -
 
 
 def iso8601(epoch_seconds: int) -> str:
-    moment = datetime.datetime.fromtimestamp(epoch_seconds, tz=datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))
 
 
 def scope_allows(scope: Sequence[str], method: str, url: str) -> bool:
@@ -78,8 +74,7 @@ def scope_allows(scope: Sequence[str], method: str, url: str) -> bool:
     for entry in scope:
         entry_method, _, entry_url = entry.strip().partition(" ")
         allowed = urlsplit(entry_url.strip())
-        if entry_method.upper() != method.upper() or allowed.path != target.path:
-            continue
-        if set(parse_qsl(allowed.query, keep_blank_values=True)) <= target_query:
+        method_and_path_match = entry_method.upper() == method.upper() and allowed.path == target.path
+        if method_and_path_match and set(parse_qsl(allowed.query, keep_blank_values=True)) <= target_query:
             return True
     return False

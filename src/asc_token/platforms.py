@@ -19,8 +19,6 @@ from .errors import AscTokenError, DeliveryError
 from .flow import Outcome
 from .github import Delivery, GitHubCommands, publish
 
-Log = Callable[[str], None]
-
 
 class Platform:
     """The generic CI system: nothing to detect, nowhere special to put the token."""
@@ -29,26 +27,19 @@ class Platform:
     # Detected when any of these variables has its value, in any case ("": any value at all).
     markers: ClassVar[Tuple[Tuple[str, str], ...]] = ()
     workspace_variables: ClassVar[Tuple[str, ...]] = ()  # where relative key paths start: the first set
+    token_file_in_workspace: ClassVar[bool] = False  # .asc-token there, when no --output-file is given
 
-    def __init__(self, env: Mapping[str, str], log: Log, stdout: Optional[TextIO] = None) -> None:
+    def __init__(self, env: Mapping[str, str], log: Callable[[str], None], stdout: Optional[TextIO] = None) -> None:
         self.env = env
         self.log = log
-        self._stdout = stdout
-
-    @property
-    def stdout(self) -> TextIO:
-        return self._stdout or sys.stdout
-
-    @classmethod
-    def detected(cls, env: Mapping[str, str]) -> bool:
-        return any(env.get(name) and value in ("", env[name].lower()) for name, value in cls.markers)
+        self.stdout = stdout or sys.stdout
 
     def workspace(self) -> Optional[str]:
         return next((self.env[name] for name in self.workspace_variables if self.env.get(name)), None)
 
     def token_file(self) -> Optional[str]:
         """Where the token is written (0600) when no --output-file is given."""
-        return None
+        return os.path.join(self.workspace() or os.getcwd(), ".asc-token") if self.token_file_in_workspace else None
 
     def mask(self, secret: str, *, printing: bool) -> None:
         """Register a secret with the platform's log masking, before it exists anywhere else."""
@@ -88,9 +79,7 @@ class GitHub(Platform):
 
     def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         # The action's outputs, nothing exported: a later step's CLI call sets outputs, no summary.
-        if publish(self._commands(), credentials, Delivery(), outcome):
-            return ["step output `token` (masked)"]
-        return []
+        return ["step output `token` (masked)"] if publish(self._commands(), credentials, Delivery(), outcome) else []
 
 
 class Azure(Platform):
@@ -101,9 +90,7 @@ class Azure(Platform):
     def mask(self, secret: str, *, printing: bool) -> None:
         if printing:
             return  # stdout is the caller's; the token is never logged by this program
-        for line in secret.splitlines():
-            if line.strip():
-                self.stdout.write(f"##vso[task.setsecret]{line.strip()}\n")
+        self.stdout.writelines(f"##vso[task.setsecret]{line.strip()}\n" for line in secret.splitlines() if line.strip())
         self.stdout.flush()
 
     def report_error(self, error: AscTokenError) -> None:
@@ -146,8 +133,8 @@ class Bitrise(Platform):
 
     def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         minted = outcome.minted
-        run_with_stdin(["envman", "add", "--key", "ASC_TOKEN", "--sensitive"], minted.token, self.env, "envman")
-        run_with_stdin(["envman", "add", "--key", "ASC_TOKEN_EXPIRES_AT"], minted.expires_at_iso, self.env, "envman")
+        run_with_stdin(["envman", "add", "--key", "ASC_TOKEN", "--sensitive"], minted.token, self.env)
+        run_with_stdin(["envman", "add", "--key", "ASC_TOKEN_EXPIRES_AT"], minted.expires_at_iso, self.env)
         return ["sensitive env var ASC_TOKEN (envman --sensitive)"]
 
 
@@ -155,13 +142,11 @@ class Buildkite(Platform):
     name = "buildkite"
     markers = (("BUILDKITE", "true"),)
     workspace_variables = ("BUILDKITE_BUILD_CHECKOUT_PATH",)
-
-    def token_file(self) -> Optional[str]:
-        return os.path.join(self.workspace() or os.getcwd(), ".asc-token")
+    token_file_in_workspace = True
 
     def mask(self, secret: str, *, printing: bool) -> None:
         # Before the first request: a server echoing the Authorization header must meet a redactor.
-        run_with_stdin(["buildkite-agent", "redactor", "add"], secret + "\n", self.env, "buildkite-agent")
+        run_with_stdin(["buildkite-agent", "redactor", "add"], secret + "\n", self.env)
 
     def key_mask(self, *, printing: bool) -> Optional[Mask]:
         return lambda secret: self.mask(secret, printing=printing)  # a pipe to the agent, not a log
@@ -184,9 +169,10 @@ class Woodpecker(Platform):
     name = "woodpecker"
     markers: ClassVar[Tuple[Tuple[str, str], ...]] = (("CI", "woodpecker"), ("CI_SYSTEM_NAME", "woodpecker"))
     workspace_variables = ("CI_WORKSPACE",)
+    token_file_in_workspace = True
 
     def token_file(self) -> Optional[str]:
-        return self.env.get("PLUGIN_OUTPUT_FILE") or os.path.join(self.workspace() or os.getcwd(), ".asc-token")
+        return self.env.get("PLUGIN_OUTPUT_FILE") or super().token_file()
 
 
 class Drone(Woodpecker):
@@ -205,9 +191,7 @@ class Bitbucket(Platform):
     name = "bitbucket"
     markers = (("BITBUCKET_BUILD_NUMBER", ""),)
     workspace_variables = ("BITBUCKET_CLONE_DIR",)
-
-    def token_file(self) -> Optional[str]:
-        return os.path.join(self.workspace() or os.getcwd(), ".asc-token")
+    token_file_in_workspace = True
 
 
 # Detection order matters: some platforms also set another's variables for compatibility.
@@ -227,24 +211,25 @@ PLATFORM_NAMES = [platform.name for platform in PLATFORMS] + [Platform.name]
 
 
 def platform_for(env: Mapping[str, str], name: Optional[str] = None) -> Type[Platform]:
-    """The platform called ``name``, or the first detected one, or the generic one."""
+    """The platform called ``name``, or the first detected one (by its ``markers``), or the generic one."""
     for platform in PLATFORMS:
-        if platform.name == name or (name is None and platform.detected(env)):
+        detected = any(env.get(var) and value in ("", env[var].lower()) for var, value in platform.markers)
+        if platform.name == name or (name is None and detected):
             return platform
     return Platform
 
 
-def run_with_stdin(argv: List[str], secret: str, env: Mapping[str, str], tool: str) -> None:
+def run_with_stdin(argv: List[str], secret: str, env: Mapping[str, str]) -> None:
     try:
         completed = subprocess.run(
             argv, input=secret, text=True, env=dict(env), capture_output=True, timeout=30, check=False
         )
     except FileNotFoundError:
         raise DeliveryError(
-            f"{tool} was not found on PATH, so the token could not be handed on: run this on the "
+            f"{argv[0]} was not found on PATH, so the token could not be handed on: run this on the "
             "platform's agent, or pass --output-file PATH."
         ) from None
     except subprocess.TimeoutExpired:
-        raise DeliveryError(f"{tool} did not finish within 30 s while the token was being handed on.") from None
+        raise DeliveryError(f"{argv[0]} did not finish within 30 s while the token was being handed on.") from None
     if completed.returncode != 0:
         raise DeliveryError(f"{' '.join(argv[:3])} failed with exit code {completed.returncode}.")

@@ -15,7 +15,7 @@ import os
 import stat
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, Mapping, Optional
 
 from .errors import InputError, KeyFilesError
 from .minting import MAX_LIFETIME_SECONDS
@@ -130,15 +130,13 @@ def write_key_files(
     }
     if issuer_id is not None:
         fastlane["issuer_id"] = issuer_id  # individual keys have none; fastlane then uses sub: user
-    written: List[str] = []
     try:
         for path, content in ((key_path, key_pem), (json_path, json.dumps(fastlane, indent=2) + "\n")):
             write_secret_file(path, content)
-            written.append(path)
     except OSError as exc:
-        for done in written:  # both files or neither: a tool must not find a key without its JSON
+        if path == json_path:  # both files or neither: a tool must not find a key without its JSON
             with contextlib.suppress(OSError):
-                os.unlink(done)
+                os.unlink(key_path)
         raise KeyFilesError(
             f"write-key-files could not write {path} ({exc.strerror or type(exc).__name__}): RUNNER_TEMP "
             "must be a folder this step can write, with free space."
@@ -184,9 +182,8 @@ def is_container_action(env: Mapping[str, str], *, in_container: bool, code_path
     The composite action runs from the action's checkout, never from the image's install, also
     in a ``container:`` job; there RUNNER_TEMP is the job container's mounted /__w/_temp.
     """
-    if env.get("GITHUB_ACTIONS") != "true" or not in_container or not code_path.startswith(IMAGE_HOME):
-        return False
-    return not env.get("RUNNER_TEMP", "").startswith("/__w/")
+    in_image = env.get("GITHUB_ACTIONS") == "true" and in_container and code_path.startswith(IMAGE_HOME)
+    return in_image and not env.get("RUNNER_TEMP", "").startswith("/__w/")
 
 
 def _in_container() -> bool:
