@@ -257,29 +257,19 @@ def run_checks(
                 f"The {naming.label('scope')} does not cover GET {scope_path}; checking {check.entry} "
                 f"with a separate unscoped {SEPARATE_TOKEN_LIFETIME}-second token."
             )
-        asked = _asked(check, url, credentials, naming, alone=len(preflight.checks) == 1, api=api)
-        result, reply = _run_one(
-            check,
-            asked,
-            tokens.unscoped(SEPARATE_TOKEN_LIFETIME) if separate else tokens,
-            separate,
-            transport,
-            naming,
-            clock,
-        )
+        asked = _asked(check, url, credentials, naming, alone=len(preflight.checks) == 1)
+        check_tokens = tokens.unscoped(SEPARATE_TOKEN_LIFETIME) if separate else tokens
+        result, reply = _run_one(check, asked, check_tokens, transport, naming, clock)
         if check.name == "apps" and not api.counts_apps and result.facts is not None:
             # Another API's cheap read counts bundle IDs, not apps: no app-count from it.
             result = replace(result, facts=replace(result.facts, app_count=None))
-        results.append(result)
+        results.append(replace(result, separate_token=separate))
         log(f"Check {check.entry}: {result.result}" + (f": {result.meaning}." if result.passed else "."))
-        if result.passed:
-            continue
-        code = error_code(reply) if reply is not None else None
-        if reply is None and result.result == "unreachable":
+        if reply is None:
             unreachable[host] = f"{host} could not be reached"
-        elif reply is not None and reply.status == 401:
+        elif reply.status == 401:
             stop_reason = "the credentials were refused with 401"
-        elif reply is not None and reply.status == 403 and is_agreements_code(code):
+        elif reply.status == 403 and is_agreements_code(error_code(reply)):
             stop_reason = "a required agreement is missing or expired"
     failed = [r for r in results if r.error is not None]
     if failed:
@@ -288,14 +278,9 @@ def run_checks(
 
 
 def _run_one(
-    check: Check,
-    asked: Asked,
-    tokens: BearerTokens,
-    separate: bool,
-    transport: Transport,
-    naming: Naming,
-    clock: Callable[[], float],
+    check: Check, asked: Asked, tokens: BearerTokens, transport: Transport, naming: Naming, clock: Callable[[], float]
 ) -> Tuple[CheckResult, Optional[Reply]]:
+    """The check's result, and the answer (None when none came)."""
     spec = spec_for(check.name, asked.api)
     try:
         reply = transport.send("GET", asked.url, tokens)
@@ -308,8 +293,8 @@ def _run_one(
         return CheckResult(check, False, outcome, _failure_meaning(spec, reply, asked), error=explained), reply
     facts = _facts(reply, clock)
     if check.name != "app":
-        return CheckResult(check, True, "passed", spec.proves, facts=facts, separate_token=separate), reply
-    return _app_result(check, reply, facts, asked.key_type, naming, separate), reply
+        return CheckResult(check, True, "passed", spec.proves, facts=facts), reply
+    return _app_result(check, reply, facts, asked.key_type, naming), reply
 
 
 def _accepted(reply: Reply) -> bool:
@@ -328,8 +313,8 @@ def _failure_meaning(spec: CheckSpec, reply: Reply, asked: Asked) -> str:
     return spec.if_missing
 
 
-def _asked(check: Check, url: str, credentials: Credentials, naming: Naming, *, alone: bool, api: Api) -> Asked:
-    spec = spec_for(check.name, api)
+def _asked(check: Check, url: str, credentials: Credentials, naming: Naming, *, alone: bool) -> Asked:
+    spec = spec_for(check.name, credentials.api)
     if check.name == "apps" and alone:
         way_out = f"set {naming.assignment('verify', 'false')} if it only needs other resources"
     else:
@@ -337,7 +322,7 @@ def _asked(check: Check, url: str, credentials: Credentials, naming: Naming, *, 
     return Asked(
         url,
         credentials.key_type,
-        api,
+        credentials.api,
         key_id=credentials.key_id,
         purpose=spec.purpose,
         grant=spec.grant,
@@ -348,12 +333,9 @@ def _asked(check: Check, url: str, credentials: Credentials, naming: Naming, *, 
     )
 
 
-def _app_result(
-    check: Check, reply: Reply, facts: VerificationResult, key_type: str, naming: Naming, separate: bool
-) -> CheckResult:
-    spec = CHECKS["app"]
-    body = json.loads(reply.body)
-    data = body.get("data") if isinstance(body, dict) else None
+def _app_result(check: Check, reply: Reply, facts: VerificationResult, key_type: str, naming: Naming) -> CheckResult:
+    if_missing = CHECKS["app"].if_missing
+    data = json.loads(reply.body)["data"]  # a list or an object (_accepted)
     apps = [app for app in data if isinstance(app, dict)] if isinstance(data, list) else []
     matching = [app for app in apps if _attribute(app, "bundleId") == check.bundle_id]
     total = facts.app_count if facts.app_count is not None else len(apps)
@@ -363,24 +345,13 @@ def _app_result(
             "app's full bundle ID, so that app-id names one app.",
             details="App Store Connect filtered its apps by filter[bundleId] and returned more than one.",
         )
-        return CheckResult(check, False, f"{total} apps match", spec.if_missing, facts=facts, error=error)
+        return CheckResult(check, False, f"{total} apps match", if_missing, facts=facts, error=error)
     if not matching:
-        return CheckResult(
-            check, False, "no such app", spec.if_missing, facts=facts, error=_no_such_app(check, key_type, naming)
-        )
-    app = matching[0]
-    app_id = quote_foreign(app.get("id", ""), 40)
-    app_name = quote_foreign(_attribute(app, "name"), 200)
-    return CheckResult(
-        check,
-        True,
-        "passed",
-        f"app-id {app_id} ({app_name}), for altool --apple-id and API calls",
-        facts=facts,
-        app_id=app_id,
-        app_name=app_name,
-        separate_token=separate,
-    )
+        error = _no_such_app(check, key_type, naming)
+        return CheckResult(check, False, "no such app", if_missing, facts=facts, error=error)
+    app_id, app_name = quote_foreign(matching[0].get("id", ""), 40), quote_foreign(_attribute(matching[0], "name"), 200)
+    meaning = f"app-id {app_id} ({app_name}), for altool --apple-id and API calls"
+    return CheckResult(check, True, "passed", meaning, facts=facts, app_id=app_id, app_name=app_name)
 
 
 def _no_such_app(check: Check, key_type: str, naming: Naming) -> AppNotFoundError:
@@ -428,20 +399,12 @@ def _failure(results: Sequence[CheckResult], failed: Sequence[CheckResult], nami
 
 
 def _facts(reply: Reply, clock: Callable[[], float]) -> VerificationResult:
-    body = json.loads(reply.body)
-    total = None
-    meta = body.get("meta") if isinstance(body, dict) else None
+    meta = json.loads(reply.body).get("meta")  # the body is Apple's JSON object (_accepted)
     paging = meta.get("paging") if isinstance(meta, dict) else None
-    if isinstance(paging, dict) and isinstance(paging.get("total"), int):
-        total = paging["total"]  # optional in Apple's schema: no count at all without it
+    # paging.total is optional in Apple's schema: no count at all without it.
+    app_count = paging["total"] if isinstance(paging, dict) and isinstance(paging.get("total"), int) else None
     limit, remaining = parse_rate_limit(reply.header("x-rate-limit"))
-    return VerificationResult(
-        app_count=total,
-        rate_limit_remaining=remaining,
-        rate_limit_limit=limit,
-        attempts=reply.attempts,
-        clock_skew_seconds=measure_skew(reply, clock),
-    )
+    return VerificationResult(app_count, remaining, limit, reply.attempts, measure_skew(reply, clock))
 
 
 def read_preflight(inputs: InputReader, credentials: Credentials) -> Preflight:

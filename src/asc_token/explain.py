@@ -22,6 +22,8 @@ from .transport import Reply
 
 SKEW_TOLERANCE_SECONDS = 60
 AGREEMENTS_CODE = "FORBIDDEN.REQUIRED_AGREEMENTS_MISSING_OR_EXPIRED"
+# What a message says when Apple's answer has no code of its own.
+_DEFAULT_CODES = {401: "NOT_AUTHORIZED", 403: "FORBIDDEN", 429: "RATE_LIMIT_EXCEEDED"}
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def explain_reply(reply: Reply, asked: Asked, naming: Naming, clock: Callable[[]
     fields = {
         "service": service,
         "status": status,
-        "code": code or "",
+        "code": code or _DEFAULT_CODES.get(status, ""),
         "tried": f" after {asked.attempts} attempts" if asked.attempts > 1 else "",
         "url": quote_foreign(asked.url),
         "url_setting": naming.label(asked.setting),
@@ -154,45 +156,36 @@ def explain_reply(reply: Reply, asked: Asked, naming: Naming, clock: Callable[[]
         message = text.PROXY_PAGE.format(**fields, body=summarise_body(reply))
         return NotAppleError(message, details=f"The request went to {fields['url']}.", title=elsewhere)
     said = apple_said(reply)
+    details = f"Apple said: {said}"
     if status == 401 and skew is not None and abs(skew) > SKEW_TOLERANCE_SECONDS:
         direction = "ahead of" if skew < 0 else "behind"
-        message = text.CLOCK_SKEW.format(
-            **{**fields, "code": code or "NOT_AUTHORIZED"}, skew=describe_duration(skew), direction=direction
-        )
-        return ApiError(
-            message,
-            details=text.CLOCK_SKEW_DETAILS.format(service=service, seconds=f"{abs(skew):.0f}", said=said),
-            title=rejected,
-        )
-    if status == 401:
+        message = text.CLOCK_SKEW.format(**fields, skew=describe_duration(skew), direction=direction)
+        details = text.CLOCK_SKEW_DETAILS.format(service=service, seconds=f"{abs(skew):.0f}", said=said)
+    elif status == 401:
         individual = asked.key_type == "individual"
         headline = text.UNAUTHORIZED_HEADLINE_INDIVIDUAL if individual else text.UNAUTHORIZED_HEADLINE_TEAM
         causes = text.UNAUTHORIZED_CAUSES_INDIVIDUAL if individual else text.UNAUTHORIZED_CAUSES_TEAM
         tried = f" {asked.attempts} times, each with a freshly signed token" if asked.attempts > 1 else ""
-        filled = {**fields, "code": code or "NOT_AUTHORIZED", "tried": tried}
-        message = text.UNAUTHORIZED.format(**filled, headline=headline.format(**fields))
+        message = text.UNAUTHORIZED.format(**{**fields, "tried": tried}, headline=headline.format(**fields))
         listed = "\n".join(f"{n}. {cause.format(**fields)}" for n, cause in enumerate(causes, 1))
-        return ApiError(
-            message, details=f"Likely causes, most likely first:\n{listed}\nApple said: {said}", title=rejected
-        )
-    if status == 403 and is_agreements_code(code):
-        return ApiError(text.AGREEMENTS.format(**fields), details=f"Apple said: {said}", title=rejected)
-    if status == 403:
+        details = f"Likely causes, most likely first:\n{listed}\n{details}"
+    elif status == 403 and is_agreements_code(code):
+        message = text.AGREEMENTS.format(**fields)
+    elif status == 403:
         message = text.FORBIDDEN_ROLE.format(
-            **{**fields, "code": code or "FORBIDDEN"},
+            **fields,
             purpose=asked.purpose,
             needed=f", which {asked.needed_for}" if asked.needed_for else "",
             grant=asked.grant,
             way_out=asked.way_out or f"set {naming.assignment('verify', 'false')} if it only needs other resources",
         )
-        return ApiError(message, details=f"Apple said: {said}", title=rejected)
-    if status == 429:
-        message = text.RATE_LIMITED.format(**{**fields, "code": code or "RATE_LIMIT_EXCEEDED"})
-        return ApiError(message, details=f"Apple said: {said}", title=rejected)
-    if status >= 500:
-        return ApiError(text.SERVER_TROUBLE.format(**fields), details=f"The last answer was: {said}", title=rejected)
-    message = " ".join(text.OTHER_STATUS.format(**fields).split())
-    return ApiError(message, details=f"Apple said: {said}", title=rejected)
+    elif status == 429:
+        message = text.RATE_LIMITED.format(**fields)
+    elif status >= 500:
+        message, details = text.SERVER_TROUBLE.format(**fields), f"The last answer was: {said}"
+    else:
+        message = " ".join(text.OTHER_STATUS.format(**fields).split())
+    return ApiError(message, details=details, title=rejected)
 
 
 def is_agreements_code(code: Optional[str]) -> bool:
@@ -246,9 +239,8 @@ def explain_api_reply(reply: Reply, asked: Asked, method: str, naming: Naming, c
     explains them; other 4xx are about the request itself: what was asked, and what Apple points at.
     """
     code = error_code(reply)
-    if not (400 <= reply.status < 500) or reply.status in (401, 429) or is_agreements_code(code):
-        return explain_reply(reply, asked, naming, clock)
-    if not is_apple_json(reply):
+    about_the_request = 400 <= reply.status < 500 and reply.status not in (401, 429) and not is_agreements_code(code)
+    if not about_the_request or not is_apple_json(reply):
         return explain_reply(reply, asked, naming, clock)
     fields = {
         "service": asked.service,
@@ -257,17 +249,11 @@ def explain_api_reply(reply: Reply, asked: Asked, method: str, naming: Naming, c
         "asked": f"{method} {quote_foreign(asked.url)}",
         "key_id": naming.label("key-id"),
     }
-    details = f"Apple said:\n{apple_said(reply, _MAX_ERRORS_SHOWN)}"
-    title = f"{asked.service} rejected the request"
-    if reply.status == 403:
-        template = text.FORBIDDEN_REQUEST
-    elif reply.status == 404:
-        template = text.NOT_FOUND
-    else:
-        errors = apple_errors(reply)
-        where = _source(errors[0]) if errors else ""
-        fields["pointed"] = f" ({where})" if where else ""
-        template = text.REQUEST_REFUSED
+    errors = apple_errors(reply)
+    where = _source(errors[0]) if errors else ""
+    fields["pointed"] = f" ({where})" if where else ""  # REQUEST_REFUSED: what Apple points at
+    template = {403: text.FORBIDDEN_REQUEST, 404: text.NOT_FOUND}.get(reply.status, text.REQUEST_REFUSED)
+    details, title = f"Apple said:\n{apple_said(reply, _MAX_ERRORS_SHOWN)}", f"{asked.service} rejected the request"
     return ApiError(" ".join(template.format(**fields).split()), details=details, title=title)
 
 

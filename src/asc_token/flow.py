@@ -19,7 +19,6 @@ class Outcome:
     minted: MintedToken
     verification: Optional[VerificationResult] = None
     key_files: Optional[KeyFiles] = None
-    verified_with_separate_token: bool = False
     checks: Tuple[CheckResult, ...] = ()  # every check's result, in the order given
 
 
@@ -63,10 +62,4 @@ def run_flow(
     facts = apps.facts if apps is not None else next((r.facts for r in reversed(results) if r.facts), None)
     if apps is None and facts is not None:
         facts = replace(facts, app_count=None)  # only the apps check counts apps
-    return Outcome(
-        minted,
-        verification=facts,
-        key_files=key_files,
-        verified_with_separate_token=apps is not None and apps.separate_token,
-        checks=results,
-    )
+    return Outcome(minted, verification=facts, key_files=key_files, checks=results)

@@ -9,7 +9,7 @@ from .apis import APP_STORE_CONNECT
 from .checks import CheckResult, ChecksFailedError, Preflight
 from .config import Credentials, Naming
 from .errors import AscTokenError
-from .explain import describe_duration
+from .explain import SKEW_TOLERANCE_SECONDS, describe_duration
 from .flow import Outcome
 from .minting import MAX_LIFETIME_SECONDS
 from .redact import is_control
@@ -37,12 +37,10 @@ def summary_markdown(
             lines.append(f"| Scope | {'<br>'.join(markdown_text(s) for s in credentials.scope)} |")
     if outcome is not None:
         lifetime = outcome.minted.expires_at - outcome.minted.issued_at
-        if lifetime <= MAX_LIFETIME_SECONDS:
-            lines.append(f"| Expires | {outcome.minted.expires_at_iso} ({lifetime} s after `iat`) |")
-        else:
-            lines.append(
-                f"| Expires | {outcome.minted.expires_at_iso} ({lifetime} s, {describe_duration(lifetime)}, after `iat`) |"
-            )
+        long_lived = lifetime > MAX_LIFETIME_SECONDS
+        length = f"{lifetime} s, {describe_duration(lifetime)}," if long_lived else f"{lifetime} s"
+        lines.append(f"| Expires | {outcome.minted.expires_at_iso} ({length} after `iat`) |")
+        if long_lived:
             lines.append(
                 "| Long-lived | ⚠️ this token works until it expires: store it as a secret (never in a log, "
                 "artifact or repository), rotate it before then, and revoke the key if it leaks |"
@@ -53,14 +51,15 @@ def summary_markdown(
         elif result is not None:
             apps = f", {result.app_count} apps visible" if result.app_count is not None else ""
             tries = f" after {result.attempts} attempts" if result.attempts > 1 else ""
-            how = " (with a separate unscoped token)" if outcome.verified_with_separate_token else ""
+            separate = any(r.separate_token for r in outcome.checks if r.check.name == "apps")
+            how = " (with a separate unscoped token)" if separate else ""
             lines.append(f"| Verification | ✅ credentials accepted{how}{apps}{tries} |")
             if result.rate_limit_remaining is not None:
                 of = f" of {result.rate_limit_limit}" if result.rate_limit_limit is not None else ""
                 lines.append(f"| Rate limit | {result.rate_limit_remaining}{of} requests left this hour |")
             else:
                 lines.append("| Rate limit | not reported |")
-            if result.clock_skew_seconds is not None and abs(result.clock_skew_seconds) > 60:
+            if result.clock_skew_seconds is not None and abs(result.clock_skew_seconds) > SKEW_TOLERANCE_SECONDS:
                 lines.append(
                     f"| Clock | ⚠️ runner differs from Apple by {describe_duration(result.clock_skew_seconds)} |"
                 )
@@ -69,10 +68,7 @@ def summary_markdown(
             lines.append(f"| Key files | {markdown_text(files.key_path)}, {markdown_text(files.api_key_json_path)} |")
     if error is not None and credentials is not None:
         lines.append("| Result | ❌ failed |")
-    results = outcome.checks if outcome is not None else ()
-    if isinstance(error, ChecksFailedError):
-        results = error.results
-    lines += check_rows(results)
+    lines += check_rows(error.results if isinstance(error, ChecksFailedError) else outcome.checks if outcome else ())
     if error is not None:
         lines += ["", f"**{error.title}**", "", markdown_own(error.message)]
         if error.details:
