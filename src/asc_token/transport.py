@@ -16,7 +16,7 @@ import ssl
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Dict, Iterator, Mapping, Optional, Protocol, TextIO, Tuple, cast
+from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, TextIO, Tuple, cast
 
 from . import __version__
 from .urls import proxy_for
@@ -188,12 +188,13 @@ class Transport:
             sink = download(status, headers_in) if download is not None else None
             try:
                 if sink is None:
-                    content, truncated = self._read_body(response, deadline)
-                    return Reply(status, headers_in, content, attempt, truncated)
+                    chunks: List[bytes] = []
+                    truncated = self._read_body(response, deadline, chunks.append, MAX_BODY_BYTES)
+                    return Reply(status, headers_in, b"".join(chunks), attempt, truncated)
                 sink.seek(0)
                 sink.truncate()  # an earlier attempt's part
                 later = max(deadline, self.monotonic() + DOWNLOAD_SECONDS)
-                _, truncated = self._read_body(response, later, sink.write, MAX_DOWNLOAD_BYTES)
+                truncated = self._read_body(response, later, sink.write, MAX_DOWNLOAD_BYTES)
                 return Reply(status, headers_in, b"", attempt, truncated, streamed=sink.tell())
             finally:
                 close = getattr(response, "close", None)
@@ -205,18 +206,9 @@ class Transport:
                 raise
             raise NoAnswerError(kind, attempt) from None
 
-    def _read_body(
-        self,
-        response: Any,
-        deadline: float,
-        write: Optional[Callable[[bytes], object]] = None,
-        limit: int = MAX_BODY_BYTES,
-    ) -> tuple[bytes, bool]:
-        """At most ``limit`` bytes, kept or handed to ``write``, and never past the deadline (a server may
-        trickle a byte a second)."""
-        chunks: list[bytes] = []
-        keep = write or chunks.append
-        size = 0
+    def _read_body(self, response: Any, deadline: float, write: Callable[[bytes], object], limit: int) -> bool:
+        """Whether the body was cut at ``limit`` bytes; hands them to ``write``, never past the deadline (a
+        server may trickle a byte a second)."""
         read1 = getattr(getattr(response, "raw", None), "read1", None)
         source: Iterator[bytes]
         if callable(read1):
@@ -227,14 +219,15 @@ class Transport:
             source = response.iter_content(16 * 1024)
         else:
             source = iter([bytes(response.content)])
+        size = 0
         for chunk in source:
-            keep(chunk[: limit - size])
+            write(chunk[: limit - size])
             size += len(chunk)
             if size >= limit:
-                return b"".join(chunks), True
+                return True
             if self.monotonic() > deadline:
                 raise TimeoutError("the body was still arriving at the deadline")
-        return b"".join(chunks), False
+        return False
 
     def _retry_after(self, reply: Reply) -> Optional[float]:
         raw = reply.header("retry-after").strip()
