@@ -162,14 +162,17 @@ def _key_source(inputs: InputReader) -> KeySource:
     )
 
 
-def _key_type(inputs: InputReader) -> str:
-    raw = inputs.get("key-type").strip().lower() or "team"
-    if raw not in ("team", "individual"):
-        raise InputError(
-            f"{inputs.label('key-type')} must be team or individual, not {shown(raw)}: use team "
-            "for keys from the Integrations > Team Keys tab, individual for a user's own key.",
-        )
+def _choice(inputs: InputReader, name: str, choices: Sequence[str], advice: str) -> str:
+    """The setting lowercased, when unset ('') or one of ``choices``."""
+    raw = inputs.get(name).strip().lower()
+    if raw and raw not in choices:
+        raise InputError(f"{inputs.label(name)} must be {' or '.join(choices)}, not {shown(raw)}: {advice}")
     return raw
+
+
+def _key_type(inputs: InputReader) -> str:
+    advice = "use team for keys from the Integrations > Team Keys tab, individual for a user's own key."
+    return _choice(inputs, "key-type", ("team", "individual"), advice) or "team"
 
 
 def _key_id(inputs: InputReader) -> str:
@@ -299,14 +302,11 @@ def _lifetime_error(inputs: InputReader, lifetime: int, refusal: Refusal, api: A
 
 
 def _api(inputs: InputReader) -> Api:
-    raw = inputs.get("api").strip().lower()
-    if raw and raw not in APIS:
-        raise InputError(
-            f"{inputs.label('api')} must be app-store-connect or enterprise, not {shown(raw)}: use "
-            "enterprise for a key created in an Apple Developer Enterprise Program account, or "
-            "leave it unset for App Store Connect.",
-        )
-    return APIS[raw] if raw else APP_STORE_CONNECT
+    advice = (
+        "use enterprise for a key created in an Apple Developer Enterprise Program account, or "
+        "leave it unset for App Store Connect."
+    )
+    return APIS[_choice(inputs, "api", tuple(APIS), advice) or APP_STORE_CONNECT.name]
 
 
 def _scope(inputs: InputReader) -> Tuple[str, ...]:
