@@ -1,8 +1,7 @@
-"""Validate what the user configured into :class:`Settings`, naming the setting on every error.
+"""Validate what the user configured, naming the setting on every error as the user spells it.
 
-Sources differ per front end (action inputs, flags, environment variables), so validation reads
-through an :class:`InputReader`, which also says how the user spells each setting: every message
-names settings through it, never by a hard-coded name.
+Front ends differ (action inputs, flags, environment variables), so validation reads through an
+:class:`InputReader`, whose labels name the settings in every message: never a hard-coded name.
 """
 
 from __future__ import annotations
@@ -126,13 +125,9 @@ def disagreement(
 
 def read_bool(inputs: InputReader, name: str, *, default: bool) -> bool:
     raw = inputs.get(name).strip()
-    if raw == "":
-        return default
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise InputError(f"{inputs.label(name)} must be true or false, not {shown(raw)}.")
+    if raw and raw not in _TRUE | _FALSE:
+        raise InputError(f"{inputs.label(name)} must be true or false, not {shown(raw)}.")
+    return raw in _TRUE if raw else default
 
 
 def _key_source(inputs: InputReader) -> KeySource:
@@ -167,19 +162,21 @@ def _key_source(inputs: InputReader) -> KeySource:
     )
 
 
-def _key_type(inputs: InputReader) -> str:
-    raw = inputs.get("key-type").strip().lower() or "team"
-    if raw not in ("team", "individual"):
-        raise InputError(
-            f"{inputs.label('key-type')} must be team or individual, not {shown(raw)}: use team "
-            "for keys from the Integrations > Team Keys tab, individual for a user's own key.",
-        )
+def _choice(inputs: InputReader, name: str, choices: Sequence[str], advice: str) -> str:
+    """The setting lowercased, when unset ('') or one of ``choices``."""
+    raw = inputs.get(name).strip().lower()
+    if raw and raw not in choices:
+        raise InputError(f"{inputs.label(name)} must be {' or '.join(choices)}, not {shown(raw)}: {advice}")
     return raw
 
 
+def _key_type(inputs: InputReader) -> str:
+    advice = "use team for keys from the Integrations > Team Keys tab, individual for a user's own key."
+    return _choice(inputs, "key-type", ("team", "individual"), advice) or "team"
+
+
 def _key_id(inputs: InputReader) -> str:
-    label = inputs.label("key-id")
-    raw = inputs.get("key-id").strip()
+    label, raw = inputs.label("key-id"), inputs.get("key-id").strip()
     if not raw:
         raise InputError(
             f"{label} is empty: set it to the 10-character Key ID shown next to the key in App "
@@ -208,8 +205,7 @@ def _key_id(inputs: InputReader) -> str:
 
 
 def _issuer_id(inputs: InputReader, key_type: str) -> Optional[str]:
-    label = inputs.label("issuer-id")
-    raw = inputs.get("issuer-id").strip()
+    label, raw = inputs.label("issuer-id"), inputs.get("issuer-id").strip()
     if key_type == "individual":
         return None  # an individual key's token carries `sub: user` and no issuer
     if not raw:
@@ -249,11 +245,7 @@ def _looks_like_path(text: str) -> bool:
     """A file's path or name where the key's contents belong (never key material: that is not a path)."""
     if not text or "\n" in text or may_be_secret_path(text):
         return False
-    return (
-        text.lower().endswith(".p8")
-        or text.startswith(("./", "../", "~/", "/"))
-        or bool(re.match(r"[A-Za-z]:\\", text))
-    )
+    return text.lower().endswith(".p8") or re.match(r"\.{0,2}/|~/|[A-Za-z]:\\", text) is not None
 
 
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 60 * 60, "d": 24 * 60 * 60}
@@ -267,8 +259,7 @@ def parse_lifetime(raw: str) -> Optional[int]:
 
 
 def _expires_in(inputs: InputReader, scope: Tuple[str, ...], api: Api) -> int:
-    label = inputs.label("expires-in")
-    raw = inputs.get("expires-in").strip()
+    label, raw = inputs.label("expires-in"), inputs.get("expires-in").strip()
     if not raw:
         return MAX_LIFETIME_SECONDS
     lifetime = parse_lifetime(raw)
@@ -311,16 +302,11 @@ def _lifetime_error(inputs: InputReader, lifetime: int, refusal: Refusal, api: A
 
 
 def _api(inputs: InputReader) -> Api:
-    raw = inputs.get("api").strip().lower()
-    if not raw:
-        return APP_STORE_CONNECT
-    if raw not in APIS:
-        raise InputError(
-            f"{inputs.label('api')} must be app-store-connect or enterprise, not {shown(raw)}: use "
-            "enterprise for a key created in an Apple Developer Enterprise Program account, or "
-            "leave it unset for App Store Connect.",
-        )
-    return APIS[raw]
+    advice = (
+        "use enterprise for a key created in an Apple Developer Enterprise Program account, or "
+        "leave it unset for App Store Connect."
+    )
+    return APIS[_choice(inputs, "api", tuple(APIS), advice) or APP_STORE_CONNECT.name]
 
 
 def _scope(inputs: InputReader) -> Tuple[str, ...]:

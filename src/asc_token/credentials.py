@@ -35,9 +35,7 @@ def needs_new_token(current: Optional[MintedToken], now: float, lifetime: int) -
     20-minute token serves 16 minutes of requests, and a short one (60 s or less) is signed
     afresh for every request, so no request ever leaves with a token about to expire.
     """
-    if current is None:
-        return True
-    return current.expires_at - now < max(REUSE_MARGIN_SECONDS, lifetime / 5)
+    return current is None or current.expires_at - now < max(REUSE_MARGIN_SECONDS, lifetime / 5)
 
 
 class TokenSource:
@@ -65,10 +63,7 @@ class TokenSource:
     @property
     def first(self) -> MintedToken:
         """The token handed on: signed (and masked) now if no request has needed one yet."""
-        if self._current is None:
-            self._sign()
-        assert self._current is not None
-        return self._current
+        return self._current or self._sign()
 
     def bearer(self, *, after_401: bool = False) -> str:
         if self._current is None or after_401:

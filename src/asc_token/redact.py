@@ -26,9 +26,7 @@ FOREIGN_LIMIT = 300
 def may_be_secret(value: str) -> bool:
     """Whether ``value`` could be (part of) a key or token, put in the wrong setting: never echo it."""
     text = value.strip()
-    if len(text) > LONGEST_QUOTED or any(marker in text for marker in ARMOUR):
-        return True
-    if _RUN_ANYWHERE.search(text):
+    if len(text) > LONGEST_QUOTED or any(marker in text for marker in ARMOUR) or _RUN_ANYWHERE.search(text):
         return True
     # A shorter bare piece of a PEM line, unless it is shaped like a path (a dot, or a leading / or ~).
     return _BARE_BASE64.fullmatch(text) is not None and "." not in text and not text.startswith(("/", "~"))
@@ -36,9 +34,8 @@ def may_be_secret(value: str) -> bool:
 
 def may_be_secret_path(path: str) -> bool:
     """Whether a path holds key material: armour, or a part between slashes that may be a secret."""
-    if any(marker in path for marker in ARMOUR):
-        return True
-    return any(may_be_secret(part) for part in re.split(r"[/\\]", path) if part)
+    parts = re.split(r"[/\\]", path)
+    return any(marker in path for marker in ARMOUR) or any(may_be_secret(part) for part in parts if part)
 
 
 def shown(value: str, *, path: bool = False) -> str:

@@ -10,21 +10,20 @@ from __future__ import annotations
 import http.client
 import os
 import random
+import re
 import socket
 import ssl
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Dict, Iterator, Mapping, Optional, Protocol, TextIO, cast
+from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, TextIO, Tuple, cast
 
 from . import __version__
 from .urls import proxy_for
 
 USER_AGENT = f"asc-token-action/{__version__}"
-MAX_BODY_BYTES = 4 * 1024 * 1024
-LOW_RATE_LIMIT = (
-    100  # fewer requests left this hour than this: said in the log  # Apple's largest pages are well under this
-)
+MAX_BODY_BYTES = 4 * 1024 * 1024  # Apple's largest pages are well under this
+LOW_RATE_LIMIT = 100  # fewer requests left this hour than this: said in the log
 # A body streamed to a file (a report) has a bound of its own, in size and in time.
 MAX_DOWNLOAD_BYTES = 2 * 1024**3
 DOWNLOAD_SECONDS = 15 * 60
@@ -73,6 +72,9 @@ class Reply:
         return self.headers.get(name.lower(), "")
 
 
+_RETRIED_NO_ANSWERS = {"reset": "connection reset", "timeout": "timed out"}  # as said in the log
+
+
 class NoAnswerError(Exception):
     """No HTTP answer at all; ``kind`` is refused, dns, tls, timeout or reset."""
 
@@ -80,9 +82,6 @@ class NoAnswerError(Exception):
         super().__init__(kind)
         self.kind = kind
         self.attempts = attempts
-
-
-RETRIED_NETWORK_KINDS = ("reset", "timeout")
 
 
 @dataclass
@@ -113,55 +112,50 @@ class Transport:
         """
         if self.session is None:
             self.session = default_session(self.env)  # one connection for every request of a command
-        http = self.session
         policy = self.policy
         deadline = self.monotonic() + policy.total_seconds
+        defaults = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if body is not None:
+            defaults["Content-Type"] = "application/json"
         attempt, unauthorized, fresh = 0, 0, False
         while True:
             attempt += 1
-            sent = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-            if body is not None:
-                sent["Content-Type"] = "application/json"
-            sent = {**sent, **(headers or {}), "Authorization": f"Bearer {tokens.bearer(after_401=fresh)}"}
-            fresh = False
+            sent = {**defaults, **(headers or {}), "Authorization": f"Bearer {tokens.bearer(after_401=fresh)}"}
             reply: Optional[Reply] = None
-            failure: Optional[NoAnswerError] = None
+            no_answer = ""  # its kind, when no answer came
             try:
-                reply = self._exchange(http, method, url, sent, body, deadline, attempt, download)
+                reply = self._exchange(self.session, method, url, sent, body, deadline, attempt, download)
             except NoAnswerError as error:
-                if error.kind not in RETRIED_NETWORK_KINDS:
+                if error.kind not in _RETRIED_NO_ANSWERS:
                     raise
-                failure = error
-            if failure is not None:
-                problem = {"reset": "connection reset", "timeout": "timed out"}[failure.kind]
-                wait = self._backoff(attempt)
-            elif reply is not None and reply.status == 401 and unauthorized < policy.unauthorized_retries:
+                no_answer = error.kind
+            status = reply.status if reply is not None else 0
+            fresh = status == 401 and unauthorized < policy.unauthorized_retries
+            if reply is None:
+                problem, wait = _RETRIED_NO_ANSWERS[no_answer], self._backoff(attempt)
+            elif fresh:
                 unauthorized += 1
-                fresh = True
-                wait = policy.unauthorized_backoff * unauthorized
-                problem = "401"
-            elif reply is not None and reply.status == 429:
-                wait = self._retry_after(reply) or self._backoff(attempt)
-                problem = "HTTP 429"
-            elif reply is not None and reply.status >= 500:
-                wait = self._backoff(attempt)
-                problem = f"HTTP {reply.status}"
-            elif reply is not None:
+                problem, wait = "401", policy.unauthorized_backoff * unauthorized
+            elif status == 429:
+                problem, wait = "HTTP 429", self._retry_after(reply) or self._backoff(attempt)
+            elif status >= 500:
+                problem, wait = f"HTTP {status}", self._backoff(attempt)
+            else:
                 return reply
-            uncertain = failure is not None or (reply is not None and reply.status >= 500)
+            uncertain = reply is None or status >= 500
             if (
                 attempt >= policy.max_attempts
                 or self.monotonic() + wait >= deadline - 1
                 or (uncertain and not policy.resend_when_uncertain)
             ):
-                if reply is not None:
-                    return reply
-                raise NoAnswerError(failure.kind if failure else "timeout", attempt)
+                if reply is None:
+                    raise NoAnswerError(no_answer, attempt)
+                return reply
             action = "signing a new token and retrying" if fresh else "retrying"
-            remaining = reply.header("x-rate-limit") if reply is not None else ""
-            self.log(
-                f"{self.service}: {problem} on attempt {attempt}; {action} in {wait:.1f} s.{_low_quota(remaining)}"
-            )
+            _, left = parse_rate_limit(reply.header("x-rate-limit") if reply is not None else "")
+            low = left is not None and left < LOW_RATE_LIMIT
+            quota = f" {left} requests left this hour for this key." if low else ""
+            self.log(f"{self.service}: {problem} on attempt {attempt}; {action} in {wait:.1f} s.{quota}")
             self.sleep(wait)
 
     def _exchange(
@@ -194,12 +188,13 @@ class Transport:
             sink = download(status, headers_in) if download is not None else None
             try:
                 if sink is None:
-                    content, truncated = self._read_body(response, deadline)
-                    return Reply(status, headers_in, content, attempt, truncated)
+                    chunks: List[bytes] = []
+                    truncated = self._read_body(response, deadline, chunks.append, MAX_BODY_BYTES)
+                    return Reply(status, headers_in, b"".join(chunks), attempt, truncated)
                 sink.seek(0)
                 sink.truncate()  # an earlier attempt's part
                 later = max(deadline, self.monotonic() + DOWNLOAD_SECONDS)
-                _, truncated = self._read_body(response, later, sink.write, MAX_DOWNLOAD_BYTES)
+                truncated = self._read_body(response, later, sink.write, MAX_DOWNLOAD_BYTES)
                 return Reply(status, headers_in, b"", attempt, truncated, streamed=sink.tell())
             finally:
                 close = getattr(response, "close", None)
@@ -211,54 +206,36 @@ class Transport:
                 raise
             raise NoAnswerError(kind, attempt) from None
 
-    def _read_body(
-        self,
-        response: Any,
-        deadline: float,
-        write: Optional[Callable[[bytes], object]] = None,
-        limit: int = MAX_BODY_BYTES,
-    ) -> tuple[bytes, bool]:
-        """At most ``limit`` bytes, kept or handed to ``write``, and never past the deadline (a server may
-        trickle a byte a second)."""
-        chunks: list[bytes] = []
-        keep = write or chunks.append
-        size = 0
-        iterate = getattr(response, "iter_content", None)
+    def _read_body(self, response: Any, deadline: float, write: Callable[[bytes], object], limit: int) -> bool:
+        """Whether the body was cut at ``limit`` bytes; hands them to ``write``, never past the deadline (a
+        server may trickle a byte a second)."""
         read1 = getattr(getattr(response, "raw", None), "read1", None)
         source: Iterator[bytes]
         if callable(read1):
             # iter_content blocks until a whole chunk has arrived; read1 returns after one network
             # read, so the deadline below is checked however slowly the bytes come.
             source = iter(lambda: bytes(read1(16 * 1024, decode_content=True)), b"")
-        elif callable(iterate):
-            source = iterate(16 * 1024)
+        elif callable(getattr(response, "iter_content", None)):
+            source = response.iter_content(16 * 1024)
         else:
             source = iter([bytes(response.content)])
+        size = 0
         for chunk in source:
-            keep(chunk[: limit - size])
+            write(chunk[: limit - size])
             size += len(chunk)
             if size >= limit:
-                return b"".join(chunks), True
+                return True
             if self.monotonic() > deadline:
                 raise TimeoutError("the body was still arriving at the deadline")
-        return b"".join(chunks), False
+        return False
 
     def _retry_after(self, reply: Reply) -> Optional[float]:
         raw = reply.header("retry-after").strip()
-        # ASCII digits only ("²".isdigit() is true), and a sane length.
-        if raw and len(raw) <= 6 and all("0" <= char <= "9" for char in raw):
-            return min(float(raw), self.policy.retry_after_cap)
-        return None
+        return min(float(raw), self.policy.retry_after_cap) if re.fullmatch(r"[0-9]{1,6}", raw) else None
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.policy.backoff_cap, self.policy.backoff_base * 2.0 ** (attempt - 1))
         return base * (0.5 + self.jitter() / 2)  # "equal jitter": never zero, never above the cap
-
-
-def _low_quota(header: str) -> str:
-    _, remaining = parse_rate_limit(header)
-    low = remaining is not None and remaining < LOW_RATE_LIMIT
-    return f" {remaining} requests left this hour for this key." if low else ""
 
 
 def parse_rate_limit(header: str) -> tuple[Optional[int], Optional[int]]:
@@ -266,12 +243,7 @@ def parse_rate_limit(header: str) -> tuple[Optional[int], Optional[int]]:
     values: Dict[str, int] = {}
     for part in header[:512].split(";"):
         name, _, number = part.strip().partition(":")
-        if (
-            name in ("user-hour-lim", "user-hour-rem")
-            and 0 < len(number) <= 9
-            and number.isascii()
-            and number.isdigit()
-        ):
+        if name in ("user-hour-lim", "user-hour-rem") and re.fullmatch(r"[0-9]{1,9}", number):
             values[name] = int(number)
     return values.get("user-hour-lim"), values.get("user-hour-rem")
 
@@ -335,29 +307,19 @@ def classify_network_error(exc: BaseException) -> Optional[str]:
     import requests.exceptions
     import urllib3.exceptions
 
-    chain = list(_causes(exc))
-    # A URL that the HTTP stack cannot use: the settings' checks should have caught it first.
-    if any(isinstance(e, (urllib3.exceptions.LocationParseError, requests.exceptions.InvalidURL)) for e in chain):
-        return "url"
-    if any(isinstance(e, (socket.gaierror, urllib3.exceptions.NameResolutionError)) for e in chain):
-        return "dns"
-    if any(isinstance(e, ConnectionRefusedError) for e in chain):
-        return "refused"
-    if any(isinstance(e, (ssl.SSLError, ssl.CertificateError, requests.exceptions.SSLError)) for e in chain):
-        return "tls"
-    timeouts = (TimeoutError, socket.timeout, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)
-    if any(isinstance(e, timeouts) for e in chain):
-        return "timeout"
-    resets = (
-        ConnectionError,  # the builtin: reset, aborted, broken pipe
-        http.client.HTTPException,
-        urllib3.exceptions.ProtocolError,
-        requests.exceptions.ConnectionError,
-        requests.exceptions.ChunkedEncodingError,
+    kinds: Tuple[Tuple[str, Tuple[type, ...]], ...] = (
+        # A URL that the HTTP stack cannot use: the settings' checks should have caught it first.
+        ("url", (urllib3.exceptions.LocationParseError, requests.exceptions.InvalidURL)),
+        ("dns", (socket.gaierror, urllib3.exceptions.NameResolutionError)),
+        ("refused", (ConnectionRefusedError,)),
+        ("tls", (ssl.SSLError, ssl.CertificateError, requests.exceptions.SSLError)),
+        ("timeout", (TimeoutError, socket.timeout, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)),
+        # The builtin ConnectionError (reset, aborted, broken pipe) and the HTTP layers' broken exchanges.
+        ("reset", (ConnectionError, http.client.HTTPException, urllib3.exceptions.ProtocolError)),
+        ("reset", (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)),
     )
-    if any(isinstance(e, resets) for e in chain):
-        return "reset"
-    return None
+    chain = list(_causes(exc))
+    return next((kind for kind, classes in kinds if any(isinstance(e, classes) for e in chain)), None)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -369,7 +331,5 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
             continue
         seen.append(current)
         yield current
-        reason = getattr(current, "reason", None)
-        for linked in (reason, current.__cause__, current.__context__, *current.args[:1]):
-            if isinstance(linked, BaseException):
-                pending.append(linked)
+        linked = (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args[:1])
+        pending += [link for link in linked if isinstance(link, BaseException)]
