@@ -1,8 +1,5 @@
 """``asc-token api``: call App Store Connect with freshly minted tokens, in the spirit of ``gh api``.
 
-    asc-token api [--method GET|POST|PATCH|DELETE] PATH [--paginate] [--input FILE|-] [--include]
-                  [-H NAME:VALUE]... [--output-file FILE|-]
-
 The credentials come from the same flags and environment names as the token command. stdout
 carries the response JSON and nothing else; logs, ``--include`` headers and errors go to stderr.
 An answer that is not JSON (a gzip report, CSV) goes only where ``--output-file`` says.
@@ -17,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import http
+import http.client
 import json
+import math
 import os
 import re
 import select
@@ -47,7 +45,7 @@ from .flags import (
     Parser,
     add_credential_flags,
     add_platform_flags,
-    credential_flags,
+    flag_settings,
     start_command,
 )
 from .minting import TokenRequest, scope_allows
@@ -142,18 +140,23 @@ def build_api_parser() -> Parser:
 
 def main(argv: Sequence[str], io: Io) -> int:
     args, log, platform = start_command(build_api_parser(), argv, io)
-    out = _binary(io.out())
+    stdout: Any = io.out()
+    out: IO[bytes] = getattr(stdout, "buffer", stdout)  # the answer's bytes, as they came
     destination: Optional[Destination] = None
     answer: Optional[Answer] = None
     try:
         call = read_call(args, io.input(), io.policy.read_timeout)
-        inputs = CliInputs(credential_flags(args), io.env, CREDENTIAL_SETTINGS)
+        inputs = CliInputs(flag_settings(args), io.env, CREDENTIAL_SETTINGS)
         for line in inputs.disagreements():
             log(line)
         credentials = read_credentials(inputs)
         require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
         url = resolve(call.path, credentials.api_url, "PATH", inputs)
-        check_scope(credentials, call.method, url, inputs)
+        if credentials.scope and not scope_allows(credentials.scope, call.method, url):
+            raise InputError(
+                f"{inputs.label('scope')} does not allow {call.method} {quote_foreign(urlsplit(url).path, 200)}, so "
+                f"{credentials.api.service} would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
+            )
         # The key is read only now, as the token command reads it; a bad one is still exit 2.
         key = open_key(credentials.key, platform.workspace(), platform.key_mask(printing=True))
         request = TokenRequest(
@@ -180,10 +183,6 @@ def main(argv: Sequence[str], io: Io) -> int:
         if destination is not None:
             destination.discard()
     return EXIT_OK
-
-
-def _binary(stream: Any) -> IO[bytes]:
-    return getattr(stream, "buffer", stream)  # type: ignore[no-any-return]
 
 
 def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCall:
@@ -319,14 +318,6 @@ def _path_of(target: str) -> str:
         return ""
 
 
-def check_scope(credentials: Credentials, method: str, url: str, inputs: Naming) -> None:
-    if credentials.scope and not scope_allows(credentials.scope, method, url):
-        raise InputError(
-            f"{inputs.label('scope')} does not allow {method} {quote_foreign(urlsplit(url).path, 200)}, so "
-            f"{credentials.api.service} would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
-        )
-
-
 def run_call(
     call: ApiCall,
     url: str,
@@ -354,20 +345,14 @@ def run_call(
                 f"it went on for more than {max_pages} pages (links.next never ended).", call.method, url
             )
         fetched.add(next_url)
-        asked = Asked(
-            next_url,
-            credentials.key_type,
-            credentials.api,
-            purpose=f"{call.method} {urlsplit(next_url).path}",
-            key_id=credentials.key_id,
-        )
+        purpose = f"{call.method} {urlsplit(next_url).path}"
+        asked = Asked(next_url, credentials.key_type, credentials.api, purpose=purpose, key_id=credentials.key_id)
         reply, document = send(transport, call, asked, tokens, naming, clock, log, None if call.paginate else spool)
         if reply.streamed is not None or document is None:
             _note_rate_limit(reply, credentials, log)
             # None: 204 No Content, or a 2xx without a body: nothing to print
-            return Downloaded(spool, reply.streamed) if spool is not None and reply.streamed is not None else None
-        page_url = next_url
-        next_url = next_page(document, page_url, credentials, naming) if call.paginate else None
+            return spool if reply.streamed is not None else None
+        next_url = next_page(document, next_url, credentials, naming) if call.paginate else None
         if pages.count > 0 and not _is_list_page(document):
             # Pages are merged by their `data` lists (next_page refuses a first page without one).
             raise explain_api_unfinished(
@@ -423,7 +408,7 @@ def send(
     kind = _kind(reply.headers)
     if kind == "json":
         try:
-            return reply, json.loads(reply.body, parse_constant=_not_json, parse_float=_finite)
+            return reply, json.loads(reply.body, parse_constant=_finite, parse_float=_finite)
         except (ValueError, RecursionError):
             pass
     if kind != "other":
@@ -445,14 +430,11 @@ def _kind(headers: Mapping[str, str]) -> str:
     return "page" if media in ("text/html", "application/xhtml+xml") else "other"
 
 
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")
-
-
 def _finite(number: str) -> float:
+    """A JSON number; NaN, Infinity and one too large for a float are refused as not JSON."""
     value = float(number)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError("a number too large for JSON")
+    if not math.isfinite(value):
+        raise ValueError("not a JSON number")
     return value
 
 
@@ -522,7 +504,7 @@ class Pages:
                         if identity in self._seen:
                             continue
                         self._seen.add(identity)
-                    self._lists[member].write(_dump(value, False).encode("utf-8", "backslashreplace") + b"\n")
+                    self._lists[member].write(_dump(value, False) + b"\n")
 
     def write_to(self, stream: IO[bytes], *, indent: bool) -> None:
         """The document, as :func:`render` would write it."""
@@ -534,26 +516,19 @@ class Pages:
             head["links"] = {name: value for name, value in head["links"].items() if name != "next"}
         names = [*head, *(name for name in self._lists if name not in head)]
         opening, between, after_name = ("{\n  ", ",\n  ", ": ") if indent else ("{", ",", ":")
-        stream.write(opening.encode())
         for number, name in enumerate(names):
-            if number:
-                stream.write(between.encode())
-            stream.write((_dump(name, indent) + after_name).encode("utf-8", "backslashreplace"))
+            stream.write((between if number else opening).encode() + _dump(name, indent) + after_name.encode())
             if name in self._lists:
                 self._write_list(self._lists[name], stream, indent)
             else:
-                stream.write(_dump(head[name], indent, level=1).encode("utf-8", "backslashreplace"))
+                stream.write(_dump(head[name], indent, level=1))
         stream.write(("\n}\n" if indent else "}\n").encode())
 
     def _write_list(self, spooled: IO[bytes], stream: IO[bytes], indent: bool) -> None:
         spooled.seek(0)
         stream.write(b"[")
         for number, line in enumerate(spooled):
-            value = (
-                _dump(json.loads(line), True, level=2).encode("utf-8", "backslashreplace")
-                if indent
-                else line.rstrip(b"\n")
-            )
+            value = _dump(json.loads(line), True, level=2) if indent else line.rstrip(b"\n")
             stream.write((b"," if number else b"") + (b"\n    " if indent else b"") + value)
         if indent and spooled.tell():
             stream.write(b"\n  ")
@@ -564,19 +539,7 @@ class Pages:
             spooled.close()
 
 
-@dataclass
-class Downloaded:
-    """A body that is not JSON, streamed to a file (the --output-file's temporary file, or a spool)."""
-
-    file: IO[bytes]
-    size: int
-
-    def write_to(self, stream: IO[bytes], *, indent: bool) -> None:
-        self.file.seek(0)
-        shutil.copyfileobj(self.file, stream)
-
-
-Answer = Union[Pages, Downloaded]
+Answer = Union[Pages, IO[bytes]]  # the pages, or the file a body that is not JSON was streamed to
 
 
 class Destination:
@@ -600,7 +563,11 @@ class Destination:
 
     def deliver(self, answer: Answer, log: Callable[[str], None]) -> None:
         if self.path is None:
-            answer.write_to(self.out, indent=self.out.isatty() and isinstance(answer, Pages))
+            if isinstance(answer, Pages):
+                answer.write_to(self.out, indent=self.out.isatty())
+            else:
+                answer.seek(0)
+                shutil.copyfileobj(answer, self.out)
             self.out.flush()
             return
         assert self.pending is not None
@@ -624,31 +591,27 @@ class Destination:
             self.spool.close()
 
 
-def _dump(value: Any, indent: bool, level: int = 0) -> str:
-    """``value`` as JSON, compact or indented as if ``level`` levels deep; ``##`` as :func:`render` writes it."""
-    if indent:
-        text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + "  " * level)
-    else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("##", "#\\u0023")
-
-
-def render(document: Any, *, indent: bool = False) -> bytes:
-    """The JSON for stdout, UTF-8: indented for a terminal, compact for a pipe or file (as ``gh api``).
+def _dump(value: Any, indent: bool, level: int = 0) -> bytes:
+    """``value`` as UTF-8 JSON, compact or indented as if ``level`` levels deep.
 
     ``##`` (Azure's logging-command marker, honoured anywhere in a line) only occurs inside
     strings, where ``#\\u0023`` is the same text.
     """
-    return (_dump(document, indent) + "\n").encode("utf-8", "backslashreplace")
+    if indent:
+        text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + "  " * level)
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("##", "#\\u0023").encode("utf-8", "backslashreplace")
+
+
+def render(document: Any, *, indent: bool = False) -> bytes:
+    """The JSON for stdout: indented for a terminal, compact for a pipe or file (as ``gh api``)."""
+    return _dump(document, indent) + b"\n"
 
 
 def describe_reply(reply: Reply) -> str:
     """``--include``: the status line and headers, made safe for a CI log."""
-    try:
-        phrase = http.HTTPStatus(reply.status).phrase
-    except ValueError:
-        phrase = ""
-    lines = [f"HTTP {reply.status} {phrase}".rstrip()]
+    lines = [f"HTTP {reply.status} {http.client.responses.get(reply.status, '')}".rstrip()]
     lines += [f"{quote_foreign(name, 100)}: {quote_foreign(value, 500)}" for name, value in reply.headers.items()]
     return "\n".join(lines) + "\n"
 

@@ -11,16 +11,7 @@ from . import __version__
 from .checks import DEFAULT_NOTARY_URL, read_preflight
 from .config import read_credentials
 from .errors import EXIT_OK, EXIT_STATUSES, AscTokenError, DeliveryError
-from .flags import (
-    CREDENTIAL_SETTINGS,
-    PREFLIGHT_SETTINGS,
-    CliInputs,
-    Parser,
-    add_credential_flags,
-    add_platform_flags,
-    credential_flags,
-    start_command,
-)
+from .flags import CliInputs, Parser, add_credential_flags, add_platform_flags, flag_settings, start_command
 from .flow import run_flow
 from .redact import shown
 from .secret_files import output_path, write_secret_file
@@ -52,6 +43,7 @@ def build_parser() -> Parser:
     )
     parser.add_argument(
         "--check",
+        dest="checks",
         action="append",
         metavar="CHECK",
         help="what to prove before the build: apps (default), app:<bundle-id>, testflight, provisioning, "
@@ -72,13 +64,7 @@ def main(argv: Sequence[str], io: Io) -> int:
     args, log, platform = start_command(build_parser(), argv, io, api_hint=True)
     printing = bool(args.print_token)
     try:
-        flags = {
-            **credential_flags(args),
-            "verify": args.verify,
-            "checks": "\n".join(args.check) if args.check else None,
-            "notary-url": args.notary_url,
-        }
-        inputs = CliInputs(flags, io.env, CREDENTIAL_SETTINGS + PREFLIGHT_SETTINGS)
+        inputs = CliInputs(flag_settings(args), io.env)
         log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")
         for line in inputs.disagreements():
             log(line)
@@ -111,11 +97,8 @@ def main(argv: Sequence[str], io: Io) -> int:
     if result is not None:
         apps = f"{result.app_count} apps visible, " if result.app_count is not None else ""  # a total was reported
         left = result.rate_limit_remaining
-        checked = (
-            f"verified ({apps}{left} requests left this hour)"
-            if left is not None
-            else (f"verified ({apps}the rate limit was not reported)")
-        )
+        limit = f"{left} requests left this hour" if left is not None else "the rate limit was not reported"
+        checked = f"verified ({apps}{limit})"
     elif outcome.checks:
         checked = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
     else:
