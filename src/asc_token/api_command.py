@@ -55,10 +55,9 @@ from .transport import LOW_RATE_LIMIT, MAX_DOWNLOAD_BYTES, Io, NoAnswerError, Re
 from .urls import join_path, resolve_reference, target_problem
 
 METHODS = ("GET", "POST", "PATCH", "DELETE")
-# A bound on a links.next that never ends, not on a real list. Apple's largest page is 8000 items (the
-# price point and equalization lists, the longest there are: some 900 price points in each of 175
-# territories), most lists' 200: 10,000 pages are 2 million items at 200 and 80 million at 8000, which
-# no export comes near, and pages are spooled to disk, so a long export never holds them in memory.
+# A bound on a links.next that never ends, not on a real list: most lists' pages are 200 items, Apple's largest
+# 8000 (some 900 price points in each of 175 territories); 10,000 pages are 2 and 80 million items, which no
+# export comes near, and pages are spooled to disk, so a long export never holds them in memory.
 MAX_PAGES = 10_000
 PROGRESS_PAGES = 10  # a line on stderr every so many pages, so a long export is seen to progress
 # JSON, then the vendor +json types Apple's document gives (metrics, diagnostic logs), then anything
@@ -102,9 +101,7 @@ def build_api_parser() -> Parser:
         allow_abbrev=False,
     )
     parser.add_argument("path", metavar="PATH", help="API path such as /v1/apps, or a full URL on the API host")
-    parser.add_argument(
-        "-X", "--method", default=None, help="GET (default), POST (default with --input), PATCH or DELETE"
-    )
+    parser.add_argument("-X", "--method", help="GET (default), POST (default with --input), PATCH or DELETE")
     parser.add_argument(
         "--paginate",
         action="store_true",
@@ -195,7 +192,7 @@ def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCal
         value = shown(given) if given and given.strip() else "an empty value"
         raise InputError(f"--method must be one of {', '.join(METHODS)} (any case), not {value}.")
     path = args.path.strip()
-    if not path or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in path) or len(path) > 8000:
+    if not path or _unusable_url(path):
         raise InputError(
             "PATH must be an API path like /v1/apps?limit=200 or a full URL on the API host, without "
             "spaces or control characters (encode a space in a query as %20)."
@@ -331,10 +328,12 @@ def run_call(
     spool: Optional[IO[bytes]] = None,
     max_pages: int = MAX_PAGES,
 ) -> Optional[Answer]:
-    """Send the request (each page, with --paginate) and return the answer to write, or None.
+    """Send the request (each page, with --paginate): the answer to write, or None. A 2xx body that is not
+    JSON is streamed to ``spool`` (--output-file); without it such a body is refused."""
 
-    ``spool``: where a 2xx body that is not JSON is streamed (--output-file); without it such a body is refused.
-    """
+    def download(status: int, headers: Mapping[str, str]) -> Optional[IO[bytes]]:
+        return spool if 200 <= status < 300 and status != 204 and _kind(headers) == "other" else None
+
     pages = Pages()
     fetched: Set[str] = set()
     next_url: Optional[str] = url
@@ -347,11 +346,31 @@ def run_call(
         fetched.add(next_url)
         purpose = f"{call.method} {urlsplit(next_url).path}"
         asked = Asked(next_url, credentials.key_type, credentials.api, purpose=purpose, key_id=credentials.key_id)
-        reply, document = send(transport, call, asked, tokens, naming, clock, log, None if call.paginate else spool)
-        if reply.streamed is not None or document is None:
+        streaming = download if spool is not None and not call.paginate else None
+        try:
+            reply = transport.send(
+                call.method, next_url, tokens, body=call.body, headers=dict(call.headers), download=streaming
+            )
+        except NoAnswerError as error:
+            raise explain_api_unreachable(error.kind, asked, call.method, naming, error.attempts) from None
+        if call.include:
+            log(describe_reply(reply))
+        asked = dataclasses.replace(asked, attempts=reply.attempts)
+        if not 200 <= reply.status < 300:
+            raise explain_api_reply(reply, asked, call.method, naming, clock)
+        if reply.truncated:
+            cut = (
+                f"it was larger than {MAX_DOWNLOAD_BYTES // 1024**3} GB and was cut off."
+                if reply.streamed is not None
+                else "it was larger than 4 MB and was cut off; ask for smaller pages (a lower limit= in PATH)."
+            )
+            raise explain_api_unfinished(cut, call.method, asked.url)
+        streamed = reply.streamed is not None
+        document = None if streamed or not reply.body.strip() else _parsed(reply, asked, call.method, naming, clock)
+        if streamed or document is None:
             _note_rate_limit(reply, credentials, log)
-            # None: 204 No Content, or a 2xx without a body: nothing to print
-            return spool if reply.streamed is not None else None
+            # None: 204 No Content, or a 2xx without a body (or a JSON null): nothing to print
+            return spool if streamed else None
         next_url = next_page(document, next_url, credentials, naming) if call.paginate else None
         if pages.count > 0 and not _is_list_page(document):
             # Pages are merged by their `data` lists (next_page refuses a first page without one).
@@ -370,51 +389,18 @@ def run_call(
     return pages
 
 
-def send(
-    transport: Transport,
-    call: ApiCall,
-    asked: Asked,
-    tokens: TokenSource,
-    naming: Naming,
-    clock: Callable[[], float],
-    log: Callable[[str], None],
-    spool: Optional[IO[bytes]] = None,
-) -> Tuple[Reply, Optional[Any]]:
-    """One request, its answer checked: a 2xx with JSON (parsed), no body, or a body streamed to
-    ``spool``, else an error."""
-
-    def download(status: int, headers: Mapping[str, str]) -> Optional[IO[bytes]]:
-        return spool if 200 <= status < 300 and status != 204 and _kind(headers) == "other" else None
-
-    try:
-        reply = transport.send(call.method, asked.url, tokens, body=call.body, headers=dict(call.headers),
-                               download=download if spool is not None else None)  # fmt: skip
-    except NoAnswerError as error:
-        raise explain_api_unreachable(error.kind, asked, call.method, naming, error.attempts) from None
-    if call.include:
-        log(describe_reply(reply))
-    asked = dataclasses.replace(asked, attempts=reply.attempts)
-    if not 200 <= reply.status < 300:
-        raise explain_api_reply(reply, asked, call.method, naming, clock)
-    if reply.truncated:
-        cut = (
-            f"it was larger than {MAX_DOWNLOAD_BYTES // 1024**3} GB and was cut off."
-            if reply.streamed is not None
-            else "it was larger than 4 MB and was cut off; ask for smaller pages (a lower limit= in PATH)."
-        )
-        raise explain_api_unfinished(cut, call.method, asked.url)
-    if reply.streamed is not None or not reply.body.strip():
-        return reply, None
+def _parsed(reply: Reply, asked: Asked, method: str, naming: Naming, clock: Callable[[], float]) -> Any:
+    """A 2xx body, which must be JSON: parsed, else an error."""
     kind = _kind(reply.headers)
     if kind == "json":
         try:
-            return reply, json.loads(reply.body, parse_constant=_finite, parse_float=_finite)
+            return json.loads(reply.body, parse_constant=_finite, parse_float=_finite)
         except (ValueError, RecursionError):
             pass
     if kind != "other":
         raise explain_reply(reply, asked, naming, clock)  # a proxy's page, or JSON that does not parse
     raise ApiError(
-        f"{asked.service} answered {reply.status} to {call.method} {quote_foreign(asked.url, 300)} with "
+        f"{asked.service} answered {reply.status} to {method} {quote_foreign(asked.url, 300)} with "
         f"{summarise_body(reply)}, which is not JSON, so it was not printed: give --output-file FILE "
         "(such as report.gz) to save it, or --output-file - to send it to stdout.",
         details="On a CI runner stdout is the log, where a server's raw bytes could carry :: or ##vso[ commands.",
@@ -447,11 +433,7 @@ def next_page(document: Any, page_url: str, credentials: Credentials, naming: Na
     service = credentials.api.service
     if not isinstance(document.get("data"), list):
         raise explain_api_unfinished("a page with links.next has no list of resources in `data`.", "GET", page_url)
-    if (
-        not isinstance(target, str)
-        or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in target)
-        or len(target) > 8000
-    ):
+    if not isinstance(target, str) or _unusable_url(target):
         raise ApiError(f"{service}'s links.next is not a usable URL, so the pages after it were not fetched.")
     try:
         return resolve(target, credentials.api_url, "links.next", naming, page_url=page_url)
@@ -461,6 +443,10 @@ def next_page(document: Any, page_url: str, credentials: Credentials, naming: Na
             "(it would have received the bearer token); nothing was printed.",
             details=error.message,
         ) from None
+
+
+def _unusable_url(target: str) -> bool:
+    return any(ord(char) <= 0x20 or ord(char) == 0x7F for char in target) or len(target) > 8000
 
 
 def _is_list_page(document: Any) -> bool:

@@ -33,7 +33,6 @@ def build_parser() -> Parser:
     add_credential_flags(parser)
     parser.add_argument(
         "--verify",
-        dest="verify",
         action="store_const",
         const="true",
         help="run the --check list (default: apps, one cheap GET that proves the credentials; env: ASC_VERIFY)",
