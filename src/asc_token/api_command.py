@@ -152,7 +152,8 @@ def main(argv: Sequence[str], io: Io) -> int:
         if credentials.scope and not scope_allows(credentials.scope, call.method, url):
             raise InputError(
                 f"{inputs.label('scope')} does not allow {call.method} {quote_foreign(urlsplit(url).path, 200)}, so "
-                f"{credentials.api.service} would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
+                f"{credentials.api.service} would refuse the token: add an entry for it, or unset "
+                f"{inputs.label('scope')}."
             )
         # The key is read only now, as the token command reads it; a bad one is still exit 2.
         key = open_key(credentials.key, platform.workspace(), platform.key_mask(printing=True))

@@ -5,7 +5,7 @@ Logs go to stderr; the token reaches stdout only with ``--print``.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 from . import __version__
 from .checks import DEFAULT_NOTARY_URL, read_preflight
@@ -69,7 +69,11 @@ def main(argv: Sequence[str], io: Io) -> int:
             log(line)
         credentials = read_credentials(inputs)
         preflight = read_preflight(inputs, credentials)
-        output_file = _output_file(args.output_file, platform.token_file())
+        # The token file's path; one that could be key material is refused before anything is created.
+        output_file = args.output_file or platform.token_file()
+        if output_file:
+            setting = "--output-file" if args.output_file else "PLUGIN_OUTPUT_FILE"
+            output_file = output_path(output_file, setting, ".asc-token")
         outcome = run_flow(
             credentials,
             preflight,
@@ -82,7 +86,14 @@ def main(argv: Sequence[str], io: Io) -> int:
         )
         done = platform.deliver(credentials, outcome, inputs, printing=printing)
         if output_file:
-            _write_token_file(output_file, outcome.minted.token)
+            try:
+                write_secret_file(output_file, outcome.minted.token + "\n")
+            except OSError as exc:
+                raise DeliveryError(
+                    f"The token file {shown(output_file, path=True)} could not be written "
+                    f"({exc.strerror or type(exc).__name__}): give --output-file a file path in a folder "
+                    "this step can write."
+                ) from None
             done.append(f"token file {shown(output_file, path=True)} (mode 0600)")
     except AscTokenError as error:
         platform.report_error(error)
@@ -108,19 +119,3 @@ def main(argv: Sequence[str], io: Io) -> int:
     else:
         log("The token was not handed on: add --print (TOKEN=$(asc-token --print)) or --output-file PATH.")
     return EXIT_OK
-
-
-def _output_file(given: Optional[str], platform_default: Optional[str]) -> Optional[str]:
-    """The token file's path; one that could be key material is refused before anything is created."""
-    path = given or platform_default
-    return output_path(path, "--output-file" if given else "PLUGIN_OUTPUT_FILE", ".asc-token") if path else None
-
-
-def _write_token_file(path: str, token: str) -> None:
-    try:
-        write_secret_file(path, token + "\n")
-    except OSError as exc:
-        raise DeliveryError(
-            f"The token file {shown(path, path=True)} could not be written ({exc.strerror or type(exc).__name__}): "
-            "give --output-file a file path in a folder this step can write."
-        ) from None
