@@ -1,8 +1,5 @@
 """``asc-token api``: call App Store Connect with freshly minted tokens, in the spirit of ``gh api``.
 
-    asc-token api [--method GET|POST|PATCH|DELETE] PATH [--paginate] [--input FILE|-] [--include]
-                  [-H NAME:VALUE]... [--output-file FILE|-]
-
 The credentials come from the same flags and environment names as the token command. stdout
 carries the response JSON and nothing else; logs, ``--include`` headers and errors go to stderr.
 An answer that is not JSON (a gzip report, CSV) goes only where ``--output-file`` says.
@@ -17,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import http
+import http.client
 import json
+import math
 import os
 import re
 import select
@@ -47,7 +45,7 @@ from .flags import (
     Parser,
     add_credential_flags,
     add_platform_flags,
-    credential_flags,
+    flag_settings,
     start_command,
 )
 from .minting import TokenRequest, scope_allows
@@ -57,10 +55,9 @@ from .transport import LOW_RATE_LIMIT, MAX_DOWNLOAD_BYTES, Io, NoAnswerError, Re
 from .urls import join_path, resolve_reference, target_problem
 
 METHODS = ("GET", "POST", "PATCH", "DELETE")
-# A bound on a links.next that never ends, not on a real list. Apple's largest page is 8000 items (the
-# price point and equalization lists, the longest there are: some 900 price points in each of 175
-# territories), most lists' 200: 10,000 pages are 2 million items at 200 and 80 million at 8000, which
-# no export comes near, and pages are spooled to disk, so a long export never holds them in memory.
+# A bound on a links.next that never ends, not on a real list: most lists' pages are 200 items, Apple's largest
+# 8000 (some 900 price points in each of 175 territories); 10,000 pages are 2 and 80 million items, which no
+# export comes near, and pages are spooled to disk, so a long export never holds them in memory.
 MAX_PAGES = 10_000
 PROGRESS_PAGES = 10  # a line on stderr every so many pages, so a long export is seen to progress
 # JSON, then the vendor +json types Apple's document gives (metrics, diagnostic logs), then anything
@@ -104,9 +101,7 @@ def build_api_parser() -> Parser:
         allow_abbrev=False,
     )
     parser.add_argument("path", metavar="PATH", help="API path such as /v1/apps, or a full URL on the API host")
-    parser.add_argument(
-        "-X", "--method", default=None, help="GET (default), POST (default with --input), PATCH or DELETE"
-    )
+    parser.add_argument("-X", "--method", help="GET (default), POST (default with --input), PATCH or DELETE")
     parser.add_argument(
         "--paginate",
         action="store_true",
@@ -142,18 +137,24 @@ def build_api_parser() -> Parser:
 
 def main(argv: Sequence[str], io: Io) -> int:
     args, log, platform = start_command(build_api_parser(), argv, io)
-    out = _binary(io.out())
+    stdout: Any = io.out()
+    out: IO[bytes] = getattr(stdout, "buffer", stdout)  # the answer's bytes, as they came
     destination: Optional[Destination] = None
     answer: Optional[Answer] = None
     try:
         call = read_call(args, io.input(), io.policy.read_timeout)
-        inputs = CliInputs(credential_flags(args), io.env, CREDENTIAL_SETTINGS)
+        inputs = CliInputs(flag_settings(args), io.env, CREDENTIAL_SETTINGS)
         for line in inputs.disagreements():
             log(line)
         credentials = read_credentials(inputs)
         require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
         url = resolve(call.path, credentials.api_url, "PATH", inputs)
-        check_scope(credentials, call.method, url, inputs)
+        if credentials.scope and not scope_allows(credentials.scope, call.method, url):
+            raise InputError(
+                f"{inputs.label('scope')} does not allow {call.method} {quote_foreign(urlsplit(url).path, 200)}, so "
+                f"{credentials.api.service} would refuse the token: add an entry for it, or unset "
+                f"{inputs.label('scope')}."
+            )
         # The key is read only now, as the token command reads it; a bad one is still exit 2.
         key = open_key(credentials.key, platform.workspace(), platform.key_mask(printing=True))
         request = TokenRequest(
@@ -182,10 +183,6 @@ def main(argv: Sequence[str], io: Io) -> int:
     return EXIT_OK
 
 
-def _binary(stream: Any) -> IO[bytes]:
-    return getattr(stream, "buffer", stream)  # type: ignore[no-any-return]
-
-
 def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCall:
     """The method, PATH and body, checked (or :class:`InputError` naming the argument); a pipe
     named by --input is waited for as long as a server's answer (``wait`` seconds)."""
@@ -196,7 +193,7 @@ def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCal
         value = shown(given) if given and given.strip() else "an empty value"
         raise InputError(f"--method must be one of {', '.join(METHODS)} (any case), not {value}.")
     path = args.path.strip()
-    if not path or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in path) or len(path) > 8000:
+    if not path or _unusable_url(path):
         raise InputError(
             "PATH must be an API path like /v1/apps?limit=200 or a full URL on the API host, without "
             "spaces or control characters (encode a space in a query as %20)."
@@ -319,14 +316,6 @@ def _path_of(target: str) -> str:
         return ""
 
 
-def check_scope(credentials: Credentials, method: str, url: str, inputs: Naming) -> None:
-    if credentials.scope and not scope_allows(credentials.scope, method, url):
-        raise InputError(
-            f"{inputs.label('scope')} does not allow {method} {quote_foreign(urlsplit(url).path, 200)}, so "
-            f"{credentials.api.service} would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
-        )
-
-
 def run_call(
     call: ApiCall,
     url: str,
@@ -340,10 +329,12 @@ def run_call(
     spool: Optional[IO[bytes]] = None,
     max_pages: int = MAX_PAGES,
 ) -> Optional[Answer]:
-    """Send the request (each page, with --paginate) and return the answer to write, or None.
+    """Send the request (each page, with --paginate): the answer to write, or None. A 2xx body that is not
+    JSON is streamed to ``spool`` (--output-file); without it such a body is refused."""
 
-    ``spool``: where a 2xx body that is not JSON is streamed (--output-file); without it such a body is refused.
-    """
+    def download(status: int, headers: Mapping[str, str]) -> Optional[IO[bytes]]:
+        return spool if 200 <= status < 300 and status != 204 and _kind(headers) == "other" else None
+
     pages = Pages()
     fetched: Set[str] = set()
     next_url: Optional[str] = url
@@ -354,20 +345,34 @@ def run_call(
                 f"it went on for more than {max_pages} pages (links.next never ended).", call.method, url
             )
         fetched.add(next_url)
-        asked = Asked(
-            next_url,
-            credentials.key_type,
-            credentials.api,
-            purpose=f"{call.method} {urlsplit(next_url).path}",
-            key_id=credentials.key_id,
-        )
-        reply, document = send(transport, call, asked, tokens, naming, clock, log, None if call.paginate else spool)
-        if reply.streamed is not None or document is None:
+        purpose = f"{call.method} {urlsplit(next_url).path}"
+        asked = Asked(next_url, credentials.key_type, credentials.api, purpose=purpose, key_id=credentials.key_id)
+        streaming = download if spool is not None and not call.paginate else None
+        try:
+            reply = transport.send(
+                call.method, next_url, tokens, body=call.body, headers=dict(call.headers), download=streaming
+            )
+        except NoAnswerError as error:
+            raise explain_api_unreachable(error.kind, asked, call.method, naming, error.attempts) from None
+        if call.include:
+            log(describe_reply(reply))
+        asked = dataclasses.replace(asked, attempts=reply.attempts)
+        if not 200 <= reply.status < 300:
+            raise explain_api_reply(reply, asked, call.method, naming, clock)
+        if reply.truncated:
+            cut = (
+                f"it was larger than {MAX_DOWNLOAD_BYTES // 1024**3} GB and was cut off."
+                if reply.streamed is not None
+                else "it was larger than 4 MB and was cut off; ask for smaller pages (a lower limit= in PATH)."
+            )
+            raise explain_api_unfinished(cut, call.method, asked.url)
+        streamed = reply.streamed is not None
+        document = None if streamed or not reply.body.strip() else _parsed(reply, asked, call.method, naming, clock)
+        if streamed or document is None:
             _note_rate_limit(reply, credentials, log)
-            # None: 204 No Content, or a 2xx without a body: nothing to print
-            return Downloaded(spool, reply.streamed) if spool is not None and reply.streamed is not None else None
-        page_url = next_url
-        next_url = next_page(document, page_url, credentials, naming) if call.paginate else None
+            # None: 204 No Content, or a 2xx without a body (or a JSON null): nothing to print
+            return spool if streamed else None
+        next_url = next_page(document, next_url, credentials, naming) if call.paginate else None
         if pages.count > 0 and not _is_list_page(document):
             # Pages are merged by their `data` lists (next_page refuses a first page without one).
             raise explain_api_unfinished(
@@ -385,51 +390,18 @@ def run_call(
     return pages
 
 
-def send(
-    transport: Transport,
-    call: ApiCall,
-    asked: Asked,
-    tokens: TokenSource,
-    naming: Naming,
-    clock: Callable[[], float],
-    log: Callable[[str], None],
-    spool: Optional[IO[bytes]] = None,
-) -> Tuple[Reply, Optional[Any]]:
-    """One request, its answer checked: a 2xx with JSON (parsed), no body, or a body streamed to
-    ``spool``, else an error."""
-
-    def download(status: int, headers: Mapping[str, str]) -> Optional[IO[bytes]]:
-        return spool if 200 <= status < 300 and status != 204 and _kind(headers) == "other" else None
-
-    try:
-        reply = transport.send(call.method, asked.url, tokens, body=call.body, headers=dict(call.headers),
-                               download=download if spool is not None else None)  # fmt: skip
-    except NoAnswerError as error:
-        raise explain_api_unreachable(error.kind, asked, call.method, naming, error.attempts) from None
-    if call.include:
-        log(describe_reply(reply))
-    asked = dataclasses.replace(asked, attempts=reply.attempts)
-    if not 200 <= reply.status < 300:
-        raise explain_api_reply(reply, asked, call.method, naming, clock)
-    if reply.truncated:
-        cut = (
-            f"it was larger than {MAX_DOWNLOAD_BYTES // 1024**3} GB and was cut off."
-            if reply.streamed is not None
-            else "it was larger than 4 MB and was cut off; ask for smaller pages (a lower limit= in PATH)."
-        )
-        raise explain_api_unfinished(cut, call.method, asked.url)
-    if reply.streamed is not None or not reply.body.strip():
-        return reply, None
+def _parsed(reply: Reply, asked: Asked, method: str, naming: Naming, clock: Callable[[], float]) -> Any:
+    """A 2xx body, which must be JSON: parsed, else an error."""
     kind = _kind(reply.headers)
     if kind == "json":
         try:
-            return reply, json.loads(reply.body, parse_constant=_not_json, parse_float=_finite)
+            return json.loads(reply.body, parse_constant=_finite, parse_float=_finite)
         except (ValueError, RecursionError):
             pass
     if kind != "other":
         raise explain_reply(reply, asked, naming, clock)  # a proxy's page, or JSON that does not parse
     raise ApiError(
-        f"{asked.service} answered {reply.status} to {call.method} {quote_foreign(asked.url, 300)} with "
+        f"{asked.service} answered {reply.status} to {method} {quote_foreign(asked.url, 300)} with "
         f"{summarise_body(reply)}, which is not JSON, so it was not printed: give --output-file FILE "
         "(such as report.gz) to save it, or --output-file - to send it to stdout.",
         details="On a CI runner stdout is the log, where a server's raw bytes could carry :: or ##vso[ commands.",
@@ -445,14 +417,11 @@ def _kind(headers: Mapping[str, str]) -> str:
     return "page" if media in ("text/html", "application/xhtml+xml") else "other"
 
 
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")
-
-
 def _finite(number: str) -> float:
+    """A JSON number; NaN, Infinity and one too large for a float are refused as not JSON."""
     value = float(number)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError("a number too large for JSON")
+    if not math.isfinite(value):
+        raise ValueError("not a JSON number")
     return value
 
 
@@ -465,11 +434,7 @@ def next_page(document: Any, page_url: str, credentials: Credentials, naming: Na
     service = credentials.api.service
     if not isinstance(document.get("data"), list):
         raise explain_api_unfinished("a page with links.next has no list of resources in `data`.", "GET", page_url)
-    if (
-        not isinstance(target, str)
-        or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in target)
-        or len(target) > 8000
-    ):
+    if not isinstance(target, str) or _unusable_url(target):
         raise ApiError(f"{service}'s links.next is not a usable URL, so the pages after it were not fetched.")
     try:
         return resolve(target, credentials.api_url, "links.next", naming, page_url=page_url)
@@ -479,6 +444,10 @@ def next_page(document: Any, page_url: str, credentials: Credentials, naming: Na
             "(it would have received the bearer token); nothing was printed.",
             details=error.message,
         ) from None
+
+
+def _unusable_url(target: str) -> bool:
+    return any(ord(char) <= 0x20 or ord(char) == 0x7F for char in target) or len(target) > 8000
 
 
 def _is_list_page(document: Any) -> bool:
@@ -522,7 +491,7 @@ class Pages:
                         if identity in self._seen:
                             continue
                         self._seen.add(identity)
-                    self._lists[member].write(_dump(value, False).encode("utf-8", "backslashreplace") + b"\n")
+                    self._lists[member].write(_dump(value, False) + b"\n")
 
     def write_to(self, stream: IO[bytes], *, indent: bool) -> None:
         """The document, as :func:`render` would write it."""
@@ -534,26 +503,19 @@ class Pages:
             head["links"] = {name: value for name, value in head["links"].items() if name != "next"}
         names = [*head, *(name for name in self._lists if name not in head)]
         opening, between, after_name = ("{\n  ", ",\n  ", ": ") if indent else ("{", ",", ":")
-        stream.write(opening.encode())
         for number, name in enumerate(names):
-            if number:
-                stream.write(between.encode())
-            stream.write((_dump(name, indent) + after_name).encode("utf-8", "backslashreplace"))
+            stream.write((between if number else opening).encode() + _dump(name, indent) + after_name.encode())
             if name in self._lists:
                 self._write_list(self._lists[name], stream, indent)
             else:
-                stream.write(_dump(head[name], indent, level=1).encode("utf-8", "backslashreplace"))
+                stream.write(_dump(head[name], indent, level=1))
         stream.write(("\n}\n" if indent else "}\n").encode())
 
     def _write_list(self, spooled: IO[bytes], stream: IO[bytes], indent: bool) -> None:
         spooled.seek(0)
         stream.write(b"[")
         for number, line in enumerate(spooled):
-            value = (
-                _dump(json.loads(line), True, level=2).encode("utf-8", "backslashreplace")
-                if indent
-                else line.rstrip(b"\n")
-            )
+            value = _dump(json.loads(line), True, level=2) if indent else line.rstrip(b"\n")
             stream.write((b"," if number else b"") + (b"\n    " if indent else b"") + value)
         if indent and spooled.tell():
             stream.write(b"\n  ")
@@ -564,19 +526,7 @@ class Pages:
             spooled.close()
 
 
-@dataclass
-class Downloaded:
-    """A body that is not JSON, streamed to a file (the --output-file's temporary file, or a spool)."""
-
-    file: IO[bytes]
-    size: int
-
-    def write_to(self, stream: IO[bytes], *, indent: bool) -> None:
-        self.file.seek(0)
-        shutil.copyfileobj(self.file, stream)
-
-
-Answer = Union[Pages, Downloaded]
+Answer = Union[Pages, IO[bytes]]  # the pages, or the file a body that is not JSON was streamed to
 
 
 class Destination:
@@ -600,7 +550,11 @@ class Destination:
 
     def deliver(self, answer: Answer, log: Callable[[str], None]) -> None:
         if self.path is None:
-            answer.write_to(self.out, indent=self.out.isatty() and isinstance(answer, Pages))
+            if isinstance(answer, Pages):
+                answer.write_to(self.out, indent=self.out.isatty())
+            else:
+                answer.seek(0)
+                shutil.copyfileobj(answer, self.out)
             self.out.flush()
             return
         assert self.pending is not None
@@ -624,31 +578,27 @@ class Destination:
             self.spool.close()
 
 
-def _dump(value: Any, indent: bool, level: int = 0) -> str:
-    """``value`` as JSON, compact or indented as if ``level`` levels deep; ``##`` as :func:`render` writes it."""
-    if indent:
-        text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + "  " * level)
-    else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("##", "#\\u0023")
-
-
-def render(document: Any, *, indent: bool = False) -> bytes:
-    """The JSON for stdout, UTF-8: indented for a terminal, compact for a pipe or file (as ``gh api``).
+def _dump(value: Any, indent: bool, level: int = 0) -> bytes:
+    """``value`` as UTF-8 JSON, compact or indented as if ``level`` levels deep.
 
     ``##`` (Azure's logging-command marker, honoured anywhere in a line) only occurs inside
     strings, where ``#\\u0023`` is the same text.
     """
-    return (_dump(document, indent) + "\n").encode("utf-8", "backslashreplace")
+    if indent:
+        text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + "  " * level)
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("##", "#\\u0023").encode("utf-8", "backslashreplace")
+
+
+def render(document: Any, *, indent: bool = False) -> bytes:
+    """The JSON for stdout: indented for a terminal, compact for a pipe or file (as ``gh api``)."""
+    return _dump(document, indent) + b"\n"
 
 
 def describe_reply(reply: Reply) -> str:
     """``--include``: the status line and headers, made safe for a CI log."""
-    try:
-        phrase = http.HTTPStatus(reply.status).phrase
-    except ValueError:
-        phrase = ""
-    lines = [f"HTTP {reply.status} {phrase}".rstrip()]
+    lines = [f"HTTP {reply.status} {http.client.responses.get(reply.status, '')}".rstrip()]
     lines += [f"{quote_foreign(name, 100)}: {quote_foreign(value, 500)}" for name, value in reply.headers.items()]
     return "\n".join(lines) + "\n"
 

@@ -19,9 +19,10 @@ def main(argv: Optional[List[str]] = None, *, force_cli: bool = False, io: Optio
     """entrypoint.py: the action when the runner starts it (GITHUB_ACTIONS, no arguments)."""
     io = io or Io()
     args = sys.argv[1:] if argv is None else argv
+    on_github = io.env.get("GITHUB_ACTIONS") == "true"
     no_core_dumps()
     try:
-        if not force_cli and not args and io.env.get("GITHUB_ACTIONS") == "true":
+        if not force_cli and not args and on_github:
             from .action import run_action  # deferred: each front end imports only its own modules
 
             return run_action(io)
@@ -37,9 +38,7 @@ def main(argv: Optional[List[str]] = None, *, force_cli: bool = False, io: Optio
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback, no secret
         # The exception's text could quote an input, so only its type is shown; on stderr, because
         # stdout may be a `$(asc-token --print)` (the runner reads workflow commands from both).
-        prefix = (
-            "::error title=Internal error::" if io.env.get("GITHUB_ACTIONS") == "true" else "error: Internal error: "
-        )
+        prefix = "::error title=Internal error::" if on_github else "error: Internal error: "
         print(
             f"{prefix}asc-token-action hit an unexpected {type(exc).__name__}; "
             "this is a bug in the action, not in your secrets: please open an issue with this "

@@ -7,6 +7,7 @@ CLI's, fastlane's, codemagic's, and Woodpecker/Drone plugin settings).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from typing import Any, Callable, Collection, Dict, List, Mapping, NoReturn, Optional, Sequence, TextIO, Tuple
 
@@ -17,22 +18,21 @@ from .platforms import PLATFORM_NAMES, Platform, platform_for
 from .redact import may_be_secret
 from .transport import Io
 
-CREDENTIAL_SETTINGS = (
-    *("private-key-path", "private-key", "key-id", "issuer-id", "key-type", "expires-in", "scope", "api-url"),
-    "api",
+# One key source for the whole chain: a path and contents from different tools are not a conflict.
+_KEY_ORDER = (
+    ("private-key-path", "PLUGIN_PRIVATE_KEY_PATH"),
+    ("private-key", "PLUGIN_PRIVATE_KEY"),
+    ("private-key-path", "ASC_PRIVATE_KEY_PATH"),
+    ("private-key", "ASC_PRIVATE_KEY"),
+    ("private-key", "ASC_PRIVATE_KEY_B64"),
+    ("private-key-path", "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH"),
+    ("private-key", "APP_STORE_CONNECT_API_KEY_KEY"),
+    ("private-key", "APP_STORE_CONNECT_PRIVATE_KEY"),
 )
-PREFLIGHT_SETTINGS = ("verify", "checks", "notary-url")
-
 # First match wins. Plugin settings come first: they are set for this step only.
 ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
-    "private-key-path": ("PLUGIN_PRIVATE_KEY_PATH", "ASC_PRIVATE_KEY_PATH", "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH"),
-    "private-key": (
-        "PLUGIN_PRIVATE_KEY",
-        "ASC_PRIVATE_KEY",
-        "ASC_PRIVATE_KEY_B64",
-        "APP_STORE_CONNECT_API_KEY_KEY",
-        "APP_STORE_CONNECT_PRIVATE_KEY",
-    ),
+    "private-key-path": tuple(variable for kind, variable in _KEY_ORDER if kind == "private-key-path"),
+    "private-key": tuple(variable for kind, variable in _KEY_ORDER if kind == "private-key"),
     "key-id": ("PLUGIN_KEY_ID", "ASC_KEY_ID", "APP_STORE_CONNECT_API_KEY_KEY_ID", "APP_STORE_CONNECT_KEY_IDENTIFIER"),
     "issuer-id": (
         "PLUGIN_ISSUER_ID",
@@ -49,19 +49,14 @@ ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
     "notary-url": ("PLUGIN_NOTARY_URL", "ASC_NOTARY_URL"),
     "api": ("PLUGIN_API", "ASC_API"),
 }
-# Settings whose flag is spelled differently from the setting: `--check` is given once per check.
-_FLAG_SPELLING = {"checks": "--check"}
-# One key source for the whole chain: a path and contents from different tools are not a conflict.
-_KEY_ORDER = (
-    ("private-key-path", "PLUGIN_PRIVATE_KEY_PATH"),
-    ("private-key", "PLUGIN_PRIVATE_KEY"),
-    ("private-key-path", "ASC_PRIVATE_KEY_PATH"),
-    ("private-key", "ASC_PRIVATE_KEY"),
-    ("private-key", "ASC_PRIVATE_KEY_B64"),
-    ("private-key-path", "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH"),
-    ("private-key", "APP_STORE_CONNECT_API_KEY_KEY"),
-    ("private-key", "APP_STORE_CONNECT_PRIVATE_KEY"),
-)
+CREDENTIAL_SETTINGS = tuple(name for name in ENV_SOURCES if name not in ("verify", "checks", "notary-url"))
+# Each setting's flag (`--check` is given once per check). The key's contents have none: argv is public.
+_FLAGS = {name: "--check" if name == "checks" else f"--{name}" for name in ENV_SOURCES if name != "private-key"}
+
+
+def _usual_variable(name: str) -> str:
+    """The ASC_ name of a setting (the second: plugin settings come first)."""
+    return ENV_SOURCES[name][1] if name in ENV_SOURCES else name
 
 
 class CliInputs:
@@ -77,7 +72,7 @@ class CliInputs:
         self._disagreements: List[str] = []
         for name, value in flags.items():
             if value is not None and name in wanted:
-                flag = "--no-verify" if (name, value) == ("verify", "false") else _FLAG_SPELLING.get(name, f"--{name}")
+                flag = "--no-verify" if (name, value) == ("verify", "false") else _FLAGS.get(name, f"--{name}")
                 self._values[name], self._labels[name] = value, flag
         keys = [(name, variable) for name, variable in _KEY_ORDER if env.get(variable, "").strip()]
         if "private-key-path" not in self._values and keys:
@@ -112,11 +107,8 @@ class CliInputs:
     def label(self, name: str) -> str:
         if name in self._labels:
             return self._labels[name]
-        names = ENV_SOURCES.get(name, ())
-        variable = names[1] if len(names) > 1 else (names[0] if names else "")
-        if name not in _FLAGS:  # the key's contents: never a flag (argv is public)
-            return variable or name
-        return _FLAG_SPELLING.get(name, f"--{name}") + (f" (or {variable})" if variable else "")
+        variable = _usual_variable(name)
+        return f"{_FLAGS[name]} (or {variable})" if name in _FLAGS else variable
 
     def assignment(self, name: str, value: str) -> str:
         used = self._labels.get(name, "")
@@ -127,18 +119,11 @@ class CliInputs:
         if name == "verify" and not by_environment:
             return "--verify" if value == "true" else "--no-verify"
         if name in _FLAGS and not by_environment:
-            return f"{_FLAG_SPELLING.get(name, '--' + name)} {value}"
-        names = ENV_SOURCES.get(name, ())
-        return f"{names[1] if len(names) > 1 else name}={value}"
+            return f"{_FLAGS[name]} {value}"
+        return f"{_usual_variable(name)}={value}"
 
     def sources(self) -> List[str]:
         return [f"{name} from {label}" for name, label in sorted(self._labels.items())]
-
-
-_FLAGS = (
-    *("key-id", "issuer-id", "private-key-path", "key-type", "expires-in", "scope", "verify", "api-url"),
-    *("checks", "notary-url", "api"),
-)
 
 
 class Parser(argparse.ArgumentParser):
@@ -146,9 +131,6 @@ class Parser(argparse.ArgumentParser):
 
     out: Optional[TextIO] = None
     err: Optional[TextIO] = None
-
-    def use(self, out: TextIO, err: TextIO) -> None:
-        self.out, self.err = out, err
 
     def _print_message(self, message: str, file: Any = None) -> None:
         if message:
@@ -195,53 +177,32 @@ def add_platform_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def credential_flags(args: argparse.Namespace) -> Dict[str, Optional[str]]:
-    """The parsed credential flags by setting name; refuses the key on the command line."""
+def flag_settings(args: argparse.Namespace) -> Dict[str, Optional[str]]:
+    """The parsed flags by setting name (a repeated flag's values one a line); refuses the key on the command line."""
     if args.private_key is not None:
         raise InputError(
             "--private-key on the command line is refused, because every process on the "
             "machine can read argv: put the key in ASC_PRIVATE_KEY (from a secret) or a file "
             "and pass --private-key-path."
         )
-    return {
-        "key-id": args.key_id,
-        "issuer-id": args.issuer_id,
-        "private-key-path": args.private_key_path,
-        "key-type": args.key_type,
-        "expires-in": args.expires_in,
-        "scope": "\n".join(args.scope) if args.scope else None,
-        "api-url": args.api_url,
-        "api": args.api,
-    }
-
-
-def refuse_extras(parser: argparse.ArgumentParser, extras: Sequence[str], hint: str = "") -> None:
-    """Unknown arguments named by their option names only: a value may be a secret."""
-    if extras:
-        names = {extra.split("=", 1)[0] for extra in extras if extra.startswith("-")}
-        options = sorted(name for name in names if not may_be_secret(name))
-        named = f": {', '.join(options)}" if options else ""
-        parser.error(f"unrecognised arguments{named} (values are not shown: they may be secrets); {hint}see --help")
+    given = {name: getattr(args, name.replace("-", "_"), None) for name in ENV_SOURCES}
+    return {name: "\n".join(value) if isinstance(value, list) else value for name, value in given.items()}
 
 
 def start_command(
     parser: Parser, argv: Sequence[str], io: Io, *, api_hint: bool = False
 ) -> Tuple[argparse.Namespace, Callable[[str], None], Platform]:
     """What both commands do first: the arguments checked, the log (stderr) and the CI platform."""
-    parser.use(io.out(), io.err())
+    parser.out, parser.err = io.out(), io.err()
     args, extras = parser.parse_known_args(list(argv))
-    hint = "put api first to call the API (asc-token api PATH); " if api_hint and "api" in extras else ""
-    refuse_extras(parser, extras, hint)
+    if extras:  # named by their option names only: a value may be a secret
+        names = {extra.split("=", 1)[0] for extra in extras if extra.startswith("-")}
+        options = sorted(name for name in names if not may_be_secret(name))
+        named = f": {', '.join(options)}" if options else ""
+        hint = "put api first to call the API (asc-token api PATH); " if api_hint and "api" in extras else ""
+        parser.error(f"unrecognised arguments{named} (values are not shown: they may be secrets); {hint}see --help")
     if args.platform is not None and args.platform not in PLATFORM_NAMES:
         parser.error(f"--platform must be one of {', '.join(PLATFORM_NAMES)}")
-    log = log_to(io.err())
+    # Logs go to stderr: stdout may be a `$(...)` that must hold nothing but the answer.
+    log = functools.partial(print, file=io.err(), flush=True)
     return args, log, platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out())
-
-
-def log_to(stream: TextIO) -> Callable[[str], None]:
-    """Logs go to stderr: stdout may be a ``$(...)`` that must hold nothing but the answer."""
-
-    def log(message: str) -> None:
-        print(message, file=stream, flush=True)
-
-    return log

@@ -5,22 +5,13 @@ Logs go to stderr; the token reaches stdout only with ``--print``.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 from . import __version__
 from .checks import DEFAULT_NOTARY_URL, read_preflight
 from .config import read_credentials
 from .errors import EXIT_OK, EXIT_STATUSES, AscTokenError, DeliveryError
-from .flags import (
-    CREDENTIAL_SETTINGS,
-    PREFLIGHT_SETTINGS,
-    CliInputs,
-    Parser,
-    add_credential_flags,
-    add_platform_flags,
-    credential_flags,
-    start_command,
-)
+from .flags import CliInputs, Parser, add_credential_flags, add_platform_flags, flag_settings, start_command
 from .flow import run_flow
 from .redact import shown
 from .secret_files import output_path, write_secret_file
@@ -42,7 +33,6 @@ def build_parser() -> Parser:
     add_credential_flags(parser)
     parser.add_argument(
         "--verify",
-        dest="verify",
         action="store_const",
         const="true",
         help="run the --check list (default: apps, one cheap GET that proves the credentials; env: ASC_VERIFY)",
@@ -52,6 +42,7 @@ def build_parser() -> Parser:
     )
     parser.add_argument(
         "--check",
+        dest="checks",
         action="append",
         metavar="CHECK",
         help="what to prove before the build: apps (default), app:<bundle-id>, testflight, provisioning, "
@@ -72,19 +63,17 @@ def main(argv: Sequence[str], io: Io) -> int:
     args, log, platform = start_command(build_parser(), argv, io, api_hint=True)
     printing = bool(args.print_token)
     try:
-        flags = {
-            **credential_flags(args),
-            "verify": args.verify,
-            "checks": "\n".join(args.check) if args.check else None,
-            "notary-url": args.notary_url,
-        }
-        inputs = CliInputs(flags, io.env, CREDENTIAL_SETTINGS + PREFLIGHT_SETTINGS)
+        inputs = CliInputs(flag_settings(args), io.env)
         log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")
         for line in inputs.disagreements():
             log(line)
         credentials = read_credentials(inputs)
         preflight = read_preflight(inputs, credentials)
-        output_file = _output_file(args.output_file, platform.token_file())
+        # The token file's path; one that could be key material is refused before anything is created.
+        output_file = args.output_file or platform.token_file()
+        if output_file:
+            setting = "--output-file" if args.output_file else "PLUGIN_OUTPUT_FILE"
+            output_file = output_path(output_file, setting, ".asc-token")
         outcome = run_flow(
             credentials,
             preflight,
@@ -97,7 +86,14 @@ def main(argv: Sequence[str], io: Io) -> int:
         )
         done = platform.deliver(credentials, outcome, inputs, printing=printing)
         if output_file:
-            _write_token_file(output_file, outcome.minted.token)
+            try:
+                write_secret_file(output_file, outcome.minted.token + "\n")
+            except OSError as exc:
+                raise DeliveryError(
+                    f"The token file {shown(output_file, path=True)} could not be written "
+                    f"({exc.strerror or type(exc).__name__}): give --output-file a file path in a folder "
+                    "this step can write."
+                ) from None
             done.append(f"token file {shown(output_file, path=True)} (mode 0600)")
     except AscTokenError as error:
         platform.report_error(error)
@@ -111,11 +107,8 @@ def main(argv: Sequence[str], io: Io) -> int:
     if result is not None:
         apps = f"{result.app_count} apps visible, " if result.app_count is not None else ""  # a total was reported
         left = result.rate_limit_remaining
-        checked = (
-            f"verified ({apps}{left} requests left this hour)"
-            if left is not None
-            else (f"verified ({apps}the rate limit was not reported)")
-        )
+        limit = f"{left} requests left this hour" if left is not None else "the rate limit was not reported"
+        checked = f"verified ({apps}{limit})"
     elif outcome.checks:
         checked = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
     else:
@@ -126,19 +119,3 @@ def main(argv: Sequence[str], io: Io) -> int:
     else:
         log("The token was not handed on: add --print (TOKEN=$(asc-token --print)) or --output-file PATH.")
     return EXIT_OK
-
-
-def _output_file(given: Optional[str], platform_default: Optional[str]) -> Optional[str]:
-    """The token file's path; one that could be key material is refused before anything is created."""
-    path = given or platform_default
-    return output_path(path, "--output-file" if given else "PLUGIN_OUTPUT_FILE", ".asc-token") if path else None
-
-
-def _write_token_file(path: str, token: str) -> None:
-    try:
-        write_secret_file(path, token + "\n")
-    except OSError as exc:
-        raise DeliveryError(
-            f"The token file {shown(path, path=True)} could not be written ({exc.strerror or type(exc).__name__}): "
-            "give --output-file a file path in a folder this step can write."
-        ) from None
