@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import sys
-from typing import Any, Dict, Iterator, Optional
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -16,6 +19,20 @@ from devtools.standin import AppStoreConnectStandIn
 from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, standin_running
 
 OTHER_ISSUER = "11111111-2222-3333-4444-555555555555"
+
+
+# The files that take longest (summed --durations), run first: with --dist loadfile each file runs on
+# one xdist worker (its module fixtures made once), and the short files left fill the end.
+SLOWEST_FILES = (
+    "test_bootstrap.py", "test_act.py", "test_api_command.py", "test_container.py", "test_composite_action.py",
+    "test_captured_streams.py", "test_package.py", "test_scenario_platforms.py", "test_foreign_text.py",
+    "test_scenario_verify.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FILES)))  # stable: files stay whole
 
 
 def _apply(values: Dict[str, str], overrides: Dict[str, Optional[str]], *, hyphens: bool) -> Dict[str, str]:
@@ -102,14 +119,77 @@ def closed_port() -> Iterator[int]:
         yield held.getsockname()[1]
 
 
+@contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """Held by one process at a time (the kernel drops it if its holder dies)."""
+    with open(lock_file, "a+b") as stream:
+        if sys.platform == "win32":
+            import msvcrt
+
+            while True:
+                try:
+                    msvcrt.locking(stream.fileno(), msvcrt.LK_LOCK, 1)  # retries for ~10 s, then raises
+                    break
+                except OSError:
+                    continue
+        else:
+            import fcntl
+
+            fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], bool]) -> Optional[Path]:
+    """A folder ``make`` fills once per test session, however many xdist workers ask for it: the
+    first to ask makes it while the others wait. None if ``make`` returned False (each asker retries)."""
+    basetemp = tmp_path_factory.getbasetemp()
+    # xdist gives each worker <the session's basetemp>/popen-gwN, so the session's is their parent.
+    shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    folder, done = shared / f"made-once-{name}", shared / f"made-once-{name}.done"
+    with _exclusive(shared / f"made-once-{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a failed attempt's leftovers
+            folder.mkdir()
+            if not make(folder):
+                return None
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
-    """pip settings that install the lock from a local folder, downloaded once (empty if it cannot be
-    filled): the runtime builds of the bootstrap and act suites read no index."""
-    folder = tmp_path_factory.mktemp("wheelhouse")
-    download = subprocess.run(
-        [shutil.which("python3") or sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes", "--only-binary", ":all:",
-         "--disable-pip-version-check", "-r", str(ROOT / "requirements" / "runtime.lock"), "-d", str(folder)],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
-    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(folder)} if download.returncode == 0 else {}
+    """pip settings that install the lock from a local folder, downloaded once per session (empty if it
+    cannot be filled): the runtime builds of the bootstrap, composite, act and package suites read no index."""
+
+    def download(folder: Path) -> bool:
+        completed = subprocess.run(
+            [shutil.which("python3") or sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes", "--only-binary", ":all:",
+             "--disable-pip-version-check", "-r", str(ROOT / "requirements" / "runtime.lock"), "-d", str(folder)],
+            capture_output=True, text=True, check=False, timeout=600,
+        )  # fmt: skip
+        return completed.returncode == 0
+
+    folder = made_once(tmp_path_factory, "wheelhouse", download)
+    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(folder)} if folder is not None else {}
+
+
+@pytest.fixture(scope="session")
+def golden_tool_cache(tmp_path_factory: pytest.TempPathFactory, key: KeyMaterial, wheels: Dict[str, str]) -> Path:
+    """A tool cache holding one runtime, built the action's way once per session: tests use a copy_of it."""
+    from .composite import run_composite
+
+    def build(folder: Path) -> bool:
+        run = run_composite(folder / "run", team_inputs(key), tool_cache=folder / "toolcache", extra_env=wheels)
+        assert run["returncode"] == 0, run["log"]
+        return True
+
+    folder = made_once(tmp_path_factory, "golden-runtime", build)
+    assert folder is not None
+    return folder / "toolcache"
+
+
+def copy_of(tool_cache: Path, folder: Path) -> Path:
+    """``tool_cache`` copied to ``folder``/toolcache as it is (copy2 keeps mtimes, so its manifest holds)."""
+    copy = folder / "toolcache"
+    shutil.copytree(tool_cache, copy, symlinks=True)
+    return copy

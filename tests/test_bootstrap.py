@@ -2,7 +2,7 @@
 
 Builds take seconds, so the lock's wheels are downloaded once into a local wheelhouse that pip is
 pointed at (PIP_NO_INDEX and PIP_FIND_LINKS, settings bootstrap keeps), one runtime is built per
-module and copied (mtimes kept) into each test's tool cache, and only tests about building build.
+session and copied (mtimes kept) into each test's tool cache, and only tests about building build.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Dict, Iterator, List, Set
 import pytest
 
 from .composite import run_composite
-from .conftest import team_inputs
+from .conftest import copy_of, team_inputs
 from .runner import ISSUER_ID, ROOT, KeyMaterial
 
 BOOTSTRAP = ROOT / "scripts" / "bootstrap.py"
@@ -67,22 +67,11 @@ def installed_names(runtime: Path) -> Set[str]:
     return {p.name.split("-")[0].lower().replace("_", "-") for p in site_packages(runtime).glob("*.dist-info")}
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, key: KeyMaterial, wheels: Dict[str, str]) -> Path:
-    """A tool cache holding one runtime, built the action's way."""
-    tool_cache = tmp_path_factory.mktemp("golden") / "toolcache"
-    result = run_composite(
-        tmp_path_factory.mktemp("golden-run"), team_inputs(key), tool_cache=tool_cache, extra_env=wheels
-    )
-    assert result["returncode"] == 0, result["log"]
-    assert len(runtimes(tool_cache)) == 1
-    return tool_cache
-
-
-def copy_of(built: Path, tmp_path: Path) -> Path:
-    tool_cache = tmp_path / "toolcache"
-    shutil.copytree(built, tool_cache, symlinks=True)  # copy2 keeps mtimes, so the manifest holds
-    return tool_cache
+@pytest.fixture
+def built(golden_tool_cache: Path) -> Path:
+    """A tool cache holding one runtime, built the action's way (once per session; copy it to change it)."""
+    assert len(runtimes(golden_tool_cache)) == 1
+    return golden_tool_cache
 
 
 def test_a_copied_runtime_is_reused_as_it_is(
@@ -481,16 +470,24 @@ def test_pip_configuration_of_the_job_cannot_add_to_the_runtime(
     assert "Traceback" not in log and "BEGIN PRIVATE KEY" not in log
 
 
-def test_python_executable_of_the_job_is_not_run(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
-    """PYTHONEXECUTABLE names sys.executable despite -E and -I: the step must not exec what it names."""
+def test_python_executable_of_the_job_is_not_run(
+    built: Path, tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]
+) -> None:
+    """PYTHONEXECUTABLE names sys.executable despite -E and -I: the step must not exec what it names.
+
+    A warm cache is enough: the impostor writes its marker the moment anything execs it, and had
+    the step's Python taken its name, the runtime's key (which names the interpreter) would differ
+    and the build would run it as well.
+    """
     marker = tmp_path / "impostor-ran"
     impostor = tmp_path / "impostor"
     impostor.write_text(f'#!/bin/sh\nenv > {marker}\nexec {PYTHON3} "$@"\n')
     impostor.chmod(0o755)
     env = {**wheels, "PYTHONEXECUTABLE": str(impostor)}
-    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tmp_path / "toolcache", extra_env=env)
+    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=copy_of(built, tmp_path), extra_env=env)
     assert result["returncode"] == 0, result["log"]
     assert not marker.exists(), "the program PYTHONEXECUTABLE names ran with the key in its environment"
+    assert builds(str(result["log"])) == []  # the step ran on the interpreter that built the runtime
     outputs = result["outputs"]
     assert isinstance(outputs, dict)
     assert key.decode(outputs["token"])["iss"] == ISSUER_ID

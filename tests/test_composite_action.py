@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Iterator, List
+from typing import Dict, Iterator, List
 
 import pytest
 import yaml
@@ -106,13 +106,16 @@ def test_composite_names_a_python_that_is_too_old(tmp_path: Path, key: KeyMateri
     assert "not found" not in errors[0]
 
 
-def test_unwritable_tool_cache_falls_back_to_runner_temp(tmp_path: Path, key: KeyMaterial) -> None:
+def test_unwritable_tool_cache_falls_back_to_runner_temp(
+    tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]
+) -> None:
     not_a_folder = tmp_path / "toolcache-is-a-file"
     not_a_folder.write_text("")
     result = run_composite(
         tmp_path / "run",
         {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"},
         tool_cache=not_a_folder,
+        extra_env=wheels,
     )
     assert result["returncode"] == 0, result["log"]
     runner_temp = tmp_path / "run" / "temp" / "asc-token-action"
@@ -124,12 +127,13 @@ def test_unwritable_tool_cache_falls_back_to_runner_temp(tmp_path: Path, key: Ke
     assert str(not_a_folder / "asc-token-action") in group
 
 
-def test_group_title_says_the_tool_cache_keeps_it(tmp_path: Path, key: KeyMaterial) -> None:
+def test_group_title_says_the_tool_cache_keeps_it(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
     cache = tmp_path / "toolcache"
     result = run_composite(
         tmp_path / "run",
         {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"},
         tool_cache=cache,
+        extra_env=wheels,
     )
     assert result["returncode"] == 0, result["log"]
     group = next(line for line in str(result["log"]).splitlines() if line.startswith("::group::"))

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from devtools.standin import AppStoreConnectStandIn
 
+from .conftest import made_once
 from .runner import ISSUER_ID, KEY_ID, ROOT
 
 NAME = "asc_token_action"
@@ -54,11 +55,16 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prebuilt = os.environ.get("ASC_TEST_DIST")
     if prebuilt:
         return Path(prebuilt)
-    out = tmp_path_factory.mktemp("dist")
-    # No isolation: the dev venv's hashed setuptools builds them, with no unpinned download. No
-    # --wheel/--sdist: the wheel is built from the unpacked sdist, as it would be from PyPI's, and
-    # never from a stale build/ folder of the checkout.
-    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)])
+
+    def build(out: Path) -> bool:
+        # No isolation: the dev venv's hashed setuptools builds them, with no unpinned download. No
+        # --wheel/--sdist: the wheel is built from the unpacked sdist, as it would be from PyPI's, and
+        # never from a stale build/ folder of the checkout.
+        _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)])
+        return True
+
+    out = made_once(tmp_path_factory, "dist", build)  # once per session, whichever worker asks first
+    assert out is not None
     return out
 
 
@@ -70,27 +76,29 @@ def wheel(dist: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv: the runtime lock (hashed wheels only), then the project's wheel, --no-deps."""
-    venv = tmp_path_factory.mktemp("fresh") / "venv"
-    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory, wheels: Dict[str, str]) -> Path:
+    """A fresh venv: the runtime lock (hashed wheels only, from the session's wheelhouse), then the
+    project's wheel, --no-deps. Made once per session; the tests only run its command."""
+
+    def install(folder: Path) -> bool:
+        venv = folder / "venv"
+        _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+        # This venv's pip drives the fresh one (--python), which keeps it free of pip itself.
+        pip = [sys.executable, "-m", "pip", "--python", str(_python(venv)), "--disable-pip-version-check", "install"]
+        lock = str(ROOT / "requirements" / "runtime.lock")
+        pip_env = {**os.environ, **wheels}
+        _run([*pip, "--quiet", "--no-deps", "--require-hashes", "--only-binary", ":all:", "-r", lock], env=pip_env)
+        _run([*pip, "--quiet", "--no-deps", "--no-index", str(wheel)])
+        return True
+
+    folder = made_once(tmp_path_factory, "installed", install)
+    assert folder is not None
+    return _python(folder / "venv").parent
+
+
+def _python(venv: Path) -> Path:
     scripts = venv / ("Scripts" if os.name == "nt" else "bin")
-    python = scripts / ("python.exe" if os.name == "nt" else "python")
-    # This venv's pip drives the fresh one (--python), which keeps it free of pip itself.
-    pip = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check", "install", "--quiet"]
-    _run(
-        [
-            *pip,
-            "--no-deps",
-            "--require-hashes",
-            "--only-binary",
-            ":all:",
-            "-r",
-            str(ROOT / "requirements" / "runtime.lock"),
-        ]
-    )
-    _run([*pip, "--no-deps", "--no-index", str(wheel)])
-    return scripts
+    return scripts / ("python.exe" if os.name == "nt" else "python")
 
 
 def _clean_env() -> Dict[str, str]:
