@@ -106,11 +106,13 @@ def test_a_short_key_piece_in_the_path_setting_is_not_echoed(tmp_path: Path, key
 
 def test_key_material_as_path_or_header_name_is_never_sent(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """Refused before anything is sent: it would reach the server's (or a proxy's) logs."""
-    raw = raw_key_b64(key)
+    # Without its '/': a raw key that a '/' cuts into parts shorter than a key line's piece reads as
+    # path segments (docs/security.md), so a generated key that has one would make this test flaky.
+    raw = raw_key_b64(key).replace("/", "B")
     for args in (
         [f"/{raw}"],
         [f"/v1/{raw}/apps"],
-        ["/v1/apps", "-H", f"{raw.replace('+', 'A').replace('/', 'B').rstrip('=')}: 1"],
+        ["/v1/apps", "-H", f"{raw.replace('+', 'A').rstrip('=')}: 1"],
     ):
         code, out, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), args)
         assert code == 2 and out == b"" and api.requests == [], logged
