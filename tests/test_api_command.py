@@ -737,10 +737,23 @@ def test_a_failed_download_leaves_no_file(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_missing_folders_of_the_output_file_are_made_as_for_the_token_file(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    target = tmp_path / "reports" / "2026" / "r.gz"
+    code, out, _ = call_in_process(api, key, [REPORT, "--output-file", str(target)])
+    assert code == 0 and out == b"" and target.read_bytes()[:2] == b"\x1f\x8b"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    api.inject(Fault("html", status=200))  # a failed download leaves no folder it made behind
+    code, _, _ = call_in_process(api, key, [REPORT, "--output-file", str(tmp_path / "other" / "deeper" / "r.gz")])
+    assert code == 1 and sorted(path.name for path in tmp_path.iterdir()) == ["reports"]
+
+
 def test_an_output_file_that_cannot_be_written_is_exit_2(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
-    code, _, logged = call_in_process(api, key, [REPORT, "--output-file", str(tmp_path / "missing" / "r.gz")])
+    (tmp_path / "a-file").write_text("")  # a folder that cannot be made
+    code, _, logged = call_in_process(api, key, [REPORT, "--output-file", str(tmp_path / "a-file" / "r.gz")])
     assert code == 2 and "cannot be written" in logged[0] and api.requests == []
     pasted = "MIGTAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBHkwdwIBAQQg/report.gz"
     code, _, logged = call_in_process(api, key, [REPORT, "--output-file", pasted])

@@ -540,7 +540,7 @@ class Destination:
         self.spool: Optional[IO[bytes]] = tempfile.TemporaryFile() if path == "-" else None  # noqa: SIM115
         if self.path is not None:
             try:
-                self.pending = PendingFile(self.path)
+                self.pending = PendingFile(self.path, make_folder=True)  # as the token file's
             except OSError as exc:
                 raise InputError(
                     f"--output-file {shown(self.path, path=True)} cannot be written "

@@ -51,16 +51,26 @@ def output_path(path: str, setting: str, example: str) -> str:
 class PendingFile:
     """A file for ``path`` that is never readable by others and never half-written: ``stream`` is a
     temporary file beside it (so the rename is atomic), created 0600 by mkstemp, renamed over
-    ``path`` by :meth:`commit`, removed by :meth:`discard`; an earlier file is replaced, never appended to."""
+    ``path`` by :meth:`commit`, removed by :meth:`discard`; an earlier file is replaced, never appended to.
+    With ``make_folder`` missing folders are made, and removed again by a discard before the commit."""
 
     def __init__(self, path: str, *, make_folder: bool = False) -> None:
-        folder = os.path.dirname(os.path.abspath(path))
-        if make_folder:
-            os.makedirs(folder, exist_ok=True)
-        handle, self._temporary = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        self._folder = os.path.dirname(os.path.abspath(path))
+        self._made: Optional[str] = None  # the topmost folder made here: removed again unless committed
+        if make_folder and not os.path.isdir(self._folder):
+            top = self._folder
+            while not os.path.exists(os.path.dirname(top)):
+                top = os.path.dirname(top)
+            os.makedirs(self._folder, exist_ok=True)
+            self._made = top
+        self._done = False
+        try:
+            handle, self._temporary = tempfile.mkstemp(prefix=".tmp-", dir=self._folder)
+        except OSError:
+            self._remove_made_folders()
+            raise
         self.path = path
         self.stream = os.fdopen(handle, "w+b")
-        self._done = False
 
     def commit(self) -> None:
         self.stream.close()
@@ -71,6 +81,15 @@ class PendingFile:
         self.stream.close()
         if not self._done and os.path.exists(self._temporary):
             os.unlink(self._temporary)
+        if not self._done:
+            self._remove_made_folders()
+
+    def _remove_made_folders(self) -> None:
+        folder = self._folder
+        while self._made is not None and folder.startswith(self._made):
+            with contextlib.suppress(OSError):  # not empty (another writer's file): it stays
+                os.rmdir(folder)
+            folder = os.path.dirname(folder)
 
 
 def write_secret_file(path: str, content: str) -> None:
