@@ -10,7 +10,7 @@ from urllib.parse import unquote
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from asc_token.checks import CHECKS, Check, CheckResult, ChecksFailedError, Preflight, run_checks
+from asc_token.checks import CHECKS, DEFAULT_NOTARY_URL, Check, CheckResult, ChecksFailedError, Preflight, run_checks
 from asc_token.config import Credentials
 from asc_token.credentials import TokenSource
 from asc_token.explain import Asked, explain_reply
@@ -312,7 +312,10 @@ def test_notary_url_is_validated_like_api_url(tmp_path: Path, key: KeyMaterial, 
     values = verify_inputs(key, api, "notary", **{"notary-url": "http://notary.example.com/notary/v2"})
     result = run_action_in_process(tmp_path, values)
     assert result.returncode == 2
-    assert "`notary-url` uses plain http://" in error_line(result)
+    assert error_line(result).endswith(
+        "`notary-url` uses plain http:// to a host that is not this machine, so it is refused (it would receive "
+        f"the bearer token): leave it unset for {DEFAULT_NOTARY_URL}."
+    )  # the reason once
     assert api.requests == []
 
 

@@ -60,7 +60,7 @@ def base_url_problem(url: str) -> str:
     if parts.query is not None or parts.fragment is not None:
         return "must be a base URL without ?query or #fragment"
     if parts.scheme == "http" and not is_loopback(parts.host):
-        return "uses plain http:// to a host that is not this machine (the token would cross the network unencrypted)"
+        return "uses plain http:// to a host that is not this machine"
     return ""
 
 
