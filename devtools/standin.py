@@ -86,12 +86,16 @@ APPLE_ENTERPRISE_AUDIENCE = "apple-developer-enterprise-v1"
 XCODE_METRICS_TYPE = "application/vnd.apple.xcode-metrics+json"  # schema xcodeMetrics: no `data`
 DIAGNOSTIC_LOGS_TYPE = "application/vnd.apple.diagnostic-logs+json"  # schema diagnosticLogs: no `data`
 GZIP_TYPE = "application/a-gzip"  # schema gzip: a binary string
+CSV_TYPE = "text/csv"  # schema csv: the one-time offer codes of a batch, one a line
+ONE_TIME_CODES = "/v1/subscriptionOfferCodeOneTimeUseCodes/{id}/values"
+ONE_TIME_CODES_ID = "1a2b3c4d-0000-4000-8000-000000000001"  # the one batch there is (others: 404)
 MEDIA_TYPES: Dict[str, str] = {
     "/v1/apps/{id}/perfPowerMetrics": XCODE_METRICS_TYPE,
     "/v1/builds/{id}/perfPowerMetrics": XCODE_METRICS_TYPE,
     "/v1/diagnosticSignatures/{id}/logs": DIAGNOSTIC_LOGS_TYPE,
     "/v1/salesReports": GZIP_TYPE,
     "/v1/financeReports": GZIP_TYPE,
+    ONE_TIME_CODES: CSV_TYPE,
 }
 # The parameters those endpoints mark `required: true` ("Download Sales and Trends Reports",
 # "Download Finance Reports"); filter[reportDate] and filter[version] are optional for sales.
@@ -966,6 +970,12 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 if key not in api._reports:
                     api._reports[key] = report_gzip(template, api.report_size_bytes)
                 return api._reports[key]
+            if template == ONE_TIME_CODES:
+                if resource_id != ONE_TIME_CODES_ID:
+                    raise _not_found(
+                        f"There is no resource of type 'subscriptionOfferCodeOneTimeUseCodes' with id '{resource_id[:40]}'"
+                    )
+                return "".join(f"CODE{n:08d}\n" for n in range(100)).encode()
             if template == "/v1/diagnosticSignatures/{id}/logs":
                 if resource_id not in _signature_ids():
                     raise _not_found(

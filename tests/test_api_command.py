@@ -28,7 +28,7 @@ from asc_token.flags import CliInputs
 from asc_token.keys import KeySource
 from asc_token.minting import MintedToken, TokenRequest
 from asc_token.transport import Reply
-from devtools.standin import AppStoreConnectStandIn, Fault
+from devtools.standin import ONE_TIME_CODES_ID, AppStoreConnectStandIn, Fault
 
 from .runner import ISSUER_ID, KEY_ID, QUICK_RETRIES, ROOT, FixedToken, KeyMaterial, call_api_in_process
 from .test_devtools_standin import standin_get, vendor_targets
@@ -709,6 +709,21 @@ def test_a_report_on_stdout_with_output_file_dash(key: KeyMaterial, api: AppStor
     code, out, logged = call_in_process(api, key, [REPORT, "--output-file", "-"])
     assert code == 0, logged
     assert out == standin_get(api, key, REPORT).content and gzip.decompress(out)
+
+
+def test_csv_codes_go_to_the_output_file_or_stdout_and_are_never_printed_without_it(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    codes = f"/v1/subscriptionOfferCodeOneTimeUseCodes/{ONE_TIME_CODES_ID}/values"
+    target = tmp_path / "codes.csv"
+    code, out, logged = call_in_process(api, key, [codes, "--output-file", str(target)])
+    assert code == 0 and out == b"", logged
+    assert target.read_text().splitlines()[:2] == ["CODE00000000", "CODE00000001"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    code, out, _ = call_in_process(api, key, [codes, "--output-file", "-"])
+    assert code == 0 and out == target.read_bytes()
+    code, out, logged = call_in_process(api, key, [codes])
+    assert code == 1 and out == b"" and "text/csv body" in logged[0] and "give --output-file FILE" in logged[0]
 
 
 def test_a_report_without_output_file_is_refused(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from asc_token.redact import may_be_secret_path
 from devtools.standin import AppStoreConnectStandIn
 
 from .conftest import cli_env
@@ -122,3 +123,11 @@ def test_key_material_as_path_or_header_name_is_never_sent(key: KeyMaterial, api
         ["/v1/apps?filter[bundleId]=eyJvZmZzZXQiOiIyMDAwIn0AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
     )
     assert code == 0, logged  # a long value in the query (a cursor is one) is not refused
+
+
+def test_long_resource_names_are_not_taken_for_key_material(key: KeyMaterial) -> None:
+    """Apple's longest names are letters (and a version) only; a key's pieces are not."""
+    for name in ("subscriptionOfferCodeOneTimeUseCodes", "appStoreVersionExperimentTreatmentLocalizations"):
+        assert not may_be_secret_path(f"/v1/{name}/1234567890/gameCenterLeaderboardSetsV2")
+    pem_line = key.pem.splitlines()[1]
+    assert may_be_secret_path(f"/v1/{pem_line}") and may_be_secret_path(f"/v1/{pem_line[:24]}/apps")

@@ -28,6 +28,7 @@ if not (SPECS / "spec.json").is_file():
 from asc_token.apis import APP_STORE_CONNECT, ENTERPRISE  # noqa: E402 - after the skip
 from asc_token.checks import CHECKS  # noqa: E402
 from asc_token.lifetimes import LONG_LIVED_COLLECTIONS, LONG_LIVED_ENDPOINTS, long_lived_resource  # noqa: E402
+from asc_token.redact import may_be_secret_path  # noqa: E402
 from devtools.standin import (  # noqa: E402
     APPLE_MAX_PAGE_SIZE,
     DIAGNOSTIC_TYPES,
@@ -255,3 +256,13 @@ def test_print_facts() -> None:
 
 if __name__ == "__main__":
     print(json.dumps(facts(), indent=2))
+
+
+@pytest.mark.parametrize("document", [CURRENT, OLDER, ENTERPRISE_SPEC])
+def test_every_documented_path_is_a_path_asc_token_api_sends(document: str) -> None:
+    """No path of Apple's documents reads as key material (long resource names such as
+    subscriptionOfferCodeOneTimeUseCodes are letters only), with a numeric and a UUID ID."""
+    for template in spec(document)["paths"]:
+        for resource_id in ("1234567890", "1a2b3c4d-0000-4000-8000-000000000001"):
+            path = re.sub(r"\{[^}]+\}", resource_id, template)
+            assert not may_be_secret_path(path), path
