@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from asc_token.redact import may_be_secret_path
+from asc_token.redact import may_be_secret_path, quote_foreign
 from devtools.standin import AppStoreConnectStandIn
 
 from .conftest import cli_env
@@ -131,3 +131,11 @@ def test_long_resource_names_are_not_taken_for_key_material(key: KeyMaterial) ->
         assert not may_be_secret_path(f"/v1/{name}/1234567890/gameCenterLeaderboardSetsV2")
     pem_line = key.pem.splitlines()[1]
     assert may_be_secret_path(f"/v1/{pem_line}") and may_be_secret_path(f"/v1/{pem_line[:24]}/apps")
+
+
+def test_messages_quote_the_paths_that_are_sent(key: KeyMaterial) -> None:
+    """What decides that a path may be sent also decides that an error may show it: one rule."""
+    url = "https://api.appstoreconnect.apple.com/v1/appStoreVersionExperimentTreatmentLocalizations/1234567890"
+    assert not may_be_secret_path(url) and quote_foreign(f"GET {url}") == f"GET {url}"
+    pem_line = key.pem.splitlines()[1]
+    assert pem_line not in quote_foreign(f"GET https://api.appstoreconnect.apple.com/v1/{pem_line}")

@@ -16,10 +16,13 @@ _RUN = 40  # a run of base64 or base64url this long is key or token material, wh
 _BARE = 24  # a value that is nothing but base64 and this long is a piece of a key line
 _RUN_ANYWHERE = re.compile(rf"[A-Za-z0-9+/=_-]{{{_RUN},}}")
 _BARE_BASE64 = re.compile(rf"[A-Za-z0-9+/=]{{{_BARE},}}")
-# Letters alone (a version suffix allowed) are a name, such as Apple's subscriptionOfferCodeOneTimeUseCodes
-# or gameCenterLeaderboardsV2 (the longest is 47): key material has digits or + / too (letters only: under
-# 1% of 24-character pieces, 0.3% of 40), and a whole PEM line (64) is never a name.
-_NAME = re.compile(r"[A-Za-z]{1,60}(?:V[0-9]{1,2})?")
+# The parts of an API path: a name of letters alone (a version suffix allowed), such as Apple's
+# subscriptionOfferCodeOneTimeUseCodes or gameCenterLeaderboardsV2 (the longest is 47), v1, a numeric ID or
+# a UUID. Key material mixes letters with digits or + (letters only: under 1% of 24-character pieces,
+# 0.3% of 40), and a whole PEM line (64) is never a name.
+_PLAIN_PART = re.compile(
+    r"[A-Za-z]{1,60}(?:V[0-9]{1,2})?|v[0-9]{1,2}|[0-9]{1,19}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
+)
 ARMOUR = ("-----", "\n", "\r", "\\n")  # PEM armour or line breaks, raw or escaped: never a name
 _JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
 # Bidirectional overrides and isolates reorder what a reader sees (U+202E makes "exe.txt" read "txt.exe").
@@ -32,11 +35,16 @@ def may_be_secret(value: str) -> bool:
     text = value.strip()
     if len(text) > LONGEST_QUOTED or any(marker in text for marker in ARMOUR):
         return True
-    if any(not _NAME.fullmatch(run) for run in _RUN_ANYWHERE.findall(text)):
+    if any(_key_like(run) for run in _RUN_ANYWHERE.findall(text)):
         return True
     # A shorter bare piece of a PEM line, unless it is shaped like a path (a dot, or a leading / or ~).
-    bare = _BARE_BASE64.fullmatch(text) is not None and not _NAME.fullmatch(text)
+    bare = _BARE_BASE64.fullmatch(text) is not None and _key_like(text)
     return bare and "." not in text and not text.startswith(("/", "~"))
+
+
+def _key_like(run: str) -> bool:
+    """Whether a run of the key's alphabet is not just an API path's parts (see ``_PLAIN_PART``)."""
+    return not all(_PLAIN_PART.fullmatch(part) for part in run.split("/") if part)
 
 
 def may_be_secret_path(path: str) -> bool:
@@ -72,5 +80,5 @@ def quote_foreign(text: object, limit: int = FOREIGN_LIMIT) -> str:
     cleaned = "".join(" " if is_control(c) else c for c in raw)
     cleaned = " ".join(cleaned.split()).replace("::", ": :").replace("##", "# #").replace("`", "'")
     cleaned = _JWT_LIKE.sub("[a token, not shown]", cleaned)
-    cleaned = _RUN_ANYWHERE.sub("[not shown]", cleaned)
+    cleaned = _RUN_ANYWHERE.sub(lambda run: "[not shown]" if _key_like(run.group()) else run.group(), cleaned)
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
