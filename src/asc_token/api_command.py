@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from .config import Credentials, Naming, read_credentials, require_base_url
 from .credentials import TokenSource, open_key
-from .errors import EXIT_FAILED, EXIT_OK, EXIT_STATUSES, ApiError, AscTokenError, DeliveryError, InputError
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_STATUSES, ApiError, DeliveryError, InputError
 from .explain import (
     Asked,
     explain_api_reply,
@@ -40,15 +40,14 @@ from .explain import (
     summarise_body,
 )
 from .flags import (
-    CREDENTIAL_SETTINGS,
     CliInputs,
     Parser,
     add_credential_flags,
     add_platform_flags,
-    flag_settings,
-    start_command,
+    run_command,
 )
 from .minting import TokenRequest, scope_allows
+from .platforms import Platform
 from .redact import is_control, may_be_secret, may_be_secret_path, quote_foreign, shown
 from .secret_files import PendingFile, output_path
 from .transport import LOW_RATE_LIMIT, MAX_DOWNLOAD_BYTES, Io, NoAnswerError, Reply, Transport, parse_rate_limit
@@ -136,14 +135,16 @@ def build_api_parser() -> Parser:
 
 
 def main(argv: Sequence[str], io: Io) -> int:
-    args, log, platform = start_command(build_api_parser(), argv, io)
+    return run_command(build_api_parser(), argv, io, _call)
+
+
+def _call(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platform, log: Callable[[str], None]) -> int:
     stdout: Any = io.out()
     out: IO[bytes] = getattr(stdout, "buffer", stdout)  # the answer's bytes, as they came
     destination: Optional[Destination] = None
     answer: Optional[Answer] = None
     try:
         call = read_call(args, io.input(), io.policy.read_timeout)
-        inputs = CliInputs(flag_settings(args), io.env, CREDENTIAL_SETTINGS)
         for line in inputs.disagreements():
             log(line)
         credentials = read_credentials(inputs)
@@ -170,9 +171,6 @@ def main(argv: Sequence[str], io: Io) -> int:
         )
         if answer is not None:
             destination.deliver(answer, log)
-    except AscTokenError as error:
-        platform.report_error(error)
-        return error.exit_code
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         return EXIT_FAILED
     finally:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Collection, Dict, List, Mapping, NoReturn, Opt
 
 from .apis import APP_STORE_CONNECT, ENTERPRISE
 from .config import disagreement
-from .errors import EXIT_USAGE, InputError
+from .errors import EXIT_USAGE, AscTokenError, InputError
 from .platforms import PLATFORM_NAMES, Platform, platform_for
 from .redact import may_be_secret
 from .transport import Io
@@ -49,7 +49,6 @@ ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
     "notary-url": ("PLUGIN_NOTARY_URL", "ASC_NOTARY_URL"),
     "api": ("PLUGIN_API", "ASC_API"),
 }
-CREDENTIAL_SETTINGS = tuple(name for name in ENV_SOURCES if name not in ("verify", "checks", "notary-url"))
 # Each setting's flag (`--check` is given once per check). The key's contents have none: argv is public.
 _FLAGS = {name: "--check" if name == "checks" else f"--{name}" for name in ENV_SOURCES if name != "private-key"}
 
@@ -178,21 +177,27 @@ def add_platform_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def flag_settings(args: argparse.Namespace) -> Dict[str, Optional[str]]:
-    """The parsed flags by setting name (a repeated flag's values one a line); refuses the key on the command line."""
+    """The settings this command has flags for, by name (a repeated flag's values one a line); the key is refused."""
     if args.private_key is not None:
         raise InputError(
             "--private-key on the command line is refused, because every process on the "
             "machine can read argv: put the key in ASC_PRIVATE_KEY (from a secret) or a file "
             "and pass --private-key-path."
         )
-    given = {name: getattr(args, name.replace("-", "_"), None) for name in ENV_SOURCES}
-    return {name: "\n".join(value) if isinstance(value, list) else value for name, value in given.items()}
+    parsed = {name.replace("_", "-"): value for name, value in vars(args).items()}
+    return {
+        name: "\n".join(value) if isinstance(value, list) else value
+        for name, value in parsed.items()
+        if name in ENV_SOURCES
+    }
 
 
-def start_command(
-    parser: Parser, argv: Sequence[str], io: Io, *, api_hint: bool = False
-) -> Tuple[argparse.Namespace, Callable[[str], None], Platform]:
-    """What both commands do first: the arguments checked, the log (stderr) and the CI platform."""
+Command = Callable[[argparse.Namespace, CliInputs, Io, Platform, Callable[[str], None]], int]
+
+
+def run_command(parser: Parser, argv: Sequence[str], io: Io, command: Command, *, api_hint: bool = False) -> int:
+    """Both commands: the arguments checked, the log (stderr), the CI platform, the settings, and
+    an :class:`AscTokenError` reported the platform's way, its exit status returned."""
     parser.out, parser.err = io.out(), io.err()
     args, extras = parser.parse_known_args(list(argv))
     if extras:  # named by their option names only: a value may be a secret
@@ -205,4 +210,11 @@ def start_command(
         parser.error(f"--platform must be one of {', '.join(PLATFORM_NAMES)}")
     # Logs go to stderr: stdout may be a `$(...)` that must hold nothing but the answer.
     log = functools.partial(print, file=io.err(), flush=True)
-    return args, log, platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out())
+    platform = platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out())
+    try:
+        flags = flag_settings(args)
+        # A command reads the environment names of the settings it has flags for, and no other.
+        return command(args, CliInputs(flags, io.env, reads=flags), io, platform, log)
+    except AscTokenError as error:
+        platform.report_error(error)
+        return error.exit_code

@@ -5,14 +5,16 @@ Logs go to stderr; the token reaches stdout only with ``--print``.
 
 from __future__ import annotations
 
-from typing import Sequence
+import argparse
+from typing import Callable, Sequence
 
 from . import __version__
 from .checks import DEFAULT_NOTARY_URL, read_preflight
 from .config import read_credentials
-from .errors import EXIT_OK, EXIT_STATUSES, AscTokenError, DeliveryError
-from .flags import CliInputs, Parser, add_credential_flags, add_platform_flags, flag_settings, start_command
+from .errors import EXIT_OK, EXIT_STATUSES, DeliveryError
+from .flags import CliInputs, Parser, add_credential_flags, add_platform_flags, run_command
 from .flow import run_flow
+from .platforms import Platform
 from .redact import shown
 from .secret_files import output_path, write_secret_file
 from .transport import Io
@@ -60,44 +62,42 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str], io: Io) -> int:
-    args, log, platform = start_command(build_parser(), argv, io, api_hint=True)
+    return run_command(build_parser(), argv, io, _mint, api_hint=True)
+
+
+def _mint(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platform, log: Callable[[str], None]) -> int:
     printing = bool(args.print_token)
-    try:
-        inputs = CliInputs(flag_settings(args), io.env)
-        log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")
-        for line in inputs.disagreements():
-            log(line)
-        credentials = read_credentials(inputs)
-        preflight = read_preflight(inputs, credentials)
-        # The token file's path; one that could be key material is refused before anything is created.
-        output_file = args.output_file or platform.token_file()
-        if output_file:
-            setting = "--output-file" if args.output_file else "PLUGIN_OUTPUT_FILE"
-            output_file = output_path(output_file, setting, ".asc-token")
-        outcome = run_flow(
-            credentials,
-            preflight,
-            inputs,
-            io,
-            log=log,
-            mask=lambda secret: platform.mask(secret, printing=printing),
-            mask_key=platform.key_mask(printing=printing),
-            workspace=platform.workspace(),
-        )
-        done = platform.deliver(credentials, outcome, inputs, printing=printing)
-        if output_file:
-            try:
-                write_secret_file(output_file, outcome.minted.token + "\n")
-            except OSError as exc:
-                raise DeliveryError(
-                    f"The token file {shown(output_file, path=True)} could not be written "
-                    f"({exc.strerror or type(exc).__name__}): give --output-file a file path in a folder "
-                    "this step can write."
-                ) from None
-            done.append(f"token file {shown(output_file, path=True)} (mode 0600)")
-    except AscTokenError as error:
-        platform.report_error(error)
-        return error.exit_code
+    log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")
+    for line in inputs.disagreements():
+        log(line)
+    credentials = read_credentials(inputs)
+    preflight = read_preflight(inputs, credentials)
+    # The token file's path; one that could be key material is refused before anything is created.
+    output_file = args.output_file or platform.token_file()
+    if output_file:
+        setting = "--output-file" if args.output_file else "PLUGIN_OUTPUT_FILE"
+        output_file = output_path(output_file, setting, ".asc-token")
+    outcome = run_flow(
+        credentials,
+        preflight,
+        inputs,
+        io,
+        log=log,
+        mask=lambda secret: platform.mask(secret, printing=printing),
+        mask_key=platform.key_mask(printing=printing),
+        workspace=platform.workspace(),
+    )
+    done = platform.deliver(credentials, outcome, inputs, printing=printing)
+    if output_file:
+        try:
+            write_secret_file(output_file, outcome.minted.token + "\n")
+        except OSError as exc:
+            raise DeliveryError(
+                f"The token file {shown(output_file, path=True)} could not be written "
+                f"({exc.strerror or type(exc).__name__}): give --output-file a file path in a folder "
+                "this step can write."
+            ) from None
+        done.append(f"token file {shown(output_file, path=True)} (mode 0600)")
     minted = outcome.minted
     if printing:
         io.out().write(minted.token + "\n")
