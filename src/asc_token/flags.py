@@ -64,7 +64,7 @@ class CliInputs:
     on_github = False  # configured by flags and variables, never by a workflow's `with:`
 
     def __init__(self, flags: Mapping[str, Optional[str]], env: Mapping[str, str], reads: Collection[str] = ()) -> None:
-        """``reads``: the settings this command uses (default: all); no other is looked up or logged."""
+        """``reads``: the settings this command uses (default: all); no other is used or logged."""
         wanted = set(reads or ENV_SOURCES)
         self._values: Dict[str, str] = {}
         self._labels: Dict[str, str] = {}
@@ -77,13 +77,9 @@ class CliInputs:
         if "private-key-path" not in self._values and keys:
             name, variable = keys[0]
             self._values[name], self._labels[name] = env[variable], variable
-        for name in ("private-key-path", "private-key"):
-            self._note_others(name, [(variable, env[variable]) for kind, variable in keys if kind == name])
         for name, variables in ENV_SOURCES.items():
-            if name.startswith("private-key") or name not in wanted:
-                continue
             given = [(variable, env[variable]) for variable in variables if env.get(variable, "").strip()]
-            if name not in self._values and given:
+            if name not in self._values and given and not name.startswith("private-key") and name in wanted:
                 self._labels[name], self._values[name] = given[0]
             self._note_others(name, given)
 
