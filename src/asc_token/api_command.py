@@ -39,13 +39,7 @@ from .explain import (
     explain_reply,
     summarise_body,
 )
-from .flags import (
-    CliInputs,
-    Parser,
-    add_credential_flags,
-    add_platform_flags,
-    run_command,
-)
+from .flags import CliInputs, Parser, add_shared_flags, run_command
 from .minting import TokenRequest, scope_allows
 from .platforms import Platform
 from .redact import is_control, may_be_secret, may_be_secret_path, quote_foreign, shown
@@ -129,8 +123,7 @@ def build_api_parser() -> Parser:
         help="write the answer to FILE (mode 0600, complete or not at all), or to stdout with -; "
         "needed for answers that are not JSON, such as sales and finance reports (gzip)",
     )
-    add_credential_flags(parser)
-    add_platform_flags(parser)
+    add_shared_flags(parser)
     return parser
 
 

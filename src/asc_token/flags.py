@@ -139,8 +139,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def add_credential_flags(parser: argparse.ArgumentParser) -> None:
-    """The credential flags both commands read (``asc-token`` and ``asc-token api``)."""
+def add_shared_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags both commands read: the credentials, and which API, at which URL, on which CI platform."""
     parser.add_argument("--key-id", help="10-character key ID (env: ASC_KEY_ID)")
     parser.add_argument("--issuer-id", help="issuer UUID, for team keys (env: ASC_ISSUER_ID)")
     parser.add_argument(
@@ -157,10 +157,6 @@ def add_credential_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scope", action="append", help="METHOD /path the token may call; repeatable (env: ASC_SCOPE, one per line)"
     )
-
-
-def add_platform_flags(parser: argparse.ArgumentParser) -> None:
-    """Which API, at which URL, on which CI platform: every command reads them too."""
     parser.add_argument(
         "--api", help=f"app-store-connect (default) or enterprise, the {ENTERPRISE.service} (env: ASC_API)"
     )

@@ -12,7 +12,7 @@ from . import __version__
 from .checks import DEFAULT_NOTARY_URL, read_preflight
 from .config import read_credentials
 from .errors import EXIT_OK, EXIT_STATUSES, DeliveryError
-from .flags import CliInputs, Parser, add_credential_flags, add_platform_flags, run_command
+from .flags import CliInputs, Parser, add_shared_flags, run_command
 from .flow import run_flow
 from .platforms import Platform
 from .redact import shown
@@ -32,7 +32,7 @@ def build_parser() -> Parser:
         allow_abbrev=False,  # `--private=<key>` must not silently become --private-key
     )
     parser.add_argument("--version", action="version", version=f"asc-token {__version__}")
-    add_credential_flags(parser)
+    add_shared_flags(parser)
     parser.add_argument(
         "--verify",
         action="store_const",
@@ -57,7 +57,6 @@ def build_parser() -> Parser:
         "--print", dest="print_token", action="store_true", help="write the token, and only it, to stdout"
     )
     parser.add_argument("--output-file", help="write the token to this file, mode 0600")
-    add_platform_flags(parser)
     return parser
 
 
