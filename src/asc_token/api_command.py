@@ -132,33 +132,29 @@ def main(argv: Sequence[str], io: Io) -> int:
 
 
 def _call(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platform, log: Callable[[str], None]) -> int:
-    stdout: Any = io.out()
-    out: IO[bytes] = getattr(stdout, "buffer", stdout)  # the answer's bytes, as they came
-    destination: Optional[Destination] = None
+    call = read_call(args, io.input(), io.policy.read_timeout)
+    for line in inputs.disagreements():
+        log(line)
+    credentials = read_credentials(inputs)
+    require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
+    url = resolve(call.path, credentials.api_url, "PATH", inputs)
+    if credentials.scope and not scope_allows(credentials.scope, call.method, url):
+        raise InputError(
+            f"{inputs.label('scope')} does not allow {call.method} {quote_foreign(urlsplit(url).path, 200)}, so "
+            f"{credentials.api.service} would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
+        )
+    # The key is read only now, as the token command reads it; a bad one is still exit 2.
+    key = open_key(credentials.key, platform.workspace(), platform.key_mask(printing=True))
+    request = TokenRequest(
+        credentials.key_id, credentials.issuer_id, credentials.expires_in, credentials.scope, credentials.api
+    )
+    # printing: stdout is the caller's, never a mask command
+    tokens = TokenSource(key, request, io.clock, lambda token: platform.mask(token, printing=True))
+    policy = dataclasses.replace(io.policy, resend_when_uncertain=False) if call.method == "POST" else None
+    transport = io.transport(log, credentials.api.service, policy)  # one connection for every page
+    destination = Destination(call.output_file, io.out())  # before sending: a folder that cannot be made is exit 2
     answer: Optional[Answer] = None
     try:
-        call = read_call(args, io.input(), io.policy.read_timeout)
-        for line in inputs.disagreements():
-            log(line)
-        credentials = read_credentials(inputs)
-        require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
-        url = resolve(call.path, credentials.api_url, "PATH", inputs)
-        if credentials.scope and not scope_allows(credentials.scope, call.method, url):
-            raise InputError(
-                f"{inputs.label('scope')} does not allow {call.method} {quote_foreign(urlsplit(url).path, 200)}, so "
-                f"{credentials.api.service} would refuse the token: add an entry for it, or unset "
-                f"{inputs.label('scope')}."
-            )
-        # The key is read only now, as the token command reads it; a bad one is still exit 2.
-        key = open_key(credentials.key, platform.workspace(), platform.key_mask(printing=True))
-        request = TokenRequest(
-            credentials.key_id, credentials.issuer_id, credentials.expires_in, credentials.scope, credentials.api
-        )
-        # printing: stdout is the caller's, never a mask command
-        tokens = TokenSource(key, request, io.clock, lambda token: platform.mask(token, printing=True))
-        policy = dataclasses.replace(io.policy, resend_when_uncertain=False) if call.method == "POST" else None
-        transport = io.transport(log, credentials.api.service, policy)  # one connection for every page
-        destination = Destination(call.output_file, out)  # before sending: a folder that is not there is exit 2
         answer = run_call(
             call, url, credentials, inputs, tokens, transport, clock=io.clock, log=log, spool=destination.spool
         )
@@ -169,8 +165,7 @@ def _call(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     finally:
         if isinstance(answer, Pages):
             answer.close()
-        if destination is not None:
-            destination.discard()
+        destination.discard()
     return EXIT_OK
 
 
@@ -524,9 +519,9 @@ class Destination:
     """Where the answer goes: stdout, or ``--output-file FILE``, a :class:`secret_files.PendingFile`
     renamed over FILE only when complete; ``-`` spools to a private temporary file, then stdout."""
 
-    def __init__(self, path: Optional[str], out: IO[bytes]) -> None:
+    def __init__(self, path: Optional[str], stdout: Any) -> None:
         self.path = path if path != "-" else None
-        self.out = out
+        self.out: IO[bytes] = getattr(stdout, "buffer", stdout)  # the answer's bytes, as they came
         self.pending: Optional[PendingFile] = None
         self.spool: Optional[IO[bytes]] = tempfile.TemporaryFile() if path == "-" else None  # noqa: SIM115
         if self.path is not None:
