@@ -51,11 +51,8 @@ ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
 }
 # Each setting's flag (`--check` is given once per check). The key's contents have none: argv is public.
 _FLAGS = {name: "--check" if name == "checks" else f"--{name}" for name in ENV_SOURCES if name != "private-key"}
-
-
-def _usual_variable(name: str) -> str:
-    """The ASC_ name of a setting (the second: plugin settings come first)."""
-    return ENV_SOURCES[name][1] if name in ENV_SOURCES else name
+# The ASC_ name of each setting, offered in messages: the second, as plugin settings come first.
+_USUAL_VARIABLES = {name: variables[1] for name, variables in ENV_SOURCES.items()}
 
 
 class CliInputs:
@@ -102,7 +99,7 @@ class CliInputs:
     def label(self, name: str) -> str:
         if name in self._labels:
             return self._labels[name]
-        variable = _usual_variable(name)
+        variable = _USUAL_VARIABLES.get(name, name)
         return f"{_FLAGS[name]} (or {variable})" if name in _FLAGS else variable
 
     def assignment(self, name: str, value: str) -> str:
@@ -115,7 +112,7 @@ class CliInputs:
             return "--verify" if value == "true" else "--no-verify"
         if name in _FLAGS and not by_environment:
             return f"{_FLAGS[name]} {value}"
-        return f"{_usual_variable(name)}={value}"
+        return f"{_USUAL_VARIABLES.get(name, name)}={value}"
 
     def sources(self) -> List[str]:
         return [f"{name} from {label}" for name, label in sorted(self._labels.items())]
