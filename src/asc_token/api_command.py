@@ -1,13 +1,11 @@
 """``asc-token api``: call App Store Connect with freshly minted tokens, in the spirit of ``gh api``.
 
-The credentials come from the same flags and environment names as the token command. stdout
-carries the response JSON and nothing else; logs, ``--include`` headers and errors go to stderr.
-An answer that is not JSON (a gzip report, CSV) goes only where ``--output-file`` says.
-Arguments are checked before anything is sent: a bad one is one error naming it, exit status 2.
-A request that fails is explained as the verification explains it, exit status 1.
-
-Tokens are re-signed when a request needs one and the current one is close to its expiry (see
-:func:`credentials.needs_new_token`), so a paginated export that runs for hours never sends an expired token.
+stdout carries the response JSON and nothing else; logs, ``--include`` headers and errors go to stderr.
+An answer that is not JSON (a gzip report, CSV) goes only where ``--output-file`` says. A bad argument
+is one error naming it (exit status 2) before anything is sent; a failed request is explained as the
+checks explain it (exit status 1).
+Tokens are re-signed near their expiry (:func:`credentials.needs_new_token`), so a paginated export that
+runs for hours never sends an expired token.
 """
 
 from __future__ import annotations
