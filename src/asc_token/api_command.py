@@ -126,10 +126,10 @@ def build_api_parser() -> Parser:
 
 
 def main(argv: Sequence[str], io: Io) -> int:
-    return run_command(build_api_parser(), argv, io, _call)
+    return run_command(build_api_parser(), argv, io, _send)
 
 
-def _call(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platform, log: Callable[[str], None]) -> int:
+def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platform, log: Callable[[str], None]) -> int:
     call = read_call(args, io.input(), io.policy.read_timeout)
     for line in inputs.disagreements():
         log(line)
