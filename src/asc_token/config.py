@@ -31,6 +31,11 @@ _KEY_ID = re.compile(r"^[A-Z0-9]{10}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TRUE = {"true", "True", "TRUE", "yes", "1", "on"}
 _FALSE = {"false", "False", "FALSE", "no", "0", "off"}
+_KEY_TYPE_ADVICE = "use team for keys from the Integrations > Team Keys tab, individual for a user's own key."
+_API_ADVICE = (
+    "use enterprise for a key created in an Apple Developer Enterprise Program account, or leave it unset for "
+    "App Store Connect."
+)
 
 
 class Naming(Protocol):
@@ -69,10 +74,10 @@ class Credentials:
 def read_credentials(inputs: InputReader) -> Credentials:
     """Every check that needs no key material and no network, in the order a user fixes them."""
     key = _key_source(inputs)
-    key_type = _key_type(inputs)
+    key_type = _choice(inputs, "key-type", ("team", "individual"), _KEY_TYPE_ADVICE)
     key_id = _key_id(inputs)
     issuer_id = _issuer_id(inputs, key_type)
-    api = _api(inputs)
+    api = APIS[_choice(inputs, "api", tuple(APIS), _API_ADVICE)]
     scope = _scope(inputs)
     return Credentials(
         key_id=key_id,
@@ -163,16 +168,11 @@ def _key_source(inputs: InputReader) -> KeySource:
 
 
 def _choice(inputs: InputReader, name: str, choices: Sequence[str], advice: str) -> str:
-    """The setting lowercased, when unset ('') or one of ``choices``."""
+    """The setting lowercased, one of ``choices``; the first when unset."""
     raw = inputs.get(name).strip().lower()
     if raw and raw not in choices:
         raise InputError(f"{inputs.label(name)} must be {' or '.join(choices)}, not {shown(raw)}: {advice}")
-    return raw
-
-
-def _key_type(inputs: InputReader) -> str:
-    advice = "use team for keys from the Integrations > Team Keys tab, individual for a user's own key."
-    return _choice(inputs, "key-type", ("team", "individual"), advice) or "team"
+    return raw or choices[0]
 
 
 def _key_id(inputs: InputReader) -> str:
@@ -299,14 +299,6 @@ def _lifetime_error(inputs: InputReader, lifetime: int, refusal: Refusal, api: A
     }[refusal.rule]
     details = "" if refusal.rule in ("range", "api") else text.LIFETIME_DETAILS.format(resources=long_lived_summary())
     return InputError(template.format(**fields), details=details)
-
-
-def _api(inputs: InputReader) -> Api:
-    advice = (
-        "use enterprise for a key created in an Apple Developer Enterprise Program account, or "
-        "leave it unset for App Store Connect."
-    )
-    return APIS[_choice(inputs, "api", tuple(APIS), advice) or APP_STORE_CONNECT.name]
 
 
 def _scope(inputs: InputReader) -> Tuple[str, ...]:

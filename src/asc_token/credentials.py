@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -38,6 +38,7 @@ def needs_new_token(current: Optional[MintedToken], now: float, lifetime: int) -
     return current is None or current.expires_at - now < max(REUSE_MARGIN_SECONDS, lifetime / 5)
 
 
+@dataclass
 class TokenSource:
     """Bearer tokens for one set of claims: each is masked before its first use.
 
@@ -46,19 +47,13 @@ class TokenSource:
     401, a new one is always signed.
     """
 
-    def __init__(
-        self,
-        key: ec.EllipticCurvePrivateKey,
-        request: TokenRequest,
-        clock: Clock,
-        mask: Mask,
-        *,
-        keep_first: bool = False,
-    ) -> None:
-        self._key, self.request, self._clock, self._mask = key, request, clock, mask
-        self._keep_first = keep_first
-        self._current: Optional[MintedToken] = None
-        self.signed = 0
+    key: ec.EllipticCurvePrivateKey = field(repr=False)
+    request: TokenRequest
+    clock: Clock
+    mask: Mask
+    keep_first: bool = False
+    signed: int = field(default=0, init=False)
+    _current: Optional[MintedToken] = field(default=None, init=False, repr=False)
 
     @property
     def first(self) -> MintedToken:
@@ -68,18 +63,18 @@ class TokenSource:
     def bearer(self, *, after_401: bool = False) -> str:
         if self._current is None or after_401:
             return self._sign().token
-        if not self._keep_first and needs_new_token(self._current, self._clock(), self.request.lifetime):
+        if not self.keep_first and needs_new_token(self._current, self.clock(), self.request.lifetime):
             return self._sign().token
         return self._current.token
 
     def unscoped(self, lifetime: int) -> TokenSource:
         """A separate token without scope, for a check that the scope does not cover."""
-        return TokenSource(self._key, replace(self.request, scope=(), lifetime=lifetime), self._clock, self._mask)
+        return TokenSource(self.key, replace(self.request, scope=(), lifetime=lifetime), self.clock, self.mask)
 
     def _sign(self) -> MintedToken:
-        minted = mint(self._key, self.request, self._clock)
-        self._mask(minted.token)  # before it is sent: a server echoing it must meet the mask
+        minted = mint(self.key, self.request, self.clock)
+        self.mask(minted.token)  # before it is sent: a server echoing it must meet the mask
         self.signed += 1
-        if self._current is None or not self._keep_first:
+        if self._current is None or not self.keep_first:
             self._current = minted
         return minted

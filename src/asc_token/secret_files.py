@@ -1,10 +1,6 @@
-"""Secrets on disk: the token file, and the key where Apple's tools look for it
-(``AuthKey_<KEYID>.p8`` and fastlane's JSON).
-
-Files are created 0600 in a 0700 folder and replaced atomically (:func:`write_secret_file`),
-so a re-run in the same job never appends to or half-writes a key. The folder must be a real
-one that only this user can write: a symlink or a folder someone else planted would hand them
-the key.
+"""Secrets on disk, each written as a :class:`PendingFile` (0600, replaced atomically): the token
+file, and the key where Apple's tools look for it (``AuthKey_<KEYID>.p8`` and fastlane's JSON) in a
+:func:`private_folder`.
 """
 
 from __future__ import annotations
@@ -164,7 +160,8 @@ def write_key_files(
 
 
 def private_folder(directory: str) -> str:
-    """``directory`` created 0700, or an existing one that is a real folder only this user can write."""
+    """``directory`` created 0700, or an existing one that is a real folder only this user can write:
+    a symlink or a folder someone else planted would hand them the key."""
     try:
         os.mkdir(directory, 0o700)
     except FileExistsError:
