@@ -215,16 +215,6 @@ def spec_for(name: str, api: Api) -> CheckSpec:
     )
 
 
-def check_target(check: Check, api_url: str, notary_url: str, api: Api) -> Tuple[str, str]:
-    """The check's URL, and its path as `scope` entries name it."""
-    spec = spec_for(check.name, api)
-    path = spec.path.format(bundle_id=quote(check.bundle_id, safe=""))
-    if spec.on_notary:
-        url = notary_url.rstrip("/") + path
-        return url, urlsplit(url).path + path[path.index("?") :]
-    return api_url.rstrip("/") + path, path
-
-
 def run_checks(
     credentials: Credentials,
     preflight: Preflight,
@@ -244,7 +234,11 @@ def run_checks(
     stop_reason = ""  # after a 401 or an agreements 403, no other request can pass
     unreachable: Dict[str, str] = {}  # host -> why; other checks on that host are not sent
     for check in preflight.checks:
-        url, scope_path = check_target(check, credentials.api_url, preflight.notary_url, api)
+        spec = spec_for(check.name, api)
+        path = spec.path.format(bundle_id=quote(check.bundle_id, safe=""))
+        url = (preflight.notary_url if spec.on_notary else credentials.api_url).rstrip("/") + path
+        # As `scope` entries name it: an API path as is, a notary path with notary-url's own path.
+        scope_path = urlsplit(url).path + path[path.index("?") :] if spec.on_notary else path
         host = urlsplit(url).netloc
         skip = stop_reason or unreachable.get(host, "")
         if skip:
@@ -257,7 +251,7 @@ def run_checks(
                 f"The {naming.label('scope')} does not cover GET {scope_path}; checking {check.entry} "
                 f"with a separate unscoped {SEPARATE_TOKEN_LIFETIME}-second token."
             )
-        asked = _asked(check, url, credentials, naming, alone=len(preflight.checks) == 1)
+        asked = _asked(check, spec, url, credentials, naming, alone=len(preflight.checks) == 1)
         check_tokens = tokens.unscoped(SEPARATE_TOKEN_LIFETIME) if separate else tokens
         result, reply = _run_one(check, asked, check_tokens, transport, naming, clock)
         if check.name == "apps" and not api.counts_apps and result.facts is not None:
@@ -313,12 +307,10 @@ def _failure_meaning(spec: CheckSpec, reply: Reply, asked: Asked) -> str:
     return spec.if_missing
 
 
-def _asked(check: Check, url: str, credentials: Credentials, naming: Naming, *, alone: bool) -> Asked:
-    spec = spec_for(check.name, credentials.api)
-    if check.name == "apps" and alone:
-        way_out = f"set {naming.assignment('verify', 'false')} if it only needs other resources"
-    else:
-        way_out = f"take {check.entry} out of {naming.label('checks')} if this job does not need it"
+def _asked(check: Check, spec: CheckSpec, url: str, credentials: Credentials, naming: Naming, *, alone: bool) -> Asked:
+    # `apps` alone is today's verification: explain's own way out (verify: false) fits it.
+    verification = check.name == "apps" and alone
+    way_out = "" if verification else f"take {check.entry} out of {naming.label('checks')} if this job does not need it"
     return Asked(
         url,
         credentials.key_type,
