@@ -98,18 +98,24 @@ class CheckSpec:
 
 _DELIVERY_ROLE = "the Developer, App Manager or Admin role (Apple: they manage an app's development and delivery)"
 
+
+def _apps_check(api: Api) -> CheckSpec:
+    """`apps` proves the credentials with the chosen API's own cheap read (apis.py)."""
+    return CheckSpec(
+        "apps",
+        api.verify_path,
+        purpose=api.verify_purpose,
+        proves=f"the credentials work and the key can {api.verify_purpose} ({api.service})",
+        if_missing="steps that list or look up apps will fail",
+        needed_for="",
+        grant=api.verify_grant,
+    )
+
+
 CHECKS: Dict[str, CheckSpec] = {
     spec.name: spec
     for spec in (
-        CheckSpec(
-            "apps",
-            APP_STORE_CONNECT.verify_path,  # on another API, that API's own cheap read (spec_for)
-            purpose="list apps",
-            proves="the credentials work and the key can list apps",
-            if_missing="steps that list or look up apps will fail",
-            needed_for="",
-            grant="an App Manager, Developer or Admin role",
-        ),
+        _apps_check(APP_STORE_CONNECT),  # on another API, that API's own (spec_for)
         CheckSpec(
             "app",
             "/v1/apps?filter[bundleId]={bundle_id}&limit=1",
@@ -202,17 +208,7 @@ class AppNotFoundError(ApiError):
 
 
 def spec_for(name: str, api: Api) -> CheckSpec:
-    """The check's row; `apps` proves the credentials with the chosen API's own cheap read (apis.py)."""
-    spec = CHECKS[name]
-    if name != "apps":
-        return spec
-    return replace(
-        spec,
-        path=api.verify_path,
-        purpose=api.verify_purpose,
-        proves=f"the credentials work and the key can {api.verify_purpose} ({api.service})",
-        grant=api.verify_grant,
-    )
+    return _apps_check(api) if name == "apps" else CHECKS[name]
 
 
 def run_checks(
