@@ -250,9 +250,6 @@ def run_checks(
         asked = _asked(check, spec, url, credentials, naming, alone=len(preflight.checks) == 1)
         check_tokens = tokens.unscoped(SEPARATE_TOKEN_LIFETIME) if separate else tokens
         result, reply = _run_one(check, asked, check_tokens, transport, naming, clock)
-        if check.name == "apps" and not api.counts_apps and result.facts is not None:
-            # Another API's cheap read counts bundle IDs, not apps: no app-count from it.
-            result = replace(result, facts=replace(result.facts, app_count=None))
         results.append(replace(result, separate_token=separate))
         log(f"Check {check.entry}: {result.result}" + (f": {result.meaning}." if result.passed else "."))
         if reply is None:
@@ -281,7 +278,7 @@ def _run_one(
         explained = explain_reply(reply, replace(asked, attempts=reply.attempts), naming, clock)
         outcome = f"{reply.status} {error_code(reply) or ''}".strip()
         return CheckResult(check, False, outcome, _failure_meaning(spec, reply, asked), error=explained), reply
-    facts = _facts(reply, clock)
+    facts = _facts(reply, clock, asked.api)
     if check.name != "app":
         return CheckResult(check, True, "passed", spec.proves, facts=facts), reply
     return _app_result(check, reply, facts, asked.key_type, naming), reply
@@ -386,10 +383,11 @@ def _failure(results: Sequence[CheckResult], failed: Sequence[CheckResult], nami
     )
 
 
-def _facts(reply: Reply, clock: Callable[[], float]) -> VerificationResult:
+def _facts(reply: Reply, clock: Callable[[], float], api: Api) -> VerificationResult:
     meta = json.loads(reply.body).get("meta")  # the body is Apple's JSON object (_accepted)
-    paging = meta.get("paging") if isinstance(meta, dict) else None
-    # paging.total is optional in Apple's schema: no count at all without it.
+    paging = meta.get("paging") if isinstance(meta, dict) and api.counts_apps else None
+    # paging.total is optional in Apple's schema: no count at all without it. Another API's cheap
+    # read (its only check) counts bundle IDs, not apps: no app-count from it.
     app_count = paging["total"] if isinstance(paging, dict) and isinstance(paging.get("total"), int) else None
     limit, remaining = parse_rate_limit(reply.header("x-rate-limit"))
     return VerificationResult(app_count, remaining, limit, reply.attempts, measure_skew(reply, clock))
