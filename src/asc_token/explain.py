@@ -194,12 +194,12 @@ def is_agreements_code(code: Optional[str]) -> bool:
 
 
 def explain_unreachable(kind: str, asked: Asked, naming: Naming, attempts: int = 1) -> UnreachableError:
-    url_setting = naming.label(asked.setting)
-    fix = text.UNREACHABLE_FIX[kind].format(url_setting=url_setting, service=asked.service)
+    what, fix = text.UNREACHABLE_KINDS[kind]
+    fix = fix.format(url_setting=naming.label(asked.setting), service=asked.service)
     tried = f" ({attempts} attempts)" if attempts > 1 else ""
     url = quote_foreign(asked.url)
     return UnreachableError(
-        text.UNREACHABLE.format(service=asked.service, url=url, what=text.UNREACHABLE_WHAT[kind], tried=tried, fix=fix),
+        text.UNREACHABLE.format(service=asked.service, url=url, what=what, tried=tried, fix=fix),
         details=text.UNREACHABLE_CHECK_DETAILS.format(
             set_no_verify=naming.assignment("verify", "false"), host=quote_foreign(urlsplit(asked.url).netloc or url)
         ),
