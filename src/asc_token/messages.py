@@ -122,19 +122,17 @@ LIFETIME_API_SHORT_ONLY = (
     "{asked}, but the {service} ({set_api}) accepts no token that lives longer than 20 minutes: set "
     "{expires_in} to 1 to 1200 seconds."
 )
-LIFETIME_NEEDS_SCOPE = (
-    "{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only for a token with a "
-    "{scope} of GET requests on resources that allow long-lived tokens: set {scope} (like GET "
-    "/v1/ciProducts), {shorten}."
+_LONGER_THAN_SHORT = "{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only "
+LIFETIME_NEEDS_SCOPE = _LONGER_THAN_SHORT + (
+    "for a token with a {scope} of GET requests on resources that allow long-lived tokens: set {scope} "
+    "(like GET /v1/ciProducts), {shorten}."
 )
-LIFETIME_NOT_GET = (
-    "{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only when every {scope} "
-    "entry is a GET, and {entry} is not: remove that entry from {scope}, {shorten}."
+LIFETIME_NOT_GET = _LONGER_THAN_SHORT + (
+    "when every {scope} entry is a GET, and {entry} is not: remove that entry from {scope}, {shorten}."
 )
-LIFETIME_NOT_LISTED = (
-    "{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only for resources that "
-    "allow long-lived tokens ({names}), and {scope} entry {entry} reads {resource}, which does not: "
-    "remove that entry from {scope}, {shorten}."
+LIFETIME_NOT_LISTED = _LONGER_THAN_SHORT + (
+    "for resources that allow long-lived tokens ({names}), and {scope} entry {entry} reads {resource}, "
+    "which does not: remove that entry from {scope}, {shorten}."
 )
 LIFETIME_DETAILS = (
     "Apple accepts tokens of up to six months only with a scope of GET requests on these resources "
