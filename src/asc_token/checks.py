@@ -424,7 +424,7 @@ def read_checks(inputs: InputReader, key_type: str, api: Api, *, verify: bool = 
                 f"individual: Apple does not let individual keys use {refused}; "
                 "use a team key (App Store Connect > Users and Access > Integrations > Team Keys).",
             )
-        if verify and not api.applies(name):  # verify: false sends none
+        if verify and api.checks and name not in api.checks:  # verify: false sends none
             raise InputError(
                 f"{label} entry {check.entry} reads the App Store Connect API, but "
                 f"{inputs.assignment('api', api.name)} selects the {api.service}: there only "
