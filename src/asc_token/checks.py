@@ -405,7 +405,7 @@ def read_checks(inputs: InputReader, key_type: str, api: Api, *, verify: bool = 
     label = inputs.label("checks")
     raw = inputs.get("checks")
     lines = [line.strip() for line in raw.splitlines() if line.strip()] or [DEFAULT_CHECKS]
-    known = ", ".join("app:<bundle-id>" if name == "app" else name for name in CHECKS)
+    known = ", ".join(Check(name, "<bundle-id>").entry for name in CHECKS)  # as entries are written
     found: List[Check] = []
     for line in lines:
         name, colon, rest = line.partition(":")
