@@ -314,7 +314,6 @@ def _asked(check: Check, spec: CheckSpec, url: str, credentials: Credentials, na
         needed_for=spec.needed_for,
         way_out=way_out,
         setting="notary-url" if spec.on_notary else "api-url",
-        on_notary=spec.on_notary,
     )
 
 
