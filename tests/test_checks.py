@@ -334,7 +334,7 @@ def test_unreachable_notary_names_notary_url_and_the_api_checks_still_run(
 def test_notary_plain_text_401_is_apple_not_a_proxy() -> None:
     """The notary service answers a key it does not accept in plain text: explained as a 401."""
     reply = Reply(401, {"content-type": "text/plain"}, b"Unauthenticated")
-    request = Asked("https://appstoreconnect.apple.com/notary/v2/submissions", "team", on_notary=True)
+    request = Asked("https://appstoreconnect.apple.com/notary/v2/submissions", "team", setting="notary-url")
     error = explain_reply(reply, request, GitHubInputs({}), time.time)
     assert "answered 401" in error.message and "did not accept the credentials" in error.message
 

@@ -28,9 +28,6 @@ class Api:
     long_lived_tokens: bool  # whether Apple lists resources that accept tokens beyond 20 minutes
     fastlane_in_house: bool  # fastlane's `in_house` in its API key JSON
 
-    def applies(self, check: str) -> bool:
-        return not self.checks or check in self.checks
-
 
 APP_STORE_CONNECT = Api(
     name="app-store-connect",

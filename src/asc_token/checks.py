@@ -98,18 +98,24 @@ class CheckSpec:
 
 _DELIVERY_ROLE = "the Developer, App Manager or Admin role (Apple: they manage an app's development and delivery)"
 
+
+def _apps_check(api: Api) -> CheckSpec:
+    """`apps` proves the credentials with the chosen API's own cheap read (apis.py)."""
+    return CheckSpec(
+        "apps",
+        api.verify_path,
+        purpose=api.verify_purpose,
+        proves=f"the credentials work and the key can {api.verify_purpose} ({api.service})",
+        if_missing="steps that list or look up apps will fail",
+        needed_for="",
+        grant=api.verify_grant,
+    )
+
+
 CHECKS: Dict[str, CheckSpec] = {
     spec.name: spec
     for spec in (
-        CheckSpec(
-            "apps",
-            APP_STORE_CONNECT.verify_path,  # on another API, that API's own cheap read (spec_for)
-            purpose="list apps",
-            proves="the credentials work and the key can list apps",
-            if_missing="steps that list or look up apps will fail",
-            needed_for="",
-            grant="an App Manager, Developer or Admin role",
-        ),
+        _apps_check(APP_STORE_CONNECT),  # on another API, that API's own (spec_for)
         CheckSpec(
             "app",
             "/v1/apps?filter[bundleId]={bundle_id}&limit=1",
@@ -202,27 +208,7 @@ class AppNotFoundError(ApiError):
 
 
 def spec_for(name: str, api: Api) -> CheckSpec:
-    """The check's row; `apps` proves the credentials with the chosen API's own cheap read (apis.py)."""
-    spec = CHECKS[name]
-    if name != "apps":
-        return spec
-    return replace(
-        spec,
-        path=api.verify_path,
-        purpose=api.verify_purpose,
-        proves=f"the credentials work and the key can {api.verify_purpose} ({api.service})",
-        grant=api.verify_grant,
-    )
-
-
-def check_target(check: Check, api_url: str, notary_url: str, api: Api) -> Tuple[str, str]:
-    """The check's URL, and its path as `scope` entries name it."""
-    spec = spec_for(check.name, api)
-    path = spec.path.format(bundle_id=quote(check.bundle_id, safe=""))
-    if spec.on_notary:
-        url = notary_url.rstrip("/") + path
-        return url, urlsplit(url).path + path[path.index("?") :]
-    return api_url.rstrip("/") + path, path
+    return _apps_check(api) if name == "apps" else CHECKS[name]
 
 
 def run_checks(
@@ -244,7 +230,11 @@ def run_checks(
     stop_reason = ""  # after a 401 or an agreements 403, no other request can pass
     unreachable: Dict[str, str] = {}  # host -> why; other checks on that host are not sent
     for check in preflight.checks:
-        url, scope_path = check_target(check, credentials.api_url, preflight.notary_url, api)
+        spec = spec_for(check.name, api)
+        path = spec.path.format(bundle_id=quote(check.bundle_id, safe=""))
+        url = (preflight.notary_url if spec.on_notary else credentials.api_url).rstrip("/") + path
+        # As `scope` entries name it: an API path as is, a notary path with notary-url's own path.
+        scope_path = urlsplit(url).path + path[path.index("?") :] if spec.on_notary else path
         host = urlsplit(url).netloc
         skip = stop_reason or unreachable.get(host, "")
         if skip:
@@ -257,12 +247,9 @@ def run_checks(
                 f"The {naming.label('scope')} does not cover GET {scope_path}; checking {check.entry} "
                 f"with a separate unscoped {SEPARATE_TOKEN_LIFETIME}-second token."
             )
-        asked = _asked(check, url, credentials, naming, alone=len(preflight.checks) == 1)
+        asked = _asked(check, spec, url, credentials, naming, alone=len(preflight.checks) == 1)
         check_tokens = tokens.unscoped(SEPARATE_TOKEN_LIFETIME) if separate else tokens
         result, reply = _run_one(check, asked, check_tokens, transport, naming, clock)
-        if check.name == "apps" and not api.counts_apps and result.facts is not None:
-            # Another API's cheap read counts bundle IDs, not apps: no app-count from it.
-            result = replace(result, facts=replace(result.facts, app_count=None))
         results.append(replace(result, separate_token=separate))
         log(f"Check {check.entry}: {result.result}" + (f": {result.meaning}." if result.passed else "."))
         if reply is None:
@@ -291,7 +278,7 @@ def _run_one(
         explained = explain_reply(reply, replace(asked, attempts=reply.attempts), naming, clock)
         outcome = f"{reply.status} {error_code(reply) or ''}".strip()
         return CheckResult(check, False, outcome, _failure_meaning(spec, reply, asked), error=explained), reply
-    facts = _facts(reply, clock)
+    facts = _facts(reply, clock, asked.api)
     if check.name != "app":
         return CheckResult(check, True, "passed", spec.proves, facts=facts), reply
     return _app_result(check, reply, facts, asked.key_type, naming), reply
@@ -313,12 +300,10 @@ def _failure_meaning(spec: CheckSpec, reply: Reply, asked: Asked) -> str:
     return spec.if_missing
 
 
-def _asked(check: Check, url: str, credentials: Credentials, naming: Naming, *, alone: bool) -> Asked:
-    spec = spec_for(check.name, credentials.api)
-    if check.name == "apps" and alone:
-        way_out = f"set {naming.assignment('verify', 'false')} if it only needs other resources"
-    else:
-        way_out = f"take {check.entry} out of {naming.label('checks')} if this job does not need it"
+def _asked(check: Check, spec: CheckSpec, url: str, credentials: Credentials, naming: Naming, *, alone: bool) -> Asked:
+    # `apps` alone is today's verification: explain's own way out (verify: false) fits it.
+    verification = check.name == "apps" and alone
+    way_out = "" if verification else f"take {check.entry} out of {naming.label('checks')} if this job does not need it"
     return Asked(
         url,
         credentials.key_type,
@@ -329,7 +314,6 @@ def _asked(check: Check, url: str, credentials: Credentials, naming: Naming, *, 
         needed_for=spec.needed_for,
         way_out=way_out,
         setting="notary-url" if spec.on_notary else "api-url",
-        on_notary=spec.on_notary,
     )
 
 
@@ -398,10 +382,11 @@ def _failure(results: Sequence[CheckResult], failed: Sequence[CheckResult], nami
     )
 
 
-def _facts(reply: Reply, clock: Callable[[], float]) -> VerificationResult:
+def _facts(reply: Reply, clock: Callable[[], float], api: Api) -> VerificationResult:
     meta = json.loads(reply.body).get("meta")  # the body is Apple's JSON object (_accepted)
-    paging = meta.get("paging") if isinstance(meta, dict) else None
-    # paging.total is optional in Apple's schema: no count at all without it.
+    paging = meta.get("paging") if isinstance(meta, dict) and api.counts_apps else None
+    # paging.total is optional in Apple's schema: no count at all without it. Another API's cheap
+    # read (its only check) counts bundle IDs, not apps: no app-count from it.
     app_count = paging["total"] if isinstance(paging, dict) and isinstance(paging.get("total"), int) else None
     limit, remaining = parse_rate_limit(reply.header("x-rate-limit"))
     return VerificationResult(app_count, remaining, limit, reply.attempts, measure_skew(reply, clock))
@@ -419,7 +404,7 @@ def read_checks(inputs: InputReader, key_type: str, api: Api, *, verify: bool = 
     label = inputs.label("checks")
     raw = inputs.get("checks")
     lines = [line.strip() for line in raw.splitlines() if line.strip()] or [DEFAULT_CHECKS]
-    known = ", ".join("app:<bundle-id>" if name == "app" else name for name in CHECKS)
+    known = ", ".join(Check(name, "<bundle-id>").entry for name in CHECKS)  # as entries are written
     found: List[Check] = []
     for line in lines:
         name, colon, rest = line.partition(":")
@@ -438,7 +423,7 @@ def read_checks(inputs: InputReader, key_type: str, api: Api, *, verify: bool = 
                 f"individual: Apple does not let individual keys use {refused}; "
                 "use a team key (App Store Connect > Users and Access > Integrations > Team Keys).",
             )
-        if verify and not api.applies(name):  # verify: false sends none
+        if verify and api.checks and name not in api.checks:  # verify: false sends none
             raise InputError(
                 f"{label} entry {check.entry} reads the App Store Connect API, but "
                 f"{inputs.assignment('api', api.name)} selects the {api.service}: there only "

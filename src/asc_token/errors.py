@@ -89,18 +89,15 @@ class DeliveryError(AscTokenError):
 
 
 class ApiError(AscTokenError):
-    """App Store Connect (or something in front of it) did not accept the request."""
+    """App Store Connect (or something in front of it) did not accept the request. explain.py titles
+    each answer's error with the service that was asked, the API's or the notary's."""
 
     title = "App Store Connect rejected the request"
 
 
 class NotAppleError(ApiError):
-    """The answer did not come from App Store Connect: a proxy, gateway or captive portal."""
-
-    title = "Something between the runner and App Store Connect answered"
+    """The answer did not come from the service: a proxy, gateway or captive portal."""
 
 
 class UnreachableError(ApiError):
-    """App Store Connect could not be reached: refused, DNS, TLS, timeout or reset."""
-
-    title = "App Store Connect unreachable"
+    """The service could not be reached: refused, DNS, TLS, timeout or reset."""

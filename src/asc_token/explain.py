@@ -39,14 +39,13 @@ class Asked:
     grant: str = "an App Manager, Developer or Admin role"  # "give key X <grant>" in a 403
     needed_for: str = ""  # "..., which <needed_for>" in a 403
     way_out: str = ""  # "..., or <way_out>" in a 403; default: verify false
-    setting: str = "api-url"  # the setting that chose the URL, for proxy and wrong-URL advice
-    # The notary service (App Store Connect's, whatever the API) answers a key it does not accept
-    # in plain text, not JSON (see checks.py).
-    on_notary: bool = False
+    # The setting that chose the URL, for proxy and wrong-URL advice. "notary-url": the notary service
+    # (App Store Connect's, whatever the API), which answers a key it does not accept in plain text, not JSON.
+    setting: str = "api-url"
 
     @property
     def service(self) -> str:
-        return APP_STORE_CONNECT.service if self.on_notary else self.api.service
+        return APP_STORE_CONNECT.service if self.setting == "notary-url" else self.api.service
 
 
 def apple_errors(reply: Reply) -> List[Mapping[str, Any]]:
@@ -152,7 +151,7 @@ def explain_reply(reply: Reply, asked: Asked, naming: Naming, clock: Callable[[]
         return NotAppleError(
             text.REDIRECTED.format(**fields), details=f"The redirect pointed at {location}.", title=elsewhere
         )
-    if not is_apple_json(reply) and not (asked.on_notary and status in (401, 403)):
+    if not is_apple_json(reply) and not (asked.setting == "notary-url" and status in (401, 403)):
         message = text.PROXY_PAGE.format(**fields, body=summarise_body(reply))
         return NotAppleError(message, details=f"The request went to {fields['url']}.", title=elsewhere)
     said = apple_said(reply)
@@ -194,12 +193,12 @@ def is_agreements_code(code: Optional[str]) -> bool:
 
 
 def explain_unreachable(kind: str, asked: Asked, naming: Naming, attempts: int = 1) -> UnreachableError:
-    url_setting = naming.label(asked.setting)
-    fix = text.UNREACHABLE_FIX[kind].format(url_setting=url_setting, service=asked.service)
+    what, fix = text.UNREACHABLE_KINDS[kind]
+    fix = fix.format(url_setting=naming.label(asked.setting), service=asked.service)
     tried = f" ({attempts} attempts)" if attempts > 1 else ""
     url = quote_foreign(asked.url)
     return UnreachableError(
-        text.UNREACHABLE.format(service=asked.service, url=url, what=text.UNREACHABLE_WHAT[kind], tried=tried, fix=fix),
+        text.UNREACHABLE.format(service=asked.service, url=url, what=what, tried=tried, fix=fix),
         details=text.UNREACHABLE_CHECK_DETAILS.format(
             set_no_verify=naming.assignment("verify", "false"), host=quote_foreign(urlsplit(asked.url).netloc or url)
         ),

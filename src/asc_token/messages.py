@@ -90,21 +90,19 @@ PROXY_PAGE = (
 
 # --- no answer ---------------------------------------------------------------------------------
 UNREACHABLE = "Could not reach {service} at {url}: {what}{tried}; {fix}."
-UNREACHABLE_WHAT = {
-    "url": "the URL cannot be used (a malformed host name or port)",
-    "refused": "the connection was refused",
-    "dns": "the host name could not be resolved (DNS)",
-    "timeout": "the request timed out",
-    "reset": "the connection was reset",
-    "tls": "the TLS handshake failed",
-}
-UNREACHABLE_FIX = {
-    "url": "correct {url_setting}",
-    "refused": "check {url_setting} and any proxy; nothing is listening there",
-    "dns": "check {url_setting} and the runner's DNS or proxy settings",
-    "timeout": "{service} or a proxy did not answer in time; re-run the job, and check " + STATUS_PAGE,
-    "reset": "a proxy or firewall may be cutting the connection; re-run the job",
-    "tls": "a proxy may be intercepting TLS; set REQUESTS_CA_BUNDLE to its CA certificate",
+UNREACHABLE_KINDS = {  # kind: (what happened, the fix)
+    "url": ("the URL cannot be used (a malformed host name or port)", "correct {url_setting}"),
+    "refused": ("the connection was refused", "check {url_setting} and any proxy; nothing is listening there"),
+    "dns": ("the host name could not be resolved (DNS)", "check {url_setting} and the runner's DNS or proxy settings"),
+    "timeout": (
+        "the request timed out",
+        "{service} or a proxy did not answer in time; re-run the job, and check " + STATUS_PAGE,
+    ),
+    "reset": ("the connection was reset", "a proxy or firewall may be cutting the connection; re-run the job"),
+    "tls": (
+        "the TLS handshake failed",
+        "a proxy may be intercepting TLS; set REQUESTS_CA_BUNDLE to its CA certificate",
+    ),
 }
 UNREACHABLE_CHECK_DETAILS = (
     "The token itself was minted; only the check that it works could not run. Set {set_no_verify} to "
@@ -124,19 +122,17 @@ LIFETIME_API_SHORT_ONLY = (
     "{asked}, but the {service} ({set_api}) accepts no token that lives longer than 20 minutes: set "
     "{expires_in} to 1 to 1200 seconds."
 )
-LIFETIME_NEEDS_SCOPE = (
-    "{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only for a token with a "
-    "{scope} of GET requests on resources that allow long-lived tokens: set {scope} (like GET "
-    "/v1/ciProducts), {shorten}."
+_LONGER_THAN_SHORT = "{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only "
+LIFETIME_NEEDS_SCOPE = _LONGER_THAN_SHORT + (
+    "for a token with a {scope} of GET requests on resources that allow long-lived tokens: set {scope} "
+    "(like GET /v1/ciProducts), {shorten}."
 )
-LIFETIME_NOT_GET = (
-    "{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only when every {scope} "
-    "entry is a GET, and {entry} is not: remove that entry from {scope}, {shorten}."
+LIFETIME_NOT_GET = _LONGER_THAN_SHORT + (
+    "when every {scope} entry is a GET, and {entry} is not: remove that entry from {scope}, {shorten}."
 )
-LIFETIME_NOT_LISTED = (
-    "{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only for resources that "
-    "allow long-lived tokens ({names}), and {scope} entry {entry} reads {resource}, which does not: "
-    "remove that entry from {scope}, {shorten}."
+LIFETIME_NOT_LISTED = _LONGER_THAN_SHORT + (
+    "for resources that allow long-lived tokens ({names}), and {scope} entry {entry} reads {resource}, "
+    "which does not: remove that entry from {scope}, {shorten}."
 )
 LIFETIME_DETAILS = (
     "Apple accepts tokens of up to six months only with a scope of GET requests on these resources "
