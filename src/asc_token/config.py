@@ -290,13 +290,7 @@ def _lifetime_error(inputs: InputReader, lifetime: int, refusal: Refusal, api: A
         "entry": shown(refusal.entry),
         "resource": shown(resource_of(refusal.entry.partition(" ")[2].strip())),
     }
-    template = {
-        "range": text.LIFETIME_OVER_SIX_MONTHS,
-        "api": text.LIFETIME_API_SHORT_ONLY,
-        "no-scope": text.LIFETIME_NEEDS_SCOPE,
-        "not-get": text.LIFETIME_NOT_GET,
-        "resource": text.LIFETIME_NOT_LISTED,
-    }[refusal.rule]
+    template = text.LIFETIME_REFUSALS[refusal.rule]
     details = "" if refusal.rule in ("range", "api") else text.LIFETIME_DETAILS.format(resources=long_lived_summary())
     return InputError(template.format(**fields), details=details)
 

@@ -115,25 +115,28 @@ UNREACHABLE_WRITE = (
 )
 
 # --- lifetimes (Apple's rule is in lifetimes.py) -----------------------------------------------
-LIFETIME_OVER_SIX_MONTHS = (
-    "{asked}, longer than the six months Apple accepts for any token: set it to 180d ({longest} seconds) or less."
-)
-LIFETIME_API_SHORT_ONLY = (
-    "{asked}, but the {service} ({set_api}) accepts no token that lives longer than 20 minutes: set "
-    "{expires_in} to 1 to 1200 seconds."
-)
 _LONGER_THAN_SHORT = "{asked}, longer than 20 minutes (1 to 1200 seconds), which Apple accepts only "
-LIFETIME_NEEDS_SCOPE = _LONGER_THAN_SHORT + (
-    "for a token with a {scope} of GET requests on resources that allow long-lived tokens: set {scope} "
-    "(like GET /v1/ciProducts), {shorten}."
-)
-LIFETIME_NOT_GET = _LONGER_THAN_SHORT + (
-    "when every {scope} entry is a GET, and {entry} is not: remove that entry from {scope}, {shorten}."
-)
-LIFETIME_NOT_LISTED = _LONGER_THAN_SHORT + (
-    "for resources that allow long-lived tokens ({names}), and {scope} entry {entry} reads {resource}, "
-    "which does not: remove that entry from {scope}, {shorten}."
-)
+LIFETIME_REFUSALS = {  # by lifetimes.Refusal.rule
+    "range": (
+        "{asked}, longer than the six months Apple accepts for any token: set it to 180d ({longest} seconds) or less."
+    ),
+    "api": (
+        "{asked}, but the {service} ({set_api}) accepts no token that lives longer than 20 minutes: set "
+        "{expires_in} to 1 to 1200 seconds."
+    ),
+    "no-scope": _LONGER_THAN_SHORT
+    + (
+        "for a token with a {scope} of GET requests on resources that allow long-lived tokens: set {scope} "
+        "(like GET /v1/ciProducts), {shorten}."
+    ),
+    "not-get": _LONGER_THAN_SHORT
+    + ("when every {scope} entry is a GET, and {entry} is not: remove that entry from {scope}, {shorten}."),
+    "resource": _LONGER_THAN_SHORT
+    + (
+        "for resources that allow long-lived tokens ({names}), and {scope} entry {entry} reads {resource}, "
+        "which does not: remove that entry from {scope}, {shorten}."
+    ),
+}
 LIFETIME_DETAILS = (
     "Apple accepts tokens of up to six months only with a scope of GET requests on these resources "
     '(Apple, "Generating Tokens for API Requests" > "Determine the Appropriate Token Lifetime"):\n{resources}'
