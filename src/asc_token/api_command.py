@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Set, Tuple, Union
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from .config import Credentials, Naming, read_credentials, require_base_url
 from .credentials import TokenSource, open_key
@@ -38,12 +38,12 @@ from .explain import (
     summarise_body,
 )
 from .flags import CliInputs, Parser, add_shared_flags, run_command
-from .minting import TokenRequest, scope_allows
+from .minting import scope_allows
 from .platforms import Platform
 from .redact import is_control, may_be_secret, may_be_secret_path, quote_foreign, shown
 from .secret_files import PendingFile, output_path
 from .transport import LOW_RATE_LIMIT, MAX_DOWNLOAD_BYTES, Io, NoAnswerError, Reply, Transport, parse_rate_limit
-from .urls import join_path, resolve_reference, target_problem
+from .urls import join_path, target_problem
 
 METHODS = ("GET", "POST", "PATCH", "DELETE")
 # A bound on a links.next that never ends, not on a real list: most lists' pages are 200 items, Apple's largest
@@ -143,11 +143,8 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
         )
     # The key is read only now, as the token command reads it; a bad one is still exit 2.
     key = open_key(credentials.key, platform.workspace(), platform.key_mask(printing=True))
-    request = TokenRequest(
-        credentials.key_id, credentials.issuer_id, credentials.expires_in, credentials.scope, credentials.api
-    )
     # printing: stdout is the caller's, never a mask command
-    tokens = TokenSource(key, request, io.clock, lambda token: platform.mask(token, printing=True))
+    tokens = TokenSource(key, credentials.token_request(), io.clock, lambda token: platform.mask(token, printing=True))
     policy = dataclasses.replace(io.policy, resend_when_uncertain=False) if call.method == "POST" else None
     transport = io.transport(log, credentials.api.service, policy)  # one connection for every page
     destination = Destination(call.output_file, io.out())  # before sending: a folder that cannot be made is exit 2
@@ -278,7 +275,7 @@ def _read_file(name: str, limit: int, wait: float) -> bytes:
 def resolve(target: str, api_url: str, argument: str, naming: Naming, page_url: Optional[str] = None) -> str:
     """PATH joined to ``api_url`` (or a links.next resolved against ``page_url``), when that URL may
     receive the token meant for ``api_url``; refused before anything is sent."""
-    url = join_path(target, api_url) if page_url is None else resolve_reference(target, page_url)
+    url = join_path(target, api_url) if page_url is None else urljoin(page_url, target)  # RFC 3986
     # A key pasted as PATH would reach the server's logs: its path (never the query, where Apple's
     # cursors are) holds resource names and IDs, none of them key-like.
     if page_url is None and may_be_secret_path(_path_of(target)):

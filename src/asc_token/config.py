@@ -23,7 +23,7 @@ from .lifetimes import (
     long_lived_summary,
     resource_of,
 )
-from .minting import MAX_LIFETIME_SECONDS
+from .minting import MAX_LIFETIME_SECONDS, TokenRequest
 from .redact import may_be_secret_path, quote_foreign, shown
 from .urls import base_url_problem
 
@@ -69,6 +69,9 @@ class Credentials:
     key: KeySource
     api_url: str = APP_STORE_CONNECT.url  # checked where a request is about to be sent (urls.py)
     api: Api = APP_STORE_CONNECT
+
+    def token_request(self) -> TokenRequest:
+        return TokenRequest(self.key_id, self.issuer_id, self.expires_in, self.scope, self.api)
 
 
 def read_credentials(inputs: InputReader) -> Credentials:

@@ -9,7 +9,7 @@ from .checks import CheckResult, Preflight, VerificationResult, run_checks
 from .config import Credentials, Naming
 from .credentials import Mask, TokenSource, open_key
 from .keys import to_pkcs8_pem
-from .minting import MintedToken, TokenRequest
+from .minting import MintedToken
 from .secret_files import KeyFiles, write_key_files
 from .transport import Io
 
@@ -36,10 +36,8 @@ def run_flow(
 ) -> Outcome:
     """Mint, write the key files when ``key_files_dir`` is given (RUNNER_TEMP; '' when unset), check."""
     key = open_key(credentials.key, workspace, mask_key)
-    request = TokenRequest(
-        credentials.key_id, credentials.issuer_id, credentials.expires_in, credentials.scope, credentials.api
-    )
-    tokens = TokenSource(key, request, io.clock, mask, keep_first=True)  # the checks prove the token handed on
+    # keep_first: the checks prove the very token handed on
+    tokens = TokenSource(key, credentials.token_request(), io.clock, mask, keep_first=True)
     minted = tokens.first  # masked before anything else is written that could carry it
 
     key_files = None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Any, Mapping, Optional, Tuple
-from urllib.parse import urljoin
 
 from .errors import InputError
 
@@ -81,11 +80,6 @@ def join_path(target: str, base: str) -> str:
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", target):
         return target
     return base.rstrip("/") + "/" + target.lstrip("/")
-
-
-def resolve_reference(reference: str, page_url: str) -> str:
-    """A ``links.next`` (an RFC 3986 URI reference) resolved against the page it came from."""
-    return urljoin(page_url, reference)
 
 
 def _valid_host(host: str) -> bool:
