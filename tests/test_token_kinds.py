@@ -262,6 +262,16 @@ def test_enterprise_is_refused_for_its_20_minutes_before_six_months() -> None:
         settings(api="enterprise", **{"expires-in": "181d", "scope": "GET /v1/ciProducts"})
 
 
+@pytest.mark.parametrize("entry", ["testflight", "app: com.example.app", "notary", "xcode-cloud"])
+def test_enterprise_runs_only_its_own_check(entry: str) -> None:
+    with pytest.raises(InputError) as refused:
+        settings(api="enterprise", checks=f"apps\n{entry}")
+    assert str(refused.value).startswith(f"`checks` entry {entry.replace(' ', '')} reads the App Store Connect API")
+    assert "`api: enterprise` selects the Enterprise Program API: there only apps runs" in str(refused.value)
+    # verify: false sends no request, so no entry is refused for the API it would read
+    assert settings(api="enterprise", checks=entry, verify="false").preflight.checks
+
+
 def test_plugin_api_setting() -> None:
     assert CliInputs({}, {"PLUGIN_API": "enterprise", "ASC_API": "app-store-connect"}).get("api") == "enterprise"
     assert CliInputs({"api": "enterprise"}, {}).label("api") == "--api"

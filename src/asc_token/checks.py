@@ -425,7 +425,7 @@ def read_checks(inputs: InputReader, key_type: str, api: Api, *, verify: bool = 
             )
         if verify and api.checks and name not in api.checks:  # verify: false sends none
             raise InputError(
-                f"{label} entry {check.entry} reads the App Store Connect API, but "
+                f"{label} entry {check.entry} reads the {APP_STORE_CONNECT.service} API, but "
                 f"{inputs.assignment('api', api.name)} selects the {api.service}: there only "
                 f"{', '.join(api.checks)} runs (as GET {api.verify_path.split('?')[0]}); remove {check.entry}.",
             )
