@@ -361,9 +361,11 @@ def text_stream() -> io.TextIOWrapper:
 
 
 @contextmanager
-def standin_running() -> Iterator[AppStoreConnectStandIn]:
-    """The App Store Connect stand-in on 127.0.0.1, stopped without the server's poll wait."""
-    standin = AppStoreConnectStandIn().start()
+def standin_running(**options: Any) -> Iterator[AppStoreConnectStandIn]:
+    """The App Store Connect stand-in on 127.0.0.1 (``options`` as AppStoreConnectStandIn takes them),
+    stopped without the server's poll wait: every test's stand-in starts here, never with ``with
+    AppStoreConnectStandIn()``, whose stop waits up to 0.5 s."""
+    standin = AppStoreConnectStandIn(**options).start()
     try:
         yield standin
     finally:

@@ -30,7 +30,16 @@ from asc_token.minting import MintedToken, TokenRequest
 from asc_token.transport import Reply
 from devtools.standin import ONE_TIME_CODES_ID, AppStoreConnectStandIn, Fault
 
-from .runner import ISSUER_ID, KEY_ID, QUICK_RETRIES, ROOT, FixedToken, KeyMaterial, call_api_in_process
+from .runner import (
+    ISSUER_ID,
+    KEY_ID,
+    QUICK_RETRIES,
+    ROOT,
+    FixedToken,
+    KeyMaterial,
+    call_api_in_process,
+    standin_running,
+)
 from .test_devtools_standin import standin_get, vendor_targets
 
 ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or shutil.which("asc-token")
@@ -444,7 +453,7 @@ def test_post_is_retried_after_a_429(key: KeyMaterial, api: AppStoreConnectStand
 def test_enterprise_program_api(key: KeyMaterial) -> None:
     from devtools.standin import APPLE_ENTERPRISE_AUDIENCE
 
-    with AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE) as enterprise:
+    with standin_running(audience=APPLE_ENTERPRISE_AUDIENCE) as enterprise:
         enterprise.register(KEY_ID, key.key.public_key(), ISSUER_ID)
         env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID,
                "ASC_API_URL": enterprise.url, "ASC_API": "enterprise"}  # fmt: skip

@@ -40,6 +40,7 @@ from .runner import (
     run_action_in_process,
     run_cli,
     run_entrypoint,
+    standin_running,
 )
 from .test_scenario_platforms import asc_env
 
@@ -148,7 +149,7 @@ def test_lifetimes_apple_refuses(tmp_path: Path, key: KeyMaterial, extra: Dict[s
 
 @pytest.fixture
 def enterprise(key: KeyMaterial) -> Iterator[AppStoreConnectStandIn]:
-    with AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
+    with standin_running(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
         standin.register(KEY_ID, key.key.public_key(), ISSUER_ID)
         yield standin
 
@@ -381,7 +382,7 @@ def test_enterprise_runs_only_the_apps_check() -> None:
 
 def test_an_enterprise_refusal_names_that_api(tmp_path: Path, key: KeyMaterial) -> None:
     """A 403 from the Enterprise Program API names it and what its read needs, not App Store Connect's apps."""
-    with AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
+    with standin_running(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
         standin.register(KEY_ID, key.key.public_key(), ISSUER_ID, resources=())
         result = run_action_in_process(tmp_path, {**verify_inputs(key, standin), **{"api": "enterprise"}})
     assert result.returncode == 1
