@@ -339,6 +339,26 @@ def _read_fds(capfd: pytest.CaptureFixture[str], run: Callable[[], int]) -> Tupl
     return code, captured.out, captured.err
 
 
+def command_on_fds(
+    capfd: pytest.CaptureFixture[str],
+    workdir: Path,
+    env: Mapping[str, str],
+    argv: Sequence[str],
+    *,
+    stdin: bytes = b"",
+    policy: RetryPolicy = QUICK_RETRIES,
+) -> Tuple[int, str, str]:
+    """``asc-token ARGV`` without starting an interpreter: exactly ``env``, ``workdir`` as working
+    directory, and what reached file descriptors 1 and 2, so a write that goes around the command's
+    streams (or a tool's output) is seen as ``$(...)`` or ``2> err.log`` would see it. The exit code.
+
+    For what a real process adds (its exit status, the console script, interpreter start-up) keep run_cli.
+    """
+    fakes = Io(env=dict(env), policy=policy, stdin=io.BytesIO(stdin))  # stdout, stderr: sys.stdout, sys.stderr
+    with _working_directory(workdir):
+        return _read_fds(capfd, lambda: dispatch.main(list(argv), force_cli=True, io=fakes))
+
+
 def run_cli_on_fds(
     capfd: pytest.CaptureFixture[str],
     workdir: Path,
@@ -348,18 +368,10 @@ def run_cli_on_fds(
     tools: bool = True,
     policy: RetryPolicy = QUICK_RETRIES,
 ) -> CliRun:
-    """run_cli's step without starting an interpreter: the same environment, fake tools and working
-    directory, the process's own stdout and stderr read at the file descriptors, so a write that goes
-    around the command's streams (or a tool's output) is seen as ``$(...)`` or ``2> err.log`` would see it.
-
-    For what a real process adds (its exit status, the console script, interpreter start-up) keep run_cli.
-    """
+    """run_cli's step (the same environment, fake tools and working directory) as command_on_fds runs it."""
     base, recorder = _cli_step_env(workdir, env, tools=tools)
-    argv = list(args if args is not None else ["--no-verify"])
-    fakes = Io(env=base, policy=policy, stdin=io.BytesIO(b""))  # stdout, stderr: sys.stdout, sys.stderr
-    with _working_directory(workdir):
-        code, out, err = _read_fds(capfd, lambda: dispatch.main(argv, force_cli=True, io=fakes))
-    return CliRun(code, out, err, recorder)
+    argv = args if args is not None else ["--no-verify"]
+    return CliRun(*command_on_fds(capfd, workdir, base, argv, policy=policy), recorder)
 
 
 def run_entrypoint_on_fds(
