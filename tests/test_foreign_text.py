@@ -277,8 +277,9 @@ def test_rate_limit_header_spam_is_parsed_quickly() -> None:
 
 
 def test_trickled_body_ends_at_the_deadline(api: AppStoreConnectStandIn) -> None:
+    # A byte every 0.2 s never lets the 1 s read timeout fire: only the whole deadline can end it.
     api.inject(*[Fault("trickle", seconds=0.2)] * 3)
-    policy = RetryPolicy(total_seconds=2, connect_timeout=1, read_timeout=1, backoff_base=0.05, backoff_cap=0.1)
+    policy = RetryPolicy(total_seconds=1, connect_timeout=1, read_timeout=1, backoff_base=0.05, backoff_cap=0.1)
     start = time.monotonic()
     with pytest.raises(NoAnswerError) as raised:
         Transport(policy=policy).send("GET", api.url + "/v1/apps?limit=1", FixedToken("token"))
