@@ -182,11 +182,18 @@ def golden_tool_cache(tmp_path_factory: pytest.TempPathFactory, key: KeyMaterial
     def build(folder: Path) -> bool:
         run = run_composite(folder / "run", team_inputs(key), tool_cache=folder / "toolcache", extra_env=wheels)
         assert run["returncode"] == 0, run["log"]
+        (folder / "build.log").write_text(str(run["log"]))
         return True
 
     folder = made_once(tmp_path_factory, "golden-runtime", build)
     assert folder is not None
     return folder / "toolcache"
+
+
+@pytest.fixture(scope="session")
+def golden_build_log(golden_tool_cache: Path) -> str:
+    """What the composite step printed while it built the golden runtime: a first job's on an empty tool cache."""
+    return (golden_tool_cache.parent / "build.log").read_text()
 
 
 def copy_of(tool_cache: Path, folder: Path) -> Path:
