@@ -3,6 +3,8 @@ the runner's files, the workspace), runs the action or ``asc-token`` either as a
 runner does) or in this process (fast, with short retry timings), and reads back what it wrote.
 
 Subprocess runs are kept for one scenario per promise of the README and docs/; everything else runs in process.
+In process, a step's streams are either fakes (run_action_in_process, run_cli_in_process) or, where what
+a caller captures is the point, the process's own file descriptors read back through capfd (the *_on_fds runs).
 """
 
 from __future__ import annotations
