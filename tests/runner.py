@@ -3,6 +3,8 @@ the runner's files, the workspace), runs the action or ``asc-token`` either as a
 runner does) or in this process (fast, with short retry timings), and reads back what it wrote.
 
 Subprocess runs are kept for one scenario per promise of the README and docs/; everything else runs in process.
+In process, a step's streams are either fakes (run_action_in_process, run_cli_in_process) or, where what
+a caller captures is the point, the process's own file descriptors read back through capfd (the *_on_fds runs).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, cast
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, cast
 from urllib.parse import urlsplit
 
 import jwt
@@ -266,20 +268,9 @@ def fake_tool(bin_dir: Path, name: str, recorder: Path) -> None:
     script.chmod(0o755)
 
 
-def run_cli(
-    workdir: Path,
-    env: Mapping[str, str],
-    args: Optional[Sequence[str]] = None,
-    *,
-    tools: bool = True,
-    stdout_path: Optional[Path] = None,
-) -> CliRun:
-    """The installed ``asc-token`` as a CI job runs it: only the variables given (plus PATH, HOME and
-    the like), fake envman and buildkite-agent first on PATH; ``--no-verify`` unless ``args`` say otherwise.
-
-    ``tools=False``: PATH holds no envman or buildkite-agent at all. ``stdout_path``: stdout goes to
-    that file as it is written, so a test can look at it while the command runs.
-    """
+def _cli_step_env(workdir: Path, env: Mapping[str, str], *, tools: bool) -> Tuple[Dict[str, str], Path]:
+    """What run_cli gives the command: only ``env`` (plus PATH, HOME and the like), fake envman and
+    buildkite-agent first on PATH unless ``tools`` is False; and the folder they record into."""
     bin_dir = workdir / "bin"
     recorder = workdir / "recorder"
     bin_dir.mkdir(parents=True, exist_ok=True)
@@ -294,6 +285,24 @@ def run_cli(
     }
     base["PATH"] = f"{bin_dir}{os.pathsep}{base.get('PATH', '')}" if tools else str(bin_dir)
     base.update(env)
+    return base, recorder
+
+
+def run_cli(
+    workdir: Path,
+    env: Mapping[str, str],
+    args: Optional[Sequence[str]] = None,
+    *,
+    tools: bool = True,
+    stdout_path: Optional[Path] = None,
+) -> CliRun:
+    """The installed ``asc-token`` as a CI job runs it: only the variables given (plus PATH, HOME and
+    the like), fake envman and buildkite-agent first on PATH; ``--no-verify`` unless ``args`` say otherwise.
+
+    ``tools=False``: PATH holds no envman or buildkite-agent at all. ``stdout_path``: stdout goes to
+    that file as it is written, so a test can look at it while the command runs.
+    """
+    base, recorder = _cli_step_env(workdir, env, tools=tools)
     assert ASC_TOKEN is not None, "asc-token is not installed (python3 dev.py test installs it)"
     argv = [ASC_TOKEN, *(args if args is not None else ["--no-verify"])]
     if stdout_path is None:
@@ -306,6 +315,82 @@ def run_cli(
             argv, env=base, cwd=str(workdir), stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60, check=False
         )
     return CliRun(done.returncode, stdout_path.read_text(), done.stderr, recorder)
+
+
+@contextmanager
+def _working_directory(folder: Path) -> Iterator[None]:
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def _read_fds(capfd: pytest.CaptureFixture[str], run: Callable[[], int]) -> Tuple[int, str, str]:
+    """``run``'s exit code and what reached file descriptors 1 and 2 while it ran: its writes to
+    sys.stdout and sys.stderr (pytest points them at the same files) and those of its children."""
+    capfd.readouterr()  # what came before is not this run's
+    try:
+        code = run()
+    except SystemExit as exit_:  # argparse's usage errors, as the console script turns them into exit codes
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    captured = capfd.readouterr()
+    return code, captured.out, captured.err
+
+
+def command_on_fds(
+    capfd: pytest.CaptureFixture[str],
+    workdir: Path,
+    env: Mapping[str, str],
+    argv: Sequence[str],
+    *,
+    stdin: bytes = b"",
+    policy: RetryPolicy = QUICK_RETRIES,
+) -> Tuple[int, str, str]:
+    """``asc-token ARGV`` without starting an interpreter: exactly ``env``, ``workdir`` as working
+    directory, and what reached file descriptors 1 and 2, so a write that goes around the command's
+    streams (or a tool's output) is seen as ``$(...)`` or ``2> err.log`` would see it. The exit code.
+
+    For what a real process adds (its exit status, the console script, interpreter start-up) keep run_cli.
+    """
+    fakes = Io(env=dict(env), policy=policy, stdin=io.BytesIO(stdin))  # stdout, stderr: sys.stdout, sys.stderr
+    with _working_directory(workdir):
+        return _read_fds(capfd, lambda: dispatch.main(list(argv), force_cli=True, io=fakes))
+
+
+def run_cli_on_fds(
+    capfd: pytest.CaptureFixture[str],
+    workdir: Path,
+    env: Mapping[str, str],
+    args: Optional[Sequence[str]] = None,
+    *,
+    tools: bool = True,
+    policy: RetryPolicy = QUICK_RETRIES,
+) -> CliRun:
+    """run_cli's step (the same environment, fake tools and working directory) as command_on_fds runs it."""
+    base, recorder = _cli_step_env(workdir, env, tools=tools)
+    argv = args if args is not None else ["--no-verify"]
+    return CliRun(*command_on_fds(capfd, workdir, base, argv, policy=policy), recorder)
+
+
+def run_entrypoint_on_fds(
+    capfd: pytest.CaptureFixture[str],
+    workdir: Path,
+    inputs: Mapping[str, str],
+    *,
+    extra_env: Optional[Mapping[str, str]] = None,
+    policy: RetryPolicy = QUICK_RETRIES,
+) -> Result:
+    """run_entrypoint's step without starting an interpreter: the runner's environment and files,
+    the workspace as working directory, stdout and stderr read at the file descriptors."""
+    step = prepare_step(workdir, inputs, extra_env)
+    fakes = Io(env=step.env, policy=policy, stdin=io.BytesIO(b""))
+    with _working_directory(step.workspace):
+        code, out, err = _read_fds(capfd, lambda: dispatch.main([], io=fakes))
+    return step.result(code, out, err)
 
 
 def run_cli_in_process(
@@ -361,9 +446,11 @@ def text_stream() -> io.TextIOWrapper:
 
 
 @contextmanager
-def standin_running() -> Iterator[AppStoreConnectStandIn]:
-    """The App Store Connect stand-in on 127.0.0.1, stopped without the server's poll wait."""
-    standin = AppStoreConnectStandIn().start()
+def standin_running(**options: Any) -> Iterator[AppStoreConnectStandIn]:
+    """The App Store Connect stand-in on 127.0.0.1 (``options`` as AppStoreConnectStandIn takes them),
+    stopped without the server's poll wait: every test's stand-in starts here, never with ``with
+    AppStoreConnectStandIn()``, whose stop waits up to 0.5 s."""
+    standin = AppStoreConnectStandIn(**options).start()
     try:
         yield standin
     finally:

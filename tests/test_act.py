@@ -30,7 +30,7 @@ from devtools.runnerfiles import parse_file_command
 from devtools.standin import AppStoreConnectStandIn
 
 from .conftest import copy_of
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, standin_running
 
 pytestmark = [
     pytest.mark.act,
@@ -113,7 +113,7 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def standin(key: KeyMaterial) -> Iterator[AppStoreConnectStandIn]:
-    with AppStoreConnectStandIn() as api:
+    with standin_running() as api:
         api.register(KEY_ID, key.key.public_key(), ISSUER_ID)
         yield api
 

@@ -30,7 +30,17 @@ from asc_token.minting import MintedToken, TokenRequest
 from asc_token.transport import Reply
 from devtools.standin import ONE_TIME_CODES_ID, AppStoreConnectStandIn, Fault
 
-from .runner import ISSUER_ID, KEY_ID, QUICK_RETRIES, ROOT, FixedToken, KeyMaterial, call_api_in_process
+from .runner import (
+    ISSUER_ID,
+    KEY_ID,
+    QUICK_RETRIES,
+    ROOT,
+    FixedToken,
+    KeyMaterial,
+    call_api_in_process,
+    command_on_fds,
+    standin_running,
+)
 from .test_devtools_standin import standin_get, vendor_targets
 
 ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or shutil.which("asc-token")
@@ -71,6 +81,16 @@ def run_api(tmp_path: Path, env: Dict[str, str], args: List[str], stdin: Optiona
     return Run(completed)
 
 
+def run_api_on_fds(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path, env: Dict[str, str], args: List[str], stdin: str = ""
+) -> Run:
+    """run_api's step in this process, its stdout and stderr read at the file descriptors (command_on_fds)."""
+    base = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR")}
+    argv = ["api", *args]
+    code, out, err = command_on_fds(capfd, tmp_path, {**base, **env}, argv, stdin=stdin.encode())
+    return Run(subprocess.CompletedProcess(argv, code, out, err))
+
+
 def assert_nothing_secret(out: bytes, logged: List[str], api: AppStoreConnectStandIn, key: KeyMaterial) -> None:
     """assert_clean for an in-process call: no token sent, no piece of the key, no traceback."""
     shown = out.decode("utf-8", errors="replace") + "\n".join(logged)
@@ -89,6 +109,9 @@ def assert_clean(run: Run, api: AppStoreConnectStandIn, key: KeyMaterial) -> Non
 
 
 # --- scenarios: the installed command against the stand-in ------------------------------------
+# The command's console script runs as a process for pagination, the token's lifetime, a missing
+# setting (exit 2) and the token command beside it; the other scenarios run the same step in this
+# process with stdout and stderr read at the file descriptors (run_api_on_fds).
 
 
 @needs_command
@@ -154,9 +177,10 @@ def test_persistent_401_is_explained(key: KeyMaterial, api: AppStoreConnectStand
     assert_nothing_secret(out, logged, api, key)
 
 
-@needs_command
-def test_404_is_explained_on_stderr(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    run = run_api(tmp_path, api_env(key, api), ["/v1/nothingHere"])
+def test_404_is_explained_on_stderr(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run = run_api_on_fds(capfd, tmp_path, api_env(key, api), ["/v1/nothingHere"])
     assert run.returncode == 1
     assert run.stdout == ""
     assert f"error: App Store Connect answered 404 NOT_FOUND to GET {api.url}/v1/nothingHere" in run.stderr
@@ -165,28 +189,27 @@ def test_404_is_explained_on_stderr(tmp_path: Path, key: KeyMaterial, api: AppSt
     assert_clean(run, api, key)
 
 
-@needs_command
 def test_post_with_input_file_then_patch_then_delete(
-    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
 ) -> None:
     body = {"data": {"type": "bundleIds", "attributes": {"identifier": "com.example.new", "name": "New",
                                                           "platform": "IOS"}}}  # fmt: skip
     (tmp_path / "bundle.json").write_text(json.dumps(body))
-    created = run_api(tmp_path, api_env(key, api), ["--input", "bundle.json", "/v1/bundleIds"])
+    created = run_api_on_fds(capfd, tmp_path, api_env(key, api), ["--input", "bundle.json", "/v1/bundleIds"])
     assert created.returncode == 0, created.stderr
     resource = created.json()["data"]
     assert resource["type"] == "bundleIds" and resource["attributes"]["identifier"] == "com.example.new"
     assert api.calls[-1].method == "POST" and json.loads(api.calls[-1].body) == body  # POST: the default with --input
 
     change = {"data": {"type": "bundleIds", "id": resource["id"], "attributes": {"name": "Renamed"}}}
-    patched = run_api(
-        tmp_path, api_env(key, api), ["--method", "patch", f"/v1/bundleIds/{resource['id']}", "--input", "-"],
+    patched = run_api_on_fds(
+        capfd, tmp_path, api_env(key, api), ["--method", "patch", f"/v1/bundleIds/{resource['id']}", "--input", "-"],
         stdin=json.dumps(change),
     )  # fmt: skip
     assert patched.returncode == 0, patched.stderr
     assert patched.json()["data"]["attributes"]["name"] == "Renamed"
 
-    deleted = run_api(tmp_path, api_env(key, api), ["-X", "DELETE", f"/v1/bundleIds/{resource['id']}"])
+    deleted = run_api_on_fds(capfd, tmp_path, api_env(key, api), ["-X", "DELETE", f"/v1/bundleIds/{resource['id']}"])
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout == ""  # 204 No Content: nothing to print
     assert [(call.method, call.outcome) for call in api.calls] == [("POST", "201"), ("PATCH", "200"),
@@ -194,10 +217,13 @@ def test_post_with_input_file_then_patch_then_delete(
     assert_clean(created, api, key)
 
 
-@needs_command
-def test_409_names_what_apple_points_at(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_409_names_what_apple_points_at(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "incomplete.json").write_text('{"data": {"type": "bundleIds", "attributes": {"identifier": "x"}}}')
-    run = run_api(tmp_path, api_env(key, api), ["-X", "POST", "/v1/bundleIds", "--input", "incomplete.json"])
+    run = run_api_on_fds(
+        capfd, tmp_path, api_env(key, api), ["-X", "POST", "/v1/bundleIds", "--input", "incomplete.json"]
+    )
     assert run.returncode == 1
     assert run.stdout == ""
     # Word for word the example in docs/api.md, but for the stand-in's URL
@@ -207,18 +233,16 @@ def test_409_names_what_apple_points_at(tmp_path: Path, key: KeyMaterial, api: A
     assert logged == shown
 
 
-@needs_command
 def test_an_answer_that_is_not_json_is_summarised(
-    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
 ) -> None:
     api.inject(Fault("html", status=200))
-    run = run_api(tmp_path, api_env(key, api), ["/v1/apps"])
+    run = run_api_on_fds(capfd, tmp_path, api_env(key, api), ["/v1/apps"])
     assert run.returncode == 1
     assert run.stdout == ""
     assert "answered 200 with a text/html body of" in run.stderr and "<html>" not in run.stderr
 
 
-@needs_command
 @pytest.mark.parametrize(
     ("args", "named"),
     [
@@ -235,11 +259,16 @@ def test_an_answer_that_is_not_json_is_summarised(
     ],
 )
 def test_bad_input_exit_2_and_nothing_sent(
-    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, args: List[str], named: str
+    tmp_path: Path,
+    key: KeyMaterial,
+    api: AppStoreConnectStandIn,
+    args: List[str],
+    named: str,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     (tmp_path / "not-json.txt").write_text("name=value\n")
     (tmp_path / "body.json").write_text("{}")
-    run = run_api(tmp_path, api_env(key, api), args)
+    run = run_api_on_fds(capfd, tmp_path, api_env(key, api), args)
     assert run.returncode == 2, run.stderr
     assert named in run.stderr
     assert run.stdout == ""
@@ -257,12 +286,13 @@ def test_a_missing_setting_is_exit_2(tmp_path: Path, key: KeyMaterial, api: AppS
     assert api.requests == []
 
 
-@needs_command
 def test_include_puts_headers_on_stderr_and_low_quota_is_noted(
-    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
 ) -> None:
     api.hourly_limit = 50
-    run = run_api(tmp_path, api_env(key, api), ["--include", f"{api.url}/v1/apps/1000000001"])  # a full URL
+    run = run_api_on_fds(
+        capfd, tmp_path, api_env(key, api), ["--include", f"{api.url}/v1/apps/1000000001"]
+    )  # a full URL
     assert run.returncode == 0, run.stderr
     assert run.json()["data"]["attributes"]["bundleId"] == "com.example.demo.watch"
     assert run.stderr.startswith("HTTP 200 OK\n")
@@ -271,10 +301,11 @@ def test_include_puts_headers_on_stderr_and_low_quota_is_noted(
     assert_clean(run, api, key)
 
 
-@needs_command
-def test_github_masks_each_token_on_stderr(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_github_masks_each_token_on_stderr(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
+) -> None:
     api.inject(Fault("unauthorized"))
-    run = run_api(tmp_path, {**api_env(key, api), "GITHUB_ACTIONS": "true"}, ["/v1/apps"])
+    run = run_api_on_fds(capfd, tmp_path, {**api_env(key, api), "GITHUB_ACTIONS": "true"}, ["/v1/apps"])
     assert run.returncode == 0, run.stderr
     masked = {line[len("::add-mask::") :] for line in run.stderr.splitlines() if line.startswith("::add-mask::")}
     assert set(api.tokens_seen()) <= masked
@@ -444,7 +475,7 @@ def test_post_is_retried_after_a_429(key: KeyMaterial, api: AppStoreConnectStand
 def test_enterprise_program_api(key: KeyMaterial) -> None:
     from devtools.standin import APPLE_ENTERPRISE_AUDIENCE
 
-    with AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE) as enterprise:
+    with standin_running(audience=APPLE_ENTERPRISE_AUDIENCE) as enterprise:
         enterprise.register(KEY_ID, key.key.public_key(), ISSUER_ID)
         env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID,
                "ASC_API_URL": enterprise.url, "ASC_API": "enterprise"}  # fmt: skip

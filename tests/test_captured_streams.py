@@ -36,7 +36,8 @@ from .runner import (
     needs_cli,
     run_action_in_process,
     run_cli,
-    run_entrypoint,
+    run_cli_on_fds,
+    run_entrypoint_on_fds,
 )
 
 
@@ -148,11 +149,14 @@ def test_every_platform_has_detection_env(tmp_path: Path) -> None:
         assert platform_for(detection_env(name, tmp_path)).name == name
 
 
-@needs_cli
+# In this process, read at the file descriptors: what a caller's $(...) and 2> would hold (the
+# installed command's own streams are test_cli_streams_never_carry_the_key's and test_scenario_platforms').
 @pytest.mark.parametrize("platform", PLATFORM_NAMES)
-def test_print_stdout_is_exactly_the_token(tmp_path: Path, key: KeyMaterial, platform: str) -> None:
+def test_print_stdout_is_exactly_the_token(
+    tmp_path: Path, key: KeyMaterial, platform: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     env = {**cli_env(key), **detection_env(platform, tmp_path), "GITHUB_OUTPUT": str(tmp_path / "out")}
-    run = run_cli(tmp_path, env, ["--print", "--no-verify"])
+    run = run_cli_on_fds(capfd, tmp_path, env, ["--print", "--no-verify"])
     assert run.returncode == 0, run.stderr
     token = run.stdout[:-1]
     assert run.stdout == token + "\n"
@@ -161,11 +165,12 @@ def test_print_stdout_is_exactly_the_token(tmp_path: Path, key: KeyMaterial, pla
         assert f"::add-mask::{token}" in run.stderr.splitlines()
 
 
-@needs_cli
 @pytest.mark.parametrize("platform", PLATFORM_NAMES)
-def test_print_stdout_is_empty_on_error(tmp_path: Path, key: KeyMaterial, platform: str) -> None:
+def test_print_stdout_is_empty_on_error(
+    tmp_path: Path, key: KeyMaterial, platform: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     env = {**cli_env(key), **detection_env(platform, tmp_path), "ASC_KEY_ID": "short"}
-    run = run_cli(tmp_path, env, ["--print", "--no-verify"])
+    run = run_cli_on_fds(capfd, tmp_path, env, ["--print", "--no-verify"])
     assert run.returncode == 2
     assert run.stdout == ""
     assert "ASC_KEY_ID" in run.stderr and "Traceback" not in run.stderr
@@ -232,9 +237,12 @@ def key_forms(key: KeyMaterial) -> Dict[str, Tuple[str, List[str]]]:
 @pytest.mark.parametrize(
     "form", ["pkcs8", "sec1", "base64 of the file", "base64 of sec1", "base64 of DER", "escaped one line"]
 )
-def test_every_form_is_masked_first(tmp_path: Path, key: KeyMaterial, form: str) -> None:
+def test_every_form_is_masked_first(
+    tmp_path: Path, key: KeyMaterial, form: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """In this process, read at the file descriptors (entrypoint.py itself runs in test_scenario_key_forms)."""
     given, extra = key_forms(key)[form]
-    result = run_entrypoint(tmp_path, action_inputs(key, **{"private-key": given}))
+    result = run_entrypoint_on_fds(capfd, tmp_path, action_inputs(key, **{"private-key": given}))
     assert result.returncode == 0, result.log
     lines = result.stdout.splitlines()
     first_other = next(i for i, line in enumerate(lines) if not line.startswith("::add-mask::"))

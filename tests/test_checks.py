@@ -1,4 +1,7 @@
-"""Preflight checks against the local stand-in: each passes with one request, each gap is named."""
+"""Preflight checks against the local stand-in: each passes with one request, each gap is named.
+
+entrypoint.py runs the passing checks; the gaps of docs/preflight.md run the same step in this
+process, stdout and stderr read at the file descriptors (run_entrypoint_on_fds)."""
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from .runner import (
     run_action_in_process,
     run_cli_in_process,
     run_entrypoint,
+    run_entrypoint_on_fds,
 )
 
 DEMO_BUNDLE_ID = "com.example.demo"  # the stand-in's first app, id 1000000000, "Demo App"
@@ -112,10 +116,12 @@ def test_verify_false_skips_every_check(tmp_path: Path, key: KeyMaterial, api: A
 # --- a role that lacks what a check needs ------------------------------------------------------
 
 
-def test_role_without_notary_fails_naming_notary(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_role_without_notary_fails_naming_notary(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
+) -> None:
     """docs/preflight.md: a 403 names the check, what it needs and the role; every check still runs."""
     api.register(KEY_ID, key.key.public_key(), ISSUER_ID, resources={"apps", "builds"})
-    result = run_entrypoint(tmp_path, verify_inputs(key, api, "apps", "notary", "testflight"))
+    result = run_entrypoint_on_fds(capfd, tmp_path, verify_inputs(key, api, "apps", "notary", "testflight"))
     assert result.returncode == 1
     line = error_line(result)
     assert "Check notary failed" in line and "403 FORBIDDEN_ERROR" in line
@@ -182,13 +188,13 @@ def test_each_check_has_the_retries_of_verification(
 
 
 def test_individual_key_with_provisioning_is_refused_before_any_request(
-    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """docs/preflight.md: Apple does not let individual keys use provisioning endpoints or notarytool."""
     api.register(KEY_ID, key.key.public_key(), None)
     values = verify_inputs(key, api, "apps", "provisioning", **{"key-type": "individual"})
     del values["issuer-id"]
-    result = run_entrypoint(tmp_path, values)
+    result = run_entrypoint_on_fds(capfd, tmp_path, values)
     assert result.returncode == 2
     line = error_line(result)
     assert "`checks` entry provisioning needs a team key" in line and "`key-type` is individual" in line
@@ -256,10 +262,12 @@ def test_only_one_app_entry(tmp_path: Path, key: KeyMaterial, api: AppStoreConne
 # --- agreements ---------------------------------------------------------------------------------
 
 
-def test_expired_agreement_is_explained(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_expired_agreement_is_explained(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
+) -> None:
     """docs/preflight.md: the Account Holder must accept the agreement; no key change helps."""
     api.inject(Fault("agreements"))
-    result = run_entrypoint(tmp_path, verify_inputs(key, api, "testflight", "apps"))
+    result = run_entrypoint_on_fds(capfd, tmp_path, verify_inputs(key, api, "testflight", "apps"))
     assert result.returncode == 1
     line = error_line(result)
     assert "403 FORBIDDEN.REQUIRED_AGREEMENTS_MISSING_OR_EXPIRED" in line

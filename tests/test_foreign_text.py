@@ -30,12 +30,11 @@ from .runner import (
     call_api_in_process,
     detection_env,
     foreign_lines_are_inert,
-    needs_cli,
     one_error,
     rendered,
     run_action_in_process,
-    run_cli,
-    run_entrypoint,
+    run_cli_on_fds,
+    run_entrypoint_on_fds,
     run_step,
 )
 
@@ -106,12 +105,14 @@ def hostile_answers() -> Dict[str, Fault]:
     }
 
 
+# The action and the CLI in this process, their stdout and stderr read at the file descriptors: every
+# line a runner would read as a command reaches these files.
 @pytest.mark.parametrize("where", sorted(hostile_answers()))
 def test_injection_through_the_action(
-    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, where: str
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, where: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     api.inject(hostile_answers()[where])
-    result = run_entrypoint(tmp_path, action_inputs(key, verify="true", **{"api-url": api.url}))
+    result = run_entrypoint_on_fds(capfd, tmp_path, action_inputs(key, verify="true", **{"api-url": api.url}))
     assert result.returncode == 1
     one_error(result)
     foreign_lines_are_inert(result.log)
@@ -119,14 +120,18 @@ def test_injection_through_the_action(
     assert "credentials accepted" not in result.summary
 
 
-@needs_cli
 @pytest.mark.parametrize("platform", ["github", "azure"])
 @pytest.mark.parametrize("where", sorted(hostile_answers()))
 def test_injection_through_the_cli(
-    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, platform: str, where: str
+    tmp_path: Path,
+    key: KeyMaterial,
+    api: AppStoreConnectStandIn,
+    platform: str,
+    where: str,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     api.inject(hostile_answers()[where])
-    run = run_cli(tmp_path, {**cli_env(key), **detection_env(platform, tmp_path)}, ["--api-url", api.url])
+    run = run_cli_on_fds(capfd, tmp_path, {**cli_env(key), **detection_env(platform, tmp_path)}, ["--api-url", api.url])
     assert run.returncode == 1
     assert run.stdout.count("##vso[task.setvariable") == 0 and "Traceback" not in run.stderr
     foreign_lines_are_inert(run.stdout + run.stderr, azure=platform == "azure")
@@ -272,8 +277,9 @@ def test_rate_limit_header_spam_is_parsed_quickly() -> None:
 
 
 def test_trickled_body_ends_at_the_deadline(api: AppStoreConnectStandIn) -> None:
+    # A byte every 0.2 s never lets the 1 s read timeout fire: only the whole deadline can end it.
     api.inject(*[Fault("trickle", seconds=0.2)] * 3)
-    policy = RetryPolicy(total_seconds=2, connect_timeout=1, read_timeout=1, backoff_base=0.05, backoff_cap=0.1)
+    policy = RetryPolicy(total_seconds=1, connect_timeout=1, read_timeout=1, backoff_base=0.05, backoff_cap=0.1)
     start = time.monotonic()
     with pytest.raises(NoAnswerError) as raised:
         Transport(policy=policy).send("GET", api.url + "/v1/apps?limit=1", FixedToken("token"))

@@ -1,5 +1,8 @@
 """A value that may be key material is never quoted back: a key in a path setting, in an argument, in a
-setting of another kind; it is named by its length and setting only."""
+setting of another kind; it is named by its length and setting only.
+
+The table tests run in this process with stdout and stderr read at the file descriptors
+(run_cli_on_fds, run_entrypoint_on_fds); the installed command's refusal of an argument runs as a process."""
 
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from .runner import (
     one_error,
     raw_key_b64,
     run_cli,
-    run_entrypoint,
+    run_cli_on_fds,
+    run_entrypoint_on_fds,
     run_step,
 )
 
@@ -30,24 +34,29 @@ from .runner import (
 
 
 @pytest.mark.parametrize("form", ["pem", "base64"])
-def test_key_in_private_key_path_input(tmp_path: Path, key: KeyMaterial, form: str) -> None:
+def test_key_in_private_key_path_input(
+    tmp_path: Path, key: KeyMaterial, form: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     pasted = key.pem if form == "pem" else key.base64_of_file
-    result = run_entrypoint(tmp_path, {**action_inputs(key, **{"private-key": "", "private-key-path": pasted})})
+    result = run_entrypoint_on_fds(
+        capfd, tmp_path, {**action_inputs(key, **{"private-key": "", "private-key-path": pasted})}
+    )
     assert result.returncode == 2
     message = one_error(result)
     assert "`private-key-path` holds what looks like the key itself" in message
     assert_no_secrets(result, [*key.secret_fragments(), key.base64_of_file])
 
 
-@needs_cli
 @pytest.mark.parametrize(
     "variable", ["ASC_PRIVATE_KEY_PATH", "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH", "PLUGIN_PRIVATE_KEY_PATH"]
 )
 @pytest.mark.parametrize("form", ["pem", "base64"])
-def test_key_in_path_variable(tmp_path: Path, key: KeyMaterial, variable: str, form: str) -> None:
+def test_key_in_path_variable(
+    tmp_path: Path, key: KeyMaterial, variable: str, form: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     pasted = key.pem if form == "pem" else key.base64_of_file
     env = {variable: pasted, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "GITLAB_CI": "true"}
-    run = run_cli(tmp_path, env, ["--print", "--no-verify"])
+    run = run_cli_on_fds(capfd, tmp_path, env, ["--print", "--no-verify"])
     assert run.returncode == 2 and run.stdout == ""
     assert f"{variable} holds what looks like the key itself" in run.stderr
     for fragment in [*key.secret_fragments(), key.base64_of_file]:
@@ -78,12 +87,13 @@ def test_key_fragment_in_another_input_is_not_echoed(tmp_path: Path, key: KeyMat
 # --- argparse never echoes an argument's value ------------------------------------------------
 
 
-@needs_cli
 @pytest.mark.parametrize("form", ["pem", "base64"])
 @pytest.mark.parametrize("how", ["--private={}", "--private-key-path-typo={}", "{}"])
-def test_unknown_argument_values_are_not_echoed(tmp_path: Path, key: KeyMaterial, form: str, how: str) -> None:
+def test_unknown_argument_values_are_not_echoed(
+    tmp_path: Path, key: KeyMaterial, form: str, how: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     pasted = key.pem if form == "pem" else key.base64_of_file
-    run = run_cli(tmp_path, cli_env(key), ["--print", how.format(pasted)])
+    run = run_cli_on_fds(capfd, tmp_path, cli_env(key), ["--print", how.format(pasted)])
     assert run.returncode == 2 and run.stdout == ""
     assert "unrecognised arguments" in run.stderr
     for fragment in [*key.secret_fragments(), pasted[:40]]:

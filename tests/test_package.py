@@ -22,10 +22,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from devtools.standin import AppStoreConnectStandIn
-
 from .conftest import made_once
-from .runner import ISSUER_ID, KEY_ID, ROOT
+from .runner import ISSUER_ID, KEY_ID, ROOT, standin_running
 
 NAME = "asc_token_action"
 
@@ -169,7 +167,7 @@ def test_installed_command_mints_a_token(installed: Path, tmp_path: Path) -> Non
 
 def test_installed_command_verifies_against_the_standin(installed: Path, tmp_path: Path) -> None:
     key_path, public_key = _key_file(tmp_path)
-    with AppStoreConnectStandIn() as api:
+    with standin_running() as api:
         api.register(KEY_ID, public_key, ISSUER_ID)
         run = _asc_token(
             installed,

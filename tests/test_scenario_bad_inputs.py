@@ -1,7 +1,7 @@
 """Each mistake in the secrets gets one ::error:: naming the input and the fix, exit 1, no leak.
 
 In process; the failure-table rows of docs/troubleshooting.md (empty secret, RSA key, truncated key, missing issuer)
-also run through the runner. The reasons themselves are tabled in test_keys and test_settings."""
+also run through the runner. The CLI's refusals run in process too, streams read at the file descriptors. The reasons themselves are tabled in test_keys and test_settings."""
 
 from __future__ import annotations
 
@@ -28,10 +28,9 @@ from .runner import (
     action_inputs,
     assert_no_secrets,
     detection_env,
-    needs_cli,
     one_error,
     run_action_in_process,
-    run_cli,
+    run_cli_on_fds,
     run_entrypoint,
     run_step,
 )
@@ -245,19 +244,21 @@ def test_edwards_key_through_the_action(tmp_path: Path, key: KeyMaterial) -> Non
     assert "`private-key` is an Ed448 key" in one_error(result)
 
 
-@needs_cli
-def test_output_file_is_a_folder(tmp_path: Path, key: KeyMaterial) -> None:
+def test_output_file_is_a_folder(tmp_path: Path, key: KeyMaterial, capfd: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "folder").mkdir()
-    run = run_cli(tmp_path, cli_env(key), ["--no-verify", "--output-file", str(tmp_path / "folder")])
+    run = run_cli_on_fds(capfd, tmp_path, cli_env(key), ["--no-verify", "--output-file", str(tmp_path / "folder")])
     assert run.returncode == 2 and run.stdout == ""  # refused before the token is even minted
     assert "exists and is not a regular file" in run.stderr and "--output-file" in run.stderr
     assert "Internal error" not in run.stderr and "Traceback" not in run.stderr
 
 
-@needs_cli
 @pytest.mark.parametrize(("platform", "tool"), [("buildkite", "buildkite-agent"), ("bitrise", "envman")])
-def test_platform_tool_is_missing(tmp_path: Path, key: KeyMaterial, platform: str, tool: str) -> None:
-    run = run_cli(tmp_path, {**cli_env(key), **detection_env(platform, tmp_path)}, ["--no-verify"], tools=False)
+def test_platform_tool_is_missing(
+    tmp_path: Path, key: KeyMaterial, platform: str, tool: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run = run_cli_on_fds(
+        capfd, tmp_path, {**cli_env(key), **detection_env(platform, tmp_path)}, ["--no-verify"], tools=False
+    )
     assert run.returncode == 1 and run.stdout == ""
     assert f"{tool} was not found on PATH" in run.stderr
     assert "Internal error" not in run.stderr and "Traceback" not in run.stderr

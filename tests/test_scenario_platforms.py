@@ -1,5 +1,9 @@
 """The installed ``asc-token`` on each CI platform: the token reaches the platform's sink,
-verifies with the public key, and never appears in any subprocess's argv or the log."""
+verifies with the public key, and never appears in any subprocess's argv or the log.
+
+What is refused about the token file, and the expiry handed on beside the token, run the same step
+in this process with its streams read at the file descriptors (run_cli_on_fds): no interpreter start each.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from devtools.runnerfiles import parse_file_command
 from devtools.standin import AppStoreConnectStandIn
 
 from .conftest import OTHER_ISSUER, cli_env
-from .runner import ASC_TOKEN, ISSUER_ID, KEY_ID, KeyMaterial, run_cli, run_cli_in_process
+from .runner import ASC_TOKEN, ISSUER_ID, KEY_ID, KeyMaterial, run_cli, run_cli_in_process, run_cli_on_fds
 from .runner import CliRun as Run
 
 pytestmark = pytest.mark.skipif(
@@ -187,7 +191,7 @@ def test_generic_without_a_sink_says_how_to_get_the_token(tmp_path: Path, key: K
 @pytest.mark.parametrize("form", ["pem", "base64", "escaped"])
 @pytest.mark.parametrize("setting", ["--output-file", "PLUGIN_OUTPUT_FILE"])
 def test_a_key_pasted_as_the_token_file_is_refused_and_not_echoed(
-    tmp_path: Path, key: KeyMaterial, form: str, setting: str
+    tmp_path: Path, key: KeyMaterial, form: str, setting: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     pasted = {"pem": key.pem, "base64": key.base64_of_file, "escaped": key.pem.replace("\n", "\\n")}[form]
     env, args = asc_env(key), ["--no-verify"]
@@ -196,9 +200,9 @@ def test_a_key_pasted_as_the_token_file_is_refused_and_not_echoed(
     else:
         env.update(GITHUB_ACTIONS="true")  # the error is an annotation there, which GitHub shows unmasked
         args += ["--output-file", pasted]
-    run_cli(tmp_path, asc_env(key), ["--version"])  # the harness's own folders, made before the count
+    run_cli_on_fds(capfd, tmp_path, asc_env(key), ["--version"])  # the harness's own folders, made before the count
     before = sorted(path.name for path in tmp_path.iterdir())
-    run = run_cli(tmp_path, env, args)
+    run = run_cli_on_fds(capfd, tmp_path, env, args)
     assert run.returncode == 2, run.stderr
     assert "looks like a key or token, not a file path" in run.stderr
     assert ("::error" in run.stderr) is (setting == "--output-file") and "Traceback" not in run.stderr
@@ -207,25 +211,29 @@ def test_a_key_pasted_as_the_token_file_is_refused_and_not_echoed(
     assert sorted(path.name for path in tmp_path.iterdir()) == before  # no file, no folder named after it
 
 
-def test_an_ordinary_token_file_path_is_named(tmp_path: Path, key: KeyMaterial) -> None:
+def test_an_ordinary_token_file_path_is_named(
+    tmp_path: Path, key: KeyMaterial, capfd: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "tokens" / "asc.jwt"
-    run = run_cli(tmp_path, asc_env(key), ["--no-verify", "--output-file", str(target)])
+    run = run_cli_on_fds(capfd, tmp_path, asc_env(key), ["--no-verify", "--output-file", str(target)])
     assert run.returncode == 0 and "asc.jwt" in run.stderr, run.stderr
 
 
-def test_the_expiry_is_handed_on_beside_the_token(tmp_path: Path, key: KeyMaterial) -> None:
+def test_the_expiry_is_handed_on_beside_the_token(
+    tmp_path: Path, key: KeyMaterial, capfd: pytest.CaptureFixture[str]
+) -> None:
     """ASC_TOKEN_EXPIRES_AT on Azure, CircleCI and Bitrise: a later step can tell when to mint again."""
-    azure = run_cli(tmp_path / "azure", {**asc_env(key), "TF_BUILD": "True"})
+    azure = run_cli_on_fds(capfd, tmp_path / "azure", {**asc_env(key), "TF_BUILD": "True"})
     expiry = [line.rsplit("]", 1)[1] for line in azure.stdout.splitlines() if "variable=ASC_TOKEN_EXPIRES_AT]" in line]
     bash_env = tmp_path / "bash_env"
-    run_cli(tmp_path / "circleci", {**asc_env(key), "CIRCLECI": "true", "BASH_ENV": str(bash_env)})
+    run_cli_on_fds(capfd, tmp_path / "circleci", {**asc_env(key), "CIRCLECI": "true", "BASH_ENV": str(bash_env)})
     sourced = subprocess.run(
         ["bash", "-c", f'source "{bash_env}"; printf "%s" "$ASC_TOKEN_EXPIRES_AT"'],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    bitrise = run_cli(tmp_path / "bitrise", {**asc_env(key), "BITRISE_IO": "true"})
+    bitrise = run_cli_on_fds(capfd, tmp_path / "bitrise", {**asc_env(key), "BITRISE_IO": "true"})
     assert "envman add --key ASC_TOKEN_EXPIRES_AT" in bitrise.argv_log()
     handed = [*expiry, sourced, bitrise.stdin_log().splitlines()[1]]
     assert len(handed) == 3, azure.stdout
@@ -234,12 +242,15 @@ def test_the_expiry_is_handed_on_beside_the_token(tmp_path: Path, key: KeyMateri
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX special files")
 @pytest.mark.parametrize("args", [["--no-verify"], ["api", "/v1/apps"]])
-def test_a_special_file_is_never_replaced_by_the_token_file(tmp_path: Path, key: KeyMaterial, args: List[str]) -> None:
+def test_a_special_file_is_never_replaced_by_the_token_file(
+    tmp_path: Path, key: KeyMaterial, args: List[str], capfd: pytest.CaptureFixture[str]
+) -> None:
     """/dev/stdout, a pipe or a link would be renamed over with a file holding the secret: refused, exit 2."""
     fifo, link = tmp_path / "pipe", tmp_path / "link"
     os.mkfifo(fifo)
     link.symlink_to(tmp_path / "elsewhere")
     for target in (str(fifo), str(link), "/dev/null"):
-        run = run_cli(tmp_path, {**asc_env(key), "ASC_API_URL": "http://127.0.0.1:9"}, [*args, "--output-file", target])
+        env = {**asc_env(key), "ASC_API_URL": "http://127.0.0.1:9"}
+        run = run_cli_on_fds(capfd, tmp_path, env, [*args, "--output-file", target])
         assert run.returncode == 2 and "exists and is not a regular file" in run.stderr, run.stderr
     assert stat.S_ISFIFO(fifo.lstat().st_mode) and link.is_symlink() and stat.S_ISCHR(os.stat("/dev/null").st_mode)

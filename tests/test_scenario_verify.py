@@ -29,6 +29,7 @@ from .runner import (
     run_action_in_process,
     run_cli_in_process,
     run_entrypoint,
+    run_entrypoint_on_fds,
 )
 
 
@@ -90,9 +91,12 @@ def test_401_wrong_issuer(tmp_path: Path, key: KeyMaterial, api: AppStoreConnect
     assert "\\`" not in result.summary.split("Likely causes")[0]
 
 
-def test_403_role(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_403_role(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """In this process, read at the file descriptors (test_success starts entrypoint.py)."""
     api.register(KEY_ID, key.key.public_key(), ISSUER_ID, role_allows_apps=False)
-    result = run_entrypoint(tmp_path, verify_inputs(key, api))
+    result = run_entrypoint_on_fds(capfd, tmp_path, verify_inputs(key, api))
     assert result.returncode == 1
     assert "403 FORBIDDEN_ERROR" in error_line(result) and "role" in error_line(result)
     assert len(api.requests) == 1
@@ -290,10 +294,10 @@ def test_persistent_401_is_reported_within_20_seconds(
 
 @pytest.mark.parametrize("lifetime", [20, 3])
 def test_short_lifetimes_are_valid_when_signed(
-    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, lifetime: int
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, lifetime: int, capfd: pytest.CaptureFixture[str]
 ) -> None:
     before = int(time.time())
-    result = run_entrypoint(tmp_path, verify_inputs(key, api, **{"expires-in": str(lifetime)}))
+    result = run_entrypoint_on_fds(capfd, tmp_path, verify_inputs(key, api, **{"expires-in": str(lifetime)}))
     assert result.returncode == 0, result.log
     assert api.requests == [("/v1/apps?limit=1", "200")]  # the stand-in accepted it first time
     claims = key.decode(result.outputs["token"], verify_exp=False)

@@ -10,14 +10,22 @@ import pytest
 from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn, Fault
 
 from .conftest import cli_env, verify_inputs
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, call_api_in_process, run_action_in_process, run_cli_in_process
+from .runner import (
+    ISSUER_ID,
+    KEY_ID,
+    KeyMaterial,
+    call_api_in_process,
+    run_action_in_process,
+    run_cli_in_process,
+    standin_running,
+)
 
 SERVICE = "Enterprise Program API"
 
 
 @pytest.fixture
 def enterprise(key: KeyMaterial) -> Iterator[AppStoreConnectStandIn]:
-    with AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
+    with standin_running(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
         standin.register(KEY_ID, key.key.public_key(), ISSUER_ID)
         yield standin
 

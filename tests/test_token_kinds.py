@@ -39,7 +39,10 @@ from .runner import (
     read_settings,
     run_action_in_process,
     run_cli,
+    run_cli_on_fds,
     run_entrypoint,
+    run_entrypoint_on_fds,
+    standin_running,
 )
 from .test_scenario_platforms import asc_env
 
@@ -82,9 +85,11 @@ def one_error(result: Result) -> str:
 
 @pytest.mark.parametrize("lifetime", ["15552000", "180d"])
 def test_a_180_day_token_for_xcode_cloud(
-    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, lifetime: str
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, lifetime: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    result = run_entrypoint(
+    """In this process, read at the file descriptors (test_an_enterprise_key starts entrypoint.py)."""
+    result = run_entrypoint_on_fds(
+        capfd,
         tmp_path,
         {
             **verify_inputs(key, api),
@@ -110,8 +115,10 @@ def test_a_180_day_token_for_xcode_cloud(
     assert_no_secrets(result, key.secret_fragments())
 
 
-def test_20m_gives_1200_seconds_and_no_warning(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_entrypoint(tmp_path, {**team_inputs(key), **{"expires-in": "20m"}})
+def test_20m_gives_1200_seconds_and_no_warning(
+    tmp_path: Path, key: KeyMaterial, capfd: pytest.CaptureFixture[str]
+) -> None:
+    result = run_entrypoint_on_fds(capfd, tmp_path, {**team_inputs(key), **{"expires-in": "20m"}})
     assert result.returncode == 0, result.log
     assert lifetime_of(claims_of(key, result.outputs["token"])) == 1200
     assert WARNING not in result.summary
@@ -134,8 +141,10 @@ def test_20m_gives_1200_seconds_and_no_warning(tmp_path: Path, key: KeyMaterial)
     ],
     ids=["no-scope", "apps", "post", "181d", "enterprise"],
 )
-def test_lifetimes_apple_refuses(tmp_path: Path, key: KeyMaterial, extra: Dict[str, str], must_say: List[str]) -> None:
-    result = run_entrypoint(tmp_path, {**team_inputs(key), **extra})
+def test_lifetimes_apple_refuses(
+    tmp_path: Path, key: KeyMaterial, extra: Dict[str, str], must_say: List[str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    result = run_entrypoint_on_fds(capfd, tmp_path, {**team_inputs(key), **extra})
     message = one_error(result)
     for phrase in must_say:
         assert phrase in message, message
@@ -148,7 +157,7 @@ def test_lifetimes_apple_refuses(tmp_path: Path, key: KeyMaterial, extra: Dict[s
 
 @pytest.fixture
 def enterprise(key: KeyMaterial) -> Iterator[AppStoreConnectStandIn]:
-    with AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
+    with standin_running(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
         standin.register(KEY_ID, key.key.public_key(), ISSUER_ID)
         yield standin
 
@@ -176,8 +185,13 @@ def test_an_enterprise_key(tmp_path: Path, key: KeyMaterial, enterprise: AppStor
 
 @pytest.mark.skipif(ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)")
 def test_the_cli_takes_the_same(
-    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, enterprise: AppStoreConnectStandIn
+    tmp_path: Path,
+    key: KeyMaterial,
+    api: AppStoreConnectStandIn,
+    enterprise: AppStoreConnectStandIn,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
+    """The six-month token from the installed command; the other settings on fds in this process."""
     for run in ("long", "long-env", "flags", "verified", "refused"):
         (tmp_path / run).mkdir()
     long = run_cli(
@@ -188,26 +202,33 @@ def test_the_cli_takes_the_same(
     assert long.returncode == 0, long.stderr
     assert lifetime_of(claims_of(key, long.stdout.strip())) == SIX_MONTHS
     assert "separate unscoped 120-second token" in long.stderr and api.requests == [("/v1/apps?limit=1", "200")]
-    long_env = run_cli(
+    long_env = run_cli_on_fds(
+        capfd,
         tmp_path / "long-env",
         {**asc_env(key), "ASC_EXPIRES_IN": "180d", "ASC_SCOPE": "GET /v1/ciProducts"},
         ["--print", "--no-verify"],
     )
     assert long_env.returncode == 0, long_env.stderr
     assert lifetime_of(claims_of(key, long_env.stdout.strip())) == SIX_MONTHS
-    flags = run_cli(
+    flags = run_cli_on_fds(
+        capfd,
         tmp_path / "flags",
         asc_env(key),
         ["--print", "--no-verify", "--expires-in", "20m", "--api", "enterprise"],
     )
     assert flags.returncode == 0, flags.stderr
     assert lifetime_of(claims_of(key, flags.stdout.strip(), audience=ENTERPRISE_AUDIENCE)) == 1200
-    verified = run_cli(
-        tmp_path / "verified", {**asc_env(key), "ASC_API": "enterprise"}, ["--print", "--api-url", enterprise.url]
+    verified = run_cli_on_fds(
+        capfd,
+        tmp_path / "verified",
+        {**asc_env(key), "ASC_API": "enterprise"},
+        ["--print", "--api-url", enterprise.url],
     )
     assert verified.returncode == 0, verified.stderr
     assert "verified (3599 requests left this hour)" in verified.stderr
-    refused = run_cli(tmp_path / "refused", {**asc_env(key), "ASC_EXPIRES_IN": "2h"}, ["--print", "--no-verify"])
+    refused = run_cli_on_fds(
+        capfd, tmp_path / "refused", {**asc_env(key), "ASC_EXPIRES_IN": "2h"}, ["--print", "--no-verify"]
+    )
     assert refused.returncode == 2 and refused.stdout == ""
     assert "ASC_EXPIRES_IN is 7200 seconds (2 h)" in refused.stderr and "ASC_SCOPE" in refused.stderr
 
@@ -391,7 +412,7 @@ def test_enterprise_runs_only_the_apps_check() -> None:
 
 def test_an_enterprise_refusal_names_that_api(tmp_path: Path, key: KeyMaterial) -> None:
     """A 403 from the Enterprise Program API names it and what its read needs, not App Store Connect's apps."""
-    with AppStoreConnectStandIn(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
+    with standin_running(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
         standin.register(KEY_ID, key.key.public_key(), ISSUER_ID, resources=())
         result = run_action_in_process(tmp_path, {**verify_inputs(key, standin), **{"api": "enterprise"}})
     assert result.returncode == 1
