@@ -17,10 +17,11 @@ def cli() -> int:
 
 def main(argv: Optional[List[str]] = None, *, force_cli: bool = False, io: Optional[Io] = None) -> int:
     """entrypoint.py: the action when the runner starts it (GITHUB_ACTIONS, no arguments)."""
-    io = io or Io()
+    if io is None:  # this is the process (an Io is passed by whoever owns the process, as tests do)
+        no_core_dumps()
+        io = Io()
     args = sys.argv[1:] if argv is None else argv
     on_github = io.env.get("GITHUB_ACTIONS") == "true"
-    no_core_dumps()
     try:
         if not force_cli and not args and on_github:
             from .action import run_action  # deferred: each front end imports only its own modules
