@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Dict, Iterator, List
 
@@ -57,6 +58,26 @@ def test_api_command_names_the_enterprise_api_in_every_error(
     assert code == 1 and out == b""
     message = errors_of(logged)
     assert SERVICE in message and "App Store Connect" not in message, logged
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ({"data": [], "links": {"next": 5}}, f"{SERVICE}'s links.next is not a usable URL"),
+        ({"data": [], "links": {"next": "https://elsewhere.example/v1/bundleIds"}}, f"{SERVICE}'s links.next points at"),
+        ({"data": {}, "links": {"next": "/v1/bundleIds?cursor=2"}}, "a page with links.next has no list"),
+    ],
+)  # fmt: skip
+def test_the_api_commands_own_errors_on_github_name_no_other_api(
+    key: KeyMaterial, enterprise: AppStoreConnectStandIn, answer: Dict[str, object], said: str
+) -> None:
+    """The errors asc-token api words itself (not explain's answers to Apple), title included."""
+    enterprise.inject(Fault("raw-json", status=200, detail=json.dumps(answer)))
+    on_github = {**env(key, enterprise.url), "GITHUB_ACTIONS": "true"}
+    code, out, logged = call_api_in_process(on_github, ["--paginate", "/v1/bundleIds"])
+    error = errors_of(logged)
+    assert code == 1 and out == b"" and error.startswith("::error title=") and said in error, logged
+    assert "App Store Connect" not in error
 
 
 def test_unreachable_names_the_enterprise_api(key: KeyMaterial, tmp_path: Path) -> None:

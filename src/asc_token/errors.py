@@ -89,10 +89,10 @@ class DeliveryError(AscTokenError):
 
 
 class ApiError(AscTokenError):
-    """App Store Connect (or something in front of it) did not accept the request. explain.py titles
+    """The API (or something in front of it) did not accept the request. explain.py titles
     each answer's error with the service that was asked, the API's or the notary's."""
 
-    title = "App Store Connect rejected the request"
+    title = "The API request failed"  # no service named: explain.py titles what it explains with it
 
 
 class NotAppleError(ApiError):

@@ -199,7 +199,7 @@ def run_command(parser: Parser, argv: Sequence[str], io: Io, command: Command, *
         parser.error(f"--platform must be one of {', '.join(PLATFORM_NAMES)}")
     # Logs go to stderr: stdout may be a `$(...)` that must hold nothing but the answer.
     log = functools.partial(print, file=io.err(), flush=True)
-    platform = platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out())
+    platform = platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out(), stderr=io.err())
     try:
         flags = flag_settings(args)
         # A command reads the environment names of the settings it has flags for, and no other.

@@ -37,10 +37,17 @@ class Platform:
         super().__init_subclass__(**kwargs)
         PLATFORMS.append(cls)
 
-    def __init__(self, env: Mapping[str, str], log: Callable[[str], None], stdout: Optional[TextIO] = None) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log: Callable[[str], None],
+        stdout: Optional[TextIO] = None,
+        stderr: Optional[TextIO] = None,
+    ) -> None:
         self.env = env
         self.log = log
         self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
 
     def workspace(self) -> Optional[str]:
         return next((self.env[name] for name in self.workspace_variables if self.env.get(name)), None)
@@ -74,7 +81,7 @@ class GitHub(Platform):
 
     def _commands(self) -> GitHubCommands:
         # stderr: the runner reads workflow commands there too, and stdout may be $(...).
-        return GitHubCommands(self.env, stream=sys.stderr)
+        return GitHubCommands(self.env, stream=self.stderr)
 
     def mask(self, secret: str, *, printing: bool) -> None:
         self._commands().mask(secret)
