@@ -202,8 +202,9 @@ def test_post_with_input_file_then_patch_then_delete(
     assert api.calls[-1].method == "POST" and json.loads(api.calls[-1].body) == body  # POST: the default with --input
 
     change = {"data": {"type": "bundleIds", "id": resource["id"], "attributes": {"name": "Renamed"}}}
-    patched = run_api_on_fds(
-        capfd, tmp_path, api_env(key, api), ["--method", "patch", f"/v1/bundleIds/{resource['id']}", "--input", "-"],
+    # The console script in a process of its own: --input - reads that process's real stdin.
+    patched = run_api(
+        tmp_path, api_env(key, api), ["--method", "patch", f"/v1/bundleIds/{resource['id']}", "--input", "-"],
         stdin=json.dumps(change),
     )  # fmt: skip
     assert patched.returncode == 0, patched.stderr

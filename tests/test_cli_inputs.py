@@ -12,9 +12,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from asc_token.api_command import build_api_parser
 from asc_token.errors import InputError
-from asc_token.flags import CliInputs
+from asc_token.flags import ENV_SOURCES, CliInputs, flag_settings
 from asc_token.keys import KeySource
+from asc_token.token_command import build_parser
 
 from .conftest import cli_env
 from .runner import ISSUER_ID, KEY_ID, KeyMaterial, call_api_in_process, read_settings, run_cli_in_process
@@ -291,3 +293,12 @@ def test_asc_token_api_logs_the_disagreement(key: KeyMaterial) -> None:
     code, _, lines = call_api_in_process(env, ["/v1/apps"])
     assert code == 2  # refused before any request: the line came first
     assert any(f"APP_STORE_CONNECT_API_KEY_KEY_ID ('{OTHER_ID}') is also set" in line for line in lines), lines
+
+
+def test_each_command_reads_the_settings_it_has_flags_for() -> None:
+    """Which environment variables a command reads follows from its flags: pinned here, so a renamed
+    flag cannot silently stop (or start) reading a variable."""
+    token_command = set(flag_settings(build_parser().parse_args([])))
+    api_command = set(flag_settings(build_api_parser().parse_args(["/v1/apps"])))
+    assert token_command == set(ENV_SOURCES)
+    assert api_command == token_command - {"verify", "checks", "notary-url"}  # asc-token api runs no checks

@@ -148,7 +148,9 @@ def test_without_runner_temp(tmp_path: Path, key: KeyMaterial) -> None:
 
 
 def write_files(base: Path, key: KeyMaterial) -> secret_files.KeyFiles:
-    return secret_files.write_key_files(base_dir=str(base), key_pem=key.pem, key_id=KEY_ID, issuer_id=None, duration=60)
+    return secret_files.write_key_files(
+        base_dir=str(base), key_pem=key.pem, key_id=KEY_ID, issuer_id=None, duration=60, env={}
+    )
 
 
 @posix_only

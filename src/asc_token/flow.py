@@ -49,6 +49,7 @@ def run_flow(
             issuer_id=credentials.issuer_id,
             duration=credentials.expires_in,
             in_house=credentials.api.fastlane_in_house,
+            env=io.env,
         )
     if not preflight.verify:
         return Outcome(minted, key_files=key_files)

@@ -113,8 +113,9 @@ def write_key_files(
     issuer_id: Optional[str],
     duration: int,
     in_house: bool = False,
+    env: Mapping[str, str],
 ) -> KeyFiles:
-    if is_container_action(os.environ, in_container=_in_container(), code_path=_CODE_PATH):
+    if is_container_action(env, in_container=_in_container(), code_path=_CODE_PATH):
         raise KeyFilesError(
             f"write-key-files does not work in the container image: its RUNNER_TEMP ({base_dir or 'unset'}) "
             f"is not the folder later steps see, so they would never find the key files; {_COMPOSITE_ADVICE}",
