@@ -11,17 +11,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Any, Callable, ClassVar, List, Mapping, Optional, TextIO, Tuple, Type
+from typing import Callable, ClassVar, List, Mapping, Optional, TextIO, Tuple, Type
 
 from .config import Credentials, Naming
 from .credentials import Mask
 from .errors import AscTokenError, DeliveryError
 from .flow import Outcome
 from .github import Delivery, GitHubCommands, publish
-
-# Every platform below, in detection order (the order they are defined in): some platforms also set
-# another's variables for compatibility.
-PLATFORMS: List[Type[Platform]] = []
 
 
 class Platform:
@@ -32,10 +28,6 @@ class Platform:
     markers: ClassVar[Tuple[Tuple[str, str], ...]] = ()
     workspace_variables: ClassVar[Tuple[str, ...]] = ()  # where relative key paths start: the first set
     token_file_in_workspace: ClassVar[bool] = False  # .asc-token there, when no --output-file is given
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        PLATFORMS.append(cls)
 
     def __init__(
         self,
@@ -209,6 +201,19 @@ class Bitbucket(Platform):
     token_file_in_workspace = True
 
 
+# Detection order matters: some platforms also set another's variables for compatibility.
+PLATFORMS: List[Type[Platform]] = [
+    GitHub,
+    Azure,
+    CircleCI,
+    Bitrise,
+    Buildkite,
+    GitLab,
+    Woodpecker,
+    Drone,
+    Jenkins,
+    Bitbucket,
+]
 PLATFORM_NAMES = [platform.name for platform in PLATFORMS] + [Platform.name]
 
 
