@@ -14,7 +14,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from asc_token import secret_files
+from asc_token.config import Credentials
 from asc_token.errors import KeyFilesError
+from asc_token.keys import KeySource
 
 from .conftest import individual_inputs, team_inputs
 from .runner import (
@@ -148,9 +150,8 @@ def test_without_runner_temp(tmp_path: Path, key: KeyMaterial) -> None:
 
 
 def write_files(base: Path, key: KeyMaterial) -> secret_files.KeyFiles:
-    return secret_files.write_key_files(
-        base_dir=str(base), key_pem=key.pem, key_id=KEY_ID, issuer_id=None, duration=60, env={}
-    )
+    individual = Credentials(KEY_ID, None, "individual", 60, (), KeySource("`private-key`", key.pem))
+    return secret_files.write_key_files(str(base), key.pem, individual, env={})
 
 
 @posix_only

@@ -42,15 +42,7 @@ def run_flow(
 
     key_files = None
     if key_files_dir is not None:
-        key_files = write_key_files(
-            base_dir=key_files_dir,
-            key_pem=to_pkcs8_pem(key),
-            key_id=credentials.key_id,
-            issuer_id=credentials.issuer_id,
-            duration=credentials.expires_in,
-            in_house=credentials.api.fastlane_in_house,
-            env=io.env,
-        )
+        key_files = write_key_files(key_files_dir, to_pkcs8_pem(key), credentials, io.env)
     if not preflight.verify:
         return Outcome(minted, key_files=key_files)
 

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional
 
+from .config import Credentials
 from .errors import InputError, KeyFilesError
 from .minting import MAX_LIFETIME_SECONDS
 from .redact import may_be_secret_path, shown
@@ -106,14 +107,7 @@ class KeyFiles:
 
 
 def write_key_files(
-    *,
-    base_dir: Optional[str],
-    key_pem: str,
-    key_id: str,
-    issuer_id: Optional[str],
-    duration: int,
-    in_house: bool = False,
-    env: Mapping[str, str],
+    base_dir: Optional[str], key_pem: str, credentials: Credentials, env: Mapping[str, str]
 ) -> KeyFiles:
     if is_container_action(env, in_container=_in_container(), code_path=_CODE_PATH):
         raise KeyFilesError(
@@ -135,17 +129,18 @@ def write_key_files(
             ),
         )
     directory = private_folder(os.path.join(base_dir, FOLDER_NAME))
+    key_id = credentials.key_id
     key_path = os.path.join(directory, f"AuthKey_{key_id}.p8")
     json_path = os.path.join(directory, f"fastlane_api_key_{key_id}.json")
     fastlane: Dict[str, object] = {
         "key_id": key_id,
         "key": key_pem,
         # fastlane signs its own tokens for any request, so never beyond Apple's 20 minutes.
-        "duration": min(duration, MAX_LIFETIME_SECONDS),
-        "in_house": in_house,  # true for the Enterprise Program API
+        "duration": min(credentials.expires_in, MAX_LIFETIME_SECONDS),
+        "in_house": credentials.api.fastlane_in_house,  # true for the Enterprise Program API
     }
-    if issuer_id is not None:
-        fastlane["issuer_id"] = issuer_id  # individual keys have none; fastlane then uses sub: user
+    if credentials.issuer_id is not None:  # individual keys have none; fastlane then uses sub: user
+        fastlane["issuer_id"] = credentials.issuer_id
     try:
         for path, content in ((key_path, key_pem), (json_path, json.dumps(fastlane, indent=2) + "\n")):
             write_secret_file(path, content)
