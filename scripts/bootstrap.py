@@ -263,11 +263,17 @@ def check_runtime(target: str, key: str) -> Tuple[str, str]:
 # -- what the lock says this Python gets --------------------------------------------------------
 # pip evaluates the lock's environment markers itself; they are evaluated here again so that what
 # pip installed can be compared with the lock. A small evaluator, not pip's vendored packaging:
-# pip's internals are no API (and the runner's pip may be absent), the lock's markers are plain
-# comparisons joined by `and`, and anything else fails the build with a message naming the marker,
-# so a new kind of marker in a future lock is noticed by the tests, not guessed at.
+# pip's internals are no API (and the runner's pip may be absent). It reads what uv writes into the
+# lock: `variable op 'value'` comparisons joined by `and` and `or`, in parentheses. Anything else
+# (`in`, `~=`, `extra`, a value before its variable) fails the build with a message naming the
+# marker, so a new kind of marker in a future lock is noticed by the tests, not guessed at.
 
 _VERSION_VARIABLES = ("python_version", "python_full_version")
+# One lexeme: a parenthesis, `and`/`or`, or a whole comparison.
+_MARKER_LEXEME = (
+    r"\s*(?:(?P<paren>[()])|(?P<join>and|or)(?!\w)"
+    r"|(?P<variable>[a-z_]+)\s*(?P<operator>==|!=|<=|>=|<|>)\s*(?P<quote>['\"])(?P<value>[^'\"]*)(?P=quote))"
+)
 
 
 def marker_environment() -> Dict[str, str]:
@@ -280,23 +286,80 @@ def marker_environment() -> Dict[str, str]:
         "platform_python_implementation": platform.python_implementation(),
         "sys_platform": sys.platform,
         "platform_system": platform.system(),
+        # What pip's packaging reports: x86_64, aarch64 or arm64 on Linux and macOS (x86_64 under
+        # Rosetta), AMD64 or ARM64 on Windows.
+        "platform_machine": platform.machine(),
+        "os_name": os.name,
     }
 
 
 def marker_applies(marker: str, environment: Dict[str, str]) -> bool:
-    """Whether a marker of ``variable op 'value'`` terms joined by ``and`` holds in ``environment``."""
+    """Whether ``marker`` (comparisons joined by ``and``/``or``, in parentheses) holds in ``environment``."""
     import re
 
-    holds = True
-    for term in marker.split(" and ") if marker.strip() else []:
-        match = re.fullmatch(r"\s*([a-z_]+)\s*(==|!=|<=|>=|<|>)\s*'([^']*)'\s*", term)
-        variable, operator, value = match.groups() if match else ("", "", "")
-        if variable in _VERSION_VARIABLES:
-            holds = _version_matches(environment[variable], operator, value) and holds
-        elif variable in environment and operator in ("==", "!="):
-            holds = (environment[variable] == value) == (operator == "==") and holds
+    def unreadable() -> SetupError:
+        return SetupError(f"requirements/runtime.lock has a marker bootstrap.py cannot evaluate: {marker.strip()}")
+
+    tokens: List[Tuple[str, str, str, str]] = []  # (kind, ...): ("(", ...), ("and", ...), ("cmp", var, op, value)
+    token, position, text = re.compile(_MARKER_LEXEME), 0, marker.rstrip()
+    while position < len(text):
+        match = token.match(text, position)
+        if not match:
+            raise unreadable()
+        position = match.end()
+        if match.group("paren") or match.group("join"):
+            tokens.append((match.group("paren") or match.group("join"), "", "", ""))
         else:
-            raise SetupError(f"requirements/runtime.lock has a marker bootstrap.py cannot evaluate: {marker.strip()}")
+            tokens.append(("cmp", match.group("variable"), match.group("operator"), match.group("value")))
+    if not tokens:
+        return True
+
+    def comparison(variable: str, operator: str, value: str) -> bool:
+        if variable in _VERSION_VARIABLES and variable in environment:
+            return _version_matches(environment[variable], operator, value)
+        if variable in environment and operator in ("==", "!="):
+            return (environment[variable] == value) == (operator == "==")
+        raise unreadable()
+
+    # Recursive descent, `and` binding tighter than `or`; every term is evaluated (no short cut),
+    # so a term it cannot read fails the build whatever this runner's answer is.
+    index = 0
+
+    def either() -> bool:
+        nonlocal index
+        holds = both()
+        while index < len(tokens) and tokens[index][0] == "or":
+            index += 1
+            holds = both() or holds
+        return holds
+
+    def both() -> bool:
+        nonlocal index
+        holds = term()
+        while index < len(tokens) and tokens[index][0] == "and":
+            index += 1
+            holds = term() and holds
+        return holds
+
+    def term() -> bool:
+        nonlocal index
+        if index >= len(tokens):
+            raise unreadable()
+        kind, variable, operator, value = tokens[index]
+        index += 1
+        if kind == "cmp":
+            return comparison(variable, operator, value)
+        if kind != "(":
+            raise unreadable()
+        holds = either()
+        if index >= len(tokens) or tokens[index][0] != ")":
+            raise unreadable()
+        index += 1
+        return holds
+
+    holds = either()
+    if index != len(tokens):
+        raise unreadable()
     return holds
 
 

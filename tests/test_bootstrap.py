@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, Iterator, List, Set
+from typing import Dict, Iterator, List, Set, Tuple
 
 import pytest
 
@@ -510,41 +510,100 @@ def test_relative_tool_cache_is_passed_over(tmp_path: Path, key: KeyMaterial, wh
 
 
 def lock_markers() -> List[str]:
-    lines = (ROOT / "requirements" / "runtime.lock").read_text().splitlines()
-    markers = {line.rstrip(" \\").partition(";")[2].strip() for line in lines if line[:1].isalnum()}
+    markers = set()
+    for lock in ("runtime.lock", "dev.lock"):  # the dev lock's markers are of the same kinds
+        lines = (ROOT / "requirements" / lock).read_text().splitlines()
+        markers |= {line.rstrip(" \\").partition(";")[2].strip() for line in lines if line[:1].isalnum()}
     return sorted(markers)
 
 
+# Precedence, parentheses and quoting as uv writes them, beyond what today's locks hold.
+MARKER_SHAPES = [
+    "os_name == 'nt' or python_version < '3.10' and sys_platform == 'linux'",
+    "(os_name == 'nt' or python_version < '3.10') and sys_platform == 'linux'",
+    "((platform_machine == 'ARM64') and (sys_platform == 'win32'))",
+    "platform_machine != 'ARM64' or sys_platform != 'win32'",
+    "(platform_machine != 'ARM64' and platform_machine != 'x86_64') or (platform_machine == 'ARM64' and "
+    "sys_platform == 'darwin') or (platform_machine == 'x86_64' and sys_platform == 'win32') or "
+    "(sys_platform != 'darwin' and sys_platform != 'win32')",
+    'platform_system == "Darwin" and platform_machine == "x86_64"',
+    "python_full_version >= '3.9.2' and python_full_version < '3.11' or implementation_name == 'pypy'",
+    "platform_system == 'Windows' and python_version >= '3.11'",
+    "sys_platform == 'android' or sys_platform == 'linux'",  # `and` at the start of a value is no join
+]
+
+# (sys_platform, platform_system, platform_machine, os_name) of the runners docs/runtime.md names.
+RUNNER_PLATFORMS = [
+    ("linux", "Linux", "x86_64", "posix"),
+    ("linux", "Linux", "aarch64", "posix"),
+    ("darwin", "Darwin", "arm64", "posix"),
+    ("darwin", "Darwin", "x86_64", "posix"),
+    ("win32", "Windows", "AMD64", "nt"),
+    ("win32", "Windows", "ARM64", "nt"),
+]
+
+
+@pytest.mark.parametrize("runner_platform", RUNNER_PLATFORMS, ids=lambda p: f"{p[0]}-{p[2]}")
 @pytest.mark.parametrize(
-    "version", ["3.9.0", "3.9.18", "3.10.0rc1", "3.10.0", "3.10.13", "3.11.0b4", "3.11.7", "3.13.0", "3.14.0a1"]
+    "version", ["3.9.0", "3.9.2", "3.10.0rc1", "3.10.0", "3.10.13", "3.11.0b4", "3.11.7", "3.13.0", "3.14.0a1"]
 )
 @pytest.mark.parametrize("implementation", ["CPython", "PyPy"])
 def test_lock_markers_are_read_as_packaging_reads_them(
-    bootstrap: ModuleType, version: str, implementation: str
+    bootstrap: ModuleType, version: str, implementation: str, runner_platform: Tuple[str, str, str, str]
 ) -> None:
     from packaging.markers import Marker
 
+    sys_platform, platform_system, platform_machine, os_name = runner_platform
     environment = {
         **bootstrap.marker_environment(),
         "python_full_version": version,
         "python_version": ".".join(version.split(".")[:2]),
         "implementation_name": implementation.lower(),
         "platform_python_implementation": implementation,
+        "sys_platform": sys_platform,
+        "platform_system": platform_system,
+        "platform_machine": platform_machine,
+        "os_name": os_name,
     }
-    markers = lock_markers()
-    assert len(markers) > 5
+    markers = lock_markers() + MARKER_SHAPES
+    assert len(markers) > 10
+    assert any(" or " in marker and "(" in marker for marker in lock_markers())  # what the new lock needs
     for marker in markers:
         expected = Marker(marker).evaluate(environment) if marker else True
-        assert bootstrap.marker_applies(marker, environment) == expected, (marker, version)
+        assert bootstrap.marker_applies(marker, environment) == expected, (marker, version, runner_platform)
+
+
+def test_the_marker_environment_is_what_packaging_reports_here(bootstrap: ModuleType) -> None:
+    from packaging.markers import default_environment
+
+    reference = {name: str(value) for name, value in default_environment().items()}
+    assert {name: reference[name] for name in bootstrap.marker_environment()} == bootstrap.marker_environment()
 
 
 @pytest.mark.parametrize(
     "marker",
-    ["python_version < '3.10' or os_name == 'nt'", "(os_name == 'nt')", "extra == 'socks'", "python_version ~= '3.9'"],
+    [
+        "extra == 'socks'",
+        "python_version ~= '3.9'",
+        "python_version === '3.9'",
+        "os_name in 'nt posix'",
+        "'nt' == os_name",
+        "python_version < '3.10' or",
+        "and python_version < '3.10'",
+        "(os_name == 'nt'",
+        "os_name == 'nt')",
+        "()",
+        "os_name == 'nt' (sys_platform == 'win32')",
+        "os_name == 'nt' xor sys_platform == 'linux'",
+        "os_name == 'nt' or platform_release == '1'",  # a variable it does not know, in a branch that would not count
+        "sys_platform < 'win32'",
+        "os_name == 'nt\"",
+    ],
 )
 def test_a_marker_it_cannot_read_fails_the_build(bootstrap: ModuleType, marker: str) -> None:
-    with pytest.raises(bootstrap.SetupError, match=r"cannot evaluate|compares"):
+    with pytest.raises(bootstrap.SetupError, match=r"cannot evaluate|compares") as raised:
         bootstrap.marker_applies(marker, bootstrap.marker_environment())
+    assert "compares" in raised.value.message or marker in raised.value.message
 
 
 def test_a_distribution_pip_left_out_fails_the_build(tmp_path: Path, bootstrap: ModuleType) -> None:
