@@ -6,6 +6,9 @@ python3 dev.py standin   serve the stand-in with a throwaway key (the workflow s
 python3 dev.py test      the test suite (creates .venv from requirements/dev.lock)
 python3 dev.py lint      ruff (check, format), mypy --strict, bandit, schemas, actionlint, zizmor
 python3 dev.py bench     the benchmark script (figures with side-by-side ratios)
+python3 dev.py check-wheels [--lock dev]
+                         every pin of requirements/runtime.lock (or dev.lock) downloads as a hashed
+                         wheel on each supported runner, OS x arch x CPython (needs PyPI)
 """
 
 from __future__ import annotations
@@ -112,6 +115,9 @@ def main(argv: List[str]) -> int:
     if command == "lint":
         ensure_dev_venv()
         return lint()
+    if command == "check-wheels":
+        ensure_dev_venv()  # packaging evaluates the lock's markers for each target
+        return subprocess.call([PYTHON, "-m", "devtools.check_wheels", *rest], cwd=ROOT)
     if command == "bench":
         ensure_dev_venv()
         return subprocess.call([PYTHON, os.path.join(ROOT, "scripts", "benchmark.py"), *rest], cwd=ROOT)
