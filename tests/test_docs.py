@@ -188,3 +188,14 @@ def test_every_image_tag_shown_is_published() -> None:
 def test_uses_refs_name_the_current_major() -> None:
     refs = {ref for doc in documents() for ref in re.findall(rf"{re.escape(REPOSITORY)}@(v[\w.]+)", doc.read_text())}
     assert refs == {f"v{version().split('.')[0]}"}
+
+
+def test_the_supported_runners_table_is_what_check_wheels_proves() -> None:
+    """docs/runtime.md names the runners `dev.py check-wheels` checks: each OS, arch and Python range."""
+    from devtools.check_wheels import PLATFORMS
+
+    text = (DOCS / "runtime.md").read_text(encoding="utf-8")
+    section = text.split("\n## Supported runners\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:4] for line in section.splitlines() if line.startswith("| ")][1:]  # after the header
+    documented = [tuple(cell.strip() for cell in row) for row in rows]
+    assert documented == [(platform.os, platform.arch, platform.python_range()) for platform in PLATFORMS]
