@@ -47,12 +47,17 @@ USABLE, MISSING, STALE, FOREIGN = "usable", "missing", "stale", "foreign"
 
 
 class SetupError(Exception):
-    """The runtime cannot be built: a message for the user (what failed, what to do) and pip's output."""
+    """The runtime cannot be built: a message for the user (what failed, what to do) and pip's output.
 
-    def __init__(self, message: str, detail: str = "") -> None:
+    ``exit_code``: 2 when the fix is a setting of the runner (another Python, another folder) and
+    nothing was sent, 1 when something refused or did not answer (the table in docs/troubleshooting.md).
+    """
+
+    def __init__(self, message: str, detail: str = "", exit_code: int = 1) -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail
+        self.exit_code = exit_code
 
 
 def log(text: str) -> None:
@@ -65,20 +70,22 @@ def crc(data: bytes) -> str:
     return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
 
 
+def machine() -> str:
+    if POSIX:
+        return os.uname().machine.lower()
+    import platform
+
+    return platform.machine().lower()
+
+
 def runtime_key() -> str:
     with open(LOCK, "rb") as stream:
         lock = crc(stream.read())
-    if POSIX:
-        machine = os.uname().machine.lower()
-    else:
-        import platform
-
-        machine = platform.machine().lower()
     # The interpreter that builds a venv is the one it runs on: two Pythons of one minor version
     # (pyenv's and Xcode's 3.9, the host's and a container's) get separate runtimes.
     interpreter = crc(f"{os.path.realpath(sys.executable)}\n{sys.version}".encode())
     version = f"py{sys.version_info[0]}{sys.version_info[1]}"
-    return f"{lock}-{sys.platform}-{machine}-{version}-{interpreter}"
+    return f"{lock}-{sys.platform}-{machine()}-{version}-{interpreter}"
 
 
 def venv_python(venv: str) -> str:
@@ -438,7 +445,8 @@ def pip_install_args() -> List[str]:
     ]  # fmt: skip
 
 
-def _run(command: List[str], env: Dict[str, str], timeout: float, fix: str) -> None:
+def _run(command: List[str], env: Dict[str, str], timeout: float, fix: str, pip: bool = False) -> None:
+    """Run ``command``; if it fails, a SetupError saying why (``pip``: read from pip's output)."""
     import subprocess
 
     shown = " ".join(command[:5])
@@ -447,7 +455,10 @@ def _run(command: List[str], env: Dict[str, str], timeout: float, fix: str) -> N
     except subprocess.TimeoutExpired:
         raise SetupError(f"`{shown} ...` did not finish within {timeout:.0f} s: {fix}") from None
     if completed.returncode != 0:
-        tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
+        output = completed.stdout + completed.stderr
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        if pip:
+            raise pip_failure(output, completed.returncode, tail)
         raise SetupError(f"`{shown} ...` failed with exit code {completed.returncode}: {fix}", tail)
 
 
@@ -459,7 +470,77 @@ def _has_pip() -> bool:
     return any(os.path.isfile(os.path.join(paths[name], "pip", "__init__.py")) for name in ("purelib", "platlib"))
 
 
+# -- what a failed build says: the templates, in one place (this script imports nothing of src/) --
+
 REACH_PYPI = "check that the runner can reach PyPI (or set PIP_INDEX_URL to your mirror)"
+NO_VENV = (
+    "this Python cannot make a virtual environment (on Debian and Ubuntu, install python3-venv), "
+    "or add actions/setup-python before this step"
+)
+PIP_NO_WHEEL = (
+    "the package index has no wheel of {requirement} for this runner ({platform} {machine}, Python {python}). "
+    "requirements/runtime.lock installs on the runners listed in docs/runtime.md#supported-runners: run this "
+    "step on one of them, or with one of the Pythons listed there (actions/setup-python before this step)."
+)
+PIP_UNREACHABLE = (
+    "pip could not download from the package index ({reason}): check that the runner can reach PyPI, or set "
+    "PIP_INDEX_URL to your mirror (and PIP_PROXY for a proxy, PIP_CERT for a private certificate authority)."
+)
+PIP_HASH_MISMATCH = (
+    "the file pip downloaded for {requirement} does not match its hash in requirements/runtime.lock: the index, "
+    "a mirror or a proxy served other bytes than the ones locked, and nothing was installed. Check the mirror "
+    "(PIP_INDEX_URL or the runner's pip.conf) or the proxy in between; the lock's hashes are right."
+)
+PIP_FAILED = "`pip install` failed with exit code {code}; its last lines are below."
+
+# What in pip's output says the index was not reached (urllib3's retry warnings and pip's errors,
+# as pip 20 to 25 word them), with the reason shown; the first found is named.
+PIP_NETWORK_SIGNS = (
+    ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted here"),
+    ("SSLError", "TLS failed"),
+    ("407 Proxy Authentication Required", "the proxy asks for authentication"),
+    ("ProxyError", "the proxy failed"),
+    ("NameResolutionError", "its name did not resolve"),
+    ("Name or service not known", "its name did not resolve"),
+    ("Temporary failure in name resolution", "its name did not resolve"),
+    ("nodename nor servname", "its name did not resolve"),
+    ("getaddrinfo failed", "its name did not resolve"),
+    ("Connection refused", "the connection was refused"),
+    ("Network is unreachable", "the network is unreachable"),
+    ("No route to host", "there is no route to it"),
+    ("Failed to establish a new connection", "no connection could be made"),
+    ("TimeoutError", "it timed out"),
+    ("timed out", "it timed out"),
+    ("Connection reset", "the connection was reset"),
+    ("Connection broken", "the connection broke"),
+    ("Max retries exceeded", "no connection could be made"),
+    ("HTTP error", "it answered with an HTTP error"),
+)
+
+
+def pip_failure(output: str, code: int, tail: str) -> SetupError:
+    """What a failed ``pip install`` says, read from its output: a wrong hash, an index not
+    reached, no wheel for this runner, or (none of these) pip's own last lines."""
+    import platform
+    import re
+
+    if "DO NOT MATCH THE HASHES" in output:
+        mismatch = re.search(r"^\s+(\S+==\S+) from ", output, re.MULTILINE)
+        requirement = mismatch.group(1) if mismatch else "a distribution"
+        return SetupError(PIP_HASH_MISMATCH.format(requirement=requirement), tail)
+    for sign, reason in PIP_NETWORK_SIGNS:
+        if sign in output:
+            return SetupError(PIP_UNREACHABLE.format(reason=reason), tail)
+    missing = re.search(r"(?:No matching distribution found for|satisfies the requirement) ([^\s;]+)", output)
+    if missing:
+        message = PIP_NO_WHEEL.format(
+            requirement=missing.group(1),
+            platform=sys.platform,
+            machine=machine(),
+            python=platform.python_version(),
+        )
+        return SetupError(message, tail, exit_code=2)
+    return SetupError(PIP_FAILED.format(code=code), tail)
 
 
 def build(root: str, target: str, key: str) -> None:
@@ -476,13 +557,13 @@ def build(root: str, target: str, key: str) -> None:
         python = venv_python(staging)
         if _has_pip():
             # The runner's own pip fills a venv made without pip in ~50 ms: no pip in the runtime.
-            _run([sys.executable, "-I", "-m", "venv", "--without-pip", staging], env, 300, REACH_PYPI)
+            _run([sys.executable, "-I", "-m", "venv", "--without-pip", staging], env, 300, NO_VENV)
             install = [sys.executable, "-I", "-m", "pip", *pip_install_args(), "--target", site_packages(staging)]
         else:
-            _run([sys.executable, "-I", "-m", "venv", staging], env, 300, REACH_PYPI)
+            _run([sys.executable, "-I", "-m", "venv", staging], env, 300, NO_VENV)
             install = [python, "-I", "-m", "pip", *pip_install_args()]
         before = set(os.listdir(site_packages(staging)))
-        _run(install, env, 900, REACH_PYPI)
+        _run(install, env, 900, REACH_PYPI, pip=True)
         check_installed(site_packages(staging), before)
         # All bytecode now, recorded in the manifest: a run then reads only bytecode built here and
         # writes none. Timestamp mode whatever SOURCE_DATE_EPOCH says (hash checks cost every start).
@@ -731,11 +812,11 @@ def run(python: str, argv: List[str]) -> int:
     return subprocess.call(command)
 
 
-def fail(title: str, message: str, detail: str = "") -> NoReturn:
+def fail(title: str, message: str, detail: str = "", exit_code: int = 1) -> NoReturn:
     log(f"::error title={title}::{message}")
     if detail:
         log(detail)
-    sys.exit(1)
+    sys.exit(exit_code)
 
 
 def main(argv: List[str]) -> int:
@@ -751,7 +832,12 @@ def main(argv: List[str]) -> int:
                 log(f"::warning title=asc-token not on PATH::Later steps cannot run asc-token: {exc.strerror or exc}.")
         return run(venv_python(target), argv)
     except SetupError as exc:
-        fail("asc-token-action setup failed", f"Installing requirements/runtime.lock failed: {exc.message}", exc.detail)
+        fail(
+            "asc-token-action setup failed",
+            f"Installing requirements/runtime.lock failed: {exc.message}",
+            exc.detail,
+            exc.exit_code,
+        )
     except OSError as exc:
         fail(
             "asc-token-action setup failed",

@@ -591,3 +591,95 @@ def test_no_core_dumps_from_the_bootstrap_and_what_it_starts() -> None:
         ["bash", "-c", shell, PYTHON3, script, str(BOOTSTRAP)], capture_output=True, text=True, check=True
     )
     assert completed.stdout.strip() == "(0, 0)"
+
+
+# -- a failed pip says what failed -----------------------------------------------------------------
+
+PYTHON3_VERSION = subprocess.run(
+    [PYTHON3, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
+).stdout.strip()
+
+
+def wheelhouse_copy(wheels: Dict[str, str], tmp_path: Path) -> Path:
+    """The session's wheelhouse, to change: pip reads it as its only index."""
+    if not wheels:
+        pytest.skip("the lock's wheels could not be downloaded")
+    house = tmp_path / "wheelhouse"
+    shutil.copytree(wheels["PIP_FIND_LINKS"], house)
+    return house
+
+
+def setup_error(result: Dict[str, object]) -> str:
+    log = str(result["log"])
+    errors = [line for line in log.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1, log
+    assert errors[0].startswith("::error title=asc-token-action setup failed::"), errors[0]
+    assert "Traceback" not in log and "BEGIN PRIVATE KEY" not in log
+    return errors[0]
+
+
+def test_no_wheel_for_this_runner_is_named_without_pypi_advice(
+    tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]
+) -> None:
+    """The index answered, with cryptography for Windows arm64 only: no 'check that the runner can reach PyPI'."""
+    house = wheelhouse_copy(wheels, tmp_path)
+    (version,) = {wheel.name.split("-")[1] for wheel in house.glob("cryptography-*.whl")}
+    for wheel in house.glob("cryptography-*.whl"):
+        wheel.unlink()
+    (house / f"cryptography-{version}-cp311-abi3-win_arm64.whl").write_bytes(b"for another runner")
+    tool_cache = tmp_path / "toolcache"
+    result = run_composite(
+        tmp_path / "run",
+        team_inputs(key),
+        tool_cache=tool_cache,
+        extra_env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(house)},
+    )
+    assert result["returncode"] == 2, result["log"]  # a runner to change, nothing sent
+    error = setup_error(result)
+    assert f"no wheel of cryptography=={version} for this runner" in error
+    assert f"({sys.platform} {os.uname().machine.lower()}, Python {PYTHON3_VERSION})" in error
+    assert "docs/runtime.md#supported-runners" in error
+    assert "PyPI" not in error and "PIP_INDEX_URL" not in error
+    assert runtimes(tool_cache) == [] and not [p for p in (tool_cache / NAME).iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_wheel_that_does_not_match_its_hash_is_named(
+    tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]
+) -> None:
+    """A mirror served other bytes under a locked wheel's name: said so, and nothing installed."""
+    house = wheelhouse_copy(wheels, tmp_path)
+    (wheel,) = house.glob("certifi-*.whl")
+    wheel.write_bytes(b"other bytes")
+    tool_cache = tmp_path / "toolcache"
+    result = run_composite(
+        tmp_path / "run",
+        team_inputs(key),
+        tool_cache=tool_cache,
+        extra_env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(house)},
+    )
+    assert result["returncode"] == 1, result["log"]
+    error = setup_error(result)
+    assert f"the file pip downloaded for certifi=={wheel.name.split('-')[1]} does not match its hash" in error
+    assert "a mirror or a proxy served other bytes" in error and "reach PyPI" not in error
+    assert runtimes(tool_cache) == []
+
+
+def test_an_index_not_reached_is_said_with_the_mirror_advice(
+    tmp_path: Path, key: KeyMaterial, closed_port: int
+) -> None:
+    nowhere = f"http://127.0.0.1:{closed_port}/simple/"
+    empty = tmp_path / "no-wheels"
+    empty.mkdir()
+    network = {
+        "PIP_INDEX_URL": nowhere,
+        "PIP_EXTRA_INDEX_URL": nowhere,  # over this machine's pip.conf, as PIP_FIND_LINKS is
+        "PIP_FIND_LINKS": str(empty),
+        "PIP_RETRIES": "1",
+        "PIP_TIMEOUT": "5",
+    }
+    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tmp_path / "toolcache", extra_env=network)
+    assert result["returncode"] == 1, result["log"]
+    error = setup_error(result)
+    assert "pip could not download from the package index (the connection was refused)" in error
+    assert "check that the runner can reach PyPI, or set PIP_INDEX_URL to your mirror" in error
+    assert "no wheel of" not in error
