@@ -492,6 +492,16 @@ PIP_HASH_MISMATCH = (
     "(PIP_INDEX_URL or the runner's pip.conf) or the proxy in between; the lock's hashes are right."
 )
 PIP_FAILED = "`pip install` failed with exit code {code}; its last lines are below."
+NO_SAFE_FOLDER = (
+    "no folder on this runner can hold it safely: {why}. Another user could swap the runtime between "
+    "its build and its start. Set RUNNER_TEMP (or TMPDIR) to a folder only this user can write, under "
+    "folders that only their owners can write (or that are sticky, like /tmp)."
+)
+CHANGED_BEFORE_START = (
+    "the runtime in {target} changed after it was checked ({why}), so it was not started: another "
+    "process on this runner is changing it. Run the step again; if this repeats, find that process."
+)
+INTERRUPTED = "asc-token-action: stopped by {signal} while preparing the runtime; nothing half-built was kept."
 
 # What in pip's output says the index was not reached (urllib3's retry warnings and pip's errors,
 # as pip 20 to 25 word them), with the reason shown; the first found is named.
@@ -552,8 +562,13 @@ def build(root: str, target: str, key: str) -> None:
         if (name.startswith(f".{key}.") and name.endswith(".tmp")) or name.startswith(f"{key}.stale-"):
             remove_tree(os.path.join(root, name))
     staging = tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=root)
+    # pip unpacks into temporary folders that it then moves from: in TMPDIR, they could be renamed
+    # by another user if a folder above it lets them; here, every folder above passed the checks.
+    scratch = tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=root)
     try:
         env = build_environment()
+        for name in ("TMPDIR", "TEMP", "TMP"):
+            env[name] = scratch
         python = venv_python(staging)
         if _has_pip():
             # The runner's own pip fills a venv made without pip in ~50 ms: no pip in the runtime.
@@ -577,8 +592,9 @@ def build(root: str, target: str, key: str) -> None:
             remove_tree(target)
         os.rename(staging, target)
     finally:
-        if os.path.lexists(staging):
-            remove_tree(staging)
+        for folder in (staging, scratch):
+            if os.path.lexists(folder):
+                remove_tree(folder)
 
 
 def _private(top: str) -> None:
@@ -704,25 +720,67 @@ def prepare() -> Tuple[str, str]:
                 return root, target
         except OSError as exc:
             passed_over.append(f"{root} cannot be written ({exc.strerror or exc})")
-    import tempfile
-
-    root = tempfile.mkdtemp(prefix=f"{NAME}-")
+    root = private_temp_folder(passed_over)
     target = os.path.join(root, key)
     _build_in_group(root, target, key, "for this run only", passed_over)
     return root, target
 
 
+def private_temp_folder(passed_over: List[str]) -> str:
+    """A new private folder for this run only, in a temporary folder that every check passes.
+
+    Not tempfile's choice alone: it takes TMPDIR whatever the folders above it are, and a folder
+    that another user can rename is one whose runtime they can swap before it starts.
+    """
+    import tempfile
+
+    candidates = [os.environ.get(name, "") for name in ("TMPDIR", "TEMP", "TMP")]
+    candidates += ["/tmp", "/var/tmp", "/usr/tmp"] if POSIX else [tempfile.gettempdir()]  # noqa: S108
+    return private_temp_folder_in(candidates, passed_over)
+
+
+def private_temp_folder_in(candidates: List[str], passed_over: List[str]) -> str:
+    """A new private folder in the first of ``candidates`` that every check passes, or a SetupError naming them all."""
+    import tempfile
+
+    for folder in dict.fromkeys(candidates):  # in order, once each
+        if not folder or not os.path.isabs(folder):
+            continue
+        try:
+            problem = ancestors_problem(folder)
+        except OSError:
+            continue  # no such folder
+        if problem is None:
+            return tempfile.mkdtemp(prefix=f"{NAME}-", dir=folder)
+        passed_over.append(problem)
+    raise SetupError(NO_SAFE_FOLDER.format(why="; ".join(dict.fromkeys(passed_over))), exit_code=2)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, raised where the build is, so that its `finally` clauses remove what it made."""
+
+    signal_name, exit_code = "SIGTERM", 143
+
+
+def _stop(signal_number: int, frame: object) -> None:
+    raise Interrupted()
+
+
 def _build_in_group(root: str, target: str, key: str, scope: str, passed_over: List[str]) -> None:
     import platform
+    import signal
 
     why = f": {passed_over[0]}" if passed_over else ""  # why not a place kept for longer
     log(
         f"::group::asc-token-action: installing the pinned dependencies for Python "
         f"{platform.python_version()} into {target} ({scope}{why})"
     )
+    # SIGTERM as SIGINT: a cancelled job's build ends with its staging folder removed (not on a warm start).
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         build(root, target, key)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         log("::endgroup::")
 
 
@@ -802,7 +860,13 @@ def forbid_core_dumps() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def run(python: str, argv: List[str]) -> int:
+def run(target: str, key: str, argv: List[str]) -> int:
+    """Start the runtime, checked once more just before: nothing between the check and here may change it."""
+    verdict, why = check_runtime(target, key)
+    problem = ancestors_problem(os.path.dirname(target))
+    if verdict != USABLE or problem:
+        raise SetupError(CHANGED_BEFORE_START.format(target=target, why=problem or why))
+    python = venv_python(target)
     command = [python, "-I", ENTRYPOINT, *argv]
     if POSIX:
         sys.stdout.flush()
@@ -830,7 +894,10 @@ def main(argv: List[str]) -> int:
                 offer_launcher(root, target)
             except OSError as exc:
                 log(f"::warning title=asc-token not on PATH::Later steps cannot run asc-token: {exc.strerror or exc}.")
-        return run(venv_python(target), argv)
+        return run(target, runtime_key(), argv)
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM during a build: one line, no traceback
+        log(INTERRUPTED.format(signal=getattr(exc, "signal_name", "SIGINT")))
+        return getattr(exc, "exit_code", 130)
     except SetupError as exc:
         fail(
             "asc-token-action setup failed",

@@ -10,13 +10,16 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
+import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, Iterator, List, Set
+from typing import Dict, Iterator, List, Set, Tuple
 
 import pytest
 
@@ -683,3 +686,144 @@ def test_an_index_not_reached_is_said_with_the_mirror_advice(
     assert "pip could not download from the package index (the connection was refused)" in error
     assert "check that the runner can reach PyPI, or set PIP_INDEX_URL to your mirror" in error
     assert "no wheel of" not in error
+
+
+# -- the last resort is checked like the rest, and the runtime again right before it starts --------
+
+
+@pytest.fixture
+def shared_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder any local user may write in, not sticky: what is made in it can be renamed by anyone."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    yield shared
+    shared.chmod(0o755)
+
+
+def new_temp_folders() -> Set[str]:
+    return {str(p) for p in Path("/tmp").glob(f"{NAME}-*")}
+
+
+@posix_only
+def test_last_resort_is_built_only_where_no_one_else_can_rename_it(
+    shared_folder: Path, key: KeyMaterial, wheels: Dict[str, str]
+) -> None:
+    """Tool cache, RUNNER_TEMP and TMPDIR all under a 0777 folder: not built in TMPDIR, but in /tmp (sticky)."""
+    tmpdir = shared_folder / "tmp"
+    tmpdir.mkdir(mode=0o700)
+    before = new_temp_folders()
+    result = run_composite(
+        shared_folder / "run",
+        team_inputs(key),
+        tool_cache=shared_folder / "toolcache",
+        extra_env={**wheels, "TMPDIR": str(tmpdir)},
+    )
+    made = sorted(new_temp_folders() - before)
+    try:
+        log = str(result["log"])
+        assert result["returncode"] == 0, log
+        assert list(tmpdir.iterdir()) == [], "built in TMPDIR, under a folder anyone can write"
+        (title,) = builds(log)
+        assert "for this run only" in title and f"{shared_folder} is writable by other users" in title
+        (folder,) = made
+        assert f" into {folder}/" in title
+    finally:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@posix_only
+def test_no_safe_folder_at_all_is_refused_naming_them(shared_folder: Path, bootstrap: ModuleType) -> None:
+    """Where every temporary folder is under one anyone can write, nothing is built (exit 2: a setting)."""
+    passed_over = ["/cache is writable by other users"]
+    temp = shared_folder / "tmp"
+    temp.mkdir()
+    with pytest.raises(bootstrap.SetupError) as refused:
+        bootstrap.private_temp_folder_in([str(temp), str(shared_folder / "missing")], passed_over)
+    assert refused.value.exit_code == 2
+    message = refused.value.message
+    assert f"{shared_folder} is writable by other users" in message and "/cache is writable" in message
+    assert "Set RUNNER_TEMP (or TMPDIR) to a folder only this user can write" in message
+    assert list(temp.iterdir()) == []
+    private = shared_folder.parent / "private"
+    private.mkdir(mode=0o700)
+    made = Path(bootstrap.private_temp_folder_in([str(temp), str(private)], []))
+    assert made.parent == private and stat.S_IMODE(made.stat().st_mode) == 0o700
+
+
+@posix_only
+def test_a_runtime_changed_after_its_check_is_not_started(built: Path, tmp_path: Path, bootstrap: ModuleType) -> None:
+    """run() checks the runtime once more right before exec: a file swapped in since is refused, not run."""
+    tool_cache = copy_of(built, tmp_path)
+    (runtime,) = runtimes(tool_cache)
+    marker = tmp_path / "planted-code-ran"
+    plant_pth(runtime, marker)
+    with pytest.raises(bootstrap.SetupError) as refused:
+        bootstrap.run(str(runtime), runtime.name, [])
+    assert "changed after it was checked (it has an unexpected file" in refused.value.message
+    assert not marker.exists()
+
+
+# -- a cancelled build ends in one line, with nothing half-built left ------------------------------
+
+
+@pytest.fixture
+def silent_index() -> Iterator[Tuple[str, threading.Event]]:
+    """A package index on 127.0.0.1 that accepts connections and never answers, and an event set once pip connects."""
+    connected = threading.Event()
+    held: List[socket.socket] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+
+    def accept() -> None:
+        while not stopped.is_set():
+            try:
+                held.append(server.accept()[0])
+                connected.set()
+            except OSError:
+                continue
+
+    stopped = threading.Event()
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/simple/", connected
+    stopped.set()
+    thread.join(timeout=5)
+    for connection in [*held, server]:
+        connection.close()
+
+
+@posix_only
+@pytest.mark.parametrize(("sent", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_build_stopped_by_a_signal_ends_in_one_line_and_leaves_nothing(
+    tmp_path: Path, key: KeyMaterial, silent_index: Tuple[str, threading.Event], sent: int, status: int
+) -> None:
+    index, connected = silent_index
+    empty = tmp_path / "no-wheels"
+    empty.mkdir()
+    network = {"PIP_INDEX_URL": index, "PIP_EXTRA_INDEX_URL": index, "PIP_FIND_LINKS": str(empty)}
+    tool_cache = tmp_path / "toolcache"
+    job = subprocess.Popen(
+        [PYTHON3, "-I", "-S", str(BOOTSTRAP)],
+        env=runner_env(tmp_path / "job", tool_cache, key, network),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert connected.wait(timeout=120), "pip never asked the index"
+        job.send_signal(sent)
+        stdout, stderr = job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert job.returncode == status, stdout + stderr
+    assert "Traceback" not in stdout + stderr and stderr == ""
+    name = "SIGINT" if sent == signal.SIGINT else "SIGTERM"
+    assert stdout.splitlines()[-2:] == [
+        "::endgroup::",
+        f"asc-token-action: stopped by {name} while preparing the runtime; nothing half-built was kept.",
+    ]
+    assert runtimes(tool_cache) == [] and [p.name for p in (tool_cache / NAME).iterdir()] == []
