@@ -474,8 +474,8 @@ def _has_pip() -> bool:
 
 REACH_PYPI = "check that the runner can reach PyPI (or set PIP_INDEX_URL to your mirror)"
 NO_VENV = (
-    "this Python cannot make a virtual environment (on Debian and Ubuntu, install python3-venv), "
-    "or add actions/setup-python before this step"
+    "this Python cannot make a virtual environment: install its venv module (python3-venv on Debian "
+    "and Ubuntu), or add actions/setup-python before this step"
 )
 PIP_NO_WHEEL = (
     "the package index has no wheel of {requirement} for this runner ({platform} {machine}, Python {python}). "

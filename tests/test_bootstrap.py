@@ -827,3 +827,14 @@ def test_a_build_stopped_by_a_signal_ends_in_one_line_and_leaves_nothing(
         f"asc-token-action: stopped by {name} while preparing the runtime; nothing half-built was kept.",
     ]
     assert runtimes(tool_cache) == [] and [p.name for p in (tool_cache / NAME).iterdir()] == []
+
+
+def test_every_setup_failure_is_explained(bootstrap: ModuleType) -> None:
+    """Each message a failed build can give starts as a row of docs/troubleshooting.md says it does."""
+    section = (ROOT / "docs" / "troubleshooting.md").read_text().split("## When the runtime cannot be set up")[1]
+    section = section.split("\n## ")[0]
+    templates = ["PIP_NO_WHEEL", "PIP_UNREACHABLE", "PIP_HASH_MISMATCH", "NO_SAFE_FOLDER", "CHANGED_BEFORE_START"]
+    for name in [*templates, "NO_VENV"]:
+        opening = getattr(bootstrap, name).split("{")[0].split(":")[0].strip()
+        assert f"| `{opening}" in section, name
+    assert bootstrap.INTERRUPTED.format(signal="SIGINT") in section

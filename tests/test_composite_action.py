@@ -8,6 +8,7 @@ later steps) is tested under act in tests/test_act.py. Here: an interpreter chos
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -176,8 +177,20 @@ def probe_errors(result: Dict[str, object]) -> List[str]:
 @pytest.mark.parametrize(
     ("version", "platform", "build", "title", "said"),
     [
-        ("3.9.0", "linux", LINUX, "Python 3.9.0 and 3.9.1 not supported", "is 3.9.0, which no cryptography release"),
-        ("3.9.1", "darwin", LINUX, "Python 3.9.0 and 3.9.1 not supported", "is 3.9.1, which no cryptography release"),
+        (
+            "3.9.0",
+            "linux",
+            LINUX,
+            "Python 3.9.0 and 3.9.1 not supported",
+            "is 3.9.0, which cryptography no longer supports",
+        ),
+        (
+            "3.9.1",
+            "darwin",
+            LINUX,
+            "Python 3.9.0 and 3.9.1 not supported",
+            "is 3.9.1, which cryptography no longer supports",
+        ),
         ("3.9.13", "win32", WINDOWS_ARM64, "Python too old for Windows arm64", "is 3.9.13 on Windows arm64"),
         ("3.10.11", "win32", WINDOWS_ARM64, "Python too old for Windows arm64", "is 3.10.11 on Windows arm64"),
     ],
@@ -252,3 +265,14 @@ def test_probe_names_apples_stub_without_command_line_tools(
     assert error.startswith("::error title=Xcode Command Line Tools missing::"), error
     assert f"python3 ({tmp_path / 'bare-bin' / 'python3'}) is Apple's stub" in error
     assert "`xcode-select --install`" in error and "actions/setup-python" in error
+
+
+def test_every_title_of_the_probe_is_explained() -> None:
+    """Each error title the probe can print has its row, with its fix, in docs/troubleshooting.md."""
+    script = yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"][0]["run"]
+    titles = set(re.findall(r'this_title="([^"]+)"', script)) | set(re.findall(r"title=([^:$]+)::", script))
+    titles |= set(re.findall(r"title=\$\{title:-([^}]+)\}", script))
+    assert len(titles) == 6, titles
+    section = (ROOT / "docs" / "troubleshooting.md").read_text().split("## When the runtime cannot be set up")[1]
+    for title in titles:
+        assert f"| `{title}` |" in section, title
