@@ -751,7 +751,10 @@ def private_temp_folder_in(candidates: List[str], passed_over: List[str]) -> str
         except OSError:
             continue  # no such folder
         if problem is None:
-            return tempfile.mkdtemp(prefix=f"{NAME}-", dir=folder)
+            try:
+                return tempfile.mkdtemp(prefix=f"{NAME}-", dir=folder)
+            except OSError as exc:
+                problem = f"{folder} cannot be written ({exc.strerror or exc})"
         passed_over.append(problem)
     raise SetupError(NO_SAFE_FOLDER.format(why="; ".join(dict.fromkeys(passed_over))), exit_code=2)
 
