@@ -11,14 +11,15 @@ the OS, the machine, the Python version and the interpreter. What holds:
 - Nothing in it runs unless it matches its manifest: every entry's type, size and mtime, bytecode
   included (all compiled when it is built, so Python never writes any), and the interpreter.
 - It and every folder above it belong to this user (or root, above our own) and only the owner
-  can write to them (sticky folders aside); a cache folder that fails this is passed over, and
-  another user's runtime is neither run nor removed.
+  can write to them (sticky folders aside); a cache folder that fails this is passed over (the
+  last-resort temporary folder too: with none left, nothing is built), and another user's runtime
+  is neither run nor removed. It is checked once more right before it is started.
 - A runtime that fails its check is rebuilt under the cache folder's lock, in a private staging
   folder renamed into place: racing jobs never see or remove each other's work.
 - venv and pip see neither INPUT_* (the key) nor the job's PIP_* settings beyond where to download from.
 
 A warm start: one interpreter start without site-packages, a CRC of the lock, an lstat of each of
-the runtime's ~650 entries, and the exec of the runtime.
+the runtime's ~650 entries (twice: to choose it, and right before the exec), and the exec of the runtime.
 """
 
 from __future__ import annotations
