@@ -838,3 +838,42 @@ def test_every_setup_failure_is_explained(bootstrap: ModuleType) -> None:
         opening = getattr(bootstrap, name).split("{")[0].split(":")[0].strip()
         assert f"| `{opening}" in section, name
     assert bootstrap.INTERRUPTED.format(signal="SIGINT") in section
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (
+            "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection "
+            "broken by 'NameResolutionError(\"<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to resolve "
+            "'pypi.org' ([Errno -3] Temporary failure in name resolution)\")': /simple/actions-toolkit/",
+            "its name did not resolve",
+        ),
+        (
+            "WARNING: Retrying (Retry(total=4)) after connection broken by 'SSLError(SSLCertVerificationError(1, "
+            "'[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate in certificate "
+            "chain (_ssl.c:1006)'))': /simple/actions-toolkit/",
+            "its TLS certificate is not trusted here",
+        ),
+        (
+            "WARNING: Retrying (Retry(total=4)) after connection broken by 'ProxyError('Cannot connect to proxy.', "
+            "NewConnectionError('<urllib3.connection.HTTPSConnection object>: Failed to establish a new connection: "
+            "[Errno 111] Connection refused'))': /simple/actions-toolkit/",
+            "the proxy failed",
+        ),
+        (
+            "WARNING: Retrying (Retry(total=4)) after connection broken by 'ConnectTimeoutError(<urllib3.connection."
+            "HTTPSConnection object>, 'Connection to pypi.org timed out. (connect timeout=15)')': /simple/certifi/",
+            "it timed out",
+        ),
+    ],
+)
+def test_pip_output_of_an_index_not_reached_is_read_as_such(bootstrap: ModuleType, line: str, reason: str) -> None:
+    """pip ends these with 'No matching distribution found': the index was not reached, and that is what is said."""
+    output = (
+        f"{line}\nERROR: Could not find a version that satisfies the requirement actions-toolkit==0.1.15 (from "
+        "versions: none)\nERROR: No matching distribution found for actions-toolkit==0.1.15\n"
+    )
+    failure = bootstrap.pip_failure(output, 1, output)
+    assert failure.exit_code == 1
+    assert failure.message.startswith(f"pip could not download from the package index ({reason}): check that")
