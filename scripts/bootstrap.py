@@ -11,14 +11,15 @@ the OS, the machine, the Python version and the interpreter. What holds:
 - Nothing in it runs unless it matches its manifest: every entry's type, size and mtime, bytecode
   included (all compiled when it is built, so Python never writes any), and the interpreter.
 - It and every folder above it belong to this user (or root, above our own) and only the owner
-  can write to them (sticky folders aside); a cache folder that fails this is passed over, and
-  another user's runtime is neither run nor removed.
+  can write to them (sticky folders aside); a cache folder that fails this is passed over (the
+  last-resort temporary folder too: with none left, nothing is built), and another user's runtime
+  is neither run nor removed. It is checked once more right before it is started.
 - A runtime that fails its check is rebuilt under the cache folder's lock, in a private staging
   folder renamed into place: racing jobs never see or remove each other's work.
 - venv and pip see neither INPUT_* (the key) nor the job's PIP_* settings beyond where to download from.
 
 A warm start: one interpreter start without site-packages, a CRC of the lock, an lstat of each of
-the runtime's ~650 entries, and the exec of the runtime.
+the runtime's ~650 entries (twice: to choose it, and right before the exec), and the exec of the runtime.
 """
 
 from __future__ import annotations
@@ -47,12 +48,17 @@ USABLE, MISSING, STALE, FOREIGN = "usable", "missing", "stale", "foreign"
 
 
 class SetupError(Exception):
-    """The runtime cannot be built: a message for the user (what failed, what to do) and pip's output."""
+    """The runtime cannot be built: a message for the user (what failed, what to do) and pip's output.
 
-    def __init__(self, message: str, detail: str = "") -> None:
+    ``exit_code``: 2 when the fix is a setting of the runner (another Python, another folder) and
+    nothing was sent, 1 when something refused or did not answer (the table in docs/troubleshooting.md).
+    """
+
+    def __init__(self, message: str, detail: str = "", exit_code: int = 1) -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail
+        self.exit_code = exit_code
 
 
 def log(text: str) -> None:
@@ -65,20 +71,22 @@ def crc(data: bytes) -> str:
     return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
 
 
+def machine() -> str:
+    if POSIX:
+        return os.uname().machine.lower()
+    import platform
+
+    return platform.machine().lower()
+
+
 def runtime_key() -> str:
     with open(LOCK, "rb") as stream:
         lock = crc(stream.read())
-    if POSIX:
-        machine = os.uname().machine.lower()
-    else:
-        import platform
-
-        machine = platform.machine().lower()
     # The interpreter that builds a venv is the one it runs on: two Pythons of one minor version
     # (pyenv's and Xcode's 3.9, the host's and a container's) get separate runtimes.
     interpreter = crc(f"{os.path.realpath(sys.executable)}\n{sys.version}".encode())
     version = f"py{sys.version_info[0]}{sys.version_info[1]}"
-    return f"{lock}-{sys.platform}-{machine}-{version}-{interpreter}"
+    return f"{lock}-{sys.platform}-{machine()}-{version}-{interpreter}"
 
 
 def venv_python(venv: str) -> str:
@@ -501,7 +509,8 @@ def pip_install_args() -> List[str]:
     ]  # fmt: skip
 
 
-def _run(command: List[str], env: Dict[str, str], timeout: float, fix: str) -> None:
+def _run(command: List[str], env: Dict[str, str], timeout: float, fix: str, pip: bool = False) -> None:
+    """Run ``command``; if it fails, a SetupError saying why (``pip``: read from pip's output)."""
     import subprocess
 
     shown = " ".join(command[:5])
@@ -510,7 +519,10 @@ def _run(command: List[str], env: Dict[str, str], timeout: float, fix: str) -> N
     except subprocess.TimeoutExpired:
         raise SetupError(f"`{shown} ...` did not finish within {timeout:.0f} s: {fix}") from None
     if completed.returncode != 0:
-        tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
+        output = completed.stdout + completed.stderr
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        if pip:
+            raise pip_failure(output, completed.returncode, tail)
         raise SetupError(f"`{shown} ...` failed with exit code {completed.returncode}: {fix}", tail)
 
 
@@ -522,7 +534,87 @@ def _has_pip() -> bool:
     return any(os.path.isfile(os.path.join(paths[name], "pip", "__init__.py")) for name in ("purelib", "platlib"))
 
 
+# -- what a failed build says: the templates, in one place (this script imports nothing of src/) --
+
 REACH_PYPI = "check that the runner can reach PyPI (or set PIP_INDEX_URL to your mirror)"
+NO_VENV = (
+    "this Python cannot make a virtual environment: install its venv module (python3-venv on Debian "
+    "and Ubuntu), or add actions/setup-python before this step"
+)
+PIP_NO_WHEEL = (
+    "the package index has no wheel of {requirement} for this runner ({platform} {machine}, Python {python}). "
+    "requirements/runtime.lock installs on the runners listed in docs/runtime.md#supported-runners: run this "
+    "step on one of them, or with one of the Pythons listed there (actions/setup-python before this step)."
+)
+PIP_UNREACHABLE = (
+    "pip could not download from the package index ({reason}): check that the runner can reach PyPI, or set "
+    "PIP_INDEX_URL to your mirror (and PIP_PROXY for a proxy, PIP_CERT for a private certificate authority)."
+)
+PIP_HASH_MISMATCH = (
+    "the file pip downloaded for {requirement} does not match its hash in requirements/runtime.lock: the index, "
+    "a mirror or a proxy served other bytes than the ones locked, and nothing was installed. Check the mirror "
+    "(PIP_INDEX_URL or the runner's pip.conf) or the proxy in between; the lock's hashes are right."
+)
+PIP_FAILED = "`pip install` failed with exit code {code}; its last lines are below."
+NO_SAFE_FOLDER = (
+    "no folder on this runner can hold it safely: {why}. Another user could swap the runtime between "
+    "its build and its start. Set RUNNER_TEMP (or TMPDIR) to a folder only this user can write, under "
+    "folders that only their owners can write (or that are sticky, like /tmp)."
+)
+CHANGED_BEFORE_START = (
+    "the runtime in {target} changed after it was checked ({why}), so it was not started: another "
+    "process on this runner is changing it. Run the step again; if this repeats, find that process."
+)
+INTERRUPTED = "asc-token-action: stopped by {signal} while preparing the runtime; nothing half-built was kept."
+
+# What in pip's output says the index was not reached (urllib3's retry warnings and pip's errors,
+# as pip 20 to 25 word them), with the reason shown; the first found is named.
+PIP_NETWORK_SIGNS = (
+    ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted here"),
+    ("SSLError", "TLS failed"),
+    ("407 Proxy Authentication Required", "the proxy asks for authentication"),
+    ("ProxyError", "the proxy failed"),
+    ("NameResolutionError", "its name did not resolve"),
+    ("Name or service not known", "its name did not resolve"),
+    ("Temporary failure in name resolution", "its name did not resolve"),
+    ("nodename nor servname", "its name did not resolve"),
+    ("getaddrinfo failed", "its name did not resolve"),
+    ("Connection refused", "the connection was refused"),
+    ("Network is unreachable", "the network is unreachable"),
+    ("No route to host", "there is no route to it"),
+    ("Failed to establish a new connection", "no connection could be made"),
+    ("TimeoutError", "it timed out"),
+    ("timed out", "it timed out"),
+    ("Connection reset", "the connection was reset"),
+    ("Connection broken", "the connection broke"),
+    ("Max retries exceeded", "no connection could be made"),
+    ("HTTP error", "it answered with an HTTP error"),
+)
+
+
+def pip_failure(output: str, code: int, tail: str) -> SetupError:
+    """What a failed ``pip install`` says, read from its output: a wrong hash, an index not
+    reached, no wheel for this runner, or (none of these) pip's own last lines."""
+    import platform
+    import re
+
+    if "DO NOT MATCH THE HASHES" in output:
+        mismatch = re.search(r"^\s+(\S+==\S+) from ", output, re.MULTILINE)
+        requirement = mismatch.group(1) if mismatch else "a distribution"
+        return SetupError(PIP_HASH_MISMATCH.format(requirement=requirement), tail)
+    for sign, reason in PIP_NETWORK_SIGNS:
+        if sign in output:
+            return SetupError(PIP_UNREACHABLE.format(reason=reason), tail)
+    missing = re.search(r"(?:No matching distribution found for|satisfies the requirement) ([^\s;]+)", output)
+    if missing:
+        message = PIP_NO_WHEEL.format(
+            requirement=missing.group(1),
+            platform=sys.platform,
+            machine=machine(),
+            python=platform.python_version(),
+        )
+        return SetupError(message, tail, exit_code=2)
+    return SetupError(PIP_FAILED.format(code=code), tail)
 
 
 def build(root: str, target: str, key: str) -> None:
@@ -534,18 +626,23 @@ def build(root: str, target: str, key: str) -> None:
         if (name.startswith(f".{key}.") and name.endswith(".tmp")) or name.startswith(f"{key}.stale-"):
             remove_tree(os.path.join(root, name))
     staging = tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=root)
+    # pip unpacks into temporary folders that it then moves from: in TMPDIR, they could be renamed
+    # by another user if a folder above it lets them; here, every folder above passed the checks.
+    scratch = tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=root)
     try:
         env = build_environment()
+        for name in ("TMPDIR", "TEMP", "TMP"):
+            env[name] = scratch
         python = venv_python(staging)
         if _has_pip():
             # The runner's own pip fills a venv made without pip in ~50 ms: no pip in the runtime.
-            _run([sys.executable, "-I", "-m", "venv", "--without-pip", staging], env, 300, REACH_PYPI)
+            _run([sys.executable, "-I", "-m", "venv", "--without-pip", staging], env, 300, NO_VENV)
             install = [sys.executable, "-I", "-m", "pip", *pip_install_args(), "--target", site_packages(staging)]
         else:
-            _run([sys.executable, "-I", "-m", "venv", staging], env, 300, REACH_PYPI)
+            _run([sys.executable, "-I", "-m", "venv", staging], env, 300, NO_VENV)
             install = [python, "-I", "-m", "pip", *pip_install_args()]
         before = set(os.listdir(site_packages(staging)))
-        _run(install, env, 900, REACH_PYPI)
+        _run(install, env, 900, REACH_PYPI, pip=True)
         check_installed(site_packages(staging), before)
         # All bytecode now, recorded in the manifest: a run then reads only bytecode built here and
         # writes none. Timestamp mode whatever SOURCE_DATE_EPOCH says (hash checks cost every start).
@@ -559,8 +656,9 @@ def build(root: str, target: str, key: str) -> None:
             remove_tree(target)
         os.rename(staging, target)
     finally:
-        if os.path.lexists(staging):
-            remove_tree(staging)
+        for folder in (staging, scratch):
+            if os.path.lexists(folder):
+                remove_tree(folder)
 
 
 def _private(top: str) -> None:
@@ -686,25 +784,70 @@ def prepare() -> Tuple[str, str]:
                 return root, target
         except OSError as exc:
             passed_over.append(f"{root} cannot be written ({exc.strerror or exc})")
-    import tempfile
-
-    root = tempfile.mkdtemp(prefix=f"{NAME}-")
+    root = private_temp_folder(passed_over)
     target = os.path.join(root, key)
     _build_in_group(root, target, key, "for this run only", passed_over)
     return root, target
 
 
+def private_temp_folder(passed_over: List[str]) -> str:
+    """A new private folder for this run only, in a temporary folder that every check passes.
+
+    Not tempfile's choice alone: it takes TMPDIR whatever the folders above it are, and a folder
+    that another user can rename is one whose runtime they can swap before it starts.
+    """
+    import tempfile
+
+    candidates = [os.environ.get(name, "") for name in ("TMPDIR", "TEMP", "TMP")]
+    candidates += ["/tmp", "/var/tmp", "/usr/tmp"] if POSIX else [tempfile.gettempdir()]  # noqa: S108
+    return private_temp_folder_in(candidates, passed_over)
+
+
+def private_temp_folder_in(candidates: List[str], passed_over: List[str]) -> str:
+    """A new private folder in the first of ``candidates`` that every check passes, or a SetupError naming them all."""
+    import tempfile
+
+    for folder in dict.fromkeys(candidates):  # in order, once each
+        if not folder or not os.path.isabs(folder):
+            continue
+        try:
+            problem = ancestors_problem(folder)
+        except OSError:
+            continue  # no such folder
+        if problem is None:
+            try:
+                return tempfile.mkdtemp(prefix=f"{NAME}-", dir=folder)
+            except OSError as exc:
+                problem = f"{folder} cannot be written ({exc.strerror or exc})"
+        passed_over.append(problem)
+    raise SetupError(NO_SAFE_FOLDER.format(why="; ".join(dict.fromkeys(passed_over))), exit_code=2)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, raised where the build is, so that its `finally` clauses remove what it made."""
+
+    signal_name, exit_code = "SIGTERM", 143
+
+
+def _stop(signal_number: int, frame: object) -> None:
+    raise Interrupted()
+
+
 def _build_in_group(root: str, target: str, key: str, scope: str, passed_over: List[str]) -> None:
     import platform
+    import signal
 
     why = f": {passed_over[0]}" if passed_over else ""  # why not a place kept for longer
     log(
         f"::group::asc-token-action: installing the pinned dependencies for Python "
         f"{platform.python_version()} into {target} ({scope}{why})"
     )
+    # SIGTERM as SIGINT: a cancelled job's build ends with its staging folder removed (not on a warm start).
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         build(root, target, key)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         log("::endgroup::")
 
 
@@ -784,7 +927,13 @@ def forbid_core_dumps() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def run(python: str, argv: List[str]) -> int:
+def run(target: str, key: str, argv: List[str]) -> int:
+    """Start the runtime, checked once more just before: nothing between the check and here may change it."""
+    verdict, why = check_runtime(target, key)
+    problem = ancestors_problem(os.path.dirname(target))
+    if verdict != USABLE or problem:
+        raise SetupError(CHANGED_BEFORE_START.format(target=target, why=problem or why))
+    python = venv_python(target)
     command = [python, "-I", ENTRYPOINT, *argv]
     if POSIX:
         sys.stdout.flush()
@@ -794,11 +943,11 @@ def run(python: str, argv: List[str]) -> int:
     return subprocess.call(command)
 
 
-def fail(title: str, message: str, detail: str = "") -> NoReturn:
+def fail(title: str, message: str, detail: str = "", exit_code: int = 1) -> NoReturn:
     log(f"::error title={title}::{message}")
     if detail:
         log(detail)
-    sys.exit(1)
+    sys.exit(exit_code)
 
 
 def main(argv: List[str]) -> int:
@@ -812,9 +961,17 @@ def main(argv: List[str]) -> int:
                 offer_launcher(root, target)
             except OSError as exc:
                 log(f"::warning title=asc-token not on PATH::Later steps cannot run asc-token: {exc.strerror or exc}.")
-        return run(venv_python(target), argv)
+        return run(target, runtime_key(), argv)
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM during a build: one line, no traceback
+        log(INTERRUPTED.format(signal=getattr(exc, "signal_name", "SIGINT")))
+        return getattr(exc, "exit_code", 130)
     except SetupError as exc:
-        fail("asc-token-action setup failed", f"Installing requirements/runtime.lock failed: {exc.message}", exc.detail)
+        fail(
+            "asc-token-action setup failed",
+            f"Installing requirements/runtime.lock failed: {exc.message}",
+            exc.detail,
+            exc.exit_code,
+        )
     except OSError as exc:
         fail(
             "asc-token-action setup failed",

@@ -10,9 +10,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
+import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import ModuleType
@@ -650,3 +653,286 @@ def test_no_core_dumps_from_the_bootstrap_and_what_it_starts() -> None:
         ["bash", "-c", shell, PYTHON3, script, str(BOOTSTRAP)], capture_output=True, text=True, check=True
     )
     assert completed.stdout.strip() == "(0, 0)"
+
+
+# -- a failed pip says what failed -----------------------------------------------------------------
+
+PYTHON3_VERSION = subprocess.run(
+    [PYTHON3, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
+).stdout.strip()
+
+
+def wheelhouse_copy(wheels: Dict[str, str], tmp_path: Path) -> Path:
+    """The session's wheelhouse, to change: pip reads it as its only index."""
+    if not wheels:
+        pytest.skip("the lock's wheels could not be downloaded")
+    house = tmp_path / "wheelhouse"
+    shutil.copytree(wheels["PIP_FIND_LINKS"], house)
+    return house
+
+
+def setup_error(result: Dict[str, object]) -> str:
+    log = str(result["log"])
+    errors = [line for line in log.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1, log
+    assert errors[0].startswith("::error title=asc-token-action setup failed::"), errors[0]
+    assert "Traceback" not in log and "BEGIN PRIVATE KEY" not in log
+    return errors[0]
+
+
+def test_no_wheel_for_this_runner_is_named_without_pypi_advice(
+    tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]
+) -> None:
+    """The index answered, with cryptography for Windows arm64 only: no 'check that the runner can reach PyPI'."""
+    house = wheelhouse_copy(wheels, tmp_path)
+    (version,) = {wheel.name.split("-")[1] for wheel in house.glob("cryptography-*.whl")}
+    for wheel in house.glob("cryptography-*.whl"):
+        wheel.unlink()
+    (house / f"cryptography-{version}-cp311-abi3-win_arm64.whl").write_bytes(b"for another runner")
+    tool_cache = tmp_path / "toolcache"
+    result = run_composite(
+        tmp_path / "run",
+        team_inputs(key),
+        tool_cache=tool_cache,
+        extra_env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(house)},
+    )
+    assert result["returncode"] == 2, result["log"]  # a runner to change, nothing sent
+    error = setup_error(result)
+    assert f"no wheel of cryptography=={version} for this runner" in error
+    assert f"({sys.platform} {os.uname().machine.lower()}, Python {PYTHON3_VERSION})" in error
+    assert "docs/runtime.md#supported-runners" in error
+    assert "PyPI" not in error and "PIP_INDEX_URL" not in error
+    assert runtimes(tool_cache) == [] and not [p for p in (tool_cache / NAME).iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_wheel_that_does_not_match_its_hash_is_named(
+    tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]
+) -> None:
+    """A mirror served other bytes under a locked wheel's name: said so, and nothing installed."""
+    house = wheelhouse_copy(wheels, tmp_path)
+    (wheel,) = house.glob("certifi-*.whl")
+    wheel.write_bytes(b"other bytes")
+    tool_cache = tmp_path / "toolcache"
+    result = run_composite(
+        tmp_path / "run",
+        team_inputs(key),
+        tool_cache=tool_cache,
+        extra_env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(house)},
+    )
+    assert result["returncode"] == 1, result["log"]
+    error = setup_error(result)
+    assert f"the file pip downloaded for certifi=={wheel.name.split('-')[1]} does not match its hash" in error
+    assert "a mirror or a proxy served other bytes" in error and "reach PyPI" not in error
+    assert runtimes(tool_cache) == []
+
+
+def test_an_index_not_reached_is_said_with_the_mirror_advice(
+    tmp_path: Path, key: KeyMaterial, closed_port: int
+) -> None:
+    nowhere = f"http://127.0.0.1:{closed_port}/simple/"
+    empty = tmp_path / "no-wheels"
+    empty.mkdir()
+    network = {
+        "PIP_INDEX_URL": nowhere,
+        "PIP_EXTRA_INDEX_URL": nowhere,  # over this machine's pip.conf, as PIP_FIND_LINKS is
+        "PIP_FIND_LINKS": str(empty),
+        "PIP_RETRIES": "1",
+        "PIP_TIMEOUT": "5",
+    }
+    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tmp_path / "toolcache", extra_env=network)
+    assert result["returncode"] == 1, result["log"]
+    error = setup_error(result)
+    assert "pip could not download from the package index (the connection was refused)" in error
+    assert "check that the runner can reach PyPI, or set PIP_INDEX_URL to your mirror" in error
+    assert "no wheel of" not in error
+
+
+# -- the last resort is checked like the rest, and the runtime again right before it starts --------
+
+
+@pytest.fixture
+def shared_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder any local user may write in, not sticky: what is made in it can be renamed by anyone."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    yield shared
+    shared.chmod(0o755)
+
+
+def new_temp_folders() -> Set[str]:
+    return {str(p) for p in Path("/tmp").glob(f"{NAME}-*")}
+
+
+@posix_only
+def test_last_resort_is_built_only_where_no_one_else_can_rename_it(
+    shared_folder: Path, key: KeyMaterial, wheels: Dict[str, str]
+) -> None:
+    """Tool cache, RUNNER_TEMP and TMPDIR all under a 0777 folder: not built in TMPDIR, but in /tmp (sticky)."""
+    tmpdir = shared_folder / "tmp"
+    tmpdir.mkdir(mode=0o700)
+    before = new_temp_folders()
+    result = run_composite(
+        shared_folder / "run",
+        team_inputs(key),
+        tool_cache=shared_folder / "toolcache",
+        extra_env={**wheels, "TMPDIR": str(tmpdir)},
+    )
+    made = sorted(new_temp_folders() - before)
+    try:
+        log = str(result["log"])
+        assert result["returncode"] == 0, log
+        assert list(tmpdir.iterdir()) == [], "built in TMPDIR, under a folder anyone can write"
+        (title,) = builds(log)
+        assert "for this run only" in title and f"{shared_folder} is writable by other users" in title
+        (folder,) = made
+        assert f" into {folder}/" in title
+    finally:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@posix_only
+def test_no_safe_folder_at_all_is_refused_naming_them(shared_folder: Path, bootstrap: ModuleType) -> None:
+    """Where every temporary folder is under one anyone can write, nothing is built (exit 2: a setting)."""
+    passed_over = ["/cache is writable by other users"]
+    temp = shared_folder / "tmp"
+    temp.mkdir()
+    with pytest.raises(bootstrap.SetupError) as refused:
+        bootstrap.private_temp_folder_in([str(temp), str(shared_folder / "missing")], passed_over)
+    assert refused.value.exit_code == 2
+    message = refused.value.message
+    assert f"{shared_folder} is writable by other users" in message and "/cache is writable" in message
+    assert "Set RUNNER_TEMP (or TMPDIR) to a folder only this user can write" in message
+    assert list(temp.iterdir()) == []
+    private = shared_folder.parent / "private"
+    private.mkdir(mode=0o700)
+    made = Path(bootstrap.private_temp_folder_in([str(temp), str(private)], []))
+    assert made.parent == private and stat.S_IMODE(made.stat().st_mode) == 0o700
+
+
+@posix_only
+def test_a_runtime_changed_after_its_check_is_not_started(built: Path, tmp_path: Path, bootstrap: ModuleType) -> None:
+    """run() checks the runtime once more right before exec: a file swapped in since is refused, not run."""
+    tool_cache = copy_of(built, tmp_path)
+    (runtime,) = runtimes(tool_cache)
+    marker = tmp_path / "planted-code-ran"
+    plant_pth(runtime, marker)
+    with pytest.raises(bootstrap.SetupError) as refused:
+        bootstrap.run(str(runtime), runtime.name, [])
+    assert "changed after it was checked (it has an unexpected file" in refused.value.message
+    assert not marker.exists()
+
+
+# -- a cancelled build ends in one line, with nothing half-built left ------------------------------
+
+
+@pytest.fixture
+def silent_index() -> Iterator[Tuple[str, threading.Event]]:
+    """A package index on 127.0.0.1 that accepts connections and never answers, and an event set once pip connects."""
+    connected = threading.Event()
+    held: List[socket.socket] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+
+    def accept() -> None:
+        while not stopped.is_set():
+            try:
+                held.append(server.accept()[0])
+                connected.set()
+            except OSError:
+                continue
+
+    stopped = threading.Event()
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/simple/", connected
+    stopped.set()
+    thread.join(timeout=5)
+    for connection in [*held, server]:
+        connection.close()
+
+
+@posix_only
+@pytest.mark.parametrize(("sent", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_build_stopped_by_a_signal_ends_in_one_line_and_leaves_nothing(
+    tmp_path: Path, key: KeyMaterial, silent_index: Tuple[str, threading.Event], sent: int, status: int
+) -> None:
+    index, connected = silent_index
+    empty = tmp_path / "no-wheels"
+    empty.mkdir()
+    network = {"PIP_INDEX_URL": index, "PIP_EXTRA_INDEX_URL": index, "PIP_FIND_LINKS": str(empty)}
+    tool_cache = tmp_path / "toolcache"
+    job = subprocess.Popen(
+        [PYTHON3, "-I", "-S", str(BOOTSTRAP)],
+        env=runner_env(tmp_path / "job", tool_cache, key, network),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert connected.wait(timeout=120), "pip never asked the index"
+        job.send_signal(sent)
+        stdout, stderr = job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert job.returncode == status, stdout + stderr
+    assert "Traceback" not in stdout + stderr and stderr == ""
+    name = "SIGINT" if sent == signal.SIGINT else "SIGTERM"
+    assert stdout.splitlines()[-2:] == [
+        "::endgroup::",
+        f"asc-token-action: stopped by {name} while preparing the runtime; nothing half-built was kept.",
+    ]
+    assert runtimes(tool_cache) == [] and [p.name for p in (tool_cache / NAME).iterdir()] == []
+
+
+def test_every_setup_failure_is_explained(bootstrap: ModuleType) -> None:
+    """Each message a failed build can give starts as a row of docs/troubleshooting.md says it does."""
+    section = (ROOT / "docs" / "troubleshooting.md").read_text().split("## When the runtime cannot be set up")[1]
+    section = section.split("\n## ")[0]
+    templates = ["PIP_NO_WHEEL", "PIP_UNREACHABLE", "PIP_HASH_MISMATCH", "NO_SAFE_FOLDER", "CHANGED_BEFORE_START"]
+    for name in [*templates, "NO_VENV"]:
+        opening = getattr(bootstrap, name).split("{")[0].split(":")[0].strip()
+        assert f"| `{opening}" in section, name
+    assert bootstrap.INTERRUPTED.format(signal="SIGINT") in section
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (
+            "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection "
+            "broken by 'NameResolutionError(\"<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to resolve "
+            "'pypi.org' ([Errno -3] Temporary failure in name resolution)\")': /simple/actions-toolkit/",
+            "its name did not resolve",
+        ),
+        (
+            "WARNING: Retrying (Retry(total=4)) after connection broken by 'SSLError(SSLCertVerificationError(1, "
+            "'[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate in certificate "
+            "chain (_ssl.c:1006)'))': /simple/actions-toolkit/",
+            "its TLS certificate is not trusted here",
+        ),
+        (
+            "WARNING: Retrying (Retry(total=4)) after connection broken by 'ProxyError('Cannot connect to proxy.', "
+            "NewConnectionError('<urllib3.connection.HTTPSConnection object>: Failed to establish a new connection: "
+            "[Errno 111] Connection refused'))': /simple/actions-toolkit/",
+            "the proxy failed",
+        ),
+        (
+            "WARNING: Retrying (Retry(total=4)) after connection broken by 'ConnectTimeoutError(<urllib3.connection."
+            "HTTPSConnection object>, 'Connection to pypi.org timed out. (connect timeout=15)')': /simple/certifi/",
+            "it timed out",
+        ),
+    ],
+)
+def test_pip_output_of_an_index_not_reached_is_read_as_such(bootstrap: ModuleType, line: str, reason: str) -> None:
+    """pip ends these with 'No matching distribution found': the index was not reached, and that is what is said."""
+    output = (
+        f"{line}\nERROR: Could not find a version that satisfies the requirement actions-toolkit==0.1.15 (from "
+        "versions: none)\nERROR: No matching distribution found for actions-toolkit==0.1.15\n"
+    )
+    failure = bootstrap.pip_failure(output, 1, output)
+    assert failure.exit_code == 1
+    assert failure.message.startswith(f"pip could not download from the package index ({reason}): check that")

@@ -8,8 +8,10 @@ later steps) is tested under act in tests/test_act.py. Here: an interpreter chos
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, Iterator, List
 
@@ -95,7 +97,7 @@ def test_composite_names_a_python_that_is_too_old(tmp_path: Path, key: KeyMateri
     errors = [line for line in log.splitlines() if line.startswith("::error")]
     assert len(errors) == 1, log
     assert errors[0].startswith("::error title=Python too old::")
-    assert "needs Python 3.9 or newer" in errors[0]
+    assert "needs Python 3.9.2 or newer" in errors[0]
     version = subprocess.run(
         [str(PYTHON_38), "-c", "import platform; print(platform.python_version())"],
         capture_output=True,
@@ -131,3 +133,146 @@ def test_group_title_says_the_tool_cache_keeps_it(golden_tool_cache: Path, golde
     """The session's golden runtime was built by the composite step on an empty tool cache: its title."""
     group = next(line for line in golden_build_log.splitlines() if line.startswith("::group::"))
     assert str(golden_tool_cache / "asc-token-action") in group and "kept in the tool cache for later jobs" in group
+
+
+# A python3 that runs the probe's own code under the identity it is given (version, platform, and
+# sys.version, where a Windows build names its machine), and, started as the bootstrap, says so.
+FAKE_PYTHON = """#!{python} -I
+import sys, types
+identity = types.SimpleNamespace(
+    version_info={version_info!r}, version={version!r}, platform={platform!r},
+    executable=sys.argv[0], stdout=sys.stdout, exit=sys.exit,
+)
+if "-c" in sys.argv:
+    code = sys.argv[sys.argv.index("-c") + 1]
+    sys.modules["sys"] = identity  # what the probe's `import sys` gets
+    exec(code, {{}})
+else:
+    print("bootstrap started by " + identity.version.split()[0])
+"""
+WINDOWS_ARM64 = "[MSC v.1929 64 bit (ARM64)]"
+WINDOWS_X64 = "[MSC v.1929 64 bit (AMD64)]"
+LINUX = "[GCC 12.2.0]"
+
+
+def fake_python(tmp_path: Path, version: str, platform: str, build: str) -> Path:
+    numbers = tuple(int(part) for part in version.split("."))
+    program = tmp_path / f"fake-python-{version}"
+    program.write_text(
+        FAKE_PYTHON.format(
+            python=sys.executable,
+            version_info=(*numbers, "final", 0),
+            version=f"{version} (main, Jan  1 2025, 00:00:00) {build}",
+            platform=platform,
+        )
+    )
+    program.chmod(0o755)
+    return program
+
+
+def probe_errors(result: Dict[str, object]) -> List[str]:
+    return [line for line in str(result["log"]).splitlines() if line.startswith("::error")]
+
+
+@pytest.mark.parametrize(
+    ("version", "platform", "build", "title", "said"),
+    [
+        (
+            "3.9.0",
+            "linux",
+            LINUX,
+            "Python 3.9.0 and 3.9.1 not supported",
+            "is 3.9.0, which cryptography no longer supports",
+        ),
+        (
+            "3.9.1",
+            "darwin",
+            LINUX,
+            "Python 3.9.0 and 3.9.1 not supported",
+            "is 3.9.1, which cryptography no longer supports",
+        ),
+        ("3.9.13", "win32", WINDOWS_ARM64, "Python too old for Windows arm64", "is 3.9.13 on Windows arm64"),
+        ("3.10.11", "win32", WINDOWS_ARM64, "Python too old for Windows arm64", "is 3.10.11 on Windows arm64"),
+    ],
+)
+def test_probe_refuses_a_python_no_lock_can_serve(
+    tmp_path: Path, key: KeyMaterial, tool_cache: Path, version: str, platform: str, build: str, title: str, said: str
+) -> None:
+    """No cryptography installs on 3.9.0/3.9.1, no cffi on Windows arm64 before 3.11: said before pip is tried."""
+    python3 = fake_python(tmp_path, version, platform, build)
+    result = run_composite(
+        tmp_path / "run",
+        {"private-key": key.pem, "key-id": KEY_ID},
+        tool_cache=tool_cache,
+        path=bare_path(tmp_path, python3=python3),
+    )
+    assert result["returncode"] == 2, result["log"]
+    (error,) = probe_errors(result)
+    assert error.startswith(f"::error title={title}::"), error
+    assert f"python3 ({tmp_path / 'bare-bin' / 'python3'}) {said}" in error
+    assert "actions/setup-python" in error and "self-hosted runner" in error
+    assert "bootstrap started" not in str(result["log"])
+
+
+@pytest.mark.parametrize(
+    ("version", "platform", "build"),
+    [("3.9.2", "linux", LINUX), ("3.10.11", "win32", WINDOWS_X64), ("3.11.9", "win32", WINDOWS_ARM64)],
+)
+def test_probe_lets_in_a_python_the_lock_serves(
+    tmp_path: Path, key: KeyMaterial, tool_cache: Path, version: str, platform: str, build: str
+) -> None:
+    python3 = fake_python(tmp_path, version, platform, build)
+    result = run_composite(
+        tmp_path / "run",
+        {"private-key": key.pem, "key-id": KEY_ID},
+        tool_cache=tool_cache,
+        path=bare_path(tmp_path, python3=python3),
+    )
+    assert result["returncode"] == 0, result["log"]
+    assert f"bootstrap started by {version}" in str(result["log"])
+
+
+# What /usr/bin/python3 prints on a Mac without the Command Line Tools (it asks for them, exit 1).
+APPLE_STUBS = {
+    "never installed": (
+        "xcode-select: note: No developer tools were found, requesting install.\n"
+        "If developer tools are located at a non-default location on disk, use `sudo xcode-select --switch "
+        "path/to/Xcode.app` to specify the Xcode that you wish to use for command line developer tools, and "
+        "cancel the installation dialog.\nSee `man xcode-select' for more details.\n"
+    ),
+    "removed": (
+        "xcrun: error: invalid active developer path (/Library/Developer/CommandLineTools), missing xcrun at: "
+        "/Library/Developer/CommandLineTools/usr/bin/xcrun\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("tools", sorted(APPLE_STUBS))
+def test_probe_names_apples_stub_without_command_line_tools(
+    tmp_path: Path, key: KeyMaterial, tool_cache: Path, tools: str
+) -> None:
+    stub = tmp_path / "apple-python3-stub"
+    stub.write_text(f"#!/bin/sh\ncat >&2 <<'END'\n{APPLE_STUBS[tools]}END\nexit 1\n")
+    stub.chmod(0o755)
+    result = run_composite(
+        tmp_path / "run",
+        {"private-key": key.pem, "key-id": KEY_ID},
+        tool_cache=tool_cache,
+        path=bare_path(tmp_path, python3=stub),
+    )
+    assert result["returncode"] == 2
+    (error,) = probe_errors(result)
+    assert error.startswith("::error title=Xcode Command Line Tools missing::"), error
+    assert f"python3 ({tmp_path / 'bare-bin' / 'python3'}) is Apple's stub" in error
+    assert "`xcode-select --install`" in error and "actions/setup-python" in error
+
+
+def test_every_title_of_the_probe_is_explained() -> None:
+    """Each error title the probe can print has its row, with its fix, in docs/troubleshooting.md."""
+    script = yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"][0]["run"]
+    titles = set(re.findall(r'this_title="([^"]+)"', script)) | set(re.findall(r"title=([^:$]+)::", script))
+    titles |= set(re.findall(r"title=\$\{title:-([^}]+)\}", script))
+    assert len(titles) == 6, titles
+    section = (ROOT / "docs" / "troubleshooting.md").read_text().split("## When the runtime cannot be set up")[1]
+    for title in titles:
+        assert f"| `{title}` |" in section, title
