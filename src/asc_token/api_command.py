@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import http.client
 import json
 import math
@@ -23,7 +24,7 @@ import stat
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Set, Tuple, Union, cast
 from urllib.parse import urljoin, urlsplit
 
 from .config import Credentials, Naming, read_credentials, require_base_url
@@ -516,7 +517,7 @@ class Destination:
 
     def __init__(self, path: Optional[str], stdout: Any) -> None:
         self.path = path if path != "-" else None
-        self.out: IO[bytes] = getattr(stdout, "buffer", stdout)  # the answer's bytes, as they came
+        self.out = cast(IO[bytes], WholeWrites(getattr(stdout, "buffer", stdout)))  # the answer's bytes, as they came
         self.pending: Optional[PendingFile] = None
         self.spool: Optional[IO[bytes]] = tempfile.TemporaryFile() if path == "-" else None  # noqa: SIM115
         if self.path is not None:
@@ -557,6 +558,30 @@ class Destination:
             self.pending.discard()
         elif self.spool is not None:
             self.spool.close()
+
+
+class WholeWrites:
+    """stdout's bytes, each write written whole. Unbuffered (PYTHONUNBUFFERED, python -u), a pipe whose
+    reader stopped (``| head -c 10``) takes part of a large write and reports no error, only a shorter
+    count; writing the rest raises BrokenPipeError, as a reader that went away must (exit status 1)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            written = self.stream.write(view)
+            if not written:  # None (would block) or 0: the rest cannot be written
+                raise BrokenPipeError(errno.EPIPE, "stdout took no more bytes")
+            view = view[written:]
+        return len(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
 
 
 def _dump(value: Any, indent: bool, level: int = 0) -> bytes:
