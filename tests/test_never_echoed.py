@@ -175,3 +175,15 @@ def test_a_key_given_to_a_flag_that_takes_no_value_is_not_echoed(
     assert flag in error.split(" takes no value")[0] and "not shown" in error, run.stderr
     for line in key.pem.splitlines():
         assert line not in run.stderr
+
+
+@pytest.mark.parametrize("setting", ["api-url", "notary-url"])
+def test_a_url_refused_as_key_material_is_never_shown_even_when_short(
+    tmp_path: Path, key: KeyMaterial, setting: str
+) -> None:
+    """Refused because a part may be a piece of a key: quoting it would show that piece."""
+    piece = key.pem.splitlines()[1][:24]
+    result = run_step(tmp_path, action_inputs(key, **{setting: f"https://h.invalid/{piece}"}))
+    assert result.returncode == 2
+    assert "looks like key material (not shown)" in one_error(result)
+    assert piece not in result.log + result.summary
