@@ -16,13 +16,9 @@ import errno
 import http.client
 import json
 import math
-import os
 import re
-import select
 import shutil
-import stat
 import tempfile
-import time
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Set, Tuple, Union, cast
 from urllib.parse import urljoin, urlsplit
@@ -39,6 +35,7 @@ from .explain import (
     summarise_body,
 )
 from .flags import CliInputs, Parser, add_shared_flags, run_command
+from .keys import read_file
 from .minting import scope_allows
 from .platforms import Platform
 from .redact import is_control, may_be_secret, may_be_secret_path, quote_foreign, shown
@@ -143,7 +140,7 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
             f"{credentials.api.service} would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
         )
     # The key is read only now, as the token command reads it; a bad one is still exit 2.
-    key = open_key(credentials.key, platform.workspace(), platform.key_mask(printing=True))
+    key = open_key(credentials.key, platform.workspace(), platform.key_mask(printing=True), wait=io.policy.read_timeout)
     # printing: stdout is the caller's, never a mask command
     tokens = TokenSource(key, credentials.token_request(), io.clock, lambda token: platform.mask(token, printing=True))
     policy = dataclasses.replace(io.policy, resend_when_uncertain=False) if call.method == "POST" else None
@@ -222,7 +219,7 @@ def read_input(name: str, stdin: IO[bytes], wait: float) -> bytes:
     """The --input body: a file (or stdin for -), at most 4 MB, that must parse as JSON."""
     where = "stdin (--input -)" if name == "-" else f"--input file {shown(name)}"
     try:
-        raw = stdin.read(MAX_INPUT_BYTES + 1) if name == "-" else _read_file(name, MAX_INPUT_BYTES + 1, wait)
+        raw = stdin.read(MAX_INPUT_BYTES + 1) if name == "-" else read_file(name, MAX_INPUT_BYTES + 1, wait)
     except TimeoutError:
         raise InputError(
             f"The {where} gave no data within {wait:.0f} s: a pipe whose writer never came; give a file."
@@ -249,28 +246,6 @@ def read_input(name: str, stdin: IO[bytes], wait: float) -> bytes:
     except RecursionError:
         raise InputError(f"The {where} is nested too deeply to be a request body.") from None
     return raw
-
-
-def _read_file(name: str, limit: int, wait: float) -> bytes:
-    """A file's first ``limit`` bytes; a pipe (``--input <(...)``) is read for at most ``wait`` seconds."""
-    if not hasattr(os, "O_NONBLOCK") or not stat.S_ISFIFO(os.stat(name).st_mode):
-        with open(name, "rb") as stream:
-            return stream.read(limit)
-    descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO blocks without it
-    try:
-        deadline, chunks, size = time.monotonic() + wait, [], 0
-        while size < limit:
-            ready, _, _ = select.select([descriptor], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                raise TimeoutError
-            chunk = os.read(descriptor, min(65536, limit - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(descriptor)
 
 
 def resolve(target: str, api_url: str, argument: str, naming: Naming, page_url: Optional[str] = None) -> str:
