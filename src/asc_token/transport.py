@@ -79,7 +79,7 @@ _RETRIED_NO_ANSWERS = {"reset": "connection reset", "timeout": "timed out"}  # a
 
 
 class NoAnswerError(Exception):
-    """No HTTP answer at all; ``kind`` is refused, dns, tls, timeout or reset."""
+    """No HTTP answer at all; ``kind`` is refused, dns, tls, timeout, reset or proxy-auth."""
 
     def __init__(self, kind: str, attempts: int) -> None:
         super().__init__(kind)
@@ -334,7 +334,8 @@ def utf8_stream(stream: Optional[TextIO], *, closed: Optional[ClosedStream] = No
 
 
 def classify_network_error(exc: BaseException) -> Optional[str]:
-    """'url', 'refused', 'dns', 'tls', 'timeout', 'reset', or None for an error that is not the network's.
+    """'url', 'refused', 'dns', 'tls', 'timeout', 'reset', 'proxy-auth' (a 407 to CONNECT), or None for an
+    error that is not the network's.
 
     requests wraps urllib3, which wraps the socket error: the chain is walked (``reason``,
     ``__cause__``, ``__context__``, an exception argument) and each link tested by class.
@@ -354,7 +355,13 @@ def classify_network_error(exc: BaseException) -> Optional[str]:
         ("reset", (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)),
     )
     chain = list(_causes(exc))
+    # http.client's refused CONNECT: a proxy that wants credentials is not a reset, and asking again will not help.
+    if any(isinstance(e, OSError) and _PROXY_AUTH_REFUSED.match(str(e)) for e in chain):
+        return "proxy-auth"
     return next((kind for kind, classes in kinds if any(isinstance(e, classes) for e in chain)), None)
+
+
+_PROXY_AUTH_REFUSED = re.compile(r"Tunnel connection failed: 407\b")
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
