@@ -150,6 +150,12 @@ class Proxy:
 
 @pytest.fixture
 def proxy_wanting_credentials() -> Iterator[Proxy]:
+    with proxy_wanting_credentials_running() as proxy:
+        yield proxy
+
+
+@contextmanager
+def proxy_wanting_credentials_running() -> Iterator[Proxy]:
     """An HTTP proxy on 127.0.0.1 that answers every CONNECT with 407 Proxy Authentication Required."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
