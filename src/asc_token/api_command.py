@@ -324,7 +324,7 @@ def run_call(
             )
             raise explain_api_unfinished(cut, call.method, asked.url)
         streamed = reply.streamed is not None
-        document = None if streamed or not reply.body.strip() else _parsed(reply, asked, call.method, naming, clock)
+        document = None if streamed or not reply.body.strip() else _parsed(reply, asked, call, naming, clock)
         if streamed or document is None:
             _note_rate_limit(reply, credentials, log)
             # None: 204 No Content, or a 2xx without a body (or a JSON null): nothing to print
@@ -347,9 +347,9 @@ def run_call(
     return pages
 
 
-def _parsed(reply: Reply, asked: Asked, method: str, naming: Naming, clock: Callable[[], float]) -> Any:
+def _parsed(reply: Reply, asked: Asked, call: ApiCall, naming: Naming, clock: Callable[[], float]) -> Any:
     """A 2xx body, which must be JSON: parsed, else an error."""
-    kind = _kind(reply.headers)
+    method, kind = call.method, _kind(reply.headers)
     if kind == "json":
         try:
             return json.loads(reply.body, parse_constant=_finite, parse_float=_finite)
@@ -357,9 +357,16 @@ def _parsed(reply: Reply, asked: Asked, method: str, naming: Naming, clock: Call
             pass
     if kind != "other":
         raise explain_reply(reply, asked, naming, clock)  # a proxy's page, or JSON that does not parse
+    answered = f"{asked.service} answered {reply.status} to {method} {quote_foreign(asked.url, 300)} with "
+    if call.paginate:  # pages are merged as JSON documents: a report is one answer, saved as it came
+        save = "save it with --output-file" if call.output_file else "give --output-file FILE (such as report.gz)"
+        raise ApiError(
+            f"{answered}{summarise_body(reply)}, which is not JSON, and --paginate merges JSON pages, so "
+            f"nothing was written: drop --paginate and {save}.",
+            details="A report or other file comes in one answer, with no links.next to follow.",
+        )
     raise ApiError(
-        f"{asked.service} answered {reply.status} to {method} {quote_foreign(asked.url, 300)} with "
-        f"{summarise_body(reply)}, which is not JSON, so it was not printed: give --output-file FILE "
+        f"{answered}{summarise_body(reply)}, which is not JSON, so it was not printed: give --output-file FILE "
         "(such as report.gz) to save it, or --output-file - to send it to stdout.",
         details="On a CI runner stdout is the log, where a server's raw bytes could carry :: or ##vso[ commands.",
     )
