@@ -7,7 +7,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
@@ -138,6 +140,58 @@ def closed_port() -> Iterator[int]:
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         yield held.getsockname()[1]
+
+
+@dataclass
+class Proxy:
+    url: str
+    connects: List[bytes] = field(default_factory=list)  # each CONNECT's request line
+
+
+@pytest.fixture
+def proxy_wanting_credentials() -> Iterator[Proxy]:
+    with proxy_wanting_credentials_running() as proxy:
+        yield proxy
+
+
+@contextmanager
+def proxy_wanting_credentials_running() -> Iterator[Proxy]:
+    """An HTTP proxy on 127.0.0.1 that answers every CONNECT with 407 Proxy Authentication Required."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    proxy = Proxy(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set() and len(proxy.connects) < 20:  # bounded: a client that retries forever
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # the accept timeout: look at stop again
+                continue
+            with connection:
+                connection.settimeout(5)
+                request = b""
+                while b"\r\n\r\n" not in request and len(request) < 65536:
+                    chunk = connection.recv(4096)
+                    if not chunk:
+                        break
+                    request += chunk
+                proxy.connects.append(request.split(b"\r\n", 1)[0])
+                connection.sendall(
+                    b'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="corp"\r\n'
+                    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        yield proxy
+    finally:
+        stop.set()
+        server.join(timeout=2)
+        listener.close()
 
 
 @contextmanager

@@ -23,7 +23,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple, cast
 from urllib.parse import urlsplit
 
 import jwt
@@ -207,12 +207,14 @@ def run_entrypoint(
     extra_env: Optional[Mapping[str, str]] = None,
     args: Iterable[str] = (),
     python: str = sys.executable,
+    isolated: bool = False,
     timeout: float = 90,
 ) -> Result:
-    """entrypoint.py as the runner starts it: a process with INPUT_* variables, in the workspace."""
+    """entrypoint.py as the runner starts it: a process with INPUT_* variables, in the workspace
+    (``isolated``: with ``-I``, as the composite action starts it, so no PYTHON* variable applies)."""
     step = prepare_step(workdir, inputs, extra_env)
     completed = subprocess.run(
-        [python, str(ENTRYPOINT), *args],
+        [python, *(["-I"] if isolated else []), str(ENTRYPOINT), *args],
         env=step.env,
         cwd=str(step.workspace),
         capture_output=True,
@@ -231,13 +233,25 @@ def run_action_in_process(
     policy: RetryPolicy = QUICK_RETRIES,
     sleep: Optional[Callable[[float], None]] = None,
     clock: Callable[[], float] = time.time,
+    encoding: Optional[str] = None,
 ) -> Result:
-    """The same step through the action's entry in this process, with the retry timings shortened."""
+    """The same step through the action's entry in this process, with the retry timings shortened.
+
+    ``encoding``: stdout and stderr are byte streams in that encoding, as a process's own are under
+    such a locale or Windows code page; what reached them is read back as UTF-8, as the runner reads."""
     step = prepare_step(workdir, inputs, extra_env)
-    stdout, stderr = io.StringIO(), io.StringIO()
+    stdout, stderr = (io.StringIO() if encoding is None else io.TextIOWrapper(io.BytesIO(), encoding) for _ in "12")
     fakes = Io(env=step.env, clock=clock, policy=policy, stdout=stdout, stderr=stderr, sleep=sleep or time.sleep)
     code = dispatch.main([], io=fakes)
-    return step.result(code, stdout.getvalue(), stderr.getvalue())
+    return step.result(code, _written(stdout), _written(stderr))
+
+
+def _written(stream: TextIO) -> str:
+    """A text stream's contents; a byte stream's decoded as UTF-8 (strictly: the runner's reading)."""
+    if isinstance(stream, io.StringIO):
+        return stream.getvalue()
+    stream.flush()
+    return cast(io.BytesIO, stream.buffer).getvalue().decode("utf-8")
 
 
 @dataclass
@@ -295,16 +309,20 @@ def run_cli(
     *,
     tools: bool = True,
     stdout_path: Optional[Path] = None,
+    bash_line: str = "",
 ) -> CliRun:
     """The installed ``asc-token`` as a CI job runs it: only the variables given (plus PATH, HOME and
     the like), fake envman and buildkite-agent first on PATH; ``--no-verify`` unless ``args`` say otherwise.
 
     ``tools=False``: PATH holds no envman or buildkite-agent at all. ``stdout_path``: stdout goes to
-    that file as it is written, so a test can look at it while the command runs.
+    that file as it is written, so a test can look at it while the command runs. ``bash_line``: a bash
+    command line that runs the command as ``"$@"`` (``exec "$@" 2>&-``, ``"$@" | head -c 10``).
     """
     base, recorder = _cli_step_env(workdir, env, tools=tools)
     assert ASC_TOKEN is not None, "asc-token is not installed (python3 dev.py test installs it)"
     argv = [ASC_TOKEN, *(args if args is not None else ["--no-verify"])]
+    if bash_line:
+        argv = [shutil.which("bash") or "bash", "-c", bash_line, "bash", *argv]
     if stdout_path is None:
         completed = subprocess.run(
             argv, env=base, cwd=str(workdir), capture_output=True, text=True, timeout=60, check=False

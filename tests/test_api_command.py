@@ -807,6 +807,18 @@ def test_an_output_file_that_cannot_be_written_is_exit_2(
     assert code == 2 and "looks like a key or token" in logged[0] and pasted[:20] not in logged[0]
 
 
+@pytest.mark.parametrize("output", [["--output-file", "report.gz"], ["--output-file", "-"], []])
+def test_paginate_on_an_answer_that_is_not_json_says_what_is_wrong(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, output: List[str]
+) -> None:
+    """Not "give --output-file FILE" when it was given: --paginate is what cannot take a report."""
+    args = [REPORT, "--paginate", *[str(tmp_path / arg) if arg.endswith(".gz") else arg for arg in output]]
+    code, out, logged = call_in_process(api, key, args)
+    assert code == 1 and out == b"" and list(tmp_path.iterdir()) == []
+    assert "which is not JSON, and --paginate merges JSON pages" in logged[0] and "drop --paginate" in logged[0]
+    assert ("give --output-file FILE" in logged[0]) is (output == [])
+
+
 def test_json_to_an_output_file(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.app_count = 5
     code, out, _ = call_in_process(

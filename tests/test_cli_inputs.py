@@ -3,10 +3,13 @@ for the whole chain, and every label and assignment is spelled the way the user 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Iterator, List, Optional
 
 import jwt
 import pytest
@@ -208,6 +211,43 @@ def test_input_from_a_pipe_without_a_writer_does_not_hang(tmp_path: Path, key: K
     run = run_cli_in_process(tmp_path, env, ["api", "-X", "POST", "--input", str(fifo), "/v1/bundleIds"])
     assert run.returncode == 2 and "gave no data within 1 s" in run.stderr, run.stderr  # QUICK_RETRIES' wait
     assert time.monotonic() - start < 5
+
+
+@contextmanager
+def _writer_arrives_late(fifo: Path, after: float) -> Iterator[None]:
+    """After ``after`` seconds a writer opens ``fifo`` and closes it, should a reader still wait: a
+    reader that waits forever ends with the test (and fails its time bound) instead of hanging it."""
+    stop = threading.Event()
+
+    def arrive() -> None:
+        if stop.wait(after):
+            return
+        with contextlib.suppress(OSError):  # ENXIO: no reader is waiting, as it should be
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    writer = threading.Thread(target=arrive, daemon=True)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join(timeout=after + 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX pipes")
+@pytest.mark.parametrize("command", [["--print"], ["api", "/v1/apps"]])
+def test_a_key_file_that_is_a_pipe_without_a_writer_does_not_hang(
+    tmp_path: Path, key: KeyMaterial, command: List[str]
+) -> None:
+    fifo = tmp_path / "AuthKey_ABCDE12345.p8"
+    os.mkfifo(fifo)
+    env = {**cli_env(key, ASC_PRIVATE_KEY=None), "ASC_API_URL": "http://127.0.0.1:9"}
+    start = time.monotonic()
+    with _writer_arrives_late(fifo, after=5):
+        run = run_cli_in_process(tmp_path, env, [*command, "--private-key-path", str(fifo)])
+    assert time.monotonic() - start < 5
+    assert run.returncode == 2 and "names a pipe that gave no data within 1 s" in run.stderr, run.stderr
+    assert run.stdout == ""
 
 
 # --- two names for one setting, set differently: one line says which is used --------------------

@@ -172,6 +172,7 @@ UNREACHABLE: Dict[str, str] = {
     "tls": "the TLS handshake failed",
     "timeout": "the request timed out",
     "reset": "the connection was reset",
+    "proxy-auth": "the proxy in HTTPS_PROXY answered 407 Proxy Authentication Required",
 }
 
 

@@ -7,6 +7,7 @@ The table tests run in this process with stdout and stderr read at the file desc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -149,3 +150,40 @@ def test_messages_quote_the_paths_that_are_sent(key: KeyMaterial) -> None:
     assert not may_be_secret_path(url) and quote_foreign(f"GET {url}") == f"GET {url}"
     pem_line = key.pem.splitlines()[1]
     assert pem_line not in quote_foreign(f"GET https://api.appstoreconnect.apple.com/v1/{pem_line}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--no-verify={}"], "--no-verify"),
+        (["--print={}"], "--print"),
+        (["--verify={}"], "--verify"),
+        (["--version={}"], "--version"),
+        (["--help={}"], "--help"),
+        (["api", "/v1/apps", "--paginate={}"], "--paginate"),
+        (["api", "/v1/apps", "--include={}"], "--include"),
+        (["api", "/v1/apps", "-i{}"], "-i"),
+    ],
+)
+def test_a_key_given_to_a_flag_that_takes_no_value_is_not_echoed(
+    tmp_path: Path, key: KeyMaterial, argv: List[str], flag: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """argparse's own message (`ignored explicit argument '-----BEGIN PRIVATE KEY-----...'`) quotes it."""
+    run = run_cli_on_fds(capfd, tmp_path, cli_env(key), [arg.format(key.pem) for arg in argv])
+    assert run.returncode == 2 and run.stdout == ""
+    error = run.stderr.splitlines()[-1]
+    assert flag in error.split(" takes no value")[0] and "not shown" in error, run.stderr
+    for line in key.pem.splitlines():
+        assert line not in run.stderr
+
+
+@pytest.mark.parametrize("setting", ["api-url", "notary-url"])
+def test_a_url_refused_as_key_material_is_never_shown_even_when_short(
+    tmp_path: Path, key: KeyMaterial, setting: str
+) -> None:
+    """Refused because a part may be a piece of a key: quoting it would show that piece."""
+    piece = key.pem.splitlines()[1][:24]
+    result = run_step(tmp_path, action_inputs(key, **{setting: f"https://h.invalid/{piece}"}))
+    assert result.returncode == 2
+    assert "looks like key material (not shown)" in one_error(result)
+    assert piece not in result.log + result.summary

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .conftest import OTHER_ISSUER, team_inputs, verify_inputs
+from .conftest import OTHER_ISSUER, proxy_wanting_credentials_running, team_inputs, verify_inputs
 from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, Result, run_action_in_process
 
 
@@ -74,6 +74,12 @@ def _proxy_page(scene: Scene) -> Result:
     return scene.run(verify_inputs(scene.key, scene.api))
 
 
+def _proxy_wants_credentials(scene: Scene) -> Result:
+    with proxy_wanting_credentials_running() as proxy:
+        inputs = team_inputs(scene.key, verify=None, api_url="https://api.example.invalid")
+        return run_action_in_process(scene.tmp_path, inputs, extra_env={"HTTPS_PROXY": proxy.url})
+
+
 SCENARIOS: Dict[str, Callable[[Scene], Result]] = {
     "the secret is empty (or this is a PR from a fork)": lambda s: s.run(team_inputs(s.key, private_key="")),
     "an RSA, P-384 or encrypted key": _rsa_key,
@@ -86,6 +92,7 @@ SCENARIOS: Dict[str, Callable[[Scene], Result]] = {
         team_inputs(s.key, verify=None, api_url=f"http://127.0.0.1:{s.closed_port}")
     ),
     "a proxy or firewall answers instead of Apple": _proxy_page,
+    "the proxy in `HTTPS_PROXY` wants credentials (407 to `CONNECT`)": _proxy_wants_credentials,
 }
 ROWS = failure_table()
 

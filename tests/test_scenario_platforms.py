@@ -72,6 +72,19 @@ def test_output_file_is_0600(tmp_path: Path, key: KeyMaterial) -> None:
     assert_clean(run, token, key)
 
 
+@pytest.mark.parametrize("platform", [{"GITHUB_ACTIONS": "true"}, {"TF_BUILD": "True"}, {}])
+def test_output_file_dash_is_stdout_as_in_asc_token_api(
+    tmp_path: Path, key: KeyMaterial, platform: Dict[str, str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """One meaning for -: stdout, as --print (masked on stderr, nothing else on stdout); never a file named -."""
+    run = run_cli_on_fds(capfd, tmp_path, {**asc_env(key), **platform}, ["--no-verify", "--output-file", "-"])
+    assert run.returncode == 0, run.stderr
+    token = run.stdout.strip()
+    assert run.stdout == token + "\n" and key.decode(token)["iss"] == ISSUER_ID
+    assert not (tmp_path / "-").exists() and "stdout (--output-file -)" in run.stderr
+    assert_clean(run, token, key)
+
+
 def test_azure_secret_variable(tmp_path: Path, key: KeyMaterial) -> None:
     run = run_cli(tmp_path, {**asc_env(key), "TF_BUILD": "True"})
     assert run.returncode == 0, run.stderr

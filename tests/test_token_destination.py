@@ -17,7 +17,7 @@ from asc_token.urls import base_url_problem, origin, proxy_for, target_problem
 from asc_token.urls import base_url_problem as api_url_problem
 from devtools.standin import AppStoreConnectStandIn
 
-from .conftest import cli_env
+from .conftest import Proxy, cli_env
 from .runner import (
     ISSUER_ID,
     KeyMaterial,
@@ -25,6 +25,7 @@ from .runner import (
     call_api_in_process,
     one_error,
     run_cli,
+    run_cli_in_process,
     run_step,
     standin_running,
 )
@@ -267,3 +268,16 @@ def test_a_socks_proxy_is_a_setting_to_fix(key: KeyMaterial) -> None:
 def test_headers_that_frame_the_message_are_refused(key: KeyMaterial, api: AppStoreConnectStandIn, header: str) -> None:
     code, _, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), ["/v1/apps", "-H", header])
     assert code == 2 and sent_to(api) == [] and "frames the message itself" in logged[-1]
+
+
+@pytest.mark.usefixtures("no_dns_for_invalid")
+@pytest.mark.parametrize("args", [["api", "/v1/apps"], ["--print", "--verify"]])
+def test_a_proxy_that_wants_credentials_is_said_once_not_retried_as_a_reset(
+    tmp_path: Path, key: KeyMaterial, proxy_wanting_credentials: Proxy, args: List[str]
+) -> None:
+    env = cli_env(key, ASC_API_URL="https://api.example.invalid", HTTPS_PROXY=proxy_wanting_credentials.url)
+    run = run_cli_in_process(tmp_path, env, args)
+    assert run.returncode == 1 and run.stdout == "", run.stderr
+    assert proxy_wanting_credentials.connects == [b"CONNECT api.example.invalid:443 HTTP/1.0"]
+    assert "407 Proxy Authentication Required" in run.stderr and "reset" not in run.stderr
+    assert "USER:PASSWORD@" in run.stderr and "HTTPS_PROXY" in run.stderr

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import http.client
 import json
 import math
-import os
 import re
-import select
 import shutil
-import stat
 import tempfile
-import time
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Set, Tuple, Union, cast
 from urllib.parse import urljoin, urlsplit
 
 from .config import Credentials, Naming, read_credentials, require_base_url
@@ -38,6 +35,7 @@ from .explain import (
     summarise_body,
 )
 from .flags import CliInputs, Parser, add_shared_flags, run_command
+from .keys import read_file
 from .minting import scope_allows
 from .platforms import Platform
 from .redact import is_control, may_be_secret, may_be_secret_path, quote_foreign, shown
@@ -142,7 +140,7 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
             f"{credentials.api.service} would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
         )
     # The key is read only now, as the token command reads it; a bad one is still exit 2.
-    key = open_key(credentials.key, platform.workspace(), platform.key_mask(printing=True))
+    key = open_key(credentials.key, platform.workspace(), platform.key_mask(printing=True), wait=io.policy.read_timeout)
     # printing: stdout is the caller's, never a mask command
     tokens = TokenSource(key, credentials.token_request(), io.clock, lambda token: platform.mask(token, printing=True))
     policy = dataclasses.replace(io.policy, resend_when_uncertain=False) if call.method == "POST" else None
@@ -221,7 +219,7 @@ def read_input(name: str, stdin: IO[bytes], wait: float) -> bytes:
     """The --input body: a file (or stdin for -), at most 4 MB, that must parse as JSON."""
     where = "stdin (--input -)" if name == "-" else f"--input file {shown(name)}"
     try:
-        raw = stdin.read(MAX_INPUT_BYTES + 1) if name == "-" else _read_file(name, MAX_INPUT_BYTES + 1, wait)
+        raw = stdin.read(MAX_INPUT_BYTES + 1) if name == "-" else read_file(name, MAX_INPUT_BYTES + 1, wait)
     except TimeoutError:
         raise InputError(
             f"The {where} gave no data within {wait:.0f} s: a pipe whose writer never came; give a file."
@@ -248,28 +246,6 @@ def read_input(name: str, stdin: IO[bytes], wait: float) -> bytes:
     except RecursionError:
         raise InputError(f"The {where} is nested too deeply to be a request body.") from None
     return raw
-
-
-def _read_file(name: str, limit: int, wait: float) -> bytes:
-    """A file's first ``limit`` bytes; a pipe (``--input <(...)``) is read for at most ``wait`` seconds."""
-    if not hasattr(os, "O_NONBLOCK") or not stat.S_ISFIFO(os.stat(name).st_mode):
-        with open(name, "rb") as stream:
-            return stream.read(limit)
-    descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO blocks without it
-    try:
-        deadline, chunks, size = time.monotonic() + wait, [], 0
-        while size < limit:
-            ready, _, _ = select.select([descriptor], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                raise TimeoutError
-            chunk = os.read(descriptor, min(65536, limit - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(descriptor)
 
 
 def resolve(target: str, api_url: str, argument: str, naming: Naming, page_url: Optional[str] = None) -> str:
@@ -348,7 +324,7 @@ def run_call(
             )
             raise explain_api_unfinished(cut, call.method, asked.url)
         streamed = reply.streamed is not None
-        document = None if streamed or not reply.body.strip() else _parsed(reply, asked, call.method, naming, clock)
+        document = None if streamed or not reply.body.strip() else _parsed(reply, asked, call, naming, clock)
         if streamed or document is None:
             _note_rate_limit(reply, credentials, log)
             # None: 204 No Content, or a 2xx without a body (or a JSON null): nothing to print
@@ -371,9 +347,9 @@ def run_call(
     return pages
 
 
-def _parsed(reply: Reply, asked: Asked, method: str, naming: Naming, clock: Callable[[], float]) -> Any:
+def _parsed(reply: Reply, asked: Asked, call: ApiCall, naming: Naming, clock: Callable[[], float]) -> Any:
     """A 2xx body, which must be JSON: parsed, else an error."""
-    kind = _kind(reply.headers)
+    method, kind = call.method, _kind(reply.headers)
     if kind == "json":
         try:
             return json.loads(reply.body, parse_constant=_finite, parse_float=_finite)
@@ -381,9 +357,16 @@ def _parsed(reply: Reply, asked: Asked, method: str, naming: Naming, clock: Call
             pass
     if kind != "other":
         raise explain_reply(reply, asked, naming, clock)  # a proxy's page, or JSON that does not parse
+    answered = f"{asked.service} answered {reply.status} to {method} {quote_foreign(asked.url, 300)} with "
+    if call.paginate:  # pages are merged as JSON documents: a report is one answer, saved as it came
+        save = "save it with --output-file" if call.output_file else "give --output-file FILE (such as report.gz)"
+        raise ApiError(
+            f"{answered}{summarise_body(reply)}, which is not JSON, and --paginate merges JSON pages, so "
+            f"nothing was written: drop --paginate and {save}.",
+            details="A report or other file comes in one answer, with no links.next to follow.",
+        )
     raise ApiError(
-        f"{asked.service} answered {reply.status} to {method} {quote_foreign(asked.url, 300)} with "
-        f"{summarise_body(reply)}, which is not JSON, so it was not printed: give --output-file FILE "
+        f"{answered}{summarise_body(reply)}, which is not JSON, so it was not printed: give --output-file FILE "
         "(such as report.gz) to save it, or --output-file - to send it to stdout.",
         details="On a CI runner stdout is the log, where a server's raw bytes could carry :: or ##vso[ commands.",
     )
@@ -516,7 +499,7 @@ class Destination:
 
     def __init__(self, path: Optional[str], stdout: Any) -> None:
         self.path = path if path != "-" else None
-        self.out: IO[bytes] = getattr(stdout, "buffer", stdout)  # the answer's bytes, as they came
+        self.out = cast(IO[bytes], WholeWrites(getattr(stdout, "buffer", stdout)))  # the answer's bytes, as they came
         self.pending: Optional[PendingFile] = None
         self.spool: Optional[IO[bytes]] = tempfile.TemporaryFile() if path == "-" else None  # noqa: SIM115
         if self.path is not None:
@@ -557,6 +540,30 @@ class Destination:
             self.pending.discard()
         elif self.spool is not None:
             self.spool.close()
+
+
+class WholeWrites:
+    """stdout's bytes, each write written whole. Unbuffered (PYTHONUNBUFFERED, python -u), a pipe whose
+    reader stopped (``| head -c 10``) takes part of a large write and reports no error, only a shorter
+    count; writing the rest raises BrokenPipeError, as a reader that went away must (exit status 1)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            written = self.stream.write(view)
+            if not written:  # None (would block) or 0: the rest cannot be written
+                raise BrokenPipeError(errno.EPIPE, "stdout took no more bytes")
+            view = view[written:]
+        return len(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
 
 
 def _dump(value: Any, indent: bool, level: int = 0) -> bytes:

@@ -99,7 +99,11 @@ def read_base_url(inputs: InputReader, setting: str, default: str) -> str:
     be a key is refused now: it would be exported (ASC_API_URL) even by a run that sends nothing."""
     raw = inputs.get(setting).strip()
     if raw and may_be_secret_path(raw):
-        raise InputError(f"{inputs.label(setting)} is not a URL ({shown(raw)}): leave it unset for {default}.")
+        # Refused as maybe secret, so never shown: shown() alone would quote a short piece of a key.
+        raise InputError(
+            f"{inputs.label(setting)} is not a URL: it holds what looks like key material (not shown); "
+            f"leave it unset for {default}."
+        )
     return (raw or default).rstrip("/")
 
 

@@ -7,21 +7,24 @@ from typing import Callable, Optional
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .keys import KeySource, read_private_key, secret_forms
+from .keys import PIPE_SECONDS, KeySource, read_private_key, secret_forms
 from .minting import Clock, MintedToken, TokenRequest, mint
 
 Mask = Callable[[str], None]
 REUSE_MARGIN_SECONDS = 60  # one request, with its retries, ends well inside a minute
 
 
-def open_key(source: KeySource, workspace: Optional[str], mask_key: Optional[Mask]) -> ec.EllipticCurvePrivateKey:
-    """The key the user gave, its every form registered with ``mask_key`` first.
+def open_key(
+    source: KeySource, workspace: Optional[str], mask_key: Optional[Mask], *, wait: float = PIPE_SECONDS
+) -> ec.EllipticCurvePrivateKey:
+    """The key the user gave (a pipe as its file waited for ``wait`` seconds at most), its every form
+    registered with ``mask_key`` first.
 
     ``mask_key`` is None where registering would write the key to a stream a user can capture
     (the CLI's stderr, Azure's stdout): there the key is never printed, and the action step that
     made the key files masked it for the job already.
     """
-    key = read_private_key(source, workspace)
+    key = read_private_key(source, workspace, wait=wait)
     if mask_key is not None:
         for form in secret_forms(key, source.contents):
             mask_key(form)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from typing import List, Optional
 
@@ -19,6 +20,7 @@ def main(argv: Optional[List[str]] = None, *, force_cli: bool = False, io: Optio
     """entrypoint.py: the action when the runner starts it (GITHUB_ACTIONS, no arguments)."""
     if io is None:  # this is the process (an Io is passed by whoever owns the process, as tests do)
         no_core_dumps()
+        no_borrowed_standard_streams()
         io = Io()
     args = sys.argv[1:] if argv is None else argv
     on_github = io.env.get("GITHUB_ACTIONS") == "true"
@@ -58,3 +60,14 @@ def no_core_dumps() -> None:
         return
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def no_borrowed_standard_streams() -> None:
+    """A descriptor 0, 1 or 2 the caller closed (``2>&-``) is given the null device: otherwise the next
+    file this process opens (the token file, a socket) would take its number, and a library writing
+    to descriptor 2 would write into it. Python still sees the stream as closed (sys.stderr is None)."""
+    while True:
+        descriptor = os.open(os.devnull, os.O_RDWR)
+        if descriptor > 2:
+            os.close(descriptor)
+            return

@@ -131,9 +131,33 @@ class Parser(argparse.ArgumentParser):
             stream.flush()
 
     def error(self, message: str) -> NoReturn:
-        # argparse quotes offending values; a key pasted as an argument must not reach the log.
+        # argparse's own messages quote the offending value (`ignored explicit argument '-----BEGIN...'`):
+        # a key pasted as an argument must not reach the log, so only the argument's name is kept.
+        self.usage_error(_without_values(message))
+
+    def usage_error(self, message: str) -> NoReturn:
+        """A usage error of this program's own, whose ``message`` quotes no value: exit status 2."""
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+# argparse's reasons that name arguments only; any other reason may hold a value and is replaced.
+_REASONS_WITHOUT_VALUES = ("expected ", "not allowed with argument ")
+_MESSAGES_WITHOUT_VALUES = ("the following arguments are required: ", "one of the arguments ")
+
+
+def _without_values(message: str) -> str:
+    """An argparse usage error with no argument value in it: "argument NAME: ..." keeps NAME."""
+    if message.startswith(_MESSAGES_WITHOUT_VALUES):
+        return message
+    if not message.startswith("argument "):  # unrecognized or ambiguous options quote what was given
+        return "invalid arguments (values are not shown: they may be secrets); see --help"
+    name, _, reason = message[len("argument ") :].partition(": ")
+    if reason.startswith(_REASONS_WITHOUT_VALUES):
+        return message
+    if reason.startswith("ignored explicit argument"):
+        return f"argument {name} takes no value (what was given is not shown: it may be a secret)"
+    return f"argument {name}: invalid value (not shown: it may be a secret)"
 
 
 def add_shared_flags(parser: argparse.ArgumentParser) -> None:
@@ -194,9 +218,11 @@ def run_command(parser: Parser, argv: Sequence[str], io: Io, command: Command, *
         options = sorted(name for name in names if not may_be_secret(name))
         named = f": {', '.join(options)}" if options else ""
         hint = "put api first to call the API (asc-token api PATH); " if api_hint and "api" in extras else ""
-        parser.error(f"unrecognised arguments{named} (values are not shown: they may be secrets); {hint}see --help")
+        parser.usage_error(
+            f"unrecognised arguments{named} (values are not shown: they may be secrets); {hint}see --help"
+        )
     if args.platform is not None and args.platform not in PLATFORM_NAMES:
-        parser.error(f"--platform must be one of {', '.join(PLATFORM_NAMES)}")
+        parser.usage_error(f"--platform must be one of {', '.join(PLATFORM_NAMES)}")
     # Logs go to stderr: stdout may be a `$(...)` that must hold nothing but the answer.
     log = functools.partial(print, file=io.err(), flush=True)
     platform = platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out(), stderr=io.err())

@@ -35,7 +35,7 @@ def run_flow(
     key_files_dir: Optional[str] = None,
 ) -> Outcome:
     """Mint, write the key files when ``key_files_dir`` is given (RUNNER_TEMP; '' when unset), check."""
-    key = open_key(credentials.key, workspace, mask_key)
+    key = open_key(credentials.key, workspace, mask_key, wait=io.policy.read_timeout)  # as for --input
     # keep_first: the checks prove the very token handed on
     tokens = TokenSource(key, credentials.token_request(), io.clock, mask, keep_first=True)
     minted = tokens.first  # masked before anything else is written that could carry it

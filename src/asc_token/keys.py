@@ -12,6 +12,9 @@ import base64
 import binascii
 import os
 import re
+import select
+import stat
+import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -38,6 +41,7 @@ _APPLE_HINT = (
     "secret, or base64 of the file (`base64 -i AuthKey_XXXXXXXXXX.p8 | pbcopy` on a Mac)."
 )
 _MAX_KEY_FILE_BYTES = 64 * 1024
+PIPE_SECONDS = 20.0  # how long a pipe named as a file is waited for, when the caller does not say
 # DER algorithm identifiers (RFC 8410) of the keys OpenSSL cannot even load at a wrong length.
 _EDWARDS_OIDS = {
     b"\x06\x03\x2b\x65\x6e": "X25519",
@@ -57,8 +61,11 @@ class KeySource:
     contents_label: str = field(default="the key setting", compare=False)  # for a key pasted as a path
 
 
-def read_private_key(source: KeySource, workspace: Optional[str]) -> ec.EllipticCurvePrivateKey:
-    """The EC P-256 key the user gave, or one :class:`PrivateKeyError` naming the setting."""
+def read_private_key(
+    source: KeySource, workspace: Optional[str], *, wait: float = PIPE_SECONDS
+) -> ec.EllipticCurvePrivateKey:
+    """The EC P-256 key the user gave, or one :class:`PrivateKeyError` naming the setting; a pipe named
+    as its file (``--private-key-path <(...)``) is waited for ``wait`` seconds at most."""
     path, label = source.path, source.label
     if path is None:
         return load_private_key(source.contents or "", input_label=label)
@@ -66,8 +73,12 @@ def read_private_key(source: KeySource, workspace: Optional[str]) -> ec.Elliptic
     expanded = os.path.expanduser(path)
     full = expanded if os.path.isabs(expanded) else os.path.join(workspace or os.getcwd(), expanded)
     try:
-        with open(full, "rb") as stream:
-            raw = stream.read(_MAX_KEY_FILE_BYTES)
+        raw = read_file(full, _MAX_KEY_FILE_BYTES, wait)
+    except TimeoutError:
+        raise KeyFileUnreadableError(
+            f"{label} names a pipe that gave no data within {wait:.0f} s (its writer never came): give the path "
+            "of the AuthKey_<KEYID>.p8 file."
+        ) from None
     except OSError as exc:
         if may_be_secret_path(path):
             # The key pasted into the path setting: the path itself is the secret.
@@ -96,6 +107,29 @@ def read_private_key(source: KeySource, workspace: Optional[str]) -> ec.Elliptic
             "had the secret (an empty secret writes an empty file)."
         )
     return load_private_key(raw.decode("utf-8", errors="replace"), input_label=f"the file {label} names")
+
+
+def read_file(name: str, limit: int, wait: float) -> bytes:
+    """A file's first ``limit`` bytes; a pipe (``--input <(...)``, a FIFO) is read for at most ``wait``
+    seconds, else TimeoutError: opening a FIFO whose writer never comes would block forever."""
+    if not hasattr(os, "O_NONBLOCK") or not stat.S_ISFIFO(os.stat(name).st_mode):
+        with open(name, "rb") as stream:
+            return stream.read(limit)
+    descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO blocks without it
+    try:
+        deadline, chunks, size = time.monotonic() + wait, [], 0
+        while size < limit:
+            ready, _, _ = select.select([descriptor], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(descriptor, min(65536, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 def load_private_key(text: str, *, input_label: str) -> ec.EllipticCurvePrivateKey:

@@ -99,6 +99,10 @@ UNREACHABLE_KINDS = {  # kind: (what happened, the fix)
         "{service} or a proxy did not answer in time; re-run the job, and check " + STATUS_PAGE,
     ),
     "reset": ("the connection was reset", "a proxy or firewall may be cutting the connection; re-run the job"),
+    "proxy-auth": (
+        "the proxy in HTTPS_PROXY answered 407 Proxy Authentication Required",
+        "put the proxy's user name and password in HTTPS_PROXY (from a secret), as http://USER:PASSWORD@HOST:PORT",
+    ),
     "tls": (
         "the TLS handshake failed",
         "a proxy may be intercepting TLS; set REQUESTS_CA_BUNDLE to its CA certificate",

@@ -56,7 +56,7 @@ def build_parser() -> Parser:
     parser.add_argument(
         "--print", dest="print_token", action="store_true", help="write the token, and only it, to stdout"
     )
-    parser.add_argument("--output-file", help="write the token to this file, mode 0600")
+    parser.add_argument("--output-file", help="write the token to this file, mode 0600; - is stdout, as --print")
     return parser
 
 
@@ -65,14 +65,15 @@ def main(argv: Sequence[str], io: Io) -> int:
 
 
 def _mint(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platform, log: Callable[[str], None]) -> int:
-    printing = bool(args.print_token)
+    to_stdout = args.output_file == "-"  # as in asc-token api: - is stdout, never a file named -
+    printing = bool(args.print_token) or to_stdout
     log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")
     for line in inputs.disagreements():
         log(line)
     credentials = read_credentials(inputs)
     preflight = read_preflight(inputs, credentials)
     # The token file's path; one that could be key material is refused before anything is created.
-    output_file = args.output_file or platform.token_file()
+    output_file = None if to_stdout else args.output_file or platform.token_file()
     if output_file:
         setting = "--output-file" if args.output_file else "PLUGIN_OUTPUT_FILE"
         output_file = output_path(output_file, setting, ".asc-token")
@@ -101,7 +102,7 @@ def _mint(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     if printing:
         io.out().write(minted.token + "\n")
         io.out().flush()
-        done.append("stdout (--print)")
+        done.append("stdout (--print)" if args.print_token else "stdout (--output-file -)")
     result = outcome.verification
     if result is not None:
         apps = f"{result.app_count} apps visible, " if result.app_count is not None else ""  # a total was reported

@@ -7,7 +7,10 @@ mint-only run never pays for it. What the answers mean is :mod:`explain`'s job.
 
 from __future__ import annotations
 
+import codecs
+import errno
 import http.client
+import io
 import os
 import random
 import re
@@ -76,7 +79,7 @@ _RETRIED_NO_ANSWERS = {"reset": "connection reset", "timeout": "timed out"}  # a
 
 
 class NoAnswerError(Exception):
-    """No HTTP answer at all; ``kind`` is refused, dns, tls, timeout or reset."""
+    """No HTTP answer at all; ``kind`` is refused, dns, tls, timeout, reset or proxy-auth."""
 
     def __init__(self, kind: str, attempts: int) -> None:
         super().__init__(kind)
@@ -289,17 +292,50 @@ class Io:
         return Transport(session, policy or self.policy, sleep=self.sleep, log=log, service=service, env=self.env)
 
     def out(self) -> TextIO:
-        return self.stdout or sys.stdout
+        return utf8_stream(self.stdout or sys.stdout)
 
     def err(self) -> TextIO:
-        return self.stderr or sys.stderr
+        return utf8_stream(self.stderr or sys.stderr, closed=ClosedStream(drops=True))
 
     def input(self) -> IO[bytes]:
         return self.stdin if self.stdin is not None else sys.stdin.buffer
 
 
+class ClosedStream(io.TextIOBase):
+    """A stream the caller closed (``2>&-``, ``>&-``: Python then has no sys.stderr or sys.stdout).
+    Logs written to a closed stderr are dropped, never sent to stdout instead (``print(file=None)``
+    would, into a ``$(...)``); a write to a closed stdout fails, as writing to a closed file does."""
+
+    def __init__(self, *, drops: bool) -> None:
+        super().__init__()
+        self.drops = drops
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not self.drops:
+            raise OSError(errno.EBADF, "stdout is closed")
+        return len(text)
+
+
+def utf8_stream(stream: Optional[TextIO], *, closed: Optional[ClosedStream] = None) -> TextIO:
+    """``stream`` writing UTF-8 whatever the locale or code page (the runner reads its pipes as UTF-8;
+    Windows writes a pipe in the ANSI code page, and ``-I`` ignores PYTHONUTF8), text that cannot be
+    encoded (invalid UTF-8 from the environment, surrogate-escaped) backslash-escaped, never an error;
+    ``closed`` in place of a stream the caller closed."""
+    if stream is None:
+        return cast(TextIO, closed or ClosedStream(drops=False))
+    if isinstance(stream, io.TextIOWrapper) and (
+        codecs.lookup(stream.encoding).name != "utf-8" or stream.errors != "backslashreplace"
+    ):
+        stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+    return stream
+
+
 def classify_network_error(exc: BaseException) -> Optional[str]:
-    """'url', 'refused', 'dns', 'tls', 'timeout', 'reset', or None for an error that is not the network's.
+    """'url', 'refused', 'dns', 'tls', 'timeout', 'reset', 'proxy-auth' (a 407 to CONNECT), or None for an
+    error that is not the network's.
 
     requests wraps urllib3, which wraps the socket error: the chain is walked (``reason``,
     ``__cause__``, ``__context__``, an exception argument) and each link tested by class.
@@ -319,7 +355,13 @@ def classify_network_error(exc: BaseException) -> Optional[str]:
         ("reset", (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)),
     )
     chain = list(_causes(exc))
+    # http.client's refused CONNECT: a proxy that wants credentials is not a reset, and asking again will not help.
+    if any(isinstance(e, OSError) and _PROXY_AUTH_REFUSED.match(str(e)) for e in chain):
+        return "proxy-auth"
     return next((kind for kind, classes in kinds if any(isinstance(e, classes) for e in chain)), None)
+
+
+_PROXY_AUTH_REFUSED = re.compile(r"Tunnel connection failed: 407\b")
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
