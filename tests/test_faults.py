@@ -1,0 +1,118 @@
+"""Faults that are not bugs (a full disk, a closed or broken stdout, a garbled answer, a runner file
+that is a folder, SIGTERM): each is one line naming its cause and the fix, exit 1 (failed, no answer)
+or 2 (a setting to fix), never the internal error's 3 or a traceback; and nothing is left half-written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+
+from asc_token import errors
+from devtools.standin import AppStoreConnectStandIn, Fault
+
+from .conftest import cli_env
+from .runner import ASC_TOKEN, KeyMaterial, needs_cli, posix_only
+from .test_api_command import REPORT, call_in_process
+from .test_devtools_standin import standin_get
+
+# --- half-written files ----------------------------------------------------------------------
+
+
+def test_a_retried_download_holds_only_the_retry(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """The first answer is cut off halfway through its body and retried: the file is the second answer
+    byte for byte, not the first half followed by the whole."""
+    api.report_size_bytes = 256 * 1024
+    expected = standin_get(api, key, REPORT).content
+    api.requests.clear()
+    api.inject(Fault("cut"))
+    target = tmp_path / "report.gz"
+    code, out, logged = call_in_process(api, key, [REPORT, "--output-file", str(target)])
+    assert code == 0 and out == b"", logged
+    assert len(api.requests) == 2  # cut, then answered whole
+    assert target.read_bytes() == expected
+    assert sorted(tmp_path.iterdir()) == [target]
+
+
+# --- stdout that cannot be written -------------------------------------------------------------
+
+
+def _broken_pipe() -> int:
+    """The write end of a pipe whose reader has already gone: the first write fails with EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    return write_end
+
+
+@needs_cli
+@posix_only
+@pytest.mark.parametrize("stdout", ["/dev/full", "closed", "broken pipe"])
+def test_print_to_a_stdout_that_cannot_be_written_is_exit_1(tmp_path: Path, key: KeyMaterial, stdout: str) -> None:
+    """`asc-token --print >/dev/full`, `>&-` and `| true`: exit 1, said in one line (a broken pipe quietly,
+    as `| head` expects), never the internal error, a traceback or the interpreter's "Exception ignored"."""
+    assert ASC_TOKEN is not None
+    env = {"PATH": os.environ.get("PATH", ""), **cli_env(key)}
+    target: Any = None
+    closing: Optional[Callable[[], None]] = None
+    if stdout == "/dev/full":
+        target = open("/dev/full", "wb")  # noqa: SIM115 - closed below, after the child has it
+    elif stdout == "broken pipe":
+        target = _broken_pipe()
+    else:
+        closing = lambda: os.close(1)  # noqa: E731 - in the child, after its streams are set up
+    try:
+        done = subprocess.run(
+            [ASC_TOKEN, "--no-verify", "--print"], env=env, cwd=str(tmp_path), stdout=target,
+            stderr=subprocess.PIPE, text=True, timeout=60, check=False, preexec_fn=closing,
+        )  # fmt: skip
+    finally:
+        if isinstance(target, int):
+            os.close(target)
+        elif target is not None:
+            target.close()
+    assert done.returncode == errors.EXIT_FAILED, done.stderr
+    for unwanted in ("Internal error", "Traceback", "Exception ignored"):
+        assert unwanted not in done.stderr
+    failures = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    if stdout == "broken pipe":
+        assert failures == []
+    else:
+        assert len(failures) == 1 and "--print could not write the token to stdout" in failures[0], done.stderr
+    assert not any(fragment in done.stderr for fragment in key.secret_fragments())
+
+
+@needs_cli
+@posix_only
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_download_leaves_no_file_and_no_folder(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, signum: int
+) -> None:
+    """Cancelled while the answer is awaited (a job cancelled: SIGTERM; Ctrl-C: SIGINT), the temporary
+    file and the folders made for --output-file are removed, and the exit status says which signal."""
+    assert ASC_TOKEN is not None
+    api.inject(Fault("delay", seconds=5))
+    env = {"PATH": os.environ.get("PATH", ""), **cli_env(key, ASC_API_URL=api.url)}
+    target = tmp_path / "reports" / "2026" / "r.gz"
+    process = subprocess.Popen(
+        [ASC_TOKEN, "api", REPORT, "--output-file", str(target)],
+        env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not list(target.parent.glob(".tmp-*")):
+            time.sleep(0.02)  # until the temporary file is there: the request is then in flight
+        assert list(target.parent.glob(".tmp-*")), "the command never got as far as the download"
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == (errors.EXIT_TERMINATED if signum == signal.SIGTERM else errors.EXIT_INTERRUPTED)
+    assert list(tmp_path.iterdir()) == [], "a temporary file or a folder made for it was left"
+    assert "Traceback" not in stderr and "Internal error" not in stderr
