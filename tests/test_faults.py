@@ -4,21 +4,26 @@ or 2 (a setting to fix), never the internal error's 3 or a traceback; and nothin
 
 from __future__ import annotations
 
+import errno
+import io
 import os
+import resource
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 import pytest
 
-from asc_token import errors
+from asc_token import dispatch, errors
+from asc_token.transport import Io
 from devtools.standin import AppStoreConnectStandIn, Fault
 
 from .conftest import cli_env
-from .runner import ASC_TOKEN, KeyMaterial, needs_cli, posix_only
-from .test_api_command import REPORT, call_in_process
+from .runner import ASC_TOKEN, QUICK_RETRIES, KeyMaterial, LogLines, needs_cli, posix_only
+from .test_api_command import REPORT, api_env, call_in_process
 from .test_devtools_standin import standin_get
 
 # --- half-written files ----------------------------------------------------------------------
@@ -60,6 +65,8 @@ def test_print_to_a_stdout_that_cannot_be_written_is_exit_1(tmp_path: Path, key:
     target: Any = None
     closing: Optional[Callable[[], None]] = None
     if stdout == "/dev/full":
+        if not os.path.exists("/dev/full"):
+            pytest.skip("no /dev/full here (macOS)")
         target = open("/dev/full", "wb")  # noqa: SIM115 - closed below, after the child has it
     elif stdout == "broken pipe":
         target = _broken_pipe()
@@ -116,3 +123,93 @@ def test_a_signal_during_a_download_leaves_no_file_and_no_folder(
     assert process.returncode == (errors.EXIT_TERMINATED if signum == signal.SIGTERM else errors.EXIT_INTERRUPTED)
     assert list(tmp_path.iterdir()) == [], "a temporary file or a folder made for it was left"
     assert "Traceback" not in stderr and "Internal error" not in stderr
+
+
+@pytest.mark.parametrize(("status", "body"), [(204, ""), (200, ""), (200, "null")])
+def test_an_answer_without_content_empties_the_output_file(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, status: int, body: str
+) -> None:
+    """A 204, an empty body or a JSON null prints nothing; --output-file then holds what stdout would:
+    nothing. The older file there would otherwise be read as this answer."""
+    target = tmp_path / "answer.json"
+    target.write_text('{"data": "an earlier answer"}')
+    api.inject(Fault("raw-json", status=status, detail=body))
+    code, out, logged = call_in_process(api, key, ["/v1/apps", "--output-file", str(target)])
+    assert code == 0 and out == b"", logged
+    assert target.read_bytes() == b"" and stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert logged == [f"Wrote 0 bytes to '{target}' (mode 0600) (the answer had no content)."]
+    assert sorted(tmp_path.iterdir()) == [target]
+
+
+# --- a full disk: the output file, the spool in TMPDIR ----------------------------------------
+
+
+def _file_size_limit(size: int) -> Callable[[], None]:
+    """In the child: files may grow to ``size`` bytes, and a write past it fails with EFBIG ("File too
+    large"), as on a full disk (Python ignores SIGXFSZ); pipes, and so stdout and stderr, are not limited."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    return limit
+
+
+FULL_DISK_CASES = {
+    "token file": (["--no-verify", "--output-file", "out/token"], "The token file 'out/token' could not be written"),
+    "report file": (["api", REPORT, "--output-file", "out/r.gz"], "--output-file 'out/r.gz' could not be written"),
+    "report for stdout": (
+        ["api", REPORT, "--output-file", "-"],
+        "The answer could not be held in the temporary folder",
+    ),
+    "pages": (["api", "/v1/apps?limit=200", "--paginate"], "The pages could not be held in the temporary folder"),
+}
+
+
+@needs_cli
+@posix_only
+@pytest.mark.parametrize("case", sorted(FULL_DISK_CASES))
+def test_a_full_disk_is_exit_1_naming_the_file_and_leaves_nothing(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, case: str
+) -> None:
+    """Each file asc-token writes, on a disk that fills up: one error naming it (the spool by its folder,
+    TMPDIR), exit 1, nothing on stdout, and no temporary file or folder left behind."""
+    assert ASC_TOKEN is not None
+    args, said = FULL_DISK_CASES[case]
+    api.report_size_bytes, api.app_count, api.app_size_bytes = 256 * 1024, 450, 1024
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    env = {"PATH": os.environ.get("PATH", ""), "TMPDIR": str(spool), **cli_env(key, ASC_API_URL=api.url)}
+    done = subprocess.run(
+        [ASC_TOKEN, *args], env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=60, check=False,
+        preexec_fn=_file_size_limit(64 * 1024 if args[0] == "api" else 100),
+    )  # fmt: skip
+    assert done.returncode == errors.EXIT_FAILED, done.stderr
+    assert done.stdout == ""
+    failures = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(failures) == 1 and said in failures[0] and "(File too large)" in failures[0], done.stderr
+    if "temporary folder" in said:
+        assert f"'{spool}'" in failures[0] and "TMPDIR" in failures[0]
+    assert "Traceback" not in done.stderr and "Internal error" not in done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["spool"]  # no out/, no .tmp-* file
+    assert list(spool.iterdir()) == []
+
+
+class FullDevice(io.RawIOBase):
+    """A stdout on a full disk, as /dev/full is: every write fails with ENOSPC."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("args", [["/v1/apps"], [REPORT, "--output-file", "-"]])
+def test_an_answer_to_a_full_stdout_is_exit_1(key: KeyMaterial, api: AppStoreConnectStandIn, args: List[str]) -> None:
+    """`asc-token api ... >/dev/full`: one error naming stdout, exit 1; never the internal error."""
+    stderr = LogLines()
+    stdout = io.TextIOWrapper(io.BufferedWriter(FullDevice()), encoding="utf-8")
+    fakes = Io(env=api_env(key, api), policy=QUICK_RETRIES, stdout=stdout, stderr=stderr)
+    assert dispatch.main(["api", *args], force_cli=True, io=fakes) == errors.EXIT_FAILED
+    assert len(stderr.lines) == 1, stderr.lines
+    assert stderr.lines[0].startswith("error: The answer could not be written to stdout (No space left on device)")

@@ -75,6 +75,14 @@ class Reply:
 _RETRIED_NO_ANSWERS = {"reset": "connection reset", "timeout": "timed out"}  # as said in the log
 
 
+class SinkError(Exception):
+    """The file a body was streamed to could not be written (a full disk): no fault of the network."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or type(error).__name__)
+        self.error = error
+
+
 class NoAnswerError(Exception):
     """No HTTP answer at all; ``kind`` is refused, dns, tls, timeout or reset."""
 
@@ -191,15 +199,17 @@ class Transport:
                     chunks: List[bytes] = []
                     truncated = self._read_body(response, deadline, chunks.append, MAX_BODY_BYTES)
                     return Reply(status, headers_in, b"".join(chunks), attempt, truncated)
-                sink.seek(0)
-                sink.truncate()  # an earlier attempt's part
+                file = _Sink(sink)
+                file.rewind()  # an earlier attempt's part
                 later = max(deadline, self.monotonic() + DOWNLOAD_SECONDS)
-                truncated = self._read_body(response, later, sink.write, MAX_DOWNLOAD_BYTES)
-                return Reply(status, headers_in, b"", attempt, truncated, streamed=sink.tell())
+                truncated = self._read_body(response, later, file.write, MAX_DOWNLOAD_BYTES)
+                return Reply(status, headers_in, b"", attempt, truncated, streamed=file.size())
             finally:
                 close = getattr(response, "close", None)
                 if callable(close):
                     close()
+        except SinkError:
+            raise  # its OSError is the disk's, whatever its class says
         except Exception as exc:
             kind = classify_network_error(exc)
             if kind is None:
@@ -236,6 +246,29 @@ class Transport:
     def _backoff(self, attempt: int) -> float:
         base = min(self.policy.backoff_cap, self.policy.backoff_base * 2.0 ** (attempt - 1))
         return base * (0.5 + self.jitter() / 2)  # "equal jitter": never zero, never above the cap
+
+
+@dataclass(frozen=True)
+class _Sink:
+    """A download's file, whose OSErrors (a full disk) are told apart from the network's as :class:`SinkError`."""
+
+    stream: IO[bytes]
+
+    def rewind(self) -> None:
+        self._do(lambda: (self.stream.seek(0), self.stream.truncate()))
+
+    def write(self, chunk: bytes) -> None:
+        self._do(lambda: self.stream.write(chunk))
+
+    def size(self) -> int:
+        return int(self._do(self.stream.tell))
+
+    @staticmethod
+    def _do(action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except OSError as exc:
+            raise SinkError(exc) from None
 
 
 def parse_rate_limit(header: str) -> tuple[Optional[int], Optional[int]]:
