@@ -21,8 +21,19 @@ from asc_token import dispatch, errors
 from asc_token.transport import Io
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .conftest import cli_env
-from .runner import ASC_TOKEN, QUICK_RETRIES, KeyMaterial, LogLines, needs_cli, posix_only
+from .conftest import cli_env, verify_inputs
+from .runner import (
+    ASC_TOKEN,
+    QUICK_RETRIES,
+    KeyMaterial,
+    LogLines,
+    call_api_in_process,
+    needs_cli,
+    one_error,
+    posix_only,
+    run_action_in_process,
+    run_cli_in_process,
+)
 from .test_api_command import REPORT, api_env, call_in_process
 from .test_devtools_standin import standin_get
 
@@ -213,3 +224,75 @@ def test_an_answer_to_a_full_stdout_is_exit_1(key: KeyMaterial, api: AppStoreCon
     assert dispatch.main(["api", *args], force_cli=True, io=fakes) == errors.EXIT_FAILED
     assert len(stderr.lines) == 1, stderr.lines
     assert stderr.lines[0].startswith("error: The answer could not be written to stdout (No space left on device)")
+
+
+# --- settings that name nothing usable: exit 2, naming the variable, before anything is sent ----
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"])
+@pytest.mark.parametrize("command", ["asc-token --verify", "asc-token api"])
+def test_a_ca_bundle_that_does_not_exist_is_a_setting_to_fix(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, variable: str, command: str
+) -> None:
+    env = {**cli_env(key, ASC_API_URL=api.url), variable: str(tmp_path / "no-such-ca.pem")}
+    if command == "asc-token api":
+        code, _, logged = call_api_in_process(env, ["/v1/apps"])
+        said = "\n".join(logged)
+    else:
+        run = run_cli_in_process(tmp_path, env, ["--verify"])
+        code, said = run.returncode, run.stderr
+    assert code == errors.EXIT_USAGE, said
+    assert f"error: {variable} names '{tmp_path / 'no-such-ca.pem'}', which does not exist" in said
+    assert api.requests == [] and "Internal error" not in said
+
+
+@pytest.mark.parametrize("command", ["asc-token --verify", "asc-token api"])
+def test_a_body_not_in_its_content_encoding_is_a_bad_answer(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, command: str
+) -> None:
+    """A 200 that says `Content-Encoding: gzip` over a body that is not gzip: exit 1, said as the answer's fault."""
+    garbled = Fault("raw-json", status=200, detail='{"data": []}', headers=(("Content-Encoding", "gzip"),))
+    api.inject(garbled)
+    env = cli_env(key, ASC_API_URL=api.url)
+    if command == "asc-token api":
+        code, out, logged = call_api_in_process(env, ["/v1/apps"])
+        said = "\n".join(logged)
+        assert out == b""
+    else:
+        run = run_cli_in_process(tmp_path, env, ["--verify", "--print"])
+        code, said = run.returncode, run.stderr
+    assert code == errors.EXIT_FAILED, said
+    assert f"App Store Connect at {api.url}/v1/apps" in said
+    assert "sent an answer that could not be read: its body is not in the Content-Encoding" in said
+    assert "Internal error" not in said and len(api.requests) == 1  # not retried: the same bytes would come
+
+
+RUNNER_FILES = {  # (front end, variable): what detects the platform whose file it is
+    ("action", "GITHUB_OUTPUT"): {},
+    ("action", "GITHUB_STEP_SUMMARY"): {},
+    ("asc-token", "GITHUB_OUTPUT"): {"GITHUB_ACTIONS": "true"},
+    ("asc-token", "BASH_ENV"): {"CIRCLECI": "true"},
+}
+
+
+@pytest.mark.parametrize("problem", ["a folder", "in a missing folder"])
+@pytest.mark.parametrize(("front_end", "variable"), sorted(RUNNER_FILES))
+def test_a_runner_file_that_cannot_be_a_file_is_a_setting_to_fix(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, front_end: str, variable: str, problem: str
+) -> None:
+    """GITHUB_OUTPUT, GITHUB_STEP_SUMMARY or CircleCI's BASH_ENV naming a folder, or a file in a folder that is
+    not there: exit 2 naming the variable, before the token is minted or anything is sent."""
+    folder = tmp_path / "runner-files"
+    folder.mkdir()
+    path = folder if problem == "a folder" else folder / "missing" / "file"
+    said_problem = "a folder, not a file" if problem == "a folder" else "a file in a folder that does not exist"
+    if front_end == "action":
+        result = run_action_in_process(tmp_path, verify_inputs(key, api), extra_env={variable: str(path)})
+        code, said = result.returncode, one_error(result)
+    else:
+        env = {**cli_env(key, ASC_API_URL=api.url), **RUNNER_FILES[front_end, variable], variable: str(path)}
+        run = run_cli_in_process(tmp_path, env, ["--verify"])
+        code, said = run.returncode, run.stderr
+    assert code == errors.EXIT_USAGE, said
+    assert f"{variable} names '{path}', {said_problem}" in said
+    assert api.requests == [] and "Internal error" not in said and "Traceback" not in said

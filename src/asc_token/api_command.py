@@ -224,6 +224,11 @@ def read_headers(given: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
             )
         if any(is_control(char) for char in value):
             raise InputError(f"-H/--header {name.title()}'s value holds a line break or control character (not shown).")
+        if any(ord(char) > 0xFF for char in value):  # http.client sends header values as Latin-1
+            raise InputError(
+                f"-H/--header {name.title()}'s value holds characters an HTTP header cannot carry (beyond "
+                "Latin-1; not shown): percent-encode them, or leave them out."
+            )
         headers[name.title()] = value
     return tuple(headers.items())
 

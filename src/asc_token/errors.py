@@ -101,4 +101,4 @@ class NotAppleError(ApiError):
 
 
 class UnreachableError(ApiError):
-    """The service could not be reached: refused, DNS, TLS, timeout or reset."""
+    """No usable answer from the service: refused, DNS, TLS, timeout, reset, or a body that could not be decoded."""

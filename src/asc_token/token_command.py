@@ -76,6 +76,7 @@ def _mint(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     if output_file:
         setting = "--output-file" if args.output_file else "PLUGIN_OUTPUT_FILE"
         output_file = output_path(output_file, setting, ".asc-token")
+    platform.check_delivery()
     outcome = run_flow(
         credentials,
         preflight,

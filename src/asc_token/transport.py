@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, TextIO, Tuple, cast
 
 from . import __version__
+from .errors import InputError
+from .redact import shown
 from .urls import proxy_for
 
 USER_AGENT = f"asc-token-action/{__version__}"
@@ -84,7 +86,7 @@ class SinkError(Exception):
 
 
 class NoAnswerError(Exception):
-    """No HTTP answer at all; ``kind`` is refused, dns, tls, timeout or reset."""
+    """No usable HTTP answer; ``kind`` is refused, dns, tls, timeout, reset, or decode (a body that could not be read)."""
 
     def __init__(self, kind: str, attempts: int) -> None:
         super().__init__(kind)
@@ -298,10 +300,29 @@ def default_session(env: Mapping[str, str]) -> Session:
 
     session = NoRedirects()
     session.trust_env = False
-    bundle = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or env.get("SSL_CERT_FILE")
+    bundle = ca_bundle(env)
     if bundle:
         session.verify = bundle
     return cast(Session, session)
+
+
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")  # the first one set is used
+
+
+def ca_bundle(env: Mapping[str, str]) -> Optional[str]:
+    """The CA certificates TLS is checked against, if a setting names them; one that names nothing is
+    refused before anything is sent (requests would fail on the first request with an OSError)."""
+    variable = next((name for name in CA_BUNDLE_VARIABLES if env.get(name)), None)
+    if variable is None:
+        return None
+    bundle = env[variable]
+    if not os.path.exists(bundle):
+        raise InputError(
+            f"{variable} names {shown(bundle, path=True)}, which does not exist, so no TLS certificate could be "
+            f"checked against it: point {variable} at the CA certificates (a PEM file, such as a proxy's CA "
+            "bundle), or unset it."
+        )
+    return bundle
 
 
 @dataclass(frozen=True)
@@ -332,7 +353,7 @@ class Io:
 
 
 def classify_network_error(exc: BaseException) -> Optional[str]:
-    """'url', 'refused', 'dns', 'tls', 'timeout', 'reset', or None for an error that is not the network's.
+    """'url', 'refused', 'dns', 'tls', 'decode', 'timeout', 'reset', or None for an error that is not the network's.
 
     requests wraps urllib3, which wraps the socket error: the chain is walked (``reason``,
     ``__cause__``, ``__context__``, an exception argument) and each link tested by class.
@@ -346,6 +367,8 @@ def classify_network_error(exc: BaseException) -> Optional[str]:
         ("dns", (socket.gaierror, urllib3.exceptions.NameResolutionError)),
         ("refused", (ConnectionRefusedError,)),
         ("tls", (ssl.SSLError, ssl.CertificateError, requests.exceptions.SSLError)),
+        # An answer whose body is not in the Content-Encoding its headers name: a server's (or a proxy's) fault.
+        ("decode", (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError)),
         ("timeout", (TimeoutError, socket.timeout, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)),
         # The builtin ConnectionError (reset, aborted, broken pipe) and the HTTP layers' broken exchanges.
         ("reset", (ConnectionError, http.client.HTTPException, urllib3.exceptions.ProtocolError)),
