@@ -21,7 +21,7 @@ from asc_token import dispatch, errors
 from asc_token.transport import Io
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .conftest import cli_env, verify_inputs
+from .conftest import cli_env, team_inputs, verify_inputs
 from .runner import (
     ASC_TOKEN,
     QUICK_RETRIES,
@@ -100,7 +100,7 @@ def test_print_to_a_stdout_that_cannot_be_written_is_exit_1(tmp_path: Path, key:
     if stdout == "broken pipe":
         assert failures == []
     else:
-        assert len(failures) == 1 and "--print could not write the token to stdout" in failures[0], done.stderr
+        assert len(failures) == 1 and failures[0].startswith("error: stdout could not be written ("), done.stderr
     assert not any(fragment in done.stderr for fragment in key.secret_fragments())
 
 
@@ -206,24 +206,38 @@ def test_a_full_disk_is_exit_1_naming_the_file_and_leaves_nothing(
 
 
 class FullDevice(io.RawIOBase):
-    """A stdout on a full disk, as /dev/full is: every write fails with ENOSPC."""
+    """A stdout on a full disk, as /dev/full is: every write fails with ENOSPC while ``full``."""
+
+    full = True
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if self.full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return len(data)
 
 
-@pytest.mark.parametrize("args", [["/v1/apps"], [REPORT, "--output-file", "-"]])
-def test_an_answer_to_a_full_stdout_is_exit_1(key: KeyMaterial, api: AppStoreConnectStandIn, args: List[str]) -> None:
-    """`asc-token api ... >/dev/full`: one error naming stdout, exit 1; never the internal error."""
-    stderr = LogLines()
-    stdout = io.TextIOWrapper(io.BufferedWriter(FullDevice()), encoding="utf-8")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["api", "/v1/apps"],
+        ["api", REPORT, "--output-file", "-"],
+        ["--help"],
+        ["--no-verify", "--platform", "azure"],  # Azure's logging commands go to stdout
+    ],
+)
+def test_a_full_stdout_is_exit_1(key: KeyMaterial, api: AppStoreConnectStandIn, args: List[str]) -> None:
+    """`asc-token ... >/dev/full`: one error naming stdout, exit 1; never the internal error."""
+    stderr, device = LogLines(), FullDevice()
+    stdout = io.TextIOWrapper(io.BufferedWriter(device), encoding="utf-8")
     fakes = Io(env=api_env(key, api), policy=QUICK_RETRIES, stdout=stdout, stderr=stderr)
-    assert dispatch.main(["api", *args], force_cli=True, io=fakes) == errors.EXIT_FAILED
-    assert len(stderr.lines) == 1, stderr.lines
-    assert stderr.lines[0].startswith("error: The answer could not be written to stdout (No space left on device)")
+    assert dispatch.main(args, force_cli=True, io=fakes) == errors.EXIT_FAILED
+    failures = [line for line in stderr.lines if line.startswith("error:")]
+    assert len(failures) == 1 and "Internal error" not in "\n".join(stderr.lines), stderr.lines
+    assert failures[0].startswith("error: stdout could not be written (No space left on device): it is closed")
+    device.full = False  # the buffered bytes can go now, when the stream is collected
 
 
 # --- settings that name nothing usable: exit 2, naming the variable, before anything is sent ----
@@ -296,3 +310,21 @@ def test_a_runner_file_that_cannot_be_a_file_is_a_setting_to_fix(
     assert code == errors.EXIT_USAGE, said
     assert f"{variable} names '{path}', {said_problem}" in said
     assert api.requests == [] and "Internal error" not in said and "Traceback" not in said
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here (macOS)")
+@pytest.mark.parametrize(("front_end", "variable"), sorted(RUNNER_FILES))
+def test_a_runner_file_that_cannot_be_written_is_exit_1_naming_it(
+    tmp_path: Path, key: KeyMaterial, front_end: str, variable: str
+) -> None:
+    """The runner's file on a full disk (/dev/full): the token was minted but not handed on, exit 1, one error."""
+    if front_end == "action":
+        result = run_action_in_process(tmp_path, team_inputs(key), extra_env={variable: "/dev/full"})
+        code, said = result.returncode, one_error(result)
+    else:
+        env = {**cli_env(key), **RUNNER_FILES[front_end, variable], variable: "/dev/full"}
+        run = run_cli_in_process(tmp_path, env, ["--no-verify"])
+        code, said = run.returncode, run.stderr
+    assert code == errors.EXIT_FAILED, said
+    assert f"{variable} ('/dev/full') could not be written (No space left on device)" in said
+    assert "Internal error" not in said and "Traceback" not in said

@@ -554,23 +554,13 @@ class Destination:
     def deliver(self, answer: Optional[Answer], log: Callable[[str], None]) -> None:
         """The answer where it goes; None (204, an empty body, a JSON null) is nothing on stdout, and an
         empty FILE: an older file there is never left to pass for this answer."""
-        if self.path is None:
-            try:
-                if isinstance(answer, Pages):
-                    answer.write_to(self.out, indent=self.out.isatty())
-                elif answer is not None:
-                    answer.seek(0)
-                    shutil.copyfileobj(answer, self.out)
-                self.out.flush()
-            except BrokenPipeError:
-                raise
-            except OSError as exc:
-                raise DeliveryError(
-                    f"The answer could not be written to stdout ({exc.strerror or type(exc).__name__}): stdout is "
-                    "closed, full or gone, and what reached it is incomplete; send stdout where it can be written, "
-                    "or give --output-file FILE.",
-                    title="Could not write the answer",
-                ) from None
+        if self.path is None:  # a stdout that cannot be written: exit 1 (dispatch)
+            if isinstance(answer, Pages):
+                answer.write_to(self.out, indent=self.out.isatty())
+            elif answer is not None:
+                answer.seek(0)
+                shutil.copyfileobj(answer, self.out)
+            self.out.flush()
             return
         assert self.pending is not None
         try:

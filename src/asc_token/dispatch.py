@@ -59,18 +59,43 @@ def _run(args: List[str], force_cli: bool, io: Io) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `asc-token --print | head -c 0`: the reader left; nothing to say, nowhere to say it
         return EXIT_FAILED
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback, no secret
-        # The exception's text could quote an input, so only its type is shown; on stderr, because
-        # stdout may be a `$(asc-token --print)` (the runner reads workflow commands from both).
-        prefix = "::error title=Internal error::" if on_github else "error: Internal error: "
+    except OSError as exc:
+        if not cannot_write(io.out()):
+            return internal_error(exc, io, on_github)
+        # The one place for a stdout that cannot be written (a full disk, closed): the token, an answer, --help.
+        prefix = "::error title=Could not write to stdout::" if on_github else "error: "
         print(
-            f"{prefix}asc-token-action hit an unexpected {type(exc).__name__}; "
-            "this is a bug in the action, not in your secrets: please open an issue with this "
-            "line and the runner's OS.",
+            f"{prefix}stdout could not be written ({exc.strerror or type(exc).__name__}): it is closed, full or "
+            "gone, and what reached it may be incomplete; send stdout to a file or pipe that can be written.",
             file=io.err(),
             flush=True,
         )
-        return EXIT_INTERNAL
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback, no secret
+        return internal_error(exc, io, on_github)
+
+
+def internal_error(exc: Exception, io: Io, on_github: bool) -> int:
+    # The exception's text could quote an input, so only its type is shown; on stderr, because
+    # stdout may be a `$(asc-token --print)` (the runner reads workflow commands from both).
+    prefix = "::error title=Internal error::" if on_github else "error: Internal error: "
+    print(
+        f"{prefix}asc-token-action hit an unexpected {type(exc).__name__}; "
+        "this is a bug in the action, not in your secrets: please open an issue with this "
+        "line and the runner's OS.",
+        file=io.err(),
+        flush=True,
+    )
+    return EXIT_INTERNAL
+
+
+def cannot_write(stream: Any) -> bool:
+    """Whether ``stream`` has failed: a failed write leaves its bytes buffered, so flushing fails again."""
+    try:
+        stream.flush()
+    except (OSError, ValueError):  # ValueError: closed
+        return True
+    return False
 
 
 def no_core_dumps() -> None:
@@ -97,6 +122,9 @@ class ClosedStream(_io.StringIO):
     """stdout when the process started without one: every write fails with EBADF."""
 
     def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    def flush(self) -> None:
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
 

@@ -100,17 +100,8 @@ def _mint(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
         done.append(f"token file {shown(output_file, path=True)} (mode 0600)")
     minted = outcome.minted
     if printing:
-        try:
-            io.out().write(minted.token + "\n")
-            io.out().flush()
-        except BrokenPipeError:
-            raise  # the reader left (`| head`): exit 1, quietly (dispatch)
-        except OSError as exc:
-            raise DeliveryError(
-                f"--print could not write the token to stdout ({exc.strerror or type(exc).__name__}): stdout is "
-                "closed, full or gone; give --print a stdout that can be written, as in TOKEN=$(asc-token --print), "
-                "or use --output-file PATH."
-            ) from None
+        io.out().write(minted.token + "\n")  # a stdout that cannot be written: exit 1 (dispatch)
+        io.out().flush()
         done.append("stdout (--print)")
     result = outcome.verification
     if result is not None:
