@@ -598,7 +598,7 @@ def no_room_for(what: str, exc: OSError) -> DeliveryError:
     """A private temporary file (the pages, or the answer for --output-file -) that could not be written."""
     return DeliveryError(
         f"{what} could not be held in the temporary folder {shown(tempfile.gettempdir(), path=True)} "
-        f"({exc.strerror or type(exc).__name__}), so nothing was printed: free space there, or set "
+        f"({exc.strerror or type(exc).__name__}), so nothing was written: free space there, or set "
         f"{TEMPORARY_FOLDER_VARIABLE} to a folder with room.",
         title="Could not write the answer",
     )
