@@ -157,8 +157,9 @@ _LISTS: Dict[str, Dict[str, Tuple[str, List[Dict[str, Any]]]]] = {
 
 @dataclass(frozen=True)
 class Fault:
-    """One scripted misbehaviour: ``kind`` is status, rate-limit, reset, delay, html, agreements or
-    unauthorized (Apple's occasional 401 NOT_AUTHORIZED to a valid token), or one of the hostile
+    """One scripted misbehaviour: ``kind`` is status, rate-limit, reset, delay, html, agreements,
+    unauthorized (Apple's occasional 401 NOT_AUTHORIZED to a valid token), cut (the usual answer, its
+    connection closed halfway through the body, as a dropped connection leaves it), or one of the hostile
     answers in :data:`HOSTILE_KINDS` (which use the fields below ``seconds``)."""
 
     kind: str
@@ -815,6 +816,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             size = int(length) if length.isdigit() else 0
             self._body = self.rfile.read(min(size, MAX_REQUEST_BODY)) if size else b""
             fault = api._next_fault()
+            self._cut = fault is not None and fault.kind == "cut"  # _send stops halfway
             if fault is not None and fault.kind == "delay":
                 time.sleep(fault.seconds)
                 fault = None
@@ -1280,7 +1282,10 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
-            if status != 204:
+            if status != 204 and getattr(self, "_cut", False):
+                self.wfile.write(body[: len(body) // 2])
+                self.close_connection = True  # the rest never comes: the client sees the body end early
+            elif status != 204:
                 self.wfile.write(body)
 
     return Handler

@@ -706,6 +706,7 @@ def test_an_accept_given_with_h_is_sent(key: KeyMaterial, api: AppStoreConnectSt
         ("eyJhbGciOiJFUzI1NiIsImtpZCI6IkFCQyJ9.eyJpc3MiOiJ4In0.c2ln", "-H/--header takes NAME:VALUE"),
         ("Bad Name: x", "-H/--header takes NAME:VALUE"),
         ("X-Secret: a\rInjected: 1", "X-Secret's value holds a line break"),
+        ("X-App: Rocket 🚀 ロケット", "X-App's value holds characters an HTTP header cannot carry"),
     ],
 )
 def test_bad_headers_are_refused_and_never_echoed(

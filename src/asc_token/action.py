@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 from .checks import Preflight, read_preflight
 from .config import Credentials, read_credentials
 from .errors import EXIT_OK, AscTokenError
 from .flow import Outcome, run_flow
-from .github import GitHubCommands, GitHubInputs, publish, read_delivery
+from .github import GitHubCommands, GitHubInputs, check_runner_file, publish, read_delivery
 from .report import summary_markdown
 from .transport import Io
 
@@ -31,6 +32,9 @@ def run_action(io: Io) -> int:
         credentials = read_credentials(inputs)
         preflight = read_preflight(inputs, credentials)
         delivery = read_delivery(inputs)
+        exported = ("GITHUB_ENV",) if delivery.export_env or delivery.export_token else ()
+        for variable in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", *exported):  # before anything is sent
+            check_runner_file(environ, variable)
         outcome = run_flow(
             credentials,
             preflight,
@@ -42,25 +46,26 @@ def run_action(io: Io) -> int:
             workspace=environ.get("GITHUB_WORKSPACE"),
             key_files_dir=environ.get("RUNNER_TEMP", "") if delivery.write_key_files else None,
         )
+        published = publish(gh, credentials, delivery, outcome)
+        if outcome.key_files is not None and credentials.key_type == "individual":
+            gh.notice(INDIVIDUAL_KEY_FILES, title="Individual key files")
+        if outcome.checks:
+            status = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
+        else:
+            status = f"not verified ({inputs.assignment('verify', 'false')})"
+        minted = outcome.minted
+        gh.info(
+            f"Minted a token for {credentials.api.service}, key {credentials.key_id} ({credentials.key_type}), "
+            f"expires {minted.expires_at_iso}; {status}."
+        )
+        gh.append_summary(summary_markdown(credentials, preflight, outcome, None, inputs))
     except AscTokenError as error:
         gh.error(error.message, title=error.title)
         if error.details:
             gh.info(error.details)
-        gh.append_summary(summary_markdown(credentials, preflight, outcome, error, inputs))
+        with contextlib.suppress(AscTokenError):  # the summary file may be what failed
+            gh.append_summary(summary_markdown(credentials, preflight, outcome, error, inputs))
         return error.exit_code
-    published = publish(gh, credentials, delivery, outcome)
-    if outcome.key_files is not None and credentials.key_type == "individual":
-        gh.notice(INDIVIDUAL_KEY_FILES, title="Individual key files")
-    if outcome.checks:
-        status = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
-    else:
-        status = f"not verified ({inputs.assignment('verify', 'false')})"
-    minted = outcome.minted
-    gh.info(
-        f"Minted a token for {credentials.api.service}, key {credentials.key_id} ({credentials.key_type}), "
-        f"expires {minted.expires_at_iso}; {status}."
-    )
-    gh.append_summary(summary_markdown(credentials, preflight, outcome, None, inputs))
     if not published:
         gh.warning(
             "GITHUB_OUTPUT is not set, so the token output cannot be passed on; is this running outside GitHub Actions?"

@@ -16,6 +16,7 @@ import errno
 import http.client
 import json
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -40,7 +41,16 @@ from .minting import scope_allows
 from .platforms import Platform
 from .redact import is_control, may_be_secret, may_be_secret_path, quote_foreign, shown
 from .secret_files import PendingFile, output_path
-from .transport import LOW_RATE_LIMIT, MAX_DOWNLOAD_BYTES, Io, NoAnswerError, Reply, Transport, parse_rate_limit
+from .transport import (
+    LOW_RATE_LIMIT,
+    MAX_DOWNLOAD_BYTES,
+    Io,
+    NoAnswerError,
+    Reply,
+    SinkError,
+    Transport,
+    parse_rate_limit,
+)
 from .urls import join_path, target_problem
 
 METHODS = ("GET", "POST", "PATCH", "DELETE")
@@ -61,6 +71,7 @@ REFUSED_HEADERS = (
     *("te", "trailer", "keep-alive", "proxy-authorization", "proxy-connection"),
 )
 MAX_INPUT_BYTES = 4 * 1024 * 1024
+TEMPORARY_FOLDER_VARIABLE = "TEMP" if os.name == "nt" else "TMPDIR"  # where tempfile puts the spool
 
 
 @dataclass(frozen=True)
@@ -151,10 +162,11 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
         answer = run_call(
             call, url, credentials, inputs, tokens, transport, clock=io.clock, log=log, spool=destination.spool
         )
-        if answer is not None:
-            destination.deliver(answer, log)
+        destination.deliver(answer, log)
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         return EXIT_FAILED
+    except SinkError as error:  # the file a body was streamed to: a full disk, not the server
+        raise destination.unwritable(error.error) from None
     finally:
         if isinstance(answer, Pages):
             answer.close()
@@ -211,6 +223,11 @@ def read_headers(given: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
             )
         if any(is_control(char) for char in value):
             raise InputError(f"-H/--header {name.title()}'s value holds a line break or control character (not shown).")
+        if any(ord(char) > 0xFF for char in value):  # http.client sends header values as Latin-1
+            raise InputError(
+                f"-H/--header {name.title()}'s value holds characters an HTTP header cannot carry (beyond "
+                "Latin-1; not shown): percent-encode them, or leave them out."
+            )
         headers[name.title()] = value
     return tuple(headers.items())
 
@@ -448,14 +465,20 @@ class Pages:
                 page[member] = None  # spooled; in the first page, the place is kept for the order
             if member == "data" or isinstance(values, list):
                 if member not in self._lists:
-                    self._lists[member] = tempfile.TemporaryFile()  # noqa: SIM115 - open until close()
+                    try:
+                        self._lists[member] = tempfile.TemporaryFile()  # noqa: SIM115 - open until close()
+                    except OSError as exc:
+                        raise no_room_for("The pages", exc) from None
                 for value in values or []:
                     if member == "included" and isinstance(value, dict):
                         identity = (str(value.get("type")), str(value.get("id")))
                         if identity in self._seen:
                             continue
                         self._seen.add(identity)
-                    self._lists[member].write(_dump(value, False) + b"\n")
+                    try:
+                        self._lists[member].write(_dump(value, False) + b"\n")
+                    except OSError as exc:
+                        raise no_room_for("The pages", exc) from None
 
     def write_to(self, stream: IO[bytes], *, indent: bool) -> None:
         """The document, as :func:`render` would write it."""
@@ -512,11 +535,13 @@ class Destination:
                 ) from None
             self.spool = self.pending.stream
 
-    def deliver(self, answer: Answer, log: Callable[[str], None]) -> None:
-        if self.path is None:
+    def deliver(self, answer: Optional[Answer], log: Callable[[str], None]) -> None:
+        """The answer where it goes; None (204, an empty body, a JSON null) is nothing on stdout, and an
+        empty FILE: an older file there is never left to pass for this answer."""
+        if self.path is None:  # a stdout that cannot be written: exit 1 (dispatch)
             if isinstance(answer, Pages):
                 answer.write_to(self.out, indent=self.out.isatty())
-            else:
+            elif answer is not None:
                 answer.seek(0)
                 shutil.copyfileobj(answer, self.out)
             self.out.flush()
@@ -525,14 +550,25 @@ class Destination:
         try:
             if isinstance(answer, Pages):
                 answer.write_to(self.pending.stream, indent=False)
+            elif answer is None:
+                self.pending.stream.truncate(0)
             size = self.pending.stream.tell()
             self.pending.commit()
         except OSError as exc:
-            raise DeliveryError(
-                f"--output-file {shown(self.path, path=True)} could not be written "
-                f"({exc.strerror or type(exc).__name__}); nothing was left there."
-            ) from None
-        log(f"Wrote {size} bytes to {shown(self.path, path=True)} (mode 0600).")
+            raise self.unwritable(exc) from None
+        empty = " (the answer had no content)" if answer is None else ""
+        log(f"Wrote {size} bytes to {shown(self.path, path=True)} (mode 0600){empty}.")
+
+    def unwritable(self, exc: OSError) -> DeliveryError:
+        """The error for a write to where the answer goes (or waits) that failed: a full disk, a write error."""
+        if self.path is None:
+            return no_room_for("The answer", exc)
+        return DeliveryError(
+            f"--output-file {shown(self.path, path=True)} could not be written "
+            f"({exc.strerror or type(exc).__name__}); nothing was left there: free space in its folder, or "
+            "give a file on a disk with room.",
+            title="Could not write the answer",
+        )
 
     def discard(self) -> None:
         """Whatever was not delivered: the temporary file removed, the spool closed."""
@@ -540,6 +576,16 @@ class Destination:
             self.pending.discard()
         elif self.spool is not None:
             self.spool.close()
+
+
+def no_room_for(what: str, exc: OSError) -> DeliveryError:
+    """A private temporary file (the pages, or the answer for --output-file -) that could not be written."""
+    return DeliveryError(
+        f"{what} could not be held in the temporary folder {shown(tempfile.gettempdir(), path=True)} "
+        f"({exc.strerror or type(exc).__name__}), so nothing was written: free space there, or set "
+        f"{TEMPORARY_FOLDER_VARIABLE} to a folder with room.",
+        title="Could not write the answer",
+    )
 
 
 class WholeWrites:

@@ -14,7 +14,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # refused, unreachable, or failed after minting (a delivery that could not be written)
 EXIT_USAGE = 2  # a bad setting or argument, found before any request
 EXIT_INTERNAL = 3  # a bug: no traceback, no secret
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + the signal's number, as a shell reports it
+EXIT_TERMINATED = 143  # SIGTERM (a job cancelled, a timeout): the same cleanup as for SIGINT
 EXIT_STATUSES = (
     "Exit status: 0 done; 1 refused, unreachable, or failed after minting (explained on stderr); "
     "2 a bad setting or argument, nothing was sent; 3 a bug (please report it)."
@@ -100,4 +101,4 @@ class NotAppleError(ApiError):
 
 
 class UnreachableError(ApiError):
-    """The service could not be reached: refused, DNS, TLS, timeout or reset."""
+    """No usable answer from the service: refused, DNS, TLS, timeout, reset, or a body that could not be decoded."""

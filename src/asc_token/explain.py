@@ -193,16 +193,19 @@ def is_agreements_code(code: Optional[str]) -> bool:
 
 
 def explain_unreachable(kind: str, asked: Asked, naming: Naming, attempts: int = 1) -> UnreachableError:
-    what, fix = text.UNREACHABLE_KINDS[kind]
+    bad_answer = kind in text.BAD_ANSWER_KINDS
+    what, fix = (text.BAD_ANSWER_KINDS if bad_answer else text.UNREACHABLE_KINDS)[kind]
     fix = fix.format(url_setting=naming.label(asked.setting), service=asked.service)
     tried = f" ({attempts} attempts)" if attempts > 1 else ""
     url = quote_foreign(asked.url)
     return UnreachableError(
-        text.UNREACHABLE.format(service=asked.service, url=url, what=what, tried=tried, fix=fix),
+        (text.BAD_ANSWER if bad_answer else text.UNREACHABLE).format(
+            service=asked.service, url=url, what=what, tried=tried, fix=fix
+        ),
         details=text.UNREACHABLE_CHECK_DETAILS.format(
             set_no_verify=naming.assignment("verify", "false"), host=quote_foreign(urlsplit(asked.url).netloc or url)
         ),
-        title=f"{asked.service} unreachable",
+        title=f"{asked.service} sent an unreadable answer" if bad_answer else f"{asked.service} unreachable",
     )
 
 

@@ -12,12 +12,42 @@ from actions_toolkit.command import Command
 from actions_toolkit.file_command import prepare_key_value_message
 
 from .config import Credentials, InputReader, disagreement, read_bool
-from .errors import InputError
+from .errors import DeliveryError, InputError
 from .flow import Outcome
+from .redact import shown
 
 # The composite action maps every input to INPUT_<NAME_WITH_UNDERSCORES> and sets this in its
 # step's env: (which beats the job's), so a job-level INPUT_KEY_ID cannot pass for it.
 COMPOSITE_MARKER = ("ASC_ACTION_FORM", "composite")
+RUNNER_FILE_FIX = "the runner sets it to a file for each step: unset it, or point it at a file in a folder that exists."
+
+
+def check_runner_file(env: Mapping[str, str], variable: str, fix: str = RUNNER_FILE_FIX) -> None:
+    """A file named by ``variable`` that this step appends to (GITHUB_OUTPUT, CircleCI's BASH_ENV): a
+    folder, or a file in a folder that does not exist, is refused before anything is sent, as a setting."""
+    path = env.get(variable, "")
+    if not path:
+        return
+    if os.path.isdir(path):
+        problem = "a folder, not a file"
+    elif not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        problem = "a file in a folder that does not exist"
+    else:
+        return
+    raise InputError(f"{variable} names {shown(path, path=True)}, {problem}: {fix}")
+
+
+def append_to_runner_file(env: Mapping[str, str], variable: str, text: str, newline: Optional[str] = "") -> None:
+    """``text`` appended to the file ``variable`` names; a write that fails (a full disk) names the variable."""
+    path = env[variable]
+    try:
+        with open(path, "a", encoding="utf-8", newline=newline) as stream:
+            stream.write(text)
+    except OSError as exc:
+        raise DeliveryError(
+            f"{variable} ({shown(path, path=True)}) could not be written ({exc.strerror or type(exc).__name__}): "
+            "free space on the runner's disk, then re-run."
+        ) from None
 
 
 class GitHubInputs:
@@ -91,10 +121,8 @@ class GitHubCommands:
         return self._file_command("ENV", name, value)
 
     def append_summary(self, markdown: str) -> None:
-        path = self._env.get("GITHUB_STEP_SUMMARY")
-        if path:
-            with open(path, "a", encoding="utf-8") as stream:
-                stream.write(markdown.rstrip("\n") + "\n")
+        if self._env.get("GITHUB_STEP_SUMMARY"):
+            append_to_runner_file(self._env, "GITHUB_STEP_SUMMARY", markdown.rstrip("\n") + "\n", newline=None)
 
     def _command(self, name: str, message: str, title: str = "") -> None:
         # The toolkit escapes %, CR and LF in the message and the title: one line, one command.
@@ -102,12 +130,10 @@ class GitHubCommands:
         self.stream.flush()
 
     def _file_command(self, command: str, name: str, value: str) -> bool:
-        path = self._env.get(f"GITHUB_{command}")
-        if not path:
+        if not self._env.get(f"GITHUB_{command}"):
             return False
         # A random heredoc delimiter (the toolkit's), so a value can never inject another line.
-        with open(path, "a", encoding="utf-8", newline="") as stream:
-            stream.write(prepare_key_value_message(name, value) + os.linesep)
+        append_to_runner_file(self._env, f"GITHUB_{command}", prepare_key_value_message(name, value) + os.linesep)
         return True
 
 

@@ -108,6 +108,15 @@ UNREACHABLE_KINDS = {  # kind: (what happened, the fix)
         "a proxy may be intercepting TLS; set REQUESTS_CA_BUNDLE to its CA certificate",
     ),
 }
+# An answer came, but its body could not be read: said as the server's (or a proxy's) fault, not the network's.
+BAD_ANSWER = "{service} at {url} sent an answer that could not be read: {what}{tried}; {fix}."
+BAD_ANSWER_KINDS = {  # kind: (what happened, the fix)
+    "decode": (
+        "its body is not in the Content-Encoding (such as gzip) its headers name",
+        "a proxy or gateway between the runner and {service} may be rewriting answers; check the runner's "
+        "proxy settings, then re-run",
+    ),
+}
 UNREACHABLE_CHECK_DETAILS = (
     "The token itself was minted; only the check that it works could not run. Set {set_no_verify} to "
     "skip the check on runners that cannot reach {host}."

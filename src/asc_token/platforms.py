@@ -17,7 +17,7 @@ from .config import Credentials, Naming
 from .credentials import Mask
 from .errors import AscTokenError, DeliveryError
 from .flow import Outcome
-from .github import Delivery, GitHubCommands, publish
+from .github import Delivery, GitHubCommands, append_to_runner_file, check_runner_file, publish
 
 
 class Platform:
@@ -56,6 +56,9 @@ class Platform:
         capture (a mask command on stderr or stdout): the key itself is never printed."""
         return None
 
+    def check_delivery(self) -> None:
+        """Where :meth:`deliver` will write, checked before anything is sent (an :class:`InputError`)."""
+
     def report_error(self, error: AscTokenError) -> None:
         self.log(f"error: {error.message}")
         if error.details:
@@ -77,6 +80,9 @@ class GitHub(Platform):
 
     def mask(self, secret: str, *, printing: bool) -> None:
         self._commands().mask(secret)
+
+    def check_delivery(self) -> None:
+        check_runner_file(self.env, "GITHUB_OUTPUT")
 
     def report_error(self, error: AscTokenError) -> None:
         commands = self._commands()
@@ -122,14 +128,21 @@ class CircleCI(Platform):
     markers = (("CIRCLECI", "true"),)
     workspace_variables = ("CIRCLE_WORKING_DIRECTORY",)
 
+    def check_delivery(self) -> None:
+        check_runner_file(
+            self.env,
+            "BASH_ENV",
+            fix="CircleCI sets it to a file for each job: unset it, or point it at a file in a folder that exists.",
+        )
+
     def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
         bash_env = self.env.get("BASH_ENV")
         if not bash_env:
             self.log("CircleCI: BASH_ENV is not set, so ASC_TOKEN cannot be exported to later steps.")
             return []
         minted = outcome.minted
-        with open(bash_env, "a", encoding="utf-8") as stream:
-            stream.write(f"export ASC_TOKEN='{minted.token}'\nexport ASC_TOKEN_EXPIRES_AT='{minted.expires_at_iso}'\n")
+        exports = f"export ASC_TOKEN='{minted.token}'\nexport ASC_TOKEN_EXPIRES_AT='{minted.expires_at_iso}'\n"
+        append_to_runner_file(self.env, "BASH_ENV", exports, newline=None)
         return ["ASC_TOKEN exported via $BASH_ENV (CircleCI does not mask it: never echo it)"]
 
 

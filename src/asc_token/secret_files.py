@@ -75,7 +75,8 @@ class PendingFile:
         self._done = True
 
     def discard(self) -> None:
-        self.stream.close()
+        with contextlib.suppress(OSError):  # a failed write's bytes cannot be flushed now: the file goes anyway
+            self.stream.close()
         if not self._done and os.path.exists(self._temporary):
             os.unlink(self._temporary)
         if not self._done:

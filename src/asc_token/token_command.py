@@ -77,6 +77,7 @@ def _mint(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     if output_file:
         setting = "--output-file" if args.output_file else "PLUGIN_OUTPUT_FILE"
         output_file = output_path(output_file, setting, ".asc-token")
+    platform.check_delivery()
     outcome = run_flow(
         credentials,
         preflight,
@@ -100,7 +101,7 @@ def _mint(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
         done.append(f"token file {shown(output_file, path=True)} (mode 0600)")
     minted = outcome.minted
     if printing:
-        io.out().write(minted.token + "\n")
+        io.out().write(minted.token + "\n")  # a stdout that cannot be written: exit 1 (dispatch)
         io.out().flush()
         done.append("stdout (--print)" if args.print_token else "stdout (--output-file -)")
     result = outcome.verification

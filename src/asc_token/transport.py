@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, TextIO, Tuple, cast
 
 from . import __version__
+from .errors import InputError
+from .redact import shown
 from .urls import proxy_for
 
 USER_AGENT = f"asc-token-action/{__version__}"
@@ -78,8 +80,17 @@ class Reply:
 _RETRIED_NO_ANSWERS = {"reset": "connection reset", "timeout": "timed out"}  # as said in the log
 
 
+class SinkError(Exception):
+    """The file a body was streamed to could not be written (a full disk): no fault of the network."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or type(error).__name__)
+        self.error = error
+
+
 class NoAnswerError(Exception):
-    """No HTTP answer at all; ``kind`` is refused, dns, tls, timeout, reset or proxy-auth."""
+    """No usable HTTP answer; ``kind`` is refused, dns, tls, timeout, reset, proxy-auth, or decode (a body
+    that could not be read)."""
 
     def __init__(self, kind: str, attempts: int) -> None:
         super().__init__(kind)
@@ -194,15 +205,17 @@ class Transport:
                     chunks: List[bytes] = []
                     truncated = self._read_body(response, deadline, chunks.append, MAX_BODY_BYTES)
                     return Reply(status, headers_in, b"".join(chunks), attempt, truncated)
-                sink.seek(0)
-                sink.truncate()  # an earlier attempt's part
+                file = _Sink(sink)
+                file.rewind()  # an earlier attempt's part
                 later = max(deadline, self.monotonic() + DOWNLOAD_SECONDS)
-                truncated = self._read_body(response, later, sink.write, MAX_DOWNLOAD_BYTES)
-                return Reply(status, headers_in, b"", attempt, truncated, streamed=sink.tell())
+                truncated = self._read_body(response, later, file.write, MAX_DOWNLOAD_BYTES)
+                return Reply(status, headers_in, b"", attempt, truncated, streamed=file.size())
             finally:
                 close = getattr(response, "close", None)
                 if callable(close):
                     close()
+        except SinkError:
+            raise  # its OSError is the disk's, whatever its class says
         except Exception as exc:
             kind = classify_network_error(exc)
             if kind is None:
@@ -241,6 +254,29 @@ class Transport:
         return base * (0.5 + self.jitter() / 2)  # "equal jitter": never zero, never above the cap
 
 
+@dataclass(frozen=True)
+class _Sink:
+    """A download's file, whose OSErrors (a full disk) are told apart from the network's as :class:`SinkError`."""
+
+    stream: IO[bytes]
+
+    def rewind(self) -> None:
+        self._do(lambda: (self.stream.seek(0), self.stream.truncate()))
+
+    def write(self, chunk: bytes) -> None:
+        self._do(lambda: self.stream.write(chunk))
+
+    def size(self) -> int:
+        return int(self._do(self.stream.tell))
+
+    @staticmethod
+    def _do(action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except OSError as exc:
+            raise SinkError(exc) from None
+
+
 def parse_rate_limit(header: str) -> tuple[Optional[int], Optional[int]]:
     """``user-hour-lim:3600;user-hour-rem:3599;`` -> (3600, 3599); linear, bounded."""
     values: Dict[str, int] = {}
@@ -268,10 +304,29 @@ def default_session(env: Mapping[str, str]) -> Session:
 
     session = NoRedirects()
     session.trust_env = False
-    bundle = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or env.get("SSL_CERT_FILE")
+    bundle = ca_bundle(env)
     if bundle:
         session.verify = bundle
     return cast(Session, session)
+
+
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")  # the first one set is used
+
+
+def ca_bundle(env: Mapping[str, str]) -> Optional[str]:
+    """The CA certificates TLS is checked against, if a setting names them; one that names nothing is
+    refused before anything is sent (requests would fail on the first request with an OSError)."""
+    variable = next((name for name in CA_BUNDLE_VARIABLES if env.get(name)), None)
+    if variable is None:
+        return None
+    bundle = env[variable]
+    if not os.path.exists(bundle):
+        raise InputError(
+            f"{variable} names {shown(bundle, path=True)}, which does not exist, so no TLS certificate could be "
+            f"checked against it: point {variable} at the CA certificates (a PEM file, such as a proxy's CA "
+            "bundle), or unset it."
+        )
+    return bundle
 
 
 @dataclass(frozen=True)
@@ -318,6 +373,10 @@ class ClosedStream(io.TextIOBase):
             raise OSError(errno.EBADF, "stdout is closed")
         return len(text)
 
+    def flush(self) -> None:
+        if not self.drops:  # so that dispatch tells a closed stdout from an OSError of its own
+            raise OSError(errno.EBADF, "stdout is closed")
+
 
 def utf8_stream(stream: Optional[TextIO], *, closed: Optional[ClosedStream] = None) -> TextIO:
     """``stream`` writing UTF-8 whatever the locale or code page (the runner reads its pipes as UTF-8;
@@ -334,8 +393,8 @@ def utf8_stream(stream: Optional[TextIO], *, closed: Optional[ClosedStream] = No
 
 
 def classify_network_error(exc: BaseException) -> Optional[str]:
-    """'url', 'refused', 'dns', 'tls', 'timeout', 'reset', 'proxy-auth' (a 407 to CONNECT), or None for an
-    error that is not the network's.
+    """'url', 'refused', 'dns', 'tls', 'decode', 'timeout', 'reset', 'proxy-auth' (a 407 to CONNECT), or None
+    for an error that is not the network's.
 
     requests wraps urllib3, which wraps the socket error: the chain is walked (``reason``,
     ``__cause__``, ``__context__``, an exception argument) and each link tested by class.
@@ -349,6 +408,8 @@ def classify_network_error(exc: BaseException) -> Optional[str]:
         ("dns", (socket.gaierror, urllib3.exceptions.NameResolutionError)),
         ("refused", (ConnectionRefusedError,)),
         ("tls", (ssl.SSLError, ssl.CertificateError, requests.exceptions.SSLError)),
+        # An answer whose body is not in the Content-Encoding its headers name: a server's (or a proxy's) fault.
+        ("decode", (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError)),
         ("timeout", (TimeoutError, socket.timeout, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)),
         # The builtin ConnectionError (reset, aborted, broken pipe) and the HTTP layers' broken exchanges.
         ("reset", (ConnectionError, http.client.HTTPException, urllib3.exceptions.ProtocolError)),

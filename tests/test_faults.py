@@ -1,0 +1,330 @@
+"""Faults that are not bugs (a full disk, a closed or broken stdout, a garbled answer, a runner file
+that is a folder, SIGTERM): each is one line naming its cause and the fix, exit 1 (failed, no answer)
+or 2 (a setting to fix), never the internal error's 3 or a traceback; and nothing is left half-written."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import resource
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import pytest
+
+from asc_token import dispatch, errors
+from asc_token.transport import Io
+from devtools.standin import AppStoreConnectStandIn, Fault
+
+from .conftest import cli_env, team_inputs, verify_inputs
+from .runner import (
+    ASC_TOKEN,
+    QUICK_RETRIES,
+    KeyMaterial,
+    LogLines,
+    call_api_in_process,
+    needs_cli,
+    one_error,
+    posix_only,
+    run_action_in_process,
+    run_cli_in_process,
+)
+from .test_api_command import REPORT, api_env, call_in_process
+from .test_devtools_standin import standin_get
+
+# --- half-written files ----------------------------------------------------------------------
+
+
+def test_a_retried_download_holds_only_the_retry(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """The first answer is cut off halfway through its body and retried: the file is the second answer
+    byte for byte, not the first half followed by the whole."""
+    api.report_size_bytes = 256 * 1024
+    expected = standin_get(api, key, REPORT).content
+    api.requests.clear()
+    api.inject(Fault("cut"))
+    target = tmp_path / "report.gz"
+    code, out, logged = call_in_process(api, key, [REPORT, "--output-file", str(target)])
+    assert code == 0 and out == b"", logged
+    assert len(api.requests) == 2  # cut, then answered whole
+    assert target.read_bytes() == expected
+    assert sorted(tmp_path.iterdir()) == [target]
+
+
+# --- stdout that cannot be written -------------------------------------------------------------
+
+
+def _broken_pipe() -> int:
+    """The write end of a pipe whose reader has already gone: the first write fails with EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    return write_end
+
+
+@needs_cli
+@posix_only
+@pytest.mark.parametrize("stdout", ["/dev/full", "closed", "broken pipe"])
+def test_print_to_a_stdout_that_cannot_be_written_is_exit_1(tmp_path: Path, key: KeyMaterial, stdout: str) -> None:
+    """`asc-token --print >/dev/full`, `>&-` and `| true`: exit 1, said in one line (a broken pipe quietly,
+    as `| head` expects), never the internal error, a traceback or the interpreter's "Exception ignored"."""
+    assert ASC_TOKEN is not None
+    env = {"PATH": os.environ.get("PATH", ""), **cli_env(key)}
+    target: Any = None
+    closing: Optional[Callable[[], None]] = None
+    if stdout == "/dev/full":
+        if not os.path.exists("/dev/full"):
+            pytest.skip("no /dev/full here (macOS)")
+        target = open("/dev/full", "wb")  # noqa: SIM115 - closed below, after the child has it
+    elif stdout == "broken pipe":
+        target = _broken_pipe()
+    else:
+        closing = lambda: os.close(1)  # noqa: E731 - in the child, after its streams are set up
+    try:
+        done = subprocess.run(
+            [ASC_TOKEN, "--no-verify", "--print"], env=env, cwd=str(tmp_path), stdout=target,
+            stderr=subprocess.PIPE, text=True, timeout=60, check=False, preexec_fn=closing,
+        )  # fmt: skip
+    finally:
+        if isinstance(target, int):
+            os.close(target)
+        elif target is not None:
+            target.close()
+    assert done.returncode == errors.EXIT_FAILED, done.stderr
+    for unwanted in ("Internal error", "Traceback", "Exception ignored"):
+        assert unwanted not in done.stderr
+    failures = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    if stdout == "broken pipe":
+        assert failures == []
+    else:
+        assert len(failures) == 1 and failures[0].startswith("error: stdout could not be written ("), done.stderr
+    assert not any(fragment in done.stderr for fragment in key.secret_fragments())
+
+
+@needs_cli
+@posix_only
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_download_leaves_no_file_and_no_folder(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, signum: int
+) -> None:
+    """Cancelled while the answer is awaited (a job cancelled: SIGTERM; Ctrl-C: SIGINT), the temporary
+    file and the folders made for --output-file are removed, and the exit status says which signal."""
+    assert ASC_TOKEN is not None
+    api.inject(Fault("delay", seconds=5))
+    env = {"PATH": os.environ.get("PATH", ""), **cli_env(key, ASC_API_URL=api.url)}
+    target = tmp_path / "reports" / "2026" / "r.gz"
+    process = subprocess.Popen(
+        [ASC_TOKEN, "api", REPORT, "--output-file", str(target)],
+        env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not list(target.parent.glob(".tmp-*")):
+            time.sleep(0.02)  # until the temporary file is there: the request is then in flight
+        assert list(target.parent.glob(".tmp-*")), "the command never got as far as the download"
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == (errors.EXIT_TERMINATED if signum == signal.SIGTERM else errors.EXIT_INTERRUPTED)
+    assert list(tmp_path.iterdir()) == [], "a temporary file or a folder made for it was left"
+    assert "Traceback" not in stderr and "Internal error" not in stderr
+
+
+@pytest.mark.parametrize(("status", "body"), [(204, ""), (200, ""), (200, "null")])
+def test_an_answer_without_content_empties_the_output_file(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, status: int, body: str
+) -> None:
+    """A 204, an empty body or a JSON null prints nothing; --output-file then holds what stdout would:
+    nothing. The older file there would otherwise be read as this answer."""
+    target = tmp_path / "answer.json"
+    target.write_text('{"data": "an earlier answer"}')
+    api.inject(Fault("raw-json", status=status, detail=body))
+    code, out, logged = call_in_process(api, key, ["/v1/apps", "--output-file", str(target)])
+    assert code == 0 and out == b"", logged
+    assert target.read_bytes() == b"" and stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert logged == [f"Wrote 0 bytes to '{target}' (mode 0600) (the answer had no content)."]
+    assert sorted(tmp_path.iterdir()) == [target]
+
+
+# --- a full disk: the output file, the spool in TMPDIR ----------------------------------------
+
+
+def _file_size_limit(size: int) -> Callable[[], None]:
+    """In the child: files may grow to ``size`` bytes, and a write past it fails with EFBIG ("File too
+    large"), as on a full disk (Python ignores SIGXFSZ); pipes, and so stdout and stderr, are not limited."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    return limit
+
+
+FULL_DISK_CASES = {
+    "token file": (["--no-verify", "--output-file", "out/token"], "The token file 'out/token' could not be written"),
+    "report file": (["api", REPORT, "--output-file", "out/r.gz"], "--output-file 'out/r.gz' could not be written"),
+    "report for stdout": (
+        ["api", REPORT, "--output-file", "-"],
+        "The answer could not be held in the temporary folder",
+    ),
+    "pages": (["api", "/v1/apps?limit=200", "--paginate"], "The pages could not be held in the temporary folder"),
+}
+
+
+@needs_cli
+@posix_only
+@pytest.mark.parametrize("case", sorted(FULL_DISK_CASES))
+def test_a_full_disk_is_exit_1_naming_the_file_and_leaves_nothing(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, case: str
+) -> None:
+    """Each file asc-token writes, on a disk that fills up: one error naming it (the spool by its folder,
+    TMPDIR), exit 1, nothing on stdout, and no temporary file or folder left behind."""
+    assert ASC_TOKEN is not None
+    args, said = FULL_DISK_CASES[case]
+    api.report_size_bytes, api.app_count, api.app_size_bytes = 256 * 1024, 450, 1024
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    env = {"PATH": os.environ.get("PATH", ""), "TMPDIR": str(spool), **cli_env(key, ASC_API_URL=api.url)}
+    done = subprocess.run(
+        [ASC_TOKEN, *args], env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=60, check=False,
+        preexec_fn=_file_size_limit(64 * 1024 if args[0] == "api" else 100),
+    )  # fmt: skip
+    assert done.returncode == errors.EXIT_FAILED, done.stderr
+    assert done.stdout == ""
+    failures = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(failures) == 1 and said in failures[0] and "(File too large)" in failures[0], done.stderr
+    if "temporary folder" in said:
+        assert f"'{spool}'" in failures[0] and "TMPDIR" in failures[0]
+    assert "Traceback" not in done.stderr and "Internal error" not in done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["spool"]  # no out/, no .tmp-* file
+    assert list(spool.iterdir()) == []
+
+
+class FullDevice(io.RawIOBase):
+    """A stdout on a full disk, as /dev/full is: every write fails with ENOSPC while ``full``."""
+
+    full = True
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if self.full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return len(data)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["api", "/v1/apps"],
+        ["api", REPORT, "--output-file", "-"],
+        ["--help"],
+        ["--no-verify", "--platform", "azure"],  # Azure's logging commands go to stdout
+    ],
+)
+def test_a_full_stdout_is_exit_1(key: KeyMaterial, api: AppStoreConnectStandIn, args: List[str]) -> None:
+    """`asc-token ... >/dev/full`: one error naming stdout, exit 1; never the internal error."""
+    stderr, device = LogLines(), FullDevice()
+    stdout = io.TextIOWrapper(io.BufferedWriter(device), encoding="utf-8")
+    fakes = Io(env=api_env(key, api), policy=QUICK_RETRIES, stdout=stdout, stderr=stderr)
+    assert dispatch.main(args, force_cli=True, io=fakes) == errors.EXIT_FAILED
+    failures = [line for line in stderr.lines if line.startswith("error:")]
+    assert len(failures) == 1 and "Internal error" not in "\n".join(stderr.lines), stderr.lines
+    assert failures[0].startswith("error: stdout could not be written (No space left on device): it is closed")
+    device.full = False  # the buffered bytes can go now, when the stream is collected
+
+
+# --- settings that name nothing usable: exit 2, naming the variable, before anything is sent ----
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"])
+@pytest.mark.parametrize("command", ["asc-token --verify", "asc-token api"])
+def test_a_ca_bundle_that_does_not_exist_is_a_setting_to_fix(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, variable: str, command: str
+) -> None:
+    env = {**cli_env(key, ASC_API_URL=api.url), variable: str(tmp_path / "no-such-ca.pem")}
+    if command == "asc-token api":
+        code, _, logged = call_api_in_process(env, ["/v1/apps"])
+        said = "\n".join(logged)
+    else:
+        run = run_cli_in_process(tmp_path, env, ["--verify"])
+        code, said = run.returncode, run.stderr
+    assert code == errors.EXIT_USAGE, said
+    assert f"error: {variable} names '{tmp_path / 'no-such-ca.pem'}', which does not exist" in said
+    assert api.requests == [] and "Internal error" not in said
+
+
+@pytest.mark.parametrize("command", ["asc-token --verify", "asc-token api"])
+def test_a_body_not_in_its_content_encoding_is_a_bad_answer(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, command: str
+) -> None:
+    """A 200 that says `Content-Encoding: gzip` over a body that is not gzip: exit 1, said as the answer's fault."""
+    garbled = Fault("raw-json", status=200, detail='{"data": []}', headers=(("Content-Encoding", "gzip"),))
+    api.inject(garbled)
+    env = cli_env(key, ASC_API_URL=api.url)
+    if command == "asc-token api":
+        code, out, logged = call_api_in_process(env, ["/v1/apps"])
+        said = "\n".join(logged)
+        assert out == b""
+    else:
+        run = run_cli_in_process(tmp_path, env, ["--verify", "--print"])
+        code, said = run.returncode, run.stderr
+    assert code == errors.EXIT_FAILED, said
+    assert f"App Store Connect at {api.url}/v1/apps" in said
+    assert "sent an answer that could not be read: its body is not in the Content-Encoding" in said
+    assert "Internal error" not in said and len(api.requests) == 1  # not retried: the same bytes would come
+
+
+RUNNER_FILES = {  # (front end, variable): what detects the platform whose file it is
+    ("action", "GITHUB_OUTPUT"): {},
+    ("action", "GITHUB_STEP_SUMMARY"): {},
+    ("asc-token", "GITHUB_OUTPUT"): {"GITHUB_ACTIONS": "true"},
+    ("asc-token", "BASH_ENV"): {"CIRCLECI": "true"},
+}
+
+
+@pytest.mark.parametrize("problem", ["a folder", "in a missing folder"])
+@pytest.mark.parametrize(("front_end", "variable"), sorted(RUNNER_FILES))
+def test_a_runner_file_that_cannot_be_a_file_is_a_setting_to_fix(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, front_end: str, variable: str, problem: str
+) -> None:
+    """GITHUB_OUTPUT, GITHUB_STEP_SUMMARY or CircleCI's BASH_ENV naming a folder, or a file in a folder that is
+    not there: exit 2 naming the variable, before the token is minted or anything is sent."""
+    folder = tmp_path / "runner-files"
+    folder.mkdir()
+    path = folder if problem == "a folder" else folder / "missing" / "file"
+    said_problem = "a folder, not a file" if problem == "a folder" else "a file in a folder that does not exist"
+    if front_end == "action":
+        result = run_action_in_process(tmp_path, verify_inputs(key, api), extra_env={variable: str(path)})
+        code, said = result.returncode, one_error(result)
+    else:
+        env = {**cli_env(key, ASC_API_URL=api.url), **RUNNER_FILES[front_end, variable], variable: str(path)}
+        run = run_cli_in_process(tmp_path, env, ["--verify"])
+        code, said = run.returncode, run.stderr
+    assert code == errors.EXIT_USAGE, said
+    assert f"{variable} names '{path}', {said_problem}" in said
+    assert api.requests == [] and "Internal error" not in said and "Traceback" not in said
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here (macOS)")
+@pytest.mark.parametrize(("front_end", "variable"), sorted(RUNNER_FILES))
+def test_a_runner_file_that_cannot_be_written_is_exit_1_naming_it(
+    tmp_path: Path, key: KeyMaterial, front_end: str, variable: str
+) -> None:
+    """The runner's file on a full disk (/dev/full): the token was minted but not handed on, exit 1, one error."""
+    if front_end == "action":
+        result = run_action_in_process(tmp_path, team_inputs(key), extra_env={variable: "/dev/full"})
+        code, said = result.returncode, one_error(result)
+    else:
+        env = {**cli_env(key), **RUNNER_FILES[front_end, variable], variable: "/dev/full"}
+        run = run_cli_in_process(tmp_path, env, ["--no-verify"])
+        code, said = run.returncode, run.stderr
+    assert code == errors.EXIT_FAILED, said
+    assert f"{variable} ('/dev/full') could not be written (No space left on device)" in said
+    assert "Internal error" not in said and "Traceback" not in said
