@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from devtools.standin import AppStoreConnectStandIn
+from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn
 
 from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, standin_running
 
@@ -116,6 +116,14 @@ def default_inputs(key: KeyMaterial) -> Dict[str, str]:
 @pytest.fixture
 def api(key: KeyMaterial) -> Iterator[AppStoreConnectStandIn]:
     with standin_running() as standin:
+        standin.register(KEY_ID, key.key.public_key(), ISSUER_ID)
+        yield standin
+
+
+@pytest.fixture
+def enterprise(key: KeyMaterial) -> Iterator[AppStoreConnectStandIn]:
+    """The stand-in as the Enterprise Program API (its audience), the key registered."""
+    with standin_running(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
         standin.register(KEY_ID, key.key.public_key(), ISSUER_ID)
         yield standin
 

@@ -1,16 +1,17 @@
-"""The one fake runner for every test: it prepares what a CI agent gives a step (the environment,
-the runner's files, the workspace), runs the action or ``asc-token`` either as a subprocess (as the
-runner does) or in this process (fast, with short retry timings), and reads back what it wrote.
+"""The one harness every test runs the product with: invoke() prepares what a CI agent gives a step (the
+environment, the runner's files, the workspace), runs the action, ``asc-token`` or ``asc-token api``
+in the mode a test asks for, and returns one Run; settings() builds their settings by action name.
 
-Subprocess runs are kept for one scenario per promise of the README and docs/; everything else runs in process.
-In process, a step's streams are either fakes (run_action_in_process, run_cli_in_process) or, where what
-a caller captures is the point, the process's own file descriptors read back through capfd (the *_on_fds runs).
+Runs in a process are kept for one scenario per promise of the README and docs/, and for what only a
+process has; everything else runs in this process (fast, with short retry timings), its streams
+either fakes or, where what a caller captures is the point, the process's own file descriptors.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -23,7 +24,22 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple, cast
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    TextIO,
+    Tuple,
+    Union,
+    cast,
+)
 from urllib.parse import urlsplit
 
 import jwt
@@ -55,31 +71,6 @@ QUICK_RETRIES = RetryPolicy(
     total_seconds=3,
     unauthorized_backoff=0.02,
 )
-_RUNNER_PREFIXES = ("INPUT_", "GITHUB_", "RUNNER_", "ASC_", "APP_STORE_CONNECT_", "PLUGIN_")
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-    outputs: Dict[str, str]
-    env_file: Dict[str, str]
-    summary: str
-    workdir: Path
-
-    @property
-    def log(self) -> str:
-        return self.stdout + self.stderr
-
-    def errors(self) -> List[str]:
-        return [line for line in self.stdout.splitlines() if line.startswith("::error")]
-
-    def error_message(self) -> str:
-        """The one ``::error`` annotation's text, without the command."""
-        errors = self.errors()
-        assert len(errors) == 1, self.stdout
-        return errors[0].split("::", 2)[2]
 
 
 @dataclass
@@ -153,113 +144,109 @@ class KeyMaterial:
         )
 
 
+# --- the one harness: invoke(command, workdir, settings, args, mode=...) -> Run ---------------------
+
+Command = Literal["action", "asc-token", "asc-token api"]
+PROCESS: Literal["process"] = "process"
+IN_PROCESS: Literal["in-process"] = "in-process"
+
+
 @dataclass(frozen=True)
-class Step:
-    """What the runner prepared for one step of the action."""
+class OnFds:
+    """The mode that runs in this process with stdout and stderr read back at file descriptors 1 and
+    2 (pytest's capfd): what ``$(...)`` or ``2> err.log`` would hold, writes around the command's own
+    streams and a tool's output included."""
 
-    env: Dict[str, str]
-    files: RunnerFiles
-    workdir: Path
-
-    @property
-    def workspace(self) -> Path:
-        return self.workdir / "workspace"
-
-    def result(self, returncode: int, stdout: str, stderr: str) -> Result:
-        return Result(
-            returncode=returncode,
-            stdout=stdout,
-            stderr=stderr,
-            outputs=self.files.outputs(),
-            env_file=self.files.exported(),
-            summary=self.files.summary_text(),
-            workdir=self.workdir,
-        )
+    capfd: pytest.CaptureFixture[str]
 
 
-def prepare_step(workdir: Path, inputs: Mapping[str, str], extra_env: Optional[Mapping[str, str]] = None) -> Step:
-    """Inputs by their action names ("key-id"), passed as the runner passes them: INPUT_KEY-ID.
+# How a run is made. PROCESS: as a CI job starts it (entrypoint.py or the installed console script):
+# kept for what only a process has (its exit status, the console script, interpreter start-up,
+# closed or piped streams). IN_PROCESS: dispatch.main with fake streams and short retry timings.
+# OnFds(capfd): dispatch.main on this process's own file descriptors.
+Mode = Union[Literal["process", "in-process"], OnFds]
 
-    ``workdir`` gets the runner's files, ``temp`` (RUNNER_TEMP) and ``workspace`` (GITHUB_WORKSPACE).
+# What a runner, a workflow, a previous step or the tests' own launcher may have set: never a step's.
+_NOT_A_STEPS = ("INPUT_", "GITHUB_", "RUNNER_", "ASC_", "APP_STORE_CONNECT_", "PLUGIN_", "ACT", "GIT_", "PYTHON",
+                "VIRTUAL_ENV")  # fmt: skip
+# What a CI job's shell has besides its settings, for the commands run with a bare environment.
+BASIC_VARIABLES = ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR", "PIP_CERT", "SSL_CERT_FILE")
+
+
+def scrubbed_env(only: Optional[Iterable[str]] = None) -> Dict[str, str]:
+    """This machine's environment without anything a CI platform, a workflow or the test launcher
+    set (INPUT_*, GITHUB_*, ASC_*, PYTHON*, ...); ``only``: just those of its variables."""
+    if only is not None:
+        wanted = set(only)
+        return {name: value for name, value in os.environ.items() if name in wanted}
+    return {name: value for name, value in os.environ.items() if not name.upper().startswith(_NOT_A_STEPS)}
+
+
+def settings(
+    key: KeyMaterial,
+    *,
+    standin: Optional[AppStoreConnectStandIn] = None,
+    checks: Sequence[str] = (),
+    **overrides: Optional[str],
+) -> Dict[str, str]:
+    """Settings by their action names ("key-id"), which invoke() passes as each front end reads them.
+
+    A team key with ``verify: false`` (no network); with ``standin``, verified against it (its notary
+    service too), ``checks`` one per line. Overrides by Python name (``api_url=`` sets ``api-url``) or
+    by action name; ``None`` leaves a setting out (``verify=None``: the front end's default).
     """
-    workdir.mkdir(parents=True, exist_ok=True)
-    files = RunnerFiles.create(workdir)
-    (workdir / "temp").mkdir(exist_ok=True)
-    (workdir / "workspace").mkdir(exist_ok=True)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(_RUNNER_PREFIXES)}
-    env.update(files.environment())
-    env.update(
-        GITHUB_ACTIONS="true",
-        GITHUB_WORKSPACE=str(workdir / "workspace"),
-        RUNNER_TEMP=str(workdir / "temp"),
-        RUNNER_OS="Linux",
-        CI="true",
-    )
-    env.update({f"INPUT_{name.upper()}": value for name, value in inputs.items()})
-    env.update(extra_env or {})
-    return Step(env, files, workdir)
+    values: Dict[str, str] = {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
+    if standin is not None:
+        del values["verify"]
+        values.update({"api-url": standin.url, "notary-url": standin.url + "/notary/v2"})
+    if checks:
+        values["checks"] = "\n".join(checks)
+    for name, value in overrides.items():
+        spelled = name.replace("_", "-")
+        if value is None:
+            values.pop(spelled, None)
+        else:
+            values[spelled] = value
+    return values
 
 
-def run_entrypoint(
-    workdir: Path,
-    inputs: Mapping[str, str],
-    *,
-    extra_env: Optional[Mapping[str, str]] = None,
-    args: Iterable[str] = (),
-    python: str = sys.executable,
-    isolated: bool = False,
-    timeout: float = 90,
-) -> Result:
-    """entrypoint.py as the runner starts it: a process with INPUT_* variables, in the workspace
-    (``isolated``: with ``-I``, as the composite action starts it, so no PYTHON* variable applies)."""
-    step = prepare_step(workdir, inputs, extra_env)
-    completed = subprocess.run(
-        [python, *(["-I"] if isolated else []), str(ENTRYPOINT), *args],
-        env=step.env,
-        cwd=str(step.workspace),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    return step.result(completed.returncode, completed.stdout, completed.stderr)
-
-
-def run_action_in_process(
-    workdir: Path,
-    inputs: Mapping[str, str],
-    *,
-    extra_env: Optional[Mapping[str, str]] = None,
-    policy: RetryPolicy = QUICK_RETRIES,
-    sleep: Optional[Callable[[float], None]] = None,
-    clock: Callable[[], float] = time.time,
-    encoding: Optional[str] = None,
-) -> Result:
-    """The same step through the action's entry in this process, with the retry timings shortened.
-
-    ``encoding``: stdout and stderr are byte streams in that encoding, as a process's own are under
-    such a locale or Windows code page; what reached them is read back as UTF-8, as the runner reads."""
-    step = prepare_step(workdir, inputs, extra_env)
-    stdout, stderr = (io.StringIO() if encoding is None else io.TextIOWrapper(io.BytesIO(), encoding) for _ in "12")
-    fakes = Io(env=step.env, clock=clock, policy=policy, stdout=stdout, stderr=stderr, sleep=sleep or time.sleep)
-    code = dispatch.main([], io=fakes)
-    return step.result(code, _written(stdout), _written(stderr))
-
-
-def _written(stream: TextIO) -> str:
-    """A text stream's contents; a byte stream's decoded as UTF-8 (strictly: the runner's reading)."""
-    if isinstance(stream, io.StringIO):
-        return stream.getvalue()
-    stream.flush()
-    return cast(io.BytesIO, stream.buffer).getvalue().decode("utf-8")
+def spelled_for(command: Command, named: Mapping[str, str], *, composite: bool = False) -> Dict[str, str]:
+    """``named`` settings as ``command`` reads them: the container action's INPUT_KEY-ID (as the
+    runner passes `with:`), the composite's INPUT_KEY_ID (as action.yml's step maps them, marked as
+    such), the CLI's ASC_KEY_ID."""
+    if command == "action" and not composite:
+        return {f"INPUT_{name.upper()}": value for name, value in named.items()}
+    spelled = {name.replace("-", "_").upper(): value for name, value in named.items()}
+    if command == "action":
+        return {**{f"INPUT_{name}": value for name, value in spelled.items()}, **dict([COMPOSITE_MARKER])}
+    return {f"ASC_{name}": value for name, value in spelled.items()}
 
 
 @dataclass
-class CliRun:
+class Run:
+    """What one run left: its exit code, streams, and (the action's) runner files."""
+
     returncode: int
-    stdout: str
+    stdout: str  # as the runner or a shell reads it: UTF-8 (``asc-token api``: invalid bytes replaced)
     stderr: str
-    recorder: Path
+    workdir: Path
+    stdout_bytes: bytes = b""  # what reached stdout, as bytes (``asc-token api`` writes bytes)
+    log_lines: List[str] = field(default_factory=list)  # each logged message (in process: one print each)
+    outputs: Dict[str, str] = field(default_factory=dict)  # GITHUB_OUTPUT of the action
+    env_file: Dict[str, str] = field(default_factory=dict)  # GITHUB_ENV of the action
+    summary: str = ""  # GITHUB_STEP_SUMMARY of the action
+    recorder: Path = Path()  # where the fake envman and buildkite-agent recorded their calls
+
+    @property
+    def log(self) -> str:
+        return self.stdout + self.stderr
+
+    def errors(self) -> List[str]:
+        """The error lines, in either form: ``::error ...::message`` or ``error: message``."""
+        return [line for line in self.log.splitlines() if line.startswith(("::error", "error: "))]
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
 
     def argv_log(self) -> str:
         path = self.recorder / "argv.log"
@@ -270,69 +257,220 @@ class CliRun:
         return path.read_text() if path.exists() else ""
 
 
-def fake_tool(bin_dir: Path, name: str, recorder: Path) -> None:
-    """A stand-in for envman / buildkite-agent that records its argv and stdin."""
-    script = bin_dir / name
-    script.write_text(
-        "#!/bin/sh\n"
-        f'printf "%s\\n" "{name} $*" >> "{recorder}/argv.log"\n'
-        f'cat >> "{recorder}/stdin.log"\n'
-        f'echo >> "{recorder}/stdin.log"\n'
-    )
-    script.chmod(0o755)
+def one_error(run: Run) -> str:
+    """The message of the run's single error line (``::error title=...::message`` or ``error: message``):
+    exactly one, no internal error, no traceback."""
+    errors = run.errors()
+    assert len(errors) == 1, run.log
+    assert "Internal error" not in run.log and "Traceback" not in run.log, run.log
+    line = errors[0]
+    return line.split("::", 2)[2] if line.startswith("::") else line[len("error: ") :]
 
 
-def _cli_step_env(workdir: Path, env: Mapping[str, str], *, tools: bool) -> Tuple[Dict[str, str], Path]:
-    """What run_cli gives the command: only ``env`` (plus PATH, HOME and the like), fake envman and
-    buildkite-agent first on PATH unless ``tools`` is False; and the folder they record into."""
-    bin_dir = workdir / "bin"
+def assert_no_secrets(run: Run, secrets: Iterable[str]) -> None:
+    """None of ``secrets`` anywhere the user can see: the log (bar ``::add-mask::`` lines, which only
+    the runner reads), each logged line, the summary, GITHUB_ENV; and no traceback."""
+    visible = "\n".join(line for line in run.stdout.splitlines() if not line.startswith("::add-mask::"))
+    visible += "\n" + run.stderr + "\n" + "\n".join(run.log_lines) + "\n" + run.summary
+    visible += "\n" + "\n".join(run.env_file.values())
+    for secret in secrets:
+        if secret:
+            assert secret not in visible, "a secret reached the log, summary or GITHUB_ENV"
+    assert "Traceback" not in run.log
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What the runner (or a CI job) prepared for one run."""
+
+    command: Command
+    env: Dict[str, str]
+    workdir: Path
+    cwd: Path
+    files: Optional[RunnerFiles]  # the action's runner files
+    recorder: Path
+
+    def result(self, returncode: int, stdout: str, stderr: str, stdout_bytes: bytes, log_lines: List[str]) -> Run:
+        files = self.files
+        return Run(
+            returncode=returncode,
+            stdout=stdout,
+            stderr=stderr,
+            workdir=self.workdir,
+            stdout_bytes=stdout_bytes,
+            log_lines=log_lines,
+            outputs=files.outputs() if files else {},
+            env_file=files.exported() if files else {},
+            summary=files.summary_text() if files else "",
+            recorder=self.recorder,
+        )
+
+
+def _prepare(
+    command: Command, workdir: Path, named: Mapping[str, str], env: Mapping[str, str], *, composite: bool, tools: bool
+) -> _Step:
+    """The action: this machine's scrubbed environment, the runner's files in ``workdir``, ``temp``
+    (RUNNER_TEMP) and ``workspace`` (GITHUB_WORKSPACE, the working directory). The CLI: only PATH,
+    HOME and the like, fake envman and buildkite-agent first on PATH (none at all unless ``tools``),
+    ``workdir`` as working directory. Then the settings, then ``env``."""
+    workdir.mkdir(parents=True, exist_ok=True)
     recorder = workdir / "recorder"
-    bin_dir.mkdir(parents=True, exist_ok=True)
+    if command == "action":
+        files = RunnerFiles.create(workdir)
+        (workdir / "temp").mkdir(exist_ok=True)
+        (workdir / "workspace").mkdir(exist_ok=True)
+        base = scrubbed_env()
+        base.update(files.environment())
+        base.update(
+            GITHUB_ACTIONS="true",
+            GITHUB_WORKSPACE=str(workdir / "workspace"),
+            RUNNER_TEMP=str(workdir / "temp"),
+            RUNNER_OS="Linux",
+            CI="true",
+        )
+        step_env = {**base, **spelled_for(command, named, composite=composite), **env}
+        return _Step(command, step_env, workdir, workdir / "workspace", files, recorder)
+    assert not composite, "composite is a form of the action"
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir(exist_ok=True)
     recorder.mkdir(exist_ok=True)
+    base = scrubbed_env(only=BASIC_VARIABLES)
     if tools:
         for tool in ("envman", "buildkite-agent"):
             fake_tool(bin_dir, tool, recorder)
-    base = {
-        key: value
-        for key, value in os.environ.items()
-        if key in ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR", "PIP_CERT", "SSL_CERT_FILE")
-    }
-    base["PATH"] = f"{bin_dir}{os.pathsep}{base.get('PATH', '')}" if tools else str(bin_dir)
-    base.update(env)
-    return base, recorder
+        base["PATH"] = f"{bin_dir}{os.pathsep}{base.get('PATH', '')}"
+    else:
+        base["PATH"] = str(bin_dir)
+    return _Step(command, {**base, **spelled_for(command, named), **env}, workdir, workdir, None, recorder)
 
 
-def run_cli(
+def invoke(
+    command: Command,
     workdir: Path,
-    env: Mapping[str, str],
+    named: Optional[Mapping[str, str]] = None,
     args: Optional[Sequence[str]] = None,
     *,
+    mode: Mode = IN_PROCESS,
+    env: Optional[Mapping[str, str]] = None,
+    composite: bool = False,
     tools: bool = True,
-    stdout_path: Optional[Path] = None,
+    stdin: bytes = b"",
+    cwd: Optional[Path] = None,
+    policy: RetryPolicy = QUICK_RETRIES,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    encoding: Optional[str] = None,
+    python: str = sys.executable,
+    isolated: bool = False,
     bash_line: str = "",
-) -> CliRun:
-    """The installed ``asc-token`` as a CI job runs it: only the variables given (plus PATH, HOME and
-    the like), fake envman and buildkite-agent first on PATH; ``--no-verify`` unless ``args`` say otherwise.
+    stdout_path: Optional[Path] = None,
+    timeout: float = 90,
+) -> Run:
+    """``command`` ("action", "asc-token" or "asc-token api") as a CI step runs it, the way ``mode`` says.
 
-    ``tools=False``: PATH holds no envman or buildkite-agent at all. ``stdout_path``: stdout goes to
-    that file as it is written, so a test can look at it while the command runs. ``bash_line``: a bash
-    command line that runs the command as ``"$@"`` (``exec "$@" 2>&-``, ``"$@" | head -c 10``).
+    ``named``: settings by action name (see settings()), passed as ``command`` reads them (for the
+    action INPUT_KEY-ID, or with ``composite`` INPUT_KEY_ID; for the CLI ASC_KEY_ID); ``env``: more
+    variables, set last. ``args``: entrypoint.py's arguments, ``asc-token``'s (``--no-verify`` if
+    None) or those after ``asc-token api``. ``tools=False``: no envman or buildkite-agent on PATH.
+    ``stdin``: what the command reads; ``cwd``: the working directory (the workspace, or ``workdir``).
+
+    In this process: ``policy`` (short retry timings), ``clock``, ``sleep``; ``encoding``: (fake
+    streams only) stdout and stderr are byte streams in that encoding, as a process's own are under
+    such a locale or Windows code page; what reached them is read back as UTF-8, as the runner reads.
+    In a process: ``python`` and ``isolated`` (``-I``, as the composite action starts it: no PYTHON*
+    variable applies) for the action; ``bash_line``, a bash command line that runs the CLI as ``"$@"``
+    (``exec "$@" 2>&-``, ``"$@" | head -c 10``); ``stdout_path``: stdout goes to that file as it is
+    written, so a test can look at it while the command runs; ``timeout``.
     """
-    base, recorder = _cli_step_env(workdir, env, tools=tools)
-    assert ASC_TOKEN is not None, "asc-token is not installed (python3 dev.py test installs it)"
-    argv = [ASC_TOKEN, *(args if args is not None else ["--no-verify"])]
-    if bash_line:
-        argv = [shutil.which("bash") or "bash", "-c", bash_line, "bash", *argv]
+    step = _prepare(command, workdir, named or {}, env or {}, composite=composite, tools=tools)
+    if command == "action":
+        argv = list(args or ())
+    elif command == "asc-token":
+        argv = list(args if args is not None else ["--no-verify"])
+    else:
+        argv = ["api", *(args or ())]
+    folder = cwd or step.cwd
+    if mode == PROCESS:
+        return _in_a_process(step, argv, folder, stdin, python, isolated, bash_line, stdout_path, timeout)
+    assert not (isolated or bash_line or stdout_path) and python == sys.executable, "options of a process"
+
+    def world(stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> Io:
+        return Io(
+            env=step.env, clock=clock, sleep=sleep, policy=policy, stdout=stdout, stderr=stderr, stdin=io.BytesIO(stdin)
+        )
+
+    if isinstance(mode, OnFds):
+        assert encoding is None, "the file descriptors' encoding is the test process's"
+        with _working_directory(folder):  # stdout, stderr: sys.stdout, sys.stderr, on the descriptors
+            code, out, err = _read_fds(mode.capfd, lambda: _dispatch(step, argv, world()))
+        return step.result(code, out, err, out.encode("utf-8", "surrogateescape"), err.splitlines())
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding or "utf-8", write_through=True)
+    stderr: TextIO = LogLines() if encoding is None else io.TextIOWrapper(io.BytesIO(), encoding)
+    with _working_directory(folder):
+        code = _exit_code(lambda: _dispatch(step, argv, world(stdout, stderr)))
+    raw = _written(stdout)
+    logged = stderr.getvalue() if isinstance(stderr, LogLines) else _written(stderr).decode("utf-8")
+    lines = stderr.lines if isinstance(stderr, LogLines) else logged.splitlines()
+    return step.result(code, _decoded(command, raw), logged, raw, lines)
+
+
+def _dispatch(step: _Step, argv: List[str], fakes: Io) -> int:
+    return dispatch.main(argv, force_cli=step.command != "action", io=fakes)
+
+
+def _exit_code(run_command: Callable[[], int]) -> int:
+    try:
+        return run_command()
+    except SystemExit as exit_:  # argparse's usage errors, as the console script turns them into exit codes
+        return exit_.code if isinstance(exit_.code, int) else 1
+
+
+def _written(stream: TextIO) -> bytes:
+    """What reached a fake byte stream."""
+    stream.flush()
+    return cast(io.BytesIO, stream.buffer).getvalue()
+
+
+def _decoded(command: Command, data: bytes) -> str:
+    """Bytes as the runner reads them: UTF-8, strictly; ``asc-token api``'s stdout may hold any bytes."""
+    return data.decode("utf-8", "replace" if command == "asc-token api" else "strict")
+
+
+def _in_a_process(
+    step: _Step,
+    argv: List[str],
+    cwd: Path,
+    stdin: bytes,
+    python: str,
+    isolated: bool,
+    bash_line: str,
+    stdout_path: Optional[Path],
+    timeout: float,
+) -> Run:
+    if step.command == "action":
+        assert not (bash_line or stdout_path), "options of the CLI"
+        command = [python, *(["-I"] if isolated else []), str(ENTRYPOINT), *argv]
+    else:
+        assert python == sys.executable and not isolated, "options of the action"
+        assert ASC_TOKEN is not None, "asc-token is not installed (python3 dev.py test installs it)"
+        command = [ASC_TOKEN, *argv]
+        if bash_line:
+            command = [shutil.which("bash") or "bash", "-c", bash_line, "bash", *command]
+    options: Dict[str, Any] = dict(env=step.env, cwd=str(cwd), input=stdin, timeout=timeout, check=False)
     if stdout_path is None:
-        completed = subprocess.run(
-            argv, env=base, cwd=str(workdir), capture_output=True, text=True, timeout=60, check=False
-        )
-        return CliRun(completed.returncode, completed.stdout, completed.stderr, recorder)
-    with open(stdout_path, "w", encoding="utf-8") as stdout:
-        done = subprocess.run(
-            argv, env=base, cwd=str(workdir), stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60, check=False
-        )
-    return CliRun(done.returncode, stdout_path.read_text(), done.stderr, recorder)
+        completed = subprocess.run(command, capture_output=True, **options)
+        raw = completed.stdout
+    else:
+        with open(stdout_path, "wb") as stdout:
+            completed = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, **options)
+        raw = stdout_path.read_bytes()
+    err = _as_text(completed.stderr.decode("utf-8"))
+    return step.result(completed.returncode, _as_text(_decoded(step.command, raw)), err, raw, err.splitlines())
+
+
+def _as_text(text: str) -> str:
+    """Newlines as ``subprocess.run(text=True)`` gives them (universal newlines)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 @contextmanager
@@ -345,90 +483,15 @@ def _working_directory(folder: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def _read_fds(capfd: pytest.CaptureFixture[str], run: Callable[[], int]) -> Tuple[int, str, str]:
-    """``run``'s exit code and what reached file descriptors 1 and 2 while it ran: its writes to
-    sys.stdout and sys.stderr (pytest points them at the same files) and those of its children."""
+def _read_fds(capfd: pytest.CaptureFixture[str], run_command: Callable[[], int]) -> Tuple[int, str, str]:
+    """``run_command``'s exit code and what reached file descriptors 1 and 2 while it ran: its writes
+    to sys.stdout and sys.stderr (pytest points them at the same files) and those of its children."""
     capfd.readouterr()  # what came before is not this run's
-    try:
-        code = run()
-    except SystemExit as exit_:  # argparse's usage errors, as the console script turns them into exit codes
-        code = exit_.code if isinstance(exit_.code, int) else 1
+    code = _exit_code(run_command)
     sys.stdout.flush()
     sys.stderr.flush()
     captured = capfd.readouterr()
     return code, captured.out, captured.err
-
-
-def command_on_fds(
-    capfd: pytest.CaptureFixture[str],
-    workdir: Path,
-    env: Mapping[str, str],
-    argv: Sequence[str],
-    *,
-    stdin: bytes = b"",
-    policy: RetryPolicy = QUICK_RETRIES,
-) -> Tuple[int, str, str]:
-    """``asc-token ARGV`` without starting an interpreter: exactly ``env``, ``workdir`` as working
-    directory, and what reached file descriptors 1 and 2, so a write that goes around the command's
-    streams (or a tool's output) is seen as ``$(...)`` or ``2> err.log`` would see it. The exit code.
-
-    For what a real process adds (its exit status, the console script, interpreter start-up) keep run_cli.
-    """
-    fakes = Io(env=dict(env), policy=policy, stdin=io.BytesIO(stdin))  # stdout, stderr: sys.stdout, sys.stderr
-    with _working_directory(workdir):
-        return _read_fds(capfd, lambda: dispatch.main(list(argv), force_cli=True, io=fakes))
-
-
-def run_cli_on_fds(
-    capfd: pytest.CaptureFixture[str],
-    workdir: Path,
-    env: Mapping[str, str],
-    args: Optional[Sequence[str]] = None,
-    *,
-    tools: bool = True,
-    policy: RetryPolicy = QUICK_RETRIES,
-) -> CliRun:
-    """run_cli's step (the same environment, fake tools and working directory) as command_on_fds runs it."""
-    base, recorder = _cli_step_env(workdir, env, tools=tools)
-    argv = args if args is not None else ["--no-verify"]
-    return CliRun(*command_on_fds(capfd, workdir, base, argv, policy=policy), recorder)
-
-
-def run_entrypoint_on_fds(
-    capfd: pytest.CaptureFixture[str],
-    workdir: Path,
-    inputs: Mapping[str, str],
-    *,
-    extra_env: Optional[Mapping[str, str]] = None,
-    policy: RetryPolicy = QUICK_RETRIES,
-) -> Result:
-    """run_entrypoint's step without starting an interpreter: the runner's environment and files,
-    the workspace as working directory, stdout and stderr read at the file descriptors."""
-    step = prepare_step(workdir, inputs, extra_env)
-    fakes = Io(env=step.env, policy=policy, stdin=io.BytesIO(b""))
-    with _working_directory(step.workspace):
-        code, out, err = _read_fds(capfd, lambda: dispatch.main([], io=fakes))
-    return step.result(code, out, err)
-
-
-def run_cli_in_process(
-    workdir: Path,
-    env: Mapping[str, str],
-    args: Optional[Sequence[str]] = None,
-    *,
-    policy: RetryPolicy = QUICK_RETRIES,
-    stdin: bytes = b"",
-) -> CliRun:
-    """``asc-token`` with exactly ``env`` as the environment, in this process; usage errors give exit code 2."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    stdout, stderr = text_stream(), io.StringIO()
-    fakes = Io(env=dict(env), policy=policy, stdout=stdout, stderr=stderr, stdin=io.BytesIO(stdin))
-    try:
-        code = dispatch.main(list(args if args is not None else ["--no-verify"]), force_cli=True, io=fakes)
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    stdout.flush()
-    return CliRun(code, cast(io.BytesIO, stdout.buffer).getvalue().decode(), stderr.getvalue(), workdir / "recorder")
 
 
 class LogLines(io.StringIO):
@@ -444,23 +507,16 @@ class LogLines(io.StringIO):
         return super().write(text)
 
 
-def call_api_in_process(
-    env: Mapping[str, str], args: Sequence[str], *, stdin: bytes = b"", policy: RetryPolicy = QUICK_RETRIES
-) -> tuple[int, bytes, List[str]]:
-    """``asc-token api ARGS`` in this process: its exit code, the bytes on stdout, each log message."""
-    stdout, stderr = text_stream(), LogLines()
-    fakes = Io(env=dict(env), policy=policy, stdout=stdout, stderr=stderr, stdin=io.BytesIO(stdin))
-    try:
-        code = dispatch.main(["api", *args], force_cli=True, io=fakes)
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    stdout.flush()
-    return code, cast(io.BytesIO, stdout.buffer).getvalue(), stderr.lines
-
-
-def text_stream() -> io.TextIOWrapper:
-    """A stdout with a binary ``buffer`` beneath, as a process has (``asc-token api`` writes bytes)."""
-    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+def fake_tool(bin_dir: Path, name: str, recorder: Path) -> None:
+    """A stand-in for envman / buildkite-agent that records its argv and stdin."""
+    script = bin_dir / name
+    script.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "{name} $*" >> "{recorder}/argv.log"\n'
+        f'cat >> "{recorder}/stdin.log"\n'
+        f'echo >> "{recorder}/stdin.log"\n'
+    )
+    script.chmod(0o755)
 
 
 @contextmanager
@@ -509,16 +565,6 @@ def assert_token_masked_first(result: Result) -> None:
     assert token not in result.stderr
 
 
-def assert_no_secrets(result: Result, secrets: Iterable[str]) -> None:
-    """No key material anywhere the user can see: log lines (bar ::add-mask::), summary, env file."""
-    visible = "\n".join(line for line in result.stdout.splitlines() if not line.startswith("::add-mask::"))
-    visible += result.stderr + result.summary + "\n".join(result.env_file.values())
-    for secret in secrets:
-        if secret:
-            assert secret not in visible, "a secret reached the log, summary or GITHUB_ENV"
-    assert "Traceback" not in result.log
-
-
 def rendered(markdown: str) -> str:
     """A job summary as HTML, the way GitHub renders its Markdown (CommonMark with tables)."""
     import pytest
@@ -539,28 +585,6 @@ HOSTILE = (
     "bad\n::warning::pwned\r::error::pwned %0A::notice::pwned ##vso[task.setvariable variable=X]1 "
     "![i](http://127.0.0.1:9/x.png) [l](http://127.0.0.1:9/) <img src=x> | cell ```"
 )
-
-
-def action_inputs(key: KeyMaterial, **extra: str) -> Dict[str, str]:
-    return {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false", **extra}
-
-
-def run_step(
-    tmp_path: Path, inputs: Dict[str, str], *, composite: bool = False, env: Optional[Dict[str, str]] = None
-) -> Result:
-    """The action without a subprocess: the container form (INPUT_KEY-ID) unless ``composite``."""
-    spelled = {f"INPUT_{name.replace('-', '_').upper()}": value for name, value in inputs.items()} if composite else {}
-    spelled.update([COMPOSITE_MARKER] if composite else [])
-    extra = {"RUNNER_TEMP": str(tmp_path), **spelled, **(env or {})}
-    return run_action_in_process(tmp_path, {} if composite else inputs, extra_env=extra, policy=QUICK_RETRIES)
-
-
-def one_error(result: Result) -> str:
-    """Exactly one ::error line, nothing unexpected, no traceback; the message."""
-    errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("::error")]
-    assert len(errors) == 1, result.log
-    assert "Internal error" not in result.log and "Traceback" not in result.log
-    return errors[0].split("::", 2)[2]
 
 
 def detection_env(platform: str, tmp_path: Path) -> Dict[str, str]:
@@ -599,3 +623,120 @@ def foreign_lines_are_inert(log: str, *, azure: bool = False) -> None:
     assert "pwned" in log  # the hostile text was shown (escaped), so the test exercised it
     vso = [m.start() for m in re.finditer(re.escape("##vso["), log)]
     assert all(log.startswith("##vso[task.setsecret]", at) for at in vso), "a foreign ##vso[ command"
+
+
+# --- the ways of running the product before invoke(): each now an invoke() (being converted away) -----
+
+Result = Run
+CliRun = Run
+
+
+def run_entrypoint(
+    workdir: Path,
+    inputs: Mapping[str, str],
+    *,
+    extra_env: Optional[Mapping[str, str]] = None,
+    args: Iterable[str] = (),
+    python: str = sys.executable,
+    isolated: bool = False,
+    timeout: float = 90,
+) -> Run:
+    return invoke("action", workdir, inputs, list(args), mode=PROCESS, env=extra_env, python=python,
+               isolated=isolated, timeout=timeout)  # fmt: skip
+
+
+def run_action_in_process(
+    workdir: Path,
+    inputs: Mapping[str, str],
+    *,
+    extra_env: Optional[Mapping[str, str]] = None,
+    policy: RetryPolicy = QUICK_RETRIES,
+    sleep: Optional[Callable[[float], None]] = None,
+    clock: Callable[[], float] = time.time,
+    encoding: Optional[str] = None,
+) -> Run:
+    return invoke("action", workdir, inputs, env=extra_env, policy=policy, sleep=sleep or time.sleep, clock=clock,
+               encoding=encoding)  # fmt: skip
+
+
+def run_cli(
+    workdir: Path,
+    env: Mapping[str, str],
+    args: Optional[Sequence[str]] = None,
+    *,
+    tools: bool = True,
+    stdout_path: Optional[Path] = None,
+    bash_line: str = "",
+) -> Run:
+    return invoke("asc-token", workdir, None, args, mode=PROCESS, env=env, tools=tools, stdout_path=stdout_path,
+               bash_line=bash_line, timeout=60)  # fmt: skip
+
+
+def run_cli_on_fds(
+    capfd: pytest.CaptureFixture[str],
+    workdir: Path,
+    env: Mapping[str, str],
+    args: Optional[Sequence[str]] = None,
+    *,
+    tools: bool = True,
+    policy: RetryPolicy = QUICK_RETRIES,
+) -> Run:
+    return invoke("asc-token", workdir, None, args, mode=OnFds(capfd), env=env, tools=tools, policy=policy)
+
+
+def run_entrypoint_on_fds(
+    capfd: pytest.CaptureFixture[str],
+    workdir: Path,
+    inputs: Mapping[str, str],
+    *,
+    extra_env: Optional[Mapping[str, str]] = None,
+    policy: RetryPolicy = QUICK_RETRIES,
+) -> Run:
+    return invoke("action", workdir, inputs, mode=OnFds(capfd), env=extra_env, policy=policy)
+
+
+def run_cli_in_process(
+    workdir: Path,
+    env: Mapping[str, str],
+    args: Optional[Sequence[str]] = None,
+    *,
+    policy: RetryPolicy = QUICK_RETRIES,
+    stdin: bytes = b"",
+) -> Run:
+    return invoke("asc-token", workdir, None, args, env=env, policy=policy, stdin=stdin)
+
+
+def call_api_in_process(
+    env: Mapping[str, str], args: Sequence[str], *, stdin: bytes = b"", policy: RetryPolicy = QUICK_RETRIES
+) -> tuple[int, bytes, List[str]]:
+    import tempfile
+
+    done = invoke("asc-token api", Path(tempfile.mkdtemp()), None, args, env=env, stdin=stdin, policy=policy)
+    return done.returncode, done.stdout_bytes, done.log_lines
+
+
+def command_on_fds(
+    capfd: pytest.CaptureFixture[str],
+    workdir: Path,
+    env: Mapping[str, str],
+    argv: Sequence[str],
+    *,
+    stdin: bytes = b"",
+    policy: RetryPolicy = QUICK_RETRIES,
+) -> Tuple[int, str, str]:
+    done = invoke("asc-token", workdir, None, argv, mode=OnFds(capfd), env=env, stdin=stdin, policy=policy)
+    return done.returncode, done.stdout, done.stderr
+
+
+def text_stream() -> io.TextIOWrapper:
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+
+
+def action_inputs(key: KeyMaterial, **extra: str) -> Dict[str, str]:
+    return {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false", **extra}
+
+
+def run_step(
+    tmp_path: Path, inputs: Dict[str, str], *, composite: bool = False, env: Optional[Dict[str, str]] = None
+) -> Run:
+    return invoke("action", tmp_path, inputs, composite=composite, env={"RUNNER_TEMP": str(tmp_path), **(env or {})})

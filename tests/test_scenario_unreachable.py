@@ -9,14 +9,13 @@ import pytest
 
 from devtools.standin import AppStoreConnectStandIn
 
-from .conftest import team_inputs
-from .runner import KeyMaterial, Result, assert_no_secrets, run_action_in_process
+from .runner import KeyMaterial, assert_no_secrets, invoke, one_error, settings
 
 
 def _unreachable(tmp_path: Path, key: KeyMaterial, url: str) -> str:
-    result: Result = run_action_in_process(tmp_path, team_inputs(key, verify=None, api_url=url))
+    result = invoke("action", tmp_path, settings(key, verify=None, api_url=url))
     assert result.returncode == 1
-    message = result.error_message()
+    message = one_error(result)
     assert f"Could not reach App Store Connect at {url}/v1/apps?limit=1" in message
     assert "token" not in result.outputs
     assert "`verify: false`" in result.stdout  # how to skip the check on a runner without access

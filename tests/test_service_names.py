@@ -4,35 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict
 
 import pytest
 
-from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn, Fault
+from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .conftest import cli_env, verify_inputs
-from .runner import (
-    ISSUER_ID,
-    KEY_ID,
-    KeyMaterial,
-    call_api_in_process,
-    run_action_in_process,
-    run_cli_in_process,
-    standin_running,
-)
+from .runner import KEY_ID, KeyMaterial, invoke, one_error, settings
 
 SERVICE = "Enterprise Program API"
 
 
-@pytest.fixture
-def enterprise(key: KeyMaterial) -> Iterator[AppStoreConnectStandIn]:
-    with standin_running(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
-        standin.register(KEY_ID, key.key.public_key(), ISSUER_ID)
-        yield standin
-
-
-def env(key: KeyMaterial, url: str) -> Dict[str, str]:
-    return cli_env(key, ASC_API="enterprise", ASC_API_URL=url)
+def enterprise_settings(key: KeyMaterial, url: str) -> Dict[str, str]:
+    return settings(key, verify=None, api="enterprise", api_url=url)
 
 
 FAULTS = {
@@ -45,19 +29,15 @@ FAULTS = {
 }
 
 
-def errors_of(log: List[str]) -> str:
-    return "\n".join(line for line in log if line.startswith(("error:", "::error")))
-
-
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_api_command_names_the_enterprise_api_in_every_error(
-    key: KeyMaterial, enterprise: AppStoreConnectStandIn, fault: str
+    tmp_path: Path, key: KeyMaterial, enterprise: AppStoreConnectStandIn, fault: str
 ) -> None:
     enterprise.inject(*[FAULTS[fault]] * 6)
-    code, out, logged = call_api_in_process(env(key, enterprise.url), ["/v1/bundleIds"])
-    assert code == 1 and out == b""
-    message = errors_of(logged)
-    assert SERVICE in message and "App Store Connect" not in message, logged
+    called = invoke("asc-token api", tmp_path, enterprise_settings(key, enterprise.url), ["/v1/bundleIds"])
+    assert called.returncode == 1 and called.stdout_bytes == b""
+    message = one_error(called)
+    assert SERVICE in message and "App Store Connect" not in message, called.log_lines
 
 
 @pytest.mark.parametrize(
@@ -69,38 +49,38 @@ def test_api_command_names_the_enterprise_api_in_every_error(
     ],
 )  # fmt: skip
 def test_the_api_commands_own_errors_on_github_name_no_other_api(
-    key: KeyMaterial, enterprise: AppStoreConnectStandIn, answer: Dict[str, object], said: str
+    tmp_path: Path, key: KeyMaterial, enterprise: AppStoreConnectStandIn, answer: Dict[str, object], said: str
 ) -> None:
     """The errors asc-token api words itself (not explain's answers to Apple), title included."""
     enterprise.inject(Fault("raw-json", status=200, detail=json.dumps(answer)))
-    on_github = {**env(key, enterprise.url), "GITHUB_ACTIONS": "true"}
-    code, out, logged = call_api_in_process(on_github, ["--paginate", "/v1/bundleIds"])
-    error = errors_of(logged)
-    assert code == 1 and out == b"" and error.startswith("::error title=") and said in error, logged
-    assert "App Store Connect" not in error
+    named = enterprise_settings(key, enterprise.url)
+    called = invoke("asc-token api", tmp_path, named, ["--paginate", "/v1/bundleIds"], env={"GITHUB_ACTIONS": "true"})
+    error = "\n".join(called.errors())
+    assert called.returncode == 1 and called.stdout_bytes == b"" and said in one_error(called), called.log_lines
+    assert error.startswith("::error title=") and "App Store Connect" not in error
 
 
 def test_unreachable_names_the_enterprise_api(key: KeyMaterial, tmp_path: Path) -> None:
     url = "http://127.0.0.1:9"
-    code, _, logged = call_api_in_process(env(key, url), ["/v1/bundleIds"])
-    run = run_cli_in_process(tmp_path, env(key, url), ["--print"])
-    for message in (errors_of(logged), run.stderr):
+    called = invoke("asc-token api", tmp_path / "api", enterprise_settings(key, url), ["/v1/bundleIds"])
+    run = invoke("asc-token", tmp_path, enterprise_settings(key, url), ["--print"])
+    for message in (one_error(called), run.stderr):
         assert f"Could not reach {SERVICE} at" in message and "App Store Connect" not in message
-    assert code == 1 and run.returncode == 1
+    assert called.returncode == 1 and run.returncode == 1
 
 
 def test_retries_and_the_action_name_it_too(
     tmp_path: Path, key: KeyMaterial, enterprise: AppStoreConnectStandIn
 ) -> None:
     enterprise.inject(Fault("status", status=503))
-    result = run_action_in_process(tmp_path, verify_inputs(key, enterprise, api="enterprise"))
+    result = invoke("action", tmp_path, settings(key, standin=enterprise, api="enterprise"))
     assert result.returncode == 0, result.log
     assert f"{SERVICE}: HTTP 503 on attempt 1" in result.stdout
     assert f"Minted a token for {SERVICE}, key {KEY_ID}" in result.stdout and result.summary.startswith(
         f"### {SERVICE} token"
     )
     enterprise.inject(Fault("unauthorized"), Fault("unauthorized"), Fault("unauthorized"))
-    refused = run_action_in_process(tmp_path / "refused", verify_inputs(key, enterprise, api="enterprise"))
-    assert refused.returncode == 1 and f"{SERVICE} answered 401" in refused.error_message()
+    refused = invoke("action", tmp_path / "refused", settings(key, standin=enterprise, api="enterprise"))
+    assert refused.returncode == 1 and f"{SERVICE} answered 401" in one_error(refused)
     assert f"title={SERVICE} rejected the request" in refused.stdout
-    assert "App Store Connect" not in refused.error_message() + refused.summary.split("**")[1]
+    assert "App Store Connect" not in one_error(refused) + refused.summary.split("**")[1]
