@@ -267,15 +267,20 @@ def one_error(run: Run) -> str:
     return line.split("::", 2)[2] if line.startswith("::") else line[len("error: ") :]
 
 
-def assert_no_secrets(run: Run, secrets: Iterable[str]) -> None:
-    """None of ``secrets`` anywhere the user can see: the log (bar ``::add-mask::`` lines, which only
-    the runner reads), each logged line, the summary, GITHUB_ENV; and no traceback."""
-    visible = "\n".join(line for line in run.stdout.splitlines() if not line.startswith("::add-mask::"))
-    visible += "\n" + run.stderr + "\n" + "\n".join(run.log_lines) + "\n" + run.summary
-    visible += "\n" + "\n".join(run.env_file.values())
+def assert_no_secrets(run: Run, secrets: Iterable[str], *, token: str = "") -> None:
+    """None of ``secrets`` anywhere the user can see: the log (bar the mask commands ``::add-mask::``
+    and ``##vso[task.setsecret]``, which only the runner reads), each logged line, the summary,
+    GITHUB_ENV, the fake tools' argv; and no traceback. ``token``, the run's own token, may be on
+    stdout (where ``--print`` and some platforms' sinks put it), never on stderr or in an argv."""
+    masks = ("::add-mask::", "##vso[task.setsecret]")
+    shown = "\n".join(line for line in run.stdout.splitlines() if not line.startswith(masks))
+    logged = "\n".join(line for line in [*run.stderr.splitlines(), *run.log_lines] if not line.startswith(masks))
+    visible = "\n".join([shown, logged, run.summary, *run.env_file.values(), run.argv_log()])
     for secret in secrets:
         if secret:
-            assert secret not in visible, "a secret reached the log, summary or GITHUB_ENV"
+            assert secret not in visible, "a secret reached the log, summary, GITHUB_ENV or a tool's argv"
+    if token:
+        assert token not in logged + run.argv_log(), "the token reached stderr or a tool's argv"
     assert "Traceback" not in run.log
 
 

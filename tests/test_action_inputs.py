@@ -10,14 +10,7 @@ import yaml
 
 from asc_token.github import COMPOSITE_MARKER, GitHubInputs
 
-from .runner import (
-    ISSUER_ID,
-    KEY_ID,
-    ROOT,
-    KeyMaterial,
-    assert_no_secrets,
-    run_step,
-)
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, assert_no_secrets, invoke, settings
 
 # --- the composite reads INPUT_KEY_ID, the container INPUT_KEY-ID, never both -----------------
 
@@ -67,8 +60,7 @@ def test_the_composite_says_so_in_its_own_step_env() -> None:
 
 
 def test_the_action_logs_an_ignored_job_level_input(tmp_path: Path, key: KeyMaterial) -> None:
-    inputs = {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
-    result = run_step(tmp_path, inputs, env={"INPUT_KEY_ID": "ZZZZZ99999"})
+    result = invoke("action", tmp_path, settings(key), env={"INPUT_KEY_ID": "ZZZZZ99999"})
     assert result.returncode == 0, result.log
     assert jwt.get_unverified_header(result.outputs["token"])["kid"] == KEY_ID
     assert "INPUT_KEY_ID ('ZZZZZ99999') is also set, to a different value, and ignored" in result.stdout
@@ -76,8 +68,7 @@ def test_the_action_logs_an_ignored_job_level_input(tmp_path: Path, key: KeyMate
 
 
 def test_the_composite_logs_an_ignored_job_level_input(tmp_path: Path, key: KeyMaterial) -> None:
-    inputs = {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
-    result = run_step(tmp_path, inputs, composite=True, env={"INPUT_KEY-ID": "ZZZZZ99999"})
+    result = invoke("action", tmp_path, settings(key), composite=True, env={"INPUT_KEY-ID": "ZZZZZ99999"})
     assert result.returncode == 0, result.log
     assert jwt.get_unverified_header(result.outputs["token"])["kid"] == KEY_ID
     assert "INPUT_KEY-ID ('ZZZZZ99999') is also set" in result.stdout

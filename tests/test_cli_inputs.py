@@ -21,8 +21,7 @@ from asc_token.flags import ENV_SOURCES, CliInputs, flag_settings
 from asc_token.keys import KeySource
 from asc_token.token_command import build_parser
 
-from .conftest import cli_env
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, call_api_in_process, read_settings, run_cli_in_process
+from .runner import ISSUER_ID, KEY_ID, KeyMaterial, invoke, read_settings, settings, spelled_for
 
 OTHER_ID = "ZYXWV98765"
 NO_FLAGS: Dict[str, Optional[str]] = {}
@@ -119,7 +118,7 @@ def test_assignment_is_written_the_way_the_user_set_it(
 
 
 def test_sources_name_the_variables_never_the_values(key: KeyMaterial) -> None:
-    inputs = CliInputs({"expires-in": "300"}, cli_env(key))
+    inputs = CliInputs({"expires-in": "300"}, spelled_for("asc-token", settings(key, verify=None)))
     assert inputs.sources() == [
         "expires-in from --expires-in",
         "issuer-id from ASC_ISSUER_ID",
@@ -131,7 +130,11 @@ def test_sources_name_the_variables_never_the_values(key: KeyMaterial) -> None:
 
 def test_a_bad_value_names_the_variable_it_came_from(key: KeyMaterial) -> None:
     with pytest.raises(InputError) as raised:
-        read_settings(CliInputs(NO_FLAGS, cli_env(key, ASC_KEY_ID=None, APP_STORE_CONNECT_KEY_IDENTIFIER="short")))
+        env = {
+            **spelled_for("asc-token", settings(key, verify=None, key_id=None)),
+            "APP_STORE_CONNECT_KEY_IDENTIFIER": "short",
+        }
+        read_settings(CliInputs(NO_FLAGS, env))
     assert raised.value.message.startswith("APP_STORE_CONNECT_KEY_IDENTIFIER must be 10 characters")
 
 
@@ -148,9 +151,8 @@ def test_a_bad_value_names_the_variable_it_came_from(key: KeyMaterial) -> None:
 )
 def test_other_tools_environment_names(tmp_path: Path, key: KeyMaterial, names: tuple) -> None:  # type: ignore[type-arg]
     key_var, id_var, issuer_var = names
-    run = run_cli_in_process(
-        tmp_path, {key_var: key.base64_of_file, id_var: KEY_ID, issuer_var: ISSUER_ID}, ["--print", "--no-verify"]
-    )
+    env = {key_var: key.base64_of_file, id_var: KEY_ID, issuer_var: ISSUER_ID}
+    run = invoke("asc-token", tmp_path, None, ["--print", "--no-verify"], env=env)
     assert run.returncode == 0, run.stderr
     assert key.decode(run.stdout.strip())["iss"] == ISSUER_ID
     assert f"private-key from {key_var}" in run.stderr and f"key-id from {id_var}" in run.stderr
@@ -159,15 +161,16 @@ def test_other_tools_environment_names(tmp_path: Path, key: KeyMaterial, names: 
 def test_key_path_from_environment_wins(tmp_path: Path, key: KeyMaterial) -> None:
     key_file = tmp_path / f"AuthKey_{KEY_ID}.p8"
     key_file.write_text(key.pem)
-    env = cli_env(key, ASC_PRIVATE_KEY_PATH=str(key_file), ASC_PRIVATE_KEY="garbage")
-    run = run_cli_in_process(tmp_path, env, ["--print", "--no-verify"])
+    named = settings(key, verify=None, private_key_path=str(key_file), private_key="garbage")
+    run = invoke("asc-token", tmp_path, named, ["--print", "--no-verify"])
     assert run.returncode == 0, run.stderr
     assert "private-key-path from ASC_PRIVATE_KEY_PATH" in run.stderr
     assert key.decode(run.stdout.strip())["iss"] == ISSUER_ID
 
 
 def test_private_key_on_the_command_line_is_refused(tmp_path: Path, key: KeyMaterial) -> None:
-    run = run_cli_in_process(tmp_path, cli_env(key, ASC_PRIVATE_KEY=None), ["--private-key", "whatever", "--print"])
+    named = settings(key, verify=None, private_key=None)
+    run = invoke("asc-token", tmp_path, named, ["--private-key", "whatever", "--print"])
     assert run.returncode == 2
     assert "--private-key on the command line is refused" in run.stderr
     assert "whatever" not in run.stderr
@@ -175,7 +178,7 @@ def test_private_key_on_the_command_line_is_refused(tmp_path: Path, key: KeyMate
 
 
 def test_bad_input_names_the_variable(tmp_path: Path, key: KeyMaterial) -> None:
-    run = run_cli_in_process(tmp_path, cli_env(key, ASC_KEY_ID="short"), ["--print", "--no-verify"])
+    run = invoke("asc-token", tmp_path, settings(key, verify=None, key_id="short"), ["--print", "--no-verify"])
     assert run.returncode == 2
     assert "error: ASC_KEY_ID must be 10 characters" in run.stderr
     assert run.stdout == ""
@@ -184,13 +187,13 @@ def test_bad_input_names_the_variable(tmp_path: Path, key: KeyMaterial) -> None:
 
 @pytest.mark.parametrize("argument", ["--privat=SECRETVALUE", "--key-id=ABCDE12345 SECRETVALUE", "SECRETVALUE"])
 def test_unknown_arguments_are_refused_without_their_values(tmp_path: Path, key: KeyMaterial, argument: str) -> None:
-    run = run_cli_in_process(tmp_path, cli_env(key), [*argument.split(" "), "--print"])
+    run = invoke("asc-token", tmp_path, settings(key, verify=None), [*argument.split(" "), "--print"])
     assert run.returncode == 2
     assert "SECRETVALUE" not in run.stderr + run.stdout
 
 
 def test_unknown_platform_is_a_usage_error(tmp_path: Path, key: KeyMaterial) -> None:
-    run = run_cli_in_process(tmp_path, cli_env(key), ["--platform", "teamcity", "--print"])
+    run = invoke("asc-token", tmp_path, settings(key, verify=None), ["--platform", "teamcity", "--print"])
     assert run.returncode == 2
     assert "--platform must be one of" in run.stderr
     assert run.stdout == ""
@@ -207,8 +210,8 @@ def test_input_from_a_pipe_without_a_writer_does_not_hang(tmp_path: Path, key: K
     fifo = tmp_path / "body"
     os.mkfifo(fifo)
     start = time.monotonic()
-    env = {**cli_env(key), "ASC_API_URL": "http://127.0.0.1:9"}
-    run = run_cli_in_process(tmp_path, env, ["api", "-X", "POST", "--input", str(fifo), "/v1/bundleIds"])
+    named = settings(key, verify=None, api_url="http://127.0.0.1:9")
+    run = invoke("asc-token api", tmp_path, named, ["-X", "POST", "--input", str(fifo), "/v1/bundleIds"])
     assert run.returncode == 2 and "gave no data within 1 s" in run.stderr, run.stderr  # QUICK_RETRIES' wait
     assert time.monotonic() - start < 5
 
@@ -241,10 +244,10 @@ def test_a_key_file_that_is_a_pipe_without_a_writer_does_not_hang(
 ) -> None:
     fifo = tmp_path / "AuthKey_ABCDE12345.p8"
     os.mkfifo(fifo)
-    env = {**cli_env(key, ASC_PRIVATE_KEY=None), "ASC_API_URL": "http://127.0.0.1:9"}
+    named = settings(key, verify=None, private_key=None, api_url="http://127.0.0.1:9")
     start = time.monotonic()
     with _writer_arrives_late(fifo, after=5):
-        run = run_cli_in_process(tmp_path, env, [*command, "--private-key-path", str(fifo)])
+        run = invoke("asc-token", tmp_path, named, [*command, "--private-key-path", str(fifo)])
     assert time.monotonic() - start < 5
     assert run.returncode == 2 and "names a pipe that gave no data within 1 s" in run.stderr, run.stderr
     assert run.stdout == ""
@@ -320,18 +323,19 @@ def test_a_key_path_and_key_contents_from_different_tools_stay_the_documented_ch
 
 
 def test_asc_token_logs_the_disagreement(tmp_path: Path, key: KeyMaterial) -> None:
-    env = cli_env(key, APP_STORE_CONNECT_API_KEY_KEY_ID=OTHER_ID)
-    run = run_cli_in_process(tmp_path, env, ["--print", "--no-verify"])
+    env = {"APP_STORE_CONNECT_API_KEY_KEY_ID": OTHER_ID}
+    run = invoke("asc-token", tmp_path, settings(key, verify=None), ["--print", "--no-verify"], env=env)
     assert run.returncode == 0, run.stderr
     assert f"ASC_KEY_ID ('{KEY_ID}') is used; APP_STORE_CONNECT_API_KEY_KEY_ID ('{OTHER_ID}')" in run.stderr
     key.decode(run.stdout.strip())
     assert jwt.get_unverified_header(run.stdout.strip())["kid"] == KEY_ID
 
 
-def test_asc_token_api_logs_the_disagreement(key: KeyMaterial) -> None:
-    env = cli_env(key, APP_STORE_CONNECT_API_KEY_KEY_ID=OTHER_ID, ASC_API_URL="ftp://refused.example")
-    code, _, lines = call_api_in_process(env, ["/v1/apps"])
-    assert code == 2  # refused before any request: the line came first
+def test_asc_token_api_logs_the_disagreement(tmp_path: Path, key: KeyMaterial) -> None:
+    named = settings(key, verify=None, api_url="ftp://refused.example")
+    called = invoke("asc-token api", tmp_path, named, ["/v1/apps"], env={"APP_STORE_CONNECT_API_KEY_KEY_ID": OTHER_ID})
+    assert called.returncode == 2  # refused before any request: the line came first
+    lines = called.log_lines
     assert any(f"APP_STORE_CONNECT_API_KEY_KEY_ID ('{OTHER_ID}') is also set" in line for line in lines), lines
 
 

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import cli_env
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, detection_env, needs_cli, run_cli, standin_running
+from .runner import ISSUER_ID, KEY_ID, PROCESS, KeyMaterial, detection_env, invoke, needs_cli, settings, standin_running
 
 
 @needs_cli
 @pytest.mark.parametrize("platform", ["github", "azure", "generic"])
 def test_with_stderr_closed_stdout_holds_the_token_alone(tmp_path: Path, key: KeyMaterial, platform: str) -> None:
     """The log and the mask commands are dropped with the stream they belong to (as with 2>/dev/null)."""
-    env = {**cli_env(key), **detection_env(platform, tmp_path)}
-    run = run_cli(tmp_path, env, ["--print", "--no-verify"], bash_line='exec "$@" 2>&-')
+    env = detection_env(platform, tmp_path)
+    run = invoke("asc-token", tmp_path, settings(key), ["--print", "--no-verify"], mode=PROCESS, env=env,
+                 bash_line='exec "$@" 2>&-')  # fmt: skip
     assert run.returncode == 0 and run.stderr == ""
     assert run.stdout.count("\n") == 1 and run.stdout.endswith("\n"), run.stdout
     assert key.decode(run.stdout.strip())["iss"] == ISSUER_ID
@@ -32,7 +32,8 @@ def test_a_page_larger_than_a_pipe_to_a_reader_that_stops_exits_1(tmp_path: Path
     CI images often set PYTHONUNBUFFERED), such a pipe takes part of one large write and reports no error."""
     with standin_running(app_count=100, app_size_bytes=2000) as api:  # one page of about 200 KB
         api.register(KEY_ID, key.key.public_key(), ISSUER_ID)
-        env = cli_env(key, ASC_API_URL=api.url, PYTHONUNBUFFERED="1")
-        run = run_cli(tmp_path, env, ["api", "/v1/apps?limit=100"], bash_line='set -o pipefail; "$@" | head -c 10')
+        named, env = settings(key, verify=None, api_url=api.url), {"PYTHONUNBUFFERED": "1"}
+        run = invoke("asc-token api", tmp_path, named, ["/v1/apps?limit=100"], mode=PROCESS, env=env,
+                     bash_line='set -o pipefail; "$@" | head -c 10')  # fmt: skip
     assert len(run.stdout) == 10 and run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr
