@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import re
 import time
 from pathlib import Path
@@ -19,23 +18,19 @@ from asc_token.report import markdown_text, summary_markdown
 from asc_token.transport import NoAnswerError, Reply, RetryPolicy, Transport, parse_rate_limit
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .conftest import cli_env, verify_inputs
 from .runner import (
     HOSTILE,
     ISSUER_ID,
     KEY_ID,
     FixedToken,
     KeyMaterial,
-    action_inputs,
-    call_api_in_process,
+    OnFds,
     detection_env,
     foreign_lines_are_inert,
+    invoke,
     one_error,
     rendered,
-    run_action_in_process,
-    run_cli_on_fds,
-    run_entrypoint_on_fds,
-    run_step,
+    settings,
 )
 
 SPOOFS = ["\u202e", "\u202d", "\u2066", "\u2069", "\u200f", "\u061c", "\u009b", "\u0085", "\u2028"]
@@ -45,7 +40,7 @@ def test_a_url_in_an_error_code_is_not_a_link_in_the_summary(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     api.inject(Fault("apple-error", status=403, code="SEE_https://evil.example/login", detail="or www.evil.example"))
-    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api))
     assert result.returncode == 1
     outside_code = re.sub(r"(?ms)^(`{3,})\n.*?^\1$", "", result.summary)  # no links inside a fence
     assert "https://evil.example" not in outside_code and "www.evil.example" not in outside_code
@@ -57,7 +52,7 @@ def test_bidi_and_c1_controls_never_reach_log_or_summary(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, char: str
 ) -> None:
     api.inject(Fault("apple-error", status=403, code=f"FORBIDDEN{char}exe.txt", title=f"t{char}", detail=f"d{char}"))
-    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api))
     assert result.returncode == 1
     assert char not in result.stdout + result.stderr + result.summary
 
@@ -88,7 +83,7 @@ def test_a_200_without_resources_is_not_a_verification(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, body: bytes
 ) -> None:
     api.inject(Fault("raw-json", status=200, detail=body.decode()))
-    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api))
     assert result.returncode == 1, result.stdout
     assert "token" not in result.outputs and "verified" not in result.summary.lower().replace("not verified", "")
 
@@ -112,7 +107,7 @@ def test_injection_through_the_action(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, where: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     api.inject(hostile_answers()[where])
-    result = run_entrypoint_on_fds(capfd, tmp_path, action_inputs(key, verify="true", **{"api-url": api.url}))
+    result = invoke("action", tmp_path, settings(key, verify="true", api_url=api.url), mode=OnFds(capfd))
     assert result.returncode == 1
     one_error(result)
     foreign_lines_are_inert(result.log)
@@ -131,7 +126,8 @@ def test_injection_through_the_cli(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     api.inject(hostile_answers()[where])
-    run = run_cli_on_fds(capfd, tmp_path, {**cli_env(key), **detection_env(platform, tmp_path)}, ["--api-url", api.url])
+    named, env = settings(key, verify=None), detection_env(platform, tmp_path)
+    run = invoke("asc-token", tmp_path, named, ["--api-url", api.url], mode=OnFds(capfd), env=env)
     assert run.returncode == 1
     assert run.stdout.count("##vso[task.setvariable") == 0 and "Traceback" not in run.stderr
     foreign_lines_are_inert(run.stdout + run.stderr, azure=platform == "azure")
@@ -235,7 +231,7 @@ def test_redirect_or_html_is_a_failure(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, fault: Fault, says: str
 ) -> None:
     api.inject(fault)
-    result = run_step(tmp_path, action_inputs(key, verify="true", **{"api-url": api.url}))
+    result = invoke("action", tmp_path, settings(key, verify="true", api_url=api.url))
     assert result.returncode == 1
     message = one_error(result)
     assert says in message and "`api-url`" in message
@@ -294,7 +290,7 @@ def test_huge_detail_stays_out_of_log_and_summary(
     api.inject(
         Fault("apple-error", status=403, code="FORBIDDEN_ERROR", title="t", detail="DDDD " * ((megabytes << 20) // 5))
     )
-    result = run_step(tmp_path, action_inputs(key, verify="true", **{"api-url": api.url}))
+    result = invoke("action", tmp_path, settings(key, verify="true", api_url=api.url))
     assert result.returncode == 1
     one_error(result)
     assert len(result.summary) < 100_000 and len(result.stdout) < 100_000
@@ -313,22 +309,24 @@ def test_a_redirect_to_a_location_that_is_not_utf8_is_explained(
         Fault("redirect", status=302, location="\x9b31m"),
     ):
         api.inject(fault)
-        result = run_action_in_process(tmp_path / str(len(api.requests)), verify_inputs(key, api))
+        result = invoke("action", tmp_path / str(len(api.requests)), settings(key, standin=api))
         assert result.returncode == 1 and "Internal error" not in result.log, result.log
-        assert "answered with a redirect (302)" in result.error_message() and result.summary
+        assert "answered with a redirect (302)" in one_error(result) and result.summary
 
 
 def test_lone_surrogates_in_an_answer_are_text(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     body = '{"errors":[{"status":"401","code":"NOT_AUTHORIZED","title":"\\ud800","detail":"\\udfff"}]}'
     api.inject(*[Fault("raw-json", status=401, detail=body)] * 3)
-    result = run_action_in_process(tmp_path, verify_inputs(key, api))
-    assert result.returncode == 1 and "Internal error" not in result.log and "401" in result.error_message()
+    result = invoke("action", tmp_path, settings(key, standin=api))
+    assert result.returncode == 1 and "Internal error" not in result.log and "401" in one_error(result)
     api.inject(Fault("raw-json", status=200, detail='{"data": "\\ud800"}'))
-    code, out, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), ["/v1/apps"])
-    assert code == 0 and json.loads(out) == {"data": "\ud800"}, logged  # written as the escape it came as
+    called = invoke("asc-token api", tmp_path / "api", settings(key, verify=None, api_url=api.url), ["/v1/apps"])
+    assert called.returncode == 0 and called.json() == {"data": "\ud800"}, called.log_lines  # the escape it came as
 
 
-def test_a_number_json_cannot_hold_is_not_printed(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_a_number_json_cannot_hold_is_not_printed(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
     api.inject(Fault("raw-json", status=200, detail='{"data": [1e999999]}'))
-    code, out, _ = call_api_in_process(cli_env(key, ASC_API_URL=api.url), ["/v1/apps"])
-    assert code == 1 and out == b""
+    called = invoke("asc-token api", tmp_path, settings(key, verify=None, api_url=api.url), ["/v1/apps"])
+    assert called.returncode == 1 and called.stdout_bytes == b""

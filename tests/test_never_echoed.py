@@ -2,7 +2,7 @@
 setting of another kind; it is named by its length and setting only.
 
 The table tests run in this process with stdout and stderr read at the file descriptors
-(run_cli_on_fds, run_entrypoint_on_fds); the installed command's refusal of an argument runs as a process."""
+(OnFds); the installed command's refusal of an argument runs as a process."""
 
 from __future__ import annotations
 
@@ -14,21 +14,18 @@ import pytest
 from asc_token.redact import may_be_secret_path, quote_foreign
 from devtools.standin import AppStoreConnectStandIn
 
-from .conftest import cli_env
 from .runner import (
     ISSUER_ID,
     KEY_ID,
+    PROCESS,
     KeyMaterial,
-    action_inputs,
+    OnFds,
     assert_no_secrets,
-    call_api_in_process,
+    invoke,
     needs_cli,
     one_error,
     raw_key_b64,
-    run_cli,
-    run_cli_on_fds,
-    run_entrypoint_on_fds,
-    run_step,
+    settings,
 )
 
 # --- a key pasted into a path setting is never echoed -----------------------------------------
@@ -39,9 +36,7 @@ def test_key_in_private_key_path_input(
     tmp_path: Path, key: KeyMaterial, form: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     pasted = key.pem if form == "pem" else key.base64_of_file
-    result = run_entrypoint_on_fds(
-        capfd, tmp_path, {**action_inputs(key, **{"private-key": "", "private-key-path": pasted})}
-    )
+    result = invoke("action", tmp_path, settings(key, private_key="", private_key_path=pasted), mode=OnFds(capfd))
     assert result.returncode == 2
     message = one_error(result)
     assert "`private-key-path` holds what looks like the key itself" in message
@@ -57,17 +52,15 @@ def test_key_in_path_variable(
 ) -> None:
     pasted = key.pem if form == "pem" else key.base64_of_file
     env = {variable: pasted, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "GITLAB_CI": "true"}
-    run = run_cli_on_fds(capfd, tmp_path, env, ["--print", "--no-verify"])
+    run = invoke("asc-token", tmp_path, None, ["--print", "--no-verify"], mode=OnFds(capfd), env=env)
     assert run.returncode == 2 and run.stdout == ""
     assert f"{variable} holds what looks like the key itself" in run.stderr
-    for fragment in [*key.secret_fragments(), key.base64_of_file]:
-        assert fragment not in run.stderr
-    assert "Traceback" not in run.stderr
+    assert_no_secrets(run, [*key.secret_fragments(), key.base64_of_file])
 
 
 def test_overlong_path_is_not_quoted(tmp_path: Path, key: KeyMaterial) -> None:
     path = "some.dir/" * 556  # 5,004 characters: ENAMETOOLONG, and not shaped like a key
-    result = run_step(tmp_path, action_inputs(key, **{"private-key": "", "private-key-path": path}))
+    result = invoke("action", tmp_path, settings(key, private_key="", private_key_path=path))
     assert result.returncode == 2
     message = one_error(result)
     assert "cannot be opened as a file" in message and "not shown" in message
@@ -78,7 +71,7 @@ def test_overlong_path_is_not_quoted(tmp_path: Path, key: KeyMaterial) -> None:
 def test_key_fragment_in_another_input_is_not_echoed(tmp_path: Path, key: KeyMaterial, setting: str) -> None:
     fragment = raw_key_b64(key)
     assert len(fragment) == 44
-    result = run_step(tmp_path, action_inputs(key, **{setting: fragment}))
+    result = invoke("action", tmp_path, settings(key, **{setting: fragment}))
     assert result.returncode == 2
     one_error(result)
     for shown in (fragment, fragment.lower(), fragment[:24]):
@@ -94,16 +87,16 @@ def test_unknown_argument_values_are_not_echoed(
     tmp_path: Path, key: KeyMaterial, form: str, how: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     pasted = key.pem if form == "pem" else key.base64_of_file
-    run = run_cli_on_fds(capfd, tmp_path, cli_env(key), ["--print", how.format(pasted)])
+    run = invoke("asc-token", tmp_path, settings(key, verify=None), ["--print", how.format(pasted)], mode=OnFds(capfd))
     assert run.returncode == 2 and run.stdout == ""
     assert "unrecognised arguments" in run.stderr
-    for fragment in [*key.secret_fragments(), pasted[:40]]:
-        assert fragment not in run.stderr
+    assert_no_secrets(run, [*key.secret_fragments(), pasted[:40]])
 
 
 @needs_cli
 def test_unknown_argument_is_named_without_its_value(tmp_path: Path, key: KeyMaterial) -> None:
-    run = run_cli(tmp_path, cli_env(key), ["--print", "--bogus=hunter2", "stray-value"])
+    named = settings(key, verify=None)
+    run = invoke("asc-token", tmp_path, named, ["--print", "--bogus=hunter2", "stray-value"], mode=PROCESS)
     assert run.returncode == 2 and run.stdout == ""
     assert "unrecognised arguments: --bogus" in run.stderr
     assert "hunter2" not in run.stderr and "stray-value" not in run.stderr
@@ -111,12 +104,14 @@ def test_unknown_argument_is_named_without_its_value(tmp_path: Path, key: KeyMat
 
 def test_a_short_key_piece_in_the_path_setting_is_not_echoed(tmp_path: Path, key: KeyMaterial) -> None:
     piece = key.pem.splitlines()[1][:36]
-    result = run_step(tmp_path, action_inputs(key, **{"private-key": "", "private-key-path": piece}))
+    result = invoke("action", tmp_path, settings(key, private_key="", private_key_path=piece))
     assert result.returncode == 2
     assert piece not in result.log and piece not in result.summary
 
 
-def test_key_material_as_path_or_header_name_is_never_sent(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_key_material_as_path_or_header_name_is_never_sent(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
     """Refused before anything is sent: it would reach the server's (or a proxy's) logs."""
     # Without its '/': a raw key that a '/' cuts into parts shorter than a key line's piece reads as
     # path segments (docs/security.md), so a generated key that has one would make this test flaky.
@@ -126,14 +121,16 @@ def test_key_material_as_path_or_header_name_is_never_sent(key: KeyMaterial, api
         [f"/v1/{raw}/apps"],
         ["/v1/apps", "-H", f"{raw.replace('+', 'A').rstrip('=')}: 1"],
     ):
-        code, out, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), args)
-        assert code == 2 and out == b"" and api.requests == [], logged
-        assert raw[:20] not in "\n".join(logged)
-    code, _, logged = call_api_in_process(
-        cli_env(key, ASC_API_URL=api.url),
+        called = invoke("asc-token api", tmp_path, settings(key, verify=None, api_url=api.url), args)
+        assert called.returncode == 2 and called.stdout_bytes == b"" and api.requests == [], called.log_lines
+        assert raw[:20] not in "\n".join(called.log_lines)
+    called = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, verify=None, api_url=api.url),
         ["/v1/apps?filter[bundleId]=eyJvZmZzZXQiOiIyMDAwIn0AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
     )
-    assert code == 0, logged  # a long value in the query (a cursor is one) is not refused
+    assert called.returncode == 0, called.log_lines  # a long value in the query (a cursor is one) is not refused
 
 
 def test_long_resource_names_are_not_taken_for_key_material(key: KeyMaterial) -> None:
@@ -169,7 +166,9 @@ def test_a_key_given_to_a_flag_that_takes_no_value_is_not_echoed(
     tmp_path: Path, key: KeyMaterial, argv: List[str], flag: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """argparse's own message (`ignored explicit argument '-----BEGIN PRIVATE KEY-----...'`) quotes it."""
-    run = run_cli_on_fds(capfd, tmp_path, cli_env(key), [arg.format(key.pem) for arg in argv])
+    run = invoke(
+        "asc-token", tmp_path, settings(key, verify=None), [arg.format(key.pem) for arg in argv], mode=OnFds(capfd)
+    )
     assert run.returncode == 2 and run.stdout == ""
     error = run.stderr.splitlines()[-1]
     assert flag in error.split(" takes no value")[0] and "not shown" in error, run.stderr
@@ -183,7 +182,7 @@ def test_a_url_refused_as_key_material_is_never_shown_even_when_short(
 ) -> None:
     """Refused because a part may be a piece of a key: quoting it would show that piece."""
     piece = key.pem.splitlines()[1][:24]
-    result = run_step(tmp_path, action_inputs(key, **{setting: f"https://h.invalid/{piece}"}))
+    result = invoke("action", tmp_path, settings(key, **{setting: f"https://h.invalid/{piece}"}))
     assert result.returncode == 2
     assert "looks like key material (not shown)" in one_error(result)
     assert piece not in result.log + result.summary
