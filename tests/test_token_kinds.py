@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import jwt
 import pytest
@@ -26,25 +26,23 @@ from asc_token.minting import iso8601
 from asc_token.report import markdown_own
 from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn
 
-from .conftest import team_inputs, verify_inputs
 from .runner import (
-    ASC_TOKEN,
     ISSUER_ID,
     KEY_ID,
+    PROCESS,
     KeyMaterial,
-    Result,
+    OnFds,
     Settings,
     assert_no_secrets,
     assert_token_masked_first,
+    invoke,
+    needs_cli,
+    one_error,
     read_settings,
-    run_action_in_process,
-    run_cli,
-    run_cli_on_fds,
-    run_entrypoint,
-    run_entrypoint_on_fds,
+    settings,
+    spelled_for,
     standin_running,
 )
-from .test_scenario_platforms import asc_env
 
 SIX_MONTHS = 15_552_000
 ENTERPRISE_AUDIENCE = "apple-developer-enterprise-v1"
@@ -72,14 +70,6 @@ def lifetime_of(claims: Dict[str, object]) -> int:
     return exp - iat
 
 
-def one_error(result: Result) -> str:
-    assert result.returncode == 2, result.log
-    errors = result.errors()
-    assert len(errors) == 1, result.stdout
-    assert "token" not in result.outputs
-    return errors[0].split("::", 2)[2]
-
-
 # --- six-month tokens ----------------------------------------------------------------------------
 
 
@@ -88,14 +78,8 @@ def test_a_180_day_token_for_xcode_cloud(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, lifetime: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """In this process, read at the file descriptors (test_an_enterprise_key starts entrypoint.py)."""
-    result = run_entrypoint_on_fds(
-        capfd,
-        tmp_path,
-        {
-            **verify_inputs(key, api),
-            **{"expires-in": lifetime, "scope": "GET /v1/ciProducts", "write-key-files": "true"},
-        },
-    )
+    named = settings(key, standin=api, expires_in=lifetime, scope="GET /v1/ciProducts", write_key_files="true")
+    result = invoke("action", tmp_path, named, mode=OnFds(capfd))
     assert result.returncode == 0, result.log
     token = result.outputs["token"]
     claims = claims_of(key, token)
@@ -118,7 +102,7 @@ def test_a_180_day_token_for_xcode_cloud(
 def test_20m_gives_1200_seconds_and_no_warning(
     tmp_path: Path, key: KeyMaterial, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    result = run_entrypoint_on_fds(capfd, tmp_path, {**team_inputs(key), **{"expires-in": "20m"}})
+    result = invoke("action", tmp_path, settings(key, expires_in="20m"), mode=OnFds(capfd))
     assert result.returncode == 0, result.log
     assert lifetime_of(claims_of(key, result.outputs["token"])) == 1200
     assert WARNING not in result.summary
@@ -144,7 +128,8 @@ def test_20m_gives_1200_seconds_and_no_warning(
 def test_lifetimes_apple_refuses(
     tmp_path: Path, key: KeyMaterial, extra: Dict[str, str], must_say: List[str], capfd: pytest.CaptureFixture[str]
 ) -> None:
-    result = run_entrypoint_on_fds(capfd, tmp_path, {**team_inputs(key), **extra})
+    result = invoke("action", tmp_path, {**settings(key), **extra}, mode=OnFds(capfd))
+    assert result.returncode == 2 and "token" not in result.outputs, result.log
     message = one_error(result)
     for phrase in must_say:
         assert phrase in message, message
@@ -155,17 +140,9 @@ def test_lifetimes_apple_refuses(
 # --- the Enterprise Program API ------------------------------------------------------------------
 
 
-@pytest.fixture
-def enterprise(key: KeyMaterial) -> Iterator[AppStoreConnectStandIn]:
-    with standin_running(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
-        standin.register(KEY_ID, key.key.public_key(), ISSUER_ID)
-        yield standin
-
-
 def test_an_enterprise_key(tmp_path: Path, key: KeyMaterial, enterprise: AppStoreConnectStandIn) -> None:
-    result = run_entrypoint(
-        tmp_path, {**verify_inputs(key, enterprise), **{"api": "enterprise", "write-key-files": "true"}}
-    )
+    named = settings(key, standin=enterprise, api="enterprise", write_key_files="true")
+    result = invoke("action", tmp_path, named, mode=PROCESS)
     assert result.returncode == 0, result.log
     token = result.outputs["token"]
     claims = claims_of(key, token, audience=ENTERPRISE_AUDIENCE)
@@ -183,7 +160,7 @@ def test_an_enterprise_key(tmp_path: Path, key: KeyMaterial, enterprise: AppStor
     assert_no_secrets(result, key.secret_fragments())
 
 
-@pytest.mark.skipif(ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)")
+@needs_cli
 def test_the_cli_takes_the_same(
     tmp_path: Path,
     key: KeyMaterial,
@@ -194,41 +171,47 @@ def test_the_cli_takes_the_same(
     """The six-month token from the installed command; the other settings on fds in this process."""
     for run in ("long", "long-env", "flags", "verified", "refused"):
         (tmp_path / run).mkdir()
-    long = run_cli(
+    long = invoke(
+        "asc-token",
         tmp_path / "long",
-        asc_env(key),
+        settings(key, verify=None),
         ["--expires-in", "180d", "--scope", "GET /v1/ciProducts", "--print", "--api-url", api.url],
+        mode=PROCESS,
     )
     assert long.returncode == 0, long.stderr
     assert lifetime_of(claims_of(key, long.stdout.strip())) == SIX_MONTHS
     assert "separate unscoped 120-second token" in long.stderr and api.requests == [("/v1/apps?limit=1", "200")]
-    long_env = run_cli_on_fds(
-        capfd,
+    long_env = invoke(
+        "asc-token",
         tmp_path / "long-env",
-        {**asc_env(key), "ASC_EXPIRES_IN": "180d", "ASC_SCOPE": "GET /v1/ciProducts"},
+        settings(key, verify=None, expires_in="180d", scope="GET /v1/ciProducts"),
         ["--print", "--no-verify"],
+        mode=OnFds(capfd),
     )
     assert long_env.returncode == 0, long_env.stderr
     assert lifetime_of(claims_of(key, long_env.stdout.strip())) == SIX_MONTHS
-    flags = run_cli_on_fds(
-        capfd,
+    flags = invoke(
+        "asc-token",
         tmp_path / "flags",
-        asc_env(key),
+        settings(key, verify=None),
         ["--print", "--no-verify", "--expires-in", "20m", "--api", "enterprise"],
+        mode=OnFds(capfd),
     )
     assert flags.returncode == 0, flags.stderr
     assert lifetime_of(claims_of(key, flags.stdout.strip(), audience=ENTERPRISE_AUDIENCE)) == 1200
-    verified = run_cli_on_fds(
-        capfd,
+    verified = invoke(
+        "asc-token",
         tmp_path / "verified",
-        {**asc_env(key), "ASC_API": "enterprise"},
+        settings(key, verify=None, api="enterprise"),
         ["--print", "--api-url", enterprise.url],
+        mode=OnFds(capfd),
     )
     assert verified.returncode == 0, verified.stderr
     assert "verified (3599 requests left this hour)" in verified.stderr
-    refused = run_cli_on_fds(
-        capfd, tmp_path / "refused", {**asc_env(key), "ASC_EXPIRES_IN": "2h"}, ["--print", "--no-verify"]
-    )
+    refused = invoke(
+        "asc-token", tmp_path / "refused", settings(key, verify=None, expires_in="2h"), ["--print", "--no-verify"],
+        mode=OnFds(capfd),
+    )  # fmt: skip
     assert refused.returncode == 2 and refused.stdout == ""
     assert "ASC_EXPIRES_IN is 7200 seconds (2 h)" in refused.stderr and "ASC_SCOPE" in refused.stderr
 
@@ -251,10 +234,10 @@ def test_parse_lifetime(raw: str, seconds: Optional[int]) -> None:
     assert parse_lifetime(raw) == seconds
 
 
-def settings(**values: str) -> Settings:
-    env = {"INPUT_PRIVATE-KEY": "unused here", "INPUT_KEY-ID": KEY_ID, "INPUT_ISSUER-ID": ISSUER_ID}
-    env.update({f"INPUT_{name.upper()}": value for name, value in values.items()})
-    return read_settings(GitHubInputs(env))
+def read_inputs(**values: str) -> Settings:
+    """What the action reads from these inputs (by action name), beside a key ID and issuer."""
+    named = {"private-key": "unused here", "key-id": KEY_ID, "issuer-id": ISSUER_ID, **values}
+    return read_settings(GitHubInputs(spelled_for("action", named)))
 
 
 @pytest.mark.parametrize(
@@ -269,28 +252,28 @@ def settings(**values: str) -> Settings:
     ],
 )  # fmt: skip
 def test_expires_in_setting(values: Dict[str, str], seconds: int) -> None:
-    assert settings(**values).expires_in == seconds
+    assert read_inputs(**values).expires_in == seconds
 
 
 @pytest.mark.parametrize("raw", ["²", "0", "20M", "1.5"])
 def test_expires_in_that_is_no_lifetime(raw: str) -> None:
     with pytest.raises(InputError, match="`expires-in` must be a lifetime in seconds"):
-        settings(**{"expires-in": raw})
+        read_inputs(**{"expires-in": raw})
 
 
 def test_enterprise_is_refused_for_its_20_minutes_before_six_months() -> None:
     with pytest.raises(InputError, match="Enterprise Program API"):
-        settings(api="enterprise", **{"expires-in": "181d", "scope": "GET /v1/ciProducts"})
+        read_inputs(api="enterprise", **{"expires-in": "181d", "scope": "GET /v1/ciProducts"})
 
 
 @pytest.mark.parametrize("entry", ["testflight", "app: com.example.app", "notary", "xcode-cloud"])
 def test_enterprise_runs_only_its_own_check(entry: str) -> None:
     with pytest.raises(InputError) as refused:
-        settings(api="enterprise", checks=f"apps\n{entry}")
+        read_inputs(api="enterprise", checks=f"apps\n{entry}")
     assert str(refused.value).startswith(f"`checks` entry {entry.replace(' ', '')} reads the App Store Connect API")
     assert "`api: enterprise` selects the Enterprise Program API: there only apps runs" in str(refused.value)
     # verify: false sends no request, so no entry is refused for the API it would read
-    assert settings(api="enterprise", checks=entry, verify="false").preflight.checks
+    assert read_inputs(api="enterprise", checks=entry, verify="false").preflight.checks
 
 
 def test_plugin_api_setting() -> None:
@@ -299,12 +282,12 @@ def test_plugin_api_setting() -> None:
 
 
 def test_api_setting_and_its_url() -> None:
-    assert settings().api is APP_STORE_CONNECT and settings().api_url == "https://api.appstoreconnect.apple.com"
-    chosen = settings(api="Enterprise")
+    assert read_inputs().api is APP_STORE_CONNECT and read_inputs().api_url == "https://api.appstoreconnect.apple.com"
+    chosen = read_inputs(api="Enterprise")
     assert chosen.api is ENTERPRISE and chosen.api_url == "https://api.enterprise.developer.apple.com"
-    assert settings(api="enterprise", **{"api-url": "http://127.0.0.1:9/"}).api_url == "http://127.0.0.1:9"
+    assert read_inputs(api="enterprise", **{"api-url": "http://127.0.0.1:9/"}).api_url == "http://127.0.0.1:9"
     with pytest.raises(InputError, match="`api` must be app-store-connect or enterprise"):
-        settings(api="enterprise-v1")
+        read_inputs(api="enterprise-v1")
 
 
 LONG_LIVED = [
@@ -396,15 +379,9 @@ def test_the_enterprise_standin_has_no_long_lived_list(key: KeyMaterial, enterpr
 
 def test_enterprise_runs_only_the_apps_check() -> None:
     """The preflight checks read App Store Connect resources the Enterprise API does not serve."""
-    reader = GitHubInputs(
-        {
-            "INPUT_KEY-ID": KEY_ID,
-            "INPUT_ISSUER-ID": ISSUER_ID,
-            "INPUT_PRIVATE-KEY": "x",
-            "INPUT_API": "enterprise",
-            "INPUT_CHECKS": "apps\ntestflight",
-        }
-    )
+    named = {"key-id": KEY_ID, "issuer-id": ISSUER_ID, "private-key": "x", "api": "enterprise",
+             "checks": "apps\ntestflight"}  # fmt: skip
+    reader = GitHubInputs(spelled_for("action", named))
     with pytest.raises(InputError) as refused:
         read_settings(reader)
     assert "`checks` entry testflight" in refused.value.message and "`api: enterprise`" in refused.value.message
@@ -414,8 +391,8 @@ def test_an_enterprise_refusal_names_that_api(tmp_path: Path, key: KeyMaterial) 
     """A 403 from the Enterprise Program API names it and what its read needs, not App Store Connect's apps."""
     with standin_running(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
         standin.register(KEY_ID, key.key.public_key(), ISSUER_ID, resources=())
-        result = run_action_in_process(tmp_path, {**verify_inputs(key, standin), **{"api": "enterprise"}})
+        result = invoke("action", tmp_path, settings(key, standin=standin, api="enterprise"))
     assert result.returncode == 1
-    errors = [line for line in result.stdout.splitlines() if line.startswith("::error")]
-    assert len(errors) == 1 and "Enterprise Program API answered 403" in errors[0], result.stdout
-    assert "may not list bundle IDs" in errors[0] and "list apps" not in errors[0]
+    (error,) = result.errors()
+    assert "Enterprise Program API answered 403" in error, result.stdout
+    assert "may not list bundle IDs" in error and "list apps" not in error
