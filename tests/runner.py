@@ -199,6 +199,7 @@ def settings(
     if standin is not None:
         del values["verify"]
         values.update({"api-url": standin.url, "notary-url": standin.url + "/notary/v2"})
+    assert not isinstance(checks, str), "checks: a list of entries"
     if checks:
         values["checks"] = "\n".join(checks)
     for name, value in overrides.items():
@@ -257,13 +258,15 @@ class Run:
         return path.read_text() if path.exists() else ""
 
 
-def one_error(run: Run) -> str:
+def one_error(run: Run, *, with_title: bool = False) -> str:
     """The message of the run's single error line (``::error title=...::message`` or ``error: message``):
-    exactly one, no internal error, no traceback."""
+    exactly one, no internal error, no traceback. ``with_title``: the whole line."""
     errors = run.errors()
     assert len(errors) == 1, run.log
     assert "Internal error" not in run.log and "Traceback" not in run.log, run.log
     line = errors[0]
+    if with_title:
+        return line
     return line.split("::", 2)[2] if line.startswith("::") else line[len("error: ") :]
 
 

@@ -1,7 +1,7 @@
 """Preflight checks against the local stand-in: each passes with one request, each gap is named.
 
 entrypoint.py runs the passing checks; the gaps of docs/preflight.md run the same step in this
-process, stdout and stderr read at the file descriptors (run_entrypoint_on_fds)."""
+process, stdout and stderr read at the file descriptors (OnFds)."""
 
 from __future__ import annotations
 
@@ -24,18 +24,18 @@ from asc_token.report import check_rows
 from asc_token.transport import Reply, Transport
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .conftest import verify_inputs
 from .runner import (
     ISSUER_ID,
     KEY_ID,
+    PROCESS,
     KeyMaterial,
-    Result,
+    OnFds,
+    Run,
     assert_no_secrets,
     assert_token_masked_first,
-    run_action_in_process,
-    run_cli_in_process,
-    run_entrypoint,
-    run_entrypoint_on_fds,
+    invoke,
+    one_error,
+    settings,
 )
 
 DEMO_BUNDLE_ID = "com.example.demo"  # the stand-in's first app, id 1000000000, "Demo App"
@@ -54,13 +54,7 @@ def sent(api: AppStoreConnectStandIn) -> List[Tuple[str, str]]:
     return [(unquote(path), outcome) for path, outcome in api.requests]
 
 
-def error_line(result: Result) -> str:
-    errors = result.errors()
-    assert len(errors) == 1, result.stdout
-    return errors[0]
-
-
-def summary_row(result: Result, entry: str) -> str:
+def summary_row(result: Run, entry: str) -> str:
     rows = [line for line in result.summary.splitlines() if line.startswith(f"| `{entry}` |")]
     assert len(rows) == 1, result.summary
     return rows[0]
@@ -73,7 +67,7 @@ def test_every_check_passes_with_one_request_each(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     """docs/preflight.md: the checks table, the app-id/app-name outputs and one summary row per check."""
-    result = run_entrypoint(tmp_path, verify_inputs(key, api, *PATHS))
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=list(PATHS)), mode=PROCESS)
     assert result.returncode == 0, result.log
     assert sent(api) == [(path, "200") for path in PATHS.values()]
     assert result.outputs["app-id"] == "1000000000"
@@ -92,7 +86,7 @@ def test_every_check_passes_with_one_request_each(
 def test_each_check_alone_is_one_request(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, entry: str
 ) -> None:
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, entry))
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=[entry]))
     assert result.returncode == 0, result.stdout
     assert sent(api) == [(PATHS[entry], "200")]
     assert key.decode(result.outputs["token"])["iss"] == ISSUER_ID
@@ -100,14 +94,14 @@ def test_each_check_alone_is_one_request(
 
 
 def test_default_is_the_apps_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api))
     assert result.returncode == 0, result.stdout
     assert api.requests == [("/v1/apps?limit=1", "200")]
     assert "app-id" not in result.outputs
 
 
 def test_verify_false_skips_every_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, "testflight", "notary", verify="false"))
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=["testflight", "notary"], verify="false"))
     assert result.returncode == 0, result.stdout
     assert api.requests == []
     assert "| check |" not in result.summary
@@ -121,9 +115,11 @@ def test_role_without_notary_fails_naming_notary(
 ) -> None:
     """docs/preflight.md: a 403 names the check, what it needs and the role; every check still runs."""
     api.register(KEY_ID, key.key.public_key(), ISSUER_ID, resources={"apps", "builds"})
-    result = run_entrypoint_on_fds(capfd, tmp_path, verify_inputs(key, api, "apps", "notary", "testflight"))
+    result = invoke(
+        "action", tmp_path, settings(key, standin=api, checks=["apps", "notary", "testflight"]), mode=OnFds(capfd)
+    )
     assert result.returncode == 1
-    line = error_line(result)
+    line = one_error(result, with_title=True)
     assert "Check notary failed" in line and "403 FORBIDDEN_ERROR" in line
     assert "notarytool needs" in line and "notarize software" in line and f"give key {KEY_ID} " in line
     assert "take notary out of `checks`" in line
@@ -139,9 +135,11 @@ def test_every_failed_check_is_named_in_one_error(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     api.register(KEY_ID, key.key.public_key(), ISSUER_ID, resources={"apps"})
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, "apps", "testflight", "provisioning", "notary"))
+    result = invoke(
+        "action", tmp_path, settings(key, standin=api, checks=["apps", "testflight", "provisioning", "notary"])
+    )
     assert result.returncode == 1
-    line = error_line(result)
+    line = one_error(result, with_title=True)
     assert "3 of 4 checks failed (testflight, provisioning, notary)" in line
     assert len(api.requests) == 4
     details = result.stdout
@@ -154,19 +152,19 @@ def test_every_failed_check_is_named_in_one_error(
 
 
 def test_401_stops_the_other_checks(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    values = verify_inputs(key, api, "apps", "testflight", **{"issuer-id": "11111111-2222-3333-4444-555555555555"})
-    result = run_action_in_process(tmp_path, values)
+    values = settings(key, standin=api, checks=["apps", "testflight"], issuer_id="11111111-2222-3333-4444-555555555555")
+    result = invoke("action", tmp_path, values)
     assert result.returncode == 1
-    assert "401 NOT_AUTHORIZED" in error_line(result)
+    assert "401 NOT_AUTHORIZED" in one_error(result, with_title=True)
     assert all(path == "/v1/apps?limit=1" for path, _ in api.requests)  # testflight never sent
     assert "not run" in summary_row(result, "testflight")
 
 
 def test_checks_on_an_unreachable_host_are_not_sent_twice(tmp_path: Path, key: KeyMaterial) -> None:
-    values = {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": "http://127.0.0.1:9"}
-    result = run_action_in_process(tmp_path, {**values, "checks": "apps\ntestflight"})
+    values = settings(key, verify=None, api_url="http://127.0.0.1:9", checks=["apps", "testflight"])
+    result = invoke("action", tmp_path, values)
     assert result.returncode == 1
-    line = error_line(result)
+    line = one_error(result, with_title=True)
     assert "Check apps failed" in line and "connection was refused" in line and "`api-url`" in line
     assert "⏭️ not run" in summary_row(result, "testflight") and "127.0.0.1:9 could not be reached" in result.summary
 
@@ -175,10 +173,10 @@ def test_each_check_has_the_retries_of_verification(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     api.inject(Fault("status", status=503))
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, "testflight", "notary"))
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=["testflight", "notary"]))
     assert result.returncode == 0, result.stdout
     api.inject(Fault("status", status=401))  # Apple's occasional 401 to a valid token
-    again = run_action_in_process(tmp_path / "again", verify_inputs(key, api, "notary"))
+    again = invoke("action", tmp_path / "again", settings(key, standin=api, checks=["notary"]))
     assert again.returncode == 0, again.stdout
     assert "signing a new token and retrying" in again.stdout
     assert [outcome for _, outcome in api.requests] == ["503", "200", "200", "401", "200"]
@@ -192,11 +190,11 @@ def test_individual_key_with_provisioning_is_refused_before_any_request(
 ) -> None:
     """docs/preflight.md: Apple does not let individual keys use provisioning endpoints or notarytool."""
     api.register(KEY_ID, key.key.public_key(), None)
-    values = verify_inputs(key, api, "apps", "provisioning", **{"key-type": "individual"})
+    values = settings(key, standin=api, checks=["apps", "provisioning"], key_type="individual")
     del values["issuer-id"]
-    result = run_entrypoint_on_fds(capfd, tmp_path, values)
+    result = invoke("action", tmp_path, values, mode=OnFds(capfd))
     assert result.returncode == 2
-    line = error_line(result)
+    line = one_error(result, with_title=True)
     assert "`checks` entry provisioning needs a team key" in line and "`key-type` is individual" in line
     assert "use a team key" in line
     assert api.requests == []
@@ -204,16 +202,18 @@ def test_individual_key_with_provisioning_is_refused_before_any_request(
 
 
 def test_individual_key_with_notary_is_refused(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, "notary", **{"key-type": "individual"}))
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=["notary"], key_type="individual"))
     assert result.returncode == 2
-    assert "`checks` entry notary needs a team key" in error_line(result) and "notarytool" in error_line(result)
+    assert "`checks` entry notary needs a team key" in one_error(result, with_title=True) and "notarytool" in one_error(
+        result, with_title=True
+    )
     assert api.requests == []
 
 
 def test_individual_key_may_run_the_other_checks(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.register(KEY_ID, key.key.public_key(), None)
-    result = run_action_in_process(
-        tmp_path, verify_inputs(key, api, "apps", "testflight", **{"key-type": "individual"})
+    result = invoke(
+        "action", tmp_path, settings(key, standin=api, checks=["apps", "testflight"], key_type="individual")
     )
     assert result.returncode == 0, result.stdout
     assert len(api.requests) == 2
@@ -223,7 +223,7 @@ def test_individual_key_may_run_the_other_checks(tmp_path: Path, key: KeyMateria
 
 
 def test_app_found_gives_app_id_and_name(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, "app:com.example.demo.watch"))
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=["app:com.example.demo.watch"]))
     assert result.returncode == 0, result.stdout
     assert result.outputs["app-id"] == "1000000001"
     assert result.outputs["app-name"] == "Demo App Watch"
@@ -231,9 +231,9 @@ def test_app_found_gives_app_id_and_name(tmp_path: Path, key: KeyMaterial, api: 
 
 
 def test_app_not_found_says_how_to_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, "app:com.example.missing"))
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=["app:com.example.missing"]))
     assert result.returncode == 1
-    line = error_line(result)
+    line = one_error(result, with_title=True)
     assert "The key's team has no app with bundle ID com.example.missing" in line
     causes = result.stdout[result.stdout.index("Likely causes") :]
     assert "another team" in causes and "typo" in causes and "not created" in causes
@@ -253,9 +253,9 @@ def test_more_than_one_matching_app_is_a_failure(key: KeyMaterial) -> None:
 
 
 def test_only_one_app_entry(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, "app:com.example.a", "app:com.example.b"))
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=["app:com.example.a", "app:com.example.b"]))
     assert result.returncode == 2
-    assert "more than one app: entry" in error_line(result)
+    assert "more than one app: entry" in one_error(result, with_title=True)
     assert api.requests == []
 
 
@@ -267,9 +267,9 @@ def test_expired_agreement_is_explained(
 ) -> None:
     """docs/preflight.md: the Account Holder must accept the agreement; no key change helps."""
     api.inject(Fault("agreements"))
-    result = run_entrypoint_on_fds(capfd, tmp_path, verify_inputs(key, api, "testflight", "apps"))
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=["testflight", "apps"]), mode=OnFds(capfd))
     assert result.returncode == 1
-    line = error_line(result)
+    line = one_error(result, with_title=True)
     assert "403 FORBIDDEN.REQUIRED_AGREEMENTS_MISSING_OR_EXPIRED" in line
     assert "Account Holder must accept the latest agreement in App Store Connect > Business" in line
     assert "no change to the key or the settings will help" in line
@@ -297,9 +297,9 @@ def test_expired_agreement_is_explained(
 def test_bad_entries_are_refused_before_any_request(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, entry: str, must_say: List[str]
 ) -> None:
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, "apps", entry))
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=["apps", entry]))
     assert result.returncode == 2
-    line = error_line(result)
+    line = one_error(result, with_title=True)
     for phrase in must_say:
         assert phrase in line, line
     assert api.requests == []
@@ -309,18 +309,20 @@ def test_bad_entries_are_refused_before_any_request(
 def test_entries_are_trimmed_lowercased_and_deduplicated(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
-    result = run_action_in_process(
-        tmp_path, verify_inputs(key, api, "  TestFlight ", "", "testflight", "app: com.example.demo")
+    result = invoke(
+        "action",
+        tmp_path,
+        settings(key, standin=api, checks=["  TestFlight ", "", "testflight", "app: com.example.demo"]),
     )
     assert result.returncode == 0, result.stdout
     assert [path for path, _ in sent(api)] == [PATHS["testflight"], PATHS[f"app:{DEMO_BUNDLE_ID}"]]
 
 
 def test_notary_url_is_validated_like_api_url(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    values = verify_inputs(key, api, "notary", **{"notary-url": "http://notary.example.com/notary/v2"})
-    result = run_action_in_process(tmp_path, values)
+    values = settings(key, standin=api, checks=["notary"], notary_url="http://notary.example.com/notary/v2")
+    result = invoke("action", tmp_path, values)
     assert result.returncode == 2
-    assert error_line(result).endswith(
+    assert one_error(result, with_title=True).endswith(
         "`notary-url` uses plain http:// to a host that is not this machine, so it is refused (it would receive "
         f"the bearer token): leave it unset for {DEFAULT_NOTARY_URL}."
     )  # the reason once
@@ -330,11 +332,13 @@ def test_notary_url_is_validated_like_api_url(tmp_path: Path, key: KeyMaterial, 
 def test_unreachable_notary_names_notary_url_and_the_api_checks_still_run(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
-    result = run_action_in_process(
-        tmp_path, verify_inputs(key, api, "notary", "apps", **{"notary-url": "http://127.0.0.1:9/notary/v2"})
+    result = invoke(
+        "action",
+        tmp_path,
+        settings(key, standin=api, checks=["notary", "apps"], notary_url="http://127.0.0.1:9/notary/v2"),
     )
     assert result.returncode == 1
-    line = error_line(result)
+    line = one_error(result, with_title=True)
     assert "Check notary failed" in line and "connection was refused" in line and "`notary-url`" in line
     assert api.requests == [("/v1/apps?limit=1", "200")]
 
@@ -354,7 +358,7 @@ def test_scope_not_covering_a_check_uses_a_separate_token_for_it(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     scope = "GET /v1/builds?limit=1"
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, "testflight", "notary", scope=scope))
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=["testflight", "notary"], scope=scope))
     assert result.returncode == 0, result.stdout
     assert key.decode(result.outputs["token"])["scope"] == [scope]
     assert "checking notary with a separate unscoped 120-second token" in result.stdout
@@ -366,43 +370,35 @@ def test_scope_not_covering_a_check_uses_a_separate_token_for_it(
 # --- the CLI: --check (repeatable), ASC_CHECKS, --notary-url -----------------------------------
 
 
-def _cli(args: List[str], env: Dict[str, str]) -> Tuple[int, str, str]:
-    run = run_cli_in_process(Path("."), env, args)
-    return run.returncode, run.stdout, run.stderr
-
-
-def _cli_env(key: KeyMaterial, **extra: str) -> Dict[str, str]:
-    return {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, **extra}
-
-
-def test_cli_check_flags(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_cli_check_flags(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     args = ["--api-url", api.url, "--notary-url", api.url + "/notary/v2", "--check", "testflight", "--check", "notary"]
-    code, stdout, stderr = _cli([*args, "--print"], _cli_env(key))
-    assert code == 0, stderr
+    run = invoke("asc-token", tmp_path, settings(key, verify=None), [*args, "--print"])
+    assert run.returncode == 0, run.stderr
     assert [path for path, _ in sent(api)] == [PATHS["testflight"], PATHS["notary"]]
-    assert stdout.count("\n") == 1  # the token, and only it
-    assert "Check notary: passed" in stderr
+    assert run.stdout.count("\n") == 1  # the token, and only it
+    assert "Check notary: passed" in run.stderr
 
 
-def test_cli_checks_from_the_environment(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    code, _, stderr = _cli(["--api-url", api.url, "--print"], _cli_env(key, ASC_CHECKS="apps\nxcode-cloud"))
-    assert code == 0, stderr
+def test_cli_checks_from_the_environment(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    named = settings(key, verify=None, checks=["apps", "xcode-cloud"])
+    run = invoke("asc-token", tmp_path, named, ["--api-url", api.url, "--print"])
+    assert run.returncode == 0, run.stderr
     assert [path for path, _ in sent(api)] == [PATHS["apps"], PATHS["xcode-cloud"]]
 
 
-def test_plugin_settings_name_the_checks(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    env = _cli_env(key, PLUGIN_CHECKS="notary", PLUGIN_NOTARY_URL=api.url + "/notary/v2")
-    code, _, stderr = _cli(["--api-url", api.url, "--print"], env)
-    assert code == 0, stderr
+def test_plugin_settings_name_the_checks(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    env = {"PLUGIN_CHECKS": "notary", "PLUGIN_NOTARY_URL": api.url + "/notary/v2"}
+    run = invoke("asc-token", tmp_path, settings(key, verify=None), ["--api-url", api.url, "--print"], env=env)
+    assert run.returncode == 0, run.stderr
     assert sent(api) == [(PATHS["notary"], "200")]
 
 
-def test_cli_bad_check_names_the_flag(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    code, _, stderr = _cli(["--api-url", api.url, "--check", "notarise"], _cli_env(key))
-    assert code == 2
-    assert "--check entry 'notarise' is not a check (did you mean notary?)" in stderr
-    code, _, stderr = _cli(["--api-url", api.url], _cli_env(key, ASC_CHECKS="bogus"))
-    assert "ASC_CHECKS entry 'bogus' is not a check" in stderr
+def test_cli_bad_check_names_the_flag(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    run = invoke("asc-token", tmp_path, settings(key, verify=None), ["--api-url", api.url, "--check", "notarise"])
+    assert run.returncode == 2
+    assert "--check entry 'notarise' is not a check (did you mean notary?)" in run.stderr
+    run = invoke("asc-token", tmp_path, settings(key, verify=None, checks=["bogus"]), ["--api-url", api.url])
+    assert "ASC_CHECKS entry 'bogus' is not a check" in run.stderr
     assert api.requests == []
 
 
@@ -448,7 +444,7 @@ def _run_with_answer(checks: List[Check], status: int, body: bytes) -> None:
 
 def test_rate_limit_without_the_apps_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """Any check that passed proves the credentials and reads the rate limit; only `apps` counts apps."""
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, f"app:{DEMO_BUNDLE_ID}"))
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=[f"app:{DEMO_BUNDLE_ID}"]))
     assert result.returncode == 0, result.log
     assert result.outputs["app-id"] == "1000000000" and result.outputs["rate-limit-remaining"].isdigit()
     assert "app-count" not in result.outputs
@@ -461,9 +457,8 @@ def test_the_cli_in_a_later_github_step_adds_no_summary_section(tmp_path: Path, 
     output, summary = tmp_path / "output", tmp_path / "summary"
     output.write_text("")
     summary.write_text("")
-    env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "GITHUB_ACTIONS": "true",
-           "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)}  # fmt: skip
-    run = run_cli_in_process(tmp_path, env, ["--print", "--no-verify"])
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)}
+    run = invoke("asc-token", tmp_path, settings(key, verify=None), ["--print", "--no-verify"], env=env)
     assert run.returncode == 0, run.stderr
     assert "token<<" in output.read_text() and summary.read_text() == ""
     assert run.stderr.count("Minted") == 1
