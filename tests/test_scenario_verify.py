@@ -15,32 +15,26 @@ from asc_token.keys import KeySource
 from asc_token.transport import RetryPolicy, Transport
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .conftest import OTHER_ISSUER, team_inputs, verify_inputs
+from .conftest import OTHER_ISSUER
 from .runner import (
     ISSUER_ID,
     KEY_ID,
+    PROCESS,
     QUICK_RETRIES,
     FixedToken,
     KeyMaterial,
-    Result,
+    OnFds,
     assert_no_secrets,
     assert_token_masked_first,
+    invoke,
+    one_error,
     rendered,
-    run_action_in_process,
-    run_cli_in_process,
-    run_entrypoint,
-    run_entrypoint_on_fds,
+    settings,
 )
 
 
-def error_line(result: Result) -> str:
-    errors = result.errors()
-    assert len(errors) == 1, result.stdout
-    return errors[0]
-
-
 def test_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    result = run_entrypoint(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api), mode=PROCESS)
     assert result.returncode == 0, result.log
     assert result.outputs["app-count"] == "3"
     assert result.outputs["rate-limit-remaining"] == "3599"
@@ -54,26 +48,22 @@ def test_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) 
 def test_facts_apple_leaves_out_stay_missing(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """meta.paging.total and X-Rate-Limit are optional: no app-count, no "None", "not reported"."""
     api.paging_total, api.rate_limit_header = False, False
-    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api))
     assert result.returncode == 0, result.log
     assert result.outputs.get("app-count", "") == "" and result.outputs.get("rate-limit-remaining", "") == ""
     assert "| Rate limit | not reported |" in result.summary
     shown = result.log + result.summary + "\n".join(result.outputs.values())
     assert "None" not in shown and "apps visible" not in shown
-    cli = run_cli_in_process(
-        tmp_path / "cli",
-        {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "ASC_API_URL": api.url},
-        ["--print"],
-    )
+    cli = invoke("asc-token", tmp_path / "cli", settings(key, verify=None, api_url=api.url), ["--print"])
     assert cli.returncode == 0, cli.stderr
     assert "verified (the rate limit was not reported)" in cli.stderr and "None" not in cli.stderr
 
 
 def test_401_wrong_issuer(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """The failure table's 401 row (docs/troubleshooting.md); the real retry timings are the next test's."""
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, **{"issuer-id": OTHER_ISSUER}))
+    result = invoke("action", tmp_path, settings(key, standin=api, issuer_id=OTHER_ISSUER))
     assert result.returncode == 1
-    line = error_line(result)
+    line = one_error(result, with_title=True)
     assert "401 NOT_AUTHORIZED" in line and "`issuer-id` is not the issuer" in line
     causes = result.stdout[result.stdout.index("Likely causes") :]
     order = ["`issuer-id`", "`key-id` does not match", "revoked", "individual key", "clock"]
@@ -96,15 +86,15 @@ def test_403_role(
 ) -> None:
     """In this process, read at the file descriptors (test_success starts entrypoint.py)."""
     api.register(KEY_ID, key.key.public_key(), ISSUER_ID, role_allows_apps=False)
-    result = run_entrypoint_on_fds(capfd, tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api), mode=OnFds(capfd))
     assert result.returncode == 1
-    assert "403 FORBIDDEN_ERROR" in error_line(result) and "role" in error_line(result)
+    assert "403 FORBIDDEN_ERROR" in one_error(result, with_title=True) and "role" in one_error(result, with_title=True)
     assert len(api.requests) == 1
 
 
 def test_500_then_503_then_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.inject(Fault("status", status=500), Fault("status", status=503))
-    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api))
     assert result.returncode == 0, result.log
     assert [outcome for _, outcome in api.requests] == ["500", "503", "200"]
     assert "after 3 attempts" in result.summary
@@ -114,7 +104,7 @@ def test_500_then_503_then_success(tmp_path: Path, key: KeyMaterial, api: AppSto
 def test_429_honours_retry_after(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.inject(Fault("rate-limit", retry_after=1))
     slept: List[float] = []
-    result = run_action_in_process(tmp_path, verify_inputs(key, api), policy=RetryPolicy(), sleep=slept.append)
+    result = invoke("action", tmp_path, settings(key, standin=api), policy=RetryPolicy(), sleep=slept.append)
     assert result.returncode == 0, result.log
     assert slept == [1.0]  # waited as Apple asked
     assert "HTTP 429 on attempt 1; retrying in 1.0 s" in result.stdout
@@ -133,7 +123,7 @@ def test_retry_after_is_capped(key: KeyMaterial, api: AppStoreConnectStandIn) ->
 def test_reset_then_success(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """Through the runner with the real backoff: the failure table's retries row."""
     api.inject(Fault("reset"))
-    result = run_entrypoint(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api), mode=PROCESS)
     assert result.returncode == 0, result.log
     assert "connection reset on attempt 1" in result.stdout
     assert [outcome for _, outcome in api.requests] == ["reset", "200"]
@@ -157,15 +147,15 @@ def test_persistent_503_ends_within_the_budget(key: KeyMaterial, api: AppStoreCo
 def test_persistent_503_through_the_action(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.inject(*[Fault("status", status=503)] * 20)
     started = time.monotonic()
-    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api))
     assert time.monotonic() - started < QUICK_RETRIES.total_seconds + 1
     assert result.returncode == 1
-    assert "App Store Connect answered 503 after" in error_line(result)
+    assert "App Store Connect answered 503 after" in one_error(result, with_title=True)
 
 
 def test_html_502_is_summarised_not_dumped(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.inject(*[Fault("html", status=502)] * 20)
-    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api))
     assert result.returncode == 1
     assert "<html>" not in result.stdout and "<body>" not in result.summary
     assert "text/html body of" in result.stdout and '"502 Bad Gateway"' in result.stdout
@@ -177,26 +167,26 @@ def test_hanging_server_times_out_in_bounded_time(
     api.inject(*[Fault("delay", seconds=3)] * 5)
     policy = RetryPolicy(backoff_base=0.05, connect_timeout=0.3, read_timeout=0.3, total_seconds=1.5)
     started = time.monotonic()
-    result = run_action_in_process(tmp_path, verify_inputs(key, api), policy=policy)
+    result = invoke("action", tmp_path, settings(key, standin=api), policy=policy)
     elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert elapsed < policy.total_seconds + 1.5
-    line = error_line(result)
+    line = one_error(result, with_title=True)
     assert "timed out" in line and api.url in line
 
 
 def test_server_clock_40_minutes_behind(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.clock_offset_seconds = -40 * 60
-    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api))
     assert result.returncode == 1
-    assert "the runner's clock is 40 min ahead of App Store Connect's" in error_line(result)
+    assert "the runner's clock is 40 min ahead of App Store Connect's" in one_error(result, with_title=True)
 
 
 def test_scope_not_covering_apps_verifies_with_a_separate_token(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     scope = "GET /v1/apps?filter[platform]=IOS"
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, scope=scope))
+    result = invoke("action", tmp_path, settings(key, standin=api, scope=scope))
     assert result.returncode == 0, result.log
     token = result.outputs["token"]
     assert key.decode(token)["scope"] == [scope]
@@ -210,9 +200,9 @@ def test_scope_not_covering_apps_verifies_with_a_separate_token(
 def test_unreachable_url(tmp_path: Path, key: KeyMaterial, closed_port: int) -> None:
     """Through the runner: the failure table's refused/DNS/TLS/timeout row (the others: test_scenario_unreachable)."""
     url = f"http://127.0.0.1:{closed_port}"
-    result = run_entrypoint(tmp_path, team_inputs(key, verify=None, api_url=url))
+    result = invoke("action", tmp_path, settings(key, verify=None, api_url=url), mode=PROCESS)
     assert result.returncode == 1
-    line = error_line(result)
+    line = one_error(result, with_title=True)
     assert "connection was refused" in line and f"{url}/v1/apps?limit=1" in line
     assert "Traceback" not in result.log
 
@@ -260,7 +250,7 @@ def test_spurious_401s_are_retried_with_fresh_tokens(
 ) -> None:
     """Apple sometimes answers 401 to a valid token; fastlane and codemagic re-sign and retry."""
     api.inject(*[Fault("unauthorized")] * spurious)
-    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api))
     assert result.returncode == 0, result.log
     assert [outcome for _, outcome in api.requests] == ["401"] * spurious + ["200"]
     assert "401 on attempt 1; signing a new token and retrying" in result.stdout
@@ -281,12 +271,12 @@ def test_persistent_401_is_reported_within_20_seconds(
 ) -> None:
     api.inject(*[Fault("unauthorized")] * 10)
     started = time.monotonic()
-    result = run_entrypoint(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api), mode=PROCESS)
     elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert elapsed < 20
     assert [outcome for _, outcome in api.requests] == ["401"] * 3
-    line = error_line(result)
+    line = one_error(result, with_title=True)
     assert "401 NOT_AUTHORIZED 3 times, each with a freshly signed token" in line
     assert "`issuer-id` is not the issuer" in line  # explained exactly as a single 401 is
     assert_no_secrets(result, key.secret_fragments())
@@ -297,7 +287,7 @@ def test_short_lifetimes_are_valid_when_signed(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, lifetime: int, capfd: pytest.CaptureFixture[str]
 ) -> None:
     before = int(time.time())
-    result = run_entrypoint_on_fds(capfd, tmp_path, verify_inputs(key, api, **{"expires-in": str(lifetime)}))
+    result = invoke("action", tmp_path, settings(key, standin=api, expires_in=str(lifetime)), mode=OnFds(capfd))
     assert result.returncode == 0, result.log
     assert api.requests == [("/v1/apps?limit=1", "200")]  # the stand-in accepted it first time
     claims = key.decode(result.outputs["token"], verify_exp=False)
@@ -313,13 +303,13 @@ def test_a_skewed_runner_clock_gets_a_summary_row(
 ) -> None:
     """Accepted, but Apple's Date is 10 minutes ahead: the summary says so before tokens start failing."""
     api.clock_offset_seconds = 600
-    result = run_action_in_process(tmp_path, verify_inputs(key, api))
+    result = invoke("action", tmp_path, settings(key, standin=api))
     assert result.returncode == 0, result.log
     assert "| Clock | ⚠️ runner differs from Apple by 10 min |" in result.summary
 
 
 def test_without_github_output_the_action_warns_and_still_reports(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_action_in_process(tmp_path, team_inputs(key), extra_env={"GITHUB_OUTPUT": ""})
+    result = invoke("action", tmp_path, settings(key), env={"GITHUB_OUTPUT": ""})
     assert result.returncode == 0, result.log
     warnings = [line for line in result.stdout.splitlines() if line.startswith("::warning")]
     assert len(warnings) == 1 and "GITHUB_OUTPUT is not set" in warnings[0]
