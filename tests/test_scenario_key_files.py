@@ -8,7 +8,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Dict
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -18,20 +18,19 @@ from asc_token.config import Credentials
 from asc_token.errors import KeyFilesError
 from asc_token.keys import KeySource
 
-from .conftest import individual_inputs, team_inputs
 from .runner import (
+    IN_PROCESS,
     ISSUER_ID,
     KEY_ID,
+    PROCESS,
     KeyMaterial,
-    Result,
-    action_inputs,
+    Mode,
     assert_no_secrets,
+    invoke,
     needs_cli,
     one_error,
     posix_only,
-    run_action_in_process,
-    run_entrypoint,
-    run_step,
+    settings,
 )
 
 FORMS = {
@@ -41,15 +40,7 @@ FORMS = {
 }
 
 
-def _inputs(key_text: str, **extra: str) -> Dict[str, str]:
-    return {"private-key": key_text, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false", **extra}
-
-
-RUN: Dict[str, Callable[[Path, Dict[str, str]], Result]] = {
-    "base64": run_entrypoint,
-    "escaped": run_action_in_process,
-    "sec1": run_action_in_process,
-}
+MODE: Dict[str, Mode] = {"base64": PROCESS, "escaped": IN_PROCESS, "sec1": IN_PROCESS}
 
 
 def _mode(path: Path) -> int:
@@ -58,7 +49,8 @@ def _mode(path: Path) -> int:
 
 @pytest.mark.parametrize("form", sorted(FORMS))
 def test_writes_key_files_and_exports_env(tmp_path: Path, key: KeyMaterial, form: str) -> None:
-    result = RUN[form](tmp_path, _inputs(FORMS[form](key), **{"write-key-files": "true", "export-env": "true"}))
+    named = settings(key, private_key=FORMS[form](key), write_key_files="true", export_env="true")
+    result = invoke("action", tmp_path, named, mode=MODE[form])
     assert result.returncode == 0, result.log
     folder = tmp_path / "temp" / "private_keys"
     key_path = folder / f"AuthKey_{KEY_ID}.p8"
@@ -94,7 +86,7 @@ def test_writes_key_files_and_exports_env(tmp_path: Path, key: KeyMaterial, form
 
 
 def test_a_default_run_writes_nothing(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_action_in_process(tmp_path, team_inputs(key))
+    result = invoke("action", tmp_path, settings(key))
     assert result.returncode == 0, result.log
     assert list((tmp_path / "temp").iterdir()) == []
     assert result.env_file == {}
@@ -102,13 +94,13 @@ def test_a_default_run_writes_nothing(tmp_path: Path, key: KeyMaterial) -> None:
 
 
 def test_export_token_is_explicit(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_action_in_process(tmp_path, team_inputs(key, export_token="true"))
+    result = invoke("action", tmp_path, settings(key, export_token="true"))
     assert result.returncode == 0, result.log
     assert result.env_file == {"ASC_TOKEN": result.outputs["token"]}
 
 
 def test_export_env_needs_write_key_files(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_action_in_process(tmp_path, team_inputs(key, export_env="true"))
+    result = invoke("action", tmp_path, settings(key, export_env="true"))
     assert result.returncode == 2
     assert "`export-env` is true but `write-key-files` is not" in result.errors()[0]
     assert list((tmp_path / "temp").iterdir()) == []
@@ -120,7 +112,7 @@ def test_existing_file_is_replaced_not_appended(tmp_path: Path, key: KeyMaterial
     stale = folder / f"AuthKey_{KEY_ID}.p8"
     stale.write_text("stale key from an earlier step\n" * 20)
     os.chmod(stale, 0o644)
-    result = run_action_in_process(tmp_path, team_inputs(key, private_key=key.base64_of_file, write_key_files="true"))
+    result = invoke("action", tmp_path, settings(key, private_key=key.base64_of_file, write_key_files="true"))
     assert result.returncode == 0, result.log
     assert stale.read_text() == key.pem
     if os.name != "nt":
@@ -129,7 +121,11 @@ def test_existing_file_is_replaced_not_appended(tmp_path: Path, key: KeyMaterial
 
 
 def test_individual_key_files(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_action_in_process(tmp_path, individual_inputs(key, write_key_files="true", export_env="true"))
+    result = invoke(
+        "action",
+        tmp_path,
+        settings(key, issuer_id=None, key_type="individual", write_key_files="true", export_env="true"),
+    )
     assert result.returncode == 0, result.log
     fastlane = json.loads(Path(result.outputs["api-key-json-path"]).read_text())
     assert "issuer_id" not in fastlane
@@ -138,8 +134,8 @@ def test_individual_key_files(tmp_path: Path, key: KeyMaterial) -> None:
 
 
 def test_without_runner_temp(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_action_in_process(
-        tmp_path, team_inputs(key, write_key_files="true"), extra_env={"RUNNER_TEMP": str(tmp_path / "absent")}
+    result = invoke(
+        "action", tmp_path, settings(key, write_key_files="true"), env={"RUNNER_TEMP": str(tmp_path / "absent")}
     )
     assert result.returncode == 1
     assert "RUNNER_TEMP" in result.errors()[0]
@@ -185,7 +181,7 @@ def test_symlinked_key_folder_through_the_action(tmp_path: Path, key: KeyMateria
     elsewhere.mkdir()
     (tmp_path / "temp").mkdir()
     (tmp_path / "temp" / "private_keys").symlink_to(elsewhere, target_is_directory=True)
-    result = run_entrypoint(tmp_path, action_inputs(key, **{"write-key-files": "true"}))
+    result = invoke("action", tmp_path, settings(key, write_key_files="true"), mode=PROCESS)
     assert result.returncode == 1
     assert "symbolic link" in one_error(result)
     assert list(elsewhere.iterdir()) == [] and "key-path" not in result.outputs
@@ -240,7 +236,9 @@ def test_key_files_refused_in_the_container_image(
     monkeypatch.setattr(secret_files, "_CODE_PATH", secret_files.IMAGE_HOME + "src/asc_token/secret_files.py")
     monkeypatch.setattr(secret_files, "_in_container", lambda: True)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    result = run_step(tmp_path, action_inputs(key, **{"write-key-files": "true", "export-env": "true"}))
+    result = invoke(
+        "action", tmp_path, settings(key, write_key_files="true", export_env="true"), env={"RUNNER_TEMP": str(tmp_path)}
+    )
     assert result.returncode == 1
     message = one_error(result)
     assert "container image" in message and "composite action" in message
@@ -261,7 +259,7 @@ def test_read_only_runner_temp(tmp_path: Path, key: KeyMaterial, monkeypatch: py
         raise PermissionError(13, "Permission denied", path)
 
     monkeypatch.setattr(os, "mkdir", refuse)  # a read-only RUNNER_TEMP, even for root
-    result = run_step(tmp_path, action_inputs(key, **{"write-key-files": "true"}))
+    result = invoke("action", tmp_path, settings(key, write_key_files="true"), env={"RUNNER_TEMP": str(tmp_path)})
     assert result.returncode == 1
     assert "could not create" in one_error(result) and "Permission denied" in result.stdout
 
@@ -273,7 +271,7 @@ def test_read_only_runner_temp_for_real(tmp_path: Path, key: KeyMaterial) -> Non
     temp.mkdir()
     temp.chmod(0o500)
     try:
-        result = run_entrypoint(tmp_path, action_inputs(key, **{"write-key-files": "true"}))
+        result = invoke("action", tmp_path, settings(key, write_key_files="true"), mode=PROCESS)
     finally:
         temp.chmod(0o700)
     assert result.returncode == 1
@@ -282,7 +280,7 @@ def test_read_only_runner_temp_for_real(tmp_path: Path, key: KeyMaterial) -> Non
 
 def test_key_folder_exists_as_a_file(tmp_path: Path, key: KeyMaterial) -> None:
     (tmp_path / "private_keys").write_text("not a folder")
-    result = run_step(tmp_path, action_inputs(key, **{"write-key-files": "true"}))
+    result = invoke("action", tmp_path, settings(key, write_key_files="true"), env={"RUNNER_TEMP": str(tmp_path)})
     assert result.returncode == 1
     assert "is not a folder" in one_error(result)
     assert (tmp_path / "private_keys").read_text() == "not a folder"
@@ -299,7 +297,7 @@ def test_key_files_are_both_written_or_neither(
         real(path, content)
 
     monkeypatch.setattr(secret_files, "write_secret_file", fail_on_json)
-    result = run_step(tmp_path, action_inputs(key, **{"write-key-files": "true"}))
+    result = invoke("action", tmp_path, settings(key, write_key_files="true"), env={"RUNNER_TEMP": str(tmp_path)})
     assert result.returncode == 1
     assert "No space left on device" in one_error(result)
     assert list((tmp_path / "private_keys").iterdir()) == []
