@@ -90,9 +90,7 @@ def test_cli_streams_never_carry_the_key(
 
 def test_the_action_still_masks_every_form_of_the_key(tmp_path: Path, key: KeyMaterial) -> None:
     """The step's own stdout is read by the runner only: there every form is registered first."""
-    result = run_action_in_process(
-        tmp_path, {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
-    )
+    result = invoke("action", tmp_path, {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"})
     masked = [
         line.split("::add-mask::", 1)[1] for line in result.stdout.splitlines() if line.startswith("::add-mask::")
     ]
@@ -244,7 +242,7 @@ def test_every_form_is_masked_first(
 ) -> None:
     """In this process, read at the file descriptors (entrypoint.py itself runs in test_scenario_key_forms)."""
     given, extra = key_forms(key)[form]
-    result = run_entrypoint_on_fds(capfd, tmp_path, action_inputs(key, **{"private-key": given}))
+    result = invoke("action", tmp_path, settings(key, private_key=given), mode=OnFds(capfd))
     assert result.returncode == 0, result.log
     lines = result.stdout.splitlines()
     first_other = next(i for i, line in enumerate(lines) if not line.startswith("::add-mask::"))

@@ -301,7 +301,7 @@ def test_a_runner_file_that_cannot_be_a_file_is_a_setting_to_fix(
     path = folder if problem == "a folder" else folder / "missing" / "file"
     said_problem = "a folder, not a file" if problem == "a folder" else "a file in a folder that does not exist"
     if front_end == "action":
-        result = run_action_in_process(tmp_path, verify_inputs(key, api), extra_env={variable: str(path)})
+        result = invoke("action", tmp_path, settings(key, standin=api), env={variable: str(path)})
         code, said = result.returncode, one_error(result)
     else:
         env = {**cli_env(key, ASC_API_URL=api.url), **RUNNER_FILES[front_end, variable], variable: str(path)}
@@ -319,7 +319,7 @@ def test_a_runner_file_that_cannot_be_written_is_exit_1_naming_it(
 ) -> None:
     """The runner's file on a full disk (/dev/full): the token was minted but not handed on, exit 1, one error."""
     if front_end == "action":
-        result = run_action_in_process(tmp_path, team_inputs(key), extra_env={variable: "/dev/full"})
+        result = invoke("action", tmp_path, settings(key), env={variable: "/dev/full"})
         code, said = result.returncode, one_error(result)
     else:
         env = {**cli_env(key), **RUNNER_FILES[front_end, variable], variable: "/dev/full"}

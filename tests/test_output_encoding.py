@@ -41,7 +41,7 @@ def test_an_app_name_reaches_a_latin1_stdout_as_utf8(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     rocket_app(api)
-    result = run_action_in_process(tmp_path, verify_inputs(key, api, f"app:{BUNDLE_ID}"), encoding="latin-1")
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=[f"app:{BUNDLE_ID}"]), encoding="latin-1")
     assert result.returncode == 0, result.log
     assert ROCKET in result.stdout and result.outputs["app-name"] == ROCKET
 
@@ -50,13 +50,13 @@ def test_a_proxy_page_title_reaches_a_latin1_stdout_as_utf8(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     api.inject(Fault("html-page", status=403, title=DENIED, detail="blocked"))
-    result = run_action_in_process(tmp_path, verify_inputs(key, api), encoding="latin-1")
+    result = invoke("action", tmp_path, settings(key, standin=api), encoding="latin-1")
     assert result.returncode == 1, result.log
     assert DENIED in one_error(result)
 
 
 def test_an_input_reaches_a_latin1_stdout_as_utf8(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_action_in_process(tmp_path, team_inputs(key, expires_in=ROCKET), encoding="latin-1")
+    result = invoke("action", tmp_path, settings(key, expires_in=ROCKET), encoding="latin-1")
     assert result.returncode == 2, result.log
     assert ROCKET in one_error(result)
 
@@ -117,15 +117,15 @@ def test_a_real_process_under_a_latin1_locale_writes_utf8(
 ) -> None:
     """The app name, a proxy page's title and an input, each from a process started as the action's."""
     rocket_app(api)
-    inputs = verify_inputs(key, api, f"app:{BUNDLE_ID}")
-    named = run_entrypoint(tmp_path / "app", inputs, extra_env=latin1_locale, isolated=True)
+    inputs = settings(key, standin=api, checks=[f"app:{BUNDLE_ID}"])
+    named = invoke("action", tmp_path / "app", inputs, mode=PROCESS, env=latin1_locale, isolated=True)
     assert named.returncode == 0, named.log
     assert ROCKET in named.stdout and named.outputs["app-name"] == ROCKET  # decoded as UTF-8 (text=True)
     api.inject(Fault("html-page", status=403, title=DENIED, detail="blocked"))
-    page = run_entrypoint(tmp_path / "page", verify_inputs(key, api), extra_env=latin1_locale, isolated=True)
+    page = invoke("action", tmp_path / "page", settings(key, standin=api), mode=PROCESS, env=latin1_locale, isolated=True)
     assert page.returncode == 1 and DENIED in one_error(page), page.log
     # The environment is read in the locale's encoding: the child reads b"caf\xe9" (its ISO-8859-1) as "café".
     latin1_cafe = b"caf\xe9".decode("utf-8", "surrogateescape")  # passed on as those bytes
-    inputs = team_inputs(key, expires_in=latin1_cafe)
-    typed = run_entrypoint(tmp_path / "input", inputs, extra_env=latin1_locale, isolated=True)
+    inputs = settings(key, expires_in=latin1_cafe)
+    typed = invoke("action", tmp_path / "input", inputs, mode=PROCESS, env=latin1_locale, isolated=True)
     assert typed.returncode == 2 and "café" in one_error(typed), typed.log

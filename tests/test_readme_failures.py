@@ -48,7 +48,7 @@ class Scene:
         self.tmp_path, self.key, self.api, self.closed_port = tmp_path, key, api, closed_port
 
     def run(self, inputs: Dict[str, str]) -> Result:
-        return run_action_in_process(self.tmp_path, inputs)
+        return invoke("action", self.tmp_path, inputs)
 
 
 def _rsa_key(scene: Scene) -> Result:
@@ -56,40 +56,40 @@ def _rsa_key(scene: Scene) -> Result:
     pem = other.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    return scene.run(team_inputs(scene.key, private_key=pem))
+    return scene.run(settings(scene.key, private_key=pem))
 
 
 def _server_clock_behind(scene: Scene) -> Result:
     scene.api.clock_offset_seconds = -40 * 60
-    return scene.run(verify_inputs(scene.key, scene.api))
+    return scene.run(settings(scene.key, standin=scene.api))
 
 
 def _role(scene: Scene) -> Result:
     scene.api.register(KEY_ID, scene.key.key.public_key(), ISSUER_ID, role_allows_apps=False)
-    return scene.run(verify_inputs(scene.key, scene.api))
+    return scene.run(settings(scene.key, standin=scene.api))
 
 
 def _proxy_page(scene: Scene) -> Result:
     scene.api.inject(*[Fault("html", status=502)] * 10)
-    return scene.run(verify_inputs(scene.key, scene.api))
+    return scene.run(settings(scene.key, standin=scene.api))
 
 
 def _proxy_wants_credentials(scene: Scene) -> Result:
     with proxy_wanting_credentials_running() as proxy:
-        inputs = team_inputs(scene.key, verify=None, api_url="https://api.example.invalid")
-        return run_action_in_process(scene.tmp_path, inputs, extra_env={"HTTPS_PROXY": proxy.url})
+        inputs = settings(scene.key, verify=None, api_url="https://api.example.invalid")
+        return invoke("action", scene.tmp_path, inputs, env={"HTTPS_PROXY": proxy.url})
 
 
 SCENARIOS: Dict[str, Callable[[Scene], Result]] = {
-    "the secret is empty (or this is a PR from a fork)": lambda s: s.run(team_inputs(s.key, private_key="")),
+    "the secret is empty (or this is a PR from a fork)": lambda s: s.run(settings(s.key, private_key="")),
     "an RSA, P-384 or encrypted key": _rsa_key,
-    "the key was cut off when pasted": lambda s: s.run(team_inputs(s.key, private_key=s.key.pem[:100])),
-    "`issuer-id` empty for a team key": lambda s: s.run(team_inputs(s.key, issuer_id="")),
-    "401 from Apple": lambda s: s.run(verify_inputs(s.key, s.api, issuer_id=OTHER_ISSUER)),
+    "the key was cut off when pasted": lambda s: s.run(settings(s.key, private_key=s.key.pem[:100])),
+    "`issuer-id` empty for a team key": lambda s: s.run(settings(s.key, issuer_id="")),
+    "401 from Apple": lambda s: s.run(settings(s.key, standin=s.api, issuer_id=OTHER_ISSUER)),
     "the runner's clock is off": _server_clock_behind,
     "403": _role,
     "refused, DNS, TLS, timeout": lambda s: s.run(
-        team_inputs(s.key, verify=None, api_url=f"http://127.0.0.1:{s.closed_port}")
+        settings(s.key, verify=None, api_url=f"http://127.0.0.1:{s.closed_port}")
     ),
     "a proxy or firewall answers instead of Apple": _proxy_page,
     "the proxy in `HTTPS_PROXY` wants credentials (407 to `CONNECT`)": _proxy_wants_credentials,
@@ -132,7 +132,7 @@ def test_every_paste_row_has_a_scenario() -> None:
 
 @pytest.mark.parametrize(("what", "quotes"), PASTE_ROWS, ids=[what for what, _ in PASTE_ROWS])
 def test_did_you_mean_is_printed(tmp_path: Path, key: KeyMaterial, what: str, quotes: List[str]) -> None:
-    result = run_action_in_process(tmp_path, {**team_inputs(key), **PASTES[what]})
+    result = invoke("action", tmp_path, {**settings(key), **PASTES[what]})
     assert result.returncode == 2
     (error,) = result.errors()
     for quote in quotes:

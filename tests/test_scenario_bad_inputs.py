@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -19,20 +19,19 @@ from asc_token.report import markdown_own
 from asc_token.transport import Reply, Transport
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .conftest import cli_env, team_inputs
 from .runner import (
+    IN_PROCESS,
+    PROCESS,
     QUICK_RETRIES,
     FixedToken,
     KeyMaterial,
-    Result,
-    action_inputs,
+    Mode,
+    OnFds,
     assert_no_secrets,
     detection_env,
+    invoke,
     one_error,
-    run_action_in_process,
-    run_cli_on_fds,
-    run_entrypoint,
-    run_step,
+    settings,
 )
 
 
@@ -49,13 +48,11 @@ def _expect_error(
     inputs: Dict[str, str],
     must_say: List[str],
     secrets: List[str],
-    run: Callable[[Path, Dict[str, str]], Result] = run_action_in_process,
+    mode: Mode = IN_PROCESS,
 ) -> str:
-    result = run(tmp_path, inputs)
+    result = invoke("action", tmp_path, inputs, mode=mode)
     assert result.returncode == 2, result.log
-    errors = result.errors()
-    assert len(errors) == 1, result.stdout
-    message = errors[0].split("::", 2)[2]
+    message = one_error(result)
     for phrase in must_say:
         assert phrase.lower() in message.lower(), message
     assert "token" not in result.outputs
@@ -65,31 +62,25 @@ def _expect_error(
     return message
 
 
-def base(key: KeyMaterial) -> Dict[str, str]:
-    return team_inputs(key)
-
-
 def test_empty_key(tmp_path: Path, key: KeyMaterial) -> None:
-    _expect_error(
-        tmp_path, {**base(key), "private-key": "  \n"}, ["`private-key`", "AuthKey_<KEYID>.p8"], [], run_entrypoint
-    )
+    _expect_error(tmp_path, settings(key, private_key="  \n"), ["`private-key`", "AuthKey_<KEYID>.p8"], [], PROCESS)
 
 
 def test_both_key_and_path(tmp_path: Path, key: KeyMaterial) -> None:
     _expect_error(
         tmp_path,
-        {**base(key), "private-key-path": "AuthKey.p8"},
+        settings(key, private_key_path="AuthKey.p8"),
         ["Both", "`private-key-path`", "keep one"],
         key.secret_fragments(),
     )
 
 
 def test_neither_key_nor_path(tmp_path: Path, key: KeyMaterial) -> None:
-    _expect_error(tmp_path, {**base(key), "private-key": ""}, ["No private key", "`private-key-path`"], [])
+    _expect_error(tmp_path, settings(key, private_key=""), ["No private key", "`private-key-path`"], [])
 
 
 def test_missing_file(tmp_path: Path, key: KeyMaterial) -> None:
-    inputs = {**base(key), "private-key": "", "private-key-path": "nope/AuthKey_ABCDE12345.p8"}
+    inputs = settings(key, private_key="", private_key_path="nope/AuthKey_ABCDE12345.p8")
     _expect_error(
         tmp_path, inputs, ["`private-key-path`", "does not exist", "a relative one starts at the workspace"], []
     )
@@ -98,7 +89,7 @@ def test_missing_file(tmp_path: Path, key: KeyMaterial) -> None:
 def test_garbage(tmp_path: Path, key: KeyMaterial) -> None:
     _expect_error(
         tmp_path,
-        {**base(key), "private-key": "hello, I am not a key!"},
+        settings(key, private_key="hello, I am not a key!"),
         ["`private-key`", "not a private key"],
         ["hello, I am not a key"],
     )
@@ -108,10 +99,10 @@ def test_truncated_pem(tmp_path: Path, key: KeyMaterial) -> None:
     truncated = key.pem[: len(key.pem) // 2]
     _expect_error(
         tmp_path,
-        {**base(key), "private-key": truncated},
+        settings(key, private_key=truncated),
         ["`private-key`", "truncated"],
         key.secret_fragments(),
-        run_entrypoint,
+        PROCESS,
     )
 
 
@@ -120,7 +111,7 @@ def test_damaged_body(tmp_path: Path, key: KeyMaterial) -> None:
     damaged = "\n".join([lines[0], lines[1][:20], lines[-1]])
     _expect_error(
         tmp_path,
-        {**base(key), "private-key": damaged},
+        settings(key, private_key=damaged),
         ["`private-key`", "truncated or damaged"],
         key.secret_fragments(),
     )
@@ -130,35 +121,35 @@ def test_rsa_key(tmp_path: Path, key: KeyMaterial) -> None:
     rsa_pem = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     _expect_error(
         tmp_path,
-        {**base(key), "private-key": rsa_pem},
+        settings(key, private_key=rsa_pem),
         ["`private-key`", "RSA", "P-256"],
         rsa_pem.splitlines()[1:-1],
-        run_entrypoint,
+        PROCESS,
     )
 
 
 def test_p384_key(tmp_path: Path, key: KeyMaterial) -> None:
     p384 = _pem(ec.generate_private_key(ec.SECP384R1()))
     _expect_error(
-        tmp_path, {**base(key), "private-key": p384}, ["`private-key`", "secp384r1", "P-256"], p384.splitlines()[1:-1]
+        tmp_path, settings(key, private_key=p384), ["`private-key`", "secp384r1", "P-256"], p384.splitlines()[1:-1]
     )
 
 
 def test_encrypted_key(tmp_path: Path, key: KeyMaterial) -> None:
     encrypted = _pem(key.key, serialization.BestAvailableEncryption(b"hunter2"))
     _expect_error(
-        tmp_path, {**base(key), "private-key": encrypted}, ["`private-key`", "encrypted"], encrypted.splitlines()[1:-1]
+        tmp_path, settings(key, private_key=encrypted), ["`private-key`", "encrypted"], encrypted.splitlines()[1:-1]
     )
 
 
 @pytest.mark.parametrize("bad", ["ABC", "abcde12345", "ABCDE-1234", "ABCDE123456"])
 def test_key_id_shape(tmp_path: Path, key: KeyMaterial, bad: str) -> None:
-    _expect_error(tmp_path, {**base(key), "key-id": bad}, ["`key-id`", "10 characters"], key.secret_fragments())
+    _expect_error(tmp_path, settings(key, key_id=bad), ["`key-id`", "10 characters"], key.secret_fragments())
 
 
 def test_team_key_with_empty_issuer(tmp_path: Path, key: KeyMaterial) -> None:
     message = _expect_error(
-        tmp_path, {**base(key), "issuer-id": ""}, ["`issuer-id`", "individual"], key.secret_fragments(), run_entrypoint
+        tmp_path, settings(key, issuer_id=""), ["`issuer-id`", "individual"], key.secret_fragments(), PROCESS
     )
     result_summary = (tmp_path / "summary.md").read_text()
     assert "forks" in result_summary  # the fork-PR explanation is in the details
@@ -166,30 +157,30 @@ def test_team_key_with_empty_issuer(tmp_path: Path, key: KeyMaterial) -> None:
 
 
 def test_issuer_not_a_uuid(tmp_path: Path, key: KeyMaterial) -> None:
-    _expect_error(tmp_path, {**base(key), "issuer-id": "my-team"}, ["`issuer-id`", "UUID"], key.secret_fragments())
+    _expect_error(tmp_path, settings(key, issuer_id="my-team"), ["`issuer-id`", "UUID"], key.secret_fragments())
 
 
 def test_key_type(tmp_path: Path, key: KeyMaterial) -> None:
     _expect_error(
-        tmp_path, {**base(key), "key-type": "admin"}, ["`key-type`", "team or individual"], key.secret_fragments()
+        tmp_path, settings(key, key_type="admin"), ["`key-type`", "team or individual"], key.secret_fragments()
     )
 
 
 @pytest.mark.parametrize("bad", ["0", "1201", "20M", "20 m", "-5", "1.5", "²"])
 def test_expires_in(tmp_path: Path, key: KeyMaterial, bad: str) -> None:
-    _expect_error(tmp_path, {**base(key), "expires-in": bad}, ["`expires-in`", "1 to 1200"], key.secret_fragments())
+    _expect_error(tmp_path, settings(key, expires_in=bad), ["`expires-in`", "1 to 1200"], key.secret_fragments())
 
 
 def test_shell_metacharacters_stay_data(tmp_path: Path, key: KeyMaterial) -> None:
     marker = tmp_path / "pwned"
     evil = f'$(touch {marker})`touch {marker}`"; touch {marker}; echo "'
-    _expect_error(tmp_path, {**base(key), "key-id": evil}, ["`key-id`"], key.secret_fragments())
+    _expect_error(tmp_path, settings(key, key_id=evil), ["`key-id`"], key.secret_fragments())
     assert not marker.exists()
 
 
 def test_a_key_pasted_into_the_wrong_input_is_not_echoed(tmp_path: Path, key: KeyMaterial) -> None:
     message = _expect_error(
-        tmp_path, {**base(key), "expires-in": key.pem}, ["`expires-in`", "not shown"], key.secret_fragments()
+        tmp_path, settings(key, expires_in=key.pem), ["`expires-in`", "not shown"], key.secret_fragments()
     )
     assert "BEGIN" not in message
 
@@ -202,7 +193,7 @@ def test_a_key_pasted_into_the_wrong_input_is_not_echoed(tmp_path: Path, key: Ke
 
 @pytest.mark.parametrize("value", ["²", "9" * 5000, "١٢٠"])
 def test_expires_in_that_is_not_ascii_digits(tmp_path: Path, key: KeyMaterial, value: str) -> None:
-    result = run_step(tmp_path, action_inputs(key, **{"expires-in": value}))
+    result = invoke("action", tmp_path, settings(key, expires_in=value))
     assert result.returncode == 2
     assert "`expires-in` must be" in one_error(result)
 
@@ -239,14 +230,15 @@ def test_edwards_key_of_wrong_length(name: str, oid: bytes, length: int) -> None
 
 def test_edwards_key_through_the_action(tmp_path: Path, key: KeyMaterial) -> None:
     pem = _okp_pkcs8_pem(b"\x06\x03\x2b\x65\x71", 32)
-    result = run_step(tmp_path, action_inputs(key, **{"private-key": pem}))
+    result = invoke("action", tmp_path, settings(key, private_key=pem))
     assert result.returncode == 2
     assert "`private-key` is an Ed448 key" in one_error(result)
 
 
 def test_output_file_is_a_folder(tmp_path: Path, key: KeyMaterial, capfd: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "folder").mkdir()
-    run = run_cli_on_fds(capfd, tmp_path, cli_env(key), ["--no-verify", "--output-file", str(tmp_path / "folder")])
+    args = ["--no-verify", "--output-file", str(tmp_path / "folder")]
+    run = invoke("asc-token", tmp_path, settings(key, verify=None), args, mode=OnFds(capfd))
     assert run.returncode == 2 and run.stdout == ""  # refused before the token is even minted
     assert "exists and is not a regular file" in run.stderr and "--output-file" in run.stderr
     assert "Internal error" not in run.stderr and "Traceback" not in run.stderr
@@ -256,9 +248,8 @@ def test_output_file_is_a_folder(tmp_path: Path, key: KeyMaterial, capfd: pytest
 def test_platform_tool_is_missing(
     tmp_path: Path, key: KeyMaterial, platform: str, tool: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    run = run_cli_on_fds(
-        capfd, tmp_path, {**cli_env(key), **detection_env(platform, tmp_path)}, ["--no-verify"], tools=False
-    )
+    named, env = settings(key, verify=None), detection_env(platform, tmp_path)
+    run = invoke("asc-token", tmp_path, named, ["--no-verify"], mode=OnFds(capfd), env=env, tools=False)
     assert run.returncode == 1 and run.stdout == ""
     assert f"{tool} was not found on PATH" in run.stderr
     assert "Internal error" not in run.stderr and "Traceback" not in run.stderr

@@ -41,7 +41,7 @@ FORMS: Dict[str, Callable[[KeyMaterial], str]] = {
 @pytest.mark.parametrize("form", sorted(FORMS))
 def test_accepted_key_form_mints_a_verifiable_token(tmp_path: Path, key: KeyMaterial, form: str) -> None:
     before = int(time.time())
-    result = run_action_in_process(tmp_path, team_inputs(key, private_key=FORMS[form](key)))
+    result = invoke("action", tmp_path, settings(key, private_key=FORMS[form](key)))
     assert result.returncode == 0, result.log
     token = result.outputs["token"]
     header = jwt.get_unverified_header(token)
@@ -60,13 +60,13 @@ def test_accepted_key_form_mints_a_verifiable_token(tmp_path: Path, key: KeyMate
 def test_key_from_a_file_relative_to_the_workspace(tmp_path: Path, key: KeyMaterial) -> None:
     (tmp_path / "workspace" / "keys").mkdir(parents=True)
     (tmp_path / "workspace" / "keys" / f"AuthKey_{KEY_ID}.p8").write_text(key.pem)
-    result = run_entrypoint(tmp_path, team_inputs(key, private_key=None, private_key_path=f"keys/AuthKey_{KEY_ID}.p8"))
+    result = invoke("action", tmp_path, settings(key, private_key=None, private_key_path=f"keys/AuthKey_{KEY_ID}.p8"), mode=PROCESS)
     assert result.returncode == 0, result.log
     assert key.decode(result.outputs["token"])["iss"] == ISSUER_ID
 
 
 def test_individual_key_signs_sub_user_without_issuer(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_action_in_process(tmp_path, individual_inputs(key))
+    result = invoke("action", tmp_path, settings(key, issuer_id=None, key_type="individual"))
     assert result.returncode == 0, result.log
     claims = key.decode(result.outputs["token"])
     assert claims["sub"] == "user"
@@ -75,7 +75,7 @@ def test_individual_key_signs_sub_user_without_issuer(tmp_path: Path, key: KeyMa
 
 def test_scope_and_lifetime(tmp_path: Path, key: KeyMaterial, default_inputs: Dict[str, str]) -> None:
     scope = "GET /v1/apps?filter[platform]=IOS\n\n  GET /v1/builds  \n"
-    result = run_action_in_process(tmp_path, {**default_inputs, "scope": scope, "expires-in": "300"})
+    result = invoke("action", tmp_path, {**default_inputs, "scope": scope, "expires-in": "300"})
     assert result.returncode == 0, result.log
     claims = key.decode(result.outputs["token"])
     assert claims["scope"] == ["GET /v1/apps?filter[platform]=IOS", "GET /v1/builds"]
@@ -85,7 +85,7 @@ def test_scope_and_lifetime(tmp_path: Path, key: KeyMaterial, default_inputs: Di
 def test_underscore_input_names_are_read_from_the_composite_step(tmp_path: Path, key: KeyMaterial) -> None:
     """action.yml passes INPUT_KEY_ID and says so; a container step gets the runner's INPUT_KEY-ID."""
     inputs = {"private_key": key.pem, "key_id": KEY_ID, "issuer_id": ISSUER_ID, "verify": "false"}
-    result = run_action_in_process(tmp_path, inputs, extra_env=dict([COMPOSITE_MARKER]))
+    result = invoke("action", tmp_path, inputs, env=dict([COMPOSITE_MARKER]))
     assert result.returncode == 0, result.log
     assert key.decode(result.outputs["token"])["iss"] == ISSUER_ID
 
@@ -93,7 +93,7 @@ def test_underscore_input_names_are_read_from_the_composite_step(tmp_path: Path,
 def test_summary_describes_the_token_without_it(
     tmp_path: Path, key: KeyMaterial, default_inputs: Dict[str, str]
 ) -> None:
-    result = run_action_in_process(tmp_path, default_inputs)
+    result = invoke("action", tmp_path, default_inputs)
     assert KEY_ID in result.summary
     assert "skipped" in result.summary
     assert result.outputs["token"] not in result.summary

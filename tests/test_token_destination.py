@@ -237,7 +237,7 @@ def test_api_url_problem(url: str, problem: str) -> None:
 
 
 def test_http_api_url_is_refused_before_any_request(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_step(tmp_path, action_inputs(key, verify="true", **{"api-url": "http://api.example"}))
+    result = run_step(tmp_path, settings(key, verify="true", api_url="http://api.example"))
     assert result.returncode == 2
     message = one_error(result)
     assert "`api-url`" in message and "plain http://" in message
