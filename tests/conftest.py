@@ -108,12 +108,6 @@ def key() -> KeyMaterial:
 
 
 @pytest.fixture
-def default_inputs(key: KeyMaterial) -> Dict[str, str]:
-    """What a typical workflow passes: a team key, no verification (no network)."""
-    return team_inputs(key)
-
-
-@pytest.fixture
 def api(key: KeyMaterial) -> Iterator[AppStoreConnectStandIn]:
     with standin_running() as standin:
         standin.register(KEY_ID, key.key.public_key(), ISSUER_ID)

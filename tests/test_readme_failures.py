@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .conftest import OTHER_ISSUER, proxy_wanting_credentials_running, team_inputs, verify_inputs
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, Result, run_action_in_process
+from .conftest import OTHER_ISSUER, proxy_wanting_credentials_running
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, Run, invoke, settings
 
 
 def failure_table(heading: str = "When it fails") -> List[Tuple[str, List[str]]]:
@@ -47,11 +47,11 @@ class Scene:
     def __init__(self, tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, closed_port: int) -> None:
         self.tmp_path, self.key, self.api, self.closed_port = tmp_path, key, api, closed_port
 
-    def run(self, inputs: Dict[str, str]) -> Result:
+    def run(self, inputs: Dict[str, str]) -> Run:
         return invoke("action", self.tmp_path, inputs)
 
 
-def _rsa_key(scene: Scene) -> Result:
+def _rsa_key(scene: Scene) -> Run:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = other.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -59,28 +59,28 @@ def _rsa_key(scene: Scene) -> Result:
     return scene.run(settings(scene.key, private_key=pem))
 
 
-def _server_clock_behind(scene: Scene) -> Result:
+def _server_clock_behind(scene: Scene) -> Run:
     scene.api.clock_offset_seconds = -40 * 60
     return scene.run(settings(scene.key, standin=scene.api))
 
 
-def _role(scene: Scene) -> Result:
+def _role(scene: Scene) -> Run:
     scene.api.register(KEY_ID, scene.key.key.public_key(), ISSUER_ID, role_allows_apps=False)
     return scene.run(settings(scene.key, standin=scene.api))
 
 
-def _proxy_page(scene: Scene) -> Result:
+def _proxy_page(scene: Scene) -> Run:
     scene.api.inject(*[Fault("html", status=502)] * 10)
     return scene.run(settings(scene.key, standin=scene.api))
 
 
-def _proxy_wants_credentials(scene: Scene) -> Result:
+def _proxy_wants_credentials(scene: Scene) -> Run:
     with proxy_wanting_credentials_running() as proxy:
         inputs = settings(scene.key, verify=None, api_url="https://api.example.invalid")
         return invoke("action", scene.tmp_path, inputs, env={"HTTPS_PROXY": proxy.url})
 
 
-SCENARIOS: Dict[str, Callable[[Scene], Result]] = {
+SCENARIOS: Dict[str, Callable[[Scene], Run]] = {
     "the secret is empty (or this is a PR from a fork)": lambda s: s.run(settings(s.key, private_key="")),
     "an RSA, P-384 or encrypted key": _rsa_key,
     "the key was cut off when pasted": lambda s: s.run(settings(s.key, private_key=s.key.pem[:100])),

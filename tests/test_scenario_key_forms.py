@@ -12,17 +12,15 @@ from typing import Callable, Dict
 import jwt
 import pytest
 
-from asc_token.github import COMPOSITE_MARKER
-
-from .conftest import individual_inputs, team_inputs
 from .runner import (
     ISSUER_ID,
     KEY_ID,
+    PROCESS,
     KeyMaterial,
     assert_no_secrets,
     assert_token_masked_first,
-    run_action_in_process,
-    run_entrypoint,
+    invoke,
+    settings,
 )
 
 FORMS: Dict[str, Callable[[KeyMaterial], str]] = {
@@ -60,7 +58,9 @@ def test_accepted_key_form_mints_a_verifiable_token(tmp_path: Path, key: KeyMate
 def test_key_from_a_file_relative_to_the_workspace(tmp_path: Path, key: KeyMaterial) -> None:
     (tmp_path / "workspace" / "keys").mkdir(parents=True)
     (tmp_path / "workspace" / "keys" / f"AuthKey_{KEY_ID}.p8").write_text(key.pem)
-    result = invoke("action", tmp_path, settings(key, private_key=None, private_key_path=f"keys/AuthKey_{KEY_ID}.p8"), mode=PROCESS)
+    result = invoke(
+        "action", tmp_path, settings(key, private_key=None, private_key_path=f"keys/AuthKey_{KEY_ID}.p8"), mode=PROCESS
+    )
     assert result.returncode == 0, result.log
     assert key.decode(result.outputs["token"])["iss"] == ISSUER_ID
 
@@ -73,9 +73,9 @@ def test_individual_key_signs_sub_user_without_issuer(tmp_path: Path, key: KeyMa
     assert "iss" not in claims
 
 
-def test_scope_and_lifetime(tmp_path: Path, key: KeyMaterial, default_inputs: Dict[str, str]) -> None:
+def test_scope_and_lifetime(tmp_path: Path, key: KeyMaterial) -> None:
     scope = "GET /v1/apps?filter[platform]=IOS\n\n  GET /v1/builds  \n"
-    result = invoke("action", tmp_path, {**default_inputs, "scope": scope, "expires-in": "300"})
+    result = invoke("action", tmp_path, settings(key, scope=scope, expires_in="300"))
     assert result.returncode == 0, result.log
     claims = key.decode(result.outputs["token"])
     assert claims["scope"] == ["GET /v1/apps?filter[platform]=IOS", "GET /v1/builds"]
@@ -84,16 +84,13 @@ def test_scope_and_lifetime(tmp_path: Path, key: KeyMaterial, default_inputs: Di
 
 def test_underscore_input_names_are_read_from_the_composite_step(tmp_path: Path, key: KeyMaterial) -> None:
     """action.yml passes INPUT_KEY_ID and says so; a container step gets the runner's INPUT_KEY-ID."""
-    inputs = {"private_key": key.pem, "key_id": KEY_ID, "issuer_id": ISSUER_ID, "verify": "false"}
-    result = invoke("action", tmp_path, inputs, env=dict([COMPOSITE_MARKER]))
+    result = invoke("action", tmp_path, settings(key), composite=True)
     assert result.returncode == 0, result.log
     assert key.decode(result.outputs["token"])["iss"] == ISSUER_ID
 
 
-def test_summary_describes_the_token_without_it(
-    tmp_path: Path, key: KeyMaterial, default_inputs: Dict[str, str]
-) -> None:
-    result = invoke("action", tmp_path, default_inputs)
+def test_summary_describes_the_token_without_it(tmp_path: Path, key: KeyMaterial) -> None:
+    result = invoke("action", tmp_path, settings(key))
     assert KEY_ID in result.summary
     assert "skipped" in result.summary
     assert result.outputs["token"] not in result.summary
