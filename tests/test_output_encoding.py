@@ -20,8 +20,8 @@ import pytest
 from asc_token.transport import Io, utf8_stream
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .conftest import made_once, team_inputs, verify_inputs
-from .runner import KeyMaterial, one_error, run_action_in_process, run_entrypoint
+from .conftest import made_once
+from .runner import PROCESS, KeyMaterial, invoke, one_error, settings
 
 ROCKET = "Rocket \U0001f680 \u30ed\u30b1\u30c3\u30c8"  # Rocket 🚀 ロケット
 DENIED = "\u8bbf\u95ee\u88ab\u62d2\u7edd"  # 访问被拒绝, a proxy's "access denied" page
@@ -120,9 +120,11 @@ def test_a_real_process_under_a_latin1_locale_writes_utf8(
     inputs = settings(key, standin=api, checks=[f"app:{BUNDLE_ID}"])
     named = invoke("action", tmp_path / "app", inputs, mode=PROCESS, env=latin1_locale, isolated=True)
     assert named.returncode == 0, named.log
-    assert ROCKET in named.stdout and named.outputs["app-name"] == ROCKET  # decoded as UTF-8 (text=True)
+    assert ROCKET in named.stdout and named.outputs["app-name"] == ROCKET  # read back as UTF-8, strictly
     api.inject(Fault("html-page", status=403, title=DENIED, detail="blocked"))
-    page = invoke("action", tmp_path / "page", settings(key, standin=api), mode=PROCESS, env=latin1_locale, isolated=True)
+    page = invoke(
+        "action", tmp_path / "page", settings(key, standin=api), mode=PROCESS, env=latin1_locale, isolated=True
+    )
     assert page.returncode == 1 and DENIED in one_error(page), page.log
     # The environment is read in the locale's encoding: the child reads b"caf\xe9" (its ISO-8859-1) as "café".
     latin1_cafe = b"caf\xe9".decode("utf-8", "surrogateescape")  # passed on as those bytes
