@@ -6,7 +6,6 @@ proxy): it must never see a request.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 from urllib.parse import urlsplit
@@ -17,18 +16,8 @@ from asc_token.urls import base_url_problem, origin, proxy_for, target_problem
 from asc_token.urls import base_url_problem as api_url_problem
 from devtools.standin import AppStoreConnectStandIn
 
-from .conftest import Proxy, cli_env
-from .runner import (
-    ISSUER_ID,
-    KeyMaterial,
-    action_inputs,
-    call_api_in_process,
-    one_error,
-    run_cli,
-    run_cli_in_process,
-    run_step,
-    standin_running,
-)
+from .conftest import Proxy
+from .runner import ISSUER_ID, PROCESS, KeyMaterial, invoke, one_error, settings, standin_running
 
 
 @pytest.fixture
@@ -62,13 +51,13 @@ def sent_to(standin: AppStoreConnectStandIn) -> List[str]:
     ],
 )
 def test_path_to_another_host_is_refused_before_anything_is_sent(
-    key: KeyMaterial, api: AppStoreConnectStandIn, other: AppStoreConnectStandIn, template: str
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, other: AppStoreConnectStandIn, template: str
 ) -> None:
     path = template.format(api=port(api), other=port(other))
-    code, out, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), [path])
-    assert code == 2 and out == b"", logged
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), [path])
+    assert called.returncode == 2 and called.stdout_bytes == b"", called.log_lines
     assert sent_to(api) == [] and sent_to(other) == []
-    assert any("refused before anything is sent" in line for line in logged)
+    assert any("refused before anything is sent" in line for line in called.log_lines)
 
 
 @pytest.mark.parametrize(
@@ -81,24 +70,24 @@ def test_path_to_another_host_is_refused_before_anything_is_sent(
     ],
 )
 def test_links_next_to_another_host_stops_the_export(
-    key: KeyMaterial, api: AppStoreConnectStandIn, other: AppStoreConnectStandIn, template: str
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, other: AppStoreConnectStandIn, template: str
 ) -> None:
     api.app_count = 3
     api.next_link_override = template.format(api=port(api), other=port(other))
-    code, out, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), ["/v1/apps?limit=1", "--paginate"])
-    assert code == 1 and out == b"", logged
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps?limit=1", "--paginate"])
+    assert called.returncode == 1 and called.stdout_bytes == b"", called.log_lines
     assert sent_to(other) == [] and len(sent_to(api)) == 1
-    assert any("links.next" in line for line in logged)
+    assert any("links.next" in line for line in called.log_lines)
 
 
 @pytest.mark.parametrize("form", ["path-relative", "query-relative", "absolute-path", "absolute"])
 def test_relative_links_next_are_resolved_against_the_page(
-    key: KeyMaterial, api: AppStoreConnectStandIn, form: str
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, form: str
 ) -> None:
     api.app_count, api.next_link_form = 5, form
-    code, out, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), ["/v1/apps?limit=2", "--paginate"])
-    assert code == 0, logged
-    assert len(json.loads(out)["data"]) == 5 and len(sent_to(api)) == 3
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps?limit=2", "--paginate"])
+    assert called.returncode == 0, called.log_lines
+    assert len(called.json()["data"]) == 5 and len(sent_to(api)) == 3
 
 
 # --- the parse itself ----------------------------------------------------------------------------
@@ -161,8 +150,8 @@ def test_http_proxy_never_sees_a_loopback_request(
 ) -> None:
     """requests' own environment handling would send a loopback http:// request, token included, to the proxy."""
     proxy = f"http://127.0.0.1:{port(other)}"
-    env = cli_env(key, ASC_API_URL=api.url, http_proxy=proxy, HTTP_PROXY=proxy, https_proxy=proxy, ALL_PROXY=proxy)
-    run = run_cli(tmp_path, env, ["api", "/v1/apps"])
+    env = {"http_proxy": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "ALL_PROXY": proxy}
+    run = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps"], mode=PROCESS, env=env)
     assert run.returncode == 0, run.stderr
     assert sent_to(other) == [] and sent_to(api) == ["/v1/apps"]
 
@@ -171,8 +160,9 @@ def test_netrc_never_replaces_the_bearer_token(tmp_path: Path, key: KeyMaterial,
     netrc = tmp_path / "netrc"
     netrc.write_text("default login someone password secret\n")
     netrc.chmod(0o600)
+    env = {"NETRC": str(netrc), "HOME": str(tmp_path)}
     for args in (["api", "/v1/apps"], ["--print"]):
-        run = run_cli(tmp_path, cli_env(key, ASC_API_URL=api.url, NETRC=str(netrc), HOME=str(tmp_path)), args)
+        run = invoke("asc-token", tmp_path, settings(key, standin=api), args, mode=PROCESS, env=env)
         assert run.returncode == 0, run.stderr
     seen = api.tokens_seen()
     assert len(seen) == 2 and all(key.decode(token)["iss"] == ISSUER_ID for token in seen)
@@ -237,7 +227,7 @@ def test_api_url_problem(url: str, problem: str) -> None:
 
 
 def test_http_api_url_is_refused_before_any_request(tmp_path: Path, key: KeyMaterial) -> None:
-    result = run_step(tmp_path, settings(key, verify="true", api_url="http://api.example"))
+    result = invoke("action", tmp_path, settings(key, verify="true", api_url="http://api.example"))
     assert result.returncode == 2
     message = one_error(result)
     assert "`api-url`" in message and "plain http://" in message
@@ -256,18 +246,22 @@ def test_the_ca_bundle_settings_users_are_told_to_use_still_apply(tmp_path: Path
     assert session.verify == str(bundle) and session.trust_env is False and unset.verify is True
 
 
-def test_a_socks_proxy_is_a_setting_to_fix(key: KeyMaterial) -> None:
-    env = cli_env(key, ASC_API_URL="https://api.appstoreconnect.apple.com", HTTPS_PROXY="socks5://127.0.0.1:1")
-    code, _, logged = call_api_in_process(env, ["/v1/apps"])
-    assert code == 2 and any("HTTPS_PROXY must be an http:// or https:// proxy URL" in line for line in logged), logged
+def test_a_socks_proxy_is_a_setting_to_fix(tmp_path: Path, key: KeyMaterial) -> None:
+    named = settings(key, verify=None, api_url="https://api.appstoreconnect.apple.com")
+    called = invoke("asc-token api", tmp_path, named, ["/v1/apps"], env={"HTTPS_PROXY": "socks5://127.0.0.1:1"})
+    logged = called.log_lines
+    assert called.returncode == 2, logged
+    assert any("HTTPS_PROXY must be an http:// or https:// proxy URL" in line for line in logged), logged
 
 
 @pytest.mark.parametrize(
     "header", ["Content-Length: 5", "Transfer-Encoding: chunked", "Connection: close", "Expect: 100-continue"]
 )
-def test_headers_that_frame_the_message_are_refused(key: KeyMaterial, api: AppStoreConnectStandIn, header: str) -> None:
-    code, _, logged = call_api_in_process(cli_env(key, ASC_API_URL=api.url), ["/v1/apps", "-H", header])
-    assert code == 2 and sent_to(api) == [] and "frames the message itself" in logged[-1]
+def test_headers_that_frame_the_message_are_refused(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, header: str
+) -> None:
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps", "-H", header])
+    assert called.returncode == 2 and sent_to(api) == [] and "frames the message itself" in called.log_lines[-1]
 
 
 @pytest.mark.usefixtures("no_dns_for_invalid")
@@ -275,8 +269,8 @@ def test_headers_that_frame_the_message_are_refused(key: KeyMaterial, api: AppSt
 def test_a_proxy_that_wants_credentials_is_said_once_not_retried_as_a_reset(
     tmp_path: Path, key: KeyMaterial, proxy_wanting_credentials: Proxy, args: List[str]
 ) -> None:
-    env = cli_env(key, ASC_API_URL="https://api.example.invalid", HTTPS_PROXY=proxy_wanting_credentials.url)
-    run = run_cli_in_process(tmp_path, env, args)
+    named = settings(key, verify=None, api_url="https://api.example.invalid")
+    run = invoke("asc-token", tmp_path, named, args, env={"HTTPS_PROXY": proxy_wanting_credentials.url})
     assert run.returncode == 1 and run.stdout == "", run.stderr
     assert proxy_wanting_credentials.connects == [b"CONNECT api.example.invalid:443 HTTP/1.0"]
     assert "407 Proxy Authentication Required" in run.stderr and "reset" not in run.stderr
