@@ -10,6 +10,7 @@ either fakes or, where what a caller captures is the point, the process's own fi
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -368,10 +369,14 @@ def invoke(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     encoding: Optional[str] = None,
+    stdout_device: Optional[io.RawIOBase] = None,
     python: str = sys.executable,
     isolated: bool = False,
     bash_line: str = "",
     stdout_path: Optional[Path] = None,
+    stdout_fd: Optional[int] = None,
+    preexec: Optional[Callable[[], None]] = None,
+    while_running: Optional[Callable[[subprocess.Popen[bytes]], None]] = None,
     timeout: float = 90,
 ) -> Run:
     """``command`` ("action", "asc-token" or "asc-token api") as a CI step runs it, the way ``mode`` says.
@@ -384,11 +389,15 @@ def invoke(
 
     In this process: ``policy`` (short retry timings), ``clock``, ``sleep``; ``encoding``: (fake
     streams only) stdout and stderr are byte streams in that encoding, as a process's own are under
-    such a locale or Windows code page; what reached them is read back as UTF-8, as the runner reads.
+    such a locale or Windows code page; what reached them is read back as UTF-8, as the runner reads;
+    ``stdout_device``: (fake streams only) stdout writes to that device (a full disk, say), unread.
     In a process: ``python`` and ``isolated`` (``-I``, as the composite action starts it: no PYTHON*
     variable applies) for the action; ``bash_line``, a bash command line that runs the CLI as ``"$@"``
     (``exec "$@" 2>&-``, ``"$@" | head -c 10``); ``stdout_path``: stdout goes to that file as it is
-    written, so a test can look at it while the command runs; ``timeout``.
+    written, so a test can look at it while the command runs; ``stdout_fd``: stdout is that file
+    descriptor (``>/dev/full``, a broken pipe); ``preexec``: called in the child before it starts
+    (resource limits, closing a descriptor); ``while_running``: called with the process while it
+    runs (to signal it), before its output is read; ``timeout``.
     """
     step = _prepare(command, workdir, named or {}, env or {}, composite=composite, tools=tools)
     if command == "action":
@@ -399,8 +408,10 @@ def invoke(
         argv = ["api", *(args or ())]
     folder = cwd or step.cwd
     if mode == PROCESS:
-        return _in_a_process(step, argv, folder, stdin, python, isolated, bash_line, stdout_path, timeout)
-    assert not (isolated or bash_line or stdout_path) and python == sys.executable, "options of a process"
+        options = _ProcessOptions(python, isolated, bash_line, stdout_path, stdout_fd, preexec, while_running, timeout)
+        return _in_a_process(step, argv, folder, stdin, options)
+    in_a_process_only = (isolated, bash_line, stdout_path, stdout_fd is not None, preexec, while_running)
+    assert not any(in_a_process_only) and python == sys.executable, "options of a process"
 
     def world(stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> Io:
         return Io(
@@ -408,15 +419,19 @@ def invoke(
         )
 
     if isinstance(mode, OnFds):
-        assert encoding is None, "the file descriptors' encoding is the test process's"
+        assert encoding is None and stdout_device is None, "the file descriptors are the test process's"
         with _working_directory(folder):  # stdout, stderr: sys.stdout, sys.stderr, on the descriptors
             code, out, err = _read_fds(mode.capfd, lambda: _dispatch(step, argv, world()))
         return step.result(code, out, err, out.encode("utf-8", "surrogateescape"), err.splitlines())
-    stdout = io.TextIOWrapper(io.BytesIO(), encoding or "utf-8", write_through=True)
+    stdout: TextIO
+    if stdout_device is None:
+        stdout = io.TextIOWrapper(io.BytesIO(), encoding or "utf-8", write_through=True)
+    else:  # buffered, as a process's own stdout on a file is
+        stdout = io.TextIOWrapper(io.BufferedWriter(stdout_device), encoding or "utf-8")
     stderr: TextIO = LogLines() if encoding is None else io.TextIOWrapper(io.BytesIO(), encoding)
     with _working_directory(folder):
         code = _exit_code(lambda: _dispatch(step, argv, world(stdout, stderr)))
-    raw = _written(stdout)
+    raw = _written(stdout) if stdout_device is None else b""
     logged = stderr.getvalue() if isinstance(stderr, LogLines) else _written(stderr).decode("utf-8")
     lines = stderr.lines if isinstance(stderr, LogLines) else logged.splitlines()
     return step.result(code, _decoded(command, raw), logged, raw, lines)
@@ -444,36 +459,53 @@ def _decoded(command: Command, data: bytes) -> str:
     return data.decode("utf-8", "replace" if command == "asc-token api" else "strict")
 
 
-def _in_a_process(
-    step: _Step,
-    argv: List[str],
-    cwd: Path,
-    stdin: bytes,
-    python: str,
-    isolated: bool,
-    bash_line: str,
-    stdout_path: Optional[Path],
-    timeout: float,
-) -> Run:
+@dataclass(frozen=True)
+class _ProcessOptions:
+    python: str
+    isolated: bool
+    bash_line: str
+    stdout_path: Optional[Path]
+    stdout_fd: Optional[int]
+    preexec: Optional[Callable[[], None]]
+    while_running: Optional[Callable[[subprocess.Popen[bytes]], None]]
+    timeout: float
+
+
+def _in_a_process(step: _Step, argv: List[str], cwd: Path, stdin: bytes, options: _ProcessOptions) -> Run:
     if step.command == "action":
-        assert not (bash_line or stdout_path), "options of the CLI"
-        command = [python, *(["-I"] if isolated else []), str(ENTRYPOINT), *argv]
+        assert not (options.bash_line or options.stdout_path), "options of the CLI"
+        command = [options.python, *(["-I"] if options.isolated else []), str(ENTRYPOINT), *argv]
     else:
-        assert python == sys.executable and not isolated, "options of the action"
+        assert options.python == sys.executable and not options.isolated, "options of the action"
         assert ASC_TOKEN is not None, "asc-token is not installed (python3 dev.py test installs it)"
         command = [ASC_TOKEN, *argv]
-        if bash_line:
-            command = [shutil.which("bash") or "bash", "-c", bash_line, "bash", *command]
-    options: Dict[str, Any] = dict(env=step.env, cwd=str(cwd), input=stdin, timeout=timeout, check=False)
-    if stdout_path is None:
-        completed = subprocess.run(command, capture_output=True, **options)
-        raw = completed.stdout
-    else:
-        with open(stdout_path, "wb") as stdout:
-            completed = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, **options)
-        raw = stdout_path.read_bytes()
-    err = _as_text(completed.stderr.decode("utf-8"))
-    return step.result(completed.returncode, _as_text(_decoded(step.command, raw)), err, raw, err.splitlines())
+        if options.bash_line:
+            command = [shutil.which("bash") or "bash", "-c", options.bash_line, "bash", *command]
+    with contextlib.ExitStack() as stack:
+        stdout: Any = subprocess.PIPE if options.stdout_fd is None else options.stdout_fd
+        if options.stdout_path is not None:
+            stdout = stack.enter_context(open(options.stdout_path, "wb"))
+        process = stack.enter_context(
+            subprocess.Popen(
+                command,
+                env=step.env,
+                cwd=str(cwd),
+                stdin=subprocess.PIPE,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                preexec_fn=options.preexec,
+            )
+        )
+        if options.while_running is not None:
+            options.while_running(process)
+        try:
+            out, err_bytes = process.communicate(stdin, timeout=options.timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    raw = options.stdout_path.read_bytes() if options.stdout_path is not None else out or b""
+    err = _as_text(err_bytes.decode("utf-8"))
+    return step.result(process.returncode, _as_text(_decoded(step.command, raw)), err, raw, err.splitlines())
 
 
 def _as_text(text: str) -> str:

@@ -17,24 +17,11 @@ from typing import Any, Callable, List, Optional
 
 import pytest
 
-from asc_token import dispatch, errors
-from asc_token.transport import Io
+from asc_token import errors
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .conftest import cli_env, team_inputs, verify_inputs
-from .runner import (
-    ASC_TOKEN,
-    QUICK_RETRIES,
-    KeyMaterial,
-    LogLines,
-    call_api_in_process,
-    needs_cli,
-    one_error,
-    posix_only,
-    run_action_in_process,
-    run_cli_in_process,
-)
-from .test_api_command import REPORT, api_env, call_in_process
+from .runner import PROCESS, KeyMaterial, invoke, needs_cli, one_error, posix_only, settings
+from .test_api_command import REPORT
 from .test_devtools_standin import standin_get
 
 # --- half-written files ----------------------------------------------------------------------
@@ -47,12 +34,14 @@ def test_a_retried_download_holds_only_the_retry(tmp_path: Path, key: KeyMateria
     expected = standin_get(api, key, REPORT).content
     api.requests.clear()
     api.inject(Fault("cut"))
-    target = tmp_path / "report.gz"
-    code, out, logged = call_in_process(api, key, [REPORT, "--output-file", str(target)])
-    assert code == 0 and out == b"", logged
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = folder / "report.gz"
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), [REPORT, "--output-file", str(target)])
+    assert called.returncode == 0 and called.stdout_bytes == b"", called.log_lines
     assert len(api.requests) == 2  # cut, then answered whole
     assert target.read_bytes() == expected
-    assert sorted(tmp_path.iterdir()) == [target]
+    assert sorted(folder.iterdir()) == [target]
 
 
 # --- stdout that cannot be written -------------------------------------------------------------
@@ -71,28 +60,22 @@ def _broken_pipe() -> int:
 def test_print_to_a_stdout_that_cannot_be_written_is_exit_1(tmp_path: Path, key: KeyMaterial, stdout: str) -> None:
     """`asc-token --print >/dev/full`, `>&-` and `| true`: exit 1, said in one line (a broken pipe quietly,
     as `| head` expects), never the internal error, a traceback or the interpreter's "Exception ignored"."""
-    assert ASC_TOKEN is not None
-    env = {"PATH": os.environ.get("PATH", ""), **cli_env(key)}
-    target: Any = None
+    target: Optional[int] = None
     closing: Optional[Callable[[], None]] = None
     if stdout == "/dev/full":
         if not os.path.exists("/dev/full"):
             pytest.skip("no /dev/full here (macOS)")
-        target = open("/dev/full", "wb")  # noqa: SIM115 - closed below, after the child has it
+        target = os.open("/dev/full", os.O_WRONLY)
     elif stdout == "broken pipe":
         target = _broken_pipe()
     else:
         closing = lambda: os.close(1)  # noqa: E731 - in the child, after its streams are set up
     try:
-        done = subprocess.run(
-            [ASC_TOKEN, "--no-verify", "--print"], env=env, cwd=str(tmp_path), stdout=target,
-            stderr=subprocess.PIPE, text=True, timeout=60, check=False, preexec_fn=closing,
-        )  # fmt: skip
+        done = invoke("asc-token", tmp_path, settings(key), ["--no-verify", "--print"], mode=PROCESS,
+                      stdout_fd=target, preexec=closing, timeout=60)  # fmt: skip
     finally:
-        if isinstance(target, int):
+        if target is not None:
             os.close(target)
-        elif target is not None:
-            target.close()
     assert done.returncode == errors.EXIT_FAILED, done.stderr
     for unwanted in ("Internal error", "Traceback", "Exception ignored"):
         assert unwanted not in done.stderr
@@ -112,28 +95,24 @@ def test_a_signal_during_a_download_leaves_no_file_and_no_folder(
 ) -> None:
     """Cancelled while the answer is awaited (a job cancelled: SIGTERM; Ctrl-C: SIGINT), the temporary
     file and the folders made for --output-file are removed, and the exit status says which signal."""
-    assert ASC_TOKEN is not None
     api.inject(Fault("delay", seconds=5))
-    env = {"PATH": os.environ.get("PATH", ""), **cli_env(key, ASC_API_URL=api.url)}
-    target = tmp_path / "reports" / "2026" / "r.gz"
-    process = subprocess.Popen(
-        [ASC_TOKEN, "api", REPORT, "--output-file", str(target)],
-        env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = folder / "reports" / "2026" / "r.gz"
+
+    def signalled_during_the_download(process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not list(target.parent.glob(".tmp-*")):
             time.sleep(0.02)  # until the temporary file is there: the request is then in flight
         assert list(target.parent.glob(".tmp-*")), "the command never got as far as the download"
         process.send_signal(signum)
-        _, stderr = process.communicate(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == (errors.EXIT_TERMINATED if signum == signal.SIGTERM else errors.EXIT_INTERRUPTED)
-    assert list(tmp_path.iterdir()) == [], "a temporary file or a folder made for it was left"
-    assert "Traceback" not in stderr and "Internal error" not in stderr
+
+    args = [REPORT, "--output-file", str(target)]
+    done = invoke("asc-token api", tmp_path, settings(key, standin=api), args, mode=PROCESS,
+                  while_running=signalled_during_the_download, timeout=10)  # fmt: skip
+    assert done.returncode == (errors.EXIT_TERMINATED if signum == signal.SIGTERM else errors.EXIT_INTERRUPTED)
+    assert list(folder.iterdir()) == [], "a temporary file or a folder made for it was left"
+    assert "Traceback" not in done.stderr and "Internal error" not in done.stderr
 
 
 @pytest.mark.parametrize(("status", "body"), [(204, ""), (200, ""), (200, "null")])
@@ -142,14 +121,16 @@ def test_an_answer_without_content_empties_the_output_file(
 ) -> None:
     """A 204, an empty body or a JSON null prints nothing; --output-file then holds what stdout would:
     nothing. The older file there would otherwise be read as this answer."""
-    target = tmp_path / "answer.json"
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = folder / "answer.json"
     target.write_text('{"data": "an earlier answer"}')
     api.inject(Fault("raw-json", status=status, detail=body))
-    code, out, logged = call_in_process(api, key, ["/v1/apps", "--output-file", str(target)])
-    assert code == 0 and out == b"", logged
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps", "--output-file", str(target)])
+    assert called.returncode == 0 and called.stdout_bytes == b"", called.log_lines
     assert target.read_bytes() == b"" and stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert logged == [f"Wrote 0 bytes to '{target}' (mode 0600) (the answer had no content)."]
-    assert sorted(tmp_path.iterdir()) == [target]
+    assert called.log_lines == [f"Wrote 0 bytes to '{target}' (mode 0600) (the answer had no content)."]
+    assert sorted(folder.iterdir()) == [target]
 
 
 # --- a full disk: the output file, the spool in TMPDIR ----------------------------------------
@@ -184,16 +165,13 @@ def test_a_full_disk_is_exit_1_naming_the_file_and_leaves_nothing(
 ) -> None:
     """Each file asc-token writes, on a disk that fills up: one error naming it (the spool by its folder,
     TMPDIR), exit 1, nothing on stdout, and no temporary file or folder left behind."""
-    assert ASC_TOKEN is not None
     args, said = FULL_DISK_CASES[case]
     api.report_size_bytes, api.app_count, api.app_size_bytes = 256 * 1024, 450, 1024
     spool = tmp_path / "spool"
     spool.mkdir()
-    env = {"PATH": os.environ.get("PATH", ""), "TMPDIR": str(spool), **cli_env(key, ASC_API_URL=api.url)}
-    done = subprocess.run(
-        [ASC_TOKEN, *args], env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=60, check=False,
-        preexec_fn=_file_size_limit(64 * 1024 if args[0] == "api" else 100),
-    )  # fmt: skip
+    limit = _file_size_limit(64 * 1024 if args[0] == "api" else 100)
+    done = invoke("asc-token", tmp_path / "job", settings(key, standin=api), args, mode=PROCESS, cwd=tmp_path,
+                  env={"TMPDIR": str(spool)}, preexec=limit, timeout=60)  # fmt: skip
     assert done.returncode == errors.EXIT_FAILED, done.stderr
     assert done.stdout == ""
     failures = [line for line in done.stderr.splitlines() if line.startswith("error:")]
@@ -201,7 +179,7 @@ def test_a_full_disk_is_exit_1_naming_the_file_and_leaves_nothing(
     if "temporary folder" in said:
         assert f"'{spool}'" in failures[0] and "TMPDIR" in failures[0]
     assert "Traceback" not in done.stderr and "Internal error" not in done.stderr
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["spool"]  # no out/, no .tmp-* file
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["job", "spool"]  # no out/, no .tmp-* file
     assert list(spool.iterdir()) == []
 
 
@@ -228,14 +206,15 @@ class FullDevice(io.RawIOBase):
         ["--no-verify", "--platform", "azure"],  # Azure's logging commands go to stdout
     ],
 )
-def test_a_full_stdout_is_exit_1(key: KeyMaterial, api: AppStoreConnectStandIn, args: List[str]) -> None:
+def test_a_full_stdout_is_exit_1(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, args: List[str]
+) -> None:
     """`asc-token ... >/dev/full`: one error naming stdout, exit 1; never the internal error."""
-    stderr, device = LogLines(), FullDevice()
-    stdout = io.TextIOWrapper(io.BufferedWriter(device), encoding="utf-8")
-    fakes = Io(env=api_env(key, api), policy=QUICK_RETRIES, stdout=stdout, stderr=stderr)
-    assert dispatch.main(args, force_cli=True, io=fakes) == errors.EXIT_FAILED
-    failures = [line for line in stderr.lines if line.startswith("error:")]
-    assert len(failures) == 1 and "Internal error" not in "\n".join(stderr.lines), stderr.lines
+    device = FullDevice()
+    run = invoke("asc-token", tmp_path, settings(key, standin=api), args, stdout_device=device)
+    assert run.returncode == errors.EXIT_FAILED
+    failures = [line for line in run.log_lines if line.startswith("error:")]
+    assert len(failures) == 1 and "Internal error" not in "\n".join(run.log_lines), run.log_lines
     assert failures[0].startswith("error: stdout could not be written (No space left on device): it is closed")
     device.full = False  # the buffered bytes can go now, when the stream is collected
 
@@ -248,12 +227,12 @@ def test_a_full_stdout_is_exit_1(key: KeyMaterial, api: AppStoreConnectStandIn, 
 def test_a_ca_bundle_that_does_not_exist_is_a_setting_to_fix(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, variable: str, command: str
 ) -> None:
-    env = {**cli_env(key, ASC_API_URL=api.url), variable: str(tmp_path / "no-such-ca.pem")}
+    named, env = settings(key, standin=api), {variable: str(tmp_path / "no-such-ca.pem")}
     if command == "asc-token api":
-        code, _, logged = call_api_in_process(env, ["/v1/apps"])
-        said = "\n".join(logged)
+        called = invoke("asc-token api", tmp_path, named, ["/v1/apps"], env=env)
+        code, said = called.returncode, "\n".join(called.log_lines)
     else:
-        run = run_cli_in_process(tmp_path, env, ["--verify"])
+        run = invoke("asc-token", tmp_path, named, ["--verify"], env=env)
         code, said = run.returncode, run.stderr
     assert code == errors.EXIT_USAGE, said
     assert f"error: {variable} names '{tmp_path / 'no-such-ca.pem'}', which does not exist" in said
@@ -267,13 +246,12 @@ def test_a_body_not_in_its_content_encoding_is_a_bad_answer(
     """A 200 that says `Content-Encoding: gzip` over a body that is not gzip: exit 1, said as the answer's fault."""
     garbled = Fault("raw-json", status=200, detail='{"data": []}', headers=(("Content-Encoding", "gzip"),))
     api.inject(garbled)
-    env = cli_env(key, ASC_API_URL=api.url)
     if command == "asc-token api":
-        code, out, logged = call_api_in_process(env, ["/v1/apps"])
-        said = "\n".join(logged)
-        assert out == b""
+        called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps"])
+        code, said = called.returncode, "\n".join(called.log_lines)
+        assert called.stdout_bytes == b""
     else:
-        run = run_cli_in_process(tmp_path, env, ["--verify", "--print"])
+        run = invoke("asc-token", tmp_path, settings(key, standin=api), ["--verify", "--print"])
         code, said = run.returncode, run.stderr
     assert code == errors.EXIT_FAILED, said
     assert f"App Store Connect at {api.url}/v1/apps" in said
@@ -304,8 +282,8 @@ def test_a_runner_file_that_cannot_be_a_file_is_a_setting_to_fix(
         result = invoke("action", tmp_path, settings(key, standin=api), env={variable: str(path)})
         code, said = result.returncode, one_error(result)
     else:
-        env = {**cli_env(key, ASC_API_URL=api.url), **RUNNER_FILES[front_end, variable], variable: str(path)}
-        run = run_cli_in_process(tmp_path, env, ["--verify"])
+        env = {**RUNNER_FILES[front_end, variable], variable: str(path)}
+        run = invoke("asc-token", tmp_path, settings(key, standin=api), ["--verify"], env=env)
         code, said = run.returncode, run.stderr
     assert code == errors.EXIT_USAGE, said
     assert f"{variable} names '{path}', {said_problem}" in said
@@ -322,8 +300,8 @@ def test_a_runner_file_that_cannot_be_written_is_exit_1_naming_it(
         result = invoke("action", tmp_path, settings(key), env={variable: "/dev/full"})
         code, said = result.returncode, one_error(result)
     else:
-        env = {**cli_env(key), **RUNNER_FILES[front_end, variable], variable: "/dev/full"}
-        run = run_cli_in_process(tmp_path, env, ["--no-verify"])
+        env = {**RUNNER_FILES[front_end, variable], variable: "/dev/full"}
+        run = invoke("asc-token", tmp_path, settings(key, verify=None), ["--no-verify"], env=env)
         code, said = run.returncode, run.stderr
     assert code == errors.EXIT_FAILED, said
     assert f"{variable} ('/dev/full') could not be written (No space left on device)" in said
