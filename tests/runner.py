@@ -10,6 +10,7 @@ either fakes or, where what a caller captures is the point, the process's own fi
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import io
 import json
@@ -271,11 +272,12 @@ def one_error(run: Run, *, with_title: bool = False) -> str:
     return line.split("::", 2)[2] if line.startswith("::") else line[len("error: ") :]
 
 
-def assert_no_secrets(run: Run, secrets: Iterable[str], *, token: str = "") -> None:
+def assert_no_secrets(run: Run, secrets: Iterable[str], *, token: str = "", key: Optional[KeyMaterial] = None) -> None:
     """None of ``secrets`` anywhere the user can see: the log (bar the mask commands ``::add-mask::``
     and ``##vso[task.setsecret]``, which only the runner reads), each logged line, the summary,
     GITHUB_ENV, the fake tools' argv; and no traceback. ``token``, the run's own token, may be on
-    stdout (where ``--print`` and some platforms' sinks put it), never on stderr or in an argv."""
+    stdout (where ``--print`` and some platforms' sinks put it), never on stderr or in an argv.
+    ``key``: nor any word there that decodes (as base64) to a piece holding its private scalar."""
     masks = ("::add-mask::", "##vso[task.setsecret]")
     shown = "\n".join(line for line in run.stdout.splitlines() if not line.startswith(masks))
     logged = "\n".join(line for line in [*run.stderr.splitlines(), *run.log_lines] if not line.startswith(masks))
@@ -285,6 +287,14 @@ def assert_no_secrets(run: Run, secrets: Iterable[str], *, token: str = "") -> N
             assert secret not in visible, "a secret reached the log, summary, GITHUB_ENV or a tool's argv"
     if token:
         assert token not in logged + run.argv_log(), "the token reached stderr or a tool's argv"
+    if key is not None:
+        scalar = key.key.private_numbers().private_value.to_bytes(32, "big")
+        for word in visible.replace("::", " ").replace("]", " ").split():
+            try:
+                decoded = base64.b64decode(word + "=" * (-len(word) % 4), validate=True)
+            except (binascii.Error, ValueError):
+                continue
+            assert scalar not in decoded, "a captured stream holds the private key"
     assert "Traceback" not in run.log
 
 

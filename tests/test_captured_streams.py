@@ -8,7 +8,6 @@ encoding, not even line by line; only a newly minted token is registered, as it 
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 import resource
 import signal
@@ -24,44 +23,17 @@ from cryptography.hazmat.primitives import serialization
 from asc_token.platforms import PLATFORM_NAMES, platform_for
 from devtools.standin import AppStoreConnectStandIn, Fault
 
-from .conftest import cli_env
 from .runner import (
-    ASC_TOKEN,
     ISSUER_ID,
-    KEY_ID,
+    PROCESS,
     KeyMaterial,
-    action_inputs,
+    OnFds,
     assert_no_secrets,
     detection_env,
+    invoke,
     needs_cli,
-    run_action_in_process,
-    run_cli,
-    run_cli_on_fds,
-    run_entrypoint_on_fds,
+    settings,
 )
-
-
-def key_bytes(key: KeyMaterial) -> List[bytes]:
-    """The key's DER encodings and its raw private scalar: what a decoded line must not contain."""
-    scalar = key.key.private_numbers().private_value.to_bytes(32, "big")
-    ders = [
-        key.key.private_bytes(serialization.Encoding.DER, form, serialization.NoEncryption())
-        for form in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL)
-    ]
-    return [scalar, *ders]
-
-
-def assert_no_key_in(text: str, key: KeyMaterial) -> None:
-    """Neither the PEM lines nor anything that decodes to (a piece holding) the private scalar."""
-    for fragment in key.secret_fragments():
-        assert fragment not in text
-    scalar = key_bytes(key)[0]
-    for word in text.replace("::", " ").replace("]", " ").split():
-        try:
-            decoded = base64.b64decode(word + "=" * (-len(word) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        assert scalar not in decoded, "a captured stream holds the private key"
 
 
 @needs_cli
@@ -79,9 +51,9 @@ def assert_no_key_in(text: str, key: KeyMaterial) -> None:
 def test_cli_streams_never_carry_the_key(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, platform_env: Dict[str, str], args: List[str]
 ) -> None:
-    run = run_cli(tmp_path, cli_env(key, ASC_API_URL=api.url, **platform_env), args)
+    run = invoke("asc-token", tmp_path, settings(key, standin=api), args, mode=PROCESS, env=platform_env)
     assert run.returncode == 0, run.stderr
-    assert_no_key_in(run.stdout + run.stderr, key)
+    assert_no_secrets(run, key.secret_fragments(), key=key)
     masks = [line for line in (run.stdout + run.stderr).splitlines() if "add-mask::" in line or "setsecret]" in line]
     # Only the token is registered (a newly minted secret), and only where a mask command is not the caller's $(...).
     assert all(line.split("::add-mask::")[-1].split("]")[-1].startswith("eyJ") for line in masks), masks
@@ -90,7 +62,7 @@ def test_cli_streams_never_carry_the_key(
 
 def test_the_action_still_masks_every_form_of_the_key(tmp_path: Path, key: KeyMaterial) -> None:
     """The step's own stdout is read by the runner only: there every form is registered first."""
-    result = invoke("action", tmp_path, {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"})
+    result = invoke("action", tmp_path, settings(key))
     masked = [
         line.split("::add-mask::", 1)[1] for line in result.stdout.splitlines() if line.startswith("::add-mask::")
     ]
@@ -106,7 +78,6 @@ def test_the_action_still_masks_every_form_of_the_key(tmp_path: Path, key: KeyMa
 def test_no_core_file_can_hold_the_key(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """Started with ``ulimit -c unlimited``, a request in flight still has no core file to leave behind."""
     api.inject(Fault("delay", seconds=5))
-    env = {**os.environ, **cli_env(key, ASC_API_URL=api.url)}
     hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
     # A child started at 0 would pass whatever the command does (in-process runs never lower it).
     assert hard != 0, "this test process may not write core files, so the test cannot tell"
@@ -114,25 +85,18 @@ def test_no_core_file_can_hold_the_key(tmp_path: Path, key: KeyMaterial, api: Ap
     def unlimited_cores() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
 
-    assert ASC_TOKEN is not None
-    process = subprocess.Popen(
-        [ASC_TOKEN, "api", "/v1/apps"],
-        env=env,
-        cwd=str(tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=unlimited_cores,
-    )
-    try:
-        deadline, limits = time.monotonic() + 10, ""
+    limits = ""
+
+    def quit_once_started(process: subprocess.Popen[bytes]) -> None:
+        nonlocal limits
+        deadline = time.monotonic() + 10
         while time.monotonic() < deadline and " 0 " not in core_limit(limits):
             time.sleep(0.05)  # until the command has started (it is then waiting for the answer)
             limits = Path(f"/proc/{process.pid}/limits").read_text()
         process.send_signal(signal.SIGQUIT)
-        process.wait(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
+
+    invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps"], mode=PROCESS, env=dict(os.environ),
+           preexec=unlimited_cores, while_running=quit_once_started, timeout=10)  # fmt: skip
     assert core_limit(limits).split()[4:6] == ["0", "0"], limits
     assert not list(tmp_path.glob("core*"))
 
@@ -155,8 +119,8 @@ def test_every_platform_has_detection_env(tmp_path: Path) -> None:
 def test_print_stdout_is_exactly_the_token(
     tmp_path: Path, key: KeyMaterial, platform: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    env = {**cli_env(key), **detection_env(platform, tmp_path), "GITHUB_OUTPUT": str(tmp_path / "out")}
-    run = run_cli_on_fds(capfd, tmp_path, env, ["--print", "--no-verify"])
+    env = {**detection_env(platform, tmp_path), "GITHUB_OUTPUT": str(tmp_path / "out")}
+    run = invoke("asc-token", tmp_path, settings(key), ["--print", "--no-verify"], mode=OnFds(capfd), env=env)
     assert run.returncode == 0, run.stderr
     token = run.stdout[:-1]
     assert run.stdout == token + "\n"
@@ -169,8 +133,8 @@ def test_print_stdout_is_exactly_the_token(
 def test_print_stdout_is_empty_on_error(
     tmp_path: Path, key: KeyMaterial, platform: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    env = {**cli_env(key), **detection_env(platform, tmp_path), "ASC_KEY_ID": "short"}
-    run = run_cli_on_fds(capfd, tmp_path, env, ["--print", "--no-verify"])
+    named, env = settings(key, key_id="short"), detection_env(platform, tmp_path)
+    run = invoke("asc-token", tmp_path, named, ["--print", "--no-verify"], mode=OnFds(capfd), env=env)
     assert run.returncode == 2
     assert run.stdout == ""
     assert "ASC_KEY_ID" in run.stderr and "Traceback" not in run.stderr
@@ -203,8 +167,8 @@ def test_token_is_registered_for_masking_before_the_request(
         return check_token(authorization, method, path)
 
     monkeypatch.setattr(api, "check_token", observing)
-    env = {**cli_env(key), **detection_env(platform, tmp_path)}
-    run = run_cli(tmp_path, env, ["--api-url", api.url], stdout_path=stdout_path)
+    named, env = settings(key, verify=None), detection_env(platform, tmp_path)
+    run = invoke("asc-token", tmp_path, named, ["--api-url", api.url], mode=PROCESS, env=env, stdout_path=stdout_path)
     assert run.returncode == 0, run.stderr
     assert known_at_request == [True]
 
