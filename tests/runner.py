@@ -330,10 +330,11 @@ def _prepare(
 ) -> _Step:
     """The action: this machine's scrubbed environment, the runner's files in ``workdir``, ``temp``
     (RUNNER_TEMP) and ``workspace`` (GITHUB_WORKSPACE, the working directory). The CLI: only PATH,
-    HOME and the like, fake envman and buildkite-agent first on PATH (none at all unless ``tools``),
-    ``workdir`` as working directory. Then the settings, then ``env``."""
+    HOME and the like, fake envman and buildkite-agent first on PATH (none at all unless ``tools``)
+    from ``<workdir>.tools`` beside it, ``workdir`` as working directory. Then the settings, then ``env``."""
     workdir.mkdir(parents=True, exist_ok=True)
-    recorder = workdir / "recorder"
+    # The harness's own folders sit beside the step's, which holds only what the command leaves.
+    recorder = workdir.parent / f"{workdir.name}.tools" / "recorder"
     if command == "action":
         files = RunnerFiles.create(workdir)
         (workdir / "temp").mkdir(exist_ok=True)
@@ -350,8 +351,8 @@ def _prepare(
         step_env = {**base, **spelled_for(command, named, composite=composite), **env}
         return _Step(command, step_env, workdir, workdir / "workspace", files, recorder)
     assert not composite, "composite is a form of the action"
-    bin_dir = workdir / "bin"
-    bin_dir.mkdir(exist_ok=True)
+    bin_dir = recorder.parent / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
     recorder.mkdir(exist_ok=True)
     base = scrubbed_env(only=BASIC_VARIABLES)
     if tools:

@@ -11,7 +11,6 @@ import re
 import shutil
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -31,94 +30,41 @@ from asc_token.transport import Reply
 from devtools.standin import ONE_TIME_CODES_ID, AppStoreConnectStandIn, Fault
 
 from .runner import (
+    ASC_TOKEN,
     ISSUER_ID,
     KEY_ID,
+    PROCESS,
     QUICK_RETRIES,
     ROOT,
     FixedToken,
     KeyMaterial,
-    call_api_in_process,
-    command_on_fds,
-    standin_running,
+    OnFds,
+    assert_no_secrets,
+    invoke,
+    needs_cli,
+    scrubbed_env,
+    settings,
+    spelled_for,
 )
 from .test_devtools_standin import standin_get, vendor_targets
-
-ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or shutil.which("asc-token")
-needs_command = pytest.mark.skipif(
-    ASC_TOKEN is None, reason="asc-token is not installed (python3 dev.py test installs it)"
-)
-
-
-class Run:
-    def __init__(self, completed: subprocess.CompletedProcess[str]) -> None:
-        self.returncode = completed.returncode
-        self.stdout = completed.stdout
-        self.stderr = completed.stderr
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-def api_env(key: KeyMaterial, api: AppStoreConnectStandIn, **extra: str) -> Dict[str, str]:
-    return {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "ASC_API_URL": api.url,
-            **extra}  # fmt: skip
-
-
-def run_api(tmp_path: Path, env: Dict[str, str], args: List[str], stdin: Optional[str] = None) -> Run:
-    """``asc-token api ARGS`` as a CI step runs it: the installed console script, a clean environment."""
-    base = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR")}
-    assert ASC_TOKEN is not None
-    completed = subprocess.run(
-        [ASC_TOKEN, "api", *args],
-        env={**base, **env},
-        cwd=str(tmp_path),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    return Run(completed)
-
-
-def run_api_on_fds(
-    capfd: pytest.CaptureFixture[str], tmp_path: Path, env: Dict[str, str], args: List[str], stdin: str = ""
-) -> Run:
-    """run_api's step in this process, its stdout and stderr read at the file descriptors (command_on_fds)."""
-    base = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR")}
-    argv = ["api", *args]
-    code, out, err = command_on_fds(capfd, tmp_path, {**base, **env}, argv, stdin=stdin.encode())
-    return Run(subprocess.CompletedProcess(argv, code, out, err))
-
-
-def assert_nothing_secret(out: bytes, logged: List[str], api: AppStoreConnectStandIn, key: KeyMaterial) -> None:
-    """assert_clean for an in-process call: no token sent, no piece of the key, no traceback."""
-    shown = out.decode("utf-8", errors="replace") + "\n".join(logged)
-    assert not any(token in shown for token in api.tokens_seen())
-    assert not any(fragment in shown for fragment in key.secret_fragments())
-    assert "Traceback" not in shown
-
-
-def assert_clean(run: Run, api: AppStoreConnectStandIn, key: KeyMaterial) -> None:
-    """No token that was sent, and no piece of the key, in stdout or stderr; no traceback."""
-    for token in api.tokens_seen():
-        assert token not in run.stdout and token not in run.stderr
-    for fragment in key.secret_fragments():
-        assert fragment not in run.stdout + run.stderr
-    assert "Traceback" not in run.stderr
-
 
 # --- scenarios: the installed command against the stand-in ------------------------------------
 # The command's console script runs as a process for pagination, the token's lifetime, a missing
 # setting (exit 2) and the token command beside it; the other scenarios run the same step in this
-# process with stdout and stderr read at the file descriptors (run_api_on_fds).
+# process with stdout and stderr read at the file descriptors (OnFds).
 
 
-@needs_command
+@needs_cli
 def test_paginate_450_items_in_pages_of_200(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.app_count = 450
     # ASC_VERIFY is the token command's: api ignores it, even a value it would refuse
-    run = run_api(tmp_path, api_env(key, api, ASC_VERIFY="maybe"), ["/v1/apps?limit=200", "--paginate"])
+    run = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, standin=api, verify="maybe"),
+        ["/v1/apps?limit=200", "--paginate"],
+        mode=PROCESS,
+    )
     assert run.returncode == 0, run.stderr
     document = run.json()  # stdout is exactly one JSON document
     ids = [item["id"] for item in document["data"]]
@@ -130,14 +76,20 @@ def test_paginate_450_items_in_pages_of_200(tmp_path: Path, key: KeyMaterial, ap
     assert api.requests[0][0] == "/v1/apps?limit=200" and "cursor=" in api.requests[2][0]
     assert len(api.tokens_seen()) == 1  # a 20-minute token serves every page
     assert run.stderr == ""  # nothing to say on success
-    assert_clean(run, api, key)
+    assert_no_secrets(run, [*key.secret_fragments(), *api.tokens_seen()])
 
 
-@needs_command
+@needs_cli
 def test_pages_slower_than_the_token_lifetime(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.app_count, api.response_delay_seconds = 6, 0.8  # 3 pages, 0.8 s each: over twice the 1 s lifetime
     started = time.monotonic()
-    run = run_api(tmp_path, api_env(key, api, ASC_EXPIRES_IN="1"), ["/v1/apps?limit=2", "--paginate"])
+    run = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, standin=api, expires_in="1"),
+        ["/v1/apps?limit=2", "--paginate"],
+        mode=PROCESS,
+    )
     assert run.returncode == 0, run.stderr
     assert time.monotonic() - started > 2
     assert len(run.json()["data"]) == 6
@@ -147,46 +99,46 @@ def test_pages_slower_than_the_token_lifetime(tmp_path: Path, key: KeyMaterial, 
     for token in tokens:
         claims = key.decode(token, verify_exp=False)
         assert claims["exp"] - claims["iat"] == 1
-    assert_clean(run, api, key)
+    assert_no_secrets(run, [*key.secret_fragments(), *api.tokens_seen()])
 
 
 @pytest.mark.parametrize("spurious", [1, 2])
 def test_spurious_401_is_retried_with_a_fresh_token(
-    key: KeyMaterial, api: AppStoreConnectStandIn, spurious: int
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, spurious: int
 ) -> None:
     """In-process on the quick retry policy (tests/runner.py QUICK_RETRIES), as every retry test here."""
     api.inject(*[Fault("unauthorized")] * spurious)
-    code, out, logged = call_in_process(api, key, ["/v1/apps"])
-    assert code == 0, logged
-    assert "401 on attempt 1; signing a new token and retrying" in logged[0]
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps"])
+    assert called.returncode == 0, called.log_lines
+    assert "401 on attempt 1; signing a new token and retrying" in called.log_lines[0]
     assert [outcome for _, outcome in api.requests] == ["401"] * spurious + ["200"]
     assert len(api.tokens_seen()) == spurious + 1
-    assert len(json.loads(out)["data"]) == 3
-    assert_nothing_secret(out, logged, api, key)
+    assert len(called.json()["data"]) == 3
+    assert_no_secrets(called, [*key.secret_fragments(), *api.tokens_seen()])
 
 
-def test_persistent_401_is_explained(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_persistent_401_is_explained(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.register(KEY_ID, key.key.public_key(), "11111111-2222-3333-4444-555555555555")
     started = time.monotonic()
-    code, out, logged = call_in_process(api, key, ["/v1/apps"])
-    assert code == 1 and out == b""
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps"])
+    assert called.returncode == 1 and called.stdout_bytes == b""
     assert time.monotonic() - started < QUICK_RETRIES.total_seconds + 1
-    text = "\n".join(logged)
+    text = "\n".join(called.log_lines)
     assert "401 NOT_AUTHORIZED 3 times, each with a freshly signed token" in text
     assert "ASC_ISSUER_ID is not the issuer" in text
-    assert_nothing_secret(out, logged, api, key)
+    assert_no_secrets(called, [*key.secret_fragments(), *api.tokens_seen()])
 
 
 def test_404_is_explained_on_stderr(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    run = run_api_on_fds(capfd, tmp_path, api_env(key, api), ["/v1/nothingHere"])
+    run = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/nothingHere"], mode=OnFds(capfd))
     assert run.returncode == 1
     assert run.stdout == ""
     assert f"error: App Store Connect answered 404 NOT_FOUND to GET {api.url}/v1/nothingHere" in run.stderr
     assert "check PATH" in run.stderr
     assert "404 NOT_FOUND: The specified resource does not exist" in run.stderr  # Apple's own words, below
-    assert_clean(run, api, key)
+    assert_no_secrets(run, [*key.secret_fragments(), *api.tokens_seen()])
 
 
 def test_post_with_input_file_then_patch_then_delete(
@@ -195,7 +147,13 @@ def test_post_with_input_file_then_patch_then_delete(
     body = {"data": {"type": "bundleIds", "attributes": {"identifier": "com.example.new", "name": "New",
                                                           "platform": "IOS"}}}  # fmt: skip
     (tmp_path / "bundle.json").write_text(json.dumps(body))
-    created = run_api_on_fds(capfd, tmp_path, api_env(key, api), ["--input", "bundle.json", "/v1/bundleIds"])
+    created = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, standin=api),
+        ["--input", "bundle.json", "/v1/bundleIds"],
+        mode=OnFds(capfd),
+    )
     assert created.returncode == 0, created.stderr
     resource = created.json()["data"]
     assert resource["type"] == "bundleIds" and resource["attributes"]["identifier"] == "com.example.new"
@@ -203,27 +161,38 @@ def test_post_with_input_file_then_patch_then_delete(
 
     change = {"data": {"type": "bundleIds", "id": resource["id"], "attributes": {"name": "Renamed"}}}
     # The console script in a process of its own: --input - reads that process's real stdin.
-    patched = run_api(
-        tmp_path, api_env(key, api), ["--method", "patch", f"/v1/bundleIds/{resource['id']}", "--input", "-"],
-        stdin=json.dumps(change),
+    patched = invoke(
+        "asc-token api", tmp_path, settings(key, standin=api),
+        ["--method", "patch", f"/v1/bundleIds/{resource['id']}", "--input", "-"], mode=PROCESS,
+        stdin=json.dumps(change).encode(),
     )  # fmt: skip
     assert patched.returncode == 0, patched.stderr
     assert patched.json()["data"]["attributes"]["name"] == "Renamed"
 
-    deleted = run_api_on_fds(capfd, tmp_path, api_env(key, api), ["-X", "DELETE", f"/v1/bundleIds/{resource['id']}"])
+    deleted = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, standin=api),
+        ["-X", "DELETE", f"/v1/bundleIds/{resource['id']}"],
+        mode=OnFds(capfd),
+    )
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout == ""  # 204 No Content: nothing to print
     assert [(call.method, call.outcome) for call in api.calls] == [("POST", "201"), ("PATCH", "200"),
                                                                    ("DELETE", "204")]  # fmt: skip
-    assert_clean(created, api, key)
+    assert_no_secrets(created, [*key.secret_fragments(), *api.tokens_seen()])
 
 
 def test_409_names_what_apple_points_at(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "incomplete.json").write_text('{"data": {"type": "bundleIds", "attributes": {"identifier": "x"}}}')
-    run = run_api_on_fds(
-        capfd, tmp_path, api_env(key, api), ["-X", "POST", "/v1/bundleIds", "--input", "incomplete.json"]
+    run = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, standin=api),
+        ["-X", "POST", "/v1/bundleIds", "--input", "incomplete.json"],
+        mode=OnFds(capfd),
     )
     assert run.returncode == 1
     assert run.stdout == ""
@@ -238,7 +207,7 @@ def test_an_answer_that_is_not_json_is_summarised(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
 ) -> None:
     api.inject(Fault("html", status=200))
-    run = run_api_on_fds(capfd, tmp_path, api_env(key, api), ["/v1/apps"])
+    run = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps"], mode=OnFds(capfd))
     assert run.returncode == 1
     assert run.stdout == ""
     assert "answered 200 with a text/html body of" in run.stderr and "<html>" not in run.stderr
@@ -269,7 +238,7 @@ def test_bad_input_exit_2_and_nothing_sent(
 ) -> None:
     (tmp_path / "not-json.txt").write_text("name=value\n")
     (tmp_path / "body.json").write_text("{}")
-    run = run_api_on_fds(capfd, tmp_path, api_env(key, api), args)
+    run = invoke("asc-token api", tmp_path, settings(key, standin=api), args, mode=OnFds(capfd))
     assert run.returncode == 2, run.stderr
     assert named in run.stderr
     assert run.stdout == ""
@@ -277,11 +246,9 @@ def test_bad_input_exit_2_and_nothing_sent(
     assert "Traceback" not in run.stderr
 
 
-@needs_command
+@needs_cli
 def test_a_missing_setting_is_exit_2(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    env = api_env(key, api)
-    del env["ASC_ISSUER_ID"]
-    run = run_api(tmp_path, env, ["/v1/apps"])
+    run = invoke("asc-token api", tmp_path, settings(key, standin=api, issuer_id=None), ["/v1/apps"], mode=PROCESS)
     assert run.returncode == 2
     assert "error: --issuer-id (or ASC_ISSUER_ID) is empty" in run.stderr
     assert api.requests == []
@@ -291,42 +258,42 @@ def test_include_puts_headers_on_stderr_and_low_quota_is_noted(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
 ) -> None:
     api.hourly_limit = 50
-    run = run_api_on_fds(
-        capfd, tmp_path, api_env(key, api), ["--include", f"{api.url}/v1/apps/1000000001"]
+    run = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, standin=api),
+        ["--include", f"{api.url}/v1/apps/1000000001"],
+        mode=OnFds(capfd),
     )  # a full URL
     assert run.returncode == 0, run.stderr
     assert run.json()["data"]["attributes"]["bundleId"] == "com.example.demo.watch"
     assert run.stderr.startswith("HTTP 200 OK\n")
     assert "content-type: application/json" in run.stderr
     assert f"49 of 50 requests left this hour for key {KEY_ID}" in run.stderr
-    assert_clean(run, api, key)
+    assert_no_secrets(run, [*key.secret_fragments(), *api.tokens_seen()])
 
 
 def test_github_masks_each_token_on_stderr(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, capfd: pytest.CaptureFixture[str]
 ) -> None:
     api.inject(Fault("unauthorized"))
-    run = run_api_on_fds(capfd, tmp_path, {**api_env(key, api), "GITHUB_ACTIONS": "true"}, ["/v1/apps"])
+    named, env = settings(key, standin=api), {"GITHUB_ACTIONS": "true"}
+    run = invoke("asc-token api", tmp_path, named, ["/v1/apps"], mode=OnFds(capfd), env=env)
     assert run.returncode == 0, run.stderr
     masked = {line[len("::add-mask::") :] for line in run.stderr.splitlines() if line.startswith("::add-mask::")}
     assert set(api.tokens_seen()) <= masked
     run.json()
 
 
-@needs_command
+@needs_cli
 def test_token_command_unchanged_and_help_mentions_api(tmp_path: Path, key: KeyMaterial) -> None:
-    assert ASC_TOKEN is not None
-    helped = subprocess.run([ASC_TOKEN, "--help"], capture_output=True, text=True, timeout=60, check=False)
+    helped = invoke("asc-token", tmp_path, None, ["--help"], mode=PROCESS, timeout=60)
     assert helped.returncode == 0 and "asc-token api" in helped.stdout
-    env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "PATH": os.environ["PATH"]}
-    minted = subprocess.run(
-        [ASC_TOKEN, "--print", "--no-verify"], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    named = settings(key, verify=None)
+    minted = invoke("asc-token", tmp_path, named, ["--print", "--no-verify"], mode=PROCESS, timeout=60)
     assert minted.returncode == 0, minted.stderr
     assert key.decode(minted.stdout.strip())["iss"] == ISSUER_ID
-    misplaced = subprocess.run(
-        [ASC_TOKEN, "--no-verify", "api", "/v1/apps"], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    misplaced = invoke("asc-token", tmp_path, named, ["--no-verify", "api", "/v1/apps"], mode=PROCESS, timeout=60)
     assert misplaced.returncode == 2 and "put api first" in misplaced.stderr
 
 
@@ -358,16 +325,15 @@ def bash(script: str, env: Dict[str, str], cwd: Path) -> subprocess.CompletedPro
 def shell_env(extra: Dict[str, str], *bin_dirs: Path) -> Dict[str, str]:
     assert ASC_TOKEN is not None
     path = os.pathsep.join([*map(str, bin_dirs), os.path.dirname(ASC_TOKEN), os.environ.get("PATH", "")])
-    base = {key: value for key, value in os.environ.items() if key in ("HOME", "LANG", "TMPDIR")}
-    return {**base, **extra, "PATH": path}
+    return {**scrubbed_env(only=("HOME", "LANG", "TMPDIR")), **extra, "PATH": path}
 
 
-@needs_command
+@needs_cli
 @needs_jq
 def test_readme_examples(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     examples = doc_section(API_DOC).split("```sh\n")[2].split("```", 1)[0]
     assert "--paginate > apps.json" in examples and "--input -" in examples
-    done = bash(examples, shell_env(api_env(key, api)), tmp_path)
+    done = bash(examples, shell_env(spelled_for("asc-token api", settings(key, standin=api))), tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "apps.json").read_text())["meta"]["paging"]["total"] == 3
     lines = done.stdout.splitlines()
@@ -379,14 +345,15 @@ def test_readme_examples(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectS
     assert api.bundle_ids == {}
 
 
-@needs_command
+@needs_cli
 def test_metrics_and_report_examples(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """docs/api.md's metrics and report example, run as written: no curl, no hand-minted token."""
     examples = doc_section(API_DOC).split("```sh\n")[3].split("```", 1)[0]
     assert "--output-file report.gz" in examples and "asc-token --print --no-verify)` and curl" not in doc_section(
         API_DOC
     )
-    done = bash(examples, shell_env({**api_env(key, api), "APP_ID": "1000000000"}), tmp_path)
+    env = {**spelled_for("asc-token api", settings(key, standin=api)), "APP_ID": "1000000000"}
+    done = bash(examples, shell_env(env), tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "metrics.json").read_text())["productData"]
     assert done.stdout.splitlines()[0].startswith("Provider\t")  # the report's first lines, gunzipped
@@ -394,23 +361,18 @@ def test_metrics_and_report_examples(tmp_path: Path, key: KeyMaterial, api: AppS
     assert [outcome for _, outcome in api.requests] == ["200", "200"]
 
 
-@needs_command
+@needs_cli
 @needs_jq
 def test_long_job_pattern(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     """The README's long-job recipe: the action exports the settings, a later step polls with asc-token api."""
     import yaml
 
-    from .runner import run_entrypoint
-
     workflow = doc_section(README, "### Long jobs").split("```yaml\n", 1)[1].split("```", 1)[0]
     steps = yaml.safe_load(workflow)["steps"]
     action = {name: value for name, value in steps[0]["with"].items() if "${{" not in str(value)}
     assert action == {"write-key-files": True, "export-env": True}
-    setup = run_entrypoint(
-        tmp_path / "action",
-        {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "api-url": api.url,
-         "write-key-files": "true", "export-env": "true"},
-    )  # fmt: skip
+    named = settings(key, verify=None, api_url=api.url, write_key_files="true", export_env="true")
+    setup = invoke("action", tmp_path / "action", named, mode=PROCESS)
     assert setup.returncode == 0, setup.log
     exported = setup.env_file
     assert {"ASC_PRIVATE_KEY_PATH", "ASC_KEY_ID", "ASC_ISSUER_ID", "ASC_KEY_TYPE", "ASC_API_URL"} <= set(exported)
@@ -446,54 +408,49 @@ def test_long_job_pattern(tmp_path: Path, key: KeyMaterial, api: AppStoreConnect
 # --- in-process: the pieces --------------------------------------------------------------------
 
 
-def call_in_process(
-    api: AppStoreConnectStandIn, key: KeyMaterial, args: List[str], stdin: bytes = b""
-) -> tuple[int, bytes, List[str]]:
-    env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID, "ASC_API_URL": api.url}
-    return call_api_in_process(env, args, stdin=stdin)
-
-
-def test_get_is_retried_after_a_5xx_but_post_is_not_resent(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_get_is_retried_after_a_5xx_but_post_is_not_resent(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
     api.inject(Fault("status", status=500))
-    code, out, _ = call_in_process(api, key, ["/v1/apps"])
-    assert code == 0 and [outcome for _, outcome in api.requests] == ["500", "200"]
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps"])
+    assert called.returncode == 0 and [outcome for _, outcome in api.requests] == ["500", "200"]
     api.inject(Fault("status", status=500))
     body = b'{"data": {"type": "bundleIds", "attributes": {"identifier": "a.b", "name": "A", "platform": "IOS"}}}'
-    code, out, logged = call_in_process(api, key, ["--input", "-", "/v1/bundleIds"], stdin=body)
-    assert code == 1 and out == b""
+    called = invoke(
+        "asc-token api", tmp_path, settings(key, standin=api), ["--input", "-", "/v1/bundleIds"], stdin=body
+    )
+    assert called.returncode == 1 and called.stdout_bytes == b""
     assert [outcome for _, outcome in api.requests][2:] == ["500"]  # sent once: it may have been carried out
-    assert any("answered 500" in line for line in logged)
+    assert any("answered 500" in line for line in called.log_lines)
 
 
-def test_post_is_retried_after_a_429(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_post_is_retried_after_a_429(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.inject(Fault("rate-limit", retry_after=0))
     body = b'{"data": {"type": "bundleIds", "attributes": {"identifier": "a.c", "name": "A", "platform": "IOS"}}}'
-    code, out, _ = call_in_process(api, key, ["--input", "-", "/v1/bundleIds"], stdin=body)
-    assert code == 0, out
+    called = invoke(
+        "asc-token api", tmp_path, settings(key, standin=api), ["--input", "-", "/v1/bundleIds"], stdin=body
+    )
+    assert called.returncode == 0, called.stdout_bytes
     assert [outcome for _, outcome in api.requests] == ["429", "201"]
 
 
-def test_enterprise_program_api(key: KeyMaterial) -> None:
-    from devtools.standin import APPLE_ENTERPRISE_AUDIENCE
-
-    with standin_running(audience=APPLE_ENTERPRISE_AUDIENCE) as enterprise:
-        enterprise.register(KEY_ID, key.key.public_key(), ISSUER_ID)
-        env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID,
-               "ASC_API_URL": enterprise.url, "ASC_API": "enterprise"}  # fmt: skip
-        code, out, _ = call_api_in_process(env, ["/v1/bundleIds"])
-        assert code == 0
-        assert json.loads(out)["data"][0]["attributes"]["identifier"] == "com.example.inhouse"
-        claims = jwt.decode(enterprise.tokens_seen()[0], key.key.public_key(), algorithms=["ES256"],
-                            audience="apple-developer-enterprise-v1")  # fmt: skip
-        assert claims["iss"] == ISSUER_ID
+def test_enterprise_program_api(tmp_path: Path, key: KeyMaterial, enterprise: AppStoreConnectStandIn) -> None:
+    called = invoke("asc-token api", tmp_path, settings(key, standin=enterprise, api="enterprise"), ["/v1/bundleIds"])
+    assert called.returncode == 0
+    assert called.json()["data"][0]["attributes"]["identifier"] == "com.example.inhouse"
+    claims = jwt.decode(enterprise.tokens_seen()[0], key.key.public_key(), algorithms=["ES256"],
+                        audience="apple-developer-enterprise-v1")  # fmt: skip
+    assert claims["iss"] == ISSUER_ID
 
 
-def test_403_names_the_role_not_the_verification(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_403_names_the_role_not_the_verification(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.register(KEY_ID, key.key.public_key(), ISSUER_ID, role_allows_apps=False)
-    code, out, logged = call_in_process(api, key, ["/v1/apps"])
-    assert code == 1 and out == b""
-    assert f"answered 403 FORBIDDEN_ERROR to GET {api.url}/v1/apps" in logged[0]
-    assert "give the key in ASC_KEY_ID a role that may" in logged[0] and "verify" not in "".join(logged)
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps"])
+    assert called.returncode == 1 and called.stdout_bytes == b""
+    assert f"answered 403 FORBIDDEN_ERROR to GET {api.url}/v1/apps" in called.log_lines[0]
+    assert "give the key in ASC_KEY_ID a role that may" in called.log_lines[0] and "verify" not in "".join(
+        called.log_lines
+    )
 
 
 @pytest.mark.parametrize(
@@ -503,22 +460,24 @@ def test_403_names_the_role_not_the_verification(key: KeyMaterial, api: AppStore
         (["-X", "DELETE", "/v1/bundleIds/X"], "may or may not have carried out the DELETE"),
     ],
 )
-def test_unreachable_says_what_it_means_for_the_request(key: KeyMaterial, args: List[str], consequence: str) -> None:
-    env = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID,
-           "ASC_API_URL": "http://127.0.0.1:9"}  # fmt: skip
-    code, out, logged = call_api_in_process(env, args)
-    assert code == 1 and out == b""
-    assert "the connection was refused" in logged[0]
-    assert consequence in logged[1] and "verify" not in "".join(logged)
+def test_unreachable_says_what_it_means_for_the_request(
+    tmp_path: Path, key: KeyMaterial, args: List[str], consequence: str
+) -> None:
+    called = invoke("asc-token api", tmp_path, settings(key, verify=None, api_url="http://127.0.0.1:9"), args)
+    assert called.returncode == 1 and called.stdout_bytes == b""
+    assert "the connection was refused" in called.log_lines[0]
+    assert consequence in called.log_lines[1] and "verify" not in "".join(called.log_lines)
 
 
-def test_stdout_is_only_the_json(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_stdout_is_only_the_json(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.app_count = 5
-    code, out, logged = call_in_process(api, key, ["/v1/apps?limit=2", "--paginate"])
-    assert code == 0
-    assert out.endswith(b"}\n") and out.count(b"\n") == 1  # one compact line for a pipe or file
-    assert [item["id"] for item in json.loads(out)["data"]] == [str(1000000000 + n) for n in range(5)]
-    assert logged == []
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps?limit=2", "--paginate"])
+    assert called.returncode == 0
+    assert (
+        called.stdout_bytes.endswith(b"}\n") and called.stdout_bytes.count(b"\n") == 1
+    )  # one compact line for a pipe or file
+    assert [item["id"] for item in called.json()["data"]] == [str(1000000000 + n) for n in range(5)]
+    assert called.log_lines == []
 
 
 @pytest.mark.parametrize(
@@ -674,28 +633,31 @@ def test_include_headers_are_quoted() -> None:
 
 @pytest.mark.parametrize("paginate", [False, True])
 def test_vendor_json_answers_without_data_are_printed(
-    key: KeyMaterial, api: AppStoreConnectStandIn, paginate: bool
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, paginate: bool
 ) -> None:
     """The metrics and diagnostic logs: vendor +json types, no `data`; only a multi-page --paginate needs it."""
     for target, media_type in vendor_targets(api, key):
-        code, out, logged = call_in_process(api, key, [target, *(["--paginate"] if paginate else [])])
-        assert code == 0, logged
-        document = json.loads(out)
+        called = invoke(
+            "asc-token api", tmp_path, settings(key, standin=api), [target, *(["--paginate"] if paginate else [])]
+        )
+        assert called.returncode == 0, called.log_lines
+        document = called.json()
         assert "data" not in document and document == standin_get(api, key, target, media_type).json()
-        assert logged == []
+        assert called.log_lines == []
 
 
-def test_an_accept_given_with_h_is_sent(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    code, out, logged = call_in_process(
-        api, key, ["-H", "accept: application/json", "/v1/apps/1000000000/perfPowerMetrics"]
+def test_an_accept_given_with_h_is_sent(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    called = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, standin=api),
+        ["-H", "accept: application/json", "/v1/apps/1000000000/perfPowerMetrics"],
     )
-    assert code == 1 and out == b""
-    assert "answered 406 NOT_ACCEPTABLE" in logged[0]  # the stand-in holds Accept to RFC 9110
-    code, out, _ = call_in_process(
-        api, key, ["-H", "Accept: application/vnd.apple.xcode-metrics+json", "/v1/apps/1000000000/perfPowerMetrics",
-                   "--header", "X-Extra: 1"],
-    )  # fmt: skip
-    assert code == 0 and json.loads(out)["version"]
+    assert called.returncode == 1 and called.stdout_bytes == b""
+    assert "answered 406 NOT_ACCEPTABLE" in called.log_lines[0]  # the stand-in holds Accept to RFC 9110
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["-H", "Accept: application/vnd.apple.xcode-metrics+json", "/v1/apps/1000000000/perfPowerMetrics",
+                   "--header", "X-Extra: 1"])  # fmt: skip
+    assert called.returncode == 0 and called.json()["version"]
 
 
 @pytest.mark.parametrize(
@@ -710,13 +672,13 @@ def test_an_accept_given_with_h_is_sent(key: KeyMaterial, api: AppStoreConnectSt
     ],
 )
 def test_bad_headers_are_refused_and_never_echoed(
-    key: KeyMaterial, api: AppStoreConnectStandIn, header: str, named: str
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, header: str, named: str
 ) -> None:
-    code, out, logged = call_in_process(api, key, ["-H", header, "/v1/apps"])
-    assert code == 2 and out == b"" and api.requests == []
-    assert named in logged[0]
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["-H", header, "/v1/apps"])
+    assert called.returncode == 2 and called.stdout_bytes == b"" and api.requests == []
+    assert named in called.log_lines[0]
     value = header.partition(":")[2].strip() or header
-    assert value not in "\n".join(logged)
+    assert value not in "\n".join(called.log_lines)
 
 
 REPORT = "/v1/salesReports?filter[frequency]=DAILY&filter[reportSubType]=SUMMARY&filter[reportType]=SALES&filter[vendorNumber]=85000000"
@@ -727,21 +689,27 @@ def test_a_report_is_written_to_the_output_file(tmp_path: Path, key: KeyMaterial
     expected = standin_get(api, key, REPORT).content  # made once, before the quick policy's timeouts run
     target = tmp_path / "report.gz"
     target.write_bytes(b"an older report")
-    code, out, logged = call_in_process(api, key, [REPORT, "--output-file", str(target)])
-    assert code == 0, logged
-    assert out == b""
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), [REPORT, "--output-file", str(target)])
+    assert called.returncode == 0, called.log_lines
+    assert called.stdout_bytes == b""
     written = target.read_bytes()
     assert len(written) >= api.report_size_bytes and written == expected
     assert gzip.decompress(written).startswith(b"Provider\t")
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert sorted(tmp_path.iterdir()) == [target]  # no temporary file left
-    assert len(logged) == 1 and logged[0].startswith(f"Wrote {len(written)} bytes to '") and "0600" in logged[0]
+    assert (
+        len(called.log_lines) == 1
+        and called.log_lines[0].startswith(f"Wrote {len(written)} bytes to '")
+        and "0600" in called.log_lines[0]
+    )
 
 
-def test_a_report_on_stdout_with_output_file_dash(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    code, out, logged = call_in_process(api, key, [REPORT, "--output-file", "-"])
-    assert code == 0, logged
-    assert out == standin_get(api, key, REPORT).content and gzip.decompress(out)
+def test_a_report_on_stdout_with_output_file_dash(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), [REPORT, "--output-file", "-"])
+    assert called.returncode == 0, called.log_lines
+    assert called.stdout_bytes == standin_get(api, key, REPORT).content and gzip.decompress(called.stdout_bytes)
 
 
 def test_csv_codes_go_to_the_output_file_or_stdout_and_are_never_printed_without_it(
@@ -749,22 +717,27 @@ def test_csv_codes_go_to_the_output_file_or_stdout_and_are_never_printed_without
 ) -> None:
     codes = f"/v1/subscriptionOfferCodeOneTimeUseCodes/{ONE_TIME_CODES_ID}/values"
     target = tmp_path / "codes.csv"
-    code, out, logged = call_in_process(api, key, [codes, "--output-file", str(target)])
-    assert code == 0 and out == b"", logged
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), [codes, "--output-file", str(target)])
+    assert called.returncode == 0 and called.stdout_bytes == b"", called.log_lines
     assert target.read_text().splitlines()[:2] == ["CODE00000000", "CODE00000001"]
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    code, out, _ = call_in_process(api, key, [codes, "--output-file", "-"])
-    assert code == 0 and out == target.read_bytes()
-    code, out, logged = call_in_process(api, key, [codes])
-    assert code == 1 and out == b"" and "text/csv body" in logged[0] and "give --output-file FILE" in logged[0]
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), [codes, "--output-file", "-"])
+    assert called.returncode == 0 and called.stdout_bytes == target.read_bytes()
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), [codes])
+    assert (
+        called.returncode == 1
+        and called.stdout_bytes == b""
+        and "text/csv body" in called.log_lines[0]
+        and "give --output-file FILE" in called.log_lines[0]
+    )
 
 
-def test_a_report_without_output_file_is_refused(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
-    code, out, logged = call_in_process(api, key, [REPORT])
-    assert code == 1 and out == b""
-    assert "answered 200 to GET" in logged[0] and "application/a-gzip body" in logged[0]
-    assert "give --output-file FILE" in logged[0] and "--output-file -" in logged[0]
-    assert "##vso[" in logged[1]  # why: stdout is the log on CI
+def test_a_report_without_output_file_is_refused(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), [REPORT])
+    assert called.returncode == 1 and called.stdout_bytes == b""
+    assert "answered 200 to GET" in called.log_lines[0] and "application/a-gzip body" in called.log_lines[0]
+    assert "give --output-file FILE" in called.log_lines[0] and "--output-file -" in called.log_lines[0]
+    assert "##vso[" in called.log_lines[1]  # why: stdout is the log on CI
 
 
 @pytest.mark.parametrize(
@@ -780,8 +753,10 @@ def test_a_failed_download_leaves_no_file(
 ) -> None:
     if fault is not None:
         api.inject(fault)
-    code, out, _ = call_in_process(api, key, [*args, "--output-file", str(tmp_path / "report.gz")])
-    assert code == 1 and out == b""
+    called = invoke(
+        "asc-token api", tmp_path, settings(key, standin=api), [*args, "--output-file", str(tmp_path / "report.gz")]
+    )
+    assert called.returncode == 1 and called.stdout_bytes == b""
     assert list(tmp_path.iterdir()) == []
 
 
@@ -789,23 +764,37 @@ def test_missing_folders_of_the_output_file_are_made_as_for_the_token_file(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     target = tmp_path / "reports" / "2026" / "r.gz"
-    code, out, _ = call_in_process(api, key, [REPORT, "--output-file", str(target)])
-    assert code == 0 and out == b"" and target.read_bytes()[:2] == b"\x1f\x8b"
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), [REPORT, "--output-file", str(target)])
+    assert called.returncode == 0 and called.stdout_bytes == b"" and target.read_bytes()[:2] == b"\x1f\x8b"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     api.inject(Fault("html", status=200))  # a failed download leaves no folder it made behind
-    code, _, _ = call_in_process(api, key, [REPORT, "--output-file", str(tmp_path / "other" / "deeper" / "r.gz")])
-    assert code == 1 and sorted(path.name for path in tmp_path.iterdir()) == ["reports"]
+    called = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, standin=api),
+        [REPORT, "--output-file", str(tmp_path / "other" / "deeper" / "r.gz")],
+    )
+    assert called.returncode == 1 and sorted(path.name for path in tmp_path.iterdir()) == ["reports"]
 
 
 def test_an_output_file_that_cannot_be_written_is_exit_2(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     (tmp_path / "a-file").write_text("")  # a folder that cannot be made
-    code, _, logged = call_in_process(api, key, [REPORT, "--output-file", str(tmp_path / "a-file" / "r.gz")])
-    assert code == 2 and "cannot be written" in logged[0] and api.requests == []
+    called = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, standin=api),
+        [REPORT, "--output-file", str(tmp_path / "a-file" / "r.gz")],
+    )
+    assert called.returncode == 2 and "cannot be written" in called.log_lines[0] and api.requests == []
     pasted = "MIGTAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBHkwdwIBAQQg/report.gz"
-    code, _, logged = call_in_process(api, key, [REPORT, "--output-file", pasted])
-    assert code == 2 and "looks like a key or token" in logged[0] and pasted[:20] not in logged[0]
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), [REPORT, "--output-file", pasted])
+    assert (
+        called.returncode == 2
+        and "looks like a key or token" in called.log_lines[0]
+        and pasted[:20] not in called.log_lines[0]
+    )
 
 
 @pytest.mark.parametrize("output", [["--output-file", "report.gz"], ["--output-file", "-"], []])
@@ -814,30 +803,36 @@ def test_paginate_on_an_answer_that_is_not_json_says_what_is_wrong(
 ) -> None:
     """Not "give --output-file FILE" when it was given: --paginate is what cannot take a report."""
     args = [REPORT, "--paginate", *[str(tmp_path / arg) if arg.endswith(".gz") else arg for arg in output]]
-    code, out, logged = call_in_process(api, key, args)
-    assert code == 1 and out == b"" and list(tmp_path.iterdir()) == []
-    assert "which is not JSON, and --paginate merges JSON pages" in logged[0] and "drop --paginate" in logged[0]
-    assert ("give --output-file FILE" in logged[0]) is (output == [])
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), args)
+    assert called.returncode == 1 and called.stdout_bytes == b"" and list(tmp_path.iterdir()) == []
+    assert (
+        "which is not JSON, and --paginate merges JSON pages" in called.log_lines[0]
+        and "drop --paginate" in called.log_lines[0]
+    )
+    assert ("give --output-file FILE" in called.log_lines[0]) is (output == [])
 
 
 def test_json_to_an_output_file(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     api.app_count = 5
-    code, out, _ = call_in_process(
-        api, key, ["/v1/apps?limit=2", "--paginate", "--output-file", str(tmp_path / "a.json")]
+    called = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, standin=api),
+        ["/v1/apps?limit=2", "--paginate", "--output-file", str(tmp_path / "a.json")],
     )
-    assert code == 0 and out == b""
+    assert called.returncode == 0 and called.stdout_bytes == b""
     assert len(json.loads((tmp_path / "a.json").read_text())["data"]) == 5
 
 
 @pytest.mark.parametrize("form", ["absolute", "absolute-path", "path-relative", "query-relative"])
 def test_relative_links_next_are_resolved_against_the_page(
-    key: KeyMaterial, api: AppStoreConnectStandIn, form: str
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, form: str
 ) -> None:
     """links.next is a uri-reference: each form the stand-in writes is resolved as RFC 3986 says."""
     api.app_count, api.next_link_form = 450, form
-    code, out, logged = call_in_process(api, key, ["/v1/apps?limit=200", "--paginate"])
-    assert code == 0, logged
-    assert [item["id"] for item in json.loads(out)["data"]] == [str(1000000000 + n) for n in range(450)]
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps?limit=200", "--paginate"])
+    assert called.returncode == 0, called.log_lines
+    assert [item["id"] for item in called.json()["data"]] == [str(1000000000 + n) for n in range(450)]
     assert [path.split("&cursor=")[0] for path, _ in api.requests] == ["/v1/apps?limit=200"] * 3
 
 
@@ -853,26 +848,32 @@ def test_path_joins_the_api_url_with_its_prefix_and_links_next_the_page() -> Non
         resolve("//evil.example/v1/apps", proxy, "links.next", naming, page_url=page)  # held to the API's origin
 
 
-def test_missing_paging_total_and_rate_limit_are_missing(key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+def test_missing_paging_total_and_rate_limit_are_missing(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
     api.app_count, api.paging_total, api.rate_limit_header, api.hourly_limit = 5, False, False, 3
-    code, out, logged = call_in_process(api, key, ["/v1/apps?limit=2", "--paginate", "--include"])
-    assert code == 0
-    assert json.loads(out)["meta"] == {"paging": {"limit": 2}}  # as Apple sent it: no total made up
-    assert "None" not in "\n".join(logged) and "x-rate-limit" not in "\n".join(logged)
-    assert not any("requests left" in line for line in logged)
+    called = invoke(
+        "asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps?limit=2", "--paginate", "--include"]
+    )
+    assert called.returncode == 0
+    assert called.json()["meta"] == {"paging": {"limit": 2}}  # as Apple sent it: no total made up
+    assert "None" not in "\n".join(called.log_lines) and "x-rate-limit" not in "\n".join(called.log_lines)
+    assert not any("requests left" in line for line in called.log_lines)
 
 
 def test_a_long_export_reports_progress_and_prints_only_when_complete(
-    key: KeyMaterial, api: AppStoreConnectStandIn
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
     api.app_count = 25
-    code, out, logged = call_in_process(api, key, ["/v1/apps?limit=2", "--paginate"])
-    assert code == 0 and len(json.loads(out)["data"]) == 25
-    assert len(logged) == 1 and re.fullmatch(r"App Store Connect: 10 pages, 20 items, \d+ s so far\.", logged[0])
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps?limit=2", "--paginate"])
+    assert called.returncode == 0 and len(called.json()["data"]) == 25
+    assert len(called.log_lines) == 1 and re.fullmatch(
+        r"App Store Connect: 10 pages, 20 items, \d+ s so far\.", called.log_lines[0]
+    )
     api.inject(*[Fault("delay", seconds=0.0)] * 11, Fault("status", status=404))  # page 12 of 13 fails
-    code, out, logged = call_in_process(api, key, ["/v1/apps?limit=2", "--paginate"])
-    assert code == 1 and out == b""  # nothing of the 11 pages before it
-    assert "answered 404" in "\n".join(logged)
+    called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps?limit=2", "--paginate"])
+    assert called.returncode == 1 and called.stdout_bytes == b""  # nothing of the 11 pages before it
+    assert "answered 404" in "\n".join(called.log_lines)
 
 
 # --- run_call's guards, on scripted pages (a transport that answers from a list) ---------------

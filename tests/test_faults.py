@@ -34,14 +34,12 @@ def test_a_retried_download_holds_only_the_retry(tmp_path: Path, key: KeyMateria
     expected = standin_get(api, key, REPORT).content
     api.requests.clear()
     api.inject(Fault("cut"))
-    folder = tmp_path / "out"
-    folder.mkdir()
-    target = folder / "report.gz"
+    target = tmp_path / "report.gz"
     called = invoke("asc-token api", tmp_path, settings(key, standin=api), [REPORT, "--output-file", str(target)])
     assert called.returncode == 0 and called.stdout_bytes == b"", called.log_lines
     assert len(api.requests) == 2  # cut, then answered whole
     assert target.read_bytes() == expected
-    assert sorted(folder.iterdir()) == [target]
+    assert sorted(tmp_path.iterdir()) == [target]
 
 
 # --- stdout that cannot be written -------------------------------------------------------------
@@ -96,9 +94,7 @@ def test_a_signal_during_a_download_leaves_no_file_and_no_folder(
     """Cancelled while the answer is awaited (a job cancelled: SIGTERM; Ctrl-C: SIGINT), the temporary
     file and the folders made for --output-file are removed, and the exit status says which signal."""
     api.inject(Fault("delay", seconds=5))
-    folder = tmp_path / "out"
-    folder.mkdir()
-    target = folder / "reports" / "2026" / "r.gz"
+    target = tmp_path / "reports" / "2026" / "r.gz"
 
     def signalled_during_the_download(process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + 10
@@ -111,7 +107,7 @@ def test_a_signal_during_a_download_leaves_no_file_and_no_folder(
     done = invoke("asc-token api", tmp_path, settings(key, standin=api), args, mode=PROCESS,
                   while_running=signalled_during_the_download, timeout=10)  # fmt: skip
     assert done.returncode == (errors.EXIT_TERMINATED if signum == signal.SIGTERM else errors.EXIT_INTERRUPTED)
-    assert list(folder.iterdir()) == [], "a temporary file or a folder made for it was left"
+    assert list(tmp_path.iterdir()) == [], "a temporary file or a folder made for it was left"
     assert "Traceback" not in done.stderr and "Internal error" not in done.stderr
 
 
@@ -121,16 +117,14 @@ def test_an_answer_without_content_empties_the_output_file(
 ) -> None:
     """A 204, an empty body or a JSON null prints nothing; --output-file then holds what stdout would:
     nothing. The older file there would otherwise be read as this answer."""
-    folder = tmp_path / "out"
-    folder.mkdir()
-    target = folder / "answer.json"
+    target = tmp_path / "answer.json"
     target.write_text('{"data": "an earlier answer"}')
     api.inject(Fault("raw-json", status=status, detail=body))
     called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/apps", "--output-file", str(target)])
     assert called.returncode == 0 and called.stdout_bytes == b"", called.log_lines
     assert target.read_bytes() == b"" and stat.S_IMODE(target.stat().st_mode) == 0o600
     assert called.log_lines == [f"Wrote 0 bytes to '{target}' (mode 0600) (the answer had no content)."]
-    assert sorted(folder.iterdir()) == [target]
+    assert sorted(tmp_path.iterdir()) == [target]
 
 
 # --- a full disk: the output file, the spool in TMPDIR ----------------------------------------
@@ -170,7 +164,7 @@ def test_a_full_disk_is_exit_1_naming_the_file_and_leaves_nothing(
     spool = tmp_path / "spool"
     spool.mkdir()
     limit = _file_size_limit(64 * 1024 if args[0] == "api" else 100)
-    done = invoke("asc-token", tmp_path / "job", settings(key, standin=api), args, mode=PROCESS, cwd=tmp_path,
+    done = invoke("asc-token", tmp_path, settings(key, standin=api), args, mode=PROCESS,
                   env={"TMPDIR": str(spool)}, preexec=limit, timeout=60)  # fmt: skip
     assert done.returncode == errors.EXIT_FAILED, done.stderr
     assert done.stdout == ""
@@ -179,7 +173,7 @@ def test_a_full_disk_is_exit_1_naming_the_file_and_leaves_nothing(
     if "temporary folder" in said:
         assert f"'{spool}'" in failures[0] and "TMPDIR" in failures[0]
     assert "Traceback" not in done.stderr and "Internal error" not in done.stderr
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["job", "spool"]  # no out/, no .tmp-* file
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["spool"]  # no out/, no .tmp-* file
     assert list(spool.iterdir()) == []
 
 
