@@ -71,7 +71,7 @@ def test_overlong_path_is_not_quoted(tmp_path: Path, key: KeyMaterial) -> None:
 def test_key_fragment_in_another_input_is_not_echoed(tmp_path: Path, key: KeyMaterial, setting: str) -> None:
     fragment = raw_key_b64(key)
     assert len(fragment) == 44
-    result = invoke("action", tmp_path, settings(key, **{setting: fragment}))
+    result = invoke("action", tmp_path, {**settings(key), setting: fragment})
     assert result.returncode == 2
     one_error(result)
     for shown in (fragment, fragment.lower(), fragment[:24]):
@@ -182,7 +182,7 @@ def test_a_url_refused_as_key_material_is_never_shown_even_when_short(
 ) -> None:
     """Refused because a part may be a piece of a key: quoting it would show that piece."""
     piece = key.pem.splitlines()[1][:24]
-    result = invoke("action", tmp_path, settings(key, **{setting: f"https://h.invalid/{piece}"}))
+    result = invoke("action", tmp_path, {**settings(key), setting: f"https://h.invalid/{piece}"})
     assert result.returncode == 2
     assert "looks like key material (not shown)" in one_error(result)
     assert piece not in result.log + result.summary

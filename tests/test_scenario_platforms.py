@@ -218,9 +218,6 @@ def test_a_key_pasted_as_the_token_file_is_refused_and_not_echoed(
     else:
         env.update(GITHUB_ACTIONS="true")  # the error is an annotation there, which GitHub shows unmasked
         args += ["--output-file", pasted]
-    invoke(
-        "asc-token", tmp_path, None, ["--version"], mode=OnFds(capfd)
-    )  # the harness's folders, made before the count
     before = sorted(path.name for path in tmp_path.iterdir())
     run = invoke("asc-token", tmp_path, settings(key), args, mode=OnFds(capfd), env=env)
     assert run.returncode == 2, run.stderr
