@@ -21,8 +21,7 @@ import pytest
 
 from devtools.runnerfiles import RunnerFiles
 
-from .conftest import cli_env, team_inputs, verify_inputs
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, standin_running
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, Run, one_error, settings, spelled_for, standin_running
 
 # One tag per checkout: worktrees testing side by side on one engine never run each other's image.
 IMAGE = "asc-token-action:test-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
@@ -83,16 +82,6 @@ def image() -> Iterator[str]:
     yield IMAGE
 
 
-class ContainerRun:
-    def __init__(self, completed: subprocess.CompletedProcess[str], host: Path, files: RunnerFiles) -> None:
-        self.returncode = completed.returncode
-        self.stdout = completed.stdout
-        self.stderr = completed.stderr
-        self.host = host
-        self.outputs = files.outputs()
-        self.summary = files.summary_text()
-
-
 def run_container(
     image: str,
     host: Path,
@@ -101,7 +90,7 @@ def run_container(
     extra_env: Optional[Dict[str, str]] = None,
     args: Optional[List[str]] = None,
     entrypoint: Optional[str] = None,
-) -> ContainerRun:
+) -> Run:
     """What the runner does for `uses: docker://...`: the same mounts, names and env."""
     mounts = {
         "_github_home": "/github/home",
@@ -126,7 +115,7 @@ def run_container(
         "RUNNER_TEMP": "/home/runner/work/_temp",  # the host path: not mounted into containers
         "RUNNER_OS": "Linux",
     }
-    container_env.update({f"INPUT_{name.upper()}": value for name, value in inputs.items()})
+    container_env.update(spelled_for("action", inputs))
     container_env.update(extra_env or {})
     command = [DOCKER, "run", "--rm", "--network", "host", "--workdir", "/github/workspace"]
     for name in container_env:
@@ -139,12 +128,15 @@ def run_container(
     command += args or []
     process_env = {**os.environ, **container_env}
     completed = subprocess.run(command, env=process_env, capture_output=True, text=True, check=False, timeout=120)
-    return ContainerRun(completed, host, files)
+    return Run(
+        completed.returncode, completed.stdout, completed.stderr, host,
+        outputs=files.outputs(), env_file=files.exported(), summary=files.summary_text(),
+    )  # fmt: skip
 
 
 def test_mints_with_several_key_forms(image: str, tmp_path: Path, key: KeyMaterial) -> None:
     for form, text in {"pem": key.pem, "base64": key.base64_of_file, "escaped": key.pem.replace("\n", "\\n")}.items():
-        run = run_container(image, tmp_path / form, team_inputs(key, private_key=text))
+        run = run_container(image, tmp_path / form, settings(key, private_key=text))
         assert run.returncode == 0, run.stdout + run.stderr
         token = run.outputs["token"]
         assert key.decode(token)["iss"] == ISSUER_ID
@@ -159,7 +151,7 @@ def test_key_file_in_the_workspace_and_hostile_path_home(image: str, tmp_path: P
     run = run_container(
         image,
         tmp_path,
-        team_inputs(key, private_key=None, private_key_path="AuthKey.p8"),
+        settings(key, private_key=None, private_key_path="AuthKey.p8"),
         extra_env={"PATH": "/nonexistent", "HOME": "/nonexistent", "PYTHONPATH": "/github/workspace/evil"},
     )
     assert run.returncode == 0, run.stdout + run.stderr
@@ -167,22 +159,20 @@ def test_key_file_in_the_workspace_and_hostile_path_home(image: str, tmp_path: P
 
 
 def test_bad_key_gives_one_error(image: str, tmp_path: Path, key: KeyMaterial) -> None:
-    run = run_container(image, tmp_path, team_inputs(key, private_key="not a key", verify=None))
+    run = run_container(image, tmp_path, settings(key, private_key="not a key", verify=None))
     assert run.returncode == 2  # a bad setting, before any request
-    errors = [line for line in run.stdout.splitlines() if line.startswith("::error")]
-    assert len(errors) == 1 and "`private-key`" in errors[0]
-    assert "Traceback" not in run.stdout + run.stderr
+    assert "`private-key`" in one_error(run, with_title=True)
     assert "token" not in run.outputs
 
 
 def test_verifies_against_the_standin(image: str, tmp_path: Path, key: KeyMaterial) -> None:
     with standin_running() as api:
         api.register(KEY_ID, key.key.public_key(), ISSUER_ID)
-        run = run_container(image, tmp_path, verify_inputs(key, api))
+        run = run_container(image, tmp_path, settings(key, standin=api))
         assert run.returncode == 0, run.stdout + run.stderr
         assert run.outputs["app-count"] == "3"
         assert "credentials accepted" in run.summary
-        wrong = run_container(image, tmp_path / "wrong", verify_inputs(key, api, issuer_id=str(uuid.uuid4())))
+        wrong = run_container(image, tmp_path / "wrong", settings(key, standin=api, issuer_id=str(uuid.uuid4())))
         assert wrong.returncode == 1
         assert "401 NOT_AUTHORIZED" in wrong.stdout
 
@@ -193,7 +183,7 @@ def test_cli_mode_for_other_platforms(image: str, tmp_path: Path, key: KeyMateri
         image,
         tmp_path,
         {},
-        extra_env=cli_env(key, GITHUB_ACTIONS="", GITLAB_CI="true"),
+        extra_env={**spelled_for("asc-token", settings(key, verify=None)), "GITHUB_ACTIONS": "", "GITLAB_CI": "true"},
         args=["--print", "--no-verify"],
     )
     assert run.returncode == 0, run.stderr
@@ -205,7 +195,7 @@ def test_write_key_files_is_refused_in_a_container(image: str, tmp_path: Path, k
     run = run_container(
         image,
         tmp_path,
-        team_inputs(key, write_key_files="true"),
+        settings(key, write_key_files="true"),
     )
     assert run.returncode == 1
     assert "RUNNER_TEMP" in run.stdout and "composite action" in run.stdout
@@ -217,7 +207,7 @@ def test_asc_token_command_in_the_image(image: str, tmp_path: Path, key: KeyMate
         image,
         tmp_path,
         {},
-        extra_env=cli_env(key, ASC_PRIVATE_KEY=key.base64_of_file, ASC_VERIFY="false"),
+        extra_env=spelled_for("asc-token", settings(key, private_key=key.base64_of_file)),
         args=["--output-file", "/github/workspace/token"],
         entrypoint="asc-token",
     )
@@ -268,7 +258,7 @@ def test_api_command_in_the_image(image: str, tmp_path: Path, key: KeyMaterial) 
     with standin_running() as api:
         api.register(KEY_ID, key.key.public_key(), ISSUER_ID)
         api.app_count = 5
-        env = cli_env(key, ASC_API_URL=api.url)
+        env = spelled_for("asc-token", settings(key, verify=None, api_url=api.url))
         run = run_container(image, tmp_path, {}, extra_env=env, args=["api", "/v1/apps?limit=2", "--paginate"])
         assert run.returncode == 0, run.stderr
         assert len(json.loads(run.stdout)["data"]) == 5  # stdout: the merged JSON only
@@ -287,25 +277,15 @@ def test_api_command_in_the_image(image: str, tmp_path: Path, key: KeyMaterial) 
 def test_key_files_refused_in_the_image_under_act(image: str, key: KeyMaterial) -> None:
     """act starts a container step with RUNNER_TEMP=/tmp, which exists in the container but is
     its own: writing there would succeed and leave later steps without the key."""
-    env = {"GITHUB_ACTIONS": "true", "ACT": "true", "RUNNER_TEMP": "/tmp", "INPUT_WRITE-KEY-FILES": "true"}
-    env.update(
-        {
-            f"INPUT_{name.upper()}": value
-            for name, value in {
-                "private-key": key.pem,
-                "key-id": KEY_ID,
-                "issuer-id": ISSUER_ID,
-                "verify": "false",
-            }.items()
-        }
-    )
+    env = {"GITHUB_ACTIONS": "true", "ACT": "true", "RUNNER_TEMP": "/tmp"}
+    env.update(spelled_for("action", settings(key, write_key_files="true")))
     command = ["docker", "run", "--rm", "--network", "none"]
     for name in env:
         command += ["-e", name]  # values from the environment, never in argv
     completed = subprocess.run(
         [*command, image], env={**os.environ, **env}, capture_output=True, text=True, check=False, timeout=120
     )
-    assert completed.returncode == 1, completed.stdout + completed.stderr
-    errors = [line for line in completed.stdout.splitlines() if line.startswith("::error")]
-    assert len(errors) == 1 and "container image" in errors[0] and "composite action" in errors[0]
-    assert "Traceback" not in completed.stdout + completed.stderr
+    run = Run(completed.returncode, completed.stdout, completed.stderr, Path())
+    assert run.returncode == 1, run.log
+    error = one_error(run, with_title=True)
+    assert "container image" in error and "composite action" in error
