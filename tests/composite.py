@@ -14,7 +14,7 @@ import yaml
 
 from devtools.runnerfiles import parse_file_command
 
-from .runner import ROOT
+from .runner import ROOT, scrubbed_env
 
 _EXPRESSION = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
 
@@ -50,11 +50,7 @@ def run_composite(
         output_file.write_text("")
         summary_file = workdir / "summary.md"
         summary_file.touch()
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("INPUT_", "GITHUB_", "RUNNER_", "PYTHONPATH", "VIRTUAL_ENV"))
-        }
+        env = scrubbed_env()
         if path is not None:
             env["PATH"] = path
         if path_prefix is not None:

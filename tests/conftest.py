@@ -1,4 +1,6 @@
-"""Fixtures and the one set of input builders every test starts from."""
+"""Fixtures every test shares: the key, the stand-ins (App Store Connect, the Enterprise Program API), a
+refused port, a proxy, and what is made once per session (the wheelhouse, the golden runtime).
+Tests build their settings with runner.settings() and run the product with runner.invoke()."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn
 
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, standin_running
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, settings, standin_running
 
 OTHER_ISSUER = "11111111-2222-3333-4444-555555555555"
 
@@ -56,50 +58,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
         ordered += run + rest[:filler]  # short tests fill a lane up to its worker's first run
         del rest[:filler]
     items[:] = ordered + rest
-
-
-def _apply(values: Dict[str, str], overrides: Dict[str, Optional[str]], *, hyphens: bool) -> Dict[str, str]:
-    for name, value in overrides.items():
-        spelled = name.replace("_", "-") if hyphens else name
-        if value is None:
-            values.pop(spelled, None)
-        else:
-            values[spelled] = value
-    return values
-
-
-def team_inputs(key: KeyMaterial, **overrides: Optional[str]) -> Dict[str, str]:
-    """The action inputs of a typical workflow: a team key, no verification (no network).
-
-    Overrides by Python name (``api_url=`` sets ``api-url``); ``None`` leaves an input out.
-    """
-    values = {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false"}
-    return _apply(values, overrides, hyphens=True)
-
-
-def individual_inputs(key: KeyMaterial, **overrides: Optional[str]) -> Dict[str, str]:
-    """An individual key: no issuer, ``key-type: individual``."""
-    return team_inputs(key, issuer_id=None, key_type="individual", **overrides)
-
-
-def verify_inputs(
-    key: KeyMaterial, standin: AppStoreConnectStandIn, *checks: str, **overrides: Optional[str]
-) -> Dict[str, str]:
-    """A team key checked against the stand-in (its notary service too); ``checks`` one per line."""
-    values: Dict[str, Optional[str]] = {
-        "verify": None,
-        "api_url": standin.url,
-        "notary_url": standin.url + "/notary/v2",
-    }
-    if checks:
-        values["checks"] = "\n".join(checks)
-    return team_inputs(key, **{**values, **overrides})
-
-
-def cli_env(key: KeyMaterial, **overrides: Optional[str]) -> Dict[str, str]:
-    """``asc-token``'s settings from the environment, by variable name; ``None`` leaves one out."""
-    values = {"ASC_PRIVATE_KEY": key.pem, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID}
-    return _apply(values, overrides, hyphens=False)
 
 
 @pytest.fixture(scope="session")
@@ -256,7 +214,7 @@ def golden_tool_cache(tmp_path_factory: pytest.TempPathFactory, key: KeyMaterial
     from .composite import run_composite
 
     def build(folder: Path) -> bool:
-        run = run_composite(folder / "run", team_inputs(key), tool_cache=folder / "toolcache", extra_env=wheels)
+        run = run_composite(folder / "run", settings(key), tool_cache=folder / "toolcache", extra_env=wheels)
         assert run["returncode"] == 0, run["log"]
         (folder / "build.log").write_text(str(run["log"]))
         return True

@@ -325,6 +325,12 @@ class _Step:
         )
 
 
+def recorder_of(workdir: Path) -> Path:
+    """Where the fake envman and buildkite-agent of a CLI step in ``workdir`` record their calls
+    (the harness's own folders sit beside the step's, which holds only what the command leaves)."""
+    return workdir.parent / f"{workdir.name}.tools" / "recorder"
+
+
 def _prepare(
     command: Command, workdir: Path, named: Mapping[str, str], env: Mapping[str, str], *, composite: bool, tools: bool
 ) -> _Step:
@@ -333,8 +339,7 @@ def _prepare(
     HOME and the like, fake envman and buildkite-agent first on PATH (none at all unless ``tools``)
     from ``<workdir>.tools`` beside it, ``workdir`` as working directory. Then the settings, then ``env``."""
     workdir.mkdir(parents=True, exist_ok=True)
-    # The harness's own folders sit beside the step's, which holds only what the command leaves.
-    recorder = workdir.parent / f"{workdir.name}.tools" / "recorder"
+    recorder = recorder_of(workdir)
     if command == "action":
         files = RunnerFiles.create(workdir)
         (workdir / "temp").mkdir(exist_ok=True)
@@ -605,7 +610,7 @@ def _stop_without_waiting(standin: AppStoreConnectStandIn) -> None:
     waker.join(timeout=2)
 
 
-def assert_token_masked_first(result: Result) -> None:
+def assert_token_masked_first(result: Run) -> None:
     """``::add-mask::<token>`` precedes every other line that mentions the token."""
     token = result.outputs["token"]
     lines = result.stdout.splitlines()
@@ -674,120 +679,3 @@ def foreign_lines_are_inert(log: str, *, azure: bool = False) -> None:
     assert "pwned" in log  # the hostile text was shown (escaped), so the test exercised it
     vso = [m.start() for m in re.finditer(re.escape("##vso["), log)]
     assert all(log.startswith("##vso[task.setsecret]", at) for at in vso), "a foreign ##vso[ command"
-
-
-# --- the ways of running the product before invoke(): each now an invoke() (being converted away) -----
-
-Result = Run
-CliRun = Run
-
-
-def run_entrypoint(
-    workdir: Path,
-    inputs: Mapping[str, str],
-    *,
-    extra_env: Optional[Mapping[str, str]] = None,
-    args: Iterable[str] = (),
-    python: str = sys.executable,
-    isolated: bool = False,
-    timeout: float = 90,
-) -> Run:
-    return invoke("action", workdir, inputs, list(args), mode=PROCESS, env=extra_env, python=python,
-               isolated=isolated, timeout=timeout)  # fmt: skip
-
-
-def run_action_in_process(
-    workdir: Path,
-    inputs: Mapping[str, str],
-    *,
-    extra_env: Optional[Mapping[str, str]] = None,
-    policy: RetryPolicy = QUICK_RETRIES,
-    sleep: Optional[Callable[[float], None]] = None,
-    clock: Callable[[], float] = time.time,
-    encoding: Optional[str] = None,
-) -> Run:
-    return invoke("action", workdir, inputs, env=extra_env, policy=policy, sleep=sleep or time.sleep, clock=clock,
-               encoding=encoding)  # fmt: skip
-
-
-def run_cli(
-    workdir: Path,
-    env: Mapping[str, str],
-    args: Optional[Sequence[str]] = None,
-    *,
-    tools: bool = True,
-    stdout_path: Optional[Path] = None,
-    bash_line: str = "",
-) -> Run:
-    return invoke("asc-token", workdir, None, args, mode=PROCESS, env=env, tools=tools, stdout_path=stdout_path,
-               bash_line=bash_line, timeout=60)  # fmt: skip
-
-
-def run_cli_on_fds(
-    capfd: pytest.CaptureFixture[str],
-    workdir: Path,
-    env: Mapping[str, str],
-    args: Optional[Sequence[str]] = None,
-    *,
-    tools: bool = True,
-    policy: RetryPolicy = QUICK_RETRIES,
-) -> Run:
-    return invoke("asc-token", workdir, None, args, mode=OnFds(capfd), env=env, tools=tools, policy=policy)
-
-
-def run_entrypoint_on_fds(
-    capfd: pytest.CaptureFixture[str],
-    workdir: Path,
-    inputs: Mapping[str, str],
-    *,
-    extra_env: Optional[Mapping[str, str]] = None,
-    policy: RetryPolicy = QUICK_RETRIES,
-) -> Run:
-    return invoke("action", workdir, inputs, mode=OnFds(capfd), env=extra_env, policy=policy)
-
-
-def run_cli_in_process(
-    workdir: Path,
-    env: Mapping[str, str],
-    args: Optional[Sequence[str]] = None,
-    *,
-    policy: RetryPolicy = QUICK_RETRIES,
-    stdin: bytes = b"",
-) -> Run:
-    return invoke("asc-token", workdir, None, args, env=env, policy=policy, stdin=stdin)
-
-
-def call_api_in_process(
-    env: Mapping[str, str], args: Sequence[str], *, stdin: bytes = b"", policy: RetryPolicy = QUICK_RETRIES
-) -> tuple[int, bytes, List[str]]:
-    import tempfile
-
-    done = invoke("asc-token api", Path(tempfile.mkdtemp()), None, args, env=env, stdin=stdin, policy=policy)
-    return done.returncode, done.stdout_bytes, done.log_lines
-
-
-def command_on_fds(
-    capfd: pytest.CaptureFixture[str],
-    workdir: Path,
-    env: Mapping[str, str],
-    argv: Sequence[str],
-    *,
-    stdin: bytes = b"",
-    policy: RetryPolicy = QUICK_RETRIES,
-) -> Tuple[int, str, str]:
-    done = invoke("asc-token", workdir, None, argv, mode=OnFds(capfd), env=env, stdin=stdin, policy=policy)
-    return done.returncode, done.stdout, done.stderr
-
-
-def text_stream() -> io.TextIOWrapper:
-    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
-
-
-def action_inputs(key: KeyMaterial, **extra: str) -> Dict[str, str]:
-    return {"private-key": key.pem, "key-id": KEY_ID, "issuer-id": ISSUER_ID, "verify": "false", **extra}
-
-
-def run_step(
-    tmp_path: Path, inputs: Dict[str, str], *, composite: bool = False, env: Optional[Dict[str, str]] = None
-) -> Run:
-    return invoke("action", tmp_path, inputs, composite=composite, env={"RUNNER_TEMP": str(tmp_path), **(env or {})})

@@ -30,7 +30,7 @@ from devtools.runnerfiles import parse_file_command
 from devtools.standin import AppStoreConnectStandIn
 
 from .conftest import copy_of
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, standin_running
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, scrubbed_env, standin_running
 
 pytestmark = [
     pytest.mark.act,
@@ -76,16 +76,10 @@ def act(request: pytest.FixtureRequest) -> Iterator[str]:
                 reporter.write_line(f"act step time: {name}: {seconds:.2f} s")
 
 
-def _clean_env() -> Dict[str, str]:
-    """This machine's environment without anything a CI system or git hook set for us."""
-    prefixes = ("GITHUB_", "RUNNER_", "ACT", "INPUT_", "ASC_", "APP_STORE_CONNECT_", "PLUGIN_", "GIT_", "VIRTUAL_ENV")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes) and k != "PYTHONPATH"}
-
-
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The working tree as it is now, committed to a fresh repository that the workflows clone."""
-    env = {**_clean_env(), "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    env = {**scrubbed_env(), "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
@@ -175,7 +169,7 @@ def run_act(
     out.mkdir(parents=True)
     (home / ".cache" / "act").mkdir(parents=True)
     (home / ".cache" / "act" / "tool_cache").symlink_to(tool_cache, target_is_directory=True)
-    env = {**_clean_env(), "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), **wheels}
+    env = {**scrubbed_env(), "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), **wheels}
     env["XDG_CONFIG_HOME"] = str(home / ".config")
     variables = {
         "REPOSITORY": str(repository),

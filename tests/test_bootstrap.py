@@ -24,8 +24,8 @@ from typing import Dict, Iterator, List, Set, Tuple
 import pytest
 
 from .composite import run_composite
-from .conftest import copy_of, team_inputs
-from .runner import ISSUER_ID, ROOT, KeyMaterial
+from .conftest import copy_of
+from .runner import ISSUER_ID, ROOT, KeyMaterial, scrubbed_env, settings, spelled_for
 
 BOOTSTRAP = ROOT / "scripts" / "bootstrap.py"
 NAME = "asc-token-action"
@@ -82,7 +82,7 @@ def test_a_copied_runtime_is_reused_as_it_is(
 ) -> None:
     """No false alarm: an intact runtime runs without a rebuild."""
     tool_cache = copy_of(built, tmp_path)
-    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    result = run_composite(tmp_path / "run", settings(key), tool_cache=tool_cache, extra_env=wheels)
     assert result["returncode"] == 0, result["log"]
     assert builds(str(result["log"])) == []
     assert "not using the runtime" not in str(result["log"])
@@ -97,9 +97,7 @@ def test_runtime_whose_python_is_gone_is_rebuilt_once(tmp_path: Path, key: KeyMa
     moved.mkdir()
     (moved / "python3").symlink_to(PYTHON3)
     tool_cache = tmp_path / "toolcache"
-    first = run_composite(
-        tmp_path / "first", team_inputs(key), tool_cache=tool_cache, path_prefix=moved, extra_env=wheels
-    )
+    first = run_composite(tmp_path / "first", settings(key), tool_cache=tool_cache, path_prefix=moved, extra_env=wheels)
     assert first["returncode"] == 0, first["log"]
     (runtime,) = runtimes(tool_cache)
     assert str(moved) in os.readlink(runtime / "bin" / "python3")  # built on the interpreter that goes away
@@ -107,7 +105,7 @@ def test_runtime_whose_python_is_gone_is_rebuilt_once(tmp_path: Path, key: KeyMa
     leftover = tool_cache / NAME / f".{runtime.name}.killed-job.tmp"  # a build that died half-way
     (leftover / "lib").mkdir(parents=True)
 
-    second = run_composite(tmp_path / "second", team_inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    second = run_composite(tmp_path / "second", settings(key), tool_cache=tool_cache, extra_env=wheels)
     log = str(second["log"])
     assert second["returncode"] == 0, log
     why = [line for line in log.splitlines() if line.startswith("asc-token-action: not using the runtime")]
@@ -116,7 +114,7 @@ def test_runtime_whose_python_is_gone_is_rebuilt_once(tmp_path: Path, key: KeyMa
     assert "FileNotFoundError" not in log
     assert not leftover.exists()
 
-    third = run_composite(tmp_path / "third", team_inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    third = run_composite(tmp_path / "third", settings(key), tool_cache=tool_cache, extra_env=wheels)
     assert third["returncode"] == 0, third["log"]
     assert builds(str(third["log"])) == [] and "not using" not in str(third["log"])
 
@@ -158,15 +156,10 @@ def runner_env(workdir: Path, tool_cache: Path, key: KeyMaterial, wheels: Dict[s
     }
     for path in files.values():
         path.write_text("")
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("INPUT_", "GITHUB_", "RUNNER_", "PYTHONPATH", "VIRTUAL_ENV"))
-    }
+    env = scrubbed_env()
     env.update({name: str(path) for name, path in files.items()})
-    env.update({f"INPUT_{name.upper().replace('-', '_')}": value for name, value in team_inputs(key).items()})
+    env.update(spelled_for("action", settings(key), composite=True))  # as action.yml's step passes them
     env.update(
-        ASC_ACTION_FORM="composite",  # as action.yml's step passes them
         GITHUB_ACTIONS="true",
         GITHUB_WORKSPACE=str(workdir),
         RUNNER_TEMP=str(workdir / "temp"),
@@ -249,7 +242,7 @@ def test_planted_runtime_is_not_run_and_is_rebuilt(
     marker = tmp_path / "planted-code-ran"
     assert callable(plant)
     plant(runtime, marker)
-    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    result = run_composite(tmp_path / "run", settings(key), tool_cache=tool_cache, extra_env=wheels)
     log = str(result["log"])
     assert result["returncode"] == 0, log
     assert not marker.exists(), "the planted code ran"
@@ -271,7 +264,7 @@ def test_folder_writable_by_others_is_refused(
     plant_pth(runtime, marker)  # what another user could have put there
     folder = {"cache folder": tool_cache / NAME, "runtime folder": runtime, "tool cache above it": tool_cache}[where]
     folder.chmod(0o777 if where == "tool cache above it" else 0o775)
-    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    result = run_composite(tmp_path / "run", settings(key), tool_cache=tool_cache, extra_env=wheels)
     log = str(result["log"])
     assert result["returncode"] == 0, log
     assert not marker.exists(), "code from a folder others can write ran"
@@ -297,7 +290,7 @@ def test_runtime_of_another_user_is_neither_run_nor_removed(
     for folder, _, files in os.walk(runtime):
         for path in [folder, *(os.path.join(folder, name) for name in files)]:
             os.lchown(path, 65534, 65534)
-    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tool_cache, extra_env=wheels)
+    result = run_composite(tmp_path / "run", settings(key), tool_cache=tool_cache, extra_env=wheels)
     log = str(result["log"])
     assert result["returncode"] == 0, log
     assert not marker.exists()
@@ -326,7 +319,7 @@ def test_pip_variables_of_the_job_change_nothing(tmp_path: Path, key: KeyMateria
         "PIP_REQUIRE_VIRTUALENV": "1",
     }
     tool_cache = tmp_path / "toolcache"
-    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tool_cache, extra_env={**wheels, **job_env})
+    result = run_composite(tmp_path / "run", settings(key), tool_cache=tool_cache, extra_env={**wheels, **job_env})
     assert result["returncode"] == 0, result["log"]
     for folder in elsewhere.values():
         assert not folder.exists() or not any(folder.iterdir())
@@ -460,7 +453,7 @@ def test_pip_configuration_of_the_job_cannot_add_to_the_runtime(
     (config / "pip" / "pip.conf").write_text(f"[install]\nrequirement = {requirements}\n")
     tool_cache = tmp_path / "toolcache"
     result = run_composite(
-        tmp_path / "run", team_inputs(key), tool_cache=tool_cache, extra_env={**wheels, chosen_by: str(folder)}
+        tmp_path / "run", settings(key), tool_cache=tool_cache, extra_env={**wheels, chosen_by: str(folder)}
     )
     log = str(result["log"])
     assert result["returncode"] == 1, log
@@ -487,7 +480,7 @@ def test_python_executable_of_the_job_is_not_run(
     impostor.write_text(f'#!/bin/sh\nenv > {marker}\nexec {PYTHON3} "$@"\n')
     impostor.chmod(0o755)
     env = {**wheels, "PYTHONEXECUTABLE": str(impostor)}
-    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=copy_of(built, tmp_path), extra_env=env)
+    result = run_composite(tmp_path / "run", settings(key), tool_cache=copy_of(built, tmp_path), extra_env=env)
     assert result["returncode"] == 0, result["log"]
     assert not marker.exists(), "the program PYTHONEXECUTABLE names ran with the key in its environment"
     assert builds(str(result["log"])) == []  # the step ran on the interpreter that built the runtime
@@ -498,7 +491,7 @@ def test_python_executable_of_the_job_is_not_run(
 
 def test_relative_tool_cache_is_passed_over(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
     """A relative RUNNER_TOOL_CACHE would name a folder in the workspace and a relative GITHUB_PATH entry."""
-    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=Path("relative-cache"), extra_env=wheels)
+    result = run_composite(tmp_path / "run", settings(key), tool_cache=Path("relative-cache"), extra_env=wheels)
     log = str(result["log"])
     assert result["returncode"] == 0, log
     entries = result["path"]
@@ -692,7 +685,7 @@ def test_no_wheel_for_this_runner_is_named_without_pypi_advice(
     tool_cache = tmp_path / "toolcache"
     result = run_composite(
         tmp_path / "run",
-        team_inputs(key),
+        settings(key),
         tool_cache=tool_cache,
         extra_env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(house)},
     )
@@ -715,7 +708,7 @@ def test_a_wheel_that_does_not_match_its_hash_is_named(
     tool_cache = tmp_path / "toolcache"
     result = run_composite(
         tmp_path / "run",
-        team_inputs(key),
+        settings(key),
         tool_cache=tool_cache,
         extra_env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(house)},
     )
@@ -739,7 +732,7 @@ def test_an_index_not_reached_is_said_with_the_mirror_advice(
         "PIP_RETRIES": "1",
         "PIP_TIMEOUT": "5",
     }
-    result = run_composite(tmp_path / "run", team_inputs(key), tool_cache=tmp_path / "toolcache", extra_env=network)
+    result = run_composite(tmp_path / "run", settings(key), tool_cache=tmp_path / "toolcache", extra_env=network)
     assert result["returncode"] == 1, result["log"]
     error = setup_error(result)
     assert "pip could not download from the package index (the connection was refused)" in error
@@ -774,7 +767,7 @@ def test_last_resort_is_built_only_where_no_one_else_can_rename_it(
     before = new_temp_folders()
     result = run_composite(
         shared_folder / "run",
-        team_inputs(key),
+        settings(key),
         tool_cache=shared_folder / "toolcache",
         extra_env={**wheels, "TMPDIR": str(tmpdir)},
     )

@@ -32,6 +32,7 @@ from .runner import (
     detection_env,
     invoke,
     needs_cli,
+    recorder_of,
     settings,
 )
 
@@ -149,7 +150,7 @@ def test_token_is_registered_for_masking_before_the_request(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, platform: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stdout_path = tmp_path / "stdout.txt"
-    recorder = tmp_path / "recorder"
+    recorder = recorder_of(tmp_path)
 
     def registered() -> str:
         if platform == "azure":

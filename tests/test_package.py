@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .conftest import made_once
-from .runner import ISSUER_ID, KEY_ID, ROOT, standin_running
+from .runner import ISSUER_ID, KEY_ID, ROOT, scrubbed_env, standin_running
 
 NAME = "asc_token_action"
 
@@ -99,15 +99,9 @@ def _python(venv: Path) -> Path:
     return scripts / ("python.exe" if os.name == "nt" else "python")
 
 
-def _clean_env() -> Dict[str, str]:
-    """No CI platform and no settings leak in from the machine running the tests."""
-    prefixes = ("INPUT_", "GITHUB_", "RUNNER_", "ASC_", "APP_STORE_CONNECT_", "PLUGIN_", "PYTHON")
-    return {key: value for key, value in os.environ.items() if not key.upper().startswith(prefixes)}
-
-
 def _asc_token(scripts: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     command = str(scripts / ("asc-token.exe" if os.name == "nt" else "asc-token"))
-    return _run([command, "--platform", "generic", *args], cwd=cwd, env=_clean_env())
+    return _run([command, "--platform", "generic", *args], cwd=cwd, env=scrubbed_env())
 
 
 def _key_file(folder: Path) -> Tuple[Path, ec.EllipticCurvePublicKey]:
