@@ -14,7 +14,7 @@ import yaml
 
 from devtools.runnerfiles import parse_file_command
 
-from .runner import ROOT, scrubbed_env
+from .runner import ROOT, Run, scrubbed_env
 
 _EXPRESSION = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
 
@@ -28,8 +28,9 @@ def run_composite(
     path: Optional[str] = None,
     extra_env: Optional[Dict[str, str]] = None,
     timeout: float = 300,
-) -> Dict[str, object]:
-    """Returns returncode, log, outputs, env (GITHUB_ENV) and path (GITHUB_PATH lines)."""
+) -> Run:
+    """The run: its exit code, its log (each step's stdout then stderr, as ``stdout``), outputs,
+    env_file (GITHUB_ENV) and path_file (GITHUB_PATH's lines)."""
     action = yaml.safe_load((ROOT / "action.yml").read_text())
     assert action["runs"]["using"] == "composite"
     unknown = set(with_inputs) - set(action["inputs"])
@@ -89,13 +90,15 @@ def run_composite(
             break
     context = {"inputs": inputs, "steps": step_outputs}
     outputs = {name: _evaluate(spec["value"], context) for name, spec in action["outputs"].items()}
-    return {
-        "returncode": returncode,
-        "log": "".join(logs),
-        "outputs": outputs,
-        "env": parse_file_command((workdir / "env.txt").read_text()),
-        "path": (workdir / "path.txt").read_text().splitlines(),
-    }
+    return Run(
+        returncode,
+        "".join(logs),
+        "",
+        workdir,
+        outputs=outputs,
+        env_file=parse_file_command((workdir / "env.txt").read_text()),
+        path_file=(workdir / "path.txt").read_text().splitlines(),
+    )
 
 
 def _evaluate(text: str, context: Dict[str, object]) -> str:

@@ -215,8 +215,8 @@ def golden_tool_cache(tmp_path_factory: pytest.TempPathFactory, key: KeyMaterial
 
     def build(folder: Path) -> bool:
         run = run_composite(folder / "run", settings(key), tool_cache=folder / "toolcache", extra_env=wheels)
-        assert run["returncode"] == 0, run["log"]
-        (folder / "build.log").write_text(str(run["log"]))
+        assert run.returncode == 0, run.log
+        (folder / "build.log").write_text(run.log)
         return True
 
     folder = made_once(tmp_path_factory, "golden-runtime", build)

@@ -238,6 +238,7 @@ class Run:
     outputs: Dict[str, str] = field(default_factory=dict)  # GITHUB_OUTPUT of the action
     env_file: Dict[str, str] = field(default_factory=dict)  # GITHUB_ENV of the action
     summary: str = ""  # GITHUB_STEP_SUMMARY of the action
+    path_file: List[str] = field(default_factory=list)  # GITHUB_PATH's lines (the composite action's)
     recorder: Path = Path()  # where the fake envman and buildkite-agent recorded their calls
 
     @property

@@ -25,7 +25,7 @@ import pytest
 
 from .composite import run_composite
 from .conftest import copy_of
-from .runner import ISSUER_ID, ROOT, KeyMaterial, scrubbed_env, settings, spelled_for
+from .runner import ISSUER_ID, ROOT, KeyMaterial, Run, one_error, scrubbed_env, settings, spelled_for
 
 BOOTSTRAP = ROOT / "scripts" / "bootstrap.py"
 NAME = "asc-token-action"
@@ -83,9 +83,9 @@ def test_a_copied_runtime_is_reused_as_it_is(
     """No false alarm: an intact runtime runs without a rebuild."""
     tool_cache = copy_of(built, tmp_path)
     result = run_composite(tmp_path / "run", settings(key), tool_cache=tool_cache, extra_env=wheels)
-    assert result["returncode"] == 0, result["log"]
-    assert builds(str(result["log"])) == []
-    assert "not using the runtime" not in str(result["log"])
+    assert result.returncode == 0, result.log
+    assert builds(result.log) == []
+    assert "not using the runtime" not in result.log
 
 
 # -- a stale runtime is rebuilt, once; racing jobs keep each other's work ------------------
@@ -98,7 +98,7 @@ def test_runtime_whose_python_is_gone_is_rebuilt_once(tmp_path: Path, key: KeyMa
     (moved / "python3").symlink_to(PYTHON3)
     tool_cache = tmp_path / "toolcache"
     first = run_composite(tmp_path / "first", settings(key), tool_cache=tool_cache, path_prefix=moved, extra_env=wheels)
-    assert first["returncode"] == 0, first["log"]
+    assert first.returncode == 0, first.log
     (runtime,) = runtimes(tool_cache)
     assert str(moved) in os.readlink(runtime / "bin" / "python3")  # built on the interpreter that goes away
     shutil.rmtree(moved)
@@ -106,8 +106,8 @@ def test_runtime_whose_python_is_gone_is_rebuilt_once(tmp_path: Path, key: KeyMa
     (leftover / "lib").mkdir(parents=True)
 
     second = run_composite(tmp_path / "second", settings(key), tool_cache=tool_cache, extra_env=wheels)
-    log = str(second["log"])
-    assert second["returncode"] == 0, log
+    log = second.log
+    assert second.returncode == 0, log
     why = [line for line in log.splitlines() if line.startswith("asc-token-action: not using the runtime")]
     assert len(why) == 1 and "the Python it was built with is gone" in why[0] and str(moved) in why[0], log
     assert len(builds(log)) == 1
@@ -115,8 +115,8 @@ def test_runtime_whose_python_is_gone_is_rebuilt_once(tmp_path: Path, key: KeyMa
     assert not leftover.exists()
 
     third = run_composite(tmp_path / "third", settings(key), tool_cache=tool_cache, extra_env=wheels)
-    assert third["returncode"] == 0, third["log"]
-    assert builds(str(third["log"])) == [] and "not using" not in str(third["log"])
+    assert third.returncode == 0, third.log
+    assert builds(third.log) == [] and "not using" not in third.log
 
 
 # Job B decided the runtime was missing; anything it removes is removed only after job A has put its
@@ -243,8 +243,8 @@ def test_planted_runtime_is_not_run_and_is_rebuilt(
     assert callable(plant)
     plant(runtime, marker)
     result = run_composite(tmp_path / "run", settings(key), tool_cache=tool_cache, extra_env=wheels)
-    log = str(result["log"])
-    assert result["returncode"] == 0, log
+    log = result.log
+    assert result.returncode == 0, log
     assert not marker.exists(), "the planted code ran"
     assert f"not using the runtime in {runtime}" in log
     assert len(builds(log)) == 1
@@ -265,8 +265,8 @@ def test_folder_writable_by_others_is_refused(
     folder = {"cache folder": tool_cache / NAME, "runtime folder": runtime, "tool cache above it": tool_cache}[where]
     folder.chmod(0o777 if where == "tool cache above it" else 0o775)
     result = run_composite(tmp_path / "run", settings(key), tool_cache=tool_cache, extra_env=wheels)
-    log = str(result["log"])
-    assert result["returncode"] == 0, log
+    log = result.log
+    assert result.returncode == 0, log
     assert not marker.exists(), "code from a folder others can write ran"
     assert len(builds(log)) == 1
     if where == "runtime folder":  # ours to replace: rebuilt in place, private again
@@ -291,8 +291,8 @@ def test_runtime_of_another_user_is_neither_run_nor_removed(
         for path in [folder, *(os.path.join(folder, name) for name in files)]:
             os.lchown(path, 65534, 65534)
     result = run_composite(tmp_path / "run", settings(key), tool_cache=tool_cache, extra_env=wheels)
-    log = str(result["log"])
-    assert result["returncode"] == 0, log
+    log = result.log
+    assert result.returncode == 0, log
     assert not marker.exists()
     assert runtime.stat().st_uid == 65534  # still there: someone else's to remove
     (title,) = builds(log)
@@ -320,7 +320,7 @@ def test_pip_variables_of_the_job_change_nothing(tmp_path: Path, key: KeyMateria
     }
     tool_cache = tmp_path / "toolcache"
     result = run_composite(tmp_path / "run", settings(key), tool_cache=tool_cache, extra_env={**wheels, **job_env})
-    assert result["returncode"] == 0, result["log"]
+    assert result.returncode == 0, result.log
     for folder in elsewhere.values():
         assert not folder.exists() or not any(folder.iterdir())
     (runtime,) = runtimes(tool_cache)
@@ -455,8 +455,8 @@ def test_pip_configuration_of_the_job_cannot_add_to_the_runtime(
     result = run_composite(
         tmp_path / "run", settings(key), tool_cache=tool_cache, extra_env={**wheels, chosen_by: str(folder)}
     )
-    log = str(result["log"])
-    assert result["returncode"] == 1, log
+    log = result.log
+    assert result.returncode == 1, log
     assert not marker.exists(), "the planted package ran"
     (error,) = [line for line in log.splitlines() if line.startswith("::error")]
     assert error.startswith("::error title=asc-token-action setup failed::")
@@ -481,10 +481,10 @@ def test_python_executable_of_the_job_is_not_run(
     impostor.chmod(0o755)
     env = {**wheels, "PYTHONEXECUTABLE": str(impostor)}
     result = run_composite(tmp_path / "run", settings(key), tool_cache=copy_of(built, tmp_path), extra_env=env)
-    assert result["returncode"] == 0, result["log"]
+    assert result.returncode == 0, result.log
     assert not marker.exists(), "the program PYTHONEXECUTABLE names ran with the key in its environment"
-    assert builds(str(result["log"])) == []  # the step ran on the interpreter that built the runtime
-    outputs = result["outputs"]
+    assert builds(result.log) == []  # the step ran on the interpreter that built the runtime
+    outputs = result.outputs
     assert isinstance(outputs, dict)
     assert key.decode(outputs["token"])["iss"] == ISSUER_ID
 
@@ -492,9 +492,9 @@ def test_python_executable_of_the_job_is_not_run(
 def test_relative_tool_cache_is_passed_over(tmp_path: Path, key: KeyMaterial, wheels: Dict[str, str]) -> None:
     """A relative RUNNER_TOOL_CACHE would name a folder in the workspace and a relative GITHUB_PATH entry."""
     result = run_composite(tmp_path / "run", settings(key), tool_cache=Path("relative-cache"), extra_env=wheels)
-    log = str(result["log"])
-    assert result["returncode"] == 0, log
-    entries = result["path"]
+    log = result.log
+    assert result.returncode == 0, log
+    entries = result.path_file
     assert isinstance(entries, list) and entries and all(os.path.isabs(entry) for entry in entries), entries
     (title,) = builds(log)
     assert str(tmp_path / "run" / "temp" / NAME) in title and "for this job only" in title
@@ -664,13 +664,11 @@ def wheelhouse_copy(wheels: Dict[str, str], tmp_path: Path) -> Path:
     return house
 
 
-def setup_error(result: Dict[str, object]) -> str:
-    log = str(result["log"])
-    errors = [line for line in log.splitlines() if line.startswith("::error")]
-    assert len(errors) == 1, log
-    assert errors[0].startswith("::error title=asc-token-action setup failed::"), errors[0]
-    assert "Traceback" not in log and "BEGIN PRIVATE KEY" not in log
-    return errors[0]
+def setup_error(result: Run) -> str:
+    error = one_error(result, with_title=True)
+    assert error.startswith("::error title=asc-token-action setup failed::"), error
+    assert "BEGIN PRIVATE KEY" not in result.log
+    return error
 
 
 def test_no_wheel_for_this_runner_is_named_without_pypi_advice(
@@ -689,7 +687,7 @@ def test_no_wheel_for_this_runner_is_named_without_pypi_advice(
         tool_cache=tool_cache,
         extra_env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(house)},
     )
-    assert result["returncode"] == 2, result["log"]  # a runner to change, nothing sent
+    assert result.returncode == 2, result.log  # a runner to change, nothing sent
     error = setup_error(result)
     assert f"no wheel of cryptography=={version} for this runner" in error
     assert f"({sys.platform} {os.uname().machine.lower()}, Python {PYTHON3_VERSION})" in error
@@ -712,7 +710,7 @@ def test_a_wheel_that_does_not_match_its_hash_is_named(
         tool_cache=tool_cache,
         extra_env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(house)},
     )
-    assert result["returncode"] == 1, result["log"]
+    assert result.returncode == 1, result.log
     error = setup_error(result)
     assert f"the file pip downloaded for certifi=={wheel.name.split('-')[1]} does not match its hash" in error
     assert "a mirror or a proxy served other bytes" in error and "reach PyPI" not in error
@@ -733,7 +731,7 @@ def test_an_index_not_reached_is_said_with_the_mirror_advice(
         "PIP_TIMEOUT": "5",
     }
     result = run_composite(tmp_path / "run", settings(key), tool_cache=tmp_path / "toolcache", extra_env=network)
-    assert result["returncode"] == 1, result["log"]
+    assert result.returncode == 1, result.log
     error = setup_error(result)
     assert "pip could not download from the package index (the connection was refused)" in error
     assert "check that the runner can reach PyPI, or set PIP_INDEX_URL to your mirror" in error
@@ -773,8 +771,8 @@ def test_last_resort_is_built_only_where_no_one_else_can_rename_it(
     )
     made = sorted(new_temp_folders() - before)
     try:
-        log = str(result["log"])
-        assert result["returncode"] == 0, log
+        log = result.log
+        assert result.returncode == 0, log
         assert list(tmpdir.iterdir()) == [], "built in TMPDIR, under a folder anyone can write"
         (title,) = builds(log)
         assert "for this run only" in title and f"{shared_folder} is writable by other users" in title

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from .composite import find_python, run_composite
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, one_error
 
 PYTHON_39 = find_python("3.9")
 PYTHON_38 = find_python("3.8")
@@ -67,9 +67,9 @@ def test_composite_on_python_39_like_xcode(tmp_path: Path, key: KeyMaterial, too
         tool_cache=tool_cache,
         path_prefix=shim,
     )
-    assert result["returncode"] == 0, result["log"]
+    assert result.returncode == 0, result.log
     assert any("-py39-" in p.name for p in runtimes(tool_cache))
-    outputs = result["outputs"]
+    outputs = result.outputs
     assert isinstance(outputs, dict)
     assert key.decode(outputs["token"])["aud"] == "appstoreconnect-v1"
 
@@ -78,8 +78,8 @@ def test_composite_explains_a_missing_python(tmp_path: Path, key: KeyMaterial, t
     result = run_composite(
         tmp_path / "run", {"private-key": key.pem, "key-id": KEY_ID}, tool_cache=tool_cache, path=bare_path(tmp_path)
     )
-    assert result["returncode"] == 2  # a setting of the runner, nothing sent
-    assert "::error title=Python not found::" in str(result["log"])
+    assert result.returncode == 2  # a setting of the runner, nothing sent
+    assert "::error title=Python not found::" in result.log
 
 
 @pytest.mark.skipif(PYTHON_38 is None, reason="no Python 3.8 on PATH or in pyenv")
@@ -92,20 +92,18 @@ def test_composite_names_a_python_that_is_too_old(tmp_path: Path, key: KeyMateri
         tool_cache=tool_cache,
         path=bare_path(tmp_path, python3=PYTHON_38),
     )
-    log = str(result["log"])
-    assert result["returncode"] == 2
-    errors = [line for line in log.splitlines() if line.startswith("::error")]
-    assert len(errors) == 1, log
-    assert errors[0].startswith("::error title=Python too old::")
-    assert "needs Python 3.9.2 or newer" in errors[0]
+    assert result.returncode == 2
+    error = one_error(result, with_title=True)
+    assert error.startswith("::error title=Python too old::")
+    assert "needs Python 3.9.2 or newer" in error
     version = subprocess.run(
         [str(PYTHON_38), "-c", "import platform; print(platform.python_version())"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    assert f"python3 ({tmp_path / 'bare-bin' / 'python3'}) is {version}" in errors[0]
-    assert "not found" not in errors[0]
+    assert f"python3 ({tmp_path / 'bare-bin' / 'python3'}) is {version}" in error
+    assert "not found" not in error
 
 
 def test_unwritable_tool_cache_falls_back_to_runner_temp(
@@ -119,11 +117,11 @@ def test_unwritable_tool_cache_falls_back_to_runner_temp(
         tool_cache=not_a_folder,
         extra_env=wheels,
     )
-    assert result["returncode"] == 0, result["log"]
+    assert result.returncode == 0, result.log
     runner_temp = tmp_path / "run" / "temp" / "asc-token-action"
     assert runner_temp.is_dir()
     # The group title says where the runtime went, that it is not kept, and why.
-    group = next(line for line in str(result["log"]).splitlines() if line.startswith("::group::"))
+    group = next(line for line in result.log.splitlines() if line.startswith("::group::"))
     assert str(runner_temp) in group
     assert "for this job only" in group and "once per runner" not in group
     assert str(not_a_folder / "asc-token-action") in group
@@ -170,10 +168,6 @@ def fake_python(tmp_path: Path, version: str, platform: str, build: str) -> Path
     return program
 
 
-def probe_errors(result: Dict[str, object]) -> List[str]:
-    return [line for line in str(result["log"]).splitlines() if line.startswith("::error")]
-
-
 @pytest.mark.parametrize(
     ("version", "platform", "build", "title", "said"),
     [
@@ -206,12 +200,12 @@ def test_probe_refuses_a_python_no_lock_can_serve(
         tool_cache=tool_cache,
         path=bare_path(tmp_path, python3=python3),
     )
-    assert result["returncode"] == 2, result["log"]
-    (error,) = probe_errors(result)
+    assert result.returncode == 2, result.log
+    error = one_error(result, with_title=True)
     assert error.startswith(f"::error title={title}::"), error
     assert f"python3 ({tmp_path / 'bare-bin' / 'python3'}) {said}" in error
     assert "actions/setup-python" in error and "self-hosted runner" in error
-    assert "bootstrap started" not in str(result["log"])
+    assert "bootstrap started" not in result.log
 
 
 @pytest.mark.parametrize(
@@ -228,8 +222,8 @@ def test_probe_lets_in_a_python_the_lock_serves(
         tool_cache=tool_cache,
         path=bare_path(tmp_path, python3=python3),
     )
-    assert result["returncode"] == 0, result["log"]
-    assert f"bootstrap started by {version}" in str(result["log"])
+    assert result.returncode == 0, result.log
+    assert f"bootstrap started by {version}" in result.log
 
 
 # What /usr/bin/python3 prints on a Mac without the Command Line Tools (it asks for them, exit 1).
@@ -260,8 +254,8 @@ def test_probe_names_apples_stub_without_command_line_tools(
         tool_cache=tool_cache,
         path=bare_path(tmp_path, python3=stub),
     )
-    assert result["returncode"] == 2
-    (error,) = probe_errors(result)
+    assert result.returncode == 2
+    error = one_error(result, with_title=True)
     assert error.startswith("::error title=Xcode Command Line Tools missing::"), error
     assert f"python3 ({tmp_path / 'bare-bin' / 'python3'}) is Apple's stub" in error
     assert "`xcode-select --install`" in error and "actions/setup-python" in error
