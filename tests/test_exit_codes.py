@@ -10,7 +10,7 @@ from typing import Callable, Dict
 import pytest
 
 from asc_token import errors
-from asc_token.transport import Io
+from asc_token.world import Io
 from devtools.standin import AppStoreConnectStandIn
 
 from .conftest import cli_env, team_inputs, verify_inputs

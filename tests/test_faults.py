@@ -18,7 +18,7 @@ from typing import Any, Callable, List, Optional
 import pytest
 
 from asc_token import dispatch, errors
-from asc_token.transport import Io
+from asc_token.world import Io
 from devtools.standin import AppStoreConnectStandIn, Fault
 
 from .conftest import cli_env, team_inputs, verify_inputs

@@ -12,7 +12,7 @@ from typing import Callable, Dict
 import jwt
 import pytest
 
-from asc_token.github import COMPOSITE_MARKER
+from asc_token.inputs import COMPOSITE_MARKER
 
 from .conftest import individual_inputs, team_inputs
 from .runner import (

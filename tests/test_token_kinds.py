@@ -17,13 +17,12 @@ import jwt
 import pytest
 
 from asc_token.apis import APP_STORE_CONNECT, ENTERPRISE
-from asc_token.config import parse_lifetime
 from asc_token.errors import InputError
-from asc_token.flags import CliInputs
-from asc_token.github import GitHubInputs
+from asc_token.inputs import CliInputs, GitHubInputs
 from asc_token.lifetimes import lifetime_refusal, long_lived_resource
-from asc_token.minting import iso8601
+from asc_token.records import iso8601
 from asc_token.report import markdown_own
+from asc_token.settings import parse_lifetime
 from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn
 
 from .conftest import team_inputs, verify_inputs
@@ -225,7 +224,7 @@ def test_the_cli_takes_the_same(
         ["--print", "--api-url", enterprise.url],
     )
     assert verified.returncode == 0, verified.stderr
-    assert "verified (3599 requests left this hour)" in verified.stderr
+    assert "checks passed: apps (3599 requests left this hour)" in verified.stderr
     refused = run_cli_on_fds(
         capfd, tmp_path / "refused", {**asc_env(key), "ASC_EXPIRES_IN": "2h"}, ["--print", "--no-verify"]
     )
