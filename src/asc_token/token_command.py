@@ -83,7 +83,7 @@ def run_action(io: Io) -> int:
     except AscTokenError as error:
         action.report_error(error)
         return error.exit_code
-    action.log(status_line(settings.credentials, outcome, action.inputs))
+    action.log(status_line(settings.credentials, outcome, action.inputs.assignment("verify", "false")))
     return EXIT_OK
 
 
@@ -108,16 +108,19 @@ def deliver_token(
     return outcome, platform.deliver(settings, outcome, printing=printing)
 
 
-def status_line(credentials: Credentials, outcome: Outcome, naming: Naming) -> str:
-    """The one line that says what was minted and what was proved."""
-    checked = f"not verified ({naming.assignment('verify', 'false')})"
+def status_line(credentials: Credentials, outcome: Outcome, verify_off: str) -> str:
+    """The one line that says what was minted and what was proved (``verify_off``: `verify: false` as the
+    user writes it)."""
+    checked = f"not verified ({verify_off})"
     if outcome.checks:
         checked = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
     result = outcome.verification
     if result is not None:
         apps = f"{result.app_count} apps visible, " if result.app_count is not None else ""  # a total was reported
         left = result.rate_limit_remaining
-        checked += f" ({apps}{f'{left} requests left this hour' if left is not None else 'the rate limit was not reported'})"
+        checked += (
+            f" ({apps}{f'{left} requests left this hour' if left is not None else 'the rate limit was not reported'})"
+        )
     return (
         f"Minted a token for {credentials.api.service}, key {credentials.key_id} ({credentials.key_type}), "
         f"expires {outcome.minted.expires_at_iso}; {checked}."
@@ -152,7 +155,7 @@ def _mint(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
         io.out().write(outcome.minted.token + "\n")  # a stdout that cannot be written: exit 1 (dispatch)
         io.out().flush()
         done.append("stdout (--print)" if args.print_token else "stdout (--output-file -)")
-    log(status_line(settings.credentials, outcome, inputs))
+    log(status_line(settings.credentials, outcome, inputs.assignment("verify", "false")))
     if done:
         log("Token delivered to: " + "; ".join(done))
     else:

@@ -135,7 +135,8 @@ class Transport:
             reply: Optional[Reply] = None
             no_answer = ""  # its kind, when no answer came
             try:
-                reply = self._exchange(self.session, method, url, sent, body, deadline, attempt, download)
+                request = {"method": method, "url": url, "headers": sent, "data": body}
+                reply = self._exchange(request, deadline, attempt, download)
             except NoAnswerError as error:
                 if error.kind not in _RETRIED_NO_ANSWERS:
                     raise
@@ -169,25 +170,16 @@ class Transport:
             self.sleep(wait)
 
     def _exchange(
-        self,
-        http: Session,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: Optional[bytes],
-        deadline: float,
-        attempt: int,
-        download: Optional[Download] = None,
+        self, request: Mapping[str, Any], deadline: float, attempt: int, download: Optional[Download] = None
     ) -> Reply:
+        """One attempt of ``request`` (requests' method, url, headers and data)."""
+        assert self.session is not None
         remaining = max(0.1, deadline - self.monotonic())
         timeout = (min(self.policy.connect_timeout, remaining), min(self.policy.read_timeout, remaining))
         try:
-            proxy = proxy_for(url, self.env)
-            response = http.request(
-                method,
-                url,
-                headers=dict(headers),
-                data=body,
+            proxy = proxy_for(request["url"], self.env)
+            response = self.session.request(
+                **request,
                 timeout=timeout,
                 allow_redirects=False,
                 stream=True,
