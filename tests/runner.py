@@ -50,10 +50,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from asc_token import dispatch
-from asc_token.checks import Preflight, read_preflight
-from asc_token.config import Credentials, InputReader, read_credentials
-from asc_token.github import COMPOSITE_MARKER, Delivery, read_delivery
-from asc_token.transport import Io, RetryPolicy
+from asc_token.checks import Preflight
+from asc_token.inputs import COMPOSITE_MARKER
+from asc_token.records import Credentials, Delivery, InputReader
+from asc_token.settings import read_credentials, read_delivery, read_preflight
+from asc_token.transport import RetryPolicy
+from asc_token.world import Io
 from devtools.runnerfiles import RunnerFiles
 from devtools.standin import AppStoreConnectStandIn
 

@@ -8,7 +8,7 @@ from typing import List
 import jwt
 import yaml
 
-from asc_token.github import COMPOSITE_MARKER, GitHubInputs
+from asc_token.inputs import COMPOSITE_MARKER, GitHubInputs
 
 from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, assert_no_secrets, invoke, settings
 

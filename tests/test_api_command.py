@@ -19,14 +19,14 @@ import jwt
 import pytest
 
 from asc_token import api_command
-from asc_token.api_command import Pages, next_page, render, resolve
-from asc_token.config import Credentials
-from asc_token.credentials import TokenSource, needs_new_token
+from asc_token.caller import Caller
 from asc_token.errors import ApiError, InputError
-from asc_token.flags import CliInputs
-from asc_token.keys import KeySource
-from asc_token.minting import MintedToken, TokenRequest
+from asc_token.inputs import CliInputs
+from asc_token.paging import MAX_PAGES, Pages, next_page, render
+from asc_token.records import Credentials, KeySource, MintedToken, TokenRequest
+from asc_token.tokens import TokenSource, needs_new_token
 from asc_token.transport import Reply
+from asc_token.urls import resolve
 from devtools.standin import ONE_TIME_CODES_ID, AppStoreConnectStandIn, Fault
 
 from .runner import (
@@ -554,17 +554,17 @@ def test_resolve_refuses_other_hosts(target: str) -> None:
 
 
 def test_links_next_on_another_host_stops_the_pagination() -> None:
-    naming = CliInputs({}, {})
     credentials = Credentials(KEY_ID, ISSUER_ID, "team", 1200, (), KeySource("ASC_PRIVATE_KEY", contents="x"), API)
+    caller = Caller(credentials, CliInputs({}, {}), None, None, time.time, print)  # type: ignore[arg-type]
     page = {"data": [], "links": {"next": "https://evil.example/v1/apps?cursor=x"}}
     with pytest.raises(ApiError, match="points at another host"):
-        next_page(page, API + "/v1/apps", credentials, naming)
-    assert next_page({"data": [], "links": {"self": "x"}}, API, credentials, naming) is None
+        next_page(page, API + "/v1/apps", caller)
+    assert next_page({"data": [], "links": {"self": "x"}}, API, caller) is None
     not_a_list = {"data": {"id": "1"}, "links": {"next": f"{API}/x"}}
     with pytest.raises(ApiError, match="no list of resources"):  # never a silent stop after one page
-        next_page(not_a_list, API, credentials, naming)
+        next_page(not_a_list, API, caller)
     with pytest.raises(ApiError, match="not a usable URL"):
-        next_page({"data": [], "links": {"next": 5}}, API, credentials, naming)
+        next_page({"data": [], "links": {"next": 5}}, API, caller)
 
 
 def merged(pages: List[Any], indent: bool = False) -> bytes:
@@ -897,15 +897,13 @@ def page(next_link: Optional[str], data: Any = None) -> Reply:
     return Reply(200, {"content-type": "application/json"}, json.dumps(body).encode())
 
 
-def run_scripted(*replies: Reply, max_pages: int = api_command.MAX_PAGES) -> ScriptedTransport:
+def run_scripted(*replies: Reply, max_pages: int = MAX_PAGES) -> ScriptedTransport:
     transport = ScriptedTransport(*replies)
     credentials = Credentials(KEY_ID, ISSUER_ID, "team", 1200, (), KeySource("ASC_PRIVATE_KEY", contents="x"), API)
     call = api_command.ApiCall("GET", "/v1/apps", None, paginate=True, include=False)
-    api_command.run_call(
-        call, f"{API}/v1/apps", credentials, CliInputs({}, {}), FixedToken("t"),  # type: ignore[arg-type]
-        transport,  # type: ignore[arg-type]
-        clock=time.time, log=lambda line: None, max_pages=max_pages,
-    )  # fmt: skip
+    tokens, naming = FixedToken("t"), CliInputs({}, {})
+    caller = Caller(credentials, naming, tokens, transport, time.time, print)  # type: ignore[arg-type]
+    api_command.run_call(call, f"{API}/v1/apps", caller, max_pages=max_pages)
     return transport
 
 

@@ -13,14 +13,15 @@ from urllib.parse import unquote
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from asc_token.checks import CHECKS, DEFAULT_NOTARY_URL, Check, CheckResult, ChecksFailedError, Preflight, run_checks
-from asc_token.config import Credentials
-from asc_token.credentials import TokenSource
+from asc_token.caller import Caller
+from asc_token.checks import CHECKS, DEFAULT_NOTARY_URL, Check, Preflight
+from asc_token.errors import ChecksFailedError
 from asc_token.explain import Asked, explain_reply
-from asc_token.github import GitHubInputs
-from asc_token.keys import KeySource
-from asc_token.minting import TokenRequest
+from asc_token.inputs import GitHubInputs
+from asc_token.preflight import run_checks
+from asc_token.records import CheckResult, Credentials, KeySource, TokenRequest
 from asc_token.report import check_rows
+from asc_token.tokens import TokenSource
 from asc_token.transport import Reply, Transport
 from devtools.standin import AppStoreConnectStandIn, Fault
 
@@ -432,14 +433,8 @@ def _run_with_answer(checks: List[Check], status: int, body: bytes) -> None:
 
     credentials = Credentials(KEY_ID, ISSUER_ID, "team", 1200, (), KeySource("`private-key`", contents="unused"))
     tokens = TokenSource(ec.generate_private_key(ec.SECP256R1()), TokenRequest(KEY_ID, ISSUER_ID), time.time, print)
-    run_checks(
-        credentials,
-        Preflight(checks=tuple(checks)),
-        GitHubInputs({}),
-        tokens,
-        transport=Transport(session=Session()),
-        clock=time.time,
-    )
+    caller = Caller(credentials, GitHubInputs({}), tokens, Transport(session=Session()), time.time, lambda line: None)
+    run_checks(Preflight(checks=tuple(checks)), caller)
 
 
 def test_rate_limit_without_the_apps_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:

@@ -16,9 +16,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from asc_token.api_command import build_api_parser
+from asc_token.cli import flag_settings
 from asc_token.errors import InputError
-from asc_token.flags import ENV_SOURCES, CliInputs, flag_settings
-from asc_token.keys import KeySource
+from asc_token.inputs import ENV_SOURCES, CliInputs
+from asc_token.records import KeySource
 from asc_token.token_command import build_parser
 
 from .runner import ISSUER_ID, KEY_ID, KeyMaterial, invoke, read_settings, settings, spelled_for

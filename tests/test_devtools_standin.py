@@ -66,7 +66,7 @@ def test_standin_serves_your_own_public_key(tmp_path: Path, key: KeyMaterial) ->
             check=False,
         )
         assert run.returncode == 0, run.stderr
-        assert "verified (3 apps visible" in run.stderr
+        assert "checks passed: apps (3 apps visible" in run.stderr
         assert key.decode(run.stdout.strip())["iss"] == ISSUER_ID
     finally:
         server.terminate()

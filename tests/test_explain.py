@@ -10,12 +10,11 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from asc_token.config import Naming
 from asc_token.errors import ApiError, NotAppleError, UnreachableError
 from asc_token.explain import Asked, explain_reply, explain_unreachable
-from asc_token.flags import CliInputs
-from asc_token.github import GitHubInputs
+from asc_token.inputs import CliInputs, GitHubInputs
 from asc_token.messages import STATUS_PAGE
+from asc_token.records import Naming
 from asc_token.redact import quote_foreign
 from asc_token.transport import Reply
 
@@ -54,7 +53,7 @@ CASES: Dict[str, Any] = {
     "401": (apple(401, "NOT_AUTHORIZED"), ApiError, ["401 NOT_AUTHORIZED", "issuer-id"]),
     "401_retried": (apple(401, "NOT_AUTHORIZED", attempts=3), ApiError, ["3 times, each with a freshly signed token"]),
     "401_server_40_min_behind": (apple(401, "NOT_AUTHORIZED", date=NOW - 2400), ApiError, ["40 min ahead of"]),
-    "401_server_3_h_ahead": (apple(401, "NOT_AUTHORIZED", date=NOW + 3 * 3600), ApiError, ["3 h 0 min behind"]),
+    "401_server_3_h_ahead": (apple(401, "NOT_AUTHORIZED", date=NOW + 3 * 3600), ApiError, ["3 h behind"]),
     "403_role": (apple(403, "FORBIDDEN_ERROR"), ApiError, ["403 FORBIDDEN_ERROR", "role", "may not list apps"]),
     "403_agreements": (apple(403, AGREEMENTS), ApiError, ["Account Holder", "agreement"]),
     "403_agreements_sub_code": (apple(403, AGREEMENTS + ".PAID"), ApiError, ["Account Holder"]),

@@ -12,7 +12,7 @@ import pytest
 
 from asc_token.errors import AscTokenError, NotAppleError
 from asc_token.explain import Asked, explain_reply, explain_unreachable, summarise_body
-from asc_token.github import GitHubInputs
+from asc_token.inputs import GitHubInputs
 from asc_token.redact import quote_foreign
 from asc_token.report import markdown_text, summary_markdown
 from asc_token.transport import NoAnswerError, Reply, RetryPolicy, Transport, parse_rate_limit
@@ -148,10 +148,10 @@ def assert_markdown_inert(summary: str) -> None:
 
 
 def test_summary_escapes_markdown_in_message_scope_and_details() -> None:
-    from asc_token.config import Credentials
-    from asc_token.keys import KeySource
+    from asc_token.checks import Preflight
+    from asc_token.records import Credentials, KeySource, Settings
 
-    settings = Credentials(
+    credentials = Credentials(
         key_id=KEY_ID,
         issuer_id=ISSUER_ID,
         key_type="team",
@@ -161,7 +161,7 @@ def test_summary_escapes_markdown_in_message_scope_and_details() -> None:
     )
     details = "Apple said:\n```\n## not a heading\n````\n<img src=x>\n```````"
     error = AscTokenError(f"The server said {HOSTILE}.", details=details)
-    summary = summary_markdown(settings, None, None, error, GitHubInputs({}))
+    summary = summary_markdown(Settings(credentials, Preflight()), None, error, GitHubInputs({}))
     assert_markdown_inert(summary)
     html = rendered(summary)
     assert "&lt;img src=x&gt;" in html and "pwned" in html  # shown, as text
@@ -189,7 +189,7 @@ def test_numbered_causes_render_as_a_list_with_our_code_spans() -> None:
 def test_summary_renders_its_own_code_spans_and_escapes_foreign_text() -> None:
     said = quote_foreign(f"{HOSTILE} `<img src=x>` `[l](http://127.0.0.1:9/)`")
     error = AscTokenError(f"Set `key-id` to the Key ID; the server said {said}; or set `verify: false`.")
-    summary = summary_markdown(None, None, None, error, GitHubInputs({}))
+    summary = summary_markdown(None, None, error, GitHubInputs({}))
     assert_markdown_inert(summary)
     html = rendered(summary)
     assert "<code>key-id</code>" in html and "<code>verify: false</code>" in html
@@ -203,7 +203,7 @@ def test_summary_renders_its_own_code_spans_and_escapes_foreign_text() -> None:
 )
 def test_summary_stays_inert_whatever_backticks_a_message_holds(message: str) -> None:
     """Foreign text that reached a message without quote_foreign can pair a backtick: still text or code."""
-    summary = summary_markdown(None, None, None, AscTokenError(message), GitHubInputs({}))
+    summary = summary_markdown(None, None, AscTokenError(message), GitHubInputs({}))
     assert_markdown_inert(summary)
     assert "<b>" not in rendered(summary)
 

@@ -24,7 +24,8 @@ from asc_token.errors import (
     PublicKeyGivenError,
     WrongKeyTypeError,
 )
-from asc_token.keys import KeySource, load_private_key, read_private_key, to_pkcs8_pem
+from asc_token.keys import load_private_key, read_private_key, to_pkcs8_pem
+from asc_token.records import KeySource
 
 from .runner import KEY_ID, KeyMaterial
 

@@ -9,7 +9,8 @@ import jwt
 import pytest
 
 from asc_token.apis import APP_STORE_CONNECT, ENTERPRISE, Api
-from asc_token.minting import IAT_BACKDATE_SECONDS, TokenRequest, iso8601, mint, scope_allows
+from asc_token.records import TokenRequest, iso8601
+from asc_token.tokens import IAT_BACKDATE_SECONDS, mint, scope_allows
 
 from .runner import ISSUER_ID, KEY_ID, KeyMaterial
 

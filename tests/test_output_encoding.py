@@ -17,7 +17,7 @@ from typing import Dict
 
 import pytest
 
-from asc_token.transport import Io, utf8_stream
+from asc_token.world import Io, utf8_stream
 from devtools.standin import AppStoreConnectStandIn, Fault
 
 from .conftest import made_once

@@ -14,9 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from asc_token import secret_files
-from asc_token.config import Credentials
 from asc_token.errors import KeyFilesError
-from asc_token.keys import KeySource
+from asc_token.records import Credentials, KeyFiles, KeySource
 
 from .runner import (
     IN_PROCESS,
@@ -145,7 +144,7 @@ def test_without_runner_temp(tmp_path: Path, key: KeyMaterial) -> None:
 # --- the key folder is a real folder that only this user can write ----------------------------
 
 
-def write_files(base: Path, key: KeyMaterial) -> secret_files.KeyFiles:
+def write_files(base: Path, key: KeyMaterial) -> KeyFiles:
     individual = Credentials(KEY_ID, None, "individual", 60, (), KeySource("`private-key`", key.pem))
     return secret_files.write_key_files(str(base), key.pem, individual, env={})
 

@@ -169,7 +169,7 @@ def test_github_actions_cli_masks_then_outputs(tmp_path: Path, key: KeyMaterial)
 def test_verify_against_the_standin(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     run = invoke("asc-token", tmp_path, settings(key, verify=None), ["--print", "--api-url", api.url], mode=PROCESS)
     assert run.returncode == 0, run.stderr
-    assert "verified (3 apps visible, 3599 requests left this hour)" in run.stderr
+    assert "checks passed: apps (3 apps visible, 3599 requests left this hour)" in run.stderr
     # The 401 in process, where the retries can be quick; the message is the same.
     api.register(KEY_ID, key.key.public_key(), OTHER_ISSUER)
     failed = invoke("asc-token", tmp_path, settings(key, verify=None), ["--print", "--api-url", api.url])

@@ -8,10 +8,11 @@ from typing import ClassVar, Dict, List
 
 import pytest
 
-from asc_token.checks import Preflight, VerificationResult, run_checks
-from asc_token.config import Credentials
-from asc_token.github import GitHubInputs
-from asc_token.keys import KeySource
+from asc_token.caller import Caller
+from asc_token.checks import Preflight
+from asc_token.inputs import GitHubInputs
+from asc_token.preflight import run_checks
+from asc_token.records import Credentials, KeySource, VerificationResult
 from asc_token.transport import RetryPolicy, Transport
 from devtools.standin import AppStoreConnectStandIn, Fault
 
@@ -56,7 +57,7 @@ def test_facts_apple_leaves_out_stay_missing(tmp_path: Path, key: KeyMaterial, a
     assert "None" not in shown and "apps visible" not in shown
     cli = invoke("asc-token", tmp_path / "cli", settings(key, verify=None, api_url=api.url), ["--print"])
     assert cli.returncode == 0, cli.stderr
-    assert "verified (the rate limit was not reported)" in cli.stderr and "None" not in cli.stderr
+    assert "checks passed: apps (the rate limit was not reported)" in cli.stderr and "None" not in cli.stderr
 
 
 def test_401_wrong_issuer(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
@@ -231,15 +232,15 @@ def test_user_agent_and_timeouts_are_sent(key: KeyMaterial) -> None:
 def _verify(token: str, url: str, transport: Transport) -> VerificationResult:
     """The `apps` check alone, as the action runs it by default."""
     credentials = Credentials(KEY_ID, ISSUER_ID, "team", 1200, (), KeySource("`private-key`", contents="x"), url)
-    results = run_checks(
-        credentials, Preflight(), GitHubInputs({}), FixedToken(token), transport=transport, clock=time.time
-    )
+    caller = Caller(credentials, GitHubInputs({}), FixedToken(token), transport, time.time, print)  # type: ignore[arg-type]
+    results = run_checks(Preflight(), caller)
     assert results[0].facts is not None
     return results[0].facts
 
 
 def _token(key: KeyMaterial) -> str:
-    from asc_token.minting import TokenRequest, mint
+    from asc_token.records import TokenRequest
+    from asc_token.tokens import mint
 
     return mint(key.key, TokenRequest(KEY_ID, ISSUER_ID), clock=time.time).token
 

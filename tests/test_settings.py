@@ -10,10 +10,9 @@ import pytest
 
 from asc_token.apis import APP_STORE_CONNECT
 from asc_token.checks import Preflight
-from asc_token.config import Credentials, require_base_url
 from asc_token.errors import InputError, KeyMissingError
-from asc_token.github import Delivery
-from asc_token.keys import KeySource
+from asc_token.records import Credentials, Delivery, KeySource
+from asc_token.settings import require_base_url
 
 from .runner import ISSUER_ID, KEY_ID, Settings, read_settings
 

@@ -17,13 +17,12 @@ import jwt
 import pytest
 
 from asc_token.apis import APP_STORE_CONNECT, ENTERPRISE
-from asc_token.config import parse_lifetime
 from asc_token.errors import InputError
-from asc_token.flags import CliInputs
-from asc_token.github import GitHubInputs
+from asc_token.inputs import CliInputs, GitHubInputs
 from asc_token.lifetimes import lifetime_refusal, long_lived_resource
-from asc_token.minting import iso8601
+from asc_token.records import iso8601
 from asc_token.report import markdown_own
+from asc_token.settings import parse_lifetime
 from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn
 
 from .runner import (
@@ -207,7 +206,7 @@ def test_the_cli_takes_the_same(
         mode=OnFds(capfd),
     )
     assert verified.returncode == 0, verified.stderr
-    assert "verified (3599 requests left this hour)" in verified.stderr
+    assert "checks passed: apps (3599 requests left this hour)" in verified.stderr
     refused = invoke(
         "asc-token", tmp_path / "refused", settings(key, verify=None, expires_in="2h"), ["--print", "--no-verify"],
         mode=OnFds(capfd),

@@ -9,7 +9,7 @@ import sys
 from typing import Any, List, Optional
 
 from .errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED
-from .transport import Io
+from .world import Io
 
 
 class Terminated(KeyboardInterrupt):
@@ -41,7 +41,7 @@ def _run(args: List[str], force_cli: bool, io: Io) -> int:
     on_github = io.env.get("GITHUB_ACTIONS") == "true"
     try:
         if not force_cli and not args and on_github:
-            from .action import run_action  # deferred: each front end imports only its own modules
+            from .token_command import run_action  # deferred: each front end imports only its own modules
 
             return run_action(io)
         if args[:1] == ["api"]:

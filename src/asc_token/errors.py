@@ -7,7 +7,7 @@ in the job summary. Neither ever contains key material or a token.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 # One exit status table for the action, `asc-token` and `asc-token api`.
 EXIT_OK = 0
@@ -102,3 +102,17 @@ class NotAppleError(ApiError):
 
 class UnreachableError(ApiError):
     """No usable answer from the service: refused, DNS, TLS, timeout, reset, or a body that could not be decoded."""
+
+
+class ChecksFailedError(ApiError):
+    """One or more checks failed; ``results`` holds every check's row (records.CheckResult) for the summary."""
+
+    def __init__(self, message: str, *, details: str, title: str, results: Sequence[Any]) -> None:
+        super().__init__(message, details=details, title=title)
+        self.results = tuple(results)
+
+
+class AppNotFoundError(ApiError):
+    """`app:<bundle-id>` matched no app the key can see, or more than one."""
+
+    title = "App not found"

@@ -1,7 +1,7 @@
 """What an answer means for the user, as one error naming the setting to fix.
 
 The cause is detected here and its template (messages.py) filled in. Every setting is named the
-way the user spells it (:class:`config.Naming`), and every text that came from the server is
+way the user spells it (:class:`records.Naming`), and every text that came from the server is
 passed through :func:`redact.quote_foreign` first.
 """
 
@@ -10,17 +10,19 @@ from __future__ import annotations
 import email.utils
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional
 from urllib.parse import urlsplit
 
 from . import messages as text
 from .apis import APP_STORE_CONNECT, Api
-from .config import Naming
 from .errors import ApiError, NotAppleError, UnreachableError
+from .lifetimes import SKEW_TOLERANCE_SECONDS, describe_duration
 from .redact import quote_foreign
-from .transport import Reply
 
-SKEW_TOLERANCE_SECONDS = 60
+if TYPE_CHECKING:
+    from .records import Credentials, Naming
+    from .transport import Reply
+
 AGREEMENTS_CODE = "FORBIDDEN.REQUIRED_AGREEMENTS_MISSING_OR_EXPIRED"
 # What a message says when Apple's answer has no code of its own.
 _DEFAULT_CODES = {401: "NOT_AUTHORIZED", 403: "FORBIDDEN", 429: "RATE_LIMIT_EXCEEDED"}
@@ -42,6 +44,11 @@ class Asked:
     # The setting that chose the URL, for proxy and wrong-URL advice. "notary-url": the notary service
     # (App Store Connect's, whatever the API), which answers a key it does not accept in plain text, not JSON.
     setting: str = "api-url"
+
+    @classmethod
+    def about(cls, url: str, credentials: Credentials, **asked: Any) -> Asked:
+        """What is asked with these credentials: their key type, API and key ID, copied in one place."""
+        return cls(url, credentials.key_type, credentials.api, key_id=credentials.key_id, **asked)
 
     @property
     def service(self) -> str:
@@ -112,18 +119,6 @@ def measure_skew(reply: Optional[Reply], clock: Callable[[], float]) -> Optional
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return server - clock()
-
-
-def describe_duration(seconds: float) -> str:
-    seconds = abs(seconds)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    if minutes < 120:
-        return f"{minutes} min"
-    if minutes < 72 * 60:
-        return f"{minutes // 60} h {minutes % 60} min"
-    return f"{round(minutes / 1440)} days"
 
 
 def explain_reply(reply: Reply, asked: Asked, naming: Naming, clock: Callable[[], float]) -> ApiError:

@@ -1,24 +1,21 @@
-"""The GitHub Actions edge: inputs from ``INPUT_*``, workflow commands, file commands, and the
-outputs and variables the token is handed on in."""
+"""The GitHub Actions edge: workflow commands, file commands, and the outputs and variables the token
+is handed on in (the inputs are read by inputs.GitHubInputs)."""
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
-from typing import Callable, Dict, Mapping, Optional, Set, TextIO
+from typing import TYPE_CHECKING, Dict, Mapping, Optional, TextIO
 
 from actions_toolkit.command import Command
 from actions_toolkit.file_command import prepare_key_value_message
 
-from .config import Credentials, InputReader, disagreement, read_bool
 from .errors import DeliveryError, InputError
-from .flow import Outcome
 from .redact import shown
 
-# The composite action maps every input to INPUT_<NAME_WITH_UNDERSCORES> and sets this in its
-# step's env: (which beats the job's), so a job-level INPUT_KEY_ID cannot pass for it.
-COMPOSITE_MARKER = ("ASC_ACTION_FORM", "composite")
+if TYPE_CHECKING:
+    from .records import Credentials, Delivery, Outcome
+
 RUNNER_FILE_FIX = "the runner sets it to a file for each step: unset it, or point it at a file in a folder that exists."
 
 
@@ -48,42 +45,6 @@ def append_to_runner_file(env: Mapping[str, str], variable: str, text: str, newl
             f"{variable} ({shown(path, path=True)}) could not be written ({exc.strerror or type(exc).__name__}): "
             "free space on the runner's disk, then re-run."
         ) from None
-
-
-class GitHubInputs:
-    """Reads inputs the way this action receives them, and names them as a workflow does.
-
-    The composite action passes ``INPUT_KEY_ID`` (underscores) and says so (COMPOSITE_MARKER);
-    a container action gets the runner's own ``INPUT_KEY-ID`` (hyphens). Only one form is read,
-    so the other, from a job's ``env:``, never overrides the step's ``with:``; ``log`` hears
-    once per setting when the other form is set to something else.
-    """
-
-    on_github = True
-
-    def __init__(self, env: Mapping[str, str], log: Optional[Callable[[str], None]] = None) -> None:
-        self._env = env
-        self._composite = env.get(COMPOSITE_MARKER[0]) == COMPOSITE_MARKER[1]
-        self._log: Callable[[str], None] = log or (lambda line: None)
-        self._told: Set[str] = set()
-
-    def get(self, name: str) -> str:
-        hyphens = f"INPUT_{name.replace(' ', '_').upper()}"
-        underscores = hyphens.replace("-", "_")
-        used, other = (underscores, hyphens) if self._composite else (hyphens, underscores)
-        value = self._env.get(used, "")
-        ignored = self._env.get(other, "")
-        if other != used and ignored.strip() and ignored.strip() != value.strip() and name not in self._told:
-            self._told.add(name)
-            why = f"this action reads the step's `with:` as {used}; {other} comes from an `env:`"
-            self._log(disagreement(name, (used, value), [(other, ignored)], label=self.label(name), why=why))
-        return value
-
-    def label(self, name: str) -> str:
-        return f"`{name}`"
-
-    def assignment(self, name: str, value: str) -> str:
-        return f"`{name}: {value}`"
 
 
 class GitHubCommands:
@@ -135,28 +96,6 @@ class GitHubCommands:
         # A random heredoc delimiter (the toolkit's), so a value can never inject another line.
         append_to_runner_file(self._env, f"GITHUB_{command}", prepare_key_value_message(name, value) + os.linesep)
         return True
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What the action hands on besides the token output (the CLI in a later step: nothing)."""
-
-    write_key_files: bool = False
-    export_env: bool = False
-    export_token: bool = False
-
-
-def read_delivery(inputs: InputReader) -> Delivery:
-    write_key_files = read_bool(inputs, "write-key-files", default=False)
-    export_env = read_bool(inputs, "export-env", default=False)
-    if export_env and not write_key_files:
-        raise InputError(
-            f"{inputs.label('export-env')} is true but {inputs.label('write-key-files')} is not: "
-            f"set {inputs.label('write-key-files')} to true as well, since the exported variables "
-            "point at the key files it writes.",
-            details=f"Set {inputs.assignment('write-key-files', 'true')} and {inputs.assignment('export-env', 'true')}.",
-        )
-    return Delivery(write_key_files, export_env, read_bool(inputs, "export-token", default=False))
 
 
 def publish(gh: GitHubCommands, credentials: Credentials, delivery: Delivery, outcome: Outcome) -> bool:

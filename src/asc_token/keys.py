@@ -15,8 +15,7 @@ import re
 import select
 import stat
 import time
-from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -34,6 +33,9 @@ from .errors import (
 )
 from .redact import may_be_secret_path, shown
 
+if TYPE_CHECKING:
+    from .records import KeySource
+
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)(?:-----END ([A-Z0-9 ]+)-----|$)", re.DOTALL)
 _APPLE_HINT = (
     "Use the AuthKey_<KEYID>.p8 file downloaded from App Store Connect > Users and Access > "
@@ -49,16 +51,6 @@ _EDWARDS_OIDS = {
     b"\x06\x03\x2b\x65\x70": "Ed25519",
     b"\x06\x03\x2b\x65\x71": "Ed448",
 }
-
-
-@dataclass(frozen=True)
-class KeySource:
-    """What the user gave for the key: its contents or a path, and how they named that setting."""
-
-    label: str  # "`private-key`", "ASC_PRIVATE_KEY_PATH", "--private-key-path", ...
-    contents: Optional[str] = field(default=None, repr=False)
-    path: Optional[str] = None
-    contents_label: str = field(default="the key setting", compare=False)  # for a key pasted as a path
 
 
 def read_private_key(

@@ -21,6 +21,8 @@ from .apis import Api
 
 SHORT_LIFETIME_SECONDS = 20 * 60
 LONG_LIFETIME_SECONDS = 180 * 24 * 60 * 60  # "up to six months", read as 180 days (15,552,000 s)
+# A runner clock this far from Apple's (its Date header) is named as a cause and shown in the summary.
+SKEW_TOLERANCE_SECONDS = 60
 
 # How a scope entry's path maps to a resource: Apple documents each resource as a collection in
 # its reference, and every GET of that collection (the resource, its related resources and its
@@ -117,13 +119,20 @@ def long_lived_names() -> str:
     return ", ".join(dict.fromkeys([*LONG_LIVED_COLLECTIONS.values(), *LONG_LIVED_ENDPOINTS.values()]))
 
 
-def describe_lifetime(seconds: int) -> str:
-    """``3600`` -> "3600 seconds (1 h)", in the largest unit that divides it exactly."""
+def describe_duration(seconds: float) -> str:
+    """The one duration formatter: exact in the largest unit that divides it (``3600`` -> "1 h",
+    ``15552000`` -> "180 days"), else rounded ("2 h 2 min"); a sign is dropped (clock skew)."""
+    whole = round(abs(seconds))
     for unit, size in ((" days", 86400), (" h", 3600), (" min", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return f"{seconds} seconds ({count}{' day' if count == 1 and size == 86400 else unit})"
-    return f"{seconds} seconds"
+        if whole >= size and whole % size == 0:
+            count = whole // size
+            return f"{count}{' day' if count == 1 and size == 86400 else unit}"
+    minutes = round(whole / 60)
+    if whole < 120:
+        return f"{whole} s"
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes < 72 * 60 else f"{round(minutes / 1440)} days"
 
 
 def _segments(target: str) -> List[str]:

@@ -8,16 +8,28 @@ visible to every process on the machine). With ``--print`` stdout belongs to the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
-from typing import Callable, ClassVar, List, Mapping, Optional, TextIO, Tuple, Type
+from typing import TYPE_CHECKING, Callable, ClassVar, List, Mapping, Optional, TextIO, Tuple, Type
 
-from .config import Credentials, Naming
-from .credentials import Mask
 from .errors import AscTokenError, DeliveryError
-from .flow import Outcome
-from .github import Delivery, GitHubCommands, append_to_runner_file, check_runner_file, publish
+from .github import GitHubCommands, append_to_runner_file, check_runner_file, publish
+from .inputs import GitHubInputs
+from .records import Delivery
+from .report import summary_markdown
+
+if TYPE_CHECKING:
+    from .records import Outcome, Settings
+    from .tokens import Mask
+
+INDIVIDUAL_KEY_FILES = (
+    "Individual key: altool takes it with --api-key-subject user and no issuer; Apple does not let "
+    "individual keys use notarytool or the provisioning endpoints that xcodebuild "
+    "-allowProvisioningUpdates needs (use a team key there); the fastlane JSON has no issuer_id, which "
+    "fastlane reads as an individual key."
+)
 
 
 class Platform:
@@ -56,15 +68,19 @@ class Platform:
         capture (a mask command on stderr or stdout): the key itself is never printed."""
         return None
 
-    def check_delivery(self) -> None:
+    def check_delivery(self, settings: Settings) -> None:
         """Where :meth:`deliver` will write, checked before anything is sent (an :class:`InputError`)."""
+
+    def key_files_folder(self, settings: Settings) -> Optional[str]:
+        """Where Apple's tools will find the key files (RUNNER_TEMP; '' when unset), or None for none."""
+        return None
 
     def report_error(self, error: AscTokenError) -> None:
         self.log(f"error: {error.message}")
         if error.details:
             self.log(error.details)
 
-    def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+    def deliver(self, settings: Settings, outcome: Outcome, *, printing: bool) -> List[str]:
         """Hand the token to later steps; returns what was done, for the log."""
         return []
 
@@ -81,7 +97,7 @@ class GitHub(Platform):
     def mask(self, secret: str, *, printing: bool) -> None:
         self._commands().mask(secret)
 
-    def check_delivery(self) -> None:
+    def check_delivery(self, settings: Settings) -> None:
         check_runner_file(self.env, "GITHUB_OUTPUT")
 
     def report_error(self, error: AscTokenError) -> None:
@@ -90,9 +106,58 @@ class GitHub(Platform):
         if error.details:
             commands.info(error.details)
 
-    def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+    def deliver(self, settings: Settings, outcome: Outcome, *, printing: bool) -> List[str]:
         # The action's outputs, nothing exported: a later step's CLI call sets outputs, no summary.
-        return ["step output `token` (masked)"] if publish(self._commands(), credentials, Delivery(), outcome) else []
+        published = publish(self._commands(), settings.credentials, Delivery(), outcome)
+        return ["step output `token` (masked)"] if published else []
+
+
+class Action(GitHub):
+    """The action's own step (``uses:``): workflow commands on its stdout, which only the runner reads;
+    outputs, exported variables, key files and the job summary; a failure annotated and summarised."""
+
+    name = "action"
+
+    def __init__(
+        self, env: Mapping[str, str], stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None
+    ) -> None:
+        super().__init__(env, lambda line: self._commands().info(line), stdout, stderr)
+        self.inputs = GitHubInputs(env, log=self.log)
+        self.settings: Optional[Settings] = None  # what the summary shows, as far as the step got
+        self.outcome: Optional[Outcome] = None
+
+    def _commands(self) -> GitHubCommands:
+        return GitHubCommands(self.env, stream=self.stdout)
+
+    def key_mask(self, *, printing: bool) -> Optional[Mask]:
+        return self._commands().mask  # the step's own stdout, which only the runner reads
+
+    def check_delivery(self, settings: Settings) -> None:
+        self.settings = settings
+        exported = ("GITHUB_ENV",) if settings.delivery.export_env or settings.delivery.export_token else ()
+        for variable in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", *exported):  # before anything is sent
+            check_runner_file(self.env, variable)
+
+    def key_files_folder(self, settings: Settings) -> Optional[str]:
+        return self.env.get("RUNNER_TEMP", "") if settings.delivery.write_key_files else None
+
+    def deliver(self, settings: Settings, outcome: Outcome, *, printing: bool) -> List[str]:
+        self.outcome, commands, credentials = outcome, self._commands(), settings.credentials
+        published = publish(commands, credentials, settings.delivery, outcome)
+        if outcome.key_files is not None and credentials.key_type == "individual":
+            commands.notice(INDIVIDUAL_KEY_FILES, title="Individual key files")
+        commands.append_summary(summary_markdown(settings, outcome, None, self.inputs))
+        if not published:
+            commands.warning(
+                "GITHUB_OUTPUT is not set, so the token output cannot be passed on; is this running outside "
+                "GitHub Actions?"
+            )
+        return ["step outputs"] if published else []
+
+    def report_error(self, error: AscTokenError) -> None:
+        super().report_error(error)
+        with contextlib.suppress(AscTokenError):  # the summary file may be what failed
+            self._commands().append_summary(summary_markdown(self.settings, self.outcome, error, self.inputs))
 
 
 class Azure(Platform):
@@ -113,7 +178,7 @@ class Azure(Platform):
         if error.details:
             self.log(error.details)
 
-    def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+    def deliver(self, settings: Settings, outcome: Outcome, *, printing: bool) -> List[str]:
         if printing:
             return []  # stdout is the caller's; a logging command there would pollute $(...)
         minted = outcome.minted
@@ -128,14 +193,14 @@ class CircleCI(Platform):
     markers = (("CIRCLECI", "true"),)
     workspace_variables = ("CIRCLE_WORKING_DIRECTORY",)
 
-    def check_delivery(self) -> None:
+    def check_delivery(self, settings: Settings) -> None:
         check_runner_file(
             self.env,
             "BASH_ENV",
             fix="CircleCI sets it to a file for each job: unset it, or point it at a file in a folder that exists.",
         )
 
-    def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+    def deliver(self, settings: Settings, outcome: Outcome, *, printing: bool) -> List[str]:
         bash_env = self.env.get("BASH_ENV")
         if not bash_env:
             self.log("CircleCI: BASH_ENV is not set, so ASC_TOKEN cannot be exported to later steps.")
@@ -151,7 +216,7 @@ class Bitrise(Platform):
     markers = (("BITRISE_IO", "true"), ("BITRISE_BUILD_NUMBER", ""))
     workspace_variables = ("BITRISE_SOURCE_DIR",)
 
-    def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+    def deliver(self, settings: Settings, outcome: Outcome, *, printing: bool) -> List[str]:
         minted = outcome.minted
         run_with_stdin(["envman", "add", "--key", "ASC_TOKEN", "--sensitive"], minted.token, self.env)
         run_with_stdin(["envman", "add", "--key", "ASC_TOKEN_EXPIRES_AT"], minted.expires_at_iso, self.env)
@@ -177,7 +242,7 @@ class GitLab(Platform):
     markers = (("GITLAB_CI", "true"),)
     workspace_variables = ("CI_PROJECT_DIR",)
 
-    def deliver(self, credentials: Credentials, outcome: Outcome, naming: Naming, *, printing: bool) -> List[str]:
+    def deliver(self, settings: Settings, outcome: Outcome, *, printing: bool) -> List[str]:
         self.log(
             "GitLab CI: use TOKEN=$(asc-token --print) or --output-file in the job that calls the API. "
             "Do not pass the token on as a dotenv artifact: GitLab does not mask dotenv variables."

@@ -58,13 +58,23 @@ def shown(value: str, *, path: bool = False) -> str:
     if len(value) > LONGEST_QUOTED or (may_be_secret_path(value) if path else may_be_secret(value)):
         return f"a {len(value)}-character value (not shown: it may be a secret in the wrong place)"
     # Not quote_foreign: a path's run of letters and slashes is no secret; commands stay broken up.
-    return repr("".join(" " if is_control(c) else c for c in value).replace("##", "# #"))
+    return repr(without_controls(value).replace("##", "# #"))
 
 
 def is_control(char: str) -> bool:
     """C0 and C1 controls, DEL, line and paragraph separators, and bidi controls."""
     code = ord(char)
     return code < 0x20 or 0x7F <= code < 0xA0 or char in "\u2028\u2029" or char in _BIDI
+
+
+def without_controls(text: str) -> str:
+    """The one scrubber: every control character (:func:`is_control`) a space."""
+    return "".join(" " if is_control(char) else char for char in text)
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line: controls made spaces, runs of white space one space."""
+    return " ".join(without_controls(text).split())
 
 
 def quote_foreign(text: object, limit: int = FOREIGN_LIMIT) -> str:
@@ -77,8 +87,7 @@ def quote_foreign(text: object, limit: int = FOREIGN_LIMIT) -> str:
     quotes, so that every code span in a message is the program's own (report.markdown_own).
     """
     raw = str(text)[: limit * 4].encode("utf-8", "replace").decode("utf-8")  # lone surrogates: "?"
-    cleaned = "".join(" " if is_control(c) else c for c in raw)
-    cleaned = " ".join(cleaned.split()).replace("::", ": :").replace("##", "# #").replace("`", "'")
+    cleaned = one_line(raw).replace("::", ": :").replace("##", "# #").replace("`", "'")
     cleaned = _JWT_LIKE.sub("[a token, not shown]", cleaned)
     cleaned = _RUN_ANYWHERE.sub(lambda run: "[not shown]" if _key_like(run.group()) else run.group(), cleaned)
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"

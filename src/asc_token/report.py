@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from .apis import APP_STORE_CONNECT
-from .checks import CheckResult, ChecksFailedError, Preflight
-from .config import Credentials, Naming
-from .errors import AscTokenError
-from .explain import SKEW_TOLERANCE_SECONDS, describe_duration
-from .flow import Outcome
-from .minting import MAX_LIFETIME_SECONDS
-from .redact import is_control
+from .errors import AscTokenError, ChecksFailedError
+from .lifetimes import SHORT_LIFETIME_SECONDS, SKEW_TOLERANCE_SECONDS, describe_duration
+from .redact import one_line
+
+if TYPE_CHECKING:
+    from .records import CheckResult, Naming, Outcome, Settings
 
 
 def summary_markdown(
-    credentials: Optional[Credentials],
-    preflight: Optional[Preflight],
-    outcome: Optional[Outcome],
-    error: Optional[AscTokenError],
-    naming: Naming,
+    settings: Optional[Settings], outcome: Optional[Outcome], error: Optional[AscTokenError], naming: Naming
 ) -> str:
+    credentials = settings.credentials if settings is not None else None
+    preflight = settings.preflight if settings is not None else None
     api = credentials.api if credentials is not None else APP_STORE_CONNECT
     lines = [f"### {api.service} token", ""]
     if credentials is not None:
@@ -37,7 +34,7 @@ def summary_markdown(
             lines.append(f"| Scope | {'<br>'.join(markdown_text(s) for s in credentials.scope)} |")
     if outcome is not None:
         lifetime = outcome.minted.expires_at - outcome.minted.issued_at
-        long_lived = lifetime > MAX_LIFETIME_SECONDS
+        long_lived = lifetime > SHORT_LIFETIME_SECONDS
         length = f"{lifetime} s, {describe_duration(lifetime)}," if long_lived else f"{lifetime} s"
         lines.append(f"| Expires | {outcome.minted.expires_at_iso} ({length} after `iat`) |")
         if long_lived:
@@ -108,18 +105,14 @@ def markdown_own(text: str) -> str:
     """The program's own wording in Markdown: its code spans (`key-id`) render as code, all else
     as :func:`markdown_text`. Foreign text reaches messages through redact.quote_foreign, which
     leaves no backtick, so every pair is ours; an unpaired one is escaped. Code is inert either way."""
-    parts = re.split(r"(`[^`]+`)", _one_line(text))
+    parts = re.split(r"(`[^`]+`)", one_line(text))
     return "".join(part if n % 2 else _escaped(part) for n, part in enumerate(parts))
 
 
 def markdown_text(text: str) -> str:
     """Text that may hold user- or server-supplied parts, shown literally in Markdown: no HTML,
     image, link, code span or emphasis, and safe inside a table cell (``|``, one line)."""
-    return _escaped(_one_line(text))
-
-
-def _one_line(text: str) -> str:
-    return " ".join("".join(" " if is_control(char) else char for char in text).split())
+    return _escaped(one_line(text))
 
 
 def _escaped(flat: str) -> str:

@@ -10,13 +10,15 @@ import json
 import os
 import stat
 import tempfile
-from dataclasses import dataclass
-from typing import Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Dict, Mapping, Optional
 
-from .config import Credentials
 from .errors import InputError, KeyFilesError
-from .minting import MAX_LIFETIME_SECONDS
+from .lifetimes import SHORT_LIFETIME_SECONDS
+from .records import KeyFiles
 from .redact import may_be_secret_path, shown
+
+if TYPE_CHECKING:
+    from .records import Credentials
 
 FOLDER_NAME = "private_keys"
 IMAGE_HOME = "/opt/asc-token-action/"  # where the Dockerfile installs the package
@@ -100,13 +102,6 @@ def write_secret_file(path: str, content: str) -> None:
         pending.discard()
 
 
-@dataclass(frozen=True)
-class KeyFiles:
-    directory: str
-    key_path: str
-    api_key_json_path: str
-
-
 def write_key_files(
     base_dir: Optional[str], key_pem: str, credentials: Credentials, env: Mapping[str, str]
 ) -> KeyFiles:
@@ -137,7 +132,7 @@ def write_key_files(
         "key_id": key_id,
         "key": key_pem,
         # fastlane signs its own tokens for any request, so never beyond Apple's 20 minutes.
-        "duration": min(credentials.expires_in, MAX_LIFETIME_SECONDS),
+        "duration": min(credentials.expires_in, SHORT_LIFETIME_SECONDS),
         "in_house": credentials.api.fastlane_in_house,  # true for the Enterprise Program API
     }
     if credentials.issuer_id is not None:  # individual keys have none; fastlane then uses sub: user

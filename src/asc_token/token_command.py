@@ -1,23 +1,33 @@
-"""``asc-token``: the same minting, checks and messages for every CI system.
+"""The token front end: ``mint -> check -> deliver``, for the action's step (its platform is
+:class:`platforms.Action`) and for ``asc-token`` on every CI system.
 
-Logs go to stderr; the token reaches stdout only with ``--print``.
+``asc-token`` logs to stderr; the token reaches stdout only with ``--print``.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, List, Sequence, Tuple
 
 from . import __version__
-from .checks import DEFAULT_NOTARY_URL, read_preflight
-from .config import read_credentials
-from .errors import EXIT_OK, EXIT_STATUSES, DeliveryError
-from .flags import CliInputs, Parser, add_shared_flags, run_command
-from .flow import run_flow
-from .platforms import Platform
+from .caller import open_caller
+from .checks import DEFAULT_NOTARY_URL
+from .cli import Parser, add_shared_flags, run_command
+from .errors import EXIT_OK, EXIT_STATUSES, AscTokenError, DeliveryError
+from .keys import to_pkcs8_pem
+from .platforms import Action
+from .preflight import run_checks
+from .records import Outcome
 from .redact import shown
-from .secret_files import output_path, write_secret_file
-from .transport import Io
+from .secret_files import output_path, write_key_files, write_secret_file
+from .settings import read_settings
+
+if TYPE_CHECKING:
+    from .inputs import CliInputs
+    from .platforms import Platform
+    from .records import Credentials, Naming, Settings
+    from .world import Io
 
 
 def build_parser() -> Parser:
@@ -64,31 +74,73 @@ def main(argv: Sequence[str], io: Io) -> int:
     return run_command(build_parser(), argv, io, _mint, api_hint=True)
 
 
-def _mint(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platform, log: Callable[[str], None]) -> int:
+def run_action(io: Io) -> int:
+    """The action's step (GITHUB_ACTIONS, no arguments): the same flow, with the step as its platform."""
+    action = Action(io.env, stdout=io.out(), stderr=io.err())
+    try:
+        settings = read_settings(action.inputs, delivery=True)
+        outcome, _ = deliver_token(settings, action.inputs, io, action, printing=False)
+    except AscTokenError as error:
+        action.report_error(error)
+        return error.exit_code
+    action.log(status_line(settings.credentials, outcome, action.inputs.assignment("verify", "false")))
+    return EXIT_OK
+
+
+def deliver_token(
+    settings: Settings, naming: Naming, io: Io, platform: Platform, *, printing: bool
+) -> Tuple[Outcome, List[str]]:
+    """mint -> check -> deliver, for every front end: the outcome, and where the platform put the token."""
+    platform.check_delivery(settings)
+    # keep_first: the checks prove the very token handed on
+    caller = open_caller(settings.credentials, naming, io, platform, printing=printing, keep_first=True)
+    minted = caller.tokens.first  # masked before anything else is written that could carry it
+    folder, key_files = platform.key_files_folder(settings), None
+    if folder is not None:
+        key_files = write_key_files(folder, to_pkcs8_pem(caller.tokens.key), settings.credentials, io.env)
+    results = run_checks(settings.preflight, caller) if settings.preflight.verify else ()
+    apps = next((result for result in results if result.check.name == "apps"), None)
+    # Any check that passed proved the credentials; without `apps` its rate limit is the latest.
+    facts = apps.facts if apps is not None else next((r.facts for r in reversed(results) if r.facts), None)
+    if apps is None and facts is not None:
+        facts = replace(facts, app_count=None)  # only the apps check counts apps
+    outcome = Outcome(minted, verification=facts, key_files=key_files, checks=results)
+    return outcome, platform.deliver(settings, outcome, printing=printing)
+
+
+def status_line(credentials: Credentials, outcome: Outcome, verify_off: str) -> str:
+    """The one line that says what was minted and what was proved (``verify_off``: `verify: false` as the
+    user writes it)."""
+    checked = f"not verified ({verify_off})"
+    if outcome.checks:
+        checked = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
+    result = outcome.verification
+    if result is not None:
+        apps = f"{result.app_count} apps visible, " if result.app_count is not None else ""  # a total was reported
+        left = result.rate_limit_remaining
+        checked += (
+            f" ({apps}{f'{left} requests left this hour' if left is not None else 'the rate limit was not reported'})"
+        )
+    return (
+        f"Minted a token for {credentials.api.service}, key {credentials.key_id} ({credentials.key_type}), "
+        f"expires {outcome.minted.expires_at_iso}; {checked}."
+    )
+
+
+def _mint(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platform) -> int:
+    log = platform.log
     to_stdout = args.output_file == "-"  # as in asc-token api: - is stdout, never a file named -
     printing = bool(args.print_token) or to_stdout
     log(f"asc-token {__version__} on {platform.name}; settings: {', '.join(inputs.sources()) or 'none'}")
     for line in inputs.disagreements():
         log(line)
-    credentials = read_credentials(inputs)
-    preflight = read_preflight(inputs, credentials)
+    settings = read_settings(inputs)
     # The token file's path; one that could be key material is refused before anything is created.
     output_file = None if to_stdout else args.output_file or platform.token_file()
     if output_file:
         setting = "--output-file" if args.output_file else "PLUGIN_OUTPUT_FILE"
         output_file = output_path(output_file, setting, ".asc-token")
-    platform.check_delivery()
-    outcome = run_flow(
-        credentials,
-        preflight,
-        inputs,
-        io,
-        log=log,
-        mask=lambda secret: platform.mask(secret, printing=printing),
-        mask_key=platform.key_mask(printing=printing),
-        workspace=platform.workspace(),
-    )
-    done = platform.deliver(credentials, outcome, inputs, printing=printing)
+    outcome, done = deliver_token(settings, inputs, io, platform, printing=printing)
     if output_file:
         try:
             write_secret_file(output_file, outcome.minted.token + "\n")
@@ -99,22 +151,11 @@ def _mint(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
                 "this step can write."
             ) from None
         done.append(f"token file {shown(output_file, path=True)} (mode 0600)")
-    minted = outcome.minted
     if printing:
-        io.out().write(minted.token + "\n")  # a stdout that cannot be written: exit 1 (dispatch)
+        io.out().write(outcome.minted.token + "\n")  # a stdout that cannot be written: exit 1 (dispatch)
         io.out().flush()
         done.append("stdout (--print)" if args.print_token else "stdout (--output-file -)")
-    result = outcome.verification
-    if result is not None:
-        apps = f"{result.app_count} apps visible, " if result.app_count is not None else ""  # a total was reported
-        left = result.rate_limit_remaining
-        limit = f"{left} requests left this hour" if left is not None else "the rate limit was not reported"
-        checked = f"verified ({apps}{limit})"
-    elif outcome.checks:
-        checked = "checks passed: " + ", ".join(check.check.entry for check in outcome.checks)
-    else:
-        checked = "not verified"
-    log(f"Minted a token for key {credentials.key_id}, expires {minted.expires_at_iso}; {checked}.")
+    log(status_line(settings.credentials, outcome, inputs.assignment("verify", "false")))
     if done:
         log("Token delivered to: " + "; ".join(done))
     else:

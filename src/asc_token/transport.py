@@ -7,19 +7,15 @@ mint-only run never pays for it. What the answers mean is :mod:`explain`'s job.
 
 from __future__ import annotations
 
-import codecs
-import errno
 import http.client
-import io
 import os
 import random
 import re
 import socket
 import ssl
-import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, TextIO, Tuple, cast
+from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple, cast
 
 from . import __version__
 from .errors import InputError
@@ -108,6 +104,7 @@ class Transport:
     log: Callable[[str], None] = lambda message: None
     service: str = "App Store Connect"  # who is asked, in the retry log lines
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)  # the proxy settings
+    open: Callable[[Mapping[str, str]], Session] = field(default=lambda env: default_session(env))  # at first use
 
     def send(
         self,
@@ -125,7 +122,7 @@ class Transport:
         ``headers`` add to or replace the defaults (never Authorization); ``download`` may take a body.
         """
         if self.session is None:
-            self.session = default_session(self.env)  # one connection for every request of a command
+            self.session = self.open(self.env)  # one connection for every request of a command
         policy = self.policy
         deadline = self.monotonic() + policy.total_seconds
         defaults = {"User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -138,7 +135,8 @@ class Transport:
             reply: Optional[Reply] = None
             no_answer = ""  # its kind, when no answer came
             try:
-                reply = self._exchange(self.session, method, url, sent, body, deadline, attempt, download)
+                request = {"method": method, "url": url, "headers": sent, "data": body}
+                reply = self._exchange(request, deadline, attempt, download)
             except NoAnswerError as error:
                 if error.kind not in _RETRIED_NO_ANSWERS:
                     raise
@@ -166,32 +164,22 @@ class Transport:
                     raise NoAnswerError(no_answer, attempt)
                 return reply
             action = "signing a new token and retrying" if fresh else "retrying"
-            _, left = parse_rate_limit(reply.header("x-rate-limit") if reply is not None else "")
-            low = left is not None and left < LOW_RATE_LIMIT
-            quota = f" {left} requests left this hour for this key." if low else ""
+            left = few_requests_left(reply)
+            quota = f" {left} for this key." if left else ""
             self.log(f"{self.service}: {problem} on attempt {attempt}; {action} in {wait:.1f} s.{quota}")
             self.sleep(wait)
 
     def _exchange(
-        self,
-        http: Session,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: Optional[bytes],
-        deadline: float,
-        attempt: int,
-        download: Optional[Download] = None,
+        self, request: Mapping[str, Any], deadline: float, attempt: int, download: Optional[Download] = None
     ) -> Reply:
+        """One attempt of ``request`` (requests' method, url, headers and data)."""
+        assert self.session is not None
         remaining = max(0.1, deadline - self.monotonic())
         timeout = (min(self.policy.connect_timeout, remaining), min(self.policy.read_timeout, remaining))
         try:
-            proxy = proxy_for(url, self.env)
-            response = http.request(
-                method,
-                url,
-                headers=dict(headers),
-                data=body,
+            proxy = proxy_for(request["url"], self.env)
+            response = self.session.request(
+                **request,
                 timeout=timeout,
                 allow_redirects=False,
                 stream=True,
@@ -329,69 +317,6 @@ def ca_bundle(env: Mapping[str, str]) -> Optional[str]:
     return bundle
 
 
-@dataclass(frozen=True)
-class Io:
-    """Everything a command takes from the world, injected by its entry point (tests pass fakes)."""
-
-    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    clock: Callable[[], float] = time.time
-    sleep: Callable[[float], None] = time.sleep
-    session: Callable[[Mapping[str, str]], Session] = default_session
-    policy: RetryPolicy = RetryPolicy()
-    stdout: Optional[TextIO] = None  # None: sys.stdout when written
-    stderr: Optional[TextIO] = None
-    stdin: Optional[IO[bytes]] = None  # None: sys.stdin.buffer
-
-    def transport(self, log: Callable[[str], None], service: str, policy: Optional[RetryPolicy] = None) -> Transport:
-        session = self.session(self.env)
-        return Transport(session, policy or self.policy, sleep=self.sleep, log=log, service=service, env=self.env)
-
-    def out(self) -> TextIO:
-        return utf8_stream(self.stdout or sys.stdout)
-
-    def err(self) -> TextIO:
-        return utf8_stream(self.stderr or sys.stderr, closed=ClosedStream(drops=True))
-
-    def input(self) -> IO[bytes]:
-        return self.stdin if self.stdin is not None else sys.stdin.buffer
-
-
-class ClosedStream(io.TextIOBase):
-    """A stream the caller closed (``2>&-``, ``>&-``: Python then has no sys.stderr or sys.stdout).
-    Logs written to a closed stderr are dropped, never sent to stdout instead (``print(file=None)``
-    would, into a ``$(...)``); a write to a closed stdout fails, as writing to a closed file does."""
-
-    def __init__(self, *, drops: bool) -> None:
-        super().__init__()
-        self.drops = drops
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        if not self.drops:
-            raise OSError(errno.EBADF, "stdout is closed")
-        return len(text)
-
-    def flush(self) -> None:
-        if not self.drops:  # so that dispatch tells a closed stdout from an OSError of its own
-            raise OSError(errno.EBADF, "stdout is closed")
-
-
-def utf8_stream(stream: Optional[TextIO], *, closed: Optional[ClosedStream] = None) -> TextIO:
-    """``stream`` writing UTF-8 whatever the locale or code page (the runner reads its pipes as UTF-8;
-    Windows writes a pipe in the ANSI code page, and ``-I`` ignores PYTHONUTF8), text that cannot be
-    encoded (invalid UTF-8 from the environment, surrogate-escaped) backslash-escaped, never an error;
-    ``closed`` in place of a stream the caller closed."""
-    if stream is None:
-        return cast(TextIO, closed or ClosedStream(drops=False))
-    if isinstance(stream, io.TextIOWrapper) and (
-        codecs.lookup(stream.encoding).name != "utf-8" or stream.errors != "backslashreplace"
-    ):
-        stream.reconfigure(encoding="utf-8", errors="backslashreplace")
-    return stream
-
-
 def classify_network_error(exc: BaseException) -> Optional[str]:
     """'url', 'refused', 'dns', 'tls', 'decode', 'timeout', 'reset', 'proxy-auth' (a 407 to CONNECT), or None
     for an error that is not the network's.
@@ -436,3 +361,11 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         yield current
         linked = (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args[:1])
         pending += [link for link in linked if isinstance(link, BaseException)]
+
+
+def few_requests_left(reply: Optional[Reply]) -> str:
+    """The one wording for a key with few requests left this hour ("42 of 3600 requests left this hour"), or ''."""
+    limit, remaining = parse_rate_limit(reply.header("x-rate-limit") if reply is not None else "")
+    if remaining is None or remaining >= LOW_RATE_LIMIT:
+        return ""
+    return f"{remaining}{f' of {limit}' if limit is not None else ''} requests left this hour"

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
+from urllib.parse import urljoin, urlsplit
 
 from .errors import InputError
+from .redact import may_be_secret_path, quote_foreign, shown
+
+if TYPE_CHECKING:
+    from .records import Naming
 
 Origin = Tuple[str, str, int]
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
@@ -28,14 +33,14 @@ def _parse(url: str) -> Optional[Any]:
         return None
 
 
-def _unsafe_characters(url: str) -> bool:
+def unsafe_characters(url: str) -> bool:
     # A backslash is a path character to urllib3 and an authority end to browsers and WHATWG.
     return "\\" in url or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url)
 
 
 def origin(url: str) -> Optional[Origin]:
     """(scheme, host, port) as the sender connects, default port filled in; None when unusable."""
-    parts = None if _unsafe_characters(url) else _parse(url)
+    parts = None if unsafe_characters(url) else _parse(url)
     if parts is None or parts.scheme not in ("https", "http") or not parts.host:
         return None
     return parts.scheme, parts.host.lower(), parts.port or (443 if parts.scheme == "https" else 80)
@@ -43,7 +48,7 @@ def origin(url: str) -> Optional[Origin]:
 
 def base_url_problem(url: str) -> str:
     """Why ``url`` must not be a base URL that receives the bearer token, or '' when it may."""
-    if _unsafe_characters(url):
+    if unsafe_characters(url):
         return "contains spaces, backslashes or control characters"
     parts = _parse(url)
     if parts is None:
@@ -65,7 +70,7 @@ def base_url_problem(url: str) -> str:
 
 def target_problem(url: str, base: str) -> str:
     """Why the absolute ``url`` may not receive the token meant for ``base``'s origin, or ''."""
-    if _unsafe_characters(url):
+    if unsafe_characters(url):
         return "contains spaces, backslashes or control characters"
     parts = _parse(url)
     if parts is not None and parts.auth is not None:
@@ -130,3 +135,36 @@ def _bypassed(host: str, no_proxy: str) -> bool:
         if entry == "*" or (name and (host == name.lstrip(".") or host.endswith("." + name.lstrip(".")))):
             return True
     return False
+
+
+MAX_URL_LENGTH = 8000  # longer than any path and query Apple documents
+
+
+def unusable_url(target: str) -> bool:
+    """A PATH or links.next that is not sent at all: unsafe characters, or too long."""
+    return unsafe_characters(target) or len(target) > MAX_URL_LENGTH
+
+
+def resolve(target: str, api_url: str, argument: str, naming: Naming, page_url: Optional[str] = None) -> str:
+    """PATH joined to ``api_url`` (or a links.next resolved against ``page_url``), when that URL may
+    receive the token meant for ``api_url``; refused before anything is sent."""
+    url = join_path(target, api_url) if page_url is None else urljoin(page_url, target)  # RFC 3986
+    # A key pasted as PATH would reach the server's logs: its path (never the query, where Apple's
+    # cursors are) holds resource names and IDs, none of them key-like.
+    if page_url is None and may_be_secret_path(_path_of(target)):
+        raise InputError(f"{argument} holds what looks like key material (not shown): give an API path like /v1/apps.")
+    problem = target_problem(url, api_url)
+    if problem:
+        raise InputError(
+            f"{argument} {shown(target)} {problem} ({quote_foreign(api_url, 200)}, {naming.label('api-url')}), so "
+            "it is refused before anything is sent: the request carries the bearer token. Give a path like "
+            "/v1/apps, or a URL on that host."
+        )
+    return url
+
+
+def _path_of(target: str) -> str:
+    try:
+        return urlsplit(target).path
+    except ValueError:  # a malformed host: refused as not on the API host just after
+        return ""

@@ -1,121 +1,21 @@
-"""The flags and environment names both commands read, and the reader that names them back.
-
-Settings come from flags first, then from the environment names users already have (the asc
-CLI's, fastlane's, codemagic's, and Woodpecker/Drone plugin settings).
-"""
+"""The command-line harness both commands share: argparse that never quotes a value, the shared flags,
+and :func:`run_command` (arguments, log, CI platform, settings, errors reported the platform's way)."""
 
 from __future__ import annotations
 
 import argparse
 import functools
 import sys
-from typing import Any, Callable, Collection, Dict, List, Mapping, NoReturn, Optional, Sequence, TextIO, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, NoReturn, Optional, Sequence, TextIO
 
 from .apis import APP_STORE_CONNECT, ENTERPRISE
-from .config import disagreement
 from .errors import EXIT_USAGE, AscTokenError, InputError
+from .inputs import ENV_SOURCES, CliInputs
 from .platforms import PLATFORM_NAMES, Platform, platform_for
 from .redact import may_be_secret
-from .transport import Io
 
-# One key source for the whole chain: a path and contents from different tools are not a conflict.
-_KEY_ORDER = (
-    ("private-key-path", "PLUGIN_PRIVATE_KEY_PATH"),
-    ("private-key", "PLUGIN_PRIVATE_KEY"),
-    ("private-key-path", "ASC_PRIVATE_KEY_PATH"),
-    ("private-key", "ASC_PRIVATE_KEY"),
-    ("private-key", "ASC_PRIVATE_KEY_B64"),
-    ("private-key-path", "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH"),
-    ("private-key", "APP_STORE_CONNECT_API_KEY_KEY"),
-    ("private-key", "APP_STORE_CONNECT_PRIVATE_KEY"),
-)
-# First match wins. Plugin settings come first: they are set for this step only.
-ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
-    "private-key-path": tuple(variable for kind, variable in _KEY_ORDER if kind == "private-key-path"),
-    "private-key": tuple(variable for kind, variable in _KEY_ORDER if kind == "private-key"),
-    "key-id": ("PLUGIN_KEY_ID", "ASC_KEY_ID", "APP_STORE_CONNECT_API_KEY_KEY_ID", "APP_STORE_CONNECT_KEY_IDENTIFIER"),
-    "issuer-id": (
-        "PLUGIN_ISSUER_ID",
-        "ASC_ISSUER_ID",
-        "APP_STORE_CONNECT_API_KEY_ISSUER_ID",
-        "APP_STORE_CONNECT_ISSUER_ID",
-    ),
-    "key-type": ("PLUGIN_KEY_TYPE", "ASC_KEY_TYPE"),
-    "expires-in": ("PLUGIN_EXPIRES_IN", "ASC_EXPIRES_IN"),
-    "scope": ("PLUGIN_SCOPE", "ASC_SCOPE"),
-    "verify": ("PLUGIN_VERIFY", "ASC_VERIFY"),
-    "api-url": ("PLUGIN_API_URL", "ASC_API_URL"),
-    "checks": ("PLUGIN_CHECKS", "ASC_CHECKS"),
-    "notary-url": ("PLUGIN_NOTARY_URL", "ASC_NOTARY_URL"),
-    "api": ("PLUGIN_API", "ASC_API"),
-}
-# Each setting's flag (`--check` is given once per check). The key's contents have none: argv is public.
-_FLAGS = {name: "--check" if name == "checks" else f"--{name}" for name in ENV_SOURCES if name != "private-key"}
-# The ASC_ name of each setting, offered in messages: the second, as plugin settings come first.
-_USUAL_VARIABLES = {name: variables[1] for name, variables in ENV_SOURCES.items()}
-
-
-class CliInputs:
-    """An InputReader over parsed flags and the environment, remembering which name was used."""
-
-    on_github = False  # configured by flags and variables, never by a workflow's `with:`
-
-    def __init__(self, flags: Mapping[str, Optional[str]], env: Mapping[str, str], reads: Collection[str] = ()) -> None:
-        """``reads``: the settings this command uses (default: all); no other is used or logged."""
-        wanted = set(reads or ENV_SOURCES)
-        self._values: Dict[str, str] = {}
-        self._labels: Dict[str, str] = {}
-        self._disagreements: List[str] = []
-        for name, value in flags.items():
-            if value is not None and name in wanted:
-                flag = "--no-verify" if (name, value) == ("verify", "false") else _FLAGS.get(name, f"--{name}")
-                self._values[name], self._labels[name] = value, flag
-        keys = [(name, variable) for name, variable in _KEY_ORDER if env.get(variable, "").strip()]
-        if "private-key-path" not in self._values and keys:
-            name, variable = keys[0]
-            self._values[name], self._labels[name] = env[variable], variable
-        for name, variables in ENV_SOURCES.items():
-            given = [(variable, env[variable]) for variable in variables if env.get(variable, "").strip()]
-            if name not in self._values and given and not name.startswith("private-key") and name in wanted:
-                self._labels[name], self._values[name] = given[0]
-            self._note_others(name, given)
-
-    def _note_others(self, name: str, given: Sequence[Tuple[str, str]]) -> None:
-        """Names of the setting that are set, to another value, and lose: said in one line."""
-        if name not in self._labels:
-            return
-        used = (self._labels[name], self._values[name])
-        ignored = [(label, value) for label, value in given if label != used[0] and value.strip() != used[1].strip()]
-        if ignored:
-            self._disagreements.append(disagreement(name, used, ignored))
-
-    def disagreements(self) -> List[str]:
-        """One log line per setting set under several names to different values: which one is used."""
-        return list(self._disagreements)
-
-    def get(self, name: str) -> str:
-        return self._values.get(name, "")
-
-    def label(self, name: str) -> str:
-        if name in self._labels:
-            return self._labels[name]
-        variable = _USUAL_VARIABLES.get(name, name)
-        return f"{_FLAGS[name]} (or {variable})" if name in _FLAGS else variable
-
-    def assignment(self, name: str, value: str) -> str:
-        used = self._labels.get(name, "")
-        if used and not used.startswith("--"):
-            return f"{used}={value}"
-        # A setting not given yet is offered the way this user gives settings: flags, or variables.
-        by_environment = bool(self._labels) and not any(label.startswith("--") for label in self._labels.values())
-        if name == "verify" and not by_environment:
-            return "--verify" if value == "true" else "--no-verify"
-        if name in _FLAGS and not by_environment:
-            return f"{_FLAGS[name]} {value}"
-        return f"{_USUAL_VARIABLES.get(name, name)}={value}"
-
-    def sources(self) -> List[str]:
-        return [f"{name} from {label}" for name, label in sorted(self._labels.items())]
+if TYPE_CHECKING:
+    from .world import Io
 
 
 class Parser(argparse.ArgumentParser):
@@ -205,7 +105,7 @@ def flag_settings(args: argparse.Namespace) -> Dict[str, Optional[str]]:
     }
 
 
-Command = Callable[[argparse.Namespace, CliInputs, Io, Platform, Callable[[str], None]], int]
+Command = Callable[[argparse.Namespace, CliInputs, "Io", Platform], int]
 
 
 def run_command(parser: Parser, argv: Sequence[str], io: Io, command: Command, *, api_hint: bool = False) -> int:
@@ -229,7 +129,7 @@ def run_command(parser: Parser, argv: Sequence[str], io: Io, command: Command, *
     try:
         flags = flag_settings(args)
         # A command reads the environment names of the settings it has flags for, and no other.
-        return command(args, CliInputs(flags, io.env, reads=flags), io, platform, log)
+        return command(args, CliInputs(flags, io.env, reads=flags), io, platform)
     except AscTokenError as error:
         platform.report_error(error)
         return error.exit_code

@@ -1,17 +1,61 @@
-"""The key and the tokens signed with it, for every command: read once, masked, signed on demand."""
+"""Tokens, in one place: minting (a key, the claims and a clock in; a signed ES256 JWT out; PyJWT signs),
+the key opened and masked once, the bearer tokens a command's requests carry, and what a scope allows."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional, Sequence
+from urllib.parse import parse_qsl, urlsplit
 
+import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .keys import PIPE_SECONDS, KeySource, read_private_key, secret_forms
-from .minting import Clock, MintedToken, TokenRequest, mint
+from .keys import PIPE_SECONDS, read_private_key, secret_forms
+from .lifetimes import lifetime_refusal
+from .records import KeySource, MintedToken, TokenRequest
 
-Mask = Callable[[str], None]
+# Runner clocks drift; Apple rejects an `iat` in its future. Backdating moves `exp` back by the
+# same amount, so `exp - iat` (what Apple limits to 1200 s) stays exactly the requested lifetime;
+# never more than a quarter of it, so that even a 3-second token is valid when it is signed.
+IAT_BACKDATE_SECONDS = 30
 REUSE_MARGIN_SECONDS = 60  # one request, with its retries, ends well inside a minute
+
+Clock = Callable[[], float]
+Mask = Callable[[str], None]
+
+
+def mint(key: ec.EllipticCurvePrivateKey, request: TokenRequest, clock: Clock) -> MintedToken:
+    """Sign the token for ``request.api`` described in Apple's "Generating Tokens for API Requests"."""
+    refusal = lifetime_refusal(request.lifetime, request.scope, request.api)
+    if refusal is not None:  # config explains it to the user; reaching here is a caller's bug
+        raise ValueError(f"Apple refuses a {request.lifetime}-second token here ({refusal.rule} {refusal.entry})")
+    issued_at = int(clock()) - min(IAT_BACKDATE_SECONDS, request.lifetime // 4)
+    expires_at = issued_at + request.lifetime
+    subject = {"sub": "user"} if request.issuer_id is None else {"iss": request.issuer_id}
+    claims: Dict[str, object] = {"aud": request.api.audience, "iat": issued_at, "exp": expires_at, **subject}
+    if request.scope:
+        claims["scope"] = list(request.scope)
+    token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": request.key_id, "typ": "JWT"})
+    return MintedToken(token=token, issued_at=issued_at, expires_at=expires_at)
+
+
+def scope_allows(scope: Sequence[str], method: str, url: str) -> bool:
+    """Whether a token with ``scope`` may make ``method url``; an empty scope allows everything.
+
+    An entry is ``METHOD /path`` with optional query: the path must be equal and every query
+    parameter the entry names must be present with the same value.
+    """
+    if not scope:
+        return True
+    target = urlsplit(url)
+    target_query = set(parse_qsl(target.query, keep_blank_values=True))
+    for entry in scope:
+        entry_method, _, entry_url = entry.strip().partition(" ")
+        allowed = urlsplit(entry_url.strip())
+        method_and_path_match = entry_method.upper() == method.upper() and allowed.path == target.path
+        if method_and_path_match and set(parse_qsl(allowed.query, keep_blank_values=True)) <= target_query:
+            return True
+    return False
 
 
 def open_key(

@@ -1,29 +1,31 @@
-"""Validate what the user configured, naming the setting on every error as the user spells it.
+"""Settings, read in one place: ``read_settings(inputs) -> Settings``, each setting checked and every
+error naming it as the user spells it.
 
 Front ends differ (action inputs, flags, environment variables), so validation reads through an
-:class:`InputReader`, whose labels name the settings in every message: never a hard-coded name.
+:class:`records.InputReader`, whose labels name the settings in every message: never a hard-coded name.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from . import messages as text
 from .apis import APIS, APP_STORE_CONNECT, Api
+from .checks import BUNDLE_ID, BUNDLE_ID_MAX, CHECKS, DEFAULT_CHECKS, DEFAULT_NOTARY_URL, Check, Preflight
 from .errors import InputError, KeyMissingError, NotAKeyError
-from .keys import KeySource
 from .lifetimes import (
     LONG_LIFETIME_SECONDS,
+    SHORT_LIFETIME_SECONDS,
     Refusal,
-    describe_lifetime,
+    describe_duration,
     lifetime_refusal,
     long_lived_names,
     long_lived_summary,
     resource_of,
 )
-from .minting import MAX_LIFETIME_SECONDS, TokenRequest
+from .records import Credentials, Delivery, InputReader, KeySource, Naming, Settings
 from .redact import may_be_secret_path, quote_foreign, shown
 from .urls import base_url_problem
 
@@ -38,40 +40,11 @@ _API_ADVICE = (
 )
 
 
-class Naming(Protocol):
-    """How the user spells settings on this front end, for messages."""
-
-    @property
-    def on_github(self) -> bool:
-        """Whether the user configures this run with a workflow's ``with:`` (GitHub YAML helps)."""
-
-    def label(self, name: str) -> str:
-        """How the user sets it, for messages: "`key-id`", "--key-id", "ASC_KEY_ID"."""
-
-    def assignment(self, name: str, value: str) -> str:
-        """How the user writes that setting with that value: "`verify: false`", "--no-verify"."""
-
-
-class InputReader(Naming, Protocol):
-    def get(self, name: str) -> str:
-        """The raw value of a setting by its action input name; '' when unset."""
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """What every command needs to sign: the key, its IDs, the token's lifetime and scope, the API."""
-
-    key_id: str
-    issuer_id: Optional[str]
-    key_type: str
-    expires_in: int
-    scope: Tuple[str, ...]
-    key: KeySource
-    api_url: str = APP_STORE_CONNECT.url  # checked where a request is about to be sent (urls.py)
-    api: Api = APP_STORE_CONNECT
-
-    def token_request(self) -> TokenRequest:
-        return TokenRequest(self.key_id, self.issuer_id, self.expires_in, self.scope, self.api)
+def read_settings(inputs: InputReader, *, delivery: bool = False) -> Settings:
+    """The token run's settings, in the order a user fixes them; ``delivery``: the action's own too."""
+    credentials = read_credentials(inputs)
+    preflight = read_preflight(inputs, credentials)
+    return Settings(credentials, preflight, read_delivery(inputs) if delivery else Delivery())
 
 
 def read_credentials(inputs: InputReader) -> Credentials:
@@ -115,24 +88,6 @@ def require_base_url(inputs: Naming, setting: str, url: str, default: str) -> No
             f"{inputs.label(setting)} {problem}, so it is refused (it would receive the bearer token): "
             f"leave it unset for {default}."
         )
-
-
-def disagreement(
-    setting: str, used: Tuple[str, str], ignored: Sequence[Tuple[str, str]], *, label: str = "", why: str = ""
-) -> str:
-    """The log line for one setting given under two names, differently: which (name, value) counts.
-    Values are shown where they are not secret (IDs, paths), the key never."""
-
-    def named(source: str, value: str) -> str:
-        if setting == "private-key":
-            return source
-        value = value.strip()
-        return f"{source} ({shown(value, path=setting.endswith('-path')) if value else 'empty'})"
-
-    others = " and ".join(named(*name) for name in ignored)
-    verb = "is" if len(ignored) == 1 else "are"
-    because = f" ({why})" if why else ""
-    return f"{label or setting}: {named(*used)} is used; {others} {verb} also set, to a different value, and ignored{because}."
 
 
 def read_bool(inputs: InputReader, name: str, *, default: bool) -> bool:
@@ -268,7 +223,7 @@ def parse_lifetime(raw: str) -> Optional[int]:
 def _expires_in(inputs: InputReader, scope: Tuple[str, ...], api: Api) -> int:
     label, raw = inputs.label("expires-in"), inputs.get("expires-in").strip()
     if not raw:
-        return MAX_LIFETIME_SECONDS
+        return SHORT_LIFETIME_SECONDS
     lifetime = parse_lifetime(raw)
     if lifetime is None or lifetime == 0:
         raise InputError(
@@ -285,8 +240,9 @@ def _expires_in(inputs: InputReader, scope: Tuple[str, ...], api: Api) -> int:
 def _lifetime_error(inputs: InputReader, lifetime: int, refusal: Refusal, api: Api) -> InputError:
     """One error per rule, naming the scope entry that breaks it (Apple's rule is in lifetimes.py)."""
     label, scope = inputs.label("expires-in"), inputs.label("scope")
+    exact = lifetime >= 60 and lifetime % 60 == 0  # "3600 seconds (1 h)"; "90 seconds" as it is
     fields = {
-        "asked": f"{label} is {describe_lifetime(lifetime)}",
+        "asked": f"{label} is {lifetime} seconds" + (f" ({describe_duration(lifetime)})" if exact else ""),
         "expires_in": label,
         "scope": scope,
         "shorten": f"or set {label} to 1200 (20 minutes) or less",
@@ -313,3 +269,84 @@ def _scope(inputs: InputReader) -> Tuple[str, ...]:
                 "line, like GET /v1/apps?filter[platform]=IOS.",
             )
     return entries
+
+
+def read_preflight(inputs: InputReader, credentials: Credentials) -> Preflight:
+    """`verify`, `checks` and `notary-url`: what the token command proves before the build."""
+    verify = read_bool(inputs, "verify", default=True)
+    notary_url = read_base_url(inputs, "notary-url", DEFAULT_NOTARY_URL)
+    return Preflight(verify, read_checks(inputs, credentials.key_type, credentials.api, verify=verify), notary_url)
+
+
+def read_checks(inputs: InputReader, key_type: str, api: Api, *, verify: bool = True) -> Tuple[Check, ...]:
+    """The `checks` entries in order, each known, duplicates dropped; every refusal before any request."""
+    label = inputs.label("checks")
+    raw = inputs.get("checks")
+    lines = [line.strip() for line in raw.splitlines() if line.strip()] or [DEFAULT_CHECKS]
+    known = ", ".join(Check(name, "<bundle-id>").entry for name in CHECKS)  # as entries are written
+    found: List[Check] = []
+    for line in lines:
+        name, colon, rest = line.partition(":")
+        name = name.strip().lower()
+        if name not in CHECKS or (colon and name != "app"):
+            close = difflib.get_close_matches(name, [n for n in CHECKS if n != "app"], n=1)
+            hint = f" (did you mean {close[0]}?)" if close and close[0] != name else ""
+            raise InputError(
+                f"{label} entry {shown(line)} is not a check{hint}: write one per line, from {known}.",
+            )
+        check = Check(name, _bundle_id(inputs, line, rest.strip()) if name == "app" else "")
+        refused = CHECKS[name].individual_keys_cannot_use
+        if refused and key_type == "individual":
+            raise InputError(
+                f"{label} entry {check.entry} needs a team key, but {inputs.label('key-type')} is "
+                f"individual: Apple does not let individual keys use {refused}; "
+                "use a team key (App Store Connect > Users and Access > Integrations > Team Keys).",
+            )
+        if verify and api.checks and name not in api.checks:  # verify: false sends none
+            raise InputError(
+                f"{label} entry {check.entry} reads the {APP_STORE_CONNECT.service} API, but "
+                f"{inputs.assignment('api', api.name)} selects the {api.service}: there only "
+                f"{', '.join(api.checks)} runs (as GET {api.verify_path.split('?')[0]}); remove {check.entry}.",
+            )
+        if check not in found:
+            found.append(check)
+    apps = [check.entry for check in found if check.name == "app"]
+    if len(apps) > 1:
+        raise InputError(
+            f"{label} has more than one app: entry ({', '.join(apps)}): keep one, since the outputs "
+            "app-id and app-name hold a single app.",
+        )
+    return tuple(found)
+
+
+def _bundle_id(inputs: InputReader, line: str, bundle_id: str) -> str:
+    label = inputs.label("checks")
+    if not bundle_id:
+        raise InputError(
+            f"{label} entry {shown(line)} has no bundle ID: write app:<bundle-id>, like "
+            "app:com.example.app (App Store Connect > your app > App Information > Bundle ID).",
+        )
+    if "*" in bundle_id:
+        raise InputError(
+            f"{label} entry {shown(line)} has a wildcard: wildcards exist only for registering App IDs, "
+            "and an app always has an explicit bundle ID; write it in full, like app:com.example.app.",
+        )
+    if len(bundle_id) > BUNDLE_ID_MAX or BUNDLE_ID.match(bundle_id) is None:
+        raise InputError(
+            f"{label} entry {shown(line)} is not a bundle ID: Apple allows only letters, digits, "
+            "hyphens and periods, in reverse-DNS style like app:com.example.app.",
+        )
+    return bundle_id
+
+
+def read_delivery(inputs: InputReader) -> Delivery:
+    write_key_files = read_bool(inputs, "write-key-files", default=False)
+    export_env = read_bool(inputs, "export-env", default=False)
+    if export_env and not write_key_files:
+        raise InputError(
+            f"{inputs.label('export-env')} is true but {inputs.label('write-key-files')} is not: "
+            f"set {inputs.label('write-key-files')} to true as well, since the exported variables "
+            "point at the key files it writes.",
+            details=f"Set {inputs.assignment('write-key-files', 'true')} and {inputs.assignment('export-env', 'true')}.",
+        )
+    return Delivery(write_key_files, export_env, read_bool(inputs, "export-token", default=False))

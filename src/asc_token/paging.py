@@ -1,0 +1,155 @@
+"""``--paginate``: the page after this one (``links.next``), and the pages merged into one document,
+held in memory no longer than a page; as ``gh`` keeps pagination apart from ``gh api``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import IO, TYPE_CHECKING, Any, Dict, Optional, Set, Tuple
+
+from .errors import ApiError, DeliveryError, InputError
+from .explain import explain_api_unfinished
+from .redact import shown
+from .urls import resolve, unusable_url
+
+if TYPE_CHECKING:
+    from .caller import Caller
+
+# A bound on a links.next that never ends, not on a real list: most lists' pages are 200 items, Apple's largest
+# 8000 (some 900 price points in each of 175 territories); 10,000 pages are 2 and 80 million items, which no
+# export comes near, and pages are spooled to disk, so a long export never holds them in memory.
+MAX_PAGES = 10_000
+TEMPORARY_FOLDER_VARIABLE = "TEMP" if os.name == "nt" else "TMPDIR"  # where tempfile puts the spool
+
+
+def next_page(document: Any, page_url: str, caller: Caller) -> Optional[str]:
+    """The page after ``document``: its ``links.next`` resolved against ``page_url``, or None on the last page."""
+    links = document.get("links") if isinstance(document, dict) else None
+    target = links.get("next") if isinstance(links, dict) else None
+    if target is None or target == "":
+        return None
+    credentials = caller.credentials
+    service = credentials.api.service
+    if not isinstance(document.get("data"), list):
+        raise explain_api_unfinished("a page with links.next has no list of resources in `data`.", "GET", page_url)
+    if not isinstance(target, str) or unusable_url(target):
+        raise ApiError(f"{service}'s links.next is not a usable URL, so the pages after it were not fetched.")
+    try:
+        return resolve(target, credentials.api_url, "links.next", caller.naming, page_url=page_url)
+    except InputError as error:
+        raise ApiError(
+            f"{service}'s links.next points at another host, so the next page was not requested "
+            "(it would have received the bearer token); nothing was printed.",
+            details=error.message,
+        ) from None
+
+
+def is_list_page(document: Any) -> bool:
+    return isinstance(document, dict) and isinstance(document.get("data"), list)
+
+
+class Pages:
+    """The pages of an answer as one document, held in memory no longer than a page: from the second
+    page on, every page's ``data`` and ``included`` are spooled to private temporary files (0600,
+    deleted when closed), ``included`` without duplicates (by type and id, first seen wins)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.items = 0
+        self.first: Any = None  # the first page, whole; later only its other members are kept
+        self._lists: Dict[str, IO[bytes]] = {}  # "data" and "included": one compact JSON value a line
+        self._seen: Set[Tuple[str, str]] = set()
+
+    def add(self, page: Any) -> None:
+        self.count += 1
+        self.items += len(page["data"]) if is_list_page(page) else 0
+        if self.count == 1:
+            self.first = page
+            return
+        if self.count == 2:
+            self.first = dict(self.first)
+            self._spool(self.first)
+        self._spool(page)
+
+    def _spool(self, page: Dict[str, Any]) -> None:
+        for member in ("data", "included"):
+            values = page.get(member)
+            if member in page:
+                page[member] = None  # spooled; in the first page, the place is kept for the order
+            if member == "data" or isinstance(values, list):
+                if member not in self._lists:
+                    try:
+                        self._lists[member] = tempfile.TemporaryFile()  # noqa: SIM115 - open until close()
+                    except OSError as exc:
+                        raise no_room_for("The pages", exc) from None
+                for value in values or []:
+                    if member == "included" and isinstance(value, dict):
+                        identity = (str(value.get("type")), str(value.get("id")))
+                        if identity in self._seen:
+                            continue
+                        self._seen.add(identity)
+                    try:
+                        self._lists[member].write(_dump(value, False) + b"\n")
+                    except OSError as exc:
+                        raise no_room_for("The pages", exc) from None
+
+    def write_to(self, stream: IO[bytes], *, indent: bool) -> None:
+        """The document, as :func:`render` would write it."""
+        if self.count == 1:
+            stream.write(render(self.first, indent=indent))
+            return
+        head = dict(self.first)
+        if isinstance(head.get("links"), dict):
+            head["links"] = {name: value for name, value in head["links"].items() if name != "next"}
+        names = [*head, *(name for name in self._lists if name not in head)]
+        opening, between, after_name = ("{\n  ", ",\n  ", ": ") if indent else ("{", ",", ":")
+        for number, name in enumerate(names):
+            stream.write((between if number else opening).encode() + _dump(name, indent) + after_name.encode())
+            if name in self._lists:
+                self._write_list(self._lists[name], stream, indent)
+            else:
+                stream.write(_dump(head[name], indent, level=1))
+        stream.write(("\n}\n" if indent else "}\n").encode())
+
+    def _write_list(self, spooled: IO[bytes], stream: IO[bytes], indent: bool) -> None:
+        spooled.seek(0)
+        stream.write(b"[")
+        for number, line in enumerate(spooled):
+            value = _dump(json.loads(line), True, level=2) if indent else line.rstrip(b"\n")
+            stream.write((b"," if number else b"") + (b"\n    " if indent else b"") + value)
+        if indent and spooled.tell():
+            stream.write(b"\n  ")
+        stream.write(b"]")
+
+    def close(self) -> None:
+        for spooled in self._lists.values():
+            spooled.close()
+
+
+def no_room_for(what: str, exc: OSError) -> DeliveryError:
+    """A private temporary file (the pages, or the answer for --output-file -) that could not be written."""
+    return DeliveryError(
+        f"{what} could not be held in the temporary folder {shown(tempfile.gettempdir(), path=True)} "
+        f"({exc.strerror or type(exc).__name__}), so nothing was written: free space there, or set "
+        f"{TEMPORARY_FOLDER_VARIABLE} to a folder with room.",
+        title="Could not write the answer",
+    )
+
+
+def _dump(value: Any, indent: bool, level: int = 0) -> bytes:
+    """``value`` as UTF-8 JSON, compact or indented as if ``level`` levels deep.
+
+    ``##`` (Azure's logging-command marker, honoured anywhere in a line) only occurs inside
+    strings, where ``#\\u0023`` is the same text.
+    """
+    if indent:
+        text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + "  " * level)
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("##", "#\\u0023").encode("utf-8", "backslashreplace")
+
+
+def render(document: Any, *, indent: bool = False) -> bytes:
+    """The JSON for stdout: indented for a terminal, compact for a pipe or file (as ``gh api``)."""
+    return _dump(document, indent) + b"\n"
