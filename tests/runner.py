@@ -50,10 +50,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from asc_token import dispatch
-from asc_token.checks import Preflight
 from asc_token.inputs import COMPOSITE_MARKER
-from asc_token.records import Credentials, Delivery, InputReader
-from asc_token.settings import read_credentials, read_delivery, read_preflight
 from asc_token.transport import RetryPolicy
 from asc_token.world import Io
 from devtools.runnerfiles import RunnerFiles
@@ -90,27 +87,6 @@ class FixedToken:
 
     def unscoped(self, lifetime: int) -> FixedToken:
         return self
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the action reads, in one value for table tests: ``settings.key_id``, ``.verify``."""
-
-    credentials: Credentials
-    preflight: Preflight
-    delivery: Delivery
-
-    def __getattr__(self, name: str) -> Any:
-        for part in (self.credentials, self.preflight, self.delivery):
-            if hasattr(part, name):
-                return getattr(part, name)
-        raise AttributeError(name)
-
-
-def read_settings(inputs: InputReader) -> Settings:
-    """The action's three readers, in the order it calls them."""
-    credentials = read_credentials(inputs)
-    return Settings(credentials, read_preflight(inputs, credentials), read_delivery(inputs))
 
 
 @dataclass

@@ -20,9 +20,10 @@ from asc_token.cli import flag_settings
 from asc_token.errors import InputError
 from asc_token.inputs import ENV_SOURCES, CliInputs
 from asc_token.records import KeySource
+from asc_token.settings import read_settings
 from asc_token.token_command import build_parser
 
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, invoke, read_settings, settings, spelled_for
+from .runner import ISSUER_ID, KEY_ID, KeyMaterial, invoke, settings, spelled_for
 
 OTHER_ID = "ZYXWV98765"
 NO_FLAGS: Dict[str, Optional[str]] = {}
@@ -73,7 +74,7 @@ def test_one_key_source_for_the_whole_chain(env: Dict[str, str], setting: str, v
     inputs = CliInputs(NO_FLAGS, {**env, "ASC_KEY_ID": KEY_ID, "ASC_ISSUER_ID": ISSUER_ID})
     other = "private-key" if setting == "private-key-path" else "private-key-path"
     assert inputs.get(setting) == env[variable] and inputs.get(other) == ""
-    key = read_settings(inputs).key
+    key = read_settings(inputs).credentials.key
     assert key.label == variable
     assert (key.path if setting == "private-key-path" else key.contents) == env[variable]
 
@@ -81,7 +82,7 @@ def test_one_key_source_for_the_whole_chain(env: Dict[str, str], setting: str, v
 def test_key_path_flag_beats_key_contents_in_the_environment() -> None:
     inputs = CliInputs({"private-key-path": "AuthKey.p8"}, {"ASC_PRIVATE_KEY": "k", "ASC_KEY_ID": KEY_ID,
                                                             "ASC_ISSUER_ID": ISSUER_ID})  # fmt: skip
-    assert read_settings(inputs).key == KeySource("--private-key-path", path="AuthKey.p8")
+    assert read_settings(inputs).credentials.key == KeySource("--private-key-path", path="AuthKey.p8")
 
 
 @pytest.mark.parametrize(

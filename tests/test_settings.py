@@ -11,10 +11,10 @@ import pytest
 from asc_token.apis import APP_STORE_CONNECT
 from asc_token.checks import Preflight
 from asc_token.errors import InputError, KeyMissingError
-from asc_token.records import Credentials, Delivery, KeySource
-from asc_token.settings import require_base_url
+from asc_token.records import Credentials, Delivery, KeySource, Settings
+from asc_token.settings import read_settings, require_base_url
 
-from .runner import ISSUER_ID, KEY_ID, Settings, read_settings
+from .runner import ISSUER_ID, KEY_ID
 
 
 class DictInputs:
@@ -46,8 +46,9 @@ def read(values: Mapping[str, Optional[str]], *, on_github: bool = False) -> Set
         else:
             merged[name] = value
     reader = DictInputs(merged, on_github=on_github)
-    settings = read_settings(reader)
-    require_base_url(reader, "api-url", settings.api_url, settings.api.url)  # as the commands do before a request
+    settings = read_settings(reader, delivery=True)
+    credentials = settings.credentials
+    require_base_url(reader, "api-url", credentials.api_url, credentials.api.url)  # as the commands do before a request
     return settings
 
 
@@ -104,23 +105,25 @@ FIELDS = {name: name.replace("-", "_") for name in ("key-id", "issuer-id", "key-
 @pytest.mark.parametrize("case", sorted(VALID))
 def test_valid_value(case: str) -> None:
     name, raw, expected = VALID[case]
-    assert getattr(read({name: raw}), FIELDS[name]) == expected
+    read_back = read({name: raw})
+    records = (read_back.credentials, read_back.preflight, read_back.delivery)
+    assert next(getattr(part, FIELDS[name]) for part in records if hasattr(part, FIELDS[name])) == expected
 
 
 def test_individual_key_has_no_issuer_even_when_one_is_given() -> None:
-    assert settings(key_type="individual").issuer_id is None
-    assert settings(key_type="individual", issuer_id=None).issuer_id is None
+    assert settings(key_type="individual").credentials.issuer_id is None
+    assert settings(key_type="individual", issuer_id=None).credentials.issuer_id is None
 
 
 def test_key_path_instead_of_contents() -> None:
-    assert settings(private_key=None, private_key_path=" keys/AuthKey.p8 ").key == KeySource(
+    assert settings(private_key=None, private_key_path=" keys/AuthKey.p8 ").credentials.key == KeySource(
         "«private-key-path»", path="keys/AuthKey.p8"
     )
 
 
 def test_export_env_with_write_key_files() -> None:
     read = settings(write_key_files="true", export_env="true")
-    assert read.write_key_files and read.export_env
+    assert read.delivery.write_key_files and read.delivery.export_env
 
 
 INVALID: Dict[str, Tuple[Dict[str, Optional[str]], Tuple[str, ...]]] = {
@@ -246,4 +249,4 @@ def test_did_you_mean_names_the_exact_fix(case: str) -> None:
 def test_key_material_is_never_taken_for_a_path(contents: str) -> None:
     """Only a value that cannot be key material is quoted back as a path; a key is parsed as a key."""
     settings = read({"private-key": contents})
-    assert settings.key.contents == contents and settings.key.path is None
+    assert settings.credentials.key.contents == contents and settings.credentials.key.path is None

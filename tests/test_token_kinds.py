@@ -20,9 +20,9 @@ from asc_token.apis import APP_STORE_CONNECT, ENTERPRISE
 from asc_token.errors import InputError
 from asc_token.inputs import CliInputs, GitHubInputs
 from asc_token.lifetimes import lifetime_refusal, long_lived_resource
-from asc_token.records import iso8601
+from asc_token.records import Settings, iso8601
 from asc_token.report import markdown_own
-from asc_token.settings import parse_lifetime
+from asc_token.settings import parse_lifetime, read_settings
 from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn
 
 from .runner import (
@@ -31,13 +31,11 @@ from .runner import (
     PROCESS,
     KeyMaterial,
     OnFds,
-    Settings,
     assert_no_secrets,
     assert_token_masked_first,
     invoke,
     needs_cli,
     one_error,
-    read_settings,
     settings,
     spelled_for,
     standin_running,
@@ -236,7 +234,7 @@ def test_parse_lifetime(raw: str, seconds: Optional[int]) -> None:
 def read_inputs(**values: str) -> Settings:
     """What the action reads from these inputs (by action name), beside a key ID and issuer."""
     named = {"private-key": "unused here", "key-id": KEY_ID, "issuer-id": ISSUER_ID, **values}
-    return read_settings(GitHubInputs(spelled_for("action", named)))
+    return read_settings(GitHubInputs(spelled_for("action", named)), delivery=True)
 
 
 @pytest.mark.parametrize(
@@ -251,7 +249,7 @@ def read_inputs(**values: str) -> Settings:
     ],
 )  # fmt: skip
 def test_expires_in_setting(values: Dict[str, str], seconds: int) -> None:
-    assert read_inputs(**values).expires_in == seconds
+    assert read_inputs(**values).credentials.expires_in == seconds
 
 
 @pytest.mark.parametrize("raw", ["²", "0", "20M", "1.5"])
@@ -281,10 +279,13 @@ def test_plugin_api_setting() -> None:
 
 
 def test_api_setting_and_its_url() -> None:
-    assert read_inputs().api is APP_STORE_CONNECT and read_inputs().api_url == "https://api.appstoreconnect.apple.com"
-    chosen = read_inputs(api="Enterprise")
+    default = read_inputs().credentials
+    assert default.api is APP_STORE_CONNECT and default.api_url == "https://api.appstoreconnect.apple.com"
+    chosen = read_inputs(api="Enterprise").credentials
     assert chosen.api is ENTERPRISE and chosen.api_url == "https://api.enterprise.developer.apple.com"
-    assert read_inputs(api="enterprise", **{"api-url": "http://127.0.0.1:9/"}).api_url == "http://127.0.0.1:9"
+    assert (
+        read_inputs(api="enterprise", **{"api-url": "http://127.0.0.1:9/"}).credentials.api_url == "http://127.0.0.1:9"
+    )
     with pytest.raises(InputError, match="`api` must be app-store-connect or enterprise"):
         read_inputs(api="enterprise-v1")
 
