@@ -82,21 +82,18 @@ class Pages:
             if member in page:
                 page[member] = None  # spooled; in the first page, the place is kept for the order
             if member == "data" or isinstance(values, list):
-                if member not in self._lists:
-                    try:
+                try:
+                    if member not in self._lists:
                         self._lists[member] = tempfile.TemporaryFile()  # noqa: SIM115 - open until close()
-                    except OSError as exc:
-                        raise no_room_for("The pages", exc) from None
-                for value in values or []:
-                    if member == "included" and isinstance(value, dict):
-                        identity = (str(value.get("type")), str(value.get("id")))
-                        if identity in self._seen:
-                            continue
-                        self._seen.add(identity)
-                    try:
+                    for value in values or []:
+                        if member == "included" and isinstance(value, dict):
+                            identity = (str(value.get("type")), str(value.get("id")))
+                            if identity in self._seen:
+                                continue
+                            self._seen.add(identity)
                         self._lists[member].write(_dump(value, False) + b"\n")
-                    except OSError as exc:
-                        raise no_room_for("The pages", exc) from None
+                except OSError as exc:
+                    raise no_room_for("The pages", exc) from None
 
     def write_to(self, stream: IO[bytes], *, indent: bool) -> None:
         """The document, as :func:`render` would write it."""
