@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 from .caller import Caller, open_caller
 from .cli import Parser, add_shared_flags, run_command
-from .destination import Answer, Destination
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_STATUSES, ApiError, InputError
 from .explain import (
     Asked,
@@ -33,7 +32,7 @@ from .explain import (
     summarise_body,
 )
 from .keys import read_file
-from .paging import MAX_PAGES, Pages, is_list_page, next_page
+from .paging import MAX_PAGES, Answer, Destination, Pages, is_list_page, next_page
 from .redact import is_control, may_be_secret, quote_foreign, shown
 from .secret_files import output_path
 from .settings import read_credentials, require_base_url

@@ -8,7 +8,6 @@ passed through :func:`redact.quote_foreign` first.
 from __future__ import annotations
 
 import email.utils
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional
 from urllib.parse import urlsplit
@@ -56,14 +55,14 @@ class Asked:
 
 
 def apple_errors(reply: Reply) -> List[Mapping[str, Any]]:
-    body = _json(reply)
+    body = reply.json
     if isinstance(body, dict) and isinstance(body.get("errors"), list):
         return [e for e in body["errors"] if isinstance(e, dict)]
     return []
 
 
 def is_apple_json(reply: Reply) -> bool:
-    body = _json(reply)
+    body = reply.json
     return isinstance(body, dict) and (isinstance(body.get("errors"), list) or "data" in body)
 
 
@@ -202,15 +201,6 @@ def explain_unreachable(kind: str, asked: Asked, naming: Naming, attempts: int =
         ),
         title=f"{asked.service} sent an unreadable answer" if bad_answer else f"{asked.service} unreachable",
     )
-
-
-def _json(reply: Reply) -> Any:
-    if reply.truncated:
-        return None
-    try:
-        return json.loads(reply.body)
-    except (ValueError, TypeError, RecursionError):
-        return None
 
 
 # `asc-token api`: the same explanations, about the request the user made rather than the check.

@@ -3,7 +3,6 @@ step fails at the end, naming every check that failed."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote, urlsplit
@@ -96,8 +95,7 @@ def _accepted(reply: Reply) -> bool:
     """A 200 with resources: ``{"errors": []}`` or ``{"data": null}`` proves nothing."""
     if reply.status != 200 or not is_apple_json(reply):
         return False
-    body = json.loads(reply.body)
-    return isinstance(body.get("data"), (list, dict)) and not body.get("errors")
+    return isinstance(reply.json.get("data"), (list, dict)) and not reply.json.get("errors")
 
 
 def _failure_meaning(spec: CheckSpec, reply: Reply, asked: Asked) -> str:
@@ -125,7 +123,7 @@ def _asked(check: Check, spec: CheckSpec, url: str, caller: Caller, *, alone: bo
 
 def _app_result(check: Check, reply: Reply, facts: VerificationResult, caller: Caller) -> CheckResult:
     if_missing = CHECKS["app"].if_missing
-    data = json.loads(reply.body)["data"]  # a list or an object (_accepted)
+    data = reply.json["data"]  # a list or an object (_accepted)
     apps = [app for app in data if isinstance(app, dict)] if isinstance(data, list) else []
     matching = [app for app in apps if _attribute(app, "bundleId") == check.bundle_id]
     total = facts.app_count if facts.app_count is not None else len(apps)
@@ -191,7 +189,7 @@ def _failure(results: Sequence[CheckResult], failed: Sequence[CheckResult], chec
 
 
 def _facts(reply: Reply, clock: Callable[[], float], api: Api) -> VerificationResult:
-    meta = json.loads(reply.body).get("meta")  # the body is Apple's JSON object (_accepted)
+    meta = reply.json.get("meta")  # the body is Apple's JSON object (_accepted)
     paging = meta.get("paging") if isinstance(meta, dict) and api.counts_apps else None
     # paging.total is optional in Apple's schema: no count at all without it. Another API's cheap
     # read (its only check) counts bundle IDs, not apps: no app-count from it.

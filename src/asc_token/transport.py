@@ -8,6 +8,7 @@ mint-only run never pays for it. What the answers mean is :mod:`explain`'s job.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import random
 import re
@@ -15,6 +16,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple, cast
 
 from . import __version__
@@ -71,6 +73,16 @@ class Reply:
 
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
+
+    @cached_property
+    def json(self) -> Any:
+        """The body as JSON, parsed once for every reader; None when cut off or not JSON."""
+        if self.truncated:
+            return None
+        try:
+            return json.loads(self.body)
+        except (ValueError, TypeError, RecursionError):
+            return None
 
 
 _RETRIED_NO_ANSWERS = {"reset": "connection reset", "timeout": "timed out"}  # as said in the log
