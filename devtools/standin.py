@@ -48,7 +48,7 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
@@ -223,6 +223,8 @@ class AppStoreConnectStandIn:
         self.next_link_override = ""  # when set, every links.next is exactly this text
         self.paging_total = paging_total  # False: meta.paging without total (Apple marks it optional)
         self.rate_limit_header = rate_limit_header  # False: no X-Rate-Limit (prose, not a promise)
+        # Called with each bearer token as a request brings it, before it is checked (tests observe the moment).
+        self.on_token: Callable[[str], None] = lambda token: None
         # 0: apps as small as Apple's smallest; else each app about this many bytes of JSON, grown
         # by relationship links as Apple's are (about 1 KB: 6 of them; at most about 5 KB).
         self.app_size_bytes = app_size_bytes
@@ -322,6 +324,7 @@ class AppStoreConnectStandIn:
         if not authorization.startswith("Bearer "):
             return 401, "NOT_AUTHORIZED", "no bearer token"
         token = authorization[len("Bearer ") :]
+        self.on_token(token)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

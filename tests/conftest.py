@@ -13,7 +13,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -78,20 +78,6 @@ def enterprise(key: KeyMaterial) -> Iterator[AppStoreConnectStandIn]:
     with standin_running(audience=APPLE_ENTERPRISE_AUDIENCE) as standin:
         standin.register(KEY_ID, key.key.public_key(), ISSUER_ID)
         yield standin
-
-
-@pytest.fixture
-def no_dns_for_invalid(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Resolve ``.invalid`` names to NXDOMAIN here, as a resolver would, so no query leaves the
-    machine (this one's resolver forwards every name); urllib3 and requests wrap it as they do for real."""
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(host, str) and host.endswith(".invalid"):
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture

@@ -56,6 +56,8 @@ from asc_token.world import Io
 from devtools.runnerfiles import RunnerFiles
 from devtools.standin import AppStoreConnectStandIn
 
+from .offline_dns import no_dns_for_invalid
+
 ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = ROOT / "entrypoint.py"
 KEY_ID = "ABCDE12345"
@@ -362,7 +364,9 @@ def invoke(
     cwd: Optional[Path] = None,
     policy: RetryPolicy = QUICK_RETRIES,
     clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    container_probe: Callable[[], Tuple[bool, str]] = Io.container_probe,
     encoding: Optional[str] = None,
     stdout_device: Optional[io.RawIOBase] = None,
     python: str = sys.executable,
@@ -382,7 +386,8 @@ def invoke(
     None) or those after ``asc-token api``. ``tools=False``: no envman or buildkite-agent on PATH.
     ``stdin``: what the command reads; ``cwd``: the working directory (the workspace, or ``workdir``).
 
-    In this process: ``policy`` (short retry timings), ``clock``, ``sleep``; ``encoding``: (fake
+    In this process: ``policy`` (short retry timings), ``clock``, ``monotonic``, ``sleep``, ``container_probe``
+    as Io takes them (and Io's session never looks up a ``.invalid`` name: tests/offline_dns.py); ``encoding``: (fake
     streams only) stdout and stderr are byte streams in that encoding, as a process's own are under
     such a locale or Windows code page; what reached them is read back as UTF-8, as the runner reads;
     ``stdout_device``: (fake streams only) stdout writes to that device (a full disk, say), unread.
@@ -410,7 +415,16 @@ def invoke(
 
     def world(stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> Io:
         return Io(
-            env=step.env, clock=clock, sleep=sleep, policy=policy, stdout=stdout, stderr=stderr, stdin=io.BytesIO(stdin)
+            env=step.env,
+            clock=clock,
+            monotonic=monotonic,
+            sleep=sleep,
+            session=no_dns_for_invalid,
+            policy=policy,
+            stdout=stdout,
+            stderr=stderr,
+            stdin=io.BytesIO(stdin),
+            container_probe=container_probe,
         )
 
     if isinstance(mode, OnFds):

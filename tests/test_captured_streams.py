@@ -147,7 +147,7 @@ def test_print_stdout_is_empty_on_error(
 @needs_cli
 @pytest.mark.parametrize("platform", ["azure", "buildkite"])
 def test_token_is_registered_for_masking_before_the_request(
-    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, platform: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, platform: str
 ) -> None:
     stdout_path = tmp_path / "stdout.txt"
     recorder = recorder_of(tmp_path)
@@ -160,14 +160,8 @@ def test_token_is_registered_for_masking_before_the_request(
         return log.read_text() if log.exists() else ""
 
     known_at_request: List[bool] = []
-    check_token = api.check_token
-
-    def observing(authorization: str, method: str, path: str) -> Tuple[int, str, str]:
-        # The moment the server holds the token: the platform's masking must know it already.
-        known_at_request.append(authorization.split(" ", 1)[-1] in registered())
-        return check_token(authorization, method, path)
-
-    monkeypatch.setattr(api, "check_token", observing)
+    # The moment the server holds the token: the platform's masking must know it already.
+    api.on_token = lambda token: known_at_request.append(token in registered())
     named, env = settings(key, verify=None), detection_env(platform, tmp_path)
     run = invoke("asc-token", tmp_path, named, ["--api-url", api.url], mode=PROCESS, env=env, stdout_path=stdout_path)
     assert run.returncode == 0, run.stderr

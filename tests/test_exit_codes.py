@@ -11,7 +11,7 @@ import pytest
 from asc_token import errors
 from devtools.standin import AppStoreConnectStandIn
 
-from .runner import PROCESS, ROOT, Command, KeyMaterial, invoke, settings
+from .runner import PROCESS, ROOT, Command, KeyMaterial, assert_no_secrets, invoke, settings
 
 # Each front end verifies (the action and asc-token by their checks, asc-token api by its call).
 FRONT_ENDS: Dict[Command, List[str]] = {"action": [], "asc-token": ["--print"], "asc-token api": ["/v1/apps"]}
@@ -67,18 +67,20 @@ def test_malformed_api_url_host_is_a_setting_error_not_a_crash(tmp_path: Path, k
 
 
 def test_an_unexpected_error_is_one_line_exit_3(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, key: KeyMaterial, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A bug is reported on stderr without a traceback, and not with `asc-token api`'s 2 ("nothing was sent")."""
-    from asc_token import token_command
 
-    def broken(argv: object = None, io: object = None) -> int:
+    def broken_clock() -> float:  # a bug deep in the command, as the token is minted
         raise RuntimeError("a message that could quote an input")
 
-    monkeypatch.setattr(token_command, "main", broken)
     for env, form in (({"GITHUB_ACTIONS": "true"}, "::error title=Internal error::"), ({}, "error: Internal error: ")):
-        run = invoke("asc-token", tmp_path / form[:7], None, ["--version"], env=env)
-        assert run.returncode == 3
-        assert run.stderr.startswith(form) and "RuntimeError" in run.stderr  # the platform's form
+        run = invoke(
+            "asc-token", tmp_path / form[:7], settings(key), ["--print", "--no-verify"], env=env, clock=broken_clock
+        )
+        assert run.returncode == 3 and run.stdout == ""
+        (line,) = run.errors()
+        assert line.startswith(form) and "RuntimeError" in line  # the platform's form
         assert "could quote an input" not in run.stderr and "Traceback" not in run.stderr
+        assert_no_secrets(run, key.secret_fragments())
     assert capsys.readouterr().out == ""

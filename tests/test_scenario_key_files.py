@@ -4,11 +4,13 @@ In process; one form (base64) goes through the runner, for the key-files promise
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
+import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -16,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from asc_token import secret_files
 from asc_token.errors import KeyFilesError
 from asc_token.records import Credentials, KeyFiles, KeySource
+from asc_token.world import Io
 
 from .runner import (
     IN_PROCESS,
@@ -144,9 +147,9 @@ def test_without_runner_temp(tmp_path: Path, key: KeyMaterial) -> None:
 # --- the key folder is a real folder that only this user can write ----------------------------
 
 
-def write_files(base: Path, key: KeyMaterial) -> KeyFiles:
+def write_files(base: Path, key: KeyMaterial, world: Optional[Io] = None) -> KeyFiles:
     individual = Credentials(KEY_ID, None, "individual", 60, (), KeySource("`private-key`", key.pem))
-    return secret_files.write_key_files(str(base), key.pem, individual, env={})
+    return secret_files.write_key_files(str(base), key.pem, individual, world or Io(env={}))
 
 
 @posix_only
@@ -187,11 +190,11 @@ def test_symlinked_key_folder_through_the_action(tmp_path: Path, key: KeyMateria
 
 
 @posix_only
-def test_foreign_owned_key_folder_is_refused(tmp_path: Path, key: KeyMaterial, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_foreign_owned_key_folder_is_refused(tmp_path: Path, key: KeyMaterial) -> None:
     (tmp_path / "private_keys").mkdir(mode=0o700)
-    monkeypatch.setattr(os, "getuid", lambda: os.lstat(tmp_path).st_uid + 1)  # as seen by another user
+    another_user = Io(env={}, uid=os.lstat(tmp_path).st_uid + 1)  # the folder as they see it
     with pytest.raises(KeyFilesError, match="belongs to another user"):
-        write_files(tmp_path, key)
+        write_files(tmp_path, key, another_user)
 
 
 @posix_only
@@ -228,15 +231,14 @@ def test_is_container_action(env: Dict[str, str], in_container: bool, code_path:
     assert secret_files.is_container_action(env, in_container=in_container, code_path=code_path) is refused
 
 
-def test_key_files_refused_in_the_container_image(
-    tmp_path: Path, key: KeyMaterial, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_key_files_refused_in_the_container_image(tmp_path: Path, key: KeyMaterial) -> None:
     # act: RUNNER_TEMP exists inside the container, so writing would "succeed" into a lost folder.
-    monkeypatch.setattr(secret_files, "_CODE_PATH", secret_files.IMAGE_HOME + "src/asc_token/secret_files.py")
-    monkeypatch.setattr(secret_files, "_in_container", lambda: True)
-    monkeypatch.setenv("GITHUB_ACTIONS", "true")
     result = invoke(
-        "action", tmp_path, settings(key, write_key_files="true", export_env="true"), env={"RUNNER_TEMP": str(tmp_path)}
+        "action",
+        tmp_path,
+        settings(key, write_key_files="true", export_env="true"),
+        env={"GITHUB_ACTIONS": "true", "RUNNER_TEMP": str(tmp_path)},
+        container_probe=lambda: (True, secret_files.IMAGE_HOME + "src/asc_token/world.py"),  # the image's install
     )
     assert result.returncode == 1
     message = one_error(result)
@@ -249,18 +251,13 @@ def test_key_files_refused_in_the_container_image(
 # --- a RUNNER_TEMP that cannot hold the key files ---------------------------------------------
 
 
-def test_read_only_runner_temp(tmp_path: Path, key: KeyMaterial, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_mkdir = os.mkdir
-
-    def refuse(path: str, mode: int = 0o777) -> None:
-        if os.path.basename(os.fspath(path)) != "private_keys":
-            return real_mkdir(path, mode)  # the test harness's own folders
-        raise PermissionError(13, "Permission denied", path)
-
-    monkeypatch.setattr(os, "mkdir", refuse)  # a read-only RUNNER_TEMP, even for root
-    result = invoke("action", tmp_path, settings(key, write_key_files="true"), env={"RUNNER_TEMP": str(tmp_path)})
+def test_read_only_runner_temp(tmp_path: Path, key: KeyMaterial) -> None:
+    # A folder no one creates folders in, root included: sysfs on Linux, the sealed system volume on macOS.
+    read_only = "/sys" if sys.platform.startswith("linux") else "/"
+    result = invoke("action", tmp_path, settings(key, write_key_files="true"), env={"RUNNER_TEMP": read_only})
     assert result.returncode == 1
-    assert "could not create" in one_error(result) and "Permission denied" in result.stdout
+    assert f"could not create {os.path.join(read_only, 'private_keys')} (" in one_error(result)
+    assert any(os.strerror(code) in result.stdout for code in (errno.EACCES, errno.EPERM, errno.EROFS))
 
 
 @posix_only
@@ -285,18 +282,11 @@ def test_key_folder_exists_as_a_file(tmp_path: Path, key: KeyMaterial) -> None:
     assert (tmp_path / "private_keys").read_text() == "not a folder"
 
 
-def test_key_files_are_both_written_or_neither(
-    tmp_path: Path, key: KeyMaterial, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real = secret_files.write_secret_file
-
-    def fail_on_json(path: str, content: str) -> None:
-        if path.endswith(".json"):
-            raise OSError(28, "No space left on device", path)
-        real(path, content)
-
-    monkeypatch.setattr(secret_files, "write_secret_file", fail_on_json)
+def test_key_files_are_both_written_or_neither(tmp_path: Path, key: KeyMaterial) -> None:
+    folder = tmp_path / "private_keys"
+    folder.mkdir(mode=0o700)
+    (folder / f"fastlane_api_key_{KEY_ID}.json").mkdir()  # the JSON file cannot be renamed over it
     result = invoke("action", tmp_path, settings(key, write_key_files="true"), env={"RUNNER_TEMP": str(tmp_path)})
     assert result.returncode == 1
-    assert "No space left on device" in one_error(result)
-    assert list((tmp_path / "private_keys").iterdir()) == []
+    assert f"could not write {folder / f'fastlane_api_key_{KEY_ID}.json'} (" in one_error(result)
+    assert [path.name for path in folder.iterdir()] == [f"fastlane_api_key_{KEY_ID}.json"]  # the key was removed

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from devtools.standin import AppStoreConnectStandIn
 
 from .runner import KeyMaterial, assert_no_secrets, invoke, one_error, settings
@@ -23,8 +21,8 @@ def _unreachable(tmp_path: Path, key: KeyMaterial, url: str) -> str:
     return message
 
 
-@pytest.mark.usefixtures("no_dns_for_invalid")
 def test_dns_failure(tmp_path: Path, key: KeyMaterial) -> None:
+    """In this process, whose session never looks up a .invalid name (tests/offline_dns.py)."""
     message = _unreachable(tmp_path, key, "https://api.asc.invalid")
     assert "the host name could not be resolved (DNS)" in message and "`api-url`" in message
 

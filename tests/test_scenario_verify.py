@@ -146,10 +146,19 @@ def test_persistent_503_ends_within_the_budget(key: KeyMaterial, api: AppStoreCo
 
 
 def test_persistent_503_through_the_action(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """With the real policy on Io's simulated clock: its waits are counted, not waited."""
     api.inject(*[Fault("status", status=503)] * 20)
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
     started = time.monotonic()
-    result = invoke("action", tmp_path, settings(key, standin=api))
-    assert time.monotonic() - started < QUICK_RETRIES.total_seconds + 1
+    result = invoke(
+        "action", tmp_path, settings(key, standin=api), policy=RetryPolicy(), monotonic=lambda: now[0], sleep=sleep
+    )
+    assert time.monotonic() - started < QUICK_RETRIES.total_seconds  # no real waiting
+    assert 0 < now[0] <= RetryPolicy().total_seconds and 2 <= len(api.requests) <= RetryPolicy().max_attempts
     assert result.returncode == 1
     assert "App Store Connect answered 503 after" in one_error(result, with_title=True)
 

@@ -264,7 +264,6 @@ def test_headers_that_frame_the_message_are_refused(
     assert called.returncode == 2 and sent_to(api) == [] and "frames the message itself" in called.log_lines[-1]
 
 
-@pytest.mark.usefixtures("no_dns_for_invalid")
 @pytest.mark.parametrize("args", [["api", "/v1/apps"], ["--print", "--verify"]])
 def test_a_proxy_that_wants_credentials_is_said_once_not_retried_as_a_reset(
     tmp_path: Path, key: KeyMaterial, proxy_wanting_credentials: Proxy, args: List[str]

@@ -14,6 +14,7 @@ import urllib3
 
 from asc_token.transport import NoAnswerError, Reply, RetryPolicy, Transport, classify_network_error, parse_rate_limit
 
+from .offline_dns import no_dns_for_invalid
 from .runner import standin_running
 
 
@@ -50,9 +51,9 @@ def resetting_port() -> Iterator[int]:
     listener.close()
 
 
-def _failure(url: str, timeout: Tuple[float, float] = (2, 2)) -> BaseException:
+def _failure(url: str, timeout: Tuple[float, float] = (2, 2), session: Any = requests) -> BaseException:
     with pytest.raises(Exception) as raised:
-        requests.get(url, timeout=timeout, allow_redirects=False)
+        session.get(url, timeout=timeout, allow_redirects=False)
     return raised.value
 
 
@@ -78,9 +79,8 @@ def test_refused_plain_socket(closed_port: int) -> None:
     assert classify_network_error(raised.value) == "refused"
 
 
-@pytest.mark.usefixtures("no_dns_for_invalid")
 def test_dns() -> None:
-    error = _failure("https://api.asc.invalid/v1/apps")
+    error = _failure("https://api.asc.invalid/v1/apps", session=no_dns_for_invalid({}))
     # The chain requests and urllib3 build for a failed lookup, not a hand-made one.
     assert {requests.exceptions.ConnectionError, urllib3.exceptions.NameResolutionError, socket.gaierror} <= set(
         _chain(error)

@@ -19,10 +19,10 @@ from .redact import may_be_secret_path, shown
 
 if TYPE_CHECKING:
     from .records import Credentials
+    from .world import Io
 
 FOLDER_NAME = "private_keys"
 IMAGE_HOME = "/opt/asc-token-action/"  # where the Dockerfile installs the package
-_CODE_PATH = os.path.abspath(__file__)
 _COMPOSITE_ADVICE = (
     "use the composite action (uses: org/asc-token-action@v1) rather than the container image for key files."
 )
@@ -102,10 +102,9 @@ def write_secret_file(path: str, content: str) -> None:
         pending.discard()
 
 
-def write_key_files(
-    base_dir: Optional[str], key_pem: str, credentials: Credentials, env: Mapping[str, str]
-) -> KeyFiles:
-    if is_container_action(env, in_container=_in_container(), code_path=_CODE_PATH):
+def write_key_files(base_dir: Optional[str], key_pem: str, credentials: Credentials, io: Io) -> KeyFiles:
+    in_container, code_path = io.container_probe()
+    if is_container_action(io.env, in_container=in_container, code_path=code_path):
         raise KeyFilesError(
             f"write-key-files does not work in the container image: its RUNNER_TEMP ({base_dir or 'unset'}) "
             f"is not the folder later steps see, so they would never find the key files; {_COMPOSITE_ADVICE}",
@@ -124,7 +123,7 @@ def write_key_files(
                 "else would outlive the job."
             ),
         )
-    directory = private_folder(os.path.join(base_dir, FOLDER_NAME))
+    directory = private_folder(os.path.join(base_dir, FOLDER_NAME), io.uid)
     key_id = credentials.key_id
     key_path = os.path.join(directory, f"AuthKey_{key_id}.p8")
     json_path = os.path.join(directory, f"fastlane_api_key_{key_id}.json")
@@ -151,8 +150,8 @@ def write_key_files(
     return KeyFiles(directory=directory, key_path=key_path, api_key_json_path=json_path)
 
 
-def private_folder(directory: str) -> str:
-    """``directory`` created 0700, or an existing one that is a real folder only this user can write:
+def private_folder(directory: str, uid: Optional[int]) -> str:
+    """``directory`` created 0700, or an existing one that is a real folder only ``uid`` can write:
     a symlink or a folder someone else planted would hand them the key."""
     try:
         os.mkdir(directory, 0o700)
@@ -169,7 +168,7 @@ def private_folder(directory: str) -> str:
         problem = "is a symbolic link, and the key is only written into a real folder"
     elif not stat.S_ISDIR(info.st_mode):
         problem = "exists and is not a folder"
-    elif hasattr(os, "getuid") and info.st_uid != os.getuid():
+    elif uid is not None and info.st_uid != uid:
         problem = f"belongs to another user (uid {info.st_uid}), who could read the key"
     elif os.name != "nt" and info.st_mode & 0o022:
         problem = f"can be written by other users (mode {stat.S_IMODE(info.st_mode):o}), who could swap the files"
@@ -192,7 +191,3 @@ def is_container_action(env: Mapping[str, str], *, in_container: bool, code_path
     """
     in_image = env.get("GITHUB_ACTIONS") == "true" and in_container and code_path.startswith(IMAGE_HOME)
     return in_image and not env.get("RUNNER_TEMP", "").startswith("/__w/")
-
-
-def _in_container() -> bool:
-    return os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")

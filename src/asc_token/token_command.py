@@ -97,7 +97,7 @@ def deliver_token(
     minted = caller.tokens.first  # masked before anything else is written that could carry it
     folder, key_files = platform.key_files_folder(settings), None
     if folder is not None:
-        key_files = write_key_files(folder, to_pkcs8_pem(caller.tokens.key), settings.credentials, io.env)
+        key_files = write_key_files(folder, to_pkcs8_pem(caller.tokens.key), settings.credentials, io)
     results = run_checks(settings.preflight, caller) if settings.preflight.verify else ()
     apps = next((result for result in results if result.check.name == "apps"), None)
     # Any check that passed proved the credentials; without `apps` its rate limit is the latest.

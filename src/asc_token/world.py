@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO, Callable, Mapping, Optional, TextIO, cast
+from typing import IO, Callable, Mapping, Optional, TextIO, Tuple, cast
 
 from .transport import RetryPolicy, Session, Transport, default_session
 
@@ -21,17 +21,26 @@ class Io:
 
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
     clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic  # retry deadlines
     sleep: Callable[[float], None] = time.sleep
     session: Callable[[Mapping[str, str]], Session] = default_session
     policy: RetryPolicy = RetryPolicy()
     stdout: Optional[TextIO] = None  # None: sys.stdout when written
     stderr: Optional[TextIO] = None
     stdin: Optional[IO[bytes]] = None  # None: sys.stdin.buffer
+    # Whether this runs in a container, and from where (the image installs under secret_files.IMAGE_HOME).
+    container_probe: Callable[[], Tuple[bool, str]] = lambda: (
+        os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
+        os.path.abspath(__file__),
+    )
+    uid: Optional[int] = os.getuid() if hasattr(os, "getuid") else None  # who must own the key folder
 
     def transport(self, log: Callable[[str], None], service: str) -> Transport:
         """A transport whose session is opened at its first request: a run that sends nothing never
         imports requests."""
-        return Transport(None, self.policy, sleep=self.sleep, log=log, service=service, env=self.env, open=self.session)
+        return Transport(
+            None, self.policy, self.monotonic, self.sleep, log=log, service=service, env=self.env, open=self.session
+        )
 
     def out(self) -> TextIO:
         return utf8_stream(self.stdout or sys.stdout)
