@@ -60,8 +60,9 @@ def _without_values(message: str) -> str:
     return f"argument {name}: invalid value (not shown: it may be a secret)"
 
 
-def add_shared_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags both commands read: the credentials, and which API, at which URL, on which CI platform."""
+def add_shared_flags(parser: argparse.ArgumentParser, *, ci_platform_flag: str = "--platform") -> None:
+    """The flags every command reads: the credentials, and which API, at which URL, on which CI platform
+    (``--ci-platform`` for ``upload``, whose ``--platform`` is Apple's)."""
     parser.add_argument("--key-id", help="10-character key ID (env: ASC_KEY_ID)")
     parser.add_argument("--issuer-id", help="issuer UUID, for team keys (env: ASC_ISSUER_ID)")
     parser.add_argument(
@@ -85,7 +86,7 @@ def add_shared_flags(parser: argparse.ArgumentParser) -> None:
         "--api-url", help=f"API base URL (default: the chosen API's own, {APP_STORE_CONNECT.url}; env: ASC_API_URL)"
     )
     parser.add_argument(
-        "--platform", metavar="NAME", help=f"CI platform: {', '.join(PLATFORM_NAMES)} (default: detected)"
+        ci_platform_flag, dest="ci_platform", metavar="NAME", help=f"CI platform: {', '.join(PLATFORM_NAMES)} (default: detected)"
     )
 
 
@@ -108,7 +109,9 @@ def flag_settings(args: argparse.Namespace) -> Dict[str, Optional[str]]:
 Command = Callable[[argparse.Namespace, CliInputs, "Io", Platform], int]
 
 
-def run_command(parser: Parser, argv: Sequence[str], io: Io, command: Command, *, api_hint: bool = False) -> int:
+def run_command(
+    parser: Parser, argv: Sequence[str], io: Io, command: Command, *, api_hint: bool = False, extra_settings: Sequence[str] = ()
+) -> int:
     """Both commands: the arguments checked, the log (stderr), the CI platform, the settings, and
     an :class:`AscTokenError` reported the platform's way, its exit status returned."""
     parser.out, parser.err = io.out(), io.err()
@@ -121,15 +124,21 @@ def run_command(parser: Parser, argv: Sequence[str], io: Io, command: Command, *
         parser.usage_error(
             f"unrecognised arguments{named} (values are not shown: they may be secrets); {hint}see --help"
         )
-    if args.platform is not None and args.platform not in PLATFORM_NAMES:
-        parser.usage_error(f"--platform must be one of {', '.join(PLATFORM_NAMES)}")
+    if args.ci_platform is not None and args.ci_platform not in PLATFORM_NAMES:
+        flag = "--ci-platform" if extra_settings else "--platform"
+        parser.usage_error(f"{flag} must be one of {', '.join(PLATFORM_NAMES)}")
     # Logs go to stderr: stdout may be a `$(...)` that must hold nothing but the answer.
     log = functools.partial(print, file=io.err(), flush=True)
-    platform = platform_for(io.env, args.platform)(io.env, log=log, stdout=io.out(), stderr=io.err())
+    platform = platform_for(io.env, args.ci_platform)(io.env, log=log, stdout=io.out(), stderr=io.err())
     try:
         flags = flag_settings(args)
         # A command reads the environment names of the settings it has flags for, and no other.
-        return command(args, CliInputs(flags, io.env, reads=flags), io, platform)
+        inputs = CliInputs(flags, io.env, reads=flags)
+        if extra_settings:  # the command's own settings (upload's FILE, --version ...): flags only
+            given = {name: getattr(args, name.replace("-", "_")) for name in extra_settings}
+            own = {name: ("true" if value else None) if isinstance(value, bool) else value for name, value in given.items()}
+            inputs = CliInputs({**flags, **own}, io.env, reads=[*flags, *own])
+        return command(args, inputs, io, platform)
     except AscTokenError as error:
         platform.report_error(error)
         return error.exit_code

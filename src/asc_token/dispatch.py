@@ -1,4 +1,5 @@
-"""Choose the front end: the GitHub action, ``asc-token`` or ``asc-token api``; errors to exit codes."""
+"""Choose the front end: the GitHub action, ``asc-token``, ``asc-token api`` or ``asc-token upload``;
+errors to exit codes."""
 
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ def _run(args: List[str], force_cli: bool, io: Io) -> int:
             from .token_command import run_action  # deferred: each front end imports only its own modules
 
             return run_action(io)
+        if args[:1] == ["upload"]:
+            from .upload_command import main as upload_main
+
+            return upload_main(args[1:], io)
         if args[:1] == ["api"]:
             from .api_command import main as api_main
 

@@ -116,3 +116,9 @@ class AppNotFoundError(ApiError):
     """`app:<bundle-id>` matched no app the key can see, or more than one."""
 
     title = "App not found"
+
+
+class UploadFailedError(ApiError):
+    """App Store Connect refused the upload, could not process it, or it did not finish in time."""
+
+    title = "Upload failed"

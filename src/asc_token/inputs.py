@@ -46,6 +46,7 @@ ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
 }
 # Each setting's flag (`--check` is given once per check). The key's contents have none: argv is public.
 _FLAGS = {name: "--check" if name == "checks" else f"--{name}" for name in ENV_SOURCES if name != "private-key"}
+_ARGUMENTS = {"file": "FILE"}  # settings given as positional arguments, named as --help names them
 # The ASC_ name of each setting, offered in messages: the second, as plugin settings come first.
 _USUAL_VARIABLES = {name: variables[1] for name, variables in ENV_SOURCES.items()}
 
@@ -63,7 +64,7 @@ class CliInputs:
         self._disagreements: List[str] = []
         for name, value in flags.items():
             if value is not None and name in wanted:
-                flag = "--no-verify" if (name, value) == ("verify", "false") else _FLAGS.get(name, f"--{name}")
+                flag = "--no-verify" if (name, value) == ("verify", "false") else _FLAGS.get(name, _ARGUMENTS.get(name, f"--{name}"))
                 self._values[name], self._labels[name] = value, flag
         keys = [(name, variable) for name, variable in _KEY_ORDER if env.get(variable, "").strip()]
         if "private-key-path" not in self._values and keys:

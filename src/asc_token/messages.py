@@ -154,3 +154,53 @@ LIFETIME_DETAILS = (
     "Apple accepts tokens of up to six months only with a scope of GET requests on these resources "
     '(Apple, "Generating Tokens for API Requests" > "Determine the Appropriate Token Lifetime"):\n{resources}'
 )
+
+# --- asc-token upload --------------------------------------------------------------------------
+UPLOAD_ENTERPRISE = (
+    "{api} is enterprise, and the Enterprise Program API has no build uploads: upload with an App Store "
+    "Connect key (unset {api}); in-house apps are distributed without App Store Connect."
+)
+UPLOAD_NO_FILE = "{file} is empty: give the .ipa or .pkg to upload."
+UPLOAD_BAD_APP_ID = "{app_id} must be the app's numeric Apple ID (App Store Connect > App Information > Apple ID)."
+UPLOAD_BAD_TIMEOUT = "{setting} must be a duration such as 3600, 90s, 30m or 2h (at least 1s)."
+UPLOAD_BAD_PARALLEL = "{setting} must be a whole number of parts sent at once, from 1 to {most}."
+UPLOAD_NO_APP = (
+    "No app with bundle ID {bundle_id} is visible to this key: check --bundle-id (or the file's "
+    "CFBundleIdentifier), create the app in App Store Connect first, or give --app-id."
+)
+UPLOAD_FORBIDDEN = (
+    "{service} answered 403 {code}: the key is valid, but its role may not {purpose}; give key {key} "
+    "{roles} (Users and Access > Integrations), or use a key that has it."
+)
+UPLOAD_DUPLICATE = (
+    "App Store Connect already has build {build} of version {version} ({platform}) for this app{said}: "
+    "raise CFBundleVersion (or --build-number) and upload again; build numbers are never reused."
+)
+UPLOAD_DUPLICATE_HINT = (
+    " Code 90189 means the build number was used already: raise CFBundleVersion (or --build-number) and "
+    "upload again."
+)
+UPLOAD_DELETED = "Deleted build upload {id}, so a re-run with the same build number is not refused as a duplicate."
+UPLOAD_NOT_DELETED = (
+    "Could not delete build upload {id} (App Store Connect {answer}): a re-run with the same build "
+    "number may be refused as a duplicate; delete it with asc-token api -X DELETE /v1/buildUploads/{id}."
+)
+UPLOAD_DELIVERY_FAILED = (
+    "App Store Connect could not take the uploaded file {id}: {reasons}. Nothing was processed; fix the "
+    "file and upload again."
+)
+UPLOAD_DELIVERY_PENDING = (
+    "The file was committed; its delivery is still {state}: see asc-token api /v1/buildUploadFiles/{id}."
+)
+UPLOAD_PROCESSING_FAILED = (
+    "App Store Connect could not process build upload {id}: {reasons}.{hint} The details: asc-token api "
+    "/v1/buildUploads/{id}."
+)
+UPLOAD_BUILD_INVALID = (
+    "App Store Connect processed build {build} as {state}: it cannot be tested or submitted; the reasons "
+    "are in App Store Connect > TestFlight and in Apple's email, and in asc-token api /v1/builds/{build}."
+)
+UPLOAD_WAIT_TIMEOUT = (
+    "The build was uploaded, but Apple had not finished processing it after {waited} (state {state}, "
+    "build {build}): raise --wait-timeout, or look later with asc-token api /v1/buildUploads/{id}."
+)

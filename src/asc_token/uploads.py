@@ -1,0 +1,409 @@
+"""A build to App Store Connect through Apple's Build Uploads API (4.1+), from any runner.
+
+``buildUploads`` -> ``buildUploadFiles`` -> its upload operations (parts sent by :mod:`operations` to
+object storage, never with a credential) -> ``PATCH uploaded: true`` with the file's SHA-256 -> the
+file's delivery state -> (``wait``) the build upload's state, then the build's ``processingState``.
+Until the file is committed, a failure or an interrupt deletes the build upload, so a re-run with the
+same build number is not refused as a duplicate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import quote
+
+from . import messages as text
+from .errors import ApiError, InputError, UploadFailedError
+from .explain import Asked, apple_errors, explain_api_reply, explain_api_unreachable
+from .lifetimes import describe_duration
+from .redact import quote_foreign
+from .transport import NoAnswerError, Reply
+
+if TYPE_CHECKING:
+    from .bundles import ResolvedBuild
+    from .caller import Caller
+    from .records import InputReader
+    from .world import Io
+
+UPLOAD_SETTINGS = ("file", "bundle-id", "app-id", "version", "build-number", "platform", "wait", "wait-timeout", "parallel")
+DEFAULT_WAIT_TIMEOUT = 60 * 60
+DEFAULT_PARALLEL = 4
+MAX_PARALLEL = 16
+# Polling: every 10 s for the first two minutes, then every 30 s; the state said when it changes
+# and at least once a minute. The delivery of a committed file is polled briefly.
+QUICK_POLL, SLOW_POLL, QUICK_PHASE, STILL_SAYS = 10.0, 30.0, 120.0, 60.0
+DELIVERY_POLL, DELIVERY_SECONDS = 2.0, 120.0
+CLEANUP_SECONDS = 5.0  # the runner kills a step soon after SIGINT
+UPLOAD_ROLES = "the Developer, App Manager or Admin role"
+DUPLICATE_CODE = "ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE"  # what peers see; Apple's document lists no 409 code
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """What the user asked for, checked before anything is created."""
+
+    build: ResolvedBuild
+    app_id: Optional[str]
+    wait: bool = False
+    wait_timeout: int = DEFAULT_WAIT_TIMEOUT
+    parallel: int = DEFAULT_PARALLEL
+
+
+@dataclass
+class UploadState:
+    """What exists at Apple so far: printed on stdout (on failure too) once a build upload exists."""
+
+    build_upload_id: str = ""
+    upload_state: str = ""
+    file_id: str = ""
+    delivery_state: str = ""
+    build_id: str = ""
+    processing_state: str = ""
+    committed: bool = False
+    deleted: bool = False
+    warnings: List[str] = field(default_factory=list)
+
+    def document(self) -> Dict[str, Any]:
+        shown: Dict[str, Any] = {
+            "buildUpload": {"id": self.build_upload_id, "state": self.upload_state or None, "deleted": self.deleted},
+            "buildUploadFile": {"id": self.file_id or None, "assetDeliveryState": self.delivery_state or None},
+        }
+        shown["build"] = {"id": self.build_id or None, "processingState": self.processing_state or None}
+        return shown
+
+
+def read_upload_request(inputs: InputReader, enterprise: bool) -> UploadRequest:
+    """The upload's settings from flags or action inputs; :class:`InputError` (exit 2) before any request."""
+    from .bundles import read_build_file, resolve_build
+    from .settings import parse_lifetime, read_bool
+
+    if enterprise:
+        raise InputError(text.UPLOAD_ENTERPRISE.format(api=inputs.label("api")))
+    path = inputs.get("file").strip()
+    if not path:
+        raise InputError(text.UPLOAD_NO_FILE.format(file=inputs.label("file")))
+    app_id = inputs.get("app-id").strip() or None
+    if app_id is not None and not app_id.isdigit():
+        raise InputError(text.UPLOAD_BAD_APP_ID.format(app_id=inputs.label("app-id")))
+    build = resolve_build(
+        read_build_file(path),
+        bundle_id=inputs.get("bundle-id").strip() or None,
+        version=inputs.get("version").strip() or None,
+        build_number=inputs.get("build-number").strip() or None,
+        platform=inputs.get("platform").strip() or None,
+        app_id=app_id,
+    )
+    raw_timeout = inputs.get("wait-timeout").strip()
+    timeout = parse_lifetime(raw_timeout) if raw_timeout else DEFAULT_WAIT_TIMEOUT
+    if not timeout:
+        raise InputError(text.UPLOAD_BAD_TIMEOUT.format(setting=inputs.label("wait-timeout")))
+    raw_parallel = inputs.get("parallel").strip() or str(DEFAULT_PARALLEL)
+    if not raw_parallel.isdigit() or not 1 <= int(raw_parallel) <= MAX_PARALLEL:
+        raise InputError(text.UPLOAD_BAD_PARALLEL.format(setting=inputs.label("parallel"), most=MAX_PARALLEL))
+    wait = read_bool(inputs, "wait", default=False)
+    return UploadRequest(build, app_id, wait, timeout, int(raw_parallel))
+
+
+class Apple:
+    """The upload's requests to App Store Connect, each refusal explained."""
+
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
+
+    def url(self, path: str) -> str:
+        return self.caller.credentials.api_url.rstrip("/") + path
+
+    def send(self, method: str, path: str, body: Optional[Mapping[str, Any]] = None, *, purpose: str) -> Reply:
+        url = self.url(path)
+        asked = Asked.about(url, self.caller.credentials, purpose=purpose, grant=UPLOAD_ROLES)
+        data = None if body is None else json.dumps(body).encode()
+        try:
+            return self.caller.transport.send(method, url, self.caller.tokens, body=data)
+        except NoAnswerError as error:
+            raise explain_api_unreachable(error.kind, asked, method, self.caller.naming, error.attempts) from None
+
+    def document(self, method: str, path: str, body: Optional[Mapping[str, Any]] = None, *, purpose: str) -> Any:
+        """The answer's JSON document, or the explained refusal."""
+        reply = self.send(method, path, body, purpose=purpose)
+        if not 200 <= reply.status < 300:
+            raise self.refusal(reply, method, path, purpose)
+        return reply.json
+
+    def refusal(self, reply: Reply, method: str, path: str, purpose: str) -> ApiError:
+        asked = Asked.about(self.url(path), self.caller.credentials, purpose=purpose, grant=UPLOAD_ROLES)
+        if reply.status == 403 and apple_errors(reply):
+            error = apple_errors(reply)[0]
+            return ApiError(
+                text.UPLOAD_FORBIDDEN.format(
+                    service=asked.service, code=quote_foreign(str(error.get("code", "FORBIDDEN")), 100),
+                    purpose=purpose, key=self.caller.credentials.key_id, roles=UPLOAD_ROLES,
+                ),
+                title="Key may not upload builds",
+            )
+        return explain_api_reply(reply, asked, method, self.caller.naming, self.caller.clock)
+
+
+def attributes(document: Any) -> Mapping[str, Any]:
+    data = document.get("data") if isinstance(document, dict) else None
+    found = data.get("attributes") if isinstance(data, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def resource_id(document: Any) -> str:
+    data = document.get("data") if isinstance(document, dict) else None
+    return str(data.get("id", "")) if isinstance(data, dict) else ""
+
+
+def find_app(apple: Apple, bundle_id: str) -> str:
+    """The app's ID for a bundle ID (one request), or an error naming --bundle-id and --app-id."""
+    path = f"/v1/apps?filter[bundleId]={quote(bundle_id, safe='')}&fields[apps]=bundleId&limit=2"
+    document = apple.document("GET", path, purpose="list apps")
+    data = document.get("data") if isinstance(document, dict) else None
+    found = [item for item in data or [] if isinstance(item, dict) and item.get("attributes", {}).get("bundleId") == bundle_id]
+    if not found:
+        raise UploadFailedError(text.UPLOAD_NO_APP.format(bundle_id=quote_foreign(bundle_id, 200)))
+    return str(found[0].get("id", ""))
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The clocks and the log of a wait; injected (tests do not wait)."""
+
+    monotonic: Callable[[], float]
+    sleep: Callable[[float], None]
+    log: Callable[[str], None]
+
+
+def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadState) -> None:
+    """Create, send, commit, and (``request.wait``) wait for processing; ``state`` says what exists."""
+    from .operations import check_plan, parse_operations, send_parts
+
+    apple, build, log = Apple(caller), request.build, caller.log
+    waiting = Waiting(io.monotonic, io.sleep, log)
+    app_id = request.app_id or find_app(apple, build.bundle_id or "")
+    created = _create_upload(apple, request, app_id)
+    state.build_upload_id, state.upload_state = resource_id(created), str(_state_of(attributes(created)) or "")
+    log(f"Build upload {state.build_upload_id} created: {build.describe()} for app {app_id}.")
+    try:
+        file = apple.document("POST", "/v1/buildUploadFiles", _file_body(request, state), purpose="upload builds")
+        state.file_id = resource_id(file)
+        found = attributes(file)
+        plan = parse_operations(found.get("uploadOperations"))
+        check_plan(plan, build.size, caller.credentials.api_url)
+        digest = sha256_of(build.path)
+        refresh = lambda: parse_operations(  # noqa: E731 - operations past their expiration, asked for once
+            attributes(apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds")).get(
+                "uploadOperations"
+            )
+        )
+        send_parts(build.path, plan, io=io, parallel=request.parallel, log=log, refresh=refresh)
+        commit = {
+            "data": {
+                "type": "buildUploadFiles",
+                "id": state.file_id,
+                "attributes": {"uploaded": True, "sourceFileChecksums": {"file": {"hash": digest, "algorithm": "SHA_256"}}},
+            }
+        }
+        committed = apple.document("PATCH", f"/v1/buildUploadFiles/{state.file_id}", commit, purpose="upload builds")
+        state.committed = True
+        state.delivery_state = str(_delivery_of(attributes(committed)) or "")
+    except BaseException:  # an error or an interrupt before the commit: nothing half-done is left
+        if not state.committed:
+            delete_upload(caller, io, state)
+        raise
+    _wait_for_delivery(apple, waiting, state)
+    if request.wait:
+        _wait_for_processing(apple, request, waiting, state)
+
+
+def _create_upload(apple: Apple, request: UploadRequest, app_id: str) -> Any:
+    build = request.build
+    body = {
+        "data": {
+            "type": "buildUploads",
+            "attributes": {
+                "cfBundleShortVersionString": build.version,
+                "cfBundleVersion": build.build_number,
+                "platform": build.platform,
+            },
+            "relationships": {"app": {"data": {"type": "apps", "id": app_id}}},
+        }
+    }
+    reply = apple.send("POST", "/v1/buildUploads", body, purpose="upload builds")
+    code = str((apple_errors(reply) or [{}])[0].get("code", ""))
+    if reply.status == 409 or (reply.status >= 400 and code.startswith(DUPLICATE_CODE)):
+        raise UploadFailedError(
+            text.UPLOAD_DUPLICATE.format(
+                version=quote_foreign(build.version or "", 50),
+                build=quote_foreign(build.build_number or "", 50),
+                platform=build.platform,
+                said=_apple_words(reply),
+            ),
+            title="Build number already used",
+        )
+    if not 200 <= reply.status < 300:
+        raise apple.refusal(reply, "POST", "/v1/buildUploads", "upload builds")
+    return reply.json
+
+
+def _file_body(request: UploadRequest, state: UploadState) -> Dict[str, Any]:
+    build = request.build
+    return {
+        "data": {
+            "type": "buildUploadFiles",
+            "attributes": {"assetType": "ASSET", "fileName": build.file_name, "fileSize": build.size, "uti": build.uti},
+            "relationships": {"buildUpload": {"data": {"type": "buildUploads", "id": state.build_upload_id}}},
+        }
+    }
+
+
+def _apple_words(reply: Reply) -> str:
+    errors = apple_errors(reply)
+    if not errors:
+        return ""
+    first = errors[0]
+    said = " ".join(str(first.get(part, "")) for part in ("code", "detail") if first.get(part))
+    return f" (Apple said: {quote_foreign(said, 300)})" if said else ""
+
+
+def sha256_of(path: str) -> str:
+    """The file's SHA-256 (hex), read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def delete_upload(caller: Caller, io: Io, state: UploadState) -> None:
+    """Best effort, within a few seconds: the build upload of a failed or interrupted upload."""
+    if not state.build_upload_id or state.deleted:
+        return
+    policy = dataclasses.replace(io.policy, total_seconds=CLEANUP_SECONDS, max_attempts=2)
+    transport = dataclasses.replace(caller.transport, policy=policy)
+    url = caller.credentials.api_url.rstrip("/") + f"/v1/buildUploads/{state.build_upload_id}"
+    try:
+        reply: Optional[Reply] = transport.send("DELETE", url, caller.tokens)
+    except (NoAnswerError, Exception):  # noqa: BLE001 - best effort: the reason is in the log line below
+        reply = None
+    if reply is not None and (200 <= reply.status < 300 or reply.status == 404):
+        state.deleted = True
+        caller.log(text.UPLOAD_DELETED.format(id=state.build_upload_id))
+    else:
+        answer = f"answered {reply.status}" if reply is not None else "did not answer"
+        caller.log(text.UPLOAD_NOT_DELETED.format(id=state.build_upload_id, answer=answer))
+
+
+def _state_of(found: Mapping[str, Any]) -> Optional[str]:
+    holder = found.get("state")
+    value = holder.get("state") if isinstance(holder, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _delivery_of(found: Mapping[str, Any]) -> Optional[str]:
+    holder = found.get("assetDeliveryState")
+    value = holder.get("state") if isinstance(holder, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _details(items: Any) -> List[str]:
+    """Apple's state errors or warnings, each "code: description", made safe for a log."""
+    found = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            code, description = str(item.get("code", "") or ""), str(item.get("description", "") or "")
+            found.append(quote_foreign(": ".join(part for part in (code, description) if part), 500))
+    return found
+
+
+def _wait_for_delivery(apple: Apple, waiting: Waiting, state: UploadState) -> None:
+    """The committed file's delivery: COMPLETE, or FAILED (exit 1) with Apple's reasons."""
+    started = waiting.monotonic()
+    while state.delivery_state not in ("COMPLETE", "FAILED"):
+        if waiting.monotonic() - started > DELIVERY_SECONDS:
+            waiting.log(text.UPLOAD_DELIVERY_PENDING.format(state=state.delivery_state or "unknown", id=state.file_id))
+            return
+        waiting.sleep(DELIVERY_POLL)
+        found = attributes(apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds"))
+        state.delivery_state = str(_delivery_of(found) or state.delivery_state)
+        holder = found.get("assetDeliveryState")
+        problems = _details(holder.get("errors")) if isinstance(holder, dict) else []
+        if state.delivery_state == "FAILED":
+            raise UploadFailedError(
+                text.UPLOAD_DELIVERY_FAILED.format(id=state.file_id, reasons="; ".join(problems) or "no reason given"),
+                title="Upload failed",
+            )
+    waiting.log(f"File delivered: {state.delivery_state}.")
+
+
+def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting, state: UploadState) -> None:
+    """The build upload's state, then the build's processingState, until VALID or the wait runs out."""
+    started = waiting.monotonic()
+    said_at, said = started, ""
+    while True:
+        document = apple.document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
+        found = attributes(document)
+        state.upload_state = str(_state_of(found) or state.upload_state)
+        holder = found.get("state") if isinstance(found.get("state"), dict) else {}
+        for warning in _details(holder.get("warnings")):
+            if warning not in state.warnings:
+                state.warnings.append(warning)
+                waiting.log(f"warning: Apple: {warning}")
+        if state.upload_state == "FAILED":
+            reasons = _details(holder.get("errors"))
+            raise UploadFailedError(
+                text.UPLOAD_PROCESSING_FAILED.format(
+                    id=state.build_upload_id, reasons="; ".join(reasons) or "no reason given", hint=_duplicate_hint(reasons)
+                ),
+                title="Processing failed",
+            )
+        if state.upload_state == "COMPLETE" and not state.build_id:
+            state.build_id = _build_of(document)
+        if state.build_id:
+            build = attributes(apple.document("GET", f"/v1/builds/{state.build_id}", purpose="read builds"))
+            state.processing_state = str(build.get("processingState") or state.processing_state)
+            if state.processing_state == "VALID":
+                waiting.log(f"Build {state.build_id} processed: VALID.")
+                return
+            if state.processing_state in ("INVALID", "FAILED"):
+                raise UploadFailedError(
+                    text.UPLOAD_BUILD_INVALID.format(build=state.build_id, state=state.processing_state),
+                    title="Processing failed",
+                )
+        now = waiting.monotonic()
+        current = f"{state.upload_state}/{state.processing_state}"
+        if current != said or now - said_at >= STILL_SAYS:
+            waiting.log(
+                f"Processing: build upload {state.upload_state or 'unknown'}"
+                + (f", build {state.processing_state or 'unknown'}" if state.build_id else "")
+                + f" ({describe_duration(now - started)} so far)."
+            )
+            said, said_at = current, now
+        interval = QUICK_POLL if now - started < QUICK_PHASE else SLOW_POLL
+        if now + interval - started > request.wait_timeout:
+            raise UploadFailedError(
+                text.UPLOAD_WAIT_TIMEOUT.format(
+                    waited=describe_duration(request.wait_timeout), id=state.build_upload_id,
+                    state=current, build=state.build_id or "not yet known",
+                ),
+                title="Processing not finished",
+            )
+        waiting.sleep(interval)
+
+
+def _build_of(document: Any) -> str:
+    """The build a completed build upload made (its `build` relationship)."""
+    data = document.get("data") if isinstance(document, dict) else None
+    relation = data.get("relationships", {}).get("build", {}) if isinstance(data, dict) else {}
+    linked = relation.get("data") if isinstance(relation, dict) else None
+    return str(linked.get("id", "")) if isinstance(linked, dict) else ""
+
+
+def _duplicate_hint(reasons: List[str]) -> str:
+    """Apple's 90189 (and its kin): the build number was used already; say what to raise."""
+    return text.UPLOAD_DUPLICATE_HINT if any(reason.startswith("90189") for reason in reasons) else ""
+
