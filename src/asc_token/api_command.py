@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import http.client
 import json
 import math
@@ -256,7 +257,8 @@ def run_call(
 ) -> Optional[Answer]:
     """Send the request (each page, with --paginate): the answer to write, or None. A 2xx body that is not
     JSON is streamed to ``spool`` (--output-file); without it such a body is refused."""
-    credentials, naming, log, clock = caller.credentials, caller.naming, caller.log, caller.clock
+    credentials, service, log, clock = caller.credentials, caller.credentials.api.service, caller.log, caller.clock
+    unfinished = functools.partial(explain_api_unfinished, method=call.method, url=url)
 
     def download(status: int, headers: Mapping[str, str]) -> Optional[IO[bytes]]:
         return spool if 200 <= status < 300 and status != 204 and _kind(headers) == "other" else None
@@ -267,24 +269,21 @@ def run_call(
     started = clock()
     while next_url is not None:
         if pages.count >= max_pages:
-            raise explain_api_unfinished(
-                f"it went on for more than {max_pages} pages (links.next never ended).", call.method, url
-            )
+            raise unfinished(f"it went on for more than {max_pages} pages (links.next never ended).")
         fetched.add(next_url)
-        purpose = f"{call.method} {urlsplit(next_url).path}"
-        asked = Asked.about(next_url, credentials, purpose=purpose)
+        asked = Asked.about(next_url, credentials, purpose=f"{call.method} {urlsplit(next_url).path}")
         streaming = download if spool is not None and not call.paginate else None
         try:
             reply = caller.transport.send(
                 call.method, next_url, caller.tokens, body=call.body, headers=dict(call.headers), download=streaming
             )
         except NoAnswerError as error:
-            raise explain_api_unreachable(error.kind, asked, call.method, naming, error.attempts) from None
+            raise explain_api_unreachable(error.kind, asked, call.method, caller.naming, error.attempts) from None
         if call.include:
             log(describe_reply(reply))
         asked = dataclasses.replace(asked, attempts=reply.attempts)
         if not 200 <= reply.status < 300:
-            raise explain_api_reply(reply, asked, call.method, naming, clock)
+            raise explain_api_reply(reply, asked, call.method, caller.naming, clock)
         if reply.truncated:
             cut = (
                 f"it was larger than {MAX_DOWNLOAD_BYTES // 1024**3} GB and was cut off."
@@ -301,18 +300,13 @@ def run_call(
         next_url = next_page(document, next_url, caller) if call.paginate else None
         if pages.count > 0 and not is_list_page(document):
             # Pages are merged by their `data` lists (next_page refuses a first page without one).
-            raise explain_api_unfinished(
-                f"page {pages.count + 1} has no list of resources in `data`.", call.method, url
-            )
+            raise unfinished(f"page {pages.count + 1} has no list of resources in `data`.")
         if next_url is not None and next_url in fetched:
-            raise explain_api_unfinished("links.next pointed back at a page already fetched.", call.method, url)
+            raise unfinished("links.next pointed back at a page already fetched.")
         pages.add(document)
         if pages.count % PROGRESS_PAGES == 0 and next_url is not None:
-            log(
-                f"{credentials.api.service}: {pages.count} pages, {pages.items} items, {clock() - started:.0f} s so far."
-            )
-        if next_url is None:
-            _note_rate_limit(reply, credentials, log)
+            log(f"{service}: {pages.count} pages, {pages.items} items, {clock() - started:.0f} s so far.")
+    _note_rate_limit(reply, credentials, log)  # the last page's
     return pages
 
 
@@ -342,8 +336,7 @@ def _parsed(reply: Reply, asked: Asked, call: ApiCall, caller: Caller) -> Any:
 
 
 def _kind(headers: Mapping[str, str]) -> str:
-    """What a body is, by its Content-Type: json (application/json, application/*+json), page (HTML:
-    a proxy's or a portal's) or other (a report, CSV: written only where --output-file says)."""
+    """By Content-Type: json (application/json, application/*+json), page (HTML: a proxy's) or other (a report)."""
     media = headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
         return "json"
