@@ -18,7 +18,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Set, Tuple
+from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, Sequence, Set, Tuple
 from urllib.parse import urlsplit
 
 from .caller import Caller, open_caller
@@ -44,7 +44,6 @@ from .urls import resolve, unusable_url
 if TYPE_CHECKING:
     from .inputs import CliInputs
     from .platforms import Platform
-    from .records import Credentials
     from .world import Io
 
 METHODS = ("GET", "POST", "PATCH", "DELETE")
@@ -80,11 +79,10 @@ def build_api_parser() -> Parser:
     parser = Parser(
         prog="asc-token api",
         description=(
-            "Call the App Store Connect API with a freshly minted token and print the response JSON, "
-            "and only it, on stdout. PATH is relative to the API URL (/v1/apps?filter[bundleId]=com.example.app) "
-            "or a full URL on the same host (as in links.next). Credentials: the same flags and "
-            "environment variables as asc-token (ASC_KEY_ID, ASC_ISSUER_ID, ASC_PRIVATE_KEY_PATH or "
-            "ASC_PRIVATE_KEY, ...)."
+            "Call the App Store Connect API with a freshly minted token and print the response JSON, and only it, "
+            "on stdout. PATH is relative to the API URL (/v1/apps?filter[bundleId]=com.example.app) or a full URL "
+            "on the same host (as in links.next). Credentials: the same flags and environment variables as "
+            "asc-token (ASC_KEY_ID, ASC_ISSUER_ID, ASC_PRIVATE_KEY_PATH or ASC_PRIVATE_KEY, ...)."
         ),
         epilog=EXIT_STATUSES,
         allow_abbrev=False,
@@ -220,7 +218,6 @@ def read_headers(given: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
 
 
 def read_input(name: str, stdin: IO[bytes], wait: float) -> bytes:
-    """The --input body: a file (or stdin for -), at most 4 MB, that must parse as JSON."""
     where = "stdin (--input -)" if name == "-" else f"--input file {shown(name)}"
     try:
         raw = stdin.read(MAX_INPUT_BYTES + 1) if name == "-" else read_file(name, MAX_INPUT_BYTES + 1, wait)
@@ -263,6 +260,11 @@ def run_call(
     def download(status: int, headers: Mapping[str, str]) -> Optional[IO[bytes]]:
         return spool if 200 <= status < 300 and status != 204 and _kind(headers) == "other" else None
 
+    def note_rate_limit(reply: Reply) -> None:
+        left = few_requests_left(reply)
+        if left:
+            log(f"{service}: {left} for key {credentials.key_id}.")
+
     pages = Pages()
     fetched: Set[str] = set()
     next_url: Optional[str] = url
@@ -285,16 +287,13 @@ def run_call(
         if not 200 <= reply.status < 300:
             raise explain_api_reply(reply, asked, call.method, caller.naming, clock)
         if reply.truncated:
-            cut = (
-                f"it was larger than {MAX_DOWNLOAD_BYTES // 1024**3} GB and was cut off."
-                if reply.streamed is not None
-                else "it was larger than 4 MB and was cut off; ask for smaller pages (a lower limit= in PATH)."
-            )
-            raise explain_api_unfinished(cut, call.method, asked.url)
+            size = f"{MAX_DOWNLOAD_BYTES // 1024**3} GB" if reply.streamed is not None else "4 MB"
+            hint = "" if reply.streamed is not None else "; ask for smaller pages (a lower limit= in PATH)"
+            raise explain_api_unfinished(f"it was larger than {size} and was cut off{hint}.", call.method, next_url)
         streamed = reply.streamed is not None
         document = None if streamed or not reply.body.strip() else _parsed(reply, asked, call, caller)
         if streamed or document is None:
-            _note_rate_limit(reply, credentials, log)
+            note_rate_limit(reply)
             # None: 204 No Content, or a 2xx without a body (or a JSON null): nothing to print
             return spool if streamed else None
         next_url = next_page(document, next_url, caller) if call.paginate else None
@@ -306,12 +305,11 @@ def run_call(
         pages.add(document)
         if pages.count % PROGRESS_PAGES == 0 and next_url is not None:
             log(f"{service}: {pages.count} pages, {pages.items} items, {clock() - started:.0f} s so far.")
-    _note_rate_limit(reply, credentials, log)  # the last page's
+    note_rate_limit(reply)  # the last page's
     return pages
 
 
 def _parsed(reply: Reply, asked: Asked, call: ApiCall, caller: Caller) -> Any:
-    """A 2xx body, which must be JSON: parsed, else an error."""
     method, kind = call.method, _kind(reply.headers)
     if kind == "json":
         try:
@@ -356,9 +354,3 @@ def describe_reply(reply: Reply) -> str:
     lines = [f"HTTP {reply.status} {http.client.responses.get(reply.status, '')}".rstrip()]
     lines += [f"{quote_foreign(name, 100)}: {quote_foreign(value, 500)}" for name, value in reply.headers.items()]
     return "\n".join(lines) + "\n"
-
-
-def _note_rate_limit(reply: Reply, credentials: Credentials, log: Callable[[str], None]) -> None:
-    left = few_requests_left(reply)
-    if left:
-        log(f"{credentials.api.service}: {left} for key {credentials.key_id}.")
