@@ -61,7 +61,6 @@ def _without_values(message: str) -> str:
 
 
 def add_shared_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags both commands read: the credentials, and which API, at which URL, on which CI platform."""
     parser.add_argument("--key-id", help="10-character key ID (env: ASC_KEY_ID)")
     parser.add_argument("--issuer-id", help="issuer UUID, for team keys (env: ASC_ISSUER_ID)")
     parser.add_argument(
@@ -109,8 +108,7 @@ Command = Callable[[argparse.Namespace, CliInputs, "Io", Platform], int]
 
 
 def run_command(parser: Parser, argv: Sequence[str], io: Io, command: Command, *, api_hint: bool = False) -> int:
-    """Both commands: the arguments checked, the log (stderr), the CI platform, the settings, and
-    an :class:`AscTokenError` reported the platform's way, its exit status returned."""
+    """An :class:`AscTokenError` the command raises is reported the platform's way: its exit status is returned."""
     parser.out, parser.err = io.out(), io.err()
     args, extras = parser.parse_known_args(list(argv))
     if extras:  # named by their option names only: a value may be a secret
