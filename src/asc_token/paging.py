@@ -1,6 +1,5 @@
-"""``--paginate``: the page after this one (``links.next``), and the pages merged into one document,
-held in memory no longer than a page; and where ``asc-token api``'s answer goes: stdout, written whole,
-or a file complete or not at all. As ``gh`` keeps pagination apart from ``gh api``."""
+"""``--paginate``: the page after this one (``links.next``) and the pages merged into one document; and where
+``asc-token api``'s answer goes (:class:`Destination`). As ``gh`` keeps pagination apart from ``gh api``."""
 
 from __future__ import annotations
 
@@ -156,7 +155,8 @@ class Destination:
 
     def __init__(self, path: Optional[str], stdout: Any) -> None:
         self.path = path if path != "-" else None
-        self.out = cast(IO[bytes], WholeWrites(getattr(stdout, "buffer", stdout)))  # the answer's bytes, as they came
+        self.stdout: IO[bytes] = getattr(stdout, "buffer", stdout)  # the answer's bytes, as they came
+        self.out = cast(IO[bytes], WholeWrites(self.stdout))
         self.pending: Optional[PendingFile] = None
         self.spool: Optional[IO[bytes]] = tempfile.TemporaryFile() if path == "-" else None  # noqa: SIM115
         if self.path is not None:
@@ -174,11 +174,11 @@ class Destination:
         empty FILE: an older file there is never left to pass for this answer."""
         if self.path is None:  # a stdout that cannot be written: exit 1 (dispatch)
             if isinstance(answer, Pages):
-                answer.write_to(self.out, indent=self.out.isatty())
+                answer.write_to(self.out, indent=self.stdout.isatty())
             elif answer is not None:
                 answer.seek(0)
                 shutil.copyfileobj(answer, self.out)
-            self.out.flush()
+            self.stdout.flush()
             return
         assert self.pending is not None
         try:
@@ -226,9 +226,3 @@ class WholeWrites:
                 raise BrokenPipeError(errno.EPIPE, "stdout took no more bytes")
             view = view[written:]
         return len(data)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def isatty(self) -> bool:
-        return self.stream.isatty()
