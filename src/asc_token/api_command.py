@@ -11,6 +11,7 @@ runs for hours never sends an expired token.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import http.client
@@ -312,10 +313,8 @@ def run_call(
 def _parsed(reply: Reply, asked: Asked, call: ApiCall, caller: Caller) -> Any:
     method, kind = call.method, _kind(reply.headers)
     if kind == "json":
-        try:
+        with contextlib.suppress(ValueError, RecursionError):
             return json.loads(reply.body, parse_constant=_finite, parse_float=_finite)
-        except (ValueError, RecursionError):
-            pass
     if kind != "other":
         raise explain_reply(reply, asked, caller.naming, caller.clock)  # a proxy's page, or JSON that does not parse
     answered = f"{asked.service} answered {reply.status} to {method} {quote_foreign(asked.url, 300)} with "
