@@ -4,7 +4,7 @@ step fails at the end, naming every check that failed."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Sequence, Tuple
 from urllib.parse import quote, urlsplit
 
 from .apis import Api
@@ -58,37 +58,40 @@ def run_checks(preflight: Preflight, caller: Caller) -> Tuple[CheckResult, ...]:
             )
         asked = _asked(check, spec, url, caller, alone=len(preflight.checks) == 1)
         tokens = caller.tokens.unscoped(SEPARATE_TOKEN_LIFETIME) if separate else caller.tokens
-        result, reply = _run_one(check, asked, tokens, caller)
+        result, stop_reason = _run_one(check, asked, tokens, caller)
         results.append(replace(result, separate_token=separate))
         log(f"Check {check.entry}: {result.result}" + (f": {result.meaning}." if result.passed else "."))
-        if reply is None:
+        if result.result == "unreachable":
             unreachable[host] = f"{host} could not be reached"
-        elif reply.status == 401:
-            stop_reason = "the credentials were refused with 401"
-        elif reply.status == 403 and is_agreements_code(error_code(reply)):
-            stop_reason = "a required agreement is missing or expired"
     failed = [r for r in results if r.error is not None]
     if failed:
         raise _failure(results, failed, naming.label("checks"))
     return tuple(results)
 
 
-def _run_one(check: Check, asked: Asked, tokens: BearerTokens, caller: Caller) -> Tuple[CheckResult, Optional[Reply]]:
-    """The check's result, and the answer (None when none came)."""
+def _run_one(check: Check, asked: Asked, tokens: BearerTokens, caller: Caller) -> Tuple[CheckResult, str]:
+    """The check's result, and why no later request can pass after its answer ('' when one can)."""
     spec, naming = spec_for(check.name, asked.api), caller.naming
     try:
         reply = caller.transport.send("GET", asked.url, tokens)
     except NoAnswerError as error:
         unreachable = explain_unreachable(error.kind, asked, naming, error.attempts)
-        return CheckResult(check, False, "unreachable", spec.if_missing, error=unreachable), None
+        return CheckResult(check, False, "unreachable", spec.if_missing, error=unreachable), ""
     if not _accepted(reply):
         explained = explain_reply(reply, replace(asked, attempts=reply.attempts), naming, caller.clock)
         outcome = f"{reply.status} {error_code(reply) or ''}".strip()
-        return CheckResult(check, False, outcome, _failure_meaning(spec, reply, asked), error=explained), reply
+        meaning, stop = spec.if_missing, ""
+        if reply.status == 401:
+            meaning = f"the credentials are refused: every {asked.service} step of this job will fail"
+            stop = "the credentials were refused with 401"
+        elif reply.status == 403 and is_agreements_code(error_code(reply)):
+            meaning = f"nothing in {asked.service} works for this team until the agreement is accepted"
+            stop = "a required agreement is missing or expired"
+        return CheckResult(check, False, outcome, meaning, error=explained), stop
     facts = _facts(reply, caller.clock, asked.api)
     if check.name != "app":
-        return CheckResult(check, True, "passed", spec.proves, facts=facts), reply
-    return _app_result(check, reply, facts, caller), reply
+        return CheckResult(check, True, "passed", spec.proves, facts=facts), ""
+    return _app_result(check, reply, facts, caller), ""
 
 
 def _accepted(reply: Reply) -> bool:
@@ -96,14 +99,6 @@ def _accepted(reply: Reply) -> bool:
     if reply.status != 200 or not is_apple_json(reply):
         return False
     return isinstance(reply.json.get("data"), (list, dict)) and not reply.json.get("errors")
-
-
-def _failure_meaning(spec: CheckSpec, reply: Reply, asked: Asked) -> str:
-    if reply.status == 401:
-        return f"the credentials are refused: every {asked.service} step of this job will fail"
-    if reply.status == 403 and is_agreements_code(error_code(reply)):
-        return f"nothing in {asked.service} works for this team until the agreement is accepted"
-    return spec.if_missing
 
 
 def _asked(check: Check, spec: CheckSpec, url: str, caller: Caller, *, alone: bool) -> Asked:
