@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Sequence, Tuple
 from urllib.parse import quote, urlsplit
 
 from .apis import Api
-from .checks import CHECKS, DEFAULT_NOTARY_URL, SEPARATE_TOKEN_LIFETIME, Check, CheckSpec, Preflight, spec_for
+from .checks import CHECKS, DEFAULT_NOTARY_URL, SEPARATE_TOKEN_LIFETIME, Check, Preflight, spec_for
 from .errors import AppNotFoundError, ChecksFailedError
 from .explain import (
     Asked,
@@ -56,9 +56,8 @@ def run_checks(preflight: Preflight, caller: Caller) -> Tuple[CheckResult, ...]:
                 f"The {naming.label('scope')} does not cover GET {scope_path}; checking {check.entry} "
                 f"with a separate unscoped {SEPARATE_TOKEN_LIFETIME}-second token."
             )
-        asked = _asked(check, spec, url, caller, alone=len(preflight.checks) == 1)
         tokens = caller.tokens.unscoped(SEPARATE_TOKEN_LIFETIME) if separate else caller.tokens
-        result, stop_reason = _run_one(check, asked, tokens, caller)
+        result, stop_reason = _run_one(check, url, tokens, caller, alone=len(preflight.checks) == 1)
         results.append(replace(result, separate_token=separate))
         log(f"Check {check.entry}: {result.result}" + (f": {result.meaning}." if result.passed else "."))
         if result.result == "unreachable":
@@ -69,9 +68,20 @@ def run_checks(preflight: Preflight, caller: Caller) -> Tuple[CheckResult, ...]:
     return tuple(results)
 
 
-def _run_one(check: Check, asked: Asked, tokens: BearerTokens, caller: Caller) -> Tuple[CheckResult, str]:
+def _run_one(check: Check, url: str, tokens: BearerTokens, caller: Caller, *, alone: bool) -> Tuple[CheckResult, str]:
     """The check's result, and why no later request can pass after its answer ('' when one can)."""
-    spec, naming = spec_for(check.name, asked.api), caller.naming
+    spec, naming = spec_for(check.name, caller.credentials.api), caller.naming
+    # `apps` alone is today's verification: explain's own way out (verify: false) fits it.
+    verification, checks = check.name == "apps" and alone, naming.label("checks")
+    asked = Asked.about(
+        url,
+        caller.credentials,
+        purpose=spec.purpose,
+        grant=spec.grant,
+        needed_for=spec.needed_for,
+        way_out="" if verification else f"take {check.entry} out of {checks} if this job does not need it",
+        setting="notary-url" if spec.on_notary else "api-url",
+    )
     try:
         reply = caller.transport.send("GET", asked.url, tokens)
     except NoAnswerError as error:
@@ -99,21 +109,6 @@ def _accepted(reply: Reply) -> bool:
     if reply.status != 200 or not is_apple_json(reply):
         return False
     return isinstance(reply.json.get("data"), (list, dict)) and not reply.json.get("errors")
-
-
-def _asked(check: Check, spec: CheckSpec, url: str, caller: Caller, *, alone: bool) -> Asked:
-    # `apps` alone is today's verification: explain's own way out (verify: false) fits it.
-    verification = check.name == "apps" and alone
-    checks = caller.naming.label("checks")
-    return Asked.about(
-        url,
-        caller.credentials,
-        purpose=spec.purpose,
-        grant=spec.grant,
-        needed_for=spec.needed_for,
-        way_out="" if verification else f"take {check.entry} out of {checks} if this job does not need it",
-        setting="notary-url" if spec.on_notary else "api-url",
-    )
 
 
 def _app_result(check: Check, reply: Reply, facts: VerificationResult, caller: Caller) -> CheckResult:
