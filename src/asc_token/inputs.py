@@ -129,8 +129,7 @@ class GitHubInputs:
         hyphens = f"INPUT_{name.replace(' ', '_').upper()}"
         underscores = hyphens.replace("-", "_")
         used, other = (underscores, hyphens) if self._composite else (hyphens, underscores)
-        value = self._env.get(used, "")
-        ignored = self._env.get(other, "")
+        value, ignored = self._env.get(used, ""), self._env.get(other, "")
         if other != used and ignored.strip() and ignored.strip() != value.strip() and name not in self._told:
             self._told.add(name)
             why = f"this action reads the step's `with:` as {used}; {other} comes from an `env:`"

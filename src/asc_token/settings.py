@@ -254,13 +254,12 @@ def _lifetime_error(inputs: InputReader, lifetime: int, refusal: Refusal, api: A
 
 
 def _scope(inputs: InputReader) -> Tuple[str, ...]:
-    label = inputs.label("scope")
     entries = tuple(" ".join(line.split()) for line in inputs.get("scope").splitlines() if line.strip())
     for entry in entries:
         method, _, path = entry.partition(" ")
         if method.upper() != method or not method.isalpha() or not path.startswith("/"):
             raise InputError(
-                f"{label} entry {shown(entry)} is not of the form METHOD /path: write one per "
+                f"{inputs.label('scope')} entry {shown(entry)} is not of the form METHOD /path: write one per "
                 "line, like GET /v1/apps?filter[platform]=IOS.",
             )
     return entries
