@@ -125,28 +125,25 @@ def _app_result(check: Check, reply: Reply, facts: VerificationResult, caller: C
         )
         return CheckResult(check, False, f"{total} apps match", if_missing, facts=facts, error=error)
     if not matching:
-        error = _no_such_app(check, caller)
+        names = caller.naming
+        causes = [
+            f"the key belongs to another team than the app (create the key in the team that owns "
+            f"{check.bundle_id}, and set {names.label('key-id')} and {names.label('issuer-id')} to it)",
+            "a typo in the bundle ID (compare with App Store Connect > Apps > your app > App Information > Bundle ID)",
+            "the app is not created in App Store Connect yet (Apps > + > New App, with this bundle ID)",
+        ]
+        if caller.credentials.key_type == "individual":
+            causes.insert(0, "the key's user has no access to this app (Users and Access > the user > Apps)")
+        numbered = "\n".join(f"{n}. {cause}" for n, cause in enumerate(causes, 1))
+        error = AppNotFoundError(
+            f"The key's team has no app with bundle ID {check.bundle_id}: check the team, the spelling "
+            "and that the app exists (details below).",
+            details="Likely causes, most likely first:\n" + numbered,
+        )
         return CheckResult(check, False, "no such app", if_missing, facts=facts, error=error)
     app_id, app_name = quote_foreign(matching[0].get("id", ""), 40), quote_foreign(_attribute(matching[0], "name"), 200)
     meaning = f"app-id {app_id} ({app_name}), for altool --apple-id and API calls"
     return CheckResult(check, True, "passed", meaning, facts=facts, app_id=app_id, app_name=app_name)
-
-
-def _no_such_app(check: Check, caller: Caller) -> AppNotFoundError:
-    names, key_type = caller.naming, caller.credentials.key_type
-    causes = [
-        f"the key belongs to another team than the app (create the key in the team that owns "
-        f"{check.bundle_id}, and set {names.label('key-id')} and {names.label('issuer-id')} to it)",
-        "a typo in the bundle ID (compare with App Store Connect > Apps > your app > App Information > Bundle ID)",
-        "the app is not created in App Store Connect yet (Apps > + > New App, with this bundle ID)",
-    ]
-    if key_type == "individual":
-        causes.insert(0, "the key's user has no access to this app (Users and Access > the user > Apps)")
-    return AppNotFoundError(
-        f"The key's team has no app with bundle ID {check.bundle_id}: check the team, the spelling "
-        "and that the app exists (details below).",
-        details="Likely causes, most likely first:\n" + "\n".join(f"{n}. {cause}" for n, cause in enumerate(causes, 1)),
-    )
 
 
 def _attribute(resource: Dict[str, Any], name: str) -> str:
