@@ -248,9 +248,8 @@ def explain_api_unreachable(
     """No answer to ``asc-token api``: as the verification says, with what it means for the request."""
     error = explain_unreachable(kind, asked, naming, attempts)
     template = text.UNREACHABLE_GET if method == "GET" else text.UNREACHABLE_WRITE
-    return UnreachableError(
-        error.message, details=template.format(service=asked.service, method=method), title=error.title
-    )
+    error.details = template.format(service=asked.service, method=method)
+    return error
 
 
 def explain_api_unfinished(reason: str, method: str, url: str) -> ApiError:

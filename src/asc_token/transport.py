@@ -288,9 +288,7 @@ def default_session(env: Mapping[str, str]) -> Session:
 
     session = NoRedirects()
     session.trust_env = False
-    bundle = ca_bundle(env)
-    if bundle:
-        session.verify = bundle
+    session.verify = ca_bundle(env) or True  # True: requests' own default, its CA certificates
     return cast(Session, session)
 
 
@@ -301,16 +299,13 @@ def ca_bundle(env: Mapping[str, str]) -> Optional[str]:
     """The CA certificates TLS is checked against, if a setting names them; one that names nothing is
     refused before anything is sent (requests would fail on the first request with an OSError)."""
     variable = next((name for name in CA_BUNDLE_VARIABLES if env.get(name)), None)
-    if variable is None:
-        return None
-    bundle = env[variable]
-    if not os.path.exists(bundle):
+    if variable is not None and not os.path.exists(env[variable]):
         raise InputError(
-            f"{variable} names {shown(bundle, path=True)}, which does not exist, so no TLS certificate could be "
-            f"checked against it: point {variable} at the CA certificates (a PEM file, such as a proxy's CA "
+            f"{variable} names {shown(env[variable], path=True)}, which does not exist, so no TLS certificate could "
+            f"be checked against it: point {variable} at the CA certificates (a PEM file, such as a proxy's CA "
             "bundle), or unset it."
         )
-    return bundle
+    return env[variable] if variable is not None else None
 
 
 def classify_network_error(exc: BaseException) -> Optional[str]:
