@@ -128,7 +128,7 @@ class KeyMaterial:
 
 # --- the one harness: invoke(command, workdir, settings, args, mode=...) -> Run ---------------------
 
-Command = Literal["action", "asc-token", "asc-token api"]
+Command = Literal["action", "asc-token", "asc-token api", "asc-token upload"]
 PROCESS: Literal["process"] = "process"
 IN_PROCESS: Literal["in-process"] = "in-process"
 
@@ -405,7 +405,7 @@ def invoke(
     elif command == "asc-token":
         argv = list(args if args is not None else ["--no-verify"])
     else:
-        argv = ["api", *(args or ())]
+        argv = [command.split()[1], *(args or ())]
     folder = cwd or step.cwd
     if mode == PROCESS:
         options = _ProcessOptions(python, isolated, bash_line, stdout_path, stdout_fd, preexec, while_running, timeout)

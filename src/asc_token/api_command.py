@@ -11,13 +11,15 @@ runs for hours never sends an expired token.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import functools
 import http.client
 import json
 import math
 import re
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Set, Tuple
+from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, Sequence, Set, Tuple
 from urllib.parse import urlsplit
 
 from .caller import Caller, open_caller
@@ -43,7 +45,6 @@ from .urls import resolve, unusable_url
 if TYPE_CHECKING:
     from .inputs import CliInputs
     from .platforms import Platform
-    from .records import Credentials
     from .world import Io
 
 METHODS = ("GET", "POST", "PATCH", "DELETE")
@@ -79,11 +80,10 @@ def build_api_parser() -> Parser:
     parser = Parser(
         prog="asc-token api",
         description=(
-            "Call the App Store Connect API with a freshly minted token and print the response JSON, "
-            "and only it, on stdout. PATH is relative to the API URL (/v1/apps?filter[bundleId]=com.example.app) "
-            "or a full URL on the same host (as in links.next). Credentials: the same flags and "
-            "environment variables as asc-token (ASC_KEY_ID, ASC_ISSUER_ID, ASC_PRIVATE_KEY_PATH or "
-            "ASC_PRIVATE_KEY, ...)."
+            "Call the App Store Connect API with a freshly minted token and print the response JSON, and only it, "
+            "on stdout. PATH is relative to the API URL (/v1/apps?filter[bundleId]=com.example.app) or a full URL "
+            "on the same host (as in links.next). Credentials: the same flags and environment variables as "
+            "asc-token (ASC_KEY_ID, ASC_ISSUER_ID, ASC_PRIVATE_KEY_PATH or ASC_PRIVATE_KEY, ...)."
         ),
         epilog=EXIT_STATUSES,
         allow_abbrev=False,
@@ -219,7 +219,6 @@ def read_headers(given: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
 
 
 def read_input(name: str, stdin: IO[bytes], wait: float) -> bytes:
-    """The --input body: a file (or stdin for -), at most 4 MB, that must parse as JSON."""
     where = "stdin (--input -)" if name == "-" else f"--input file {shown(name)}"
     try:
         raw = stdin.read(MAX_INPUT_BYTES + 1) if name == "-" else read_file(name, MAX_INPUT_BYTES + 1, wait)
@@ -256,10 +255,16 @@ def run_call(
 ) -> Optional[Answer]:
     """Send the request (each page, with --paginate): the answer to write, or None. A 2xx body that is not
     JSON is streamed to ``spool`` (--output-file); without it such a body is refused."""
-    credentials, naming, log, clock = caller.credentials, caller.naming, caller.log, caller.clock
+    credentials, service, log, clock = caller.credentials, caller.credentials.api.service, caller.log, caller.clock
+    unfinished = functools.partial(explain_api_unfinished, method=call.method, url=url)
 
     def download(status: int, headers: Mapping[str, str]) -> Optional[IO[bytes]]:
         return spool if 200 <= status < 300 and status != 204 and _kind(headers) == "other" else None
+
+    def note_rate_limit(reply: Reply) -> None:
+        left = few_requests_left(reply)
+        if left:
+            log(f"{service}: {left} for key {credentials.key_id}.")
 
     pages = Pages()
     fetched: Set[str] = set()
@@ -267,63 +272,49 @@ def run_call(
     started = clock()
     while next_url is not None:
         if pages.count >= max_pages:
-            raise explain_api_unfinished(
-                f"it went on for more than {max_pages} pages (links.next never ended).", call.method, url
-            )
+            raise unfinished(f"it went on for more than {max_pages} pages (links.next never ended).")
         fetched.add(next_url)
-        purpose = f"{call.method} {urlsplit(next_url).path}"
-        asked = Asked.about(next_url, credentials, purpose=purpose)
+        asked = Asked.about(next_url, credentials, purpose=f"{call.method} {urlsplit(next_url).path}")
         streaming = download if spool is not None and not call.paginate else None
         try:
             reply = caller.transport.send(
                 call.method, next_url, caller.tokens, body=call.body, headers=dict(call.headers), download=streaming
             )
         except NoAnswerError as error:
-            raise explain_api_unreachable(error.kind, asked, call.method, naming, error.attempts) from None
+            raise explain_api_unreachable(error.kind, asked, call.method, caller.naming, error.attempts) from None
         if call.include:
             log(describe_reply(reply))
         asked = dataclasses.replace(asked, attempts=reply.attempts)
         if not 200 <= reply.status < 300:
-            raise explain_api_reply(reply, asked, call.method, naming, clock)
+            raise explain_api_reply(reply, asked, call.method, caller.naming, clock)
         if reply.truncated:
-            cut = (
-                f"it was larger than {MAX_DOWNLOAD_BYTES // 1024**3} GB and was cut off."
-                if reply.streamed is not None
-                else "it was larger than 4 MB and was cut off; ask for smaller pages (a lower limit= in PATH)."
-            )
-            raise explain_api_unfinished(cut, call.method, asked.url)
+            size = f"{MAX_DOWNLOAD_BYTES // 1024**3} GB" if reply.streamed is not None else "4 MB"
+            hint = "" if reply.streamed is not None else "; ask for smaller pages (a lower limit= in PATH)"
+            raise explain_api_unfinished(f"it was larger than {size} and was cut off{hint}.", call.method, next_url)
         streamed = reply.streamed is not None
         document = None if streamed or not reply.body.strip() else _parsed(reply, asked, call, caller)
         if streamed or document is None:
-            _note_rate_limit(reply, credentials, log)
+            note_rate_limit(reply)
             # None: 204 No Content, or a 2xx without a body (or a JSON null): nothing to print
             return spool if streamed else None
         next_url = next_page(document, next_url, caller) if call.paginate else None
         if pages.count > 0 and not is_list_page(document):
             # Pages are merged by their `data` lists (next_page refuses a first page without one).
-            raise explain_api_unfinished(
-                f"page {pages.count + 1} has no list of resources in `data`.", call.method, url
-            )
+            raise unfinished(f"page {pages.count + 1} has no list of resources in `data`.")
         if next_url is not None and next_url in fetched:
-            raise explain_api_unfinished("links.next pointed back at a page already fetched.", call.method, url)
+            raise unfinished("links.next pointed back at a page already fetched.")
         pages.add(document)
         if pages.count % PROGRESS_PAGES == 0 and next_url is not None:
-            log(
-                f"{credentials.api.service}: {pages.count} pages, {pages.items} items, {clock() - started:.0f} s so far."
-            )
-        if next_url is None:
-            _note_rate_limit(reply, credentials, log)
+            log(f"{service}: {pages.count} pages, {pages.items} items, {clock() - started:.0f} s so far.")
+    note_rate_limit(reply)  # the last page's
     return pages
 
 
 def _parsed(reply: Reply, asked: Asked, call: ApiCall, caller: Caller) -> Any:
-    """A 2xx body, which must be JSON: parsed, else an error."""
     method, kind = call.method, _kind(reply.headers)
     if kind == "json":
-        try:
+        with contextlib.suppress(ValueError, RecursionError):
             return json.loads(reply.body, parse_constant=_finite, parse_float=_finite)
-        except (ValueError, RecursionError):
-            pass
     if kind != "other":
         raise explain_reply(reply, asked, caller.naming, caller.clock)  # a proxy's page, or JSON that does not parse
     answered = f"{asked.service} answered {reply.status} to {method} {quote_foreign(asked.url, 300)} with "
@@ -342,8 +333,7 @@ def _parsed(reply: Reply, asked: Asked, call: ApiCall, caller: Caller) -> Any:
 
 
 def _kind(headers: Mapping[str, str]) -> str:
-    """What a body is, by its Content-Type: json (application/json, application/*+json), page (HTML:
-    a proxy's or a portal's) or other (a report, CSV: written only where --output-file says)."""
+    """By Content-Type: json (application/json, application/*+json), page (HTML: a proxy's) or other (a report)."""
     media = headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
         return "json"
@@ -363,9 +353,3 @@ def describe_reply(reply: Reply) -> str:
     lines = [f"HTTP {reply.status} {http.client.responses.get(reply.status, '')}".rstrip()]
     lines += [f"{quote_foreign(name, 100)}: {quote_foreign(value, 500)}" for name, value in reply.headers.items()]
     return "\n".join(lines) + "\n"
-
-
-def _note_rate_limit(reply: Reply, credentials: Credentials, log: Callable[[str], None]) -> None:
-    left = few_requests_left(reply)
-    if left:
-        log(f"{credentials.api.service}: {left} for key {credentials.key_id}.")

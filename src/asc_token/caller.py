@@ -6,12 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from .tokens import TokenSource, open_key
+from .tokens import Clock, TokenSource, open_key
 
 if TYPE_CHECKING:
     from .platforms import Platform
     from .records import Credentials, Naming
-    from .tokens import Clock
     from .transport import Transport
     from .world import Io
 

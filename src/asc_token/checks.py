@@ -76,8 +76,10 @@ class CheckSpec:
 _DELIVERY_ROLE = "the Developer, App Manager or Admin role (Apple: they manage an app's development and delivery)"
 
 
-def _apps_check(api: Api) -> CheckSpec:
-    """`apps` proves the credentials with the chosen API's own cheap read (apis.py)."""
+def spec_for(name: str, api: Api) -> CheckSpec:
+    """A check on ``api``: `apps` proves the credentials with that API's own cheap read (apis.py)."""
+    if name != "apps":
+        return CHECKS[name]
     return CheckSpec(
         "apps",
         api.verify_path,
@@ -92,7 +94,7 @@ def _apps_check(api: Api) -> CheckSpec:
 CHECKS: Dict[str, CheckSpec] = {
     spec.name: spec
     for spec in (
-        _apps_check(APP_STORE_CONNECT),  # on another API, that API's own (spec_for)
+        spec_for("apps", APP_STORE_CONNECT),  # on another API, that API's own
         CheckSpec(
             "app",
             "/v1/apps?filter[bundleId]={bundle_id}&limit=1",
@@ -146,7 +148,3 @@ CHECKS: Dict[str, CheckSpec] = {
         ),
     )
 }
-
-
-def spec_for(name: str, api: Api) -> CheckSpec:
-    return _apps_check(api) if name == "apps" else CHECKS[name]

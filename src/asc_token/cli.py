@@ -112,8 +112,7 @@ Command = Callable[[argparse.Namespace, CliInputs, "Io", Platform], int]
 def run_command(
     parser: Parser, argv: Sequence[str], io: Io, command: Command, *, api_hint: bool = False, extra_settings: Sequence[str] = ()
 ) -> int:
-    """Both commands: the arguments checked, the log (stderr), the CI platform, the settings, and
-    an :class:`AscTokenError` reported the platform's way, its exit status returned."""
+    """An :class:`AscTokenError` the command raises is reported the platform's way: its exit status is returned."""
     parser.out, parser.err = io.out(), io.err()
     args, extras = parser.parse_known_args(list(argv))
     if extras:  # named by their option names only: a value may be a secret

@@ -205,8 +205,6 @@ def explain_unreachable(kind: str, asked: Asked, naming: Naming, attempts: int =
 
 # `asc-token api`: the same explanations, about the request the user made rather than the check.
 
-_MAX_ERRORS_SHOWN = 10
-
 
 def _source(error: Mapping[str, Any]) -> str:
     source = error.get("source")
@@ -240,7 +238,7 @@ def explain_api_reply(reply: Reply, asked: Asked, method: str, naming: Naming, c
     where = _source(errors[0]) if errors else ""
     fields["pointed"] = f" ({where})" if where else ""  # REQUEST_REFUSED: what Apple points at
     template = {403: text.FORBIDDEN_REQUEST, 404: text.NOT_FOUND}.get(reply.status, text.REQUEST_REFUSED)
-    details, title = f"Apple said:\n{apple_said(reply, _MAX_ERRORS_SHOWN)}", f"{asked.service} rejected the request"
+    details, title = f"Apple said:\n{apple_said(reply, most=10)}", f"{asked.service} rejected the request"
     return ApiError(" ".join(template.format(**fields).split()), details=details, title=title)
 
 
@@ -250,9 +248,8 @@ def explain_api_unreachable(
     """No answer to ``asc-token api``: as the verification says, with what it means for the request."""
     error = explain_unreachable(kind, asked, naming, attempts)
     template = text.UNREACHABLE_GET if method == "GET" else text.UNREACHABLE_WRITE
-    return UnreachableError(
-        error.message, details=template.format(service=asked.service, method=method), title=error.title
-    )
+    error.details = template.format(service=asked.service, method=method)
+    return error
 
 
 def explain_api_unfinished(reason: str, method: str, url: str) -> ApiError:

@@ -16,10 +16,8 @@ from .redact import shown
 if TYPE_CHECKING:
     from .records import Credentials, Delivery, Outcome
 
-RUNNER_FILE_FIX = "the runner sets it to a file for each step: unset it, or point it at a file in a folder that exists."
 
-
-def check_runner_file(env: Mapping[str, str], variable: str, fix: str = RUNNER_FILE_FIX) -> None:
+def check_runner_file(env: Mapping[str, str], variable: str, who: str = "the runner", each: str = "step") -> None:
     """A file named by ``variable`` that this step appends to (GITHUB_OUTPUT, CircleCI's BASH_ENV): a
     folder, or a file in a folder that does not exist, is refused before anything is sent, as a setting."""
     path = env.get(variable, "")
@@ -31,7 +29,10 @@ def check_runner_file(env: Mapping[str, str], variable: str, fix: str = RUNNER_F
         problem = "a file in a folder that does not exist"
     else:
         return
-    raise InputError(f"{variable} names {shown(path, path=True)}, {problem}: {fix}")
+    raise InputError(
+        f"{variable} names {shown(path, path=True)}, {problem}: {who} sets it to a file for each {each}: unset it, "
+        "or point it at a file in a folder that exists."
+    )
 
 
 def append_to_runner_file(env: Mapping[str, str], variable: str, text: str, newline: Optional[str] = "") -> None:
@@ -60,20 +61,11 @@ class GitHubCommands:
         # ::add-mask:: works line by line: a multi-line secret needs one command per line.
         for line in secret.splitlines():
             if line.strip():
-                self._command("add-mask", line.strip())
+                self.command("add-mask", line.strip())
 
     def info(self, message: str) -> None:
         self.stream.write(message + "\n")
         self.stream.flush()
-
-    def warning(self, message: str, title: str = "") -> None:
-        self._command("warning", message, title)
-
-    def notice(self, message: str, title: str = "") -> None:
-        self._command("notice", message, title)
-
-    def error(self, message: str, title: str = "") -> None:
-        self._command("error", message, title)
 
     def set_output(self, name: str, value: str) -> bool:
         return self._file_command("OUTPUT", name, value)
@@ -85,7 +77,8 @@ class GitHubCommands:
         if self._env.get("GITHUB_STEP_SUMMARY"):
             append_to_runner_file(self._env, "GITHUB_STEP_SUMMARY", markdown.rstrip("\n") + "\n", newline=None)
 
-    def _command(self, name: str, message: str, title: str = "") -> None:
+    def command(self, name: str, message: str, title: str = "") -> None:
+        """A workflow command (``error``, ``warning``, ``notice``, ``add-mask``) on :attr:`stream`."""
         # The toolkit escapes %, CR and LF in the message and the title: one line, one command.
         self.stream.write(str(Command(name, {"title": title} if title else {}, message)) + os.linesep)
         self.stream.flush()

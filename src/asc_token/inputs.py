@@ -74,16 +74,11 @@ class CliInputs:
             given = [(variable, env[variable]) for variable in variables if env.get(variable, "").strip()]
             if name not in self._values and given and not name.startswith("private-key") and name in wanted:
                 self._labels[name], self._values[name] = given[0]
-            self._note_others(name, given)
-
-    def _note_others(self, name: str, given: Sequence[Tuple[str, str]]) -> None:
-        """Names of the setting that are set, to another value, and lose: said in one line."""
-        if name not in self._labels:
-            return
-        used = (self._labels[name], self._values[name])
-        ignored = [(label, value) for label, value in given if label != used[0] and value.strip() != used[1].strip()]
-        if ignored:
-            self._disagreements.append(disagreement(name, used, ignored))
+            # Names of the setting that are set, to another value, and lose: said in one line.
+            used = (self._labels.get(name, ""), self._values.get(name, ""))
+            ignored = [(label, value) for label, value in given if value.strip() != used[1].strip()]
+            if used[0] and ignored:
+                self._disagreements.append(disagreement(name, used, ignored))
 
     def disagreements(self) -> List[str]:
         """One log line per setting set under several names to different values: which one is used."""
@@ -135,8 +130,7 @@ class GitHubInputs:
         hyphens = f"INPUT_{name.replace(' ', '_').upper()}"
         underscores = hyphens.replace("-", "_")
         used, other = (underscores, hyphens) if self._composite else (hyphens, underscores)
-        value = self._env.get(used, "")
-        ignored = self._env.get(other, "")
+        value, ignored = self._env.get(used, ""), self._env.get(other, "")
         if other != used and ignored.strip() and ignored.strip() != value.strip() and name not in self._told:
             self._told.add(name)
             why = f"this action reads the step's `with:` as {used}; {other} comes from an `env:`"

@@ -181,14 +181,11 @@ def _load_base64(value: str, input_label: str) -> ec.EllipticCurvePrivateKey:
     compact = "".join(value.split())
     try:
         raw = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
-    except (binascii.Error, ValueError):
+        pem = raw.decode("ascii") if b"-----BEGIN" in raw else ""
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
         raise _garbage(input_label) from None
-    if b"-----BEGIN" in raw:
-        try:
-            text = raw.decode("ascii")
-        except UnicodeDecodeError:
-            raise _garbage(input_label) from None
-        return _load_pem(_unwrap(text), input_label)
+    if pem:
+        return _load_pem(_unwrap(pem), input_label)
     if raw[:1] == b"\x30" and len(raw) > 64:
         return _load_der(raw, input_label)
     raise _garbage(input_label)

@@ -1,6 +1,5 @@
-"""``--paginate``: the page after this one (``links.next``), and the pages merged into one document,
-held in memory no longer than a page; and where ``asc-token api``'s answer goes: stdout, written whole,
-or a file complete or not at all. As ``gh`` keeps pagination apart from ``gh api``."""
+"""``--paginate``: the page after this one (``links.next``) and the pages merged into one document; and where
+``asc-token api``'s answer goes (:class:`Destination`). As ``gh`` keeps pagination apart from ``gh api``."""
 
 from __future__ import annotations
 
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
 # 8000 (some 900 price points in each of 175 territories); 10,000 pages are 2 and 80 million items, which no
 # export comes near, and pages are spooled to disk, so a long export never holds them in memory.
 MAX_PAGES = 10_000
-TEMPORARY_FOLDER_VARIABLE = "TEMP" if os.name == "nt" else "TMPDIR"  # where tempfile puts the spool
 
 
 def next_page(document: Any, page_url: str, caller: Caller) -> Optional[str]:
@@ -33,14 +31,13 @@ def next_page(document: Any, page_url: str, caller: Caller) -> Optional[str]:
     target = links.get("next") if isinstance(links, dict) else None
     if target is None or target == "":
         return None
-    credentials = caller.credentials
-    service = credentials.api.service
+    service = caller.credentials.api.service
     if not isinstance(document.get("data"), list):
         raise explain_api_unfinished("a page with links.next has no list of resources in `data`.", "GET", page_url)
     if not isinstance(target, str) or unusable_url(target):
         raise ApiError(f"{service}'s links.next is not a usable URL, so the pages after it were not fetched.")
     try:
-        return resolve(target, credentials.api_url, "links.next", caller.naming, page_url=page_url)
+        return resolve(target, caller.credentials.api_url, "links.next", caller.naming, page_url=page_url)
     except InputError as error:
         raise ApiError(
             f"{service}'s links.next points at another host, so the next page was not requested "
@@ -107,21 +104,17 @@ class Pages:
         opening, between, after_name = ("{\n  ", ",\n  ", ": ") if indent else ("{", ",", ":")
         for number, name in enumerate(names):
             stream.write((between if number else opening).encode() + _dump(name, indent) + after_name.encode())
-            if name in self._lists:
-                self._write_list(self._lists[name], stream, indent)
-            else:
+            if name not in self._lists:
                 stream.write(_dump(head[name], indent, level=1))
+                continue
+            spooled = self._lists[name]
+            spooled.seek(0)
+            stream.write(b"[")
+            for item, line in enumerate(spooled):
+                value = _dump(json.loads(line), True, level=2) if indent else line.rstrip(b"\n")
+                stream.write((b"," if item else b"") + (b"\n    " if indent else b"") + value)
+            stream.write(b"\n  ]" if indent and spooled.tell() else b"]")
         stream.write(("\n}\n" if indent else "}\n").encode())
-
-    def _write_list(self, spooled: IO[bytes], stream: IO[bytes], indent: bool) -> None:
-        spooled.seek(0)
-        stream.write(b"[")
-        for number, line in enumerate(spooled):
-            value = _dump(json.loads(line), True, level=2) if indent else line.rstrip(b"\n")
-            stream.write((b"," if number else b"") + (b"\n    " if indent else b"") + value)
-        if indent and spooled.tell():
-            stream.write(b"\n  ")
-        stream.write(b"]")
 
     def close(self) -> None:
         for spooled in self._lists.values():
@@ -133,17 +126,14 @@ def no_room_for(what: str, exc: OSError) -> DeliveryError:
     return DeliveryError(
         f"{what} could not be held in the temporary folder {shown(tempfile.gettempdir(), path=True)} "
         f"({exc.strerror or type(exc).__name__}), so nothing was written: free space there, or set "
-        f"{TEMPORARY_FOLDER_VARIABLE} to a folder with room.",
+        f"{'TEMP' if os.name == 'nt' else 'TMPDIR'} to a folder with room.",  # where tempfile puts the spool
         title="Could not write the answer",
     )
 
 
 def _dump(value: Any, indent: bool, level: int = 0) -> bytes:
-    """``value`` as UTF-8 JSON, compact or indented as if ``level`` levels deep.
-
-    ``##`` (Azure's logging-command marker, honoured anywhere in a line) only occurs inside
-    strings, where ``#\\u0023`` is the same text.
-    """
+    """``value`` as UTF-8 JSON, compact or indented as if ``level`` levels deep. ``##`` (Azure's logging-command
+    marker, honoured anywhere in a line) only occurs inside strings, where ``#\\u0023`` is the same text."""
     if indent:
         text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + "  " * level)
     else:
@@ -165,7 +155,8 @@ class Destination:
 
     def __init__(self, path: Optional[str], stdout: Any) -> None:
         self.path = path if path != "-" else None
-        self.out = cast(IO[bytes], WholeWrites(getattr(stdout, "buffer", stdout)))  # the answer's bytes, as they came
+        self.stdout: IO[bytes] = getattr(stdout, "buffer", stdout)  # the answer's bytes, as they came
+        self.out = cast(IO[bytes], WholeWrites(self.stdout))
         self.pending: Optional[PendingFile] = None
         self.spool: Optional[IO[bytes]] = tempfile.TemporaryFile() if path == "-" else None  # noqa: SIM115
         if self.path is not None:
@@ -183,11 +174,11 @@ class Destination:
         empty FILE: an older file there is never left to pass for this answer."""
         if self.path is None:  # a stdout that cannot be written: exit 1 (dispatch)
             if isinstance(answer, Pages):
-                answer.write_to(self.out, indent=self.out.isatty())
+                answer.write_to(self.out, indent=self.stdout.isatty())
             elif answer is not None:
                 answer.seek(0)
                 shutil.copyfileobj(answer, self.out)
-            self.out.flush()
+            self.stdout.flush()
             return
         assert self.pending is not None
         try:
@@ -203,7 +194,6 @@ class Destination:
         log(f"Wrote {size} bytes to {shown(self.path, path=True)} (mode 0600){empty}.")
 
     def unwritable(self, exc: OSError) -> DeliveryError:
-        """The error for a write to where the answer goes (or waits) that failed: a full disk, a write error."""
         if self.path is None:
             return no_room_for("The answer", exc)
         return DeliveryError(
@@ -214,7 +204,6 @@ class Destination:
         )
 
     def discard(self) -> None:
-        """Whatever was not delivered: the temporary file removed, the spool closed."""
         if self.pending is not None:
             self.pending.discard()
         elif self.spool is not None:
@@ -237,9 +226,3 @@ class WholeWrites:
                 raise BrokenPipeError(errno.EPIPE, "stdout took no more bytes")
             view = view[written:]
         return len(data)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def isatty(self) -> bool:
-        return self.stream.isatty()

@@ -102,7 +102,7 @@ class GitHub(Platform):
 
     def report_error(self, error: AscTokenError) -> None:
         commands = self._commands()
-        commands.error(error.message, title=error.title)
+        commands.command("error", error.message, title=error.title)
         if error.details:
             commands.info(error.details)
 
@@ -145,12 +145,13 @@ class Action(GitHub):
         self.outcome, commands, credentials = outcome, self._commands(), settings.credentials
         published = publish(commands, credentials, settings.delivery, outcome)
         if outcome.key_files is not None and credentials.key_type == "individual":
-            commands.notice(INDIVIDUAL_KEY_FILES, title="Individual key files")
+            commands.command("notice", INDIVIDUAL_KEY_FILES, title="Individual key files")
         commands.append_summary(summary_markdown(settings, outcome, None, self.inputs))
         if not published:
-            commands.warning(
+            commands.command(
+                "warning",
                 "GITHUB_OUTPUT is not set, so the token output cannot be passed on; is this running outside "
-                "GitHub Actions?"
+                "GitHub Actions?",
             )
         return ["step outputs"] if published else []
 
@@ -194,11 +195,7 @@ class CircleCI(Platform):
     workspace_variables = ("CIRCLE_WORKING_DIRECTORY",)
 
     def check_delivery(self, settings: Settings) -> None:
-        check_runner_file(
-            self.env,
-            "BASH_ENV",
-            fix="CircleCI sets it to a file for each job: unset it, or point it at a file in a folder that exists.",
-        )
+        check_runner_file(self.env, "BASH_ENV", "CircleCI", each="job")
 
     def deliver(self, settings: Settings, outcome: Outcome, *, printing: bool) -> List[str]:
         bash_env = self.env.get("BASH_ENV")
@@ -280,18 +277,7 @@ class Bitbucket(Platform):
 
 
 # Detection order matters: some platforms also set another's variables for compatibility.
-PLATFORMS: List[Type[Platform]] = [
-    GitHub,
-    Azure,
-    CircleCI,
-    Bitrise,
-    Buildkite,
-    GitLab,
-    Woodpecker,
-    Drone,
-    Jenkins,
-    Bitbucket,
-]
+PLATFORMS = [GitHub, Azure, CircleCI, Bitrise, Buildkite, GitLab, Woodpecker, Drone, Jenkins, Bitbucket]
 PLATFORM_NAMES = [platform.name for platform in PLATFORMS] + [Platform.name]
 
 

@@ -4,11 +4,11 @@ step fails at the end, naming every check that failed."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Sequence, Tuple
 from urllib.parse import quote, urlsplit
 
 from .apis import Api
-from .checks import CHECKS, DEFAULT_NOTARY_URL, SEPARATE_TOKEN_LIFETIME, Check, CheckSpec, Preflight, spec_for
+from .checks import CHECKS, DEFAULT_NOTARY_URL, SEPARATE_TOKEN_LIFETIME, Check, Preflight, spec_for
 from .errors import AppNotFoundError, ChecksFailedError
 from .explain import (
     Asked,
@@ -56,61 +56,24 @@ def run_checks(preflight: Preflight, caller: Caller) -> Tuple[CheckResult, ...]:
                 f"The {naming.label('scope')} does not cover GET {scope_path}; checking {check.entry} "
                 f"with a separate unscoped {SEPARATE_TOKEN_LIFETIME}-second token."
             )
-        asked = _asked(check, spec, url, caller, alone=len(preflight.checks) == 1)
         tokens = caller.tokens.unscoped(SEPARATE_TOKEN_LIFETIME) if separate else caller.tokens
-        result, reply = _run_one(check, asked, tokens, caller)
+        result, stop_reason = _run_one(check, url, tokens, caller, alone=len(preflight.checks) == 1)
         results.append(replace(result, separate_token=separate))
         log(f"Check {check.entry}: {result.result}" + (f": {result.meaning}." if result.passed else "."))
-        if reply is None:
+        if result.result == "unreachable":
             unreachable[host] = f"{host} could not be reached"
-        elif reply.status == 401:
-            stop_reason = "the credentials were refused with 401"
-        elif reply.status == 403 and is_agreements_code(error_code(reply)):
-            stop_reason = "a required agreement is missing or expired"
     failed = [r for r in results if r.error is not None]
     if failed:
         raise _failure(results, failed, naming.label("checks"))
     return tuple(results)
 
 
-def _run_one(check: Check, asked: Asked, tokens: BearerTokens, caller: Caller) -> Tuple[CheckResult, Optional[Reply]]:
-    """The check's result, and the answer (None when none came)."""
-    spec, naming = spec_for(check.name, asked.api), caller.naming
-    try:
-        reply = caller.transport.send("GET", asked.url, tokens)
-    except NoAnswerError as error:
-        unreachable = explain_unreachable(error.kind, asked, naming, error.attempts)
-        return CheckResult(check, False, "unreachable", spec.if_missing, error=unreachable), None
-    if not _accepted(reply):
-        explained = explain_reply(reply, replace(asked, attempts=reply.attempts), naming, caller.clock)
-        outcome = f"{reply.status} {error_code(reply) or ''}".strip()
-        return CheckResult(check, False, outcome, _failure_meaning(spec, reply, asked), error=explained), reply
-    facts = _facts(reply, caller.clock, asked.api)
-    if check.name != "app":
-        return CheckResult(check, True, "passed", spec.proves, facts=facts), reply
-    return _app_result(check, reply, facts, caller), reply
-
-
-def _accepted(reply: Reply) -> bool:
-    """A 200 with resources: ``{"errors": []}`` or ``{"data": null}`` proves nothing."""
-    if reply.status != 200 or not is_apple_json(reply):
-        return False
-    return isinstance(reply.json.get("data"), (list, dict)) and not reply.json.get("errors")
-
-
-def _failure_meaning(spec: CheckSpec, reply: Reply, asked: Asked) -> str:
-    if reply.status == 401:
-        return f"the credentials are refused: every {asked.service} step of this job will fail"
-    if reply.status == 403 and is_agreements_code(error_code(reply)):
-        return f"nothing in {asked.service} works for this team until the agreement is accepted"
-    return spec.if_missing
-
-
-def _asked(check: Check, spec: CheckSpec, url: str, caller: Caller, *, alone: bool) -> Asked:
+def _run_one(check: Check, url: str, tokens: BearerTokens, caller: Caller, *, alone: bool) -> Tuple[CheckResult, str]:
+    """The check's result, and why no later request can pass after its answer ('' when one can)."""
+    spec, naming = spec_for(check.name, caller.credentials.api), caller.naming
     # `apps` alone is today's verification: explain's own way out (verify: false) fits it.
-    verification = check.name == "apps" and alone
-    checks = caller.naming.label("checks")
-    return Asked.about(
+    verification, checks = check.name == "apps" and alone, naming.label("checks")
+    asked = Asked.about(
         url,
         caller.credentials,
         purpose=spec.purpose,
@@ -119,6 +82,33 @@ def _asked(check: Check, spec: CheckSpec, url: str, caller: Caller, *, alone: bo
         way_out="" if verification else f"take {check.entry} out of {checks} if this job does not need it",
         setting="notary-url" if spec.on_notary else "api-url",
     )
+    try:
+        reply = caller.transport.send("GET", asked.url, tokens)
+    except NoAnswerError as error:
+        unreachable = explain_unreachable(error.kind, asked, naming, error.attempts)
+        return CheckResult(check, False, "unreachable", spec.if_missing, error=unreachable), ""
+    if not _accepted(reply):
+        explained = explain_reply(reply, replace(asked, attempts=reply.attempts), naming, caller.clock)
+        outcome = f"{reply.status} {error_code(reply) or ''}".strip()
+        meaning, stop = spec.if_missing, ""
+        if reply.status == 401:
+            meaning = f"the credentials are refused: every {asked.service} step of this job will fail"
+            stop = "the credentials were refused with 401"
+        elif reply.status == 403 and is_agreements_code(error_code(reply)):
+            meaning = f"nothing in {asked.service} works for this team until the agreement is accepted"
+            stop = "a required agreement is missing or expired"
+        return CheckResult(check, False, outcome, meaning, error=explained), stop
+    facts = _facts(reply, caller.clock, asked.api)
+    if check.name != "app":
+        return CheckResult(check, True, "passed", spec.proves, facts=facts), ""
+    return _app_result(check, reply, facts, caller), ""
+
+
+def _accepted(reply: Reply) -> bool:
+    """A 200 with resources: ``{"errors": []}`` or ``{"data": null}`` proves nothing."""
+    if reply.status != 200 or not is_apple_json(reply):
+        return False
+    return isinstance(reply.json.get("data"), (list, dict)) and not reply.json.get("errors")
 
 
 def _app_result(check: Check, reply: Reply, facts: VerificationResult, caller: Caller) -> CheckResult:
@@ -135,28 +125,25 @@ def _app_result(check: Check, reply: Reply, facts: VerificationResult, caller: C
         )
         return CheckResult(check, False, f"{total} apps match", if_missing, facts=facts, error=error)
     if not matching:
-        error = _no_such_app(check, caller)
+        names = caller.naming
+        causes = [
+            f"the key belongs to another team than the app (create the key in the team that owns "
+            f"{check.bundle_id}, and set {names.label('key-id')} and {names.label('issuer-id')} to it)",
+            "a typo in the bundle ID (compare with App Store Connect > Apps > your app > App Information > Bundle ID)",
+            "the app is not created in App Store Connect yet (Apps > + > New App, with this bundle ID)",
+        ]
+        if caller.credentials.key_type == "individual":
+            causes.insert(0, "the key's user has no access to this app (Users and Access > the user > Apps)")
+        numbered = "\n".join(f"{n}. {cause}" for n, cause in enumerate(causes, 1))
+        error = AppNotFoundError(
+            f"The key's team has no app with bundle ID {check.bundle_id}: check the team, the spelling "
+            "and that the app exists (details below).",
+            details="Likely causes, most likely first:\n" + numbered,
+        )
         return CheckResult(check, False, "no such app", if_missing, facts=facts, error=error)
     app_id, app_name = quote_foreign(matching[0].get("id", ""), 40), quote_foreign(_attribute(matching[0], "name"), 200)
     meaning = f"app-id {app_id} ({app_name}), for altool --apple-id and API calls"
     return CheckResult(check, True, "passed", meaning, facts=facts, app_id=app_id, app_name=app_name)
-
-
-def _no_such_app(check: Check, caller: Caller) -> AppNotFoundError:
-    names, key_type = caller.naming, caller.credentials.key_type
-    causes = [
-        f"the key belongs to another team than the app (create the key in the team that owns "
-        f"{check.bundle_id}, and set {names.label('key-id')} and {names.label('issuer-id')} to it)",
-        "a typo in the bundle ID (compare with App Store Connect > Apps > your app > App Information > Bundle ID)",
-        "the app is not created in App Store Connect yet (Apps > + > New App, with this bundle ID)",
-    ]
-    if key_type == "individual":
-        causes.insert(0, "the key's user has no access to this app (Users and Access > the user > Apps)")
-    return AppNotFoundError(
-        f"The key's team has no app with bundle ID {check.bundle_id}: check the team, the spelling "
-        "and that the app exists (details below).",
-        details="Likely causes, most likely first:\n" + "\n".join(f"{n}. {cause}" for n, cause in enumerate(causes, 1)),
-    )
 
 
 def _attribute(resource: Dict[str, Any], name: str) -> str:

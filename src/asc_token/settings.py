@@ -43,7 +43,10 @@ _API_ADVICE = (
 def read_settings(inputs: InputReader, *, delivery: bool = False) -> Settings:
     """The token run's settings, in the order a user fixes them; ``delivery``: the action's own too."""
     credentials = read_credentials(inputs)
-    preflight = read_preflight(inputs, credentials)
+    # `verify`, `checks` and `notary-url`: what the token command proves before the build.
+    verify = read_bool(inputs, "verify", default=True)
+    checks = read_checks(inputs, credentials.key_type, credentials.api, verify=verify)
+    preflight = Preflight(verify, checks, read_base_url(inputs, "notary-url", DEFAULT_NOTARY_URL))
     return Settings(credentials, preflight, read_delivery(inputs) if delivery else Delivery())
 
 
@@ -55,16 +58,8 @@ def read_credentials(inputs: InputReader) -> Credentials:
     issuer_id = _issuer_id(inputs, key_type)
     api = APIS[_choice(inputs, "api", tuple(APIS), _API_ADVICE)]
     scope = _scope(inputs)
-    return Credentials(
-        key_id=key_id,
-        issuer_id=issuer_id,
-        key_type=key_type,
-        expires_in=_expires_in(inputs, scope, api),
-        scope=scope,
-        key=key,
-        api_url=read_base_url(inputs, "api-url", api.url),
-        api=api,
-    )
+    expires_in, api_url = _expires_in(inputs, scope, api), read_base_url(inputs, "api-url", api.url)
+    return Credentials(key_id, issuer_id, key_type, expires_in, scope, key, api_url, api)
 
 
 def read_base_url(inputs: InputReader, setting: str, default: str) -> str:
@@ -259,30 +254,21 @@ def _lifetime_error(inputs: InputReader, lifetime: int, refusal: Refusal, api: A
 
 
 def _scope(inputs: InputReader) -> Tuple[str, ...]:
-    label = inputs.label("scope")
     entries = tuple(" ".join(line.split()) for line in inputs.get("scope").splitlines() if line.strip())
     for entry in entries:
         method, _, path = entry.partition(" ")
         if method.upper() != method or not method.isalpha() or not path.startswith("/"):
             raise InputError(
-                f"{label} entry {shown(entry)} is not of the form METHOD /path: write one per "
+                f"{inputs.label('scope')} entry {shown(entry)} is not of the form METHOD /path: write one per "
                 "line, like GET /v1/apps?filter[platform]=IOS.",
             )
     return entries
 
 
-def read_preflight(inputs: InputReader, credentials: Credentials) -> Preflight:
-    """`verify`, `checks` and `notary-url`: what the token command proves before the build."""
-    verify = read_bool(inputs, "verify", default=True)
-    notary_url = read_base_url(inputs, "notary-url", DEFAULT_NOTARY_URL)
-    return Preflight(verify, read_checks(inputs, credentials.key_type, credentials.api, verify=verify), notary_url)
-
-
 def read_checks(inputs: InputReader, key_type: str, api: Api, *, verify: bool = True) -> Tuple[Check, ...]:
     """The `checks` entries in order, each known, duplicates dropped; every refusal before any request."""
     label = inputs.label("checks")
-    raw = inputs.get("checks")
-    lines = [line.strip() for line in raw.splitlines() if line.strip()] or [DEFAULT_CHECKS]
+    lines = [line.strip() for line in inputs.get("checks").splitlines() if line.strip()] or [DEFAULT_CHECKS]
     known = ", ".join(Check(name, "<bundle-id>").entry for name in CHECKS)  # as entries are written
     found: List[Check] = []
     for line in lines:

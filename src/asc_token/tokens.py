@@ -76,12 +76,9 @@ def open_key(
 
 
 def needs_new_token(current: Optional[MintedToken], now: float, lifetime: int) -> bool:
-    """Whether the next request needs a newly signed token.
-
-    A token is reused while more than max(60 s, a fifth of its lifetime) of it remain: a default
+    """A token is reused while more than max(60 s, a fifth of its lifetime) of it remain: a default
     20-minute token serves 16 minutes of requests, and a short one (60 s or less) is signed
-    afresh for every request, so no request ever leaves with a token about to expire.
-    """
+    afresh for every request, so no request ever leaves with a token about to expire."""
     return current is None or current.expires_at - now < max(REUSE_MARGIN_SECONDS, lifetime / 5)
 
 

@@ -16,7 +16,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple, cast
 
 from . import __version__
@@ -205,11 +205,10 @@ class Transport:
                     chunks: List[bytes] = []
                     truncated = self._read_body(response, deadline, chunks.append, MAX_BODY_BYTES)
                     return Reply(status, headers_in, b"".join(chunks), attempt, truncated)
-                file = _Sink(sink)
-                file.rewind()  # an earlier attempt's part
+                _on_disk(lambda: (sink.seek(0), sink.truncate()))  # an earlier attempt's part
                 later = max(deadline, self.monotonic() + DOWNLOAD_SECONDS)
-                truncated = self._read_body(response, later, file.write, MAX_DOWNLOAD_BYTES)
-                return Reply(status, headers_in, b"", attempt, truncated, streamed=file.size())
+                truncated = self._read_body(response, later, partial(_on_disk, sink.write), MAX_DOWNLOAD_BYTES)
+                return Reply(status, headers_in, b"", attempt, truncated, streamed=int(_on_disk(sink.tell)))
             finally:
                 close = getattr(response, "close", None)
                 if callable(close):
@@ -254,27 +253,12 @@ class Transport:
         return base * (0.5 + self.jitter() / 2)  # "equal jitter": never zero, never above the cap
 
 
-@dataclass(frozen=True)
-class _Sink:
-    """A download's file, whose OSErrors (a full disk) are told apart from the network's as :class:`SinkError`."""
-
-    stream: IO[bytes]
-
-    def rewind(self) -> None:
-        self._do(lambda: (self.stream.seek(0), self.stream.truncate()))
-
-    def write(self, chunk: bytes) -> None:
-        self._do(lambda: self.stream.write(chunk))
-
-    def size(self) -> int:
-        return int(self._do(self.stream.tell))
-
-    @staticmethod
-    def _do(action: Callable[[], Any]) -> Any:
-        try:
-            return action()
-        except OSError as exc:
-            raise SinkError(exc) from None
+def _on_disk(action: Callable[..., Any], *args: Any) -> Any:
+    """``action`` on a download's file, whose OSErrors (a full disk) are told apart from the network's."""
+    try:
+        return action(*args)
+    except OSError as exc:
+        raise SinkError(exc) from None
 
 
 def parse_rate_limit(header: str) -> tuple[Optional[int], Optional[int]]:
@@ -304,9 +288,7 @@ def default_session(env: Mapping[str, str]) -> Session:
 
     session = NoRedirects()
     session.trust_env = False
-    bundle = ca_bundle(env)
-    if bundle:
-        session.verify = bundle
+    session.verify = ca_bundle(env) or True  # True: requests' own default, its CA certificates
     return cast(Session, session)
 
 
@@ -317,16 +299,13 @@ def ca_bundle(env: Mapping[str, str]) -> Optional[str]:
     """The CA certificates TLS is checked against, if a setting names them; one that names nothing is
     refused before anything is sent (requests would fail on the first request with an OSError)."""
     variable = next((name for name in CA_BUNDLE_VARIABLES if env.get(name)), None)
-    if variable is None:
-        return None
-    bundle = env[variable]
-    if not os.path.exists(bundle):
+    if variable is not None and not os.path.exists(env[variable]):
         raise InputError(
-            f"{variable} names {shown(bundle, path=True)}, which does not exist, so no TLS certificate could be "
-            f"checked against it: point {variable} at the CA certificates (a PEM file, such as a proxy's CA "
+            f"{variable} names {shown(env[variable], path=True)}, which does not exist, so no TLS certificate could "
+            f"be checked against it: point {variable} at the CA certificates (a PEM file, such as a proxy's CA "
             "bundle), or unset it."
         )
-    return bundle
+    return env[variable] if variable is not None else None
 
 
 def classify_network_error(exc: BaseException) -> Optional[str]:

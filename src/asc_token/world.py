@@ -17,8 +17,6 @@ from .transport import RetryPolicy, Session, Transport, default_session
 
 @dataclass(frozen=True)
 class Io:
-    """Everything a command takes from the world, injected by its entry point (tests pass fakes)."""
-
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
     clock: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic  # retry deadlines
