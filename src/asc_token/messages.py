@@ -190,11 +190,23 @@ PART_SERVER = (
 PART_UNREACHABLE = "Could not send {part} of {file} to {url}: {what}{tried}; {fix}."
 PART_UNREACHABLE_KINDS = {  # kind (transport.classify_network_error): (what happened, the fix)
     "reset": ("the connection was reset", "a proxy or firewall may be cutting long uploads; re-run the upload"),
-    "timeout": ("no answer came in time", "the storage or a proxy is slow; re-run the upload, with fewer parallel parts"),
-    "refused": ("the connection was refused", "check the runner's network and HTTPS_PROXY"),
-    "dns": ("the host name could not be resolved (DNS)", "check the runner's DNS and HTTPS_PROXY"),
-    "tls": ("the TLS handshake failed", "a proxy may be intercepting TLS; set REQUESTS_CA_BUNDLE to its CA certificate"),
-    "proxy-auth": ("the proxy in HTTPS_PROXY answered 407", "put the proxy's user name and password in HTTPS_PROXY"),
+    "timeout": (
+        "no answer came in time",
+        "the storage or a proxy is slow; re-run the upload, with fewer parallel parts",
+    ),
+    "refused": ("the connection was refused", "check the runner's network and HTTPS_PROXY, then re-run the upload"),
+    "dns": (
+        "the host name could not be resolved (DNS)",
+        "check the runner's DNS and HTTPS_PROXY, then re-run the upload",
+    ),
+    "tls": (
+        "the TLS handshake failed",
+        "a proxy may be intercepting TLS: set REQUESTS_CA_BUNDLE to its CA certificate and re-run the upload",
+    ),
+    "proxy-auth": (
+        "the proxy in HTTPS_PROXY answered 407",
+        "put the proxy's user name and password in HTTPS_PROXY and re-run the upload",
+    ),
     "decode": ("its answer could not be read", "a proxy may be rewriting answers; check HTTPS_PROXY, then re-run"),
     "url": ("the URL cannot be used", "re-run the upload, and if it happens again, report it to Apple"),
 }

@@ -293,7 +293,10 @@ class FileSlice:
 
 
 def _megabytes(count: float) -> str:
-    return f"{count / 1e6:,.1f} MB"
+    """An amount of bytes as people read it: MB, or kB and bytes for a small file."""
+    if count < 1e3:
+        return f"{count:.0f} bytes"
+    return f"{count / 1e3:,.1f} kB" if count < 1e6 else f"{count / 1e6:,.1f} MB"
 
 
 class Progress:
