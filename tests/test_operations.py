@@ -3,6 +3,7 @@ progress lines, and send_parts' retries, expiry and credentials, with a scripted
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import socket
@@ -44,6 +45,7 @@ from asc_token.operations import (
     shown_destination,
 )
 from asc_token.urls import operation_url_problem
+from devtools.object_storage import ObjectStorage
 
 from .runner import ROOT
 
@@ -214,6 +216,7 @@ def test_operation_url_rule(url: str, problem: str) -> None:
     ("url", "shown"),
     [
         ("https://storage.example/b/k/1?" + SIGNATURE, "https://storage.example/b/k/1"),
+        ("https://s3.example/b/2/Aq3F9z0PLmN4x7Ykb2Lc8Rt5Vw1Gh6Jd8Ks2Lq4Mz", "https://s3.example/b/2/[not shown]"),
         ("http://user:pw@127.0.0.1:9000/b/k#frag", "http://127.0.0.1:9000/b/k"),
         ("https://[::1]:8443/b", "https://[: :1]:8443/b"),  # "::" broken up, as in all foreign text
         ("https://storage.example:99999/b", "an unusable URL"),
@@ -662,3 +665,119 @@ def test_no_netrc_login_is_sent_even_by_a_session_that_reads_netrc(
     assert body == b"12345" and "Authorization" not in part_headers
     # The control request proves the probe: the same kind of session sent the login when not told otherwise.
     assert control == "/control" and control_headers["Authorization"].startswith("Basic ")
+
+
+# --- against the object storage stand-in (devtools/object_storage.py) ------------------------------
+
+
+@pytest.fixture
+def storage() -> Iterator[ObjectStorage]:
+    with ObjectStorage(seed=28) as running:
+        yield running
+
+
+def storage_options(slept: Optional[List[float]] = None, **options: Any) -> SendOptions:
+    """Real sessions and clocks; sleeps recorded, not waited."""
+    recorded: List[float] = slept if slept is not None else []
+    return SendOptions(**{"parallel": 4, "env": {}, "sleep": recorded.append, "jitter": lambda: 0.0, **options})
+
+
+@pytest.fixture
+def big_file(tmp_path: Path) -> Tuple[str, bytes]:
+    data = os.urandom(1024 * 1024 + 777)
+    path = tmp_path / "App.ipa"
+    path.write_bytes(data)
+    return str(path), data
+
+
+def test_parallel_parts_out_of_order_are_reassembled_byte_for_byte_with_no_credential(
+    storage: ObjectStorage, big_file: Tuple[str, bytes]
+) -> None:
+    path, data = big_file
+    key, items = storage.reserve(len(data), part_size=64 * 1024, shuffle=True)
+    operations = parse_operations(items)
+    assert [op.part_number for op in operations] != sorted(op.part_number or 0 for op in operations)
+    progress = io.StringIO()
+    sent = send_parts(path, operations, storage_options(progress=progress))
+    assert storage.complete(key) and storage.assembled(key) == data
+    assert [receipt.etag for receipt in sent.parts] == [
+        f'"{hashlib.md5(data[op.offset : op.end]).hexdigest()}"'  # noqa: S324 - S3's ETag
+        for op in check_plan(operations, len(data))
+    ]
+    assert storage.credentials_seen() == [] and {r.status for r in storage.received} == {200}
+    assert len(storage.received) == len(operations)
+    assert progress.getvalue().splitlines()[-1].startswith("Uploaded App.ipa: 1.0 MB in ")
+
+
+def test_the_asset_form_without_part_numbers_is_sent_too(storage: ObjectStorage, big_file: Tuple[str, bytes]) -> None:
+    path, data = big_file
+    key, items = storage.reserve(len(data), part_size=300_000, form="asset")
+    sent = send_parts(path, parse_operations(items), storage_options())
+    assert storage.assembled(key) == data
+    assert [receipt.label.split(" (")[0] for receipt in sent.parts] == ["part 1", "part 2", "part 3", "part 4"]
+
+
+def test_faults_per_part_are_retried_and_the_file_still_arrives_whole(
+    storage: ObjectStorage, big_file: Tuple[str, bytes]
+) -> None:
+    path, data = big_file
+    key, items = storage.reserve(len(data), part_size=256 * 1024)
+    storage.fail(2, status=500, times=2, key=key)
+    storage.fail(3, status=503, retry_after=3, key=key)
+    storage.reset(4, key=key)
+    slept: List[float] = []
+    sent = send_parts(path, parse_operations(items), storage_options(slept))
+    assert storage.assembled(key) == data and storage.credentials_seen() == []
+    assert [receipt.attempts for receipt in sent.parts] == [1, 3, 2, 2, 1]
+    assert sorted(slept) == [0.5, 0.5, 1.0, 3.0]  # backoff 1 s then 2 s with no jitter (halved); Retry-After 3
+    statuses = sorted((r.part or 0, r.status) for r in storage.received)
+    assert statuses == [(1, 200), (2, 200), (2, 500), (2, 500), (3, 200), (3, 503), (4, 0), (4, 200), (5, 200)]
+
+
+def test_a_part_the_storage_keeps_failing_fails_the_upload(storage: ObjectStorage, big_file: Tuple[str, bytes]) -> None:
+    path, data = big_file
+    key, items = storage.reserve(len(data), part_size=512 * 1024)
+    storage.fail(2, status=503, times=10, key=key)
+    with pytest.raises(PartServerError) as raised:
+        send_parts(path, parse_operations(items), storage_options(parallel=1))
+    assert "answered 503 to part 2 (bytes 524288-1048575) of App.ipa on all 5 attempts" in raised.value.message
+    assert f"The object storage at {storage.url}" in raised.value.message and "X-Amz" not in raised.value.message
+    assert "SlowDown" in raised.value.details
+
+
+def test_links_the_storage_says_expired_are_replaced_once_by_fresh_ones(
+    storage: ObjectStorage, big_file: Tuple[str, bytes]
+) -> None:
+    path, data = big_file
+    key, items = storage.reserve(len(data), part_size=256 * 1024)
+    storage.expire(key)
+    asked: List[int] = []
+
+    def refresh() -> List[UploadOperation]:
+        asked.append(1)
+        return parse_operations(storage.operations(key))
+
+    sent = send_parts(path, parse_operations(items), storage_options(), refresh)
+    assert asked == [1] and sent.refreshed and storage.assembled(key) == data
+    expired = [r for r in storage.received if r.status == 403]
+    assert 1 <= len(expired) <= 4  # the parts in flight when the links ran out; none after the refresh
+
+
+def test_links_past_their_expiration_are_not_used(storage: ObjectStorage, big_file: Tuple[str, bytes]) -> None:
+    path, data = big_file
+    key, items = storage.reserve(len(data), part_size=256 * 1024, expires_in=5.0)  # inside the margin
+    fresh = storage.operations(key, expires_in=900.0)
+    sent = send_parts(path, parse_operations(items), storage_options(), lambda: parse_operations(fresh))
+    assert sent.refreshed and storage.assembled(key) == data
+    fresh_queries = {item["url"].split("?", 1)[1] for item in fresh}
+    assert {r.query for r in storage.received} <= fresh_queries and len(storage.received) == 5
+
+
+def test_expired_links_without_a_refresh_fail_before_anything_is_sent(
+    storage: ObjectStorage, big_file: Tuple[str, bytes]
+) -> None:
+    path, data = big_file
+    _, items = storage.reserve(len(data), part_size=256 * 1024, expires_in=1.0)
+    with pytest.raises(OperationExpiredError) as raised:
+        send_parts(path, parse_operations(items), storage_options())
+    assert "expired at " in raised.value.message and storage.received == []

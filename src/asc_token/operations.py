@@ -235,7 +235,8 @@ def shown_destination(url: str) -> str:
     except ValueError:
         return "an unusable URL"
     host = f"[{host}]" if ":" in host else host
-    return quote_foreign(f"{parts.scheme}://{host}{port}{parts.path}", 200)
+    # Each made safe alone: a path part that looks like key material is hidden, the host and port stay.
+    return quote_foreign(f"{parts.scheme}://{host}{port}", 100) + quote_foreign(parts.path, 200)
 
 
 # --- the body, the progress --------------------------------------------------------------------------
