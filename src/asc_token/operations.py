@@ -235,8 +235,9 @@ def shown_destination(url: str) -> str:
     except ValueError:
         return "an unusable URL"
     host = f"[{host}]" if ":" in host else host
-    # Each made safe alone: a path part that looks like key material is hidden, the host and port stay.
-    return quote_foreign(f"{parts.scheme}://{host}{port}", 100) + quote_foreign(parts.path, 200)
+    # Each part made safe alone: a segment that looks like key material is hidden, the rest stays readable.
+    path = "/".join(quote_foreign(segment, 100) for segment in parts.path[:400].split("/"))
+    return quote_foreign(f"{parts.scheme}://{host}{port}", 100) + path
 
 
 # --- the body, the progress --------------------------------------------------------------------------
