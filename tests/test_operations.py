@@ -43,6 +43,7 @@ from asc_token.operations import (
     parse_operations,
     send_parts,
     shown_destination,
+    storage_session,
 )
 from asc_token.urls import operation_url_problem
 from devtools.object_storage import BUCKET, ObjectStorage
@@ -635,6 +636,13 @@ def test_parts_are_streamed_to_a_real_server_byte_for_byte(
     by_part = {p.split("?")[0].rsplit("/", 1)[-1]: body for p, _, body in received}
     assert b"".join(by_part[str(n)] for n in range(1, 6)) == data
     assert all("Authorization" not in headers for _, headers, _ in received)
+
+
+def test_the_storage_session_reads_no_environment_and_sends_large_blocks() -> None:
+    session: Any = storage_session({})
+    assert session.trust_env is False  # no proxy or .netrc from the environment (transport.default_session)
+    for url in ("https://storage.example/b", "http://127.0.0.1:9/b"):
+        assert session.get_adapter(url).poolmanager.connection_pool_kw["blocksize"] == 256 * 1024
 
 
 NETRC_PROBE = """
