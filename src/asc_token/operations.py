@@ -170,8 +170,11 @@ def _operation(item: Any, position: int, count: int) -> UploadOperation:
             field_name == "partNumber" and number is None
         ):
             raise refuse(f"has no whole number as its {field_name}")
+    listed = item.get("requestHeaders") or []
+    if not isinstance(listed, list):
+        raise refuse("has request headers that are not a list")
     headers: List[Header] = []
-    for header in item.get("requestHeaders") or []:
+    for header in listed:
         name, value = (header.get("name"), header.get("value")) if isinstance(header, dict) else (None, None)
         if not (isinstance(name, str) and _TOKEN.fullmatch(name)) or not (
             isinstance(value, str) and _HEADER_VALUE.fullmatch(value)
