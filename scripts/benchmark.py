@@ -15,6 +15,12 @@
 7. peak memory (max RSS) of `asc-token api /v1/apps?limit=200 --paginate` over 2,000 and over
    40,000 apps of about 1 KB each: how much it grows                          (target <= 60 MB)
    (`--only-memory` runs just this one)
+8. upload operations (send_parts) of a 600 MB vs a 100 MB file in 5 MiB parts to the loopback object
+   storage stand-in: how much the sender's peak memory (max RSS) grows      (target <= 30 MB)
+9. a 300 MB file in 8 MiB parts, 4 at a time, to the same storage: send_parts (first part sent to
+   last part answered) vs `curl --parallel --parallel-max 4` sending the same parts with the same
+   headers, side by side; the sender's whole process time is noted          (target <= 1.3x)
+   (`--only-upload` runs just these two)
 
 Medians of repeated runs; wall-clock on this machine, so compare the ratios, not the seconds.
 """
@@ -286,12 +292,131 @@ def _peak_rss_mb(api_url: str, asc_token: str, workdir: Path, pem: str) -> Tuple
     return kib / 1024, time.perf_counter() - started, out
 
 
+# A process that sends a file's parts as the upload command will: parse Apple's operations, send_parts.
+SEND_PARTS = """
+import json, sys
+from asc_token.operations import SendOptions, parse_operations, send_parts
+path, plan, parallel = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(plan, encoding="utf-8") as stream:
+    items = json.load(stream)
+sent = send_parts(path, parse_operations(items), SendOptions(parallel=parallel, env={}))
+print(json.dumps({"window": sent.seconds}))
+"""
+MiB = 1024 * 1024
+UPLOAD_MEMORY_SIZES = (100_000_000, 600_000_000)
+UPLOAD_SIZE, UPLOAD_PART, UPLOAD_PARALLEL = 300_000_000, 8 * MiB, 4
+
+
+def _sparse_file(path: Path, size: int) -> Path:
+    """A file of ``size`` zero bytes that takes no disk (read as zeros from the page cache, like any cached file)."""
+    with open(path, "wb") as stream:
+        stream.truncate(size)
+    return path
+
+
+def _send_parts_process(path: Path, items: List[Dict[str, Any]], workdir: Path) -> Tuple[Dict[str, float], float]:
+    """send_parts in a process of its own (the storage's threads stay in this one); its figures and peak RSS in MB."""
+    plan = workdir / "operations.json"
+    plan.write_text(json.dumps(items))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, "-c", SEND_PARTS, str(path), str(plan), str(UPLOAD_PARALLEL)]
+    started = time.perf_counter()
+    with open(workdir / "send.json", "wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out)
+        _, status, usage = os.wait4(process.pid, 0)
+    whole = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("send_parts failed in the benchmark's sender process")
+    kib = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024  # macOS counts bytes
+    return {**json.loads((workdir / "send.json").read_text()), "process": whole}, kib / 1024
+
+
+def bench_upload_memory(workdir: Path, quick: bool) -> None:
+    """Peak RSS of a sender process per file size, the median of a few runs: threads and the allocator move
+    one run's peak by several MB either way, whatever the size."""
+    if not hasattr(os, "wait4"):
+        print("send_parts peak memory: skipped (needs os.wait4)")
+        return
+    sys.path.insert(0, str(ROOT))
+    from devtools.object_storage import ObjectStorage  # the test double, never shipped
+
+    peaks: Dict[int, float] = {}
+    for size in UPLOAD_MEMORY_SIZES:
+        path = _sparse_file(workdir / f"upload-{size}.ipa", size)
+        runs: List[float] = []
+        for _ in range(3 if quick else 5):
+            with ObjectStorage() as storage:  # one per run: its assembled file is dropped with it
+                key, items = storage.reserve(size, part_size=5 * MiB)
+                figures, peak = _send_parts_process(path, items, workdir)
+                if not storage.complete(key):
+                    raise SystemExit(f"send_parts left parts of the {size:,}-byte file unsent")
+            runs.append(peak)
+        path.unlink()
+        peaks[size] = statistics.median(runs)
+        NOTES.append(f"send_parts peak RSS, {size / 1e6:,.0f} MB in 5 MiB parts: median {peaks[size]:.1f} MB of "
+                     f"{', '.join(f'{run:.1f}' for run in runs)} ({figures['window']:.1f} s a run)")  # fmt: skip
+    small, large = (peaks[size] for size in UPLOAD_MEMORY_SIZES)
+    record("send_parts peak RSS growth, 100 MB to 600 MB file (5 MiB parts)", large - small, small, 30.0, "MB growth")
+
+
+def _curl_config(items: List[Dict[str, Any]], parts: Path) -> str:
+    """One curl transfer per operation: its URL, its method (-T is PUT), its headers, its part's file."""
+    groups = []
+    for number, item in enumerate(items):  # `next` starts a transfer: its options (--fail too) are its own
+        lines = [f'url = "{item["url"]}"', f'upload-file = "{parts / str(number)}"', 'output = "/dev/null"', "fail"]
+        lines += [f'header = "{header["name"]}: {header["value"]}"' for header in item["requestHeaders"]]
+        lines.append('header = "Expect:"')  # no 100-continue round trip: the fastest curl can be
+        groups.append("\n".join(lines))
+    return "\nnext\n".join(groups) + "\n"
+
+
+def bench_upload_vs_curl(workdir: Path, quick: bool) -> None:
+    curl = shutil.which("curl")
+    usage = subprocess.run([curl, "--help", "all"], capture_output=True, text=True).stdout if curl else ""
+    if curl is None or "--parallel-max" not in usage:
+        lacking = "no curl (apt-get install -y curl)" if curl is None else "this curl lacks --parallel (7.66+)"
+        print(f"send_parts vs curl --parallel: skipped ({lacking})")
+        NOTES.append(f"send_parts vs curl --parallel: not measured, {lacking}")
+        return
+    sys.path.insert(0, str(ROOT))
+    from devtools.object_storage import ObjectStorage  # the test double, never shipped
+
+    path = _sparse_file(workdir / "upload-300.ipa", UPLOAD_SIZE)
+    parts = workdir / "parts"
+    parts.mkdir()
+    with ObjectStorage() as storage:
+        key, items = storage.reserve(UPLOAD_SIZE, part_size=UPLOAD_PART, expires_in=3600.0)
+        for number, item in enumerate(items):  # curl sends files, not slices: each part its own (sparse) file
+            _sparse_file(parts / str(number), item["length"])
+        config = workdir / "curl.config"
+        config.write_text(_curl_config(items, parts))
+        command = [curl, "--silent", "--show-error", "--parallel", "--parallel-max", str(UPLOAD_PARALLEL),
+                   "--config", str(config)]  # fmt: skip
+        windows, processes, curls = [], [], []
+        for _ in range(3 if quick else 7):  # side by side: one of each per round, the same parts to the same key
+            del storage.received[:]
+            figures, _ = _send_parts_process(path, items, workdir)
+            windows.append(figures["window"])
+            processes.append(figures["process"])
+            curls.append(median_seconds(lambda: check(command), 1))
+            statuses = {request.status for request in storage.received}
+            if statuses != {200} or len(storage.received) != 2 * len(items) or not storage.complete(key):
+                raise SystemExit(f"send_parts or curl did not deliver every part: statuses {statuses}")
+    ours, baseline = statistics.median(windows), statistics.median(curls)
+    record(f"send_parts 300 MB, 8 MiB parts x{UPLOAD_PARALLEL} vs curl --parallel", ours, baseline, 1.3)
+    NOTES.append(
+        f"send_parts 300 MB: {UPLOAD_SIZE / ours / 1e6:,.0f} MB/s in its window, whole sender process "
+        f"{statistics.median(processes):.3f} s (Python's start and imports included); curl {UPLOAD_SIZE / baseline / 1e6:,.0f} MB/s"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--no-docker", action="store_true", help="skip the image figures")
     parser.add_argument("--only-api", action="store_true", help="only the asc-token api figures")
     parser.add_argument("--only-memory", action="store_true", help="only the asc-token api --paginate peak memory")
+    parser.add_argument("--only-upload", action="store_true", help="only the upload operations figures")
     args = parser.parse_args()
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(
@@ -299,13 +424,17 @@ def main() -> int:
     ).decode()
     with tempfile.TemporaryDirectory(prefix="asc-bench-") as tmp:
         workdir = Path(tmp)
-        if not (args.only_api or args.only_memory):
+        if not (args.only_api or args.only_memory or args.only_upload):
             bench_mint_and_composite(workdir, pem, args.quick)
             if not args.no_docker:
                 bench_docker(workdir, pem, args.quick)
-        if not args.only_memory:
+        if not (args.only_memory or args.only_upload):
             bench_api(workdir, pem, args.quick)
-        bench_memory(workdir, pem)
+        if not args.only_upload:
+            bench_memory(workdir, pem)
+        if not (args.only_api or args.only_memory):
+            bench_upload_memory(workdir, args.quick)
+            bench_upload_vs_curl(workdir, args.quick)
     print(f"\n{'measurement':<58} {'ours':>10} {'baseline':>10} {'ratio':>7} {'target':>8}  ok")
     failed = False
     for name, ours, baseline, target, unit in RESULTS:

@@ -122,3 +122,54 @@ class UploadFailedError(ApiError):
     """App Store Connect refused the upload, could not process it, or it did not finish in time."""
 
     title = "Upload failed"
+
+class UploadPlanError(AscTokenError):
+    """App Store Connect's upload operations cannot be carried out as given: refused before any byte is sent."""
+
+    title = "Unusable upload operations"
+
+
+class OperationMalformedError(UploadPlanError):
+    """An operation lacks a field, has one of the wrong type, a length below 1, or a part number used twice."""
+
+
+class OperationsGapError(UploadPlanError):
+    """Some bytes of the file are in no operation."""
+
+
+class OperationsOverlapError(UploadPlanError):
+    """Two operations send some of the same bytes."""
+
+
+class OperationPastEndError(UploadPlanError):
+    """An operation asks for bytes past the end of the file."""
+
+
+class OperationDestinationError(UploadPlanError):
+    """An operation's URL is not https (plain http only to this machine) or carries credentials."""
+
+
+class PartUploadError(AscTokenError):
+    """A part of the file could not be delivered to the object storage."""
+
+    title = "Upload failed"
+
+
+class PartRefusedError(PartUploadError):
+    """The object storage refused a part with an answer that another attempt would not change (4xx, redirect)."""
+
+
+class PartServerError(PartUploadError):
+    """The object storage answered 5xx or 429 to every attempt at a part."""
+
+
+class PartUnreachableError(PartUploadError):
+    """No answer for a part: refused, DNS, TLS, or resets and timeouts on every attempt."""
+
+
+class OperationExpiredError(PartUploadError):
+    """A part's pre-signed URL expired before it was sent, and no fresh one could be had."""
+
+
+class PartFileError(PartUploadError):
+    """The file could not be read while its parts were sent (changed, shortened, or a disk error)."""

@@ -203,4 +203,67 @@ UPLOAD_BUILD_INVALID = (
 UPLOAD_WAIT_TIMEOUT = (
     "The build was uploaded, but Apple had not finished processing it after {waited} (state {state}, "
     "build {build}): raise --wait-timeout, or look later with asc-token api /v1/buildUploads/{id}."
+
+# --- upload operations (operations.py); {part} is "part 3 (bytes 0-99)", {url} is scheme://host/path ----
+PLAN_MALFORMED = (
+    "App Store Connect's upload operation {item} {problem}, so nothing was sent; re-run the upload, and if "
+    "it happens again, report it to Apple."
+)
+PLAN_GAP = (
+    "App Store Connect's upload operations send no part with bytes {start}-{end} of the file ({size} bytes), "
+    "so nothing was sent: the file changed since it was reserved, or the reservation was for another size; "
+    "re-run the upload with the file left unchanged."
+)
+PLAN_OVERLAP = (
+    "App Store Connect's upload operations {part} and {other} both send bytes {start}-{end}, so nothing was "
+    "sent (the assembled file would be wrong); re-run the upload, and if it happens again, report it to Apple."
+)
+PLAN_PAST_END = (
+    "App Store Connect's upload {part} asks for bytes past the end of the file ({size} bytes), so nothing "
+    "was sent: the file changed since it was reserved; re-run the upload with the file left unchanged."
+)
+PLAN_DESTINATION = (
+    "App Store Connect's upload {part} would send the file to {url}, which {problem}, so nothing was sent: "
+    "a file goes only over https (plain http only to this machine); check api-url and any proxy that "
+    "rewrites answers, then re-run."
+)
+PART_REFUSED = (
+    "The object storage at {url} answered {status}{said} to {part} of {file}, a refusal another attempt "
+    "would not change; re-run the upload (it gets fresh links), and if it happens again, check for a proxy "
+    "that rewrites requests."
+)
+PART_SERVER = (
+    "The object storage at {url} answered {status} to {part} of {file} on all {attempts} attempts: it is "
+    "having trouble, not your file or credentials; re-run the upload later and check " + STATUS_PAGE + "."
+)
+PART_UNREACHABLE = "Could not send {part} of {file} to {url}: {what}{tried}; {fix}."
+PART_UNREACHABLE_KINDS = {  # kind (transport.classify_network_error): (what happened, the fix)
+    "reset": ("the connection was reset", "a proxy or firewall may be cutting long uploads; re-run the upload"),
+    "timeout": (
+        "no answer came in time",
+        "the storage or a proxy is slow; re-run the upload, with fewer parallel parts",
+    ),
+    "refused": ("the connection was refused", "check the runner's network and HTTPS_PROXY, then re-run the upload"),
+    "dns": (
+        "the host name could not be resolved (DNS)",
+        "check the runner's DNS and HTTPS_PROXY, then re-run the upload",
+    ),
+    "tls": (
+        "the TLS handshake failed",
+        "a proxy may be intercepting TLS: set REQUESTS_CA_BUNDLE to its CA certificate and re-run the upload",
+    ),
+    "proxy-auth": (
+        "the proxy in HTTPS_PROXY answered 407",
+        "put the proxy's user name and password in HTTPS_PROXY and re-run the upload",
+    ),
+    "decode": ("its answer could not be read", "a proxy may be rewriting answers; check HTTPS_PROXY, then re-run"),
+    "url": ("the URL cannot be used", "re-run the upload, and if it happens again, report it to Apple"),
+}
+PART_EXPIRED = (
+    "The upload link for {part} of {file} expired{when} before the part was sent{refreshed}; re-run the "
+    "upload (it gets fresh links), on a faster connection if the file is large."
+)
+PART_FILE = (
+    "Could not read {part} of {file} while sending it: {what}; leave the file unchanged until the upload "
+    "ends, then re-run it."
 )

@@ -168,3 +168,25 @@ def _path_of(target: str) -> str:
         return urlsplit(target).path
     except ValueError:  # a malformed host: refused as not on the API host just after
         return ""
+
+
+def operation_url_problem(url: str) -> str:
+    """Why an upload operation's ``url`` (a pre-signed object-storage link, on another host than the API) may
+    not receive a file's bytes, or ''. Judged as api-url is: https, or plain http only to this machine. Its
+    query is the link's signature and stays; a user name or password would be sent as credentials: refused."""
+    if unsafe_characters(url):
+        return "contains spaces, backslashes or control characters"
+    if len(url) > MAX_URL_LENGTH:
+        return f"is longer than {MAX_URL_LENGTH} characters"
+    parts = _parse(url)
+    if parts is None:
+        return "is not a valid URL"
+    if parts.scheme not in ("https", "http"):
+        return "is not an https:// URL"
+    if not parts.host or not _valid_host(parts.host):
+        return "does not have a valid host name"
+    if parts.auth is not None:
+        return "has a user name or password in it (they would be sent as credentials)"
+    if parts.scheme == "http" and not is_loopback(parts.host):
+        return "uses plain http:// to a host that is not this machine"
+    return ""
