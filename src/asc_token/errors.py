@@ -173,3 +173,70 @@ class OperationExpiredError(PartUploadError):
 
 class PartFileError(PartUploadError):
     """The file could not be read while its parts were sent (changed, shortened, or a disk error)."""
+
+class BuildFileError(InputError):
+    """The file given to upload is not a build the Build Uploads API takes (bundles.py)."""
+
+    title = "Unusable build file"
+
+
+class BuildFileUnreadableError(BuildFileError):
+    """The build file names nothing, a folder, or a file that cannot be read."""
+
+
+class BuildFileEmptyError(BuildFileError):
+    """The build file has no bytes (a build or export step that did not finish)."""
+
+
+class NotABuildFileError(BuildFileError):
+    """Neither an .ipa nor a .pkg."""
+
+
+class NotAZipError(BuildFileError):
+    """An .ipa that is not a readable zip archive."""
+
+
+class NoInfoPlistError(BuildFileError):
+    """An .ipa without Payload/<name>.app/Info.plist."""
+
+
+class SeveralAppsError(BuildFileError):
+    """An .ipa whose Payload/ holds more than one app."""
+
+
+class InfoPlistTooLargeError(BuildFileError):
+    """An Info.plist far larger than any app's: a damaged archive or a zip bomb, never read."""
+
+
+class InfoPlistUnreadableError(BuildFileError):
+    """An Info.plist that is neither a binary nor an XML property list of a dictionary."""
+
+
+class SimulatorBuildError(BuildFileError):
+    """A build for a simulator, which App Store Connect never takes."""
+
+
+class BuildSettingError(InputError):
+    """A fact the upload needs is in neither the build file nor its flag, or a flag's value is unusable."""
+
+    title = "Missing build setting"
+
+
+class PlatformMissingError(BuildSettingError):
+    """Neither the file (DTPlatformName, CFBundleSupportedPlatforms) nor --platform names the platform."""
+
+
+class PlatformUnknownError(BuildSettingError):
+    """--platform names no platform the Build Uploads API takes."""
+
+
+class VersionMissingError(BuildSettingError):
+    """No CFBundleShortVersionString in the file and no --version (always so for a .pkg)."""
+
+
+class BuildNumberMissingError(BuildSettingError):
+    """No CFBundleVersion in the file and no --build-number (always so for a .pkg)."""
+
+
+class BundleIdMissingError(BuildSettingError):
+    """No CFBundleIdentifier in the file, no --bundle-id and no --app-id."""

@@ -267,3 +267,53 @@ PART_FILE = (
     "Could not read {part} of {file} while sending it: {what}; leave the file unchanged until the upload "
     "ends, then re-run it."
 )
+
+# --- build files to upload (bundles.py) --------------------------------------------------------
+# {file} is the path as given (redact.shown); flags as the user spells them ("--platform").
+_EXPORT_AGAIN = "export the app again (xcodebuild -exportArchive) and give the path of the .ipa it writes"
+BUILD_FILE_UNREADABLE = "The build file {file} {problem}: give the path of the .ipa or .pkg to upload."
+BUILD_FILE_EMPTY = (
+    "The build file {file} is empty (0 bytes): the step that wrote it did not finish; " + _EXPORT_AGAIN + "."
+)
+NOT_A_BUILD_FILE = (
+    "{file} is neither an .ipa nor a .pkg: give the .ipa (iOS, tvOS, visionOS) or the .pkg (macOS) that "
+    "Xcode exports for App Store Connect."
+)
+NOT_A_ZIP = "{file} is not an IPA, which is a zip archive ({reason}): " + _EXPORT_AGAIN + "."
+NO_INFO_PLIST = (
+    "{file} has no Payload/<name>.app/Info.plist, so it is not an app's IPA{seen}: " + _EXPORT_AGAIN + "."
+)
+SEVERAL_APPS = "{file} holds more than one app in Payload/ ({apps}): " + _EXPORT_AGAIN + "."
+INFO_PLIST_TOO_LARGE = (
+    "{file}: {member} is {size} bytes, far more than the {limit} bytes an Info.plist may be here, so it "
+    "was not read (a damaged archive): " + _EXPORT_AGAIN + "."
+)
+INFO_PLIST_UNREADABLE = "{file}: {member} could not be read ({reason}): " + _EXPORT_AGAIN + "."
+SIMULATOR_BUILD = (
+    "{file} is a simulator build ({key} {value}), which App Store Connect never takes: archive for a device "
+    "(xcodebuild archive -destination 'generic/platform=iOS'), export it, and upload that .ipa; "
+    "{platform} cannot change what the binary was built for."
+)
+PLATFORMS_TAKEN = "IOS, MAC_OS, TV_OS or VISION_OS"
+PLATFORM_MISSING = "{file} does not say which platform it is for ({why}): set {platform} to " + PLATFORMS_TAKEN + "."
+PLATFORM_UNKNOWN = (
+    "{platform} {value} is not a platform the Build Uploads API takes (for {file}): set it to "
+    + PLATFORMS_TAKEN
+    + "."
+)
+# {why}: "a .pkg does not say" or "its Info.plist has no CFBundleShortVersionString" (below).
+VERSION_MISSING = (
+    "{file}: {why}, so the version is unknown: set {version} to the app's version (its "
+    "CFBundleShortVersionString, like 1.4.0)."
+)
+BUILD_NUMBER_MISSING = (
+    "{file}: {why}, so the build number is unknown: set {build_number} to the build number (its CFBundleVersion, "
+    "like 42), one not uploaded before for this version."
+)
+BUNDLE_ID_MISSING = (
+    "{file}: {why}, so the app is unknown: set {bundle_id} to the app's bundle ID, or {app_id} to its Apple ID "
+    "(App Store Connect > App Information)."
+)
+PKG_DOES_NOT_SAY = "a .pkg does not say it (only an .ipa's Info.plist is read)"
+PLIST_LACKS = "its Info.plist has no {key}"
+FLAG_WINS = "{flag} {given} differs from {key} {found} in {file}: uploading with {given}, as {flag} says."
