@@ -203,6 +203,7 @@ UPLOAD_BUILD_INVALID = (
 UPLOAD_WAIT_TIMEOUT = (
     "The build was uploaded, but Apple had not finished processing it after {waited} (state {state}, "
     "build {build}): raise --wait-timeout, or look later with asc-token api /v1/buildUploads/{id}."
+)
 
 # --- upload operations (operations.py); {part} is "part 3 (bytes 0-99)", {url} is scheme://host/path ----
 PLAN_MALFORMED = (

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Sequence
 from .cli import Parser, add_shared_flags, run_command
 from .errors import EXIT_OK, EXIT_STATUSES
 from .settings import read_credentials, require_base_url
-from .uploads import DEFAULT_PARALLEL, MAX_PARALLEL, UPLOAD_SETTINGS, UploadState, read_upload_request, run_upload
+from .operations import DEFAULT_PARALLEL
+from .uploads import MAX_PARALLEL, UPLOAD_SETTINGS, UploadState, read_upload_request, run_upload
 
 if TYPE_CHECKING:
     from .inputs import CliInputs
@@ -61,7 +62,7 @@ def _upload(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platf
     credentials = read_credentials(inputs)
     require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
     request = read_upload_request(inputs, enterprise=credentials.api.name == "enterprise")
-    for note in request.build.notes:
+    for note in request.notes:
         platform.log(note)
     from .caller import open_caller
 

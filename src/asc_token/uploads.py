@@ -20,6 +20,7 @@ from . import messages as text
 from .errors import ApiError, InputError, UploadFailedError
 from .explain import Asked, apple_errors, explain_api_reply, explain_api_unreachable
 from .lifetimes import describe_duration
+from .operations import DEFAULT_PARALLEL
 from .redact import quote_foreign
 from .transport import NoAnswerError, Reply
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 UPLOAD_SETTINGS = ("file", "bundle-id", "app-id", "version", "build-number", "platform", "wait", "wait-timeout", "parallel")
 DEFAULT_WAIT_TIMEOUT = 60 * 60
-DEFAULT_PARALLEL = 4
 MAX_PARALLEL = 16
 # Polling: every 10 s for the first two minutes, then every 30 s; the state said when it changes
 # and at least once a minute. The delivery of a committed file is polled briefly.
@@ -51,6 +51,7 @@ class UploadRequest:
     wait: bool = False
     wait_timeout: int = DEFAULT_WAIT_TIMEOUT
     parallel: int = DEFAULT_PARALLEL
+    notes: Tuple[str, ...] = ()  # a flag that disagrees with the file: both values, for the log
 
 
 @dataclass
@@ -89,7 +90,7 @@ def read_upload_request(inputs: InputReader, enterprise: bool) -> UploadRequest:
     app_id = inputs.get("app-id").strip() or None
     if app_id is not None and not app_id.isdigit():
         raise InputError(text.UPLOAD_BAD_APP_ID.format(app_id=inputs.label("app-id")))
-    build = resolve_build(
+    build, notes = resolve_build(
         read_build_file(path),
         bundle_id=inputs.get("bundle-id").strip() or None,
         version=inputs.get("version").strip() or None,
@@ -105,7 +106,7 @@ def read_upload_request(inputs: InputReader, enterprise: bool) -> UploadRequest:
     if not raw_parallel.isdigit() or not 1 <= int(raw_parallel) <= MAX_PARALLEL:
         raise InputError(text.UPLOAD_BAD_PARALLEL.format(setting=inputs.label("parallel"), most=MAX_PARALLEL))
     wait = read_bool(inputs, "wait", default=False)
-    return UploadRequest(build, app_id, wait, timeout, int(raw_parallel))
+    return UploadRequest(build, app_id, wait, timeout, int(raw_parallel), tuple(notes))
 
 
 class Apple:
@@ -180,27 +181,32 @@ class Waiting:
 
 def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadState) -> None:
     """Create, send, commit, and (``request.wait``) wait for processing; ``state`` says what exists."""
-    from .operations import check_plan, parse_operations, send_parts
+    from .operations import SendOptions, check_plan, parse_operations, send_parts
 
-    apple, build, log = Apple(caller), request.build, caller.log
+    apple, build, file, log = Apple(caller), request.build, request.build.file, caller.log
     waiting = Waiting(io.monotonic, io.sleep, log)
     app_id = request.app_id or find_app(apple, build.bundle_id or "")
     created = _create_upload(apple, request, app_id)
     state.build_upload_id, state.upload_state = resource_id(created), str(_state_of(attributes(created)) or "")
-    log(f"Build upload {state.build_upload_id} created: {build.describe()} for app {app_id}.")
+    log(
+        f"Build upload {state.build_upload_id} created: {file.file_name} ({file.size} bytes), version "
+        f"{quote_foreign(build.version, 50)} build {quote_foreign(build.build_number, 50)}, {build.platform}, app {app_id}."
+    )
     try:
         file = apple.document("POST", "/v1/buildUploadFiles", _file_body(request, state), purpose="upload builds")
         state.file_id = resource_id(file)
         found = attributes(file)
-        plan = parse_operations(found.get("uploadOperations"))
-        check_plan(plan, build.size, caller.credentials.api_url)
-        digest = sha256_of(build.path)
+        plan = check_plan(parse_operations(found.get("uploadOperations")), file.size)
+        digest = sha256_of(file.path)
         refresh = lambda: parse_operations(  # noqa: E731 - operations past their expiration, asked for once
             attributes(apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds")).get(
                 "uploadOperations"
             )
         )
-        send_parts(build.path, plan, io=io, parallel=request.parallel, log=log, refresh=refresh)
+        options = SendOptions(
+            parallel=request.parallel, progress=io.err(), monotonic=io.monotonic, sleep=io.sleep, env=io.env
+        )
+        send_parts(file.path, plan, options, refresh=refresh)
         commit = {
             "data": {
                 "type": "buildUploadFiles",
@@ -251,11 +257,11 @@ def _create_upload(apple: Apple, request: UploadRequest, app_id: str) -> Any:
 
 
 def _file_body(request: UploadRequest, state: UploadState) -> Dict[str, Any]:
-    build = request.build
+    file = request.build.file
     return {
         "data": {
             "type": "buildUploadFiles",
-            "attributes": {"assetType": "ASSET", "fileName": build.file_name, "fileSize": build.size, "uti": build.uti},
+            "attributes": {"assetType": "ASSET", "fileName": file.file_name, "fileSize": file.size, "uti": file.uti},
             "relationships": {"buildUpload": {"data": {"type": "buildUploads", "id": state.build_upload_id}}},
         }
     }
