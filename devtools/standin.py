@@ -54,6 +54,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from .object_storage import ObjectStorage
+from .uploads import AppleError, Uploads
+
 # Apple's rules, written here from Apple's "Generating Tokens for API Requests", never imported
 # from the product: a wrong rule in asc_token must not be confirmed by the same rule in its double.
 APPLE_AUDIENCE = "appstoreconnect-v1"
@@ -235,6 +238,18 @@ class AppStoreConnectStandIn:
         # Builds added by add_build; the fixed _BUILDS belong to the first demo app.
         self.builds: List[Dict[str, Any]] = []
         self._polls_left: Dict[str, int] = {}  # build id -> answers still PROCESSING
+        self._outcomes: Dict[str, str] = {}  # build id -> its processingState once processed (VALID if absent)
+        self._storage: Optional[ObjectStorage] = None
+        # Build uploads and every asset upload (devtools/uploads.py); its options are attributes of it.
+        self.uploads = Uploads(
+            lambda: self.url,
+            lambda: self.storage,
+            lambda app_id: app_id.isdigit() and len(app_id) < 12 and 0 <= int(app_id) - 1000000000 < self.app_count,
+            lambda app_id, version, polls, outcome: self.add_build(
+                app_id, version, processing_polls=polls, outcome=outcome
+            ),
+            self.now,
+        )
         self._faults: List[Fault] = []
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
@@ -271,9 +286,20 @@ class AppStoreConnectStandIn:
         self._thread.start()
         return self
 
+    @property
+    def storage(self) -> ObjectStorage:
+        """Apple's object storage, where upload operations point: a second loopback listener, started
+        when first asked for."""
+        with self._lock:
+            if self._storage is None:
+                self._storage = ObjectStorage(clock=self.now).start()
+            return self._storage
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self._storage is not None:
+            self._storage.stop()
 
     def __enter__(self) -> AppStoreConnectStandIn:
         return self.start()
@@ -291,8 +317,9 @@ class AppStoreConnectStandIn:
             self.calls.append(Call(method, path, outcome, token, body))
             return len(self.requests)
 
-    def add_build(self, app_id: str, version: str, *, processing_polls: int) -> str:
-        """An uploaded build: PROCESSING in its first ``processing_polls`` answers, VALID after."""
+    def add_build(self, app_id: str, version: str, *, processing_polls: int, outcome: str = "VALID") -> str:
+        """An uploaded build: PROCESSING in its first ``processing_polls`` answers, ``outcome`` (VALID,
+        INVALID or FAILED) after."""
         build_id = str(uuid.uuid4())
         self.builds.append(
             {
@@ -303,6 +330,7 @@ class AppStoreConnectStandIn:
             }
         )
         self._polls_left[build_id] = processing_polls
+        self._outcomes[build_id] = outcome
         return build_id
 
     def _look_at(self, build: Dict[str, Any]) -> Dict[str, Any]:
@@ -310,7 +338,7 @@ class AppStoreConnectStandIn:
             if self._polls_left[build["id"]] > 0:
                 self._polls_left[build["id"]] -= 1
             else:
-                build["attributes"]["processingState"] = "VALID"
+                build["attributes"]["processingState"] = self._outcomes.get(build["id"], "VALID")
             copy: Dict[str, Any] = json.loads(json.dumps(build))  # as it was at this answer
             return copy
 
@@ -876,6 +904,9 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             segments = path.strip("/").split("/")
             if api.audience == APPLE_AUDIENCE and self._route_media(segments):
                 return
+            if api.audience == APPLE_AUDIENCE and Uploads.serves(path):
+                self._answer(self._uploads, None)
+                return
             resources = {"apps": self._apps, "bundleIds": self._bundle_ids, "builds": self._builds}
             if api.audience == APPLE_AUDIENCE and segments[0] == "v1" and len(segments) in (2, 3):
                 route = resources.get(segments[1])
@@ -1028,6 +1059,13 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             ]
             links = {"self": f"{api.url}{self.path}"}
             return 200, {"data": data[:limit], "links": links, "meta": paging_meta(api, len(data), limit)}
+
+        def _uploads(self, _: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
+            """Build uploads and the other asset uploads: devtools/uploads.py answers them."""
+            try:
+                return api.uploads.answer(self.command, urlsplit(self.path).path, self._document)
+            except AppleError as refusal:
+                raise _AppleError(refusal.status, refusal.code, refusal.title, refusal.detail, refusal.source) from None
 
         def _method_not_allowed(self) -> _AppleError:
             return _AppleError(
