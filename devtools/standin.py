@@ -26,6 +26,16 @@ diagnostic logs (``/v1/diagnosticSignatures/{id}/logs``, of the signatures that
 refuse a request without their required filters. These answer 406 when the request's ``Accept``
 does not allow their media type (RFC 9110, section 12.5.1).
 
+Uploads (devtools/uploads.py, with its own options as attributes of ``standin.uploads``): Apple's Build
+Uploads API (``/v1/buildUploads`` POST, GET and DELETE; ``/v1/buildUploadFiles`` POST, GET and PATCH;
+409 ``ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE`` for a build number used again; processing to a build
+that ``/v1/builds/{id}`` shows PROCESSING, then VALID or INVALID, or a build upload FAILED with Apple's
+90xxx errors) and the reservations and commits of every other asset type Apple uploads the same way
+(``/v1/appScreenshots``, ``/v2/inAppPurchaseImages``...: :data:`devtools.uploads.ASSET_TYPES`). Their
+upload operations point at ``standin.storage``, a :class:`devtools.object_storage.ObjectStorage`: a
+second listener on 127.0.0.1 standing for Apple's object storage, which records every request's headers.
+A key whose role may not upload (``register(resources=...)`` without ``buildUploads``) gets 403.
+
 Options tests set as attributes (or pass to the constructor): ``next_link_form`` (one of
 :data:`NEXT_LINK_FORMS`: how ``links.next`` of ``/v1/apps`` is written), ``paging_total`` (False:
 no ``meta.paging.total``), ``rate_limit_header`` (False: no ``X-Rate-Limit``), ``app_size_bytes``
