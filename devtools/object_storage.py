@@ -450,6 +450,7 @@ def _handler_for(storage: ObjectStorage) -> type:
             with upload.write_lock:  # one file position for all parts: seek and write together
                 upload.file.seek(offset)
                 upload.file.write(chunk)
+                upload.file.flush()  # readers of the file (assembled, digest) see every byte written
 
         def _discard_body(self) -> None:
             """Read what a refused request sent, so the connection stays usable; without a length, close it."""

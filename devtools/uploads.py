@@ -23,7 +23,9 @@ same way, as Apple's OpenAPI document (4.4.1) gives them; the bytes go to
   where Apple has one.
 
 Options (attributes of :class:`Uploads`, reachable as ``standin.uploads``): ``part_size`` (bytes per
-operation), ``operation_lifetime`` (seconds), ``shuffle_operations``, ``polls_per_state``,
+operation), ``operation_lifetime`` (seconds), ``reservation_lifetime`` (the reservation's operations
+only; negative: expired on arrival), ``operation_url_base`` (operations that point elsewhere),
+``shuffle_operations``, ``polls_per_state``,
 ``processing_outcome`` (one of :data:`PROCESSING_OUTCOMES`), ``processing_errors``,
 ``processing_warnings``, ``processing_infos``.
 """
@@ -258,6 +260,12 @@ class Uploads:
         self._clock = clock
         self.part_size = 5 * 1024 * 1024
         self.operation_lifetime = 900.0
+        # The lifetime of the operations a reservation answers (None: operation_lifetime); a GET's fresh
+        # operations always get operation_lifetime. Negative: already expired when handed out.
+        self.reservation_lifetime: Optional[float] = None
+        # When set, operation URLs name this scheme and host instead of the storage's (e.g.
+        # "http://storage.example.com": a destination a client must refuse before sending any byte).
+        self.operation_url_base: Optional[str] = None
         self.shuffle_operations = False
         self.polls_per_state = 1
         self.processing_outcome = "VALID"
@@ -473,10 +481,11 @@ class Uploads:
                     f"The build upload is {upload.state}; files are added while it awaits its upload.",
                     "/data/relationships/buildUpload",
                 )
+        lifetime = self.operation_lifetime if self.reservation_lifetime is None else self.reservation_lifetime
         key, operations = self._storage().reserve(
             size,
             part_size=self.part_size,
-            expires_in=self.operation_lifetime,
+            expires_in=lifetime,
             form=kind.form,
             shuffle=self.shuffle_operations,
         )
@@ -486,10 +495,18 @@ class Uploads:
             if name in kind.required_attributes or name in ("mimeType", "previewFrameTimeCode")
         }
         file = _File(str(uuid.uuid4()), path, created, relationships, key)
+        operations = self._pointed(operations)
         self.files[file.id] = file
         if upload is not None:
             upload.files.append(file.id)
         return 201, self._file_document(file, operations=operations)
+
+    def _pointed(self, operations: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """The operations with ``operation_url_base`` in place of the storage's base URL, when set."""
+        if self.operation_url_base is None:
+            return operations
+        storage_url = self._storage().url
+        return [{**op, "url": self.operation_url_base + op["url"][len(storage_url) :]} for op in operations]
 
     def _file(self, path: str, file_id: str) -> _File:
         file = self.files.get(file_id)
@@ -508,8 +525,10 @@ class Uploads:
                     self._files_delivered(upload)
         if operations is None and file.state == "AWAITING_UPLOAD":
             # Fresh operations, as Apple's GET gives them while the file awaits its bytes.
-            operations = self._storage().operations(
-                file.storage_key, expires_in=self.operation_lifetime, shuffle=self.shuffle_operations
+            operations = self._pointed(
+                self._storage().operations(
+                    file.storage_key, expires_in=self.operation_lifetime, shuffle=self.shuffle_operations
+                )
             )
         attributes: Dict[str, Any] = {**file.attributes, **file.committed}
         attributes.pop("uploaded", None)

@@ -490,6 +490,30 @@ def test_operation_lifetime_sets_the_expiration(api: AppStoreConnectStandIn, cli
     assert put_part(operation, b"0123456789").status_code == 403
 
 
+def test_operations_expired_on_arrival_then_fresh_ones(api: AppStoreConnectStandIn, client: Client) -> None:
+    api.uploads.reservation_lifetime = -5
+    data = b"0123456789"
+    upload = client.reserve_build()
+    file = client.reserve_file(upload["id"], len(data))
+    (stale,) = file["attributes"]["uploadOperations"]
+    assert stale["expiration"] < time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    assert put_part(stale, data).status_code == 403
+    (fresh,) = client.ok("GET", f"/v1/buildUploadFiles/{file['id']}")["data"]["attributes"]["uploadOperations"]
+    assert put_part(fresh, data).status_code == 200
+
+
+def test_operations_can_point_at_another_host(api: AppStoreConnectStandIn, client: Client) -> None:
+    api.uploads.operation_url_base = "http://storage.example.com"
+    upload = client.reserve_build()
+    file = client.reserve_file(upload["id"], 2500)
+    urls = [op["url"] for op in file["attributes"]["uploadOperations"]]
+    urls += [
+        op["url"]
+        for op in client.ok("GET", f"/v1/buildUploadFiles/{file['id']}")["data"]["attributes"]["uploadOperations"]
+    ]
+    assert len(urls) == 6 and all(url.startswith(f"http://storage.example.com/{BUCKET}/") for url in urls)
+
+
 def test_a_fault_on_one_part_then_the_retry(api: AppStoreConnectStandIn, client: Client) -> None:
     data = os.urandom(3000)
     upload = client.reserve_build()
