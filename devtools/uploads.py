@@ -54,6 +54,7 @@ CHECKSUM_ALGORITHMS = {"MD5": "md5", "SHA_256": "sha256"}  # Apple's ChecksumAlg
 # FAILED: the build upload FAILED with `processing_errors`, no build.
 PROCESSING_OUTCOMES = ("VALID", "INVALID", "FAILED")
 # What peers report when a build number is used again (expo/eas-cli PR #3461): Apple's 90189.
+# "{build}" and "{version}" in a description become the build upload's.
 DEFAULT_PROCESSING_ERRORS = (
     {
         "code": "90189",
@@ -76,6 +77,7 @@ class AssetType:
     required_relationships: Tuple[str, ...] = ()
     state_attribute: str = "assetDeliveryState"  # v1 IAP and subscription images: a plain `state` string
     deletable: bool = True
+    relationships_shown: bool = True  # whether the resource shows its relationships (some show none)
 
 
 _MD5 = ("sourceFileChecksum",)
@@ -84,7 +86,9 @@ _NONE: Tuple[str, ...] = ()
 # the path (v1 and v2 of the same type name differ in their commit). tests/test_devtools_uploads.py checks
 # this table against the document when it is there.
 ASSET_TYPES: Dict[str, AssetType] = {
-    "/v1/appClipAdvancedExperienceImages": AssetType("appClipAdvancedExperienceImages", "asset", _MD5, deletable=False),
+    "/v1/appClipAdvancedExperienceImages": AssetType(
+        "appClipAdvancedExperienceImages", "asset", _MD5, deletable=False, relationships_shown=False
+    ),
     "/v1/appClipHeaderImages": AssetType(
         "appClipHeaderImages", "asset", _MD5, required_relationships=("appClipDefaultExperienceLocalization",)
     ),
@@ -94,6 +98,7 @@ ASSET_TYPES: Dict[str, AssetType] = {
         _MD5,
         required_relationships=("appEncryptionDeclaration",),
         deletable=False,
+        relationships_shown=False,
     ),
     "/v1/appEventScreenshots": AssetType(
         "appEventScreenshots",
@@ -121,6 +126,7 @@ ASSET_TYPES: Dict[str, AssetType] = {
         ("fileName", "fileSize", "assetType"),
         ("backgroundAssetVersion",),
         deletable=False,
+        relationships_shown=False,
     ),
     "/v1/buildUploadFiles": AssetType(
         "buildUploadFiles",
@@ -129,12 +135,13 @@ ASSET_TYPES: Dict[str, AssetType] = {
         ("fileName", "fileSize", "uti", "assetType"),
         ("buildUpload",),
         deletable=False,
+        relationships_shown=False,
     ),
     "/v1/gameCenterAchievementImages": AssetType(
         "gameCenterAchievementImages", "asset", _NONE, required_relationships=("gameCenterAchievementLocalization",)
     ),
-    "/v1/gameCenterActivityImages": AssetType("gameCenterActivityImages", "asset", _NONE),
-    "/v1/gameCenterChallengeImages": AssetType("gameCenterChallengeImages", "asset", _NONE),
+    "/v1/gameCenterActivityImages": AssetType("gameCenterActivityImages", "asset", _NONE, relationships_shown=False),
+    "/v1/gameCenterChallengeImages": AssetType("gameCenterChallengeImages", "asset", _NONE, relationships_shown=False),
     "/v1/gameCenterLeaderboardImages": AssetType(
         "gameCenterLeaderboardImages", "asset", _NONE, required_relationships=("gameCenterLeaderboardLocalization",)
     ),
@@ -168,8 +175,12 @@ ASSET_TYPES: Dict[str, AssetType] = {
     "/v2/gameCenterLeaderboardSetImages": AssetType(
         "gameCenterLeaderboardSetImages", "asset", _NONE, required_relationships=("localization",)
     ),
-    "/v2/inAppPurchaseImages": AssetType("inAppPurchaseImages", "asset", _NONE, required_relationships=("version",)),
-    "/v2/subscriptionImages": AssetType("subscriptionImages", "asset", _NONE, required_relationships=("version",)),
+    "/v2/inAppPurchaseImages": AssetType(
+        "inAppPurchaseImages", "asset", _NONE, required_relationships=("version",), relationships_shown=False
+    ),
+    "/v2/subscriptionImages": AssetType(
+        "subscriptionImages", "asset", _NONE, required_relationships=("version",), relationships_shown=False
+    ),
 }
 
 
@@ -420,7 +431,10 @@ class Uploads:
         if self.processing_outcome == "FAILED":
             upload.state = "FAILED"
             upload.errors = [
-                {name: text.format(build=upload.build_number, version=upload.version) for name, text in error.items()}
+                {
+                    name: text.replace("{build}", upload.build_number).replace("{version}", upload.version)
+                    for name, text in error.items()
+                }
                 for error in self.processing_errors
             ]
             return
@@ -544,7 +558,7 @@ class Uploads:
             "attributes": attributes,
             "links": {"self": self_link},
         }
-        if file.relationships:
+        if file.relationships and kind.relationships_shown:
             resource["relationships"] = {name: {"data": linkage} for name, linkage in file.relationships.items()}
         return {"data": resource, "links": {"self": self_link}}
 

@@ -675,6 +675,7 @@ def test_the_asset_table_agrees_with_apples_document() -> None:
             tuple(sorted(data.get("relationships", {}).get("required", []))),
             "assetDeliveryState" if "assetDeliveryState" in attributes else "state",
             "delete" in item,
+            bool(resource["properties"].get("relationships")),
         )
     ours = {
         path: AssetType(
@@ -685,7 +686,42 @@ def test_the_asset_table_agrees_with_apples_document() -> None:
             tuple(sorted(kind.required_relationships)),
             kind.state_attribute,
             kind.deletable,
+            kind.relationships_shown,
         )
         for path, kind in ASSET_TYPES.items()
     }
     assert ours == found
+
+
+def test_answers_use_only_the_members_apples_document_gives(api: AppStoreConnectStandIn, client: Client) -> None:
+    if not SPEC.exists():
+        pytest.skip("Apple's OpenAPI document is not beside this checkout (../shared/reference/apple-openapi)")
+    schemas = json.loads(SPEC.read_text())["components"]["schemas"]
+    api.uploads.polls_per_state = 0
+    data = b"ipa" * 10
+    upload = client.reserve_build()
+    file = client.reserve_file(upload["id"], len(data))
+    upload_parts(file["attributes"]["uploadOperations"], data)
+    client.commit(file["id"], sha256_of(data))
+    poll(client, f"/v1/buildUploads/{upload['id']}", lambda d: d["attributes"]["state"]["state"] == "COMPLETE")
+    screenshot = client.ok("POST", "/v1/appScreenshots", asset_reservation("/v1/appScreenshots", 10), 201)["data"]
+    answers = [
+        ("BuildUpload", upload),
+        ("BuildUpload", client.ok("GET", f"/v1/buildUploads/{upload['id']}")["data"]),
+        ("BuildUploadFile", file),
+        ("BuildUploadFile", client.ok("GET", f"/v1/buildUploadFiles/{file['id']}")["data"]),
+        ("AppScreenshot", screenshot),
+    ]
+    for name, resource in answers:
+        properties = schemas[name]["properties"]
+        assert set(resource) <= set(properties), name
+        assert set(resource["attributes"]) <= set(properties["attributes"]["properties"]), name
+        assert set(resource.get("relationships", {})) <= set(
+            properties.get("relationships", {}).get("properties", {})
+        ), name
+        for operation in resource["attributes"].get("uploadOperations") or []:
+            form = "DeliveryFileUploadOperation" if name == "BuildUploadFile" else "UploadOperation"
+            assert set(operation) <= set(schemas[form]["properties"]), name
+    state = answers[1][1]["attributes"]["state"]
+    assert state["state"] in schemas["BuildUploadState"]["enum"]
+    assert set(state) <= set(schemas["BuildUpload"]["properties"]["attributes"]["properties"]["state"]["properties"])
