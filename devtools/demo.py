@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from .runnerfiles import RunnerFiles
 from .standin import AppStoreConnectStandIn
+from .uploads import PROCESSING_OUTCOMES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -96,7 +97,7 @@ def serve_standin(argv: List[str]) -> int:
     ``--public-key`` it accepts tokens signed by your own key instead (give ``--key-id`` and
     ``--issuer-id``, or ``--individual``), so a pipeline can be tried end to end without Apple.
     The URL, key ID and issuer go to GITHUB_OUTPUT (or stdout); it serves for ``--seconds``, then
-    stops by itself.
+    stops by itself. Build uploads end as ``--processing-outcome`` says, in parts of ``--upload-part-size``.
     """
     parser = argparse.ArgumentParser(prog="dev.py standin")
     parser.add_argument("--key-file", help="where to write the throwaway .p8 (not with --public-key)")
@@ -105,6 +106,15 @@ def serve_standin(argv: List[str]) -> int:
     parser.add_argument("--issuer-id", help="the issuer tokens must carry (default: a random UUID)")
     parser.add_argument("--individual", action="store_true", help="an individual key: sub user, no iss")
     parser.add_argument("--seconds", type=float, default=600.0, help="serve this long, then stop")
+    parser.add_argument(
+        "--processing-outcome",
+        choices=PROCESSING_OUTCOMES,
+        default="VALID",
+        help="how an uploaded build ends: VALID, INVALID (the build), FAILED (the build upload, Apple's 90189)",
+    )
+    parser.add_argument(
+        "--upload-part-size", type=int, default=5 * 1024 * 1024, help="bytes per upload operation (Apple's: 5 MiB)"
+    )
     args = parser.parse_args(argv)
     if args.public_key is not None and args.key_file is not None:
         parser.error("give --key-file (a throwaway key is made there) or --public-key (your own key), not both")
@@ -129,8 +139,12 @@ def serve_standin(argv: List[str]) -> int:
             stream.write(pem)
         facts["key-file"] = os.path.abspath(args.key_file)
     issuer = None if args.individual else (args.issuer_id or str(uuid.uuid4()))
+    if args.upload_part_size < 1:
+        parser.error("--upload-part-size must be at least 1")
     api = AppStoreConnectStandIn().start()
     api.register(args.key_id, public_key, issuer)
+    api.uploads.processing_outcome = args.processing_outcome
+    api.uploads.part_size = args.upload_part_size
     facts = {"url": api.url, "key-id": args.key_id, "issuer-id": issuer or "", **facts}
     output = os.environ.get("GITHUB_OUTPUT")
     with open(output, "a", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as stream:

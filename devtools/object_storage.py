@@ -256,7 +256,8 @@ class ObjectStorage:
         retry_after: Optional[int] = None,
     ) -> None:
         """The next ``times`` requests for ``part`` (of upload ``key``, or of any) answer ``status`` with
-        S3's error XML (500 InternalError, 503 SlowDown, else its own code), the part not kept."""
+        S3's error XML (429 TooManyRequests, 500 InternalError, 503 SlowDown, else ServiceUnavailable), the part not kept; with
+        ``retry_after``, a ``Retry-After`` header."""
         with self._lock:
             self._faults.append(_Fault(part, key, "status", status, times, retry_after))
 
@@ -301,6 +302,8 @@ def _iso_z(moment: float) -> str:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 64  # many parts connect at once: the default backlog of 5 would drop SYNs (1 s stalls)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that hangs up mid-part is what the fault tests do: no traceback on stderr
 
@@ -409,7 +412,9 @@ def _handler_for(storage: ObjectStorage) -> type:
                 self.close_connection = True
                 return
             if fault is not None:
-                code = {500: "InternalError", 503: "SlowDown"}.get(fault.status, "ServiceUnavailable")
+                code = {429: "TooManyRequests", 500: "InternalError", 503: "SlowDown"}.get(
+                    fault.status, "ServiceUnavailable"
+                )
                 extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                 self._send_error(_StorageError(fault.status, code, "Please reduce your request rate."), extra)
                 return
@@ -450,6 +455,7 @@ def _handler_for(storage: ObjectStorage) -> type:
             with upload.write_lock:  # one file position for all parts: seek and write together
                 upload.file.seek(offset)
                 upload.file.write(chunk)
+                upload.file.flush()  # readers of the file (assembled, digest) see every byte written
 
         def _discard_body(self) -> None:
             """Read what a refused request sent, so the connection stays usable; without a length, close it."""

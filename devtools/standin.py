@@ -26,6 +26,16 @@ diagnostic logs (``/v1/diagnosticSignatures/{id}/logs``, of the signatures that
 refuse a request without their required filters. These answer 406 when the request's ``Accept``
 does not allow their media type (RFC 9110, section 12.5.1).
 
+Uploads (devtools/uploads.py, with its own options as attributes of ``standin.uploads``): Apple's Build
+Uploads API (``/v1/buildUploads`` POST, GET and DELETE; ``/v1/buildUploadFiles`` POST, GET and PATCH;
+409 ``ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE`` for a build number used again; processing to a build
+that ``/v1/builds/{id}`` shows PROCESSING, then VALID or INVALID, or a build upload FAILED with Apple's
+90xxx errors) and the reservations and commits of every other asset type Apple uploads the same way
+(``/v1/appScreenshots``, ``/v2/inAppPurchaseImages``...: :data:`devtools.uploads.ASSET_TYPES`). Their
+upload operations point at ``standin.storage``, a :class:`devtools.object_storage.ObjectStorage`: a
+second listener on 127.0.0.1 standing for Apple's object storage, which records every request's headers.
+A key whose role may not upload (``register(resources=...)`` without ``buildUploads``) gets 403.
+
 Options tests set as attributes (or pass to the constructor): ``next_link_form`` (one of
 :data:`NEXT_LINK_FORMS`: how ``links.next`` of ``/v1/apps`` is written), ``paging_total`` (False:
 no ``meta.paging.total``), ``rate_limit_header`` (False: no ``X-Rate-Limit``), ``app_size_bytes``
@@ -53,6 +63,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from .object_storage import ObjectStorage
+from .uploads import AppleError, Uploads
 
 # Apple's rules, written here from Apple's "Generating Tokens for API Requests", never imported
 # from the product: a wrong rule in asc_token must not be confirmed by the same rule in its double.
@@ -235,6 +248,18 @@ class AppStoreConnectStandIn:
         # Builds added by add_build; the fixed _BUILDS belong to the first demo app.
         self.builds: List[Dict[str, Any]] = []
         self._polls_left: Dict[str, int] = {}  # build id -> answers still PROCESSING
+        self._outcomes: Dict[str, str] = {}  # build id -> its processingState once processed (VALID if absent)
+        self._storage: Optional[ObjectStorage] = None
+        # Build uploads and every asset upload (devtools/uploads.py); its options are attributes of it.
+        self.uploads = Uploads(
+            lambda: self.url,
+            lambda: self.storage,
+            lambda app_id: app_id.isdigit() and len(app_id) < 12 and 0 <= int(app_id) - 1000000000 < self.app_count,
+            lambda app_id, version, polls, outcome: self.add_build(
+                app_id, version, processing_polls=polls, outcome=outcome
+            ),
+            self.now,
+        )
         self._faults: List[Fault] = []
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
@@ -271,9 +296,20 @@ class AppStoreConnectStandIn:
         self._thread.start()
         return self
 
+    @property
+    def storage(self) -> ObjectStorage:
+        """Apple's object storage, where upload operations point: a second loopback listener, started
+        when first asked for."""
+        with self._lock:
+            if self._storage is None:
+                self._storage = ObjectStorage(clock=self.now).start()
+            return self._storage
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self._storage is not None:
+            self._storage.stop()
 
     def __enter__(self) -> AppStoreConnectStandIn:
         return self.start()
@@ -291,8 +327,9 @@ class AppStoreConnectStandIn:
             self.calls.append(Call(method, path, outcome, token, body))
             return len(self.requests)
 
-    def add_build(self, app_id: str, version: str, *, processing_polls: int) -> str:
-        """An uploaded build: PROCESSING in its first ``processing_polls`` answers, VALID after."""
+    def add_build(self, app_id: str, version: str, *, processing_polls: int, outcome: str = "VALID") -> str:
+        """An uploaded build: PROCESSING in its first ``processing_polls`` answers, ``outcome`` (VALID,
+        INVALID or FAILED) after."""
         build_id = str(uuid.uuid4())
         self.builds.append(
             {
@@ -303,6 +340,7 @@ class AppStoreConnectStandIn:
             }
         )
         self._polls_left[build_id] = processing_polls
+        self._outcomes[build_id] = outcome
         return build_id
 
     def _look_at(self, build: Dict[str, Any]) -> Dict[str, Any]:
@@ -310,7 +348,7 @@ class AppStoreConnectStandIn:
             if self._polls_left[build["id"]] > 0:
                 self._polls_left[build["id"]] -= 1
             else:
-                build["attributes"]["processingState"] = "VALID"
+                build["attributes"]["processingState"] = self._outcomes.get(build["id"], "VALID")
             copy: Dict[str, Any] = json.loads(json.dumps(build))  # as it was at this answer
             return copy
 
@@ -876,6 +914,9 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             segments = path.strip("/").split("/")
             if api.audience == APPLE_AUDIENCE and self._route_media(segments):
                 return
+            if api.audience == APPLE_AUDIENCE and Uploads.serves(path):
+                self._answer(self._uploads, None)
+                return
             resources = {"apps": self._apps, "bundleIds": self._bundle_ids, "builds": self._builds}
             if api.audience == APPLE_AUDIENCE and segments[0] == "v1" and len(segments) in (2, 3):
                 route = resources.get(segments[1])
@@ -1028,6 +1069,13 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             ]
             links = {"self": f"{api.url}{self.path}"}
             return 200, {"data": data[:limit], "links": links, "meta": paging_meta(api, len(data), limit)}
+
+        def _uploads(self, _: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
+            """Build uploads and the other asset uploads: devtools/uploads.py answers them."""
+            try:
+                return api.uploads.answer(self.command, urlsplit(self.path).path, self._document)
+            except AppleError as refusal:
+                raise _AppleError(refusal.status, refusal.code, refusal.title, refusal.detail, refusal.source) from None
 
         def _method_not_allowed(self) -> _AppleError:
             return _AppleError(
