@@ -9,7 +9,7 @@ import os
 import plistlib
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Type
 
 import pytest
 
@@ -24,43 +24,7 @@ from asc_token.bundles import (
     resolve_build,
 )
 
-INFO: Dict[str, Any] = {
-    "CFBundleIdentifier": "com.example.app",
-    "CFBundleShortVersionString": "1.4.0",
-    "CFBundleVersion": "42",
-    "CFBundleSupportedPlatforms": ["iPhoneOS"],
-    "DTPlatformName": "iphoneos",
-    "CFBundleExecutable": "App",
-}
-Members = Sequence[Tuple[str, Union[bytes, str]]]
-
-
-def write_zip(path: Path, members: Members, *, compression: int = zipfile.ZIP_DEFLATED) -> Path:
-    with zipfile.ZipFile(path, "w", compression) as archive:
-        for name, data in members:
-            archive.writestr(name, data)
-    return path
-
-
-def make_ipa(
-    folder: Path,
-    info: Optional[Dict[str, Any]] = None,
-    *,
-    xml: bool = False,
-    app: str = "App.app",
-    name: str = "App.ipa",
-) -> Path:
-    """An IPA as Xcode exports it: Payload/App.app/{Info.plist, App, ...}, with Info.plist binary unless ``xml``."""
-    plist = plistlib.dumps(INFO if info is None else info, fmt=plistlib.FMT_XML if xml else plistlib.FMT_BINARY)
-    return write_zip(
-        folder / name,
-        [
-            (f"Payload/{app}/Info.plist", plist),
-            (f"Payload/{app}/App", b"\xcf\xfa\xed\xfe" + bytes(2048)),
-            (f"Payload/{app}/Frameworks/Kit.framework/Info.plist", plistlib.dumps({"CFBundleIdentifier": "kit"})),
-            ("Symbols/ABC.symbols", b"sym"),
-        ],
-    )
+from .builds import INFO, Members, make_ipa, write_zip
 
 
 def with_info(**changes: Any) -> Dict[str, Any]:
@@ -126,7 +90,12 @@ def test_the_platform_comes_from_dtplatformname_else_the_supported_platforms(
     assert facts.platform == platform
     if said is not None:
         assert facts.platform_said == said
-    if "DTPlatformName" in changes and changes["DTPlatformName"] is None and changes.get("CFBundleSupportedPlatforms"):
+    if (
+        "DTPlatformName" in changes
+        and changes["DTPlatformName"] is None
+        and isinstance(changes.get("CFBundleSupportedPlatforms"), list)
+        and changes["CFBundleSupportedPlatforms"]
+    ):
         assert (facts.platform_said or "").startswith("CFBundleSupportedPlatforms ")
 
 
@@ -299,11 +268,13 @@ def test_a_damaged_member_fails_its_checksum(tmp_path: Path) -> None:
 
 
 def test_an_encrypted_member(tmp_path: Path) -> None:
-    path = tmp_path / "App.ipa"
-    with zipfile.ZipFile(path, "w") as archive:
-        member = zipfile.ZipInfo("Payload/App.app/Info.plist")
-        member.flag_bits |= 0x1  # "encrypted": zipfile asks for a password on reading
-        archive.writestr(member, plistlib.dumps(INFO))
+    path = write_zip(tmp_path / "App.ipa", [("Payload/App.app/Info.plist", plistlib.dumps(INFO))])
+    raw = bytearray(path.read_bytes())
+    # Bit 0 of the general purpose flags, "encrypted" (zipfile then asks for a password), set in the local
+    # header (flags at offset 6) and the central directory entry (offset 8), as an encrypting zip writes it.
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        raw[raw.index(signature) + offset] |= 0x1
+    path.write_bytes(bytes(raw))
     refused(errors.InfoPlistUnreadableError, path)
 
 
