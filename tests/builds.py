@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import plistlib
 import zipfile
 from pathlib import Path
@@ -32,8 +33,10 @@ def make_ipa(
     xml: bool = False,
     app: str = "App.app",
     name: str = "App.ipa",
+    padding: int = 0,
 ) -> Path:
-    """An IPA as Xcode exports it: Payload/App.app/{Info.plist, App, ...}, with Info.plist binary unless ``xml``."""
+    """An IPA as Xcode exports it: Payload/App.app/{Info.plist, App, ...}, with Info.plist binary unless ``xml``;
+    ``padding``: that many random bytes more (stored, so the file is about that large)."""
     plist = plistlib.dumps(INFO if info is None else info, fmt=plistlib.FMT_XML if xml else plistlib.FMT_BINARY)
     return write_zip(
         folder / name,
@@ -42,5 +45,6 @@ def make_ipa(
             (f"Payload/{app}/App", b"\xcf\xfa\xed\xfe" + bytes(2048)),
             (f"Payload/{app}/Frameworks/Kit.framework/Info.plist", plistlib.dumps({"CFBundleIdentifier": "kit"})),
             ("Symbols/ABC.symbols", b"sym"),
+            *([(f"Payload/{app}/Assets.car", os.urandom(padding))] if padding else []),
         ],
     )

@@ -86,7 +86,10 @@ def add_shared_flags(parser: argparse.ArgumentParser, *, ci_platform_flag: str =
         "--api-url", help=f"API base URL (default: the chosen API's own, {APP_STORE_CONNECT.url}; env: ASC_API_URL)"
     )
     parser.add_argument(
-        ci_platform_flag, dest="ci_platform", metavar="NAME", help=f"CI platform: {', '.join(PLATFORM_NAMES)} (default: detected)"
+        ci_platform_flag,
+        dest="ci_platform",
+        metavar="NAME",
+        help=f"CI platform: {', '.join(PLATFORM_NAMES)} (default: detected)",
     )
 
 
@@ -110,7 +113,13 @@ Command = Callable[[argparse.Namespace, CliInputs, "Io", Platform], int]
 
 
 def run_command(
-    parser: Parser, argv: Sequence[str], io: Io, command: Command, *, api_hint: bool = False, extra_settings: Sequence[str] = ()
+    parser: Parser,
+    argv: Sequence[str],
+    io: Io,
+    command: Command,
+    *,
+    api_hint: bool = False,
+    extra_settings: Sequence[str] = (),
 ) -> int:
     """An :class:`AscTokenError` the command raises is reported the platform's way: its exit status is returned."""
     parser.out, parser.err = io.out(), io.err()
@@ -135,7 +144,9 @@ def run_command(
         inputs = CliInputs(flags, io.env, reads=flags)
         if extra_settings:  # the command's own settings (upload's FILE, --version ...): flags only
             given = {name: getattr(args, name.replace("-", "_")) for name in extra_settings}
-            own = {name: ("true" if value else None) if isinstance(value, bool) else value for name, value in given.items()}
+            own = {
+                name: ("true" if value else None) if isinstance(value, bool) else value for name, value in given.items()
+            }
             inputs = CliInputs({**flags, **own}, io.env, reads=[*flags, *own])
         return command(args, inputs, io, platform)
     except AscTokenError as error:

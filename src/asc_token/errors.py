@@ -123,6 +123,7 @@ class UploadFailedError(ApiError):
 
     title = "Upload failed"
 
+
 class UploadPlanError(AscTokenError):
     """App Store Connect's upload operations cannot be carried out as given: refused before any byte is sent."""
 
@@ -173,6 +174,7 @@ class OperationExpiredError(PartUploadError):
 
 class PartFileError(PartUploadError):
     """The file could not be read while its parts were sent (changed, shortened, or a disk error)."""
+
 
 class BuildFileError(InputError):
     """The file given to upload is not a build the Build Uploads API takes (bundles.py)."""

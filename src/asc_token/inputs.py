@@ -64,7 +64,11 @@ class CliInputs:
         self._disagreements: List[str] = []
         for name, value in flags.items():
             if value is not None and name in wanted:
-                flag = "--no-verify" if (name, value) == ("verify", "false") else _FLAGS.get(name, _ARGUMENTS.get(name, f"--{name}"))
+                flag = (
+                    "--no-verify"
+                    if (name, value) == ("verify", "false")
+                    else _FLAGS.get(name, _ARGUMENTS.get(name, f"--{name}"))
+                )
                 self._values[name], self._labels[name] = value, flag
         keys = [(name, variable) for name, variable in _KEY_ORDER if env.get(variable, "").strip()]
         if "private-key-path" not in self._values and keys:

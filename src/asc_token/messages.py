@@ -177,8 +177,7 @@ UPLOAD_DUPLICATE = (
     "raise CFBundleVersion (or --build-number) and upload again; build numbers are never reused."
 )
 UPLOAD_DUPLICATE_HINT = (
-    " Code 90189 means the build number was used already: raise CFBundleVersion (or --build-number) and "
-    "upload again."
+    " Code 90189 means the build number was used already: raise CFBundleVersion (or --build-number) and upload again."
 )
 UPLOAD_DELETED = "Deleted build upload {id}, so a re-run with the same build number is not refused as a duplicate."
 UPLOAD_NOT_DELETED = (
@@ -281,9 +280,7 @@ NOT_A_BUILD_FILE = (
     "Xcode exports for App Store Connect."
 )
 NOT_A_ZIP = "{file} is not an IPA, which is a zip archive ({reason}): " + _EXPORT_AGAIN + "."
-NO_INFO_PLIST = (
-    "{file} has no Payload/<name>.app/Info.plist, so it is not an app's IPA{seen}: " + _EXPORT_AGAIN + "."
-)
+NO_INFO_PLIST = "{file} has no Payload/<name>.app/Info.plist, so it is not an app's IPA{seen}: " + _EXPORT_AGAIN + "."
 SEVERAL_APPS = "{file} holds more than one app in Payload/ ({apps}): " + _EXPORT_AGAIN + "."
 INFO_PLIST_TOO_LARGE = (
     "{file}: {member} is {size} bytes, far more than the {limit} bytes an Info.plist may be here, so it "
@@ -298,9 +295,7 @@ SIMULATOR_BUILD = (
 PLATFORMS_TAKEN = "IOS, MAC_OS, TV_OS or VISION_OS"
 PLATFORM_MISSING = "{file} does not say which platform it is for ({why}): set {platform} to " + PLATFORMS_TAKEN + "."
 PLATFORM_UNKNOWN = (
-    "{platform} {value} is not a platform the Build Uploads API takes (for {file}): set it to "
-    + PLATFORMS_TAKEN
-    + "."
+    "{platform} {value} is not a platform the Build Uploads API takes (for {file}): set it to " + PLATFORMS_TAKEN + "."
 )
 # {why}: "a .pkg does not say" or "its Info.plist has no CFBundleShortVersionString" (below).
 VERSION_MISSING = (

@@ -45,9 +45,7 @@ def build_upload_parser() -> Parser:
         "--wait", action="store_true", help="wait until Apple has processed the build (VALID), not only received it"
     )
     parser.add_argument("--wait-timeout", help="how long --wait waits: 3600, 90s, 30m, 2h (default 60m)")
-    parser.add_argument(
-        "--parallel", help=f"parts sent at once, 1 to {MAX_PARALLEL} (default {DEFAULT_PARALLEL})"
-    )
+    parser.add_argument("--parallel", help=f"parts sent at once, 1 to {MAX_PARALLEL} (default {DEFAULT_PARALLEL})")
     add_shared_flags(parser, ci_platform_flag="--ci-platform")
     return parser
 

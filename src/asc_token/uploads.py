@@ -30,7 +30,17 @@ if TYPE_CHECKING:
     from .records import InputReader
     from .world import Io
 
-UPLOAD_SETTINGS = ("file", "bundle-id", "app-id", "version", "build-number", "platform", "wait", "wait-timeout", "parallel")
+UPLOAD_SETTINGS = (
+    "file",
+    "bundle-id",
+    "app-id",
+    "version",
+    "build-number",
+    "platform",
+    "wait",
+    "wait-timeout",
+    "parallel",
+)
 DEFAULT_WAIT_TIMEOUT = 60 * 60
 MAX_PARALLEL = 16
 # Polling: every 10 s for the first two minutes, then every 30 s; the state said when it changes
@@ -140,8 +150,11 @@ class Apple:
             error = apple_errors(reply)[0]
             return ApiError(
                 text.UPLOAD_FORBIDDEN.format(
-                    service=asked.service, code=quote_foreign(str(error.get("code", "FORBIDDEN")), 100),
-                    purpose=purpose, key=self.caller.credentials.key_id, roles=UPLOAD_ROLES,
+                    service=asked.service,
+                    code=quote_foreign(str(error.get("code", "FORBIDDEN")), 100),
+                    purpose=purpose,
+                    key=self.caller.credentials.key_id,
+                    roles=UPLOAD_ROLES,
                 ),
                 title="Key may not upload builds",
             )
@@ -164,7 +177,11 @@ def find_app(apple: Apple, bundle_id: str) -> str:
     path = f"/v1/apps?filter[bundleId]={quote(bundle_id, safe='')}&fields[apps]=bundleId&limit=2"
     document = apple.document("GET", path, purpose="list apps")
     data = document.get("data") if isinstance(document, dict) else None
-    found = [item for item in data or [] if isinstance(item, dict) and item.get("attributes", {}).get("bundleId") == bundle_id]
+    found = [
+        item
+        for item in data or []
+        if isinstance(item, dict) and item.get("attributes", {}).get("bundleId") == bundle_id
+    ]
     if not found:
         raise UploadFailedError(text.UPLOAD_NO_APP.format(bundle_id=quote_foreign(bundle_id, 200)))
     return str(found[0].get("id", ""))
@@ -193,9 +210,9 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
         f"{quote_foreign(build.version, 50)} build {quote_foreign(build.build_number, 50)}, {build.platform}, app {app_id}."
     )
     try:
-        file = apple.document("POST", "/v1/buildUploadFiles", _file_body(request, state), purpose="upload builds")
-        state.file_id = resource_id(file)
-        found = attributes(file)
+        reserved = apple.document("POST", "/v1/buildUploadFiles", _file_body(request, state), purpose="upload builds")
+        state.file_id = resource_id(reserved)
+        found = attributes(reserved)
         plan = check_plan(parse_operations(found.get("uploadOperations")), file.size)
         digest = sha256_of(file.path)
         refresh = lambda: parse_operations(  # noqa: E731 - operations past their expiration, asked for once
@@ -211,7 +228,10 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
             "data": {
                 "type": "buildUploadFiles",
                 "id": state.file_id,
-                "attributes": {"uploaded": True, "sourceFileChecksums": {"file": {"hash": digest, "algorithm": "SHA_256"}}},
+                "attributes": {
+                    "uploaded": True,
+                    "sourceFileChecksums": {"file": {"hash": digest, "algorithm": "SHA_256"}},
+                },
             }
         }
         committed = apple.document("PATCH", f"/v1/buildUploadFiles/{state.file_id}", commit, purpose="upload builds")
@@ -363,7 +383,9 @@ def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting,
             reasons = _details(holder.get("errors"))
             raise UploadFailedError(
                 text.UPLOAD_PROCESSING_FAILED.format(
-                    id=state.build_upload_id, reasons="; ".join(reasons) or "no reason given", hint=_duplicate_hint(reasons)
+                    id=state.build_upload_id,
+                    reasons="; ".join(reasons) or "no reason given",
+                    hint=_duplicate_hint(reasons),
                 ),
                 title="Processing failed",
             )
@@ -393,8 +415,10 @@ def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting,
         if now + interval - started > request.wait_timeout:
             raise UploadFailedError(
                 text.UPLOAD_WAIT_TIMEOUT.format(
-                    waited=describe_duration(request.wait_timeout), id=state.build_upload_id,
-                    state=current, build=state.build_id or "not yet known",
+                    waited=describe_duration(request.wait_timeout),
+                    id=state.build_upload_id,
+                    state=current,
+                    build=state.build_id or "not yet known",
                 ),
                 title="Processing not finished",
             )
@@ -412,4 +436,3 @@ def _build_of(document: Any) -> str:
 def _duplicate_hint(reasons: List[str]) -> str:
     """Apple's 90189 (and its kin): the build number was used already; say what to raise."""
     return text.UPLOAD_DUPLICATE_HINT if any(reason.startswith("90189") for reason in reasons) else ""
-
