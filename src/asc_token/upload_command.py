@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Sequence
 
 from .cli import Parser, add_shared_flags, run_command
 from .errors import EXIT_OK, EXIT_STATUSES
-from .settings import read_credentials, require_base_url
 from .operations import DEFAULT_PARALLEL
+from .settings import read_credentials, require_base_url
 from .uploads import MAX_PARALLEL, UPLOAD_SETTINGS, UploadState, read_upload_request, run_upload
 
 if TYPE_CHECKING:
