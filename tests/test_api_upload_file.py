@@ -73,7 +73,7 @@ def test_a_screenshot_is_reserved_sent_and_committed_with_its_md5(
     assert printed["type"] == "appScreenshots"
     stored = api.uploads.files[printed["id"]]
     assert api.storage.assembled(stored.storage_key) == file.read_bytes(), "byte for byte, parts out of order"
-    assert stored.committed == {"sourceFileChecksum": hashlib.md5(file.read_bytes()).hexdigest()}
+    assert stored.committed == {"sourceFileChecksum": hashlib.md5(file.read_bytes(), usedforsecurity=False).hexdigest()}
     assert printed["attributes"]["assetDeliveryState"]["state"] == "UPLOAD_COMPLETE"
     assert "Uploaded screenshot.png" in run.stderr, "progress goes to stderr"
     assert not api.storage.credentials_seen(), "no credential ever reaches object storage"
@@ -87,7 +87,9 @@ def test_a_type_committed_with_sha256_checksums(
     body = reservation(
         tmp_path, "backgroundAssetUploadFiles", file, relationship="backgroundAssetVersion", assetType="ASSET"
     )
-    run = api_upload(tmp_path, key, api, "/v1/backgroundAssetUploadFiles", "--input", str(body), "--upload-file", str(file))
+    run = api_upload(
+        tmp_path, key, api, "/v1/backgroundAssetUploadFiles", "--input", str(body), "--upload-file", str(file)
+    )
     assert run.returncode == 0, run.log
     stored = api.uploads.files[run.json()["data"]["id"]]
     digest = {"hash": hashlib.sha256(file.read_bytes()).hexdigest(), "algorithm": "SHA_256"}
