@@ -13,7 +13,8 @@ import pytest
 
 from devtools.standin import AppStoreConnectStandIn
 
-from .runner import KeyMaterial, Run, assert_no_secrets, invoke, one_error, settings
+from .runner import KeyMaterial, Run, assert_no_secrets, invoke, needs_cli, one_error, settings, spelled_for
+from .test_api_command import API_DOC, bash, doc_section, needs_jq, shell_env
 
 PART_SIZE = 64 * 1024
 SCREENSHOTS = "/v1/appScreenshots"
@@ -192,3 +193,17 @@ def test_a_failure_after_the_reservation_names_it_and_how_to_delete_it(
     assert reserved.state == "AWAITING_UPLOAD", "not committed"
     assert run.stdout == ""
     assert_no_secrets(run, [*key.secret_fragments(), *api.tokens_seen()], key=key)
+
+
+@needs_cli
+@needs_jq
+def test_the_docs_example(tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn) -> None:
+    """docs/api.md's --upload-file example, run as written."""
+    example = doc_section(API_DOC, "## Upload a file").split("```sh\n")[1].split("```", 1)[0]
+    file = asset(tmp_path, name="home.png")
+    env = {**spelled_for("asc-token api", settings(key, standin=small_parts)), "SET_ID": "set-1"}
+    done = bash(example, shell_env(env), tmp_path)
+    assert done.returncode == 0, done.stderr
+    stored = small_parts.uploads.files[done.stdout.strip()]
+    assert small_parts.storage.assembled(stored.storage_key) == file.read_bytes()
+    assert stored.relationships == {"appScreenshotSet": {"type": "appScreenshotSets", "id": "set-1"}}
