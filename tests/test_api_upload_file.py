@@ -207,3 +207,26 @@ def test_the_docs_example(tmp_path: Path, key: KeyMaterial, small_parts: AppStor
     stored = small_parts.uploads.files[done.stdout.strip()]
     assert small_parts.storage.assembled(stored.storage_key) == file.read_bytes()
     assert stored.relationships == {"appScreenshotSet": {"type": "appScreenshotSets", "id": "set-1"}}
+
+
+def test_a_refused_reservation_is_explained_and_nothing_is_sent(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    file = asset(tmp_path, size=1000)
+    body = reservation(tmp_path, "appScreenshots", file)  # no appScreenshotSet: Apple answers 409
+    run = api_upload(tmp_path, key, api, SCREENSHOTS, "--input", str(body), "--upload-file", str(file))
+    assert run.returncode == 1, run.log
+    assert "appScreenshotSet" in run.stderr and run.stdout == ""
+    assert api.storage.received == [] and api.uploads.files == {}
+
+
+def test_expired_operations_are_fetched_again_once(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    api, file = small_parts, asset(tmp_path)
+    api.uploads.reservation_lifetime = -1.0  # the reservation's links have expired on arrival
+    run = screenshot_upload(tmp_path, key, api, file)
+    assert run.returncode == 0, run.log
+    printed = run.json()["data"]
+    assert api.storage.assembled(api.uploads.files[printed["id"]].storage_key) == file.read_bytes()
+    assert [call.method for call in api.calls] == ["POST", "GET", "PATCH"], "one GET for fresh operations"

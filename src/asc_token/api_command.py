@@ -85,7 +85,9 @@ def build_api_parser() -> Parser:
             "Call the App Store Connect API with a freshly minted token and print the response JSON, and only it, "
             "on stdout. PATH is relative to the API URL (/v1/apps?filter[bundleId]=com.example.app) or a full URL "
             "on the same host (as in links.next). Credentials: the same flags and environment variables as "
-            "asc-token (ASC_KEY_ID, ASC_ISSUER_ID, ASC_PRIVATE_KEY_PATH or ASC_PRIVATE_KEY, ...)."
+            "asc-token (ASC_KEY_ID, ASC_ISSUER_ID, ASC_PRIVATE_KEY_PATH or ASC_PRIVATE_KEY, ...). With --input "
+            "RESERVATION.json and --upload-file FILE, it uploads an asset (a screenshot, a preview...) as Apple's upload "
+            "operations say and prints the committed resource."
         ),
         epilog=EXIT_STATUSES,
         allow_abbrev=False,
@@ -172,7 +174,7 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     return EXIT_OK
 
 
-def _upload(call: ApiCall, asset: AssetFile, url: str, caller: Caller, io: Io) -> Answer:
+def _upload(call: ApiCall, asset: AssetFile, url: str, caller: Caller, io: Io) -> Optional[Answer]:
     """--upload-file: the reservation, the parts, the commit; each request to the API as run_call sends it."""
     from .operations import SendOptions
 

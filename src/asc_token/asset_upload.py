@@ -124,7 +124,9 @@ def _check_reservation(kind: AssetKind, document: Any, size: int) -> None:
         )
 
 
-def upload_asset(asset: AssetFile, url: str, caller: Caller, exchange: Exchange, options: SendOptions) -> Answer:
+def upload_asset(
+    asset: AssetFile, url: str, caller: Caller, exchange: Exchange, options: SendOptions
+) -> Optional[Answer]:
     """Reserve at ``url``, send FILE's parts, commit: the commit's answer. A failure after the reservation
     is an exit-1 error naming the reserved resource."""
     from .operations import parse_operations, send_parts
@@ -159,7 +161,7 @@ def upload_asset(asset: AssetFile, url: str, caller: Caller, exchange: Exchange,
     if committed is None:  # a commit answered without a body: the resource as it is now
         committed = exchange("GET", commit_url, None)
     log(f"Committed {kind.type_name} {quote_foreign(resource_id, 80)}; App Store Connect processes it next.")
-    return committed if committed is not None else Pages()
+    return committed
 
 
 def _document(answer: Optional[Answer]) -> Any:
