@@ -153,13 +153,20 @@ def test_upload_file_with_the_wrong_path_or_flags_is_refused(
     assert api.requests == [] and api.storage.received == []
 
 
-@pytest.mark.parametrize("problem", ["missing", "folder", "no input"])
+@pytest.mark.parametrize("problem", ["missing", "folder", "pipe", "empty", "no input"])
 def test_an_unusable_upload_file_or_no_reservation_is_refused(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, problem: str
 ) -> None:
     file = asset(tmp_path, size=1000)
     body = reservation(tmp_path, "appScreenshots", file, relationship="appScreenshotSet")
-    given = {"missing": str(tmp_path / "absent.png"), "folder": str(tmp_path)}.get(problem, str(file))
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    given = {
+        "missing": str(tmp_path / "absent.png"),
+        "folder": str(tmp_path),
+        "pipe": str(tmp_path / "pipe.png"),
+        "empty": str(tmp_path / "empty.png"),
+    }.get(problem, str(file))
     extra = [] if problem == "no input" else ["--input", str(body)]
     run = api_upload(tmp_path, key, api, SCREENSHOTS, *extra, "--upload-file", given)
     assert run.returncode == 2, run.log
@@ -230,3 +237,18 @@ def test_expired_operations_are_fetched_again_once(
     printed = run.json()["data"]
     assert api.storage.assembled(api.uploads.files[printed["id"]].storage_key) == file.read_bytes()
     assert [call.method for call in api.calls] == ["POST", "GET", "PATCH"], "one GET for fresh operations"
+
+
+def test_a_scoped_token_cannot_upload(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """A scope cannot name the commit's path (its id comes with the reservation): refused before anything is sent."""
+    file = asset(tmp_path, size=1000)
+    body = reservation(tmp_path, "appScreenshots", file, relationship="appScreenshotSet")
+    run = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, standin=api, scope=f"POST {SCREENSHOTS}"),
+        [SCREENSHOTS, "--input", str(body), "--upload-file", str(file)],
+    )
+    assert run.returncode == 2, run.log
+    assert "--scope" in one_error(run) or "ASC_SCOPE" in one_error(run)
+    assert api.requests == []

@@ -150,6 +150,11 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
             f"{inputs.label('scope')} does not allow {call.method} {quote_foreign(urlsplit(url).path, 200)}, so "
             f"{credentials.api.service} would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
         )
+    if call.upload is not None and credentials.scope:
+        raise InputError(
+            f"--upload-file commits the resource it reserves with a PATCH of its own path, which no entry of "
+            f"{inputs.label('scope')} can name before the reservation gives its id: unset {inputs.label('scope')}."
+        )
     if call.method == "POST":
         io = dataclasses.replace(io, policy=dataclasses.replace(io.policy, resend_when_uncertain=False))
     # The key is read only now, as the token command reads it (a bad one is still exit 2); printing:

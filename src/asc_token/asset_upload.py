@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
 from urllib.parse import quote, urlsplit
@@ -59,10 +60,13 @@ def read_asset_file(target: str, file: str, reservation: Optional[bytes]) -> Ass
         )
     where = f"--upload-file {shown(file, path=True)}"
     try:
-        with open(file, "rb") as opened:  # readable now, not only present
-            size = os.fstat(opened.fileno()).st_size
-            if not os.path.isfile(file):
-                raise IsADirectoryError
+        found = os.stat(file)
+        if stat.S_ISDIR(found.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(found.st_mode):  # a pipe has no size to announce, and is read once
+            raise InputError(f"{where} is not a regular file: give the path of the file to upload.")
+        with open(file, "rb"):  # readable now, not only present
+            size = found.st_size
     except FileNotFoundError:
         raise InputError(f"{where} does not exist: give the path of the file to upload.") from None
     except IsADirectoryError:
