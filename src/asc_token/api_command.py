@@ -145,15 +145,15 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     credentials = read_credentials(inputs)
     require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
     url = resolve(call.path, credentials.api_url, "PATH", inputs)
-    if credentials.scope and not scope_allows(credentials.scope, call.method, url):
-        raise InputError(
-            f"{inputs.label('scope')} does not allow {call.method} {quote_foreign(urlsplit(url).path, 200)}, so "
-            f"{credentials.api.service} would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
-        )
     if call.upload is not None and credentials.scope:
         raise InputError(
             f"--upload-file commits the resource it reserves with a PATCH of its own path, which no entry of "
             f"{inputs.label('scope')} can name before the reservation gives its id: unset {inputs.label('scope')}."
+        )
+    if credentials.scope and not scope_allows(credentials.scope, call.method, url):
+        raise InputError(
+            f"{inputs.label('scope')} does not allow {call.method} {quote_foreign(urlsplit(url).path, 200)}, so "
+            f"{credentials.api.service} would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
         )
     if call.method == "POST":
         io = dataclasses.replace(io, policy=dataclasses.replace(io.policy, resend_when_uncertain=False))
@@ -235,8 +235,7 @@ def _upload_call(args: argparse.Namespace, method: str, path: str, stdin: IO[byt
         )
     body = None if args.input is None else read_input(args.input, stdin, wait)
     upload = read_asset_file(path, args.upload_file, body)
-    method = "POST"
-    return ApiCall(method, path, body, False, bool(args.include), read_headers(args.header), upload=upload)
+    return ApiCall("POST", path, body, False, bool(args.include), read_headers(args.header), upload=upload)
 
 
 def read_headers(given: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
