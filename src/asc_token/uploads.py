@@ -93,7 +93,9 @@ def read_upload_request(inputs: InputReader, enterprise: bool) -> UploadRequest:
     from .settings import parse_lifetime, read_bool
 
     if enterprise:
-        raise InputError(text.UPLOAD_ENTERPRISE.format(api=inputs.label("api")))
+        from .apis import ENTERPRISE
+
+        raise InputError(text.UPLOAD_ENTERPRISE.format(api=inputs.label("api"), service=ENTERPRISE.service))
     path = inputs.get("file").strip()
     if not path:
         raise InputError(text.UPLOAD_NO_FILE.format(file=inputs.label("file")))
