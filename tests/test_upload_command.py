@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from devtools.standin import AppStoreConnectStandIn
+from devtools.standin import AppStoreConnectStandIn, Fault
 
 from .builds import INFO, make_ipa, write_zip
 from .runner import (
@@ -399,13 +399,20 @@ def test_a_failed_part_deletes_the_build_upload_and_says_so(
 def test_a_refused_reservation_deletes_the_build_upload(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:
-    """A failure before any operation exists cleans up too: here the file is a .pkg named as an IPA's UTI
-    would not be, so the reservation is refused by App Store Connect."""
-    path = ipa(tmp_path, size=1000)
-    api.uploads.build_uploads.clear()
-    run = upload(tmp_path, key, api, str(path), "--parallel", "1")
-    assert run.returncode == 0, run.log  # the ordinary case first: nothing deleted
-    assert not api.uploads.deleted_build_uploads
+    injected: List[str] = []
+
+    def refuse_the_next_request(token: str) -> None:  # the build upload's POST: its reservation is refused
+        if not injected:
+            injected.append(token)
+            api.inject(Fault("status", status=422))
+
+    api.on_token = refuse_the_next_request
+    run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)), "--app-id", DEMO_APP_ID)
+    assert run.returncode == 1
+    assert "422" in one_error(run)
+    document = shown(run)
+    assert document["buildUpload"]["deleted"] is True and document["buildUploadFile"]["id"] is None
+    assert api.uploads.deleted_build_uploads == [document["buildUpload"]["id"]]
 
 
 # --- delivery and processing -----------------------------------------------------------------------
@@ -528,6 +535,16 @@ def test_a_duplicate_build_number_is_explained(
     error = one_error(run)
     assert "build 42 of version 1.4.0" in error and "CFBundleVersion" in error, error
     assert run.stdout == "", "no build upload was created, so nothing is printed"
+
+
+def test_a_409_that_is_no_duplicate_is_not_called_one(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.inject(Fault("status", status=409))
+    run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)), "--app-id", DEMO_APP_ID)
+    assert run.returncode == 1
+    error = one_error(run)
+    assert "409" in error and "already has build" not in error, error
 
 
 def test_a_key_that_may_not_upload_is_told_the_roles(

@@ -181,8 +181,8 @@ def find_app(apple: Apple, bundle_id: str) -> str:
     data = document.get("data") if isinstance(document, dict) else None
     found = [
         item
-        for item in data or []
-        if isinstance(item, dict) and item.get("attributes", {}).get("bundleId") == bundle_id
+        for item in (data if isinstance(data, list) else [])
+        if isinstance(item, dict) and attributes({"data": item}).get("bundleId") == bundle_id
     ]
     if not found:
         raise UploadFailedError(text.UPLOAD_NO_APP.format(bundle_id=quote_foreign(bundle_id, 200)))
@@ -207,11 +207,12 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
     app_id = request.app_id or find_app(apple, build.bundle_id or "")
     created = _create_upload(apple, request, app_id)
     state.build_upload_id, state.upload_state = resource_id(created), str(_state_of(attributes(created)) or "")
-    log(
-        f"Build upload {state.build_upload_id} created: {file.file_name} ({file.size} bytes), version "
-        f"{quote_foreign(build.version, 50)} build {quote_foreign(build.build_number, 50)}, {build.platform}, app {app_id}."
-    )
     try:
+        log(
+            f"Build upload {state.build_upload_id} created: {file.file_name} ({file.size} bytes), version "
+            f"{quote_foreign(build.version, 50)} build {quote_foreign(build.build_number, 50)}, {build.platform}, "
+            f"app {app_id}."
+        )
         reserved = apple.document("POST", "/v1/buildUploadFiles", _file_body(request, state), purpose="upload builds")
         state.file_id = resource_id(reserved)
         found = attributes(reserved)
@@ -262,8 +263,10 @@ def _create_upload(apple: Apple, request: UploadRequest, app_id: str) -> Any:
         }
     }
     reply = apple.send("POST", "/v1/buildUploads", body, purpose="upload builds")
-    code = str((apple_errors(reply) or [{}])[0].get("code", ""))
-    if reply.status == 409 or (reply.status >= 400 and code.startswith(DUPLICATE_CODE)):
+    codes = [str(error.get("code", "")) for error in apple_errors(reply)]
+    # Apple answers 409 to every entity error (a bad attribute too): only the duplicate's code is a duplicate.
+    duplicate = any(code.startswith(DUPLICATE_CODE) for code in codes) or (reply.status == 409 and not any(codes))
+    if reply.status >= 400 and duplicate:
         raise UploadFailedError(
             text.UPLOAD_DUPLICATE.format(
                 version=quote_foreign(build.version or "", 50),
@@ -350,7 +353,7 @@ def _details(items: Any) -> List[str]:
 
 def _wait_for_delivery(apple: Apple, waiting: Waiting, state: UploadState) -> None:
     """The committed file's delivery: COMPLETE, or FAILED (exit 1) with Apple's reasons."""
-    started = waiting.monotonic()
+    started, problems = waiting.monotonic(), []
     while state.delivery_state not in ("COMPLETE", "FAILED"):
         if waiting.monotonic() - started > DELIVERY_SECONDS:
             waiting.log(text.UPLOAD_DELIVERY_PENDING.format(state=state.delivery_state or "unknown", id=state.file_id))
@@ -360,11 +363,11 @@ def _wait_for_delivery(apple: Apple, waiting: Waiting, state: UploadState) -> No
         state.delivery_state = str(_delivery_of(found) or state.delivery_state)
         holder = found.get("assetDeliveryState")
         problems = _details(holder.get("errors")) if isinstance(holder, dict) else []
-        if state.delivery_state == "FAILED":
-            raise UploadFailedError(
-                text.UPLOAD_DELIVERY_FAILED.format(id=state.file_id, reasons="; ".join(problems) or "no reason given"),
-                title="Upload failed",
-            )
+    if state.delivery_state == "FAILED":  # the commit's own answer may say so already
+        raise UploadFailedError(
+            text.UPLOAD_DELIVERY_FAILED.format(id=state.file_id, reasons="; ".join(problems) or "no reason given"),
+            title="Upload failed",
+        )
     waiting.log(f"File delivered: {state.delivery_state}.")
 
 
