@@ -6,6 +6,7 @@ process only for the signals.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -556,3 +558,74 @@ def test_a_key_that_may_not_upload_is_told_the_roles(
     error = one_error(run)
     assert "403" in error and "Developer" in error and "App Manager" in error and KEY_ID in error, error
     assert run.stdout == ""
+
+
+# --- interrupted ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def storage_that_never_answers() -> Iterator[Tuple[str, threading.Event]]:
+    """A loopback listener that takes each connection and never answers: object storage that hangs
+    (each part's request waits for its answer as long as the read timeout lets it). Its base URL, and
+    an event set once a part has connected."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+    listener.settimeout(0.05)
+    connected, stop = threading.Event(), threading.Event()
+    held: List[socket.socket] = []
+
+    def take() -> None:
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+            connected.set()
+
+    taker = threading.Thread(target=take, daemon=True)
+    taker.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", connected
+    finally:
+        stop.set()
+        taker.join(timeout=2)
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+@needs_cli
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_upload_deletes_its_build_upload_and_ends_soon(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, signum: int, status: int
+) -> None:
+    api.uploads.part_size = 256 * 1024
+    path = ipa(tmp_path)
+    ended_within: List[float] = []
+    with storage_that_never_answers() as (url, connected):
+        api.uploads.operation_url_base = url
+
+        def interrupt(process: subprocess.Popen[bytes]) -> None:
+            assert connected.wait(30), "no part reached the storage"
+            time.sleep(0.2)  # every worker in its request
+            sent = time.monotonic()
+            process.send_signal(signum)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=20)
+            ended_within.append(time.monotonic() - sent)
+
+        run = invoke(
+            "asc-token upload",
+            tmp_path,
+            settings(key, standin=api),
+            [str(path)],
+            mode=PROCESS,
+            while_running=interrupt,
+            timeout=60,
+        )
+    no_secrets(run, key, api)
+    assert run.returncode == status, run.log
+    assert ended_within[0] < 5, f"the process took {ended_within[0]:.1f} s to end after the signal"
+    document = shown(run)
+    assert document["buildUpload"]["deleted"] is True
+    assert api.uploads.deleted_build_uploads == [document["buildUpload"]["id"]]
+    assert "Deleted build upload" in run.stderr and "Traceback" not in run.stderr
