@@ -379,7 +379,8 @@ def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting,
         document = apple.document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
         found = attributes(document)
         state.upload_state = str(_state_of(found) or state.upload_state)
-        holder = found.get("state") if isinstance(found.get("state"), dict) else {}
+        given = found.get("state")
+        holder: Mapping[str, Any] = given if isinstance(given, dict) else {}
         for warning in _details(holder.get("warnings")):
             if warning not in state.warnings:
                 state.warnings.append(warning)
