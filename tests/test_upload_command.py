@@ -23,6 +23,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
+from asc_token.dispatch import Terminated
 from devtools.standin import AppStoreConnectStandIn, Fault
 
 from .builds import INFO, make_ipa, write_zip
@@ -138,6 +139,7 @@ def test_an_ipa_is_uploaded_and_processed(
     assert api.storage.assembled(key_of) == path.read_bytes(), "the bytes stored are the file's, byte for byte"
     assert not api.storage.credentials_seen(), "no credential ever reaches object storage"
     assert upload_id not in api.uploads.deleted_build_uploads
+    assert re.search(r"^Uploaded App\.ipa: 3\.\d MB in ", run.stderr, re.M), "a last progress line"
 
 
 def test_the_ipa_says_what_is_uploaded(tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn) -> None:
@@ -657,3 +659,31 @@ def test_a_long_wait_signs_fresh_tokens(tmp_path: Path, key: KeyMaterial, small_
     assert time_.now > 20 * 60
     assert len(small_parts.tokens_seen()) >= 2
     assert not [call for call in small_parts.calls if call.outcome.startswith("401")], "no token expired on the way"
+
+
+@pytest.mark.parametrize(("interruption", "status"), [(KeyboardInterrupt, 130), (Terminated, 143)])
+def test_an_interrupt_after_the_commit_leaves_the_build_to_apple(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn, interruption: type, status: int
+) -> None:
+    """Once the file is committed Apple processes it whatever happens here: nothing is deleted, the IDs are printed."""
+    small_parts.uploads.polls_per_state = 5
+    time_ = FakeTime()
+
+    def sleep(seconds: float) -> None:
+        time_.sleep(seconds)
+        if seconds == 10.0:  # the first wait for processing
+            raise interruption
+
+    run = invoke(
+        "asc-token upload",
+        tmp_path,
+        settings(key, standin=small_parts),
+        [str(ipa(tmp_path)), "--wait"],
+        monotonic=time_.monotonic,
+        sleep=sleep,
+    )
+    no_secrets(run, key, small_parts)
+    assert run.returncode == status, run.log
+    document = shown(run)
+    assert document["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
+    assert document["buildUpload"]["deleted"] is False and not small_parts.uploads.deleted_build_uploads
