@@ -478,16 +478,23 @@ def test_an_invalid_build_is_exit_1(tmp_path: Path, key: KeyMaterial, small_part
     assert document["build"]["id"] in one_error(run)
 
 
+@pytest.mark.parametrize(
+    ("timeout", "waited", "longest"),
+    [(["--wait-timeout", "5m"], "5 min", 300), (["--wait-timeout", "1s"], "1 s", 1), ([], "1 h", 3600)],
+)
 def test_a_wait_that_runs_out_names_the_ids_and_the_call(
-    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn, timeout: List[str], waited: str, longest: int
 ) -> None:
     small_parts.uploads.polls_per_state = 1000
-    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", "--wait-timeout", "5m")
+    time_ = FakeTime()
+    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", *timeout, time_=time_)
     assert run.returncode == 1
     error = one_error(run)
     upload_id = shown(run)["buildUpload"]["id"]
     assert upload_id in error and f"asc-token api /v1/buildUploads/{upload_id}" in error, error
-    assert "5 min" in error
+    assert f"after {waited} " in error, error
+    processing = time_.slept[time_.slept.index(10.0) :] if 10.0 in time_.slept else []
+    assert sum(processing) <= longest, "the wait never outlasts --wait-timeout"
     assert upload_id not in small_parts.uploads.deleted_build_uploads, "a committed upload is Apple's to process"
 
 
