@@ -559,6 +559,15 @@ def test_a_409_that_is_no_duplicate_is_not_called_one(
     assert "409" in error and "already has build" not in error, error
 
 
+def test_a_build_upload_is_not_created_twice(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """A 5xx may come after Apple created it: sent again, the POST would make a second one, or a 409 duplicate."""
+    api.inject(Fault("status", status=500))
+    run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)), "--app-id", DEMO_APP_ID)
+    assert run.returncode == 1
+    assert "500" in one_error(run)
+    assert asked(api, "POST", "/v1/buildUploads") == ["/v1/buildUploads"]
+
+
 def test_a_key_that_may_not_upload_is_told_the_roles(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:

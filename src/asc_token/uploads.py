@@ -134,8 +134,12 @@ class Apple:
         url = self.url(path)
         asked = Asked.about(url, self.caller.credentials, purpose=purpose, grant=UPLOAD_ROLES)
         data = None if body is None else json.dumps(body).encode()
+        transport = self.caller.transport
+        if method == "POST":  # sent again after a 5xx or no answer, it could create a second build upload (a 409)
+            policy = dataclasses.replace(transport.policy, resend_when_uncertain=False)
+            transport = dataclasses.replace(transport, policy=policy)
         try:
-            return self.caller.transport.send(method, url, self.caller.tokens, body=data)
+            return transport.send(method, url, self.caller.tokens, body=data)
         except NoAnswerError as error:
             raise explain_api_unreachable(error.kind, asked, method, self.caller.naming, error.attempts) from None
 
