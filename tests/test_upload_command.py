@@ -568,6 +568,35 @@ def test_a_build_upload_is_not_created_twice(tmp_path: Path, key: KeyMaterial, a
     assert asked(api, "POST", "/v1/buildUploads") == ["/v1/buildUploads"]
 
 
+def test_a_commit_whose_answer_was_lost_is_not_undone(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    """The commit's answer cut off: sent again, Apple answers 409 (already committed); the file's state says it was."""
+    storage, time_ = small_parts.storage, FakeTime()
+    cut: List[str] = []
+
+    def monotonic() -> float:  # progress asks the time once the last part is in: the commit comes next
+        keys = [file.storage_key for file in small_parts.uploads.files.values()]
+        if keys and not cut and storage.complete(keys[0]):
+            cut.append(keys[0])
+            small_parts.inject(Fault("cut"))
+        return time_.monotonic()
+
+    run = invoke(
+        "asc-token upload",
+        tmp_path,
+        settings(key, standin=small_parts),
+        [str(ipa(tmp_path))],
+        monotonic=monotonic,
+        sleep=time_.sleep,
+    )
+    no_secrets(run, key, small_parts)
+    assert cut and run.returncode == 0, run.log
+    assert len(asked(small_parts, "PATCH", "/v1/buildUploadFiles/")) == 2
+    assert not small_parts.uploads.deleted_build_uploads
+    assert shown(run)["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
+
+
 def test_a_key_that_may_not_upload_is_told_the_roles(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:

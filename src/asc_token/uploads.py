@@ -231,19 +231,7 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
             parallel=request.parallel, progress=io.err(), monotonic=io.monotonic, sleep=io.sleep, env=io.env
         )
         send_parts(file.path, plan, options, refresh=refresh)
-        commit = {
-            "data": {
-                "type": "buildUploadFiles",
-                "id": state.file_id,
-                "attributes": {
-                    "uploaded": True,
-                    "sourceFileChecksums": {"file": {"hash": digest, "algorithm": "SHA_256"}},
-                },
-            }
-        }
-        committed = apple.document("PATCH", f"/v1/buildUploadFiles/{state.file_id}", commit, purpose="upload builds")
-        state.committed = True
-        state.delivery_state = str(_delivery_of(attributes(committed)) or "")
+        _commit(apple, state, digest)
     except BaseException:  # an error or an interrupt before the commit: nothing half-done is left
         if not state.committed:
             delete_upload(caller, io, state)
@@ -251,6 +239,30 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
     _wait_for_delivery(apple, waiting, state)
     if request.wait:
         _wait_for_processing(apple, request, waiting, state)
+
+
+def _commit(apple: Apple, state: UploadState, digest: str) -> None:
+    """``uploaded: true`` with the file's SHA-256; ``state.committed`` once Apple has it."""
+    path = f"/v1/buildUploadFiles/{state.file_id}"
+    body = {
+        "data": {
+            "type": "buildUploadFiles",
+            "id": state.file_id,
+            "attributes": {"uploaded": True, "sourceFileChecksums": {"file": {"hash": digest, "algorithm": "SHA_256"}}},
+        }
+    }
+    reply = apple.send("PATCH", path, body, purpose="upload builds")
+    if 200 <= reply.status < 300:
+        found = attributes(reply.json)
+    elif reply.status == 409 and reply.attempts > 1:
+        # An earlier attempt may have committed it before its answer was lost: the file's state says.
+        found = attributes(apple.document("GET", path, purpose="upload builds"))
+        if _delivery_of(found) in (None, "AWAITING_UPLOAD"):
+            raise apple.refusal(reply, "PATCH", path, "upload builds")
+    else:
+        raise apple.refusal(reply, "PATCH", path, "upload builds")
+    state.committed = True
+    state.delivery_state = str(_delivery_of(found) or "")
 
 
 def _create_upload(apple: Apple, request: UploadRequest, app_id: str) -> Any:
