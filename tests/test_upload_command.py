@@ -732,3 +732,29 @@ def test_an_interrupt_after_the_commit_leaves_the_build_to_apple(
     document = shown(run)
     assert document["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
     assert document["buildUpload"]["deleted"] is False and not small_parts.uploads.deleted_build_uploads
+
+
+def test_a_401_in_the_middle_of_the_wait_is_retried_with_a_new_token(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    """Apple's occasional 401 to a valid token, in the processing wait (Apple-Actions #189, fastlane #20270)."""
+    small_parts.uploads.polls_per_state = 3
+    time_ = FakeTime()
+
+    def sleep(seconds: float) -> None:
+        time_.sleep(seconds)
+        if seconds == 10.0 and time_.slept.count(10.0) == 2:  # before the second poll
+            small_parts.inject(Fault("unauthorized"))
+
+    run = invoke(
+        "asc-token upload",
+        tmp_path,
+        settings(key, standin=small_parts),
+        [str(ipa(tmp_path)), "--wait"],
+        monotonic=time_.monotonic,
+        sleep=sleep,
+    )
+    no_secrets(run, key, small_parts)
+    assert run.returncode == 0, run.log
+    assert [call for call in small_parts.calls if call.outcome == "401"], "the 401 came"
+    assert shown(run)["build"]["processingState"] == "VALID"
