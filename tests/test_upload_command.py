@@ -35,6 +35,7 @@ from .runner import (
     OnFds,
     Run,
     assert_no_secrets,
+    detection_env,
     invoke,
     needs_cli,
     one_error,
@@ -101,8 +102,10 @@ def upload(
 
 def no_secrets(run: Run, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     assert_no_secrets(run, key.secret_fragments(), key=key)
+    masks = ("::add-mask::", "##vso[task.setsecret]")  # read by the runner only, which hides the token
+    visible = "\n".join(line for line in run.log.splitlines() if not line.startswith(masks))
     for token in api.tokens_seen():
-        assert token not in run.log, "a token reached stdout or stderr"
+        assert token not in visible, "a token reached stdout or stderr"
 
 
 def shown(run: Run) -> Dict[str, Any]:
@@ -758,3 +761,24 @@ def test_a_401_in_the_middle_of_the_wait_is_retried_with_a_new_token(
     assert run.returncode == 0, run.log
     assert [call for call in small_parts.calls if call.outcome == "401"], "the 401 came"
     assert shown(run)["build"]["processingState"] == "VALID"
+
+
+@pytest.mark.parametrize("ci", ["github", "azure"])
+def test_on_a_ci_platform_stdout_is_still_only_the_document(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn, ci: str
+) -> None:
+    """The token's mask commands and the annotations go to stderr: a `$(asc-token upload ...)` holds JSON only."""
+    env = detection_env(ci, tmp_path)
+    time_ = FakeTime()
+    run = invoke(
+        "asc-token upload",
+        tmp_path / "step",
+        settings(key, standin=small_parts),
+        [str(ipa(tmp_path))],
+        env=env,
+        monotonic=time_.monotonic,
+        sleep=time_.sleep,
+    )
+    no_secrets(run, key, small_parts)
+    assert run.returncode == 0, run.log
+    assert shown(run)["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
