@@ -348,6 +348,20 @@ def test_part_faults_are_retried(tmp_path: Path, key: KeyMaterial, small_parts: 
     assert 1 in time_.slept, "429's Retry-After is honoured (with the injected sleep)"
 
 
+def test_parts_that_arrive_out_of_order_are_reassembled(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    small_parts.uploads.shuffle_operations = True  # Apple's list out of order too
+    small_parts.storage.fail(1, status=503, times=3)  # the first part arrives after others
+    path = ipa(tmp_path)
+    run = upload(tmp_path, key, small_parts, str(path), "--parallel", "2")
+    assert run.returncode == 0, run.log
+    key_of = small_parts.uploads.files[shown(run)["buildUploadFile"]["id"]].storage_key
+    arrived = small_parts.storage.parts_received(key_of)
+    assert arrived.index(1) > arrived.index(2), arrived
+    assert small_parts.storage.assembled(key_of) == path.read_bytes()
+
+
 def test_expired_operations_are_renewed_once(
     tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
 ) -> None:
