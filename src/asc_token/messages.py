@@ -157,7 +157,7 @@ LIFETIME_DETAILS = (
 
 # --- asc-token upload --------------------------------------------------------------------------
 UPLOAD_ENTERPRISE = (
-    "{api} is enterprise, and the Enterprise Program API has no build uploads: upload with an App Store "
+    "{api} is enterprise, and the {service} has no build uploads: upload with an App Store "
     "Connect key (unset {api}); in-house apps are distributed without App Store Connect."
 )
 UPLOAD_NO_FILE = "{file} is empty: give the .ipa or .pkg to upload."

@@ -11,11 +11,11 @@ attempt may fix. Sessions, clocks and sleep are injected (:class:`SendOptions`).
 from __future__ import annotations
 
 import os
+import queue
 import random
 import re
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple, cast
@@ -442,27 +442,50 @@ class _Sender:
         self.size = self.progress.total = size
         workers = max(1, min(self.options.parallel, len(self.plan)))
         self.progress.start(len(self.plan), workers)
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload-part")
+        slots: queue.SimpleQueue[Tuple[int, int]] = queue.SimpleQueue()
+        for operation in self.plan:
+            slots.put((operation.offset, operation.length))
+        receipts: Dict[Tuple[int, int], PartReceipt] = {}
+        # Daemon threads, not a ThreadPoolExecutor (whose workers the interpreter joins at exit): after an
+        # interrupt, a part waiting for an answer must not keep the process alive for its read timeout.
+        threads = [
+            threading.Thread(target=self._work, args=(slots, receipts), name=f"upload-part-{n}", daemon=True)
+            for n in range(workers)
+        ]
         done, interrupted = False, False
         try:
-            slots = [(operation.offset, operation.length) for operation in self.plan]
-            futures = [executor.submit(self._send_part, slot) for slot in slots]
-            wait(futures, return_when=FIRST_EXCEPTION)
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()  # interruptible: SIGINT or SIGTERM lands here
             if self.failure is not None:
                 raise self.failure
-            receipts = tuple(future.result() for future in futures)
+            parts = tuple(receipts[(operation.offset, operation.length)] for operation in self.plan)
             done = True
         except KeyboardInterrupt:  # SIGINT, or SIGTERM (dispatch.Terminated): stop at once, leave the rest
             interrupted = True
             raise
         finally:
             self.stopping.set()
-            # After a failure the others end within a block (their bodies stop) or an answer's wait.
-            executor.shutdown(wait=not interrupted, cancel_futures=True)
             if not interrupted:
+                # After a failure the others end within a block (their bodies stop) or an answer's wait.
+                for thread in threads:
+                    thread.join()
                 self._close_sessions()
             seconds = self.progress.finish(done)
-        return SentFile(size, seconds, receipts, self.generation > 0)
+        return SentFile(size, seconds, parts, self.generation > 0)
+
+    def _work(self, slots: queue.SimpleQueue[Tuple[int, int]], receipts: Dict[Tuple[int, int], PartReceipt]) -> None:
+        """One worker: parts from ``slots`` until none is left or the upload stops."""
+        while not self.stopping.is_set():
+            try:
+                slot = slots.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                receipts[slot] = self._send_part(slot)
+            except BaseException:  # noqa: BLE001 - _send_part kept the first failure and stopped the others
+                return
 
     def _send_part(self, slot: Tuple[int, int]) -> PartReceipt:
         try:

@@ -93,7 +93,9 @@ def read_upload_request(inputs: InputReader, enterprise: bool) -> UploadRequest:
     from .settings import parse_lifetime, read_bool
 
     if enterprise:
-        raise InputError(text.UPLOAD_ENTERPRISE.format(api=inputs.label("api")))
+        from .apis import ENTERPRISE
+
+        raise InputError(text.UPLOAD_ENTERPRISE.format(api=inputs.label("api"), service=ENTERPRISE.service))
     path = inputs.get("file").strip()
     if not path:
         raise InputError(text.UPLOAD_NO_FILE.format(file=inputs.label("file")))
@@ -132,8 +134,12 @@ class Apple:
         url = self.url(path)
         asked = Asked.about(url, self.caller.credentials, purpose=purpose, grant=UPLOAD_ROLES)
         data = None if body is None else json.dumps(body).encode()
+        transport = self.caller.transport
+        if method == "POST":  # sent again after a 5xx or no answer, it could create a second build upload (a 409)
+            policy = dataclasses.replace(transport.policy, resend_when_uncertain=False)
+            transport = dataclasses.replace(transport, policy=policy)
         try:
-            return self.caller.transport.send(method, url, self.caller.tokens, body=data)
+            return transport.send(method, url, self.caller.tokens, body=data)
         except NoAnswerError as error:
             raise explain_api_unreachable(error.kind, asked, method, self.caller.naming, error.attempts) from None
 
@@ -179,8 +185,8 @@ def find_app(apple: Apple, bundle_id: str) -> str:
     data = document.get("data") if isinstance(document, dict) else None
     found = [
         item
-        for item in data or []
-        if isinstance(item, dict) and item.get("attributes", {}).get("bundleId") == bundle_id
+        for item in (data if isinstance(data, list) else [])
+        if isinstance(item, dict) and attributes({"data": item}).get("bundleId") == bundle_id
     ]
     if not found:
         raise UploadFailedError(text.UPLOAD_NO_APP.format(bundle_id=quote_foreign(bundle_id, 200)))
@@ -205,11 +211,12 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
     app_id = request.app_id or find_app(apple, build.bundle_id or "")
     created = _create_upload(apple, request, app_id)
     state.build_upload_id, state.upload_state = resource_id(created), str(_state_of(attributes(created)) or "")
-    log(
-        f"Build upload {state.build_upload_id} created: {file.file_name} ({file.size} bytes), version "
-        f"{quote_foreign(build.version, 50)} build {quote_foreign(build.build_number, 50)}, {build.platform}, app {app_id}."
-    )
     try:
+        log(
+            f"Build upload {state.build_upload_id} created: {file.file_name} ({file.size} bytes), version "
+            f"{quote_foreign(build.version, 50)} build {quote_foreign(build.build_number, 50)}, {build.platform}, "
+            f"app {app_id}."
+        )
         reserved = apple.document("POST", "/v1/buildUploadFiles", _file_body(request, state), purpose="upload builds")
         state.file_id = resource_id(reserved)
         found = attributes(reserved)
@@ -224,19 +231,7 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
             parallel=request.parallel, progress=io.err(), monotonic=io.monotonic, sleep=io.sleep, env=io.env
         )
         send_parts(file.path, plan, options, refresh=refresh)
-        commit = {
-            "data": {
-                "type": "buildUploadFiles",
-                "id": state.file_id,
-                "attributes": {
-                    "uploaded": True,
-                    "sourceFileChecksums": {"file": {"hash": digest, "algorithm": "SHA_256"}},
-                },
-            }
-        }
-        committed = apple.document("PATCH", f"/v1/buildUploadFiles/{state.file_id}", commit, purpose="upload builds")
-        state.committed = True
-        state.delivery_state = str(_delivery_of(attributes(committed)) or "")
+        _commit(apple, state, digest)
     except BaseException:  # an error or an interrupt before the commit: nothing half-done is left
         if not state.committed:
             delete_upload(caller, io, state)
@@ -244,6 +239,30 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
     _wait_for_delivery(apple, waiting, state)
     if request.wait:
         _wait_for_processing(apple, request, waiting, state)
+
+
+def _commit(apple: Apple, state: UploadState, digest: str) -> None:
+    """``uploaded: true`` with the file's SHA-256; ``state.committed`` once Apple has it."""
+    path = f"/v1/buildUploadFiles/{state.file_id}"
+    body = {
+        "data": {
+            "type": "buildUploadFiles",
+            "id": state.file_id,
+            "attributes": {"uploaded": True, "sourceFileChecksums": {"file": {"hash": digest, "algorithm": "SHA_256"}}},
+        }
+    }
+    reply = apple.send("PATCH", path, body, purpose="upload builds")
+    if 200 <= reply.status < 300:
+        found = attributes(reply.json)
+    elif reply.status == 409 and reply.attempts > 1:
+        # An earlier attempt may have committed it before its answer was lost: the file's state says.
+        found = attributes(apple.document("GET", path, purpose="upload builds"))
+        if _delivery_of(found) in (None, "AWAITING_UPLOAD"):
+            raise apple.refusal(reply, "PATCH", path, "upload builds")
+    else:
+        raise apple.refusal(reply, "PATCH", path, "upload builds")
+    state.committed = True
+    state.delivery_state = str(_delivery_of(found) or "")
 
 
 def _create_upload(apple: Apple, request: UploadRequest, app_id: str) -> Any:
@@ -260,8 +279,10 @@ def _create_upload(apple: Apple, request: UploadRequest, app_id: str) -> Any:
         }
     }
     reply = apple.send("POST", "/v1/buildUploads", body, purpose="upload builds")
-    code = str((apple_errors(reply) or [{}])[0].get("code", ""))
-    if reply.status == 409 or (reply.status >= 400 and code.startswith(DUPLICATE_CODE)):
+    codes = [str(error.get("code", "")) for error in apple_errors(reply)]
+    # Apple answers 409 to every entity error (a bad attribute too): only the duplicate's code is a duplicate.
+    duplicate = any(code.startswith(DUPLICATE_CODE) for code in codes) or (reply.status == 409 and not any(codes))
+    if reply.status >= 400 and duplicate:
         raise UploadFailedError(
             text.UPLOAD_DUPLICATE.format(
                 version=quote_foreign(build.version or "", 50),
@@ -348,7 +369,7 @@ def _details(items: Any) -> List[str]:
 
 def _wait_for_delivery(apple: Apple, waiting: Waiting, state: UploadState) -> None:
     """The committed file's delivery: COMPLETE, or FAILED (exit 1) with Apple's reasons."""
-    started = waiting.monotonic()
+    started, problems = waiting.monotonic(), []
     while state.delivery_state not in ("COMPLETE", "FAILED"):
         if waiting.monotonic() - started > DELIVERY_SECONDS:
             waiting.log(text.UPLOAD_DELIVERY_PENDING.format(state=state.delivery_state or "unknown", id=state.file_id))
@@ -358,11 +379,11 @@ def _wait_for_delivery(apple: Apple, waiting: Waiting, state: UploadState) -> No
         state.delivery_state = str(_delivery_of(found) or state.delivery_state)
         holder = found.get("assetDeliveryState")
         problems = _details(holder.get("errors")) if isinstance(holder, dict) else []
-        if state.delivery_state == "FAILED":
-            raise UploadFailedError(
-                text.UPLOAD_DELIVERY_FAILED.format(id=state.file_id, reasons="; ".join(problems) or "no reason given"),
-                title="Upload failed",
-            )
+    if state.delivery_state == "FAILED":  # the commit's own answer may say so already
+        raise UploadFailedError(
+            text.UPLOAD_DELIVERY_FAILED.format(id=state.file_id, reasons="; ".join(problems) or "no reason given"),
+            title="Upload failed",
+        )
     waiting.log(f"File delivered: {state.delivery_state}.")
 
 
@@ -374,7 +395,8 @@ def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting,
         document = apple.document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
         found = attributes(document)
         state.upload_state = str(_state_of(found) or state.upload_state)
-        holder = found.get("state") if isinstance(found.get("state"), dict) else {}
+        given = found.get("state")
+        holder: Mapping[str, Any] = given if isinstance(given, dict) else {}
         for warning in _details(holder.get("warnings")):
             if warning not in state.warnings:
                 state.warnings.append(warning)
