@@ -27,6 +27,7 @@ class Api:
     checks: Tuple[str, ...]  # the preflight checks that read its resources; () for all
     long_lived_tokens: bool  # whether Apple lists resources that accept tokens beyond 20 minutes
     fastlane_in_house: bool  # fastlane's `in_house` in its API key JSON
+    build_uploads: bool  # whether it has the Build Uploads API (asc-token upload)
 
 
 APP_STORE_CONNECT = Api(
@@ -41,6 +42,7 @@ APP_STORE_CONNECT = Api(
     checks=(),  # all of them
     long_lived_tokens=True,
     fastlane_in_house=False,
+    build_uploads=True,
 )
 # Its reference (https://developer.apple.com/documentation/enterpriseprogramapi) serves bundle
 # IDs, capabilities, certificates, devices, profiles and users, but no /v1/apps: "List Bundle
@@ -57,5 +59,6 @@ ENTERPRISE = Api(
     checks=("apps",),
     long_lived_tokens=False,
     fastlane_in_house=True,
+    build_uploads=False,
 )
 APIS: Dict[str, Api] = {api.name: api for api in (APP_STORE_CONNECT, ENTERPRISE)}

@@ -59,7 +59,7 @@ def _upload(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platf
         platform.log(line)
     credentials = read_credentials(inputs)
     require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
-    request = read_upload_request(inputs, enterprise=credentials.api.name == "enterprise")
+    request = read_upload_request(inputs, credentials.api)
     for note in request.notes:
         platform.log(note)
     from .caller import open_caller

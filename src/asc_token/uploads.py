@@ -25,6 +25,7 @@ from .redact import quote_foreign
 from .transport import NoAnswerError, Reply
 
 if TYPE_CHECKING:
+    from .apis import Api
     from .bundles import ResolvedBuild
     from .caller import Caller
     from .records import InputReader
@@ -87,15 +88,13 @@ class UploadState:
         return shown
 
 
-def read_upload_request(inputs: InputReader, enterprise: bool) -> UploadRequest:
+def read_upload_request(inputs: InputReader, api: Api) -> UploadRequest:
     """The upload's settings from flags or action inputs; :class:`InputError` (exit 2) before any request."""
     from .bundles import read_build_file, resolve_build
     from .settings import parse_lifetime, read_bool
 
-    if enterprise:
-        from .apis import ENTERPRISE
-
-        raise InputError(text.UPLOAD_ENTERPRISE.format(api=inputs.label("api"), service=ENTERPRISE.service))
+    if not api.build_uploads:
+        raise InputError(text.UPLOAD_ENTERPRISE.format(api=inputs.label("api"), service=api.service))
     path = inputs.get("file").strip()
     if not path:
         raise InputError(text.UPLOAD_NO_FILE.format(file=inputs.label("file")))
