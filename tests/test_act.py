@@ -367,16 +367,20 @@ def test_the_upload_step_uses_the_exported_key_and_gives_its_outputs(
     key: KeyMaterial,
     wheels: Dict[str, str],
 ) -> None:
-    run = run_act(
-        act,
-        repository,
-        "upload.yml",
-        tmp_path,
-        standin=standin,
-        secret_file=secret_file,
-        tool_cache=warm_tool_cache,
-        wheels=wheels,
-    )
+    standin.uploads.polls_per_state = 0  # processed at once: the step's 10 s polls are real sleeps under act
+    try:
+        run = run_act(
+            act,
+            repository,
+            "upload.yml",
+            tmp_path,
+            standin=standin,
+            secret_file=secret_file,
+            tool_cache=warm_tool_cache,
+            wheels=wheels,
+        )
+    finally:
+        standin.uploads.polls_per_state = 1
     assert run.returncode == 0, run.log[-6000:]  # the duplicate's step continues on error
     outputs = run.read("upload")
     assert outputs["upload-state"] == "COMPLETE" and outputs["processing-state"] == "VALID", outputs

@@ -222,6 +222,8 @@ def test_a_processing_failure_gives_its_outputs_apples_reasons_and_warnings(
     assert error.startswith("::error title=Processing failed::"), error
     summary = run.summary
     assert "**Apple's warnings**" in summary and "90725" in summary
+    warnings = [line for line in run.stdout.splitlines() if line.startswith("::warning")]
+    assert warnings == ["::warning title=App Store Connect warning::90725: SDK version issue <b>|</b>"], warnings
     assert "<b>" not in rendered(summary), "Apple's text is shown as text"
     assert "**Processing failed**" in summary and f"`{run.outputs['build-upload-id']}` FAILED" in summary
     reasons = [item["code"] for item in api.uploads.build_uploads[run.outputs["build-upload-id"]].errors]

@@ -248,6 +248,8 @@ def _publish_upload(
     for name, value in outputs.items():
         if value:
             commands.set_output(name, value)
+    for warning in state.warnings:  # Apple's words (made safe for a log), shown on the run's page too
+        commands.command("warning", warning, title="App Store Connect warning")
     commands.append_summary(upload_summary(report, error, interrupted=interrupted))
 
 
