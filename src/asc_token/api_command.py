@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, Sequence, Set, Tuple
 from urllib.parse import urlsplit
 
+from .asset_upload import AssetFile, read_asset_file, upload_asset
 from .caller import Caller, open_caller
 from .cli import Parser, add_shared_flags, run_command
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_STATUSES, ApiError, InputError
@@ -74,6 +75,7 @@ class ApiCall:
     include: bool
     headers: Tuple[Tuple[str, str], ...] = ()  # -H, names in title case; Accept included
     output_file: Optional[str] = None  # a path, or - for stdout
+    upload: Optional[AssetFile] = None  # --upload-file: the file, checked against the reservation in body
 
 
 def build_api_parser() -> Parser:
@@ -83,7 +85,9 @@ def build_api_parser() -> Parser:
             "Call the App Store Connect API with a freshly minted token and print the response JSON, and only it, "
             "on stdout. PATH is relative to the API URL (/v1/apps?filter[bundleId]=com.example.app) or a full URL "
             "on the same host (as in links.next). Credentials: the same flags and environment variables as "
-            "asc-token (ASC_KEY_ID, ASC_ISSUER_ID, ASC_PRIVATE_KEY_PATH or ASC_PRIVATE_KEY, ...)."
+            "asc-token (ASC_KEY_ID, ASC_ISSUER_ID, ASC_PRIVATE_KEY_PATH or ASC_PRIVATE_KEY, ...). With --input "
+            "RESERVATION.json and --upload-file FILE, it uploads an asset (a screenshot, a preview...) as Apple's upload "
+            "operations say and prints the committed resource."
         ),
         epilog=EXIT_STATUSES,
         allow_abbrev=False,
@@ -118,6 +122,14 @@ def build_api_parser() -> Parser:
         help="write the answer to FILE (mode 0600, complete or not at all), or to stdout with -; "
         "needed for answers that are not JSON, such as sales and finance reports (gzip)",
     )
+    parser.add_argument(
+        "--upload-file",
+        metavar="FILE",
+        help="upload FILE as Apple's asset upload operations say: POST --input (the reservation, whose fileSize "
+        "must be FILE's size) to PATH (an asset collection such as /v1/appScreenshots), send FILE's parts to the "
+        "upload URLs the answer gives (never with the token), then commit the resource (uploaded: true and its "
+        "checksum) and print it; builds go with asc-token upload",
+    )
     add_shared_flags(parser)
     return parser
 
@@ -133,6 +145,11 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     credentials = read_credentials(inputs)
     require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
     url = resolve(call.path, credentials.api_url, "PATH", inputs)
+    if call.upload is not None and credentials.scope:
+        raise InputError(
+            f"--upload-file commits the resource it reserves with a PATCH of its own path, which no entry of "
+            f"{inputs.label('scope')} can name before the reservation gives its id: unset {inputs.label('scope')}."
+        )
     if credentials.scope and not scope_allows(credentials.scope, call.method, url):
         raise InputError(
             f"{inputs.label('scope')} does not allow {call.method} {quote_foreign(urlsplit(url).path, 200)}, so "
@@ -146,7 +163,10 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     destination = Destination(call.output_file, io.out())  # before sending: a folder that cannot be made is exit 2
     answer: Optional[Answer] = None
     try:
-        answer = run_call(call, url, caller, spool=destination.spool)
+        if call.upload is not None:
+            answer = _upload(call, call.upload, url, caller, io)
+        else:
+            answer = run_call(call, url, caller, spool=destination.spool)
         destination.deliver(answer, platform.log)
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         return EXIT_FAILED
@@ -157,6 +177,17 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
             answer.close()
         destination.discard()
     return EXIT_OK
+
+
+def _upload(call: ApiCall, asset: AssetFile, url: str, caller: Caller, io: Io) -> Optional[Answer]:
+    """--upload-file: the reservation, the parts, the commit; each request to the API as run_call sends it."""
+    from .operations import SendOptions
+
+    def exchange(method: str, target: str, body: Optional[bytes]) -> Optional[Answer]:
+        return run_call(dataclasses.replace(call, method=method, path=target, body=body, upload=None), target, caller)
+
+    options = SendOptions(progress=io.err(), monotonic=io.monotonic, sleep=io.sleep, env=io.env)
+    return upload_asset(asset, url, caller, exchange, options)
 
 
 def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCall:
@@ -175,6 +206,8 @@ def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCal
             "spaces, backslashes or control characters (encode a space in a query as %20); it is refused before "
             "anything is sent."
         )
+    if args.upload_file is not None:
+        return _upload_call(args, method, path, stdin, wait)
     body = None
     if args.input is not None:
         if method == "GET":
@@ -189,6 +222,20 @@ def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCal
         None if args.output_file is None else output_path(args.output_file, "--output-file", "report.gz, or -")
     )
     return ApiCall(method, path, body, bool(args.paginate), bool(args.include), read_headers(args.header), output_file)
+
+
+def _upload_call(args: argparse.Namespace, method: str, path: str, stdin: IO[bytes], wait: float) -> ApiCall:
+    """--upload-file: a POST of the reservation (--input) to an asset collection, the committed resource printed."""
+    explicit = f"--method {method}" if args.method is not None and method != "POST" else ""
+    clashing = explicit or ("--paginate" if args.paginate else "--output-file" if args.output_file is not None else "")
+    if clashing:
+        raise InputError(
+            "--upload-file reserves an upload with a POST of --input to PATH and prints the committed resource "
+            f"on stdout, so {clashing} does not go with it: drop {clashing}."
+        )
+    body = None if args.input is None else read_input(args.input, stdin, wait)
+    upload = read_asset_file(path, args.upload_file, body)
+    return ApiCall("POST", path, body, False, bool(args.include), read_headers(args.header), upload=upload)
 
 
 def read_headers(given: Sequence[str]) -> Tuple[Tuple[str, str], ...]:

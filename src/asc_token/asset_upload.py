@@ -1,0 +1,208 @@
+"""``asc-token api PATH --input RESERVATION.json --upload-file FILE``: any asset Apple uploads with upload operations.
+
+The reservation (RESERVATION.json, POSTed to PATH, one of :data:`assets.ASSET_KINDS`) is checked against
+FILE before it is sent; App Store Connect answers with ``uploadOperations``, which :mod:`operations`
+carries out (never with a credential); the created resource is then committed (``uploaded: true`` and the
+checksum its type takes, :func:`assets.commit_document`), and that answer is what ``asc-token api`` prints.
+A failure after the reservation names the reserved resource, so it can be looked at or deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
+from urllib.parse import quote, urlsplit
+
+from .assets import ASSET_KINDS, CHECKSUM, CHECKSUMS, AssetKind, asset_kind, commit_document
+from .errors import AscTokenError, InputError, UploadFailedError
+from .paging import Answer, Pages
+from .redact import quote_foreign, shown
+from .urls import join_path
+
+if TYPE_CHECKING:
+    from .caller import Caller
+    from .operations import SendOptions
+
+# method, URL, JSON body -> the answer (run_call's: every refusal explained as asc-token api explains it)
+Exchange = Callable[[str, str, Optional[bytes]], Optional[Answer]]
+
+BUILD_UPLOADS = "/v1/buildUploads"
+NOT_COMMITTED = (
+    "The {type} {id} was reserved but not committed: look at it with asc-token api {path}, and delete it "
+    "with asc-token api -X DELETE {path} (where App Store Connect allows that) before reserving again."
+)
+
+
+@dataclass(frozen=True)
+class AssetFile:
+    """FILE and the reservation that announces it, checked against each other: nothing sent yet."""
+
+    kind: AssetKind
+    path: str  # FILE as given
+    size: int
+    reservation: bytes  # RESERVATION.json as given
+
+
+def read_asset_file(target: str, file: str, reservation: Optional[bytes]) -> AssetFile:
+    """FILE, PATH's asset type and the reservation, or :class:`InputError` (exit 2) saying what to fix."""
+    kind = asset_kind(_bare_path(target))
+    if kind is None:
+        raise InputError(_wrong_path(target))
+    if reservation is None:
+        raise InputError(
+            f"--upload-file needs --input RESERVATION.json: the {kind.type_name} to create, with "
+            '{"data": {"type": "' + kind.type_name + '", "attributes": {"fileName": ..., "fileSize": ...}, '
+            '"relationships": {...}}}.'
+        )
+    where = f"--upload-file {shown(file, path=True)}"
+    try:
+        found = os.stat(file)
+        if stat.S_ISDIR(found.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(found.st_mode):  # a pipe has no size to announce, and is read once
+            raise InputError(f"{where} is not a regular file: give the path of the file to upload.")
+        with open(file, "rb"):  # readable now, not only present
+            size = found.st_size
+    except FileNotFoundError:
+        raise InputError(f"{where} does not exist: give the path of the file to upload.") from None
+    except IsADirectoryError:
+        raise InputError(f"{where} is a folder: give the path of the file to upload.") from None
+    except OSError as exc:
+        raise InputError(f"{where} cannot be read ({exc.strerror or type(exc).__name__}).") from None
+    if size < 1:
+        raise InputError(f"{where} is empty (0 bytes): App Store Connect takes files of at least 1 byte.")
+    _check_reservation(kind, json.loads(reservation), size)
+    return AssetFile(kind, file, size, reservation)
+
+
+def _bare_path(target: str) -> str:
+    try:
+        return urlsplit(target).path
+    except ValueError:
+        return ""
+
+
+def _wrong_path(target: str) -> str:
+    bare = _bare_path(target).rstrip("/")
+    if bare.startswith(BUILD_UPLOADS) and not bare.startswith("/v1/buildUploadFiles"):
+        return (
+            "--upload-file sends a file for a reservation, and a build upload is not one: upload a build with "
+            "asc-token upload FILE (.ipa or .pkg), which creates the build upload, its file and commits them."
+        )
+    paths = ", ".join(sorted(ASSET_KINDS))
+    return (
+        f"--upload-file takes the PATH that reserves an upload (a POST to the collection), and "
+        f"{shown(target)} is none: use one of {paths}; builds go with asc-token upload FILE."
+    )
+
+
+def _check_reservation(kind: AssetKind, document: Any, size: int) -> None:
+    """The reservation names FILE as it is: its type, a fileName, and FILE's size as fileSize."""
+    data = document.get("data") if isinstance(document, dict) else None
+    found = data.get("attributes") if isinstance(data, dict) else None
+    attributes: Mapping[str, Any] = found if isinstance(found, dict) else {}
+    if not isinstance(data, dict) or data.get("type") != kind.type_name:
+        raise InputError(
+            f'The --input reservation for {kind.path} must have data.type "{kind.type_name}", so nothing was sent.'
+        )
+    name = attributes.get("fileName")
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(
+            "The --input reservation has no data.attributes.fileName: give the file's name as App Store "
+            "Connect should show it (such as screenshot-1.png); nothing was sent."
+        )
+    given = attributes.get("fileSize")
+    if given is None:
+        raise InputError(
+            f"The --input reservation has no data.attributes.fileSize: set it to {size}, the size of "
+            "--upload-file in bytes; nothing was sent."
+        )
+    if isinstance(given, bool) or not isinstance(given, int) or given != size:
+        raise InputError(
+            f"The --input reservation says fileSize {quote_foreign(str(given), 40)}, but --upload-file is "
+            f"{size} bytes: set fileSize to {size} (or give the file it describes); nothing was sent."
+        )
+
+
+def upload_asset(
+    asset: AssetFile, url: str, caller: Caller, exchange: Exchange, options: SendOptions
+) -> Optional[Answer]:
+    """Reserve at ``url``, send FILE's parts, commit: the commit's answer. A failure after the reservation
+    is an exit-1 error naming the reserved resource."""
+    from .operations import parse_operations, send_parts
+
+    kind, log = asset.kind, caller.log
+    reserved = _document(exchange("POST", url, asset.reservation))
+    resource_id = _resource_id(reserved)
+    if not resource_id:
+        raise UploadFailedError(
+            f"App Store Connect answered the reservation at {kind.path} without the id of a {kind.type_name}, "
+            "so there is nothing to upload to or commit; look for it with asc-token api before reserving again.",
+        )
+    commit_path = kind.commit_path(quote(resource_id, safe=""))
+    commit_url = join_path(commit_path, caller.credentials.api_url)
+    log(f"Reserved {kind.type_name} {quote_foreign(resource_id, 80)} for {asset.size} bytes.")
+    try:
+        operations = parse_operations(_attributes(reserved).get("uploadOperations"))
+        md5_hex, sha256_hex = _digests(asset.path, kind)
+
+        def refresh() -> Any:  # operations past their expiration: fresh ones, asked for once
+            return parse_operations(_attributes(_document(exchange("GET", commit_url, None))).get("uploadOperations"))
+
+        send_parts(asset.path, operations, options, refresh=refresh)
+        body = commit_document(kind.path, resource_id, md5_hex=md5_hex, sha256_hex=sha256_hex)
+        committed = exchange("PATCH", commit_url, json.dumps(body).encode())
+    except AscTokenError as error:
+        note = NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(resource_id, 80), path=commit_path)
+        raise UploadFailedError(f"{error.message} {note}", details=error.details, title=error.title) from None
+    except KeyboardInterrupt:
+        log(NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(resource_id, 80), path=commit_path))
+        raise
+    if committed is None:  # a commit answered without a body: the resource as it is now
+        committed = exchange("GET", commit_url, None)
+    log(f"Committed {kind.type_name} {quote_foreign(resource_id, 80)}; App Store Connect processes it next.")
+    return committed
+
+
+def _document(answer: Optional[Answer]) -> Any:
+    if isinstance(answer, Pages):
+        first = answer.first
+        answer.close()
+        return first
+    return None
+
+
+def _attributes(document: Any) -> Mapping[str, Any]:
+    data = document.get("data") if isinstance(document, dict) else None
+    found = data.get("attributes") if isinstance(data, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def _resource_id(document: Any) -> str:
+    data = document.get("data") if isinstance(document, dict) else None
+    found = data.get("id") if isinstance(data, dict) else None
+    return found if isinstance(found, str) else ""
+
+
+def _digests(path: str, kind: AssetKind) -> Tuple[Optional[str], Optional[str]]:
+    """(MD5, SHA-256) hex of the file, each only when the type's commit takes it; read a megabyte at a time."""
+    md5 = hashlib.md5(usedforsecurity=False) if kind.checksum_field == CHECKSUM else None  # Apple's choice
+    sha256 = hashlib.sha256() if kind.checksum_field == CHECKSUMS else None
+    if md5 is None and sha256 is None:
+        return None, None
+    try:
+        with open(path, "rb") as file:
+            for chunk in iter(lambda: file.read(1024 * 1024), b""):
+                for digest in (md5, sha256):
+                    if digest is not None:
+                        digest.update(chunk)
+    except OSError as exc:
+        raise UploadFailedError(
+            f"--upload-file {shown(path, path=True)} could not be read for its checksum "
+            f"({exc.strerror or type(exc).__name__}); leave it unchanged until the upload ends.",
+        ) from None
+    return (md5.hexdigest() if md5 else None), (sha256.hexdigest() if sha256 else None)
