@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
@@ -35,10 +35,20 @@ def key_inputs(key: KeyMaterial, api: AppStoreConnectStandIn) -> Dict[str, str]:
 
 
 def upload_step(
-    workdir: Path, named: Dict[str, str], *, env: Optional[Dict[str, str]] = None, composite: bool = True
+    workdir: Path,
+    named: Dict[str, str],
+    *,
+    env: Optional[Dict[str, str]] = None,
+    composite: bool = True,
+    sleep: Optional[Callable[[float], None]] = None,
 ) -> Run:
     slept: List[float] = []
-    return invoke("action", workdir, named, ["upload"], composite=composite, env=env, sleep=slept.append)
+    return invoke("action", workdir, named, ["upload"], composite=composite, env=env, sleep=sleep or slept.append)
+
+
+def cancelled(seconds: float) -> None:
+    """The runner's cancel (SIGINT) arriving while the step waits."""
+    raise KeyboardInterrupt
 
 
 @pytest.fixture
@@ -249,3 +259,30 @@ def test_the_composite_upload_step_runs_on_the_runtime(
     assert "| Version | 1.4.0 |" in result.summary
     assert re.search(r"^::add-mask::eyJ", result.stdout, re.MULTILINE)
     assert_no_secrets(result, key.secret_fragments(), key=key)
+
+
+def test_a_cancel_before_the_commit_deletes_the_upload_and_says_so(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    """A part refused, the retry's wait cancelled: exit 130, the build upload deleted, its outputs and summary."""
+    api = small_parts
+    api.storage.fail(1, status=500, times=5)
+    path = workspace_ipa(tmp_path)
+    run = upload_step(tmp_path, {"file": path.name, **key_inputs(key, api)}, sleep=cancelled)
+    assert run.returncode == 130, run.log
+    upload_id = run.outputs["build-upload-id"]
+    assert upload_id in api.uploads.deleted_build_uploads
+    assert f"`{upload_id}` AWAITING\\_UPLOAD (deleted)" in run.summary, run.summary
+    assert "**Interrupted**" in run.summary and "the build upload was deleted" in run.summary
+    assert_no_secrets(run, key.secret_fragments(), key=key)
+
+
+def test_a_cancel_after_the_commit_keeps_the_upload(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    api = small_parts
+    path = workspace_ipa(tmp_path)
+    run = upload_step(tmp_path, {"file": path.name, **key_inputs(key, api)}, sleep=cancelled)
+    assert run.returncode == 130, run.log
+    assert run.outputs["build-upload-id"] not in api.uploads.deleted_build_uploads
+    assert "Apple goes on processing it" in run.summary

@@ -289,5 +289,11 @@ def upload_summary(report: ActionReport, error: Optional[Exception], *, interrup
         if error.details:
             lines += ["", details_markdown(input_names(error.details))]
     elif interrupted:
-        lines += ["", "**Interrupted**: the step was cancelled; a build upload not yet committed was deleted."]
+        if state.committed:
+            what = "the file was committed before, so Apple goes on processing it."
+        elif state.deleted:
+            what = "the build upload was deleted, so a re-run with the same build number is not refused."
+        else:
+            what = "no build upload was left behind." if not state.build_upload_id else "see the log for the cleanup."
+        lines += ["", f"**Interrupted**: the step was cancelled; {what}"]
     return "\n".join(lines) + "\n"
