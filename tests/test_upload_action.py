@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import pytest
+import yaml
 
+from asc_token.inputs import COMPOSITE_MARKER
+from asc_token.upload_command import ACTION_INPUTS
 from devtools.standin import AppStoreConnectStandIn
 
 from .builds import INFO, make_ipa
 from .composite import run_composite
 from .conftest import copy_of
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, Run, assert_no_secrets, invoke, one_error, rendered, settings
+from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, Run, assert_no_secrets, invoke, one_error, rendered, settings
 
 DEMO_BUNDLE_ID = "com.example.demo"
 OUTPUTS = ("build-upload-id", "build-id", "upload-state", "processing-state")
@@ -286,3 +289,19 @@ def test_a_cancel_after_the_commit_keeps_the_upload(
     assert run.returncode == 130, run.log
     assert run.outputs["build-upload-id"] not in api.uploads.deleted_build_uploads
     assert "Apple goes on processing it" in run.summary
+
+
+def test_upload_action_yml_maps_every_input_the_step_reads() -> None:
+    """upload/action.yml's inputs are exactly those the step reads, each passed as INPUT_<NAME> in env: under
+    the composite marker (never pasted into the script), and each output is the step's."""
+    action = yaml.safe_load((ROOT / "upload" / "action.yml").read_text())
+    assert tuple(action["inputs"]) == ACTION_INPUTS
+    step = action["runs"]["steps"][0]
+    name, value = COMPOSITE_MARKER
+    assert step["env"][name] == value
+    mapped = {key: text for key, text in step["env"].items() if key.startswith("INPUT_")}
+    assert mapped == {f"INPUT_{n.replace('-', '_').upper()}": f"${{{{ inputs.{n} }}}}" for n in ACTION_INPUTS}
+    assert action["inputs"]["file"]["required"] is True and action["inputs"]["wait"]["default"] == "true"
+    assert {n: spec["value"] for n, spec in action["outputs"].items()} == {
+        n: f"${{{{ steps.{step['id']}.outputs.{n} }}}}" for n in OUTPUTS
+    }
