@@ -113,6 +113,7 @@ def test_without_wait_the_step_ends_once_the_file_is_delivered(
     run = upload_step(tmp_path, {"file": str(path), "wait": "false", **key_inputs(key, small_parts)})
     assert run.returncode == 0, run.log
     assert run.outputs["build-upload-id"] and "processing-state" not in run.outputs
+    assert run.outputs["upload-state"] != "AWAITING_UPLOAD", "the state as it is once the file is delivered"
     assert "| File delivery | COMPLETE |" in run.summary
 
 

@@ -21,6 +21,7 @@ from .settings import read_credentials, require_base_url
 from .uploads import MAX_PARALLEL, UPLOAD_SETTINGS, UploadState, read_upload_request, run_upload
 
 if TYPE_CHECKING:
+    from .caller import Caller
     from .github import GitHubCommands
     from .inputs import CliInputs
     from .platforms import Platform
@@ -203,6 +204,8 @@ def run_upload_action(io: Io) -> int:
 
         caller = open_caller(credentials, inputs, io, action, printing=False)
         run_upload(report.request, caller, io, report.state)
+        if not report.request.wait:
+            _read_upload_state(caller, report.state)
     except AscTokenError as error:
         commands.command("error", input_names(error.message), title=error.title)
         if error.details:
@@ -226,6 +229,22 @@ def run_upload_action(io: Io) -> int:
         + "."
     )
     return EXIT_OK
+
+
+def _read_upload_state(caller: Caller, state: UploadState) -> None:
+    """The build upload's state once more (without `wait` the last one read is its creation's): best effort,
+    the upload is done whatever this request gets."""
+    from .errors import AscTokenError
+    from .uploads import Apple, attributes
+
+    with contextlib.suppress(AscTokenError):
+        found = attributes(
+            Apple(caller).document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
+        )
+        holder = found.get("state")
+        current = holder.get("state") if isinstance(holder, dict) else None
+        if isinstance(current, str) and current:
+            state.upload_state = current
 
 
 def _publish_upload(
