@@ -1,4 +1,5 @@
-"""Run the composite action.yml as the runner does: inputs with defaults, env mapping, bash."""
+"""Run a composite action (action.yml, upload/action.yml) as the runner does: inputs with defaults, env
+mapping, bash in the workspace, GITHUB_ACTION_PATH the action's own folder."""
 
 from __future__ import annotations
 
@@ -28,13 +29,18 @@ def run_composite(
     path: Optional[str] = None,
     extra_env: Optional[Dict[str, str]] = None,
     timeout: float = 300,
+    action_file: str = "action.yml",
 ) -> Run:
     """The run: its exit code, its log (each step's stdout then stderr, as ``stdout``), outputs,
-    env_file (GITHUB_ENV) and path_file (GITHUB_PATH's lines)."""
-    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    env_file (GITHUB_ENV), path_file (GITHUB_PATH's lines) and summary. ``action_file``: which action,
+    relative to the repository (``upload/action.yml``)."""
+    action_path = (ROOT / action_file).parent
+    action = yaml.safe_load((ROOT / action_file).read_text())
     assert action["runs"]["using"] == "composite"
     unknown = set(with_inputs) - set(action["inputs"])
-    assert not unknown, f"not inputs of action.yml: {unknown}"
+    assert not unknown, f"not inputs of {action_file}: {unknown}"
+    required = {name for name, spec in action["inputs"].items() if spec.get("required")}
+    assert required <= set(with_inputs), f"required inputs of {action_file} not given: {required - set(with_inputs)}"
     inputs = {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()}
     inputs.update(with_inputs)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -46,7 +52,7 @@ def run_composite(
     logs = []
     returncode = 0
     for index, step in enumerate(action["runs"]["steps"]):
-        context = {"inputs": inputs, "steps": step_outputs, "github": {"action_path": str(ROOT)}}
+        context = {"inputs": inputs, "steps": step_outputs, "github": {"action_path": str(action_path)}}
         output_file = workdir / f"output-{index}.txt"
         output_file.write_text("")
         summary_file = workdir / "summary.md"
@@ -59,7 +65,7 @@ def run_composite(
         env.update(extra_env or {})
         env.update(
             GITHUB_ACTIONS="true",
-            GITHUB_ACTION_PATH=str(ROOT),
+            GITHUB_ACTION_PATH=str(action_path),
             GITHUB_OUTPUT=str(output_file),
             GITHUB_ENV=str(workdir / "env.txt"),
             GITHUB_PATH=str(workdir / "path.txt"),
@@ -98,6 +104,7 @@ def run_composite(
         outputs=outputs,
         env_file=parse_file_command((workdir / "env.txt").read_text()),
         path_file=(workdir / "path.txt").read_text().splitlines(),
+        summary=(workdir / "summary.md").read_text(),
     )
 
 

@@ -40,7 +40,7 @@ pytestmark = [
 WORKFLOWS = ROOT / "tests" / "act"
 ACT_TIMEOUT = 240  # seconds for one act run, cold build included
 STEP_TIMES: Dict[str, float] = {}  # "<workflow> <job> <step>" -> seconds, as act reports them
-ACTION_STEPS = ("asc-token-action", "asc-token-action again, scoped", "bad input", "wrong issuer")
+ACTION_STEPS = ("asc-token-action", "asc-token-action again, scoped", "bad input", "wrong issuer", "upload the build")
 _STEP_DONE = re.compile(
     r"^\[(?P<job>[^\]]+)\]\s+\S+\s+(?P<result>Success|Failure) - Main (?P<step>.+?) \[(?P<took>[^\]]+)\]$"
 )
@@ -349,6 +349,49 @@ def test_bad_input_and_401_fail_their_step_with_one_error(
     assert len(unauthorized) == 1 and "401" in unauthorized[0], unauthorized
     # The bad input sent nothing; the 401 was tried three times, each with a freshly signed token.
     assert [outcome for _, outcome in standin.requests[before:]] == ["401", "401", "401"]
+    assert "Traceback" not in run.log
+    for fragment in key.secret_fragments():
+        assert fragment not in run.log
+
+
+# -- the upload step (upload/action.yml) after asc-token-action's export-env ---------------------------------
+
+
+def test_the_upload_step_uses_the_exported_key_and_gives_its_outputs(
+    act: str,
+    repository: Path,
+    standin: AppStoreConnectStandIn,
+    secret_file: Path,
+    warm_tool_cache: Path,
+    tmp_path: Path,
+    key: KeyMaterial,
+    wheels: Dict[str, str],
+) -> None:
+    standin.uploads.polls_per_state = 0  # processed at once: the step's 10 s polls are real sleeps under act
+    try:
+        run = run_act(
+            act,
+            repository,
+            "upload.yml",
+            tmp_path,
+            standin=standin,
+            secret_file=secret_file,
+            tool_cache=warm_tool_cache,
+            wheels=wheels,
+        )
+    finally:
+        standin.uploads.polls_per_state = 1
+    assert run.returncode == 0, run.log[-6000:]  # the duplicate's step continues on error
+    outputs = run.read("upload")
+    assert outputs["upload-state"] == "COMPLETE" and outputs["processing-state"] == "VALID", outputs
+    assert outputs["build-upload-id"] in standin.uploads.build_uploads and outputs["build-id"]
+    assert "Settings from an earlier step's export-env" in run.step_log("upload the build")
+    assert "⭐ Run Main upload the build" in run.log  # the step's name, not its script
+    assert outputs["again"] == "failure" and outputs["again-build-upload-id"] == ""
+    duplicate = run.errors(run.step_log("upload the same build number"))
+    assert len(duplicate) == 1 and "::error title=Build number already used::" in duplicate[0], duplicate
+    assert not standin.storage.credentials_seen()
+    assert run.builds() == []  # the token step's runtime serves the upload step too
     assert "Traceback" not in run.log
     for fragment in key.secret_fragments():
         assert fragment not in run.log

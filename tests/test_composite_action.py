@@ -1,4 +1,4 @@
-"""action.yml run by a home-made emulation of the runner, for what act cannot be given.
+"""action.yml and upload/action.yml run by a home-made emulation of the runner, for what act cannot be given.
 
 The action on a real runner (outputs, masking, key files, failures, parallel jobs, asc-token in
 later steps) is tested under act in tests/test_act.py. Here: an interpreter chosen for python3
@@ -23,6 +23,8 @@ from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, one_error
 
 PYTHON_39 = find_python("3.9")
 PYTHON_38 = find_python("3.8")
+ACTIONS = ("action.yml", "upload/action.yml")
+START = ROOT / "scripts" / "start.sh"  # the probe and bootstrap call both actions run
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +50,22 @@ def bare_path(tmp_path: Path, **pythons: Path) -> str:
     return str(folder)
 
 
-def test_composite_step_has_a_name() -> None:
+@pytest.mark.parametrize("action_file", ACTIONS)
+def test_composite_step_has_a_name(action_file: str) -> None:
     """Without a name, the runner shows the whole bash script as the step's title."""
-    steps = yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"]
+    steps = yaml.safe_load((ROOT / action_file).read_text())["runs"]["steps"]
     assert all(step.get("name") for step in steps)
+
+
+def test_both_actions_start_the_one_probe() -> None:
+    """One copy of the probe and the bootstrap call: each action's step sources scripts/start.sh from its own
+    folder (GITHUB_ACTION_PATH is upload/ for the upload step), the token step with no argument."""
+    runs = {name: yaml.safe_load((ROOT / name).read_text())["runs"]["steps"][0]["run"].strip() for name in ACTIONS}
+    assert runs == {
+        "action.yml": '. "$GITHUB_ACTION_PATH/scripts/start.sh"',
+        "upload/action.yml": '. "$GITHUB_ACTION_PATH/../scripts/start.sh" upload',
+    }
+    assert "sys.version_info" in START.read_text() and "bootstrap.py" in START.read_text()
 
 
 @pytest.mark.skipif(PYTHON_39 is None, reason="no Python 3.9 on PATH or in pyenv")
@@ -147,6 +161,8 @@ if "-c" in sys.argv:
     exec(code, {{}})
 else:
     print("bootstrap started by " + identity.version.split()[0])
+    print("bootstrap.py: " + sys.argv[sys.argv.index("-S") + 1])
+    print("arguments: " + repr(sys.argv[sys.argv.index("-S") + 2:]))
 """
 WINDOWS_ARM64 = "[MSC v.1929 64 bit (ARM64)]"
 WINDOWS_X64 = "[MSC v.1929 64 bit (AMD64)]"
@@ -263,10 +279,40 @@ def test_probe_names_apples_stub_without_command_line_tools(
 
 def test_every_title_of_the_probe_is_explained() -> None:
     """Each error title the probe can print has its row, with its fix, in docs/troubleshooting.md."""
-    script = yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"][0]["run"]
+    script = START.read_text()
     titles = set(re.findall(r'this_title="([^"]+)"', script)) | set(re.findall(r"title=([^:$]+)::", script))
     titles |= set(re.findall(r"title=\$\{title:-([^}]+)\}", script))
     assert len(titles) == 6, titles
     section = (ROOT / "docs" / "troubleshooting.md").read_text().split("## When the runtime cannot be set up")[1]
     for title in titles:
         assert f"| `{title}` |" in section, title
+
+
+def test_the_upload_step_starts_the_same_bootstrap_with_its_argument(tmp_path: Path, tool_cache: Path) -> None:
+    """upload/action.yml: the probe lets the Python in, and bootstrap.py (the repository's, one folder up
+    from GITHUB_ACTION_PATH) starts entrypoint.py with `upload`."""
+    python3 = fake_python(tmp_path, "3.12.1", "linux", LINUX)
+    result = run_composite(
+        tmp_path / "run",
+        {"file": "App.ipa"},
+        tool_cache=tool_cache,
+        path=bare_path(tmp_path, python3=python3),
+        action_file="upload/action.yml",
+    )
+    assert result.returncode == 0, result.log
+    assert "bootstrap started by 3.12.1" in result.log
+    started = next(line for line in result.log.splitlines() if line.startswith("bootstrap.py: "))
+    assert Path(started[len("bootstrap.py: ") :]).resolve() == ROOT / "scripts" / "bootstrap.py"
+    assert "arguments: ['upload']" in result.log
+
+
+def test_the_upload_step_explains_a_missing_python_the_same_way(tmp_path: Path, tool_cache: Path) -> None:
+    result = run_composite(
+        tmp_path / "run",
+        {"file": "App.ipa"},
+        tool_cache=tool_cache,
+        path=bare_path(tmp_path),
+        action_file="upload/action.yml",
+    )
+    assert result.returncode == 2
+    assert one_error(result, with_title=True).startswith("::error title=Python not found::")

@@ -1,5 +1,5 @@
-"""Choose the front end: the GitHub action, ``asc-token``, ``asc-token api`` or ``asc-token upload``;
-errors to exit codes."""
+"""Choose the front end: the GitHub action (the token step, or the upload step: ``upload`` and no FILE),
+``asc-token``, ``asc-token api`` or ``asc-token upload``; errors to exit codes."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ def _run(args: List[str], force_cli: bool, io: Io) -> int:
             from .token_command import run_action  # deferred: each front end imports only its own modules
 
             return run_action(io)
+        if not force_cli and args == ["upload"] and on_github:  # upload/action.yml's step: inputs, no FILE
+            from .upload_command import run_upload_action
+
+            return run_upload_action(io)
         if args[:1] == ["upload"]:
             from .upload_command import main as upload_main
 
