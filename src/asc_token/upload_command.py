@@ -197,7 +197,7 @@ def run_upload_action(io: Io) -> int:
         except KeyMissingError as error:
             raise KeyMissingError(error.message + EXPORT_ENV_HINT, details=error.details, title=error.title) from None
         require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
-        report.request = read_upload_request(inputs, enterprise=credentials.api.name == "enterprise")
+        report.request = read_upload_request(inputs, credentials.api)
         for note in report.request.notes:
             action.log(input_names(note))
         from .caller import open_caller
