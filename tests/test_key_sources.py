@@ -169,3 +169,23 @@ def test_a_path_in_asc_private_key_names_its_path_variable(tmp_path: Path, key: 
 
 def test_base64_helper_matches_the_file(key: KeyMaterial) -> None:
     assert base64.b64decode(key.base64_of_file).decode() == key.pem
+
+
+def test_the_action_takes_api_url_without_v1_and_says_so_once(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    run = invoke("action", tmp_path, settings(key, standin=api, api_url=api.url + "/v1"))
+    assert run.returncode == 0, run.log
+    assert run.log.count("ends in /v1") == 1
+    assert all(not path.startswith("/v1/v1") for path, _ in api.requests)
+
+
+def test_a_key_in_the_json_and_another_in_asc_private_key_is_named_without_either(
+    tmp_path: Path, key: KeyMaterial
+) -> None:
+    path = fastlane_json(tmp_path, key)
+    other = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n"
+    inputs = CliInputs({}, {"APP_STORE_CONNECT_API_KEY_PATH": str(path), "ASC_PRIVATE_KEY": other})
+    (line,) = inputs.disagreements()
+    assert line.startswith("private-key: ASC_PRIVATE_KEY is used; key in the file APP_STORE_CONNECT_API_KEY_PATH")
+    assert key.pem not in line and other not in line
