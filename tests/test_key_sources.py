@@ -189,3 +189,17 @@ def test_a_key_in_the_json_and_another_in_asc_private_key_is_named_without_eithe
     (line,) = inputs.disagreements()
     assert line.startswith("private-key: ASC_PRIVATE_KEY is used; key in the file APP_STORE_CONNECT_API_KEY_PATH")
     assert key.pem not in line and other not in line
+
+
+@pytest.mark.parametrize(
+    ("path_variable", "contents_variable"),
+    [
+        ("PLUGIN_PRIVATE_KEY_PATH", "PLUGIN_PRIVATE_KEY"),
+        ("ASC_PRIVATE_KEY_PATH", "ASC_PRIVATE_KEY"),
+        ("APP_STORE_CONNECT_API_KEY_KEY_FILEPATH", "APP_STORE_CONNECT_API_KEY_KEY"),
+    ],
+)
+def test_fixes_name_the_key_setting_of_the_family_in_use(path_variable: str, contents_variable: str) -> None:
+    assert CliInputs({}, {path_variable: "AuthKey_ABCDE12345.p8"}).label("private-key") == contents_variable
+    pasted = CliInputs({}, {contents_variable: "./AuthKey_ABCDE12345.p8"})
+    assert pasted.assignment("private-key-path", "x") == f"{path_variable}=x"

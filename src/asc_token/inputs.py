@@ -60,6 +60,11 @@ _PATH_BESIDE = {
     "APP_STORE_CONNECT_API_KEY_KEY": "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH",
     "APP_STORE_CONNECT_PRIVATE_KEY": "ASC_PRIVATE_KEY_PATH",
 }
+_CONTENTS_BESIDE = {
+    "PLUGIN_PRIVATE_KEY_PATH": "PLUGIN_PRIVATE_KEY",
+    "ASC_PRIVATE_KEY_PATH": "ASC_PRIVATE_KEY",
+    "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH": "APP_STORE_CONNECT_API_KEY_KEY",
+}
 # A token given as it is (as `export-token: true` leaves it), for commands that can send one they cannot sign.
 GIVEN_TOKEN_VARIABLE = "ASC_TOKEN"  # noqa: S105 - a variable name, not a password
 # The settings fastlane's API key JSON supplies, by its field; explicit settings win.
@@ -181,6 +186,9 @@ class CliInputs:
     def label(self, name: str) -> str:
         if name in self._labels:
             return self._labels[name]
+        # The key's contents beside the path variable in use: PLUGIN_PRIVATE_KEY_PATH -> PLUGIN_PRIVATE_KEY.
+        if name == "private-key" and self._labels.get("private-key-path", "") in _CONTENTS_BESIDE:
+            return _CONTENTS_BESIDE[self._labels["private-key-path"]]
         variable = _USUAL_VARIABLES.get(name, name)
         return f"{_FLAGS[name]} (or {variable})" if name in _FLAGS else variable
 
