@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .runnerfiles import RunnerFiles
-from .standin import AppStoreConnectStandIn
+from .standin import AppStoreConnectStandIn, Fault
 from .uploads import PROCESSING_OUTCOMES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,7 +98,9 @@ def serve_standin(argv: List[str]) -> int:
     ``--public-key`` it accepts tokens signed by your own key instead (give ``--key-id`` and
     ``--issuer-id``, or ``--individual``), so a pipeline can be tried end to end without Apple.
     The URL, key ID and issuer go to GITHUB_OUTPUT (or stdout); it serves for ``--seconds``, then
-    stops by itself. Build uploads end as ``--processing-outcome`` says, in parts of ``--upload-part-size``.
+    stops by itself (or on Ctrl-C or SIGTERM), removing the key it wrote. Build uploads end as
+    ``--processing-outcome`` says, in parts of ``--upload-part-size``. ``--clock-skew``, ``--revoked``,
+    ``--server-errors``, ``--rate-limited`` and ``--apps`` reproduce the rows of docs/troubleshooting.md.
     """
     parser = argparse.ArgumentParser(prog="dev.py standin")
     parser.add_argument("--key-file", help="where to write the throwaway .p8 (not with --public-key)")
@@ -115,11 +118,36 @@ def serve_standin(argv: List[str]) -> int:
     parser.add_argument(
         "--upload-part-size", type=int, default=5 * 1024 * 1024, help="bytes per upload operation (Apple's: 5 MiB)"
     )
+    # The faults docs/troubleshooting.md describes, on demand.
+    parser.add_argument(
+        "--clock-skew",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the stand-in's clock this far ahead (or behind, <0)",
+    )
+    parser.add_argument("--revoked", action="store_true", help="the key is revoked: every token gets 401")
+    parser.add_argument(
+        "--server-errors", type=int, default=0, metavar="N", help="answer the first N requests 5xx (--server-status)"
+    )
+    parser.add_argument("--server-status", type=int, default=503, help="the status of those answers (500-599)")
+    parser.add_argument(
+        "--rate-limited", type=int, default=0, metavar="N", help="answer the next N requests 429 RATE_LIMIT_EXCEEDED"
+    )
+    parser.add_argument("--retry-after", type=int, help="the Retry-After seconds those 429s carry (default: none)")
+    parser.add_argument("--apps", type=int, default=None, metavar="N", help="how many apps the key sees")
     args = parser.parse_args(argv)
+    if not 500 <= args.server_status <= 599:
+        parser.error("--server-status must be 500 to 599")
+    if min(args.server_errors, args.rate_limited, 0 if args.apps is None else args.apps) < 0:
+        parser.error("--server-errors, --rate-limited and --apps take 0 or more")
     if args.public_key is not None and args.key_file is not None:
         parser.error("give --key-file (a throwaway key is made there) or --public-key (your own key), not both")
+    written: List[str] = []  # removed when it stops: the throwaway key, and the folder made for it
     if args.public_key is None and args.key_file is None:
-        args.key_file = os.path.join(tempfile.mkdtemp(prefix="asc-token-standin-"), f"AuthKey_{args.key_id}.p8")
+        folder = tempfile.mkdtemp(prefix="asc-token-standin-")
+        args.key_file = os.path.join(folder, f"AuthKey_{args.key_id}.p8")
+        written.append(folder)
     facts: Dict[str, str] = {}
     if args.public_key is not None:
         with open(args.public_key, "rb") as stream:
@@ -138,11 +166,16 @@ def serve_standin(argv: List[str]) -> int:
         ) as stream:
             stream.write(pem)
         facts["key-file"] = os.path.abspath(args.key_file)
+        written.insert(0, facts["key-file"])
     issuer = None if args.individual else (args.issuer_id or str(uuid.uuid4()))
     if args.upload_part_size < 1:
         parser.error("--upload-part-size must be at least 1")
-    api = AppStoreConnectStandIn().start()
-    api.register(args.key_id, public_key, issuer)
+    options = {} if args.apps is None else {"app_count": args.apps}
+    api = AppStoreConnectStandIn(clock_offset_seconds=args.clock_skew, **options).start()
+    if not args.revoked:  # Apple knows a revoked key's ID no longer: 401 NOT_AUTHORIZED
+        api.register(args.key_id, public_key, issuer)
+    api.inject(*[Fault("status", status=args.server_status)] * args.server_errors)
+    api.inject(*[Fault("rate-limit", retry_after=args.retry_after)] * args.rate_limited)
     api.uploads.processing_outcome = args.processing_outcome
     api.uploads.part_size = args.upload_part_size
     facts = {"url": api.url, "key-id": args.key_id, "issuer-id": issuer or "", **facts}
@@ -156,9 +189,30 @@ def serve_standin(argv: List[str]) -> int:
         print(f"# serving for {args.seconds:.0f} s; in another shell:", file=sys.stdout)
         print(f"export ASC_API_URL={api.url} ASC_KEY_ID={args.key_id}{issuer_setting}{key_setting}")
     sys.stdout.flush()
-    time.sleep(max(0.0, args.seconds))
-    api.stop()
+    # SIGTERM (a runner's cancel, `kill`) ends it as Ctrl-C does: what it wrote is removed either way.
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        time.sleep(max(0.0, args.seconds))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        api.stop()
+        _remove(written)
     return 0
+
+
+def _interrupted(signal_number: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _remove(written: List[str]) -> None:
+    """The files and folders the stand-in wrote, the key first; one already gone is no error."""
+    for path in written:
+        with contextlib.suppress(OSError):
+            if os.path.isdir(path):
+                os.rmdir(path)  # only the folder made for the key, empty once the key is gone
+            else:
+                os.unlink(path)
 
 
 def main(argv: List[str]) -> int:

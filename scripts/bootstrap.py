@@ -31,7 +31,7 @@ import zlib
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs ~15 ms of a ~25 ms warm start
-    from typing import Dict, List, NoReturn, Optional, Set, Tuple
+    from typing import Dict, List, Mapping, NoReturn, Optional, Set, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK = os.path.join(ROOT, "requirements", "runtime.lock")
@@ -833,13 +833,20 @@ def _stop(signal_number: int, frame: object) -> None:
     raise Interrupted()
 
 
+def on_actions_runner(env: Optional[Mapping[str, str]] = None) -> bool:
+    """Workflow commands (``::group::``) only where a runner reads them: decided by GITHUB_ACTIONS alone (set
+    by GitHub, Gitea and Forgejo runners, and act), never by whether stdout is a terminal."""
+    return (os.environ if env is None else env).get("GITHUB_ACTIONS") == "true"
+
+
 def _build_in_group(root: str, target: str, key: str, scope: str, passed_over: List[str]) -> None:
     import platform
     import signal
 
     why = f": {passed_over[0]}" if passed_over else ""  # why not a place kept for longer
+    runner = on_actions_runner()
     log(
-        f"::group::asc-token-action: installing the pinned dependencies for Python "
+        f"{'::group::' if runner else ''}asc-token-action: installing the pinned dependencies for Python "
         f"{platform.python_version()} into {target} ({scope}{why})"
     )
     # SIGTERM as SIGINT: a cancelled job's build ends with its staging folder removed (not on a warm start).
@@ -848,7 +855,8 @@ def _build_in_group(root: str, target: str, key: str, scope: str, passed_over: L
         build(root, target, key)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        log("::endgroup::")
+        if runner:
+            log("::endgroup::")
 
 
 def ensure_runtime() -> str:

@@ -70,6 +70,11 @@ def add_shared_flags(parser: argparse.ArgumentParser, *, ci_platform_flag: str =
         help="path of the AuthKey_<KEYID>.p8 file (env: ASC_PRIVATE_KEY_PATH; the key's contents: ASC_PRIVATE_KEY)",
     )
     parser.add_argument("--private-key", help=argparse.SUPPRESS)  # refused: argv is public
+    parser.add_argument(
+        "--api-key-json-path",
+        help="fastlane's API key JSON (key_id, issuer_id, key, duration, in_house): the settings not given "
+        "otherwise (env: APP_STORE_CONNECT_API_KEY_PATH)",
+    )
     parser.add_argument("--key-type", help="team (default) or individual (env: ASC_KEY_TYPE)")
     parser.add_argument(
         "--expires-in",

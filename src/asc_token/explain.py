@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from . import messages as text
 from .apis import APP_STORE_CONNECT, Api
 from .errors import ApiError, NotAppleError, UnreachableError
+from .inputs import key_file_mismatch
 from .lifetimes import SKEW_TOLERANCE_SECONDS, describe_duration
 from .redact import quote_foreign
 
@@ -43,11 +44,13 @@ class Asked:
     # The setting that chose the URL, for proxy and wrong-URL advice. "notary-url": the notary service
     # (App Store Connect's, whatever the API), which answers a key it does not accept in plain text, not JSON.
     setting: str = "api-url"
+    key_file: str = ""  # the key's path, whose name AuthKey_<ID>.p8 may say which key it is
 
     @classmethod
     def about(cls, url: str, credentials: Credentials, **asked: Any) -> Asked:
-        """What is asked with these credentials: their key type, API and key ID, copied in one place."""
-        return cls(url, credentials.key_type, credentials.api, key_id=credentials.key_id, **asked)
+        """What is asked with these credentials: their key type, API, key ID and key file, copied in one place."""
+        key_file = credentials.key.path or ""
+        return cls(url, credentials.key_type, credentials.api, key_id=credentials.key_id, key_file=key_file, **asked)
 
     @property
     def service(self) -> str:
@@ -158,6 +161,15 @@ def explain_reply(reply: Reply, asked: Asked, naming: Naming, clock: Callable[[]
         individual = asked.key_type == "individual"
         headline = text.UNAUTHORIZED_HEADLINE_INDIVIDUAL if individual else text.UNAUTHORIZED_HEADLINE_TEAM
         causes = text.UNAUTHORIZED_CAUSES_INDIVIDUAL if individual else text.UNAUTHORIZED_CAUSES_TEAM
+        # The file's name is local evidence, so it goes first: Apple's 401 says nothing about which key.
+        mismatch = key_file_mismatch(asked.key_id, asked.key_file)
+        if mismatch:
+            fields.update(
+                file_key_id=mismatch[0],
+                key_file=mismatch[1],
+                set_key_id=naming.assignment("key-id", mismatch[0]),
+            )
+            headline, causes = text.UNAUTHORIZED_HEADLINE_KEY_FILE, (text.CAUSE_KEY_FILE_NAME, *causes)
         tried = f" {asked.attempts} times, each with a freshly signed token" if asked.attempts > 1 else ""
         message = text.UNAUTHORIZED.format(**{**fields, "tried": tried}, headline=headline.format(**fields))
         listed = "\n".join(f"{n}. {cause.format(**fields)}" for n, cause in enumerate(causes, 1))

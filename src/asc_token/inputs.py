@@ -5,9 +5,15 @@ variables (:class:`GitHubInputs`), or flags and the environment names users alre
 
 from __future__ import annotations
 
-from typing import Callable, Collection, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+import base64
+import binascii
+import json
+import os
+import re
+from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from .redact import shown
+from .errors import InputError
+from .redact import may_be_secret_path, shown
 
 # The composite action maps every input to INPUT_<NAME_WITH_UNDERSCORES> and sets this in its
 # step's env: (which beats the job's), so a job-level INPUT_KEY_ID cannot pass for it.
@@ -43,7 +49,27 @@ ENV_SOURCES: Dict[str, Tuple[str, ...]] = {
     "checks": ("PLUGIN_CHECKS", "ASC_CHECKS"),
     "notary-url": ("PLUGIN_NOTARY_URL", "ASC_NOTARY_URL"),
     "api": ("PLUGIN_API", "ASC_API"),
+    # fastlane's API key JSON (what `write-key-files` writes and `export-env` exports): read last.
+    "api-key-json-path": ("PLUGIN_API_KEY_JSON_PATH", "APP_STORE_CONNECT_API_KEY_PATH"),
 }
+# The path variable of the same family as each key-contents variable, for a fix in the user's own form.
+_PATH_BESIDE = {
+    "PLUGIN_PRIVATE_KEY": "PLUGIN_PRIVATE_KEY_PATH",
+    "ASC_PRIVATE_KEY": "ASC_PRIVATE_KEY_PATH",
+    "ASC_PRIVATE_KEY_B64": "ASC_PRIVATE_KEY_PATH",
+    "APP_STORE_CONNECT_API_KEY_KEY": "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH",
+    "APP_STORE_CONNECT_PRIVATE_KEY": "ASC_PRIVATE_KEY_PATH",
+}
+_CONTENTS_BESIDE = {
+    "PLUGIN_PRIVATE_KEY_PATH": "PLUGIN_PRIVATE_KEY",
+    "ASC_PRIVATE_KEY_PATH": "ASC_PRIVATE_KEY",
+    "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH": "APP_STORE_CONNECT_API_KEY_KEY",
+}
+# A token given as it is (as `export-token: true` leaves it), for commands that can send one they cannot sign.
+GIVEN_TOKEN_VARIABLE = "ASC_TOKEN"  # noqa: S105 - a variable name, not a password
+# The settings fastlane's API key JSON supplies, by its field; explicit settings win.
+_JSON_FIELDS = (("key_id", "key-id"), ("issuer_id", "issuer-id"), ("duration", "expires-in"), ("in_house", "api"))
+_MAX_JSON_BYTES = 64 * 1024  # a key and four short fields
 # Each setting's flag (`--check` is given once per check). The key's contents have none: argv is public.
 _FLAGS = {name: "--check" if name == "checks" else f"--{name}" for name in ENV_SOURCES if name != "private-key"}
 _ARGUMENTS = {"file": "FILE"}  # settings given as positional arguments, named as --help names them
@@ -83,24 +109,98 @@ class CliInputs:
             ignored = [(label, value) for label, value in given if value.strip() != used[1].strip()]
             if used[0] and ignored:
                 self._disagreements.append(disagreement(name, used, ignored))
+        self._given_token = env.get(GIVEN_TOKEN_VARIABLE, "").strip()
+        self._json_fields: Dict[str, str] = {}  # setting -> the JSON field it came from
+        if self._values.get("api-key-json-path", "").strip():
+            self._read_api_key_json(wanted)
+        self._notes: List[str] = []
+        api_url = self._values.get("api-url", "").strip().rstrip("/")
+        if api_url != without_version(api_url):
+            self._notes.append(version_note(self.label("api-url"), api_url))
+        mismatch = key_file_mismatch(self._values.get("key-id", ""), self._values.get("private-key-path", ""))
+        if mismatch:
+            self._notes.append(
+                f"Warning: {self.label('private-key-path')} names {mismatch[1]}, the file of key {mismatch[0]}, "
+                f"but {self.label('key-id')} is {self._values['key-id'].strip()}: Apple will refuse the token "
+                f"(401) unless the file was renamed; set {self.assignment('key-id', mismatch[0])} if it is that key."
+            )
+
+    def _read_api_key_json(self, wanted: Collection[str]) -> None:
+        """fastlane's API key JSON: each field fills the setting no other source gave (others win, and a
+        different value is named as for any two sources); a file that cannot supply a key is refused now."""
+        label, path = self._labels["api-key-json-path"], self._values["api-key-json-path"].strip()
+        document = _load_api_key_json(label, path)
+        where = f"in the file {label} names"
+        for field_name, name in _JSON_FIELDS:
+            if field_name not in document or name not in wanted:
+                continue
+            value = _json_setting(name, document[field_name])
+            self._offer(name, value, f"{field_name} {where}", field_name)
+        if "issuer_id" not in document and "key-type" in wanted:  # fastlane then signs as an individual key
+            self._offer("key-type", "individual", f"the missing issuer_id {where}")
+        key = document.get("key")
+        if not isinstance(key, str) or not key.strip():
+            if not (self._values.get("private-key", "").strip() or self._values.get("private-key-path", "").strip()):
+                raise InputError(
+                    f"The file {label} names ({shown(path, path=True)}) has no key: fastlane's API key JSON holds "
+                    'the .p8 file\'s contents in "key"; write it with write-key-files, or set '
+                    f"{self.label('private-key-path')} to the .p8 file."
+                )
+            return
+        if document.get("is_key_content_base64") is True:
+            try:
+                key = base64.b64decode("".join(key.split()), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                raise InputError(
+                    f'The file {label} names says is_key_content_base64 is true, but its "key" is not base64 '
+                    "of a .p8 file: set is_key_content_base64 to false for a key pasted as it is."
+                ) from None
+        if "private-key-path" in self._values:
+            return  # a path and contents from different tools are not a conflict (_KEY_ORDER)
+        self._offer("private-key", key, f"key {where}", "key")
+
+    def _offer(self, name: str, value: str, label: str, field_name: str = "") -> None:
+        """``value`` for ``name`` from the JSON: used when nothing else set it, else named if it differs."""
+        if name not in self._values or not self._values[name].strip():
+            self._values[name], self._labels[name] = value, label
+            if field_name:
+                self._json_fields[name] = field_name
+        elif value.strip() != self._values[name].strip():
+            self._disagreements.append(disagreement(name, (self._labels[name], self._values[name]), [(label, value)]))
+
+    def notes(self) -> List[str]:
+        """Log lines about what was given, said once before anything is sent: api-url's /v1, a key file
+        whose name says it holds another key."""
+        return list(self._notes)
 
     def disagreements(self) -> List[str]:
-        """One log line per setting set under several names to different values: which one is used."""
-        return list(self._disagreements)
+        """One log line per setting set under several names to different values: which one is used; then
+        the notes (commands log these lines before reading the settings)."""
+        return [*self._disagreements, *self._notes]
 
     def get(self, name: str) -> str:
+        if name == "token":  # ASC_TOKEN is no setting of its own: only asked for when no key is given
+            return self._given_token
         return self._values.get(name, "")
 
     def label(self, name: str) -> str:
         if name in self._labels:
             return self._labels[name]
+        # The key's contents beside the path variable in use: PLUGIN_PRIVATE_KEY_PATH -> PLUGIN_PRIVATE_KEY.
+        if name == "private-key" and self._labels.get("private-key-path", "") in _CONTENTS_BESIDE:
+            return _CONTENTS_BESIDE[self._labels["private-key-path"]]
         variable = _USUAL_VARIABLES.get(name, name)
         return f"{_FLAGS[name]} (or {variable})" if name in _FLAGS else variable
 
     def assignment(self, name: str, value: str) -> str:
         used = self._labels.get(name, "")
+        if name in self._json_fields:
+            return f'"{self._json_fields[name]}": {json.dumps(value)} in the file {self._labels["api-key-json-path"]} names'
         if used and not used.startswith("--"):
             return f"{used}={value}"
+        # The key's path beside the variable that held the key: ASC_PRIVATE_KEY holding a path -> ASC_PRIVATE_KEY_PATH.
+        if name == "private-key-path" and self._labels.get("private-key", "") in _PATH_BESIDE:
+            return f"{_PATH_BESIDE[self._labels['private-key']]}={value}"
         # A setting not given yet is offered the way this user gives settings: flags, or variables.
         by_environment = bool(self._labels) and not any(label.startswith("--") for label in self._labels.values())
         if name == "verify" and not by_environment:
@@ -111,6 +211,60 @@ class CliInputs:
 
     def sources(self) -> List[str]:
         return [f"{name} from {label}" for name, label in sorted(self._labels.items())]
+
+
+def _load_api_key_json(label: str, path: str) -> Mapping[str, Any]:
+    if may_be_secret_path(path):
+        raise InputError(f"{label} holds what looks like key material (not shown), not the path of fastlane's JSON.")
+    try:
+        with open(os.path.expanduser(path), "rb") as stream:
+            raw = stream.read(_MAX_JSON_BYTES + 1)
+    except OSError as exc:
+        raise InputError(
+            f"{label} names {shown(path, path=True)}, which cannot be read ({exc.strerror or type(exc).__name__}): "
+            "give the path of fastlane's API key JSON (write-key-files writes one), or unset it."
+        ) from None
+    try:
+        document = json.loads(raw.decode("utf-8")) if len(raw) <= _MAX_JSON_BYTES else None
+    except (UnicodeDecodeError, ValueError):
+        document = None
+    if not isinstance(document, dict):
+        raise InputError(
+            f"{label} names {shown(path, path=True)}, which is not fastlane's API key JSON (an object with "
+            "key_id, issuer_id and key): give that file's path, or unset it."
+        )
+    return document
+
+
+def _json_setting(name: str, value: object) -> str:
+    """A JSON field as the setting's text: in_house true is the Enterprise API, a duration its seconds."""
+    if name == "api":
+        return "enterprise" if value is True else "app-store-connect"
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value).lower()
+    return str(value)
+
+
+def without_version(url: str) -> str:
+    """A base URL without the /v1 that Apple's documentation writes in it (paths carry their own)."""
+    trimmed = url.rstrip("/")
+    return trimmed[: -len("/v1")] if trimmed.lower().endswith("/v1") else url
+
+
+def version_note(label: str, url: str) -> str:
+    return (
+        f"{label} ends in /v1, as Apple's documentation writes the base URL; every path carries its own "
+        f"version, so {shown(without_version(url), path=True)} is used."
+    )
+
+
+def key_file_mismatch(key_id: str, path: str) -> Optional[Tuple[str, str]]:
+    """(the ID in the name, the file name) when ``path`` is named AuthKey_<ID>.p8 for another key than ``key_id``."""
+    name = os.path.basename(path.strip().replace("\\", "/"))
+    match = re.fullmatch(r"AuthKey_([A-Z0-9]{10})\.p8", name)
+    if match is None or not key_id.strip() or match.group(1) == key_id.strip():
+        return None
+    return match.group(1), name
 
 
 class GitHubInputs:
@@ -131,6 +285,13 @@ class GitHubInputs:
         self._told: Set[str] = set()
 
     def get(self, name: str) -> str:
+        value = self._read(name)
+        if name == "api-url" and value.strip().rstrip("/") != without_version(value.strip()) and name not in self._told:
+            self._told.add(name)
+            self._log(version_note(self.label(name), value.strip()))
+        return value
+
+    def _read(self, name: str) -> str:
         hyphens = f"INPUT_{name.replace(' ', '_').upper()}"
         underscores = hyphens.replace("-", "_")
         used, other = (underscores, hyphens) if self._composite else (hyphens, underscores)

@@ -20,6 +20,11 @@ CAUSE_WRONG_ISSUER = (
     "{issuer_id} is not the issuer of this key (copy the Issuer ID shown above the team keys list in "
     "App Store Connect > Users and Access > Integrations)"
 )
+UNAUTHORIZED_HEADLINE_KEY_FILE = "most often the key file is not key {key}: its name says key {file_key_id}"
+CAUSE_KEY_FILE_NAME = (
+    "{key_file} is named for key {file_key_id}, not {key}: the key ID must be the one in the file's name "
+    "(set {set_key_id} if the file holds that key, or give the file of key {key})"
+)
 CAUSE_WRONG_KEY_ID = "{key_id} does not match the private key (the ID is in the file name AuthKey_<KEYID>.p8)"
 CAUSE_REVOKED = "the key was revoked in App Store Connect (create a new key and update the secrets)"
 CAUSE_INDIVIDUAL_AS_TEAM = "this is an individual key but {key_type} is team (set {set_individual})"

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
 
 from . import messages as text
 from .apis import APIS, APP_STORE_CONNECT, Api
 from .checks import BUNDLE_ID, BUNDLE_ID_MAX, CHECKS, DEFAULT_CHECKS, DEFAULT_NOTARY_URL, Check, Preflight
 from .errors import InputError, KeyMissingError, NotAKeyError
+from .inputs import without_version
 from .lifetimes import (
     LONG_LIFETIME_SECONDS,
     SHORT_LIFETIME_SECONDS,
@@ -27,7 +29,10 @@ from .lifetimes import (
 )
 from .records import Credentials, Delivery, InputReader, KeySource, Naming, Settings
 from .redact import may_be_secret_path, quote_foreign, shown
-from .urls import base_url_problem
+from .urls import base_url_problem, is_loopback
+
+if TYPE_CHECKING:
+    from .tokens import GivenToken
 
 _KEY_ID = re.compile(r"^[A-Z0-9]{10}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -59,6 +64,7 @@ def read_credentials(inputs: InputReader) -> Credentials:
     api = APIS[_choice(inputs, "api", tuple(APIS), _API_ADVICE)]
     scope = _scope(inputs)
     expires_in, api_url = _expires_in(inputs, scope, api), read_base_url(inputs, "api-url", api.url)
+    refuse_plain_http(inputs, "api-url", api_url, api.url)
     return Credentials(key_id, issuer_id, key_type, expires_in, scope, key, api_url, api)
 
 
@@ -72,7 +78,21 @@ def read_base_url(inputs: InputReader, setting: str, default: str) -> str:
             f"{inputs.label(setting)} is not a URL: it holds what looks like key material (not shown); "
             f"leave it unset for {default}."
         )
-    return (raw or default).rstrip("/")
+    url = (raw or default).rstrip("/")
+    # Apple's documentation writes the base with /v1; paths carry it (the front ends say so once).
+    return without_version(url) if setting == "api-url" else url
+
+
+def refuse_plain_http(inputs: Naming, setting: str, url: str, default: str) -> None:
+    """Plain http to another machine is refused even where nothing is sent (``verify: false``): the URL
+    is exported to later steps, which would send the bearer token in the clear."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return  # malformed: refused with its reason where a request is sent
+    if parts.scheme.lower() == "http" and host and not is_loopback(host):
+        require_base_url(inputs, setting, url, default)
 
 
 def require_base_url(inputs: Naming, setting: str, url: str, default: str) -> None:
@@ -110,6 +130,12 @@ def _key_source(inputs: InputReader) -> KeySource:
         )
     if contents.strip():
         return KeySource(key, contents=contents)
+    if inputs.get("token").strip():
+        raise KeyMissingError(
+            f"No private key was given, only a token in ASC_TOKEN: this command signs tokens of its own, and "
+            f"a given token cannot be refreshed or re-signed; set {key} to the contents of your "
+            f"AuthKey_<KEYID>.p8 file (from a secret), or {key_path} to its path.",
+        )
     github = (
         "If you did set it, the secret is empty in this run: check that it exists in this "
         "repository or environment and is spelled the same, and note that GitHub passes empty "
@@ -122,6 +148,27 @@ def _key_source(inputs: InputReader) -> KeySource:
         f"(from a secret), or {key_path} to its path.",
         details=github if inputs.on_github else elsewhere,
     )
+
+
+def read_given_token(inputs: InputReader) -> Optional[Tuple[Credentials, GivenToken]]:
+    """ASC_TOKEN alone (no key given): the credentials to send it with, and the token, used as given (as
+    ``gh`` uses GH_TOKEN); None when a key is given or no token is. Its claims (not verified: Apple does)
+    supply the key ID and issuer, for the explanation of an answer."""
+    raw = inputs.get("token").strip()
+    if not raw or inputs.get("private-key").strip() or inputs.get("private-key-path").strip():
+        return None
+    from .tokens import GivenToken  # jwt only where a token is given
+
+    given = GivenToken.read(raw)
+    key_type = "team" if given.issuer_id else "individual"
+    api = APIS[_choice(inputs, "api", tuple(APIS), _API_ADVICE)]
+    api_url = read_base_url(inputs, "api-url", api.url)
+    refuse_plain_http(inputs, "api-url", api_url, api.url)
+    lifetime = max(given.expires_at - given.issued_at, 1) if given.expires_at else SHORT_LIFETIME_SECONDS
+    credentials = Credentials(
+        given.key_id, given.issuer_id, key_type, lifetime, given.scope, KeySource("ASC_TOKEN"), api_url, api
+    )
+    return credentials, given
 
 
 def _choice(inputs: InputReader, name: str, choices: Sequence[str], advice: str) -> str:

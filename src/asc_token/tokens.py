@@ -4,7 +4,7 @@ the key opened and masked once, the bearer tokens a command's requests carry, an
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 import jwt
@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from .keys import PIPE_SECONDS, read_private_key, secret_forms
 from .lifetimes import lifetime_refusal
-from .records import KeySource, MintedToken, TokenRequest
+from .records import KeySource, MintedToken, TokenRequest, iso8601
 
 # Runner clocks drift; Apple rejects an `iat` in its future. Backdating moves `exp` back by the
 # same amount, so `exp - iat` (what Apple limits to 1200 s) stays exactly the requested lifetime;
@@ -122,3 +122,50 @@ class TokenSource:
         if self._current is None or not self.keep_first:
             self._current = minted
         return minted
+
+
+@dataclass
+class GivenToken:
+    """A bearer token given as it is (ASC_TOKEN, as ``export-token: true`` leaves it), as ``gh`` uses GH_TOKEN:
+    every request carries it, a 401 included, since without the key it cannot be refreshed or re-signed.
+    Its claims are read unverified (Apple verifies them), only to explain an answer and its expiry."""
+
+    token: str = field(repr=False)
+    key_id: str = ""
+    issuer_id: Optional[str] = None
+    issued_at: int = 0
+    expires_at: int = 0  # 0: not known
+    scope: Tuple[str, ...] = ()
+    refreshable = False
+
+    @classmethod
+    def read(cls, token: str) -> GivenToken:
+        try:
+            header, claims = jwt.get_unverified_header(token), jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return cls(token)  # sent as given: Apple says what is wrong with it
+        scope = claims.get("scope")
+        return cls(
+            token,
+            key_id=str(header.get("kid") or ""),
+            issuer_id=str(claims["iss"]) if claims.get("iss") else None,
+            issued_at=_whole(claims.get("iat")),
+            expires_at=_whole(claims.get("exp")),
+            scope=tuple(str(entry) for entry in scope) if isinstance(scope, list) else (),
+        )
+
+    def bearer(self, *, after_401: bool = False) -> str:
+        return self.token
+
+    def note(self, now: float) -> str:
+        """Said once in the log: the token is used as given, and when it expires."""
+        when = "" if not self.expires_at else f" (it expires {iso8601(self.expires_at)})"
+        ended = " and has expired already" if self.expires_at and self.expires_at <= now else ""
+        return (
+            f"No key was given: ASC_TOKEN is sent as it is{when}{ended}; it cannot be refreshed, so a request "
+            "after it expires is refused (401): set the key (ASC_PRIVATE_KEY_PATH) for longer runs."
+        )
+
+
+def _whole(value: object) -> int:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
