@@ -8,7 +8,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, cast
+from typing import Any, List, Mapping, Optional
 
 import pytest
 
@@ -137,7 +137,7 @@ def test_jq_runs_with_a_bare_environment(tmp_path: Path, key: KeyMaterial, api: 
     stdout, stderr = io.TextIOWrapper(io.BytesIO(), "utf-8", write_through=True), io.StringIO()
     world = Io(env=env, policy=QUICK_RETRIES, stdout=stdout, stderr=stderr, stdin=io.BytesIO())
     assert api_command.main(["/v1/apps", "-q", "$ENV"], world, run=run) == 0, stderr.getvalue()
-    assert cast(io.BytesIO, stdout.buffer).getvalue() == b"filtered\n"
+    assert stdout.buffer.getvalue() == b"filtered\n"
     assert [sorted(given) for given in seen] == [["PATH"], ["PATH"]]  # the compile check, then the answer
 
 
