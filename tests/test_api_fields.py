@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import List
 
@@ -142,3 +143,25 @@ def test_bad_field_use_is_exit_2_and_nothing_sent(
     called = invoke("asc-token api", tmp_path, settings(key, standin=api), ["/v1/bundleIds", *args], stdin=b"{}")
     assert called.returncode == 2 and said in one_error(called), called.log_lines
     assert api.requests == [] and called.stdout_bytes == b""
+
+
+def test_fields_build_an_upload_reservation(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    file = tmp_path / "home.png"
+    file.write_bytes(os.urandom(3000))
+    relationship = "data[relationships][appScreenshotSet][data]"
+    reservation = [
+        *("-f", "data[type]=appScreenshots", "-f", "data[attributes][fileName]=home.png"),
+        *("-F", "data[attributes][fileSize]=3000", "-f", f"{relationship}[type]=appScreenshotSets"),
+        *("-f", f"{relationship}[id]=set-1"),
+    ]
+    called = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, standin=api),
+        ["/v1/appScreenshots", "--upload-file", str(file), *reservation],
+        sleep=lambda _: None,
+    )
+    assert called.returncode == 0, called.log_lines
+    stored = api.uploads.files[called.json()["data"]["id"]]
+    assert api.storage.assembled(stored.storage_key) == file.read_bytes()
+    assert stored.relationships == {"appScreenshotSet": {"type": "appScreenshotSets", "id": "set-1"}}
