@@ -15,7 +15,8 @@ from asc_token.errors import InputError
 from asc_token.fields import RAW, TYPED, Field, json_body, query, read_fields, with_query
 from devtools.standin import AppStoreConnectStandIn
 
-from .runner import KeyMaterial, invoke, one_error, settings
+from .runner import KeyMaterial, invoke, needs_cli, one_error, settings, spelled_for
+from .test_api_command import API_DOC, bash, doc_section, needs_jq, shell_env
 
 CREATE = [
     *("-f", "data[type]=bundleIds", "-f", "data[attributes][identifier]=com.example.fields"),
@@ -165,3 +166,25 @@ def test_fields_build_an_upload_reservation(tmp_path: Path, key: KeyMaterial, ap
     stored = api.uploads.files[called.json()["data"]["id"]]
     assert api.storage.assembled(stored.storage_key) == file.read_bytes()
     assert stored.relationships == {"appScreenshotSet": {"type": "appScreenshotSets", "id": "set-1"}}
+
+
+@needs_cli
+@needs_jq
+def test_the_docs_gh_habits_example(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """docs/api.md's `gh api` habits example, run as written."""
+    example = doc_section(API_DOC, "## `gh api` habits").split("```sh\n")[1].split("```", 1)[0]
+    done = bash(example, shell_env(spelled_for("asc-token api", settings(key, standin=api))), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "Example App",
+        "com.example.demo",
+        "com.example.demo.watch",
+        "com.example.demo.mac",
+        "NOT_FOUND",
+    ]
+    assert [(call.method, call.outcome) for call in api.calls][:3] == [
+        ("POST", "201"),
+        ("PATCH", "200"),
+        ("DELETE", "204"),
+    ]
+    assert api.bundle_ids == {}

@@ -1,6 +1,7 @@
 """``asc-token api``: call App Store Connect with freshly minted tokens, in the spirit of ``gh api``.
 
-stdout carries the response JSON and nothing else; logs, ``--include`` headers and errors go to stderr.
+stdout carries the response JSON and nothing else (on an HTTP error, as gh, Apple's error document); logs,
+``--include`` headers and explanations go to stderr. ``-f``/``-F`` fields (fields.py) make the query or body.
 An answer that is not JSON (a gzip report, CSV) goes only where ``--output-file`` says. A bad argument
 is one error naming it (exit status 2) before anything is sent; a failed request is explained as the
 checks explain it (exit status 1).
@@ -97,7 +98,7 @@ def build_api_parser() -> Parser:
         prog="asc-token api",
         description=(
             "Call the App Store Connect API with a freshly minted token and print the response JSON, and only it, "
-            "on stdout. PATH is relative to the API URL (/v1/apps?filter[bundleId]=com.example.app) or a full URL "
+            "on stdout (on an HTTP error, Apple's error document, as gh api prints it). PATH is relative to the API URL (/v1/apps?filter[bundleId]=com.example.app) or a full URL "
             "on the same host (as in links.next). Credentials: the same flags and environment variables as "
             "asc-token (ASC_KEY_ID, ASC_ISSUER_ID, ASC_PRIVATE_KEY_PATH or ASC_PRIVATE_KEY, ...). With --input "
             "RESERVATION.json and --upload-file FILE, it uploads an asset (a screenshot, a preview...) as Apple's upload "
