@@ -223,7 +223,7 @@ def test_a_refused_reservation_is_explained_and_nothing_is_sent(
     body = reservation(tmp_path, "appScreenshots", file)  # no appScreenshotSet: Apple answers 409
     run = api_upload(tmp_path, key, api, SCREENSHOTS, "--input", str(body), "--upload-file", str(file))
     assert run.returncode == 1, run.log
-    assert "appScreenshotSet" in run.stderr and run.stdout == ""
+    assert "appScreenshotSet" in run.stderr and json.loads(run.stdout)["errors"][0]["status"] == "409"
     assert api.storage.received == [] and api.uploads.files == {}
 
 

@@ -270,7 +270,7 @@ def test_api_command_in_the_image(image: str, tmp_path: Path, key: KeyMaterial) 
             image, tmp_path / "path", {}, extra_env={**env, "GITHUB_ACTIONS": ""},
             args=["api", "/v1/nothingHere"], entrypoint="asc-token",
         )  # fmt: skip
-        assert on_path.returncode == 1 and on_path.stdout == ""
+        assert on_path.returncode == 1 and json.loads(on_path.stdout)["errors"][0]["status"] == "404"  # as gh
         assert "404 NOT_FOUND" in on_path.stderr
 
 

@@ -1,6 +1,7 @@
 """``asc-token api``: call App Store Connect with freshly minted tokens, in the spirit of ``gh api``.
 
-stdout carries the response JSON and nothing else; logs, ``--include`` headers and errors go to stderr.
+stdout carries the response JSON and nothing else (on an HTTP error, as gh, Apple's error document); logs,
+``--include`` headers and explanations go to stderr. ``-f``/``-F`` fields (fields.py) make the query or body.
 An answer that is not JSON (a gzip report, CSV) goes only where ``--output-file`` says. A bad argument
 is one error naming it (exit status 2) before anything is sent; a failed request is explained as the
 checks explain it (exit status 1).
@@ -34,8 +35,20 @@ from .explain import (
     explain_reply,
     summarise_body,
 )
+from .fields import Field, json_body, read_fields, tag_raw, tag_typed, with_query
 from .keys import read_file
-from .paging import MAX_PAGES, Answer, Destination, Pages, is_list_page, next_page
+from .paging import (
+    MAX_PAGES,
+    Answer,
+    Destination,
+    ErrorShown,
+    JqFilter,
+    Pages,
+    Program,
+    is_list_page,
+    next_page,
+    run_program,
+)
 from .redact import is_control, may_be_secret, quote_foreign, shown
 from .secret_files import output_path
 from .settings import read_credentials, require_base_url
@@ -76,6 +89,8 @@ class ApiCall:
     headers: Tuple[Tuple[str, str], ...] = ()  # -H, names in title case; Accept included
     output_file: Optional[str] = None  # a path, or - for stdout
     upload: Optional[AssetFile] = None  # --upload-file: the file, checked against the reservation in body
+    jq: Optional[str] = None  # --jq: the program the answer is printed through
+    silent: bool = False  # --silent: nothing printed on stdout, an error document neither
 
 
 def build_api_parser() -> Parser:
@@ -83,7 +98,7 @@ def build_api_parser() -> Parser:
         prog="asc-token api",
         description=(
             "Call the App Store Connect API with a freshly minted token and print the response JSON, and only it, "
-            "on stdout. PATH is relative to the API URL (/v1/apps?filter[bundleId]=com.example.app) or a full URL "
+            "on stdout (on an HTTP error, Apple's error document, as gh api prints it). PATH is relative to the API URL (/v1/apps?filter[bundleId]=com.example.app) or a full URL "
             "on the same host (as in links.next). Credentials: the same flags and environment variables as "
             "asc-token (ASC_KEY_ID, ASC_ISSUER_ID, ASC_PRIVATE_KEY_PATH or ASC_PRIVATE_KEY, ...). With --input "
             "RESERVATION.json and --upload-file FILE, it uploads an asset (a screenshot, a preview...) as Apple's upload "
@@ -93,7 +108,38 @@ def build_api_parser() -> Parser:
         allow_abbrev=False,
     )
     parser.add_argument("path", metavar="PATH", help="API path such as /v1/apps, or a full URL on the API host")
-    parser.add_argument("-X", "--method", help="GET (default), POST (default with --input), PATCH or DELETE")
+    parser.add_argument("-X", "--method", help="GET (default), POST (default with --input or fields), PATCH or DELETE")
+    parser.add_argument(
+        "-f",
+        "--raw-field",
+        dest="fields",
+        action="append",
+        default=[],
+        type=tag_raw,
+        metavar="KEY=VALUE",
+        help="a string field, as gh api takes it (repeatable): with GET a query parameter (a key given twice "
+        "joins its values with commas), otherwise the JSON body, nested as data[attributes][name]=My App, "
+        "a list as key[]=a; with --input, query parameters",
+    )
+    parser.add_argument(
+        "-F",
+        "--field",
+        dest="fields",
+        action="append",
+        type=tag_typed,
+        metavar="KEY=VALUE",
+        help="a typed field: true, false, null and integers are JSON values, @FILE is FILE's text, @- stdin's",
+    )
+    parser.add_argument(
+        "-q",
+        "--jq",
+        metavar="EXPR",
+        help="print what the jq program EXPR makes of the answer (with --paginate, of the merged document), "
+        "strings unquoted; needs jq on PATH; an error document is printed unfiltered",
+    )
+    parser.add_argument(
+        "--silent", action="store_true", help="do not print the answer (exit status and stderr as always)"
+    )
     parser.add_argument(
         "--paginate",
         action="store_true",
@@ -134,12 +180,14 @@ def build_api_parser() -> Parser:
     return parser
 
 
-def main(argv: Sequence[str], io: Io) -> int:
-    return run_command(build_api_parser(), argv, io, _send)
+def main(argv: Sequence[str], io: Io, run: Program = run_program) -> int:
+    """``run``: how --jq's jq is started (tests may pass their own)."""
+    return run_command(build_api_parser(), argv, io, functools.partial(_send, run=run))
 
 
-def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platform) -> int:
+def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platform, *, run: Program) -> int:
     call = read_call(args, io.input(), io.policy.read_timeout)
+    jq = None if call.jq is None else JqFilter.ready(call.jq, io.env, run)  # jq missing: exit 2, nothing sent
     for line in inputs.disagreements():
         platform.log(line)
     credentials = read_credentials(inputs)
@@ -161,13 +209,18 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     # stdout is the caller's, never a mask command.
     caller = open_caller(credentials, inputs, io, platform, printing=True)
     destination = Destination(call.output_file, io.out())  # before sending: a folder that cannot be made is exit 2
+    # As gh: Apple's error document on stdout (for `| jq .errors`), where the answer would have gone.
+    show_error = destination.show_error if destination.path is None and not call.silent else None
     answer: Optional[Answer] = None
     try:
         if call.upload is not None:
-            answer = _upload(call, call.upload, url, caller, io)
+            answer = _upload(call, call.upload, url, caller, io, show_error)
         else:
-            answer = run_call(call, url, caller, spool=destination.spool)
-        destination.deliver(answer, platform.log)
+            answer = run_call(call, url, caller, spool=destination.spool, show_error=show_error)
+        if jq is not None and isinstance(answer, Pages):
+            destination.deliver_filtered(answer, jq)
+        elif not (call.silent and destination.path is None):
+            destination.deliver(answer, platform.log)
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         return EXIT_FAILED
     except SinkError as error:  # the file a body was streamed to: a full disk, not the server
@@ -179,12 +232,15 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     return EXIT_OK
 
 
-def _upload(call: ApiCall, asset: AssetFile, url: str, caller: Caller, io: Io) -> Optional[Answer]:
+def _upload(
+    call: ApiCall, asset: AssetFile, url: str, caller: Caller, io: Io, show_error: Optional[ErrorShown]
+) -> Optional[Answer]:
     """--upload-file: the reservation, the parts, the commit; each request to the API as run_call sends it."""
     from .operations import SendOptions
 
     def exchange(method: str, target: str, body: Optional[bytes]) -> Optional[Answer]:
-        return run_call(dataclasses.replace(call, method=method, path=target, body=body, upload=None), target, caller)
+        changed = dataclasses.replace(call, method=method, path=target, body=body, upload=None)
+        return run_call(changed, target, caller, show_error=show_error)
 
     options = SendOptions(progress=io.err(), monotonic=io.monotonic, sleep=io.sleep, env=io.env)
     return upload_asset(asset, url, caller, exchange, options)
@@ -193,8 +249,12 @@ def _upload(call: ApiCall, asset: AssetFile, url: str, caller: Caller, io: Io) -
 def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCall:
     """The method, PATH and body, checked (or :class:`InputError` naming the argument); a pipe
     named by --input is waited for as long as a server's answer (``wait`` seconds)."""
+    if args.input == "-" and any(option == "-F/--field" and text.endswith("=@-") for option, text in args.fields):
+        raise InputError("--input - and -F KEY=@- both read stdin: give one of them a file instead.")
+    fields = read_fields(args.fields, stdin, wait, input_is_stdin=args.input == "-")
     given = args.method
-    method = (given if given is not None else ("POST" if args.input is not None else "GET")).strip().upper()
+    sends = args.input is not None or bool(fields)
+    method = (given if given is not None else ("POST" if sends else "GET")).strip().upper()
     if method not in METHODS:
         # An empty --method (an unset $METHOD in a script) is refused too, not taken as GET.
         value = shown(given) if given and given.strip() else "an empty value"
@@ -206,26 +266,62 @@ def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCal
             "spaces, backslashes or control characters (encode a space in a query as %20); it is refused before "
             "anything is sent."
         )
+    _check_output_options(args)
     if args.upload_file is not None:
-        return _upload_call(args, method, path, stdin, wait)
+        return _upload_call(args, method, path, fields, stdin, wait)
     body = None
     if args.input is not None:
         if method == "GET":
             raise InputError(
                 "--input sends a request body, which GET does not take: use --method POST, PATCH or DELETE, "
-                "or drop --input and put the parameters in PATH's query."
+                "or drop --input and give the parameters with -f KEY=VALUE (GET sends them as the query)."
             )
         body = read_input(args.input, stdin, wait)
+    if method == "GET" or body is not None:  # as gh: with --input, the fields are the query
+        path = with_query(path, fields)
+    elif fields:
+        body = _encoded(json_body(fields))
     if args.paginate and method != "GET":
-        raise InputError(f"--paginate follows links.next, which only GET lists have: drop --paginate for a {method}.")
+        fix = "add -X GET to send the fields as the query" if fields and given is None else "drop --paginate"
+        raise InputError(f"--paginate follows links.next, which only GET lists have: {fix} (not a {method}).")
     output_file = (
         None if args.output_file is None else output_path(args.output_file, "--output-file", "report.gz, or -")
     )
-    return ApiCall(method, path, body, bool(args.paginate), bool(args.include), read_headers(args.header), output_file)
+    return ApiCall(
+        method,
+        path,
+        body,
+        bool(args.paginate),
+        bool(args.include),
+        read_headers(args.header),
+        output_file,
+        jq=args.jq,
+        silent=bool(args.silent),
+    )
 
 
-def _upload_call(args: argparse.Namespace, method: str, path: str, stdin: IO[bytes], wait: float) -> ApiCall:
-    """--upload-file: a POST of the reservation (--input) to an asset collection, the committed resource printed."""
+def _check_output_options(args: argparse.Namespace) -> None:
+    """--jq and --silent say what is printed; each clash is one sentence naming both."""
+    if args.jq is not None and not args.jq.strip():
+        raise InputError("--jq takes a jq program such as '.data[].id', not an empty value.")
+    clashing = ""
+    if args.jq is not None and args.silent:
+        clashing = "--jq and --silent"
+    elif args.jq is not None and args.output_file is not None:
+        clashing = "--jq and --output-file"
+    if clashing:
+        raise InputError(f"{clashing} both say what becomes of the answer: drop one of them.")
+
+
+def _encoded(document: Any) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
+
+
+def _upload_call(
+    args: argparse.Namespace, method: str, path: str, fields: Sequence[Field], stdin: IO[bytes], wait: float
+) -> ApiCall:
+    """--upload-file: a POST of the reservation (--input, or the fields) to an asset collection, the committed
+    resource printed."""
     explicit = f"--method {method}" if args.method is not None and method != "POST" else ""
     clashing = explicit or ("--paginate" if args.paginate else "--output-file" if args.output_file is not None else "")
     if clashing:
@@ -233,9 +329,26 @@ def _upload_call(args: argparse.Namespace, method: str, path: str, stdin: IO[byt
             "--upload-file reserves an upload with a POST of --input to PATH and prints the committed resource "
             f"on stdout, so {clashing} does not go with it: drop {clashing}."
         )
-    body = None if args.input is None else read_input(args.input, stdin, wait)
+    if fields and args.input is not None:
+        raise InputError(
+            "--upload-file takes its reservation from --input or from -f/-F fields, not both: drop --input, or the "
+            "fields."
+        )
+    body = (
+        _encoded(json_body(fields)) if fields else None if args.input is None else read_input(args.input, stdin, wait)
+    )
     upload = read_asset_file(path, args.upload_file, body)
-    return ApiCall("POST", path, body, False, bool(args.include), read_headers(args.header), upload=upload)
+    return ApiCall(
+        "POST",
+        path,
+        body,
+        False,
+        bool(args.include),
+        read_headers(args.header),
+        upload=upload,
+        jq=args.jq,
+        silent=bool(args.silent),
+    )
 
 
 def read_headers(given: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
@@ -298,15 +411,26 @@ def read_input(name: str, stdin: IO[bytes], wait: float) -> bytes:
 
 
 def run_call(
-    call: ApiCall, url: str, caller: Caller, *, spool: Optional[IO[bytes]] = None, max_pages: int = MAX_PAGES
+    call: ApiCall,
+    url: str,
+    caller: Caller,
+    *,
+    spool: Optional[IO[bytes]] = None,
+    max_pages: int = MAX_PAGES,
+    show_error: Optional[ErrorShown] = None,
 ) -> Optional[Answer]:
     """Send the request (each page, with --paginate): the answer to write, or None. A 2xx body that is not
-    JSON is streamed to ``spool`` (--output-file); without it such a body is refused."""
+    JSON is streamed to ``spool`` (--output-file); without it such a body is refused when its headers come,
+    unread. ``show_error`` is handed an error answer that came before any page (not one mid-export)."""
     credentials, service, log, clock = caller.credentials, caller.credentials.api.service, caller.log, caller.clock
     unfinished = functools.partial(explain_api_unfinished, method=call.method, url=url)
 
     def download(status: int, headers: Mapping[str, str]) -> Optional[IO[bytes]]:
-        return spool if 200 <= status < 300 and status != 204 and _kind(headers) == "other" else None
+        if not (200 <= status < 300 and status != 204 and _kind(headers) == "other"):
+            return None
+        if spool is not None and not call.paginate:
+            return spool
+        raise _not_json(call, asked, status, _unread_body(headers))
 
     def note_rate_limit(reply: Reply) -> None:
         left = few_requests_left(reply)
@@ -322,10 +446,9 @@ def run_call(
             raise unfinished(f"it went on for more than {max_pages} pages (links.next never ended).")
         fetched.add(next_url)
         asked = Asked.about(next_url, credentials, purpose=f"{call.method} {urlsplit(next_url).path}")
-        streaming = download if spool is not None and not call.paginate else None
         try:
             reply = caller.transport.send(
-                call.method, next_url, caller.tokens, body=call.body, headers=dict(call.headers), download=streaming
+                call.method, next_url, caller.tokens, body=call.body, headers=dict(call.headers), download=download
             )
         except NoAnswerError as error:
             raise explain_api_unreachable(error.kind, asked, call.method, caller.naming, error.attempts) from None
@@ -333,6 +456,9 @@ def run_call(
             log(describe_reply(reply))
         asked = dataclasses.replace(asked, attempts=reply.attempts)
         if not 200 <= reply.status < 300:
+            error_document = _error_document(reply) if show_error is not None and pages.count == 0 else None
+            if show_error is not None and error_document is not None:
+                show_error(error_document)
             raise explain_api_reply(reply, asked, call.method, caller.naming, clock)
         if reply.truncated:
             size = f"{MAX_DOWNLOAD_BYTES // 1024**3} GB" if reply.streamed is not None else "4 MB"
@@ -357,23 +483,44 @@ def run_call(
     return pages
 
 
+def _error_document(reply: Reply) -> Any:
+    """An error answer's JSON document (Apple's errors[]), or None: a proxy's page or a cut-off body is not printed."""
+    if _kind(reply.headers) != "json" or reply.truncated or not reply.body.strip():
+        return None
+    with contextlib.suppress(ValueError, RecursionError):
+        return json.loads(reply.body, parse_constant=_finite, parse_float=_finite)
+    return None
+
+
 def _parsed(reply: Reply, asked: Asked, call: ApiCall, caller: Caller) -> Any:
-    method, kind = call.method, _kind(reply.headers)
+    kind = _kind(reply.headers)
     if kind == "json":
         with contextlib.suppress(ValueError, RecursionError):
             return json.loads(reply.body, parse_constant=_finite, parse_float=_finite)
     if kind != "other":
         raise explain_reply(reply, asked, caller.naming, caller.clock)  # a proxy's page, or JSON that does not parse
-    answered = f"{asked.service} answered {reply.status} to {method} {quote_foreign(asked.url, 300)} with "
+    raise _not_json(call, asked, reply.status, summarise_body(reply))
+
+
+def _unread_body(headers: Mapping[str, str]) -> str:
+    """As :func:`explain.summarise_body` says it, from the headers alone: the body is not read."""
+    content_type = quote_foreign(headers.get("content-type", "").split(";")[0] or "unknown type", 60)
+    length = headers.get("content-length", "").strip()
+    size = f" of {length} bytes" if length.isdigit() else ""
+    return f"{'an' if content_type[:1].lower() in 'aeiou' else 'a'} {content_type} body{size}"
+
+
+def _not_json(call: ApiCall, asked: Asked, status: int, described: str) -> ApiError:
+    answered = f"{asked.service} answered {status} to {call.method} {quote_foreign(asked.url, 300)} with "
     if call.paginate:  # pages are merged as JSON documents: a report is one answer, saved as it came
         save = "save it with --output-file" if call.output_file else "give --output-file FILE (such as report.gz)"
-        raise ApiError(
-            f"{answered}{summarise_body(reply)}, which is not JSON, and --paginate merges JSON pages, so "
+        return ApiError(
+            f"{answered}{described}, which is not JSON, and --paginate merges JSON pages, so "
             f"nothing was written: drop --paginate and {save}.",
             details="A report or other file comes in one answer, with no links.next to follow.",
         )
-    raise ApiError(
-        f"{answered}{summarise_body(reply)}, which is not JSON, so it was not printed: give --output-file FILE "
+    return ApiError(
+        f"{answered}{described}, which is not JSON, so it was not printed: give --output-file FILE "
         "(such as report.gz) to save it, or --output-file - to send it to stdout.",
         details="On a CI runner stdout is the log, where a server's raw bytes could carry :: or ##vso[ commands.",
     )

@@ -6,13 +6,16 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
+import subprocess
 import tempfile
-from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Optional, Set, Tuple, Union, cast
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Set, Tuple, Union, cast
 
 from .errors import ApiError, DeliveryError, InputError
 from .explain import explain_api_unfinished
-from .redact import shown
+from .redact import is_control, quote_foreign, shown
 from .secret_files import PendingFile
 from .urls import resolve, unusable_url
 
@@ -147,6 +150,7 @@ def render(document: Any, *, indent: bool = False) -> bytes:
 
 
 Answer = Union[Pages, IO[bytes]]  # the pages, or the file a body that is not JSON was streamed to
+ErrorShown = Callable[[Any], None]  # is handed an error answer's JSON document
 
 
 class Destination:
@@ -193,6 +197,21 @@ class Destination:
         empty = " (the answer had no content)" if answer is None else ""
         log(f"Wrote {size} bytes to {shown(self.path, path=True)} (mode 0600){empty}.")
 
+    def deliver_filtered(self, pages: Pages, jq: JqFilter) -> None:
+        """--jq: the document through jq, to stdout (--jq does not go with --output-file)."""
+        with tempfile.TemporaryFile() as document:
+            try:
+                pages.write_to(document, indent=False)
+            except OSError as exc:
+                raise no_room_for("The answer", exc) from None
+            self.out.write(jq.apply(document, indent=self.stdout.isatty()))
+        self.stdout.flush()
+
+    def show_error(self, document: Any) -> None:
+        """An error answer's document on stdout, as gh prints it, made safe as every answer is."""
+        self.out.write(render(document, indent=self.stdout.isatty()))
+        self.stdout.flush()
+
     def unwritable(self, exc: OSError) -> DeliveryError:
         if self.path is None:
             return no_room_for("The answer", exc)
@@ -226,3 +245,79 @@ class WholeWrites:
                 raise BrokenPipeError(errno.EPIPE, "stdout took no more bytes")
             view = view[written:]
         return len(data)
+
+
+# --jq: jq runs with these variables only (its $ENV would otherwise show the key or a token in the environment).
+JQ_ENVIRONMENT = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+# argv, stdin (None: none), environment -> exit status, stdout, stderr
+Program = Callable[[Sequence[str], Optional[IO[bytes]], Mapping[str, str]], Tuple[int, bytes, bytes]]
+
+
+def run_program(argv: Sequence[str], stdin: Optional[IO[bytes]], env: Mapping[str, str]) -> Tuple[int, bytes, bytes]:
+    """The real :data:`Program`: a process, its output captured."""
+    done = subprocess.run(
+        list(argv),
+        stdin=stdin if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        env=dict(env),
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+@dataclass(frozen=True)
+class JqFilter:
+    """``--jq EXPR``: jq found on PATH and EXPR compiled by it, before anything is sent."""
+
+    jq: str
+    expression: str
+    env: Mapping[str, str]
+    run: Program
+
+    @classmethod
+    def ready(cls, expression: str, env: Mapping[str, str], run: Program) -> JqFilter:
+        found = shutil.which("jq", path=env.get("PATH", os.defpath))
+        if found is None:
+            raise InputError(
+                "--jq needs the jq program, which is not on PATH: install jq (apt-get install jq, brew install jq, "
+                "winget install jqlang.jq), or drop --jq."
+            )
+        # A leading space: an EXPR starting with - is not taken for one of jq's options.
+        program = f" {expression}" if expression.startswith("-") else expression
+        jq = cls(found, program, {name: env[name] for name in JQ_ENVIRONMENT if name in env}, run)
+        status, _, error = run([found, "-n", f"if false then ({program}\n) else empty end"], None, jq.env)
+        if status != 0:
+            raise InputError(
+                f"--jq {shown(expression)} is not a program jq can compile ({_said(error)}): fix the expression."
+            )
+        return jq
+
+    def apply(self, document: IO[bytes], *, indent: bool) -> bytes:
+        """What EXPR makes of ``document``, strings unquoted (as gh prints them), made safe for a CI log."""
+        document.seek(0)
+        options = ["-r", "-M"] if indent else ["-r", "-M", "-c"]
+        status, output, error = self.run([self.jq, *options, self.expression], document, self.env)
+        if status != 0:
+            raise DeliveryError(
+                f"--jq {shown(self.expression.strip())} failed on the answer ({_said(error)}), so nothing was "
+                "printed: fix the expression, or drop --jq to see the whole answer.",
+                title="--jq could not filter the answer",
+            )
+        return safe_for_log(output)
+
+
+def _said(error: bytes) -> str:
+    lines = [line for line in error.decode("utf-8", "replace").splitlines() if line.strip()]
+    return "jq said: " + quote_foreign(lines[0], 200) if lines else "jq said nothing"
+
+
+_COMMAND_AT_LINE_START = re.compile(r"(?m)^([ \t]*):(?=:)")
+
+
+def safe_for_log(output: bytes) -> bytes:
+    """jq's text with the filter our JSON has: control characters (not line breaks or tabs) as ``\\uXXXX``, ``##``
+    (Azure's marker) as ``#\\u0023``, and ``::`` opening a line (GitHub's) as ``\\u003a:``."""
+    text = output.decode("utf-8", "backslashreplace")
+    text = "".join(f"\\u{ord(char):04x}" if is_control(char) and char not in "\n\t" else char for char in text)
+    text = _COMMAND_AT_LINE_START.sub(lambda match: match.group(1) + "\\u003a", text.replace("##", "#\\u0023"))
+    return text.encode("utf-8", "backslashreplace")
