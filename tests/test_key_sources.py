@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 from typing import Any, Dict
 
@@ -17,7 +18,7 @@ from asc_token.settings import read_credentials, read_given_token
 from asc_token.tokens import GivenToken, mint
 from devtools.standin import AppStoreConnectStandIn
 
-from .runner import ISSUER_ID, KEY_ID, KeyMaterial, invoke, one_error, settings
+from .runner import ISSUER_ID, KEY_ID, PROCESS, KeyMaterial, invoke, one_error, settings
 
 
 def fastlane_json(tmp_path: Path, material: KeyMaterial, **fields: Any) -> Path:
@@ -110,6 +111,18 @@ def test_a_given_token_is_carried_as_it_is(key: KeyMaterial) -> None:
     assert "cannot be refreshed" in given.note(2e9) and "expired already" in given.note(2e9)
     assert read_given_token(CliInputs({}, {"ASC_TOKEN": token, "ASC_PRIVATE_KEY": key.pem})) is None
     assert GivenToken.read("not a jwt").key_id == ""
+
+
+def test_asc_token_alone_calls_the_api_as_given(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
+    """`asc-token api` with only ASC_TOKEN (as export-token leaves it) sends it as it is, as gh sends GH_TOKEN."""
+    token = mint(key.key, TokenRequest(KEY_ID, ISSUER_ID), time.time).token
+    env = {"ASC_TOKEN": token, "ASC_API_URL": api.url}
+    run = invoke("asc-token api", tmp_path, {}, ["/v1/apps"], env=env, mode=PROCESS)
+    assert run.returncode == 0, run.log
+    assert json.loads(run.stdout)["data"], "the answer is printed"
+    assert run.log.count("cannot be refreshed") == 1, "said once"
+    assert [call.token for call in api.calls] == [token], "the token, as given"
+    assert token not in run.stderr and token not in run.stdout
 
 
 # --- item 6: local evidence first ---------------------------------------------------------------

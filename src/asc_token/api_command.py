@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, Sequence, Set, Tup
 from urllib.parse import urlsplit
 
 from .asset_upload import AssetFile, read_asset_file, upload_asset
-from .caller import Caller, open_caller
+from .caller import Caller, given_caller, open_caller
 from .cli import Parser, add_shared_flags, run_command
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_STATUSES, ApiError, InputError
 from .explain import (
@@ -51,7 +51,7 @@ from .paging import (
 )
 from .redact import is_control, may_be_secret, quote_foreign, shown
 from .secret_files import output_path
-from .settings import read_credentials, require_base_url
+from .settings import read_credentials, read_given_token, require_base_url
 from .tokens import scope_allows
 from .transport import MAX_DOWNLOAD_BYTES, NoAnswerError, Reply, SinkError, few_requests_left
 from .urls import resolve, unusable_url
@@ -190,7 +190,8 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     jq = None if call.jq is None else JqFilter.ready(call.jq, io.env, run)  # jq missing: exit 2, nothing sent
     for line in inputs.disagreements():
         platform.log(line)
-    credentials = read_credentials(inputs)
+    given = read_given_token(inputs)  # ASC_TOKEN alone: sent as it is, as gh sends GH_TOKEN
+    credentials = read_credentials(inputs) if given is None else given[0]
     require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
     url = resolve(call.path, credentials.api_url, "PATH", inputs)
     if call.upload is not None and credentials.scope:
@@ -207,7 +208,13 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
         io = dataclasses.replace(io, policy=dataclasses.replace(io.policy, resend_when_uncertain=False))
     # The key is read only now, as the token command reads it (a bad one is still exit 2); printing:
     # stdout is the caller's, never a mask command.
-    caller = open_caller(credentials, inputs, io, platform, printing=True)
+    if given is not None:
+        platform.log(given[1].note(io.clock()))
+    caller = (
+        open_caller(credentials, inputs, io, platform, printing=True)
+        if given is None
+        else given_caller(given[1], credentials, inputs, io, platform)
+    )
     destination = Destination(call.output_file, io.out())  # before sending: a folder that cannot be made is exit 2
     # As gh: Apple's error document on stdout (for `| jq .errors`), where the answer would have gone.
     show_error = destination.show_error if destination.path is None and not call.silent else None

@@ -4,9 +4,9 @@ how the user names settings, the bearer tokens, the transport, the clock and the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Union
 
-from .tokens import Clock, TokenSource, open_key
+from .tokens import Clock, GivenToken, TokenSource, open_key
 
 if TYPE_CHECKING:
     from .platforms import Platform
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class Caller:
     credentials: Credentials
     naming: Naming
-    tokens: TokenSource
+    tokens: Union[TokenSource, GivenToken]  # signed with the key, or ASC_TOKEN as given (asc-token api)
     transport: Transport
     clock: Clock
     log: Callable[[str], None]
@@ -37,3 +37,10 @@ def open_caller(
     tokens = TokenSource(key, credentials.token_request(), io.clock, mask, keep_first=keep_first)
     transport = io.transport(platform.log, credentials.api.service)
     return Caller(credentials, naming, tokens, transport, io.clock, platform.log)
+
+
+def given_caller(given: GivenToken, credentials: Credentials, naming: Naming, io: Io, platform: Platform) -> Caller:
+    """No key, only a token (ASC_TOKEN): every request carries it, masked first, as it is."""
+    platform.mask(given.token, printing=True)
+    transport = io.transport(platform.log, credentials.api.service)
+    return Caller(credentials, naming, given, transport, io.clock, platform.log)

@@ -22,6 +22,7 @@ from .records import Outcome
 from .redact import shown
 from .secret_files import output_path, write_key_files, write_secret_file
 from .settings import read_settings
+from .tokens import TokenSource
 
 if TYPE_CHECKING:
     from .inputs import CliInputs
@@ -94,6 +95,7 @@ def deliver_token(
     platform.check_delivery(settings)
     # keep_first: the checks prove the very token handed on
     caller = open_caller(settings.credentials, naming, io, platform, printing=printing, keep_first=True)
+    assert isinstance(caller.tokens, TokenSource)  # open_caller signs with the key
     minted = caller.tokens.first  # masked before anything else is written that could carry it
     folder, key_files = platform.key_files_folder(settings), None
     if folder is not None:

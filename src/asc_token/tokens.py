@@ -157,6 +157,9 @@ class GivenToken:
     def bearer(self, *, after_401: bool = False) -> str:
         return self.token
 
+    def unscoped(self, lifetime: int) -> GivenToken:
+        return self  # no key to sign another with: the one token serves every check
+
     def note(self, now: float) -> str:
         """Said once in the log: the token is used as given, and when it expires."""
         when = "" if not self.expires_at else f" (it expires {iso8601(self.expires_at)})"
