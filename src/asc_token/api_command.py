@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, Sequence, Set, Tup
 from urllib.parse import urlsplit
 
 from .asset_upload import AssetFile, read_asset_file, upload_asset
-from .caller import Caller, given_caller, open_caller
+from .caller import Caller, open_caller
 from .cli import Parser, add_shared_flags, run_command
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_STATUSES, ApiError, InputError
 from .explain import (
@@ -210,11 +210,7 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     # stdout is the caller's, never a mask command.
     if given is not None:
         platform.log(given[1].note(io.clock()))
-    caller = (
-        open_caller(credentials, inputs, io, platform, printing=True)
-        if given is None
-        else given_caller(given[1], credentials, inputs, io, platform)
-    )
+    caller = open_caller(credentials, inputs, io, platform, printing=True)
     destination = Destination(call.output_file, io.out())  # before sending: a folder that cannot be made is exit 2
     # As gh: Apple's error document on stdout (for `| jq .errors`), where the answer would have gone.
     show_error = destination.show_error if destination.path is None and not call.silent else None

@@ -35,6 +35,17 @@ class InputReader(Naming, Protocol):
         """The raw value of a setting by its action input name; '' when unset."""
 
 
+class GivenBearer(Protocol):
+    """A token given as it is, with no key to sign another (tokens.GivenToken)."""
+
+    @property
+    def token(self) -> str: ...
+
+    def bearer(self, *, after_401: bool = False) -> str: ...
+
+    def unscoped(self, lifetime: int) -> GivenBearer: ...
+
+
 @dataclass(frozen=True)
 class KeySource:
     """What the user gave for the key: its contents or a path, and how they named that setting."""
@@ -43,6 +54,7 @@ class KeySource:
     contents: Optional[str] = field(default=None, repr=False)
     path: Optional[str] = None
     contents_label: str = field(default="the key setting", compare=False)  # for a key pasted as a path
+    given: Optional[GivenBearer] = field(default=None, repr=False)  # no key, a token as it is (ASC_TOKEN)
 
 
 @dataclass(frozen=True)

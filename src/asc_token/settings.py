@@ -166,7 +166,14 @@ def read_given_token(inputs: InputReader) -> Optional[Tuple[Credentials, GivenTo
     refuse_plain_http(inputs, "api-url", api_url, api.url)
     lifetime = max(given.expires_at - given.issued_at, 1) if given.expires_at else SHORT_LIFETIME_SECONDS
     credentials = Credentials(
-        given.key_id, given.issuer_id, key_type, lifetime, given.scope, KeySource("ASC_TOKEN"), api_url, api
+        given.key_id,
+        given.issuer_id,
+        key_type,
+        lifetime,
+        given.scope,
+        KeySource("ASC_TOKEN", given=given),
+        api_url,
+        api,
     )
     return credentials, given
 
