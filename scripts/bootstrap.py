@@ -952,7 +952,7 @@ def run(target: str, key: str, argv: List[str]) -> int:
 
 
 def fail(title: str, message: str, detail: str = "", exit_code: int = 1) -> NoReturn:
-    log(f"::error title={title}::{message}")
+    log(f"::error title={title}::{message}" if on_actions_runner() else f"error: {title}: {message}")
     if detail:
         log(detail)
     sys.exit(exit_code)

@@ -3,7 +3,12 @@ and the README says how to run asc-token from a clone before the first release."
 
 from __future__ import annotations
 
-from .runner import ROOT
+import subprocess
+import sys
+
+import pytest
+
+from .runner import ROOT, scrubbed_env
 from .test_bootstrap import load_bootstrap
 
 
@@ -19,3 +24,13 @@ def test_readme_says_how_to_run_from_a_clone() -> None:
     clone = readme.split("### From a clone", 1)[1].split("\n## ", 1)[0]
     assert "pip install ." in clone and ".venv/bin/asc-token" in clone
     assert "before it, the package is not on\nPyPI" in readme
+
+
+@pytest.mark.parametrize(("actions", "line"), [("true", "::error title=Title::what"), ("", "error: Title: what")])
+def test_a_bootstrap_failure_is_a_workflow_command_only_on_a_runner(actions: str, line: str) -> None:
+    script = "import sys; sys.path.insert(0, sys.argv[1]); import bootstrap; bootstrap.fail('Title', 'what')"
+    env = {**scrubbed_env(), "GITHUB_ACTIONS": actions}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT / "scripts")], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and done.stdout.splitlines() == [line]
