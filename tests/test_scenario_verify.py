@@ -241,7 +241,7 @@ def test_user_agent_and_timeouts_are_sent(key: KeyMaterial) -> None:
 def _verify(token: str, url: str, transport: Transport) -> VerificationResult:
     """The `apps` check alone, as the action runs it by default."""
     credentials = Credentials(KEY_ID, ISSUER_ID, "team", 1200, (), KeySource("`private-key`", contents="x"), url)
-    caller = Caller(credentials, GitHubInputs({}), FixedToken(token), transport, time.time, print)  # type: ignore[arg-type]
+    caller = Caller(credentials, GitHubInputs({}), FixedToken(token), transport, time.time, print)
     results = run_checks(Preflight(), caller)
     assert results[0].facts is not None
     return results[0].facts
