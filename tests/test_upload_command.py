@@ -418,6 +418,28 @@ def test_a_failed_part_deletes_the_build_upload_and_says_so(
     assert not asked(small_parts, "PATCH", "/v1/buildUploadFiles/"), "nothing half-sent is committed"
 
 
+@pytest.mark.parametrize("hostile", ["../../v1/apps/1000000000", "..", "a/b", "", "id?x=1"])
+def test_an_unusable_build_upload_id_is_never_put_into_a_path(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, hostile: str
+) -> None:
+    api.uploads.issued_ids = [hostile]
+    run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)), "--app-id", DEMO_APP_ID)
+    assert run.returncode == 1
+    assert "not an ID" in one_error(run)
+    assert [call.method for call in api.calls if call.path != "/v1/buildUploads"] == [], "no request with it"
+
+
+def test_an_unusable_file_id_is_refused_and_the_build_upload_deleted(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.uploads.issued_ids = ["upload-1", "../../v1/apps/1000000000"]
+    run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)), "--app-id", DEMO_APP_ID)
+    assert run.returncode == 1
+    assert "not an ID" in one_error(run)
+    assert api.uploads.deleted_build_uploads == ["upload-1"]
+    assert not [call for call in api.calls if "apps" in call.path or ".." in call.path]
+
+
 def test_a_refused_reservation_deletes_the_build_upload(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
 ) -> None:

@@ -15,13 +15,13 @@ import os
 import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from .assets import ASSET_KINDS, CHECKSUM, CHECKSUMS, AssetKind, asset_kind, commit_document
 from .errors import AscTokenError, InputError, UploadFailedError
 from .paging import Answer, Pages
 from .redact import quote_foreign, shown
-from .urls import join_path
+from .urls import api_id, join_path
 
 if TYPE_CHECKING:
     from .caller import Caller
@@ -137,13 +137,9 @@ def upload_asset(
 
     kind, log = asset.kind, caller.log
     reserved = _document(exchange("POST", url, asset.reservation))
-    resource_id = _resource_id(reserved)
-    if not resource_id:
-        raise UploadFailedError(
-            f"App Store Connect answered the reservation at {kind.path} without the id of a {kind.type_name}, "
-            "so there is nothing to upload to or commit; look for it with asc-token api before reserving again.",
-        )
-    commit_path = kind.commit_path(quote(resource_id, safe=""))
+    data = reserved.get("data") if isinstance(reserved, dict) else None
+    resource_id = api_id(data.get("id") if isinstance(data, dict) else None, f"the id of the {kind.type_name}")
+    commit_path = kind.commit_path(resource_id)
     commit_url = join_path(commit_path, caller.credentials.api_url)
     log(f"Reserved {kind.type_name} {quote_foreign(resource_id, 80)} for {asset.size} bytes.")
     try:
@@ -180,12 +176,6 @@ def _attributes(document: Any) -> Mapping[str, Any]:
     data = document.get("data") if isinstance(document, dict) else None
     found = data.get("attributes") if isinstance(data, dict) else None
     return found if isinstance(found, dict) else {}
-
-
-def _resource_id(document: Any) -> str:
-    data = document.get("data") if isinstance(document, dict) else None
-    found = data.get("id") if isinstance(data, dict) else None
-    return found if isinstance(found, str) else ""
 
 
 def _digests(path: str, kind: AssetKind) -> Tuple[Optional[str], Optional[str]]:

@@ -179,6 +179,10 @@ UPLOAD_DUPLICATE = (
 UPLOAD_DUPLICATE_HINT = (
     " Code 90189 means the build number was used already: raise CFBundleVersion (or --build-number) and upload again."
 )
+UNUSABLE_ID = (
+    "App Store Connect answered {said} as {what}, which is not an ID (letters, digits and . _ ~ - only), "
+    "so no request was sent with it."
+)
 UPLOAD_DELETED = "Deleted build upload {id}, so a re-run with the same build number is not refused as a duplicate."
 UPLOAD_NOT_DELETED = (
     "Could not delete build upload {id} (App Store Connect {answer}): a re-run with the same build "

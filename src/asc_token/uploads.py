@@ -23,6 +23,7 @@ from .lifetimes import describe_duration
 from .operations import DEFAULT_PARALLEL
 from .redact import quote_foreign
 from .transport import NoAnswerError, Reply
+from .urls import api_id
 
 if TYPE_CHECKING:
     from .apis import Api
@@ -172,9 +173,10 @@ def attributes(document: Any) -> Mapping[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def resource_id(document: Any) -> str:
+def resource_id(document: Any, what: str) -> str:
+    """The answer's ``data.id``, checked before it goes into a request path (:func:`urls.api_id`)."""
     data = document.get("data") if isinstance(document, dict) else None
-    return str(data.get("id", "")) if isinstance(data, dict) else ""
+    return api_id(data.get("id") if isinstance(data, dict) else None, what)
 
 
 def find_app(apple: Apple, bundle_id: str) -> str:
@@ -189,7 +191,7 @@ def find_app(apple: Apple, bundle_id: str) -> str:
     ]
     if not found:
         raise UploadFailedError(text.UPLOAD_NO_APP.format(bundle_id=quote_foreign(bundle_id, 200)))
-    return str(found[0].get("id", ""))
+    return api_id(found[0].get("id"), "the app's id")
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,10 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
     waiting = Waiting(io.monotonic, io.sleep, log)
     app_id = request.app_id or find_app(apple, build.bundle_id or "")
     created = _create_upload(apple, request, app_id)
-    state.build_upload_id, state.upload_state = resource_id(created), str(_state_of(attributes(created)) or "")
+    state.build_upload_id, state.upload_state = (
+        resource_id(created, "the build upload's id"),
+        str(_state_of(attributes(created)) or ""),
+    )
     try:
         log(
             f"Build upload {state.build_upload_id} created: {file.file_name} ({file.size} bytes), version "
@@ -217,7 +222,7 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
             f"app {app_id}."
         )
         reserved = apple.document("POST", "/v1/buildUploadFiles", _file_body(request, state), purpose="upload builds")
-        state.file_id = resource_id(reserved)
+        state.file_id = resource_id(reserved, "the build upload file's id")
         found = attributes(reserved)
         plan = check_plan(parse_operations(found.get("uploadOperations")), file.size)
         digest = sha256_of(file.path)
@@ -451,7 +456,7 @@ def _build_of(document: Any) -> str:
     data = document.get("data") if isinstance(document, dict) else None
     relation = data.get("relationships", {}).get("build", {}) if isinstance(data, dict) else {}
     linked = relation.get("data") if isinstance(relation, dict) else None
-    return str(linked.get("id", "")) if isinstance(linked, dict) else ""
+    return api_id(linked.get("id"), "the build's id") if isinstance(linked, dict) else ""
 
 
 def _duplicate_hint(reasons: List[str]) -> str:
