@@ -281,6 +281,8 @@ class Uploads:
         # IDs handed out, in order, to the next resources created instead of fresh UUIDs: a hostile
         # answer such as "../../v1/apps/1000000000", which a client must not put into a path.
         self.issued_ids: List[str] = []
+        # A build upload state answered instead of the real one (a hostile one, such as "X\n::warning::").
+        self.shown_state: Optional[str] = None
         self.polls_per_state = 1
         self.processing_outcome = "VALID"
         self.processing_errors: List[Dict[str, str]] = [dict(error) for error in DEFAULT_PROCESSING_ERRORS]
@@ -390,7 +392,11 @@ class Uploads:
 
     def _build_upload_resource(self, upload: _BuildUpload) -> Dict[str, Any]:
         base = f"{self._base_url()}/v1/buildUploads/{upload.id}"
-        state: Dict[str, Any] = {"state": upload.state, "errors": upload.errors, "warnings": upload.warnings}
+        state: Dict[str, Any] = {
+            "state": self.shown_state or upload.state,
+            "errors": upload.errors,
+            "warnings": upload.warnings,
+        }
         state["infos"] = upload.infos
         attributes: Dict[str, Any] = {
             "cfBundleShortVersionString": upload.version,

@@ -508,6 +508,16 @@ def test_apples_warnings_are_printed(tmp_path: Path, key: KeyMaterial, small_par
     assert [line for line in run.stderr.splitlines() if "90725: SDK version issue." in line]
 
 
+def test_apples_state_is_never_a_command_to_the_runner(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    small_parts.uploads.shown_state = "PROCESSING\n::warning title=pwn::x"
+    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", "--wait-timeout", "1m")
+    assert run.returncode == 1
+    assert not [line for line in run.stderr.splitlines() if line.startswith("::warning")], run.stderr
+    assert "\n" not in shown(run)["buildUpload"]["state"]
+
+
 def test_an_invalid_build_is_exit_1(tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn) -> None:
     small_parts.uploads.processing_outcome = "INVALID"
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait")

@@ -51,6 +51,10 @@ QUICK_POLL, SLOW_POLL, QUICK_PHASE, STILL_SAYS = 10.0, 30.0, 120.0, 60.0
 DELIVERY_POLL, DELIVERY_SECONDS = 2.0, 120.0
 CLEANUP_SECONDS = 5.0  # the runner kills a step soon after SIGINT
 UPLOAD_ROLES = "the Developer, App Manager or Admin role"
+# The states Apple's document lists; any other answer is shown through quote_foreign, never compared as one.
+UPLOAD_STATES = ("AWAITING_UPLOAD", "PROCESSING", "COMPLETE", "FAILED")
+DELIVERY_STATES = ("AWAITING_UPLOAD", "UPLOAD_COMPLETE", "COMPLETE", "FAILED")
+PROCESSING_STATES = ("PROCESSING", "VALID", "INVALID", "FAILED")
 DUPLICATE_CODE = "ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE"  # what peers see; Apple's document lists no 409 code
 
 
@@ -213,7 +217,7 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
     created = _create_upload(apple, request, app_id)
     state.build_upload_id, state.upload_state = (
         resource_id(created, "the build upload's id"),
-        str(_state_of(attributes(created)) or ""),
+        str(state_of(attributes(created)) or ""),
     )
     try:
         log(
@@ -349,16 +353,22 @@ def delete_upload(caller: Caller, io: Io, state: UploadState) -> None:
         caller.log(text.UPLOAD_NOT_DELETED.format(id=state.build_upload_id, answer=answer))
 
 
-def _state_of(found: Mapping[str, Any]) -> Optional[str]:
+def known_state(value: Any, known: Tuple[str, ...]) -> Optional[str]:
+    """Apple's state as one of ``known``, any other text made safe for a log (quote_foreign), or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    return value if value in known else quote_foreign(value, 60)
+
+
+def state_of(found: Mapping[str, Any]) -> Optional[str]:
+    """A build upload's ``state.state``."""
     holder = found.get("state")
-    value = holder.get("state") if isinstance(holder, dict) else None
-    return value if isinstance(value, str) else None
+    return known_state(holder.get("state") if isinstance(holder, dict) else None, UPLOAD_STATES)
 
 
 def _delivery_of(found: Mapping[str, Any]) -> Optional[str]:
     holder = found.get("assetDeliveryState")
-    value = holder.get("state") if isinstance(holder, dict) else None
-    return value if isinstance(value, str) else None
+    return known_state(holder.get("state") if isinstance(holder, dict) else None, DELIVERY_STATES)
 
 
 def _details(items: Any) -> List[str]:
@@ -398,7 +408,7 @@ def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting,
     while True:
         document = apple.document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
         found = attributes(document)
-        state.upload_state = str(_state_of(found) or state.upload_state)
+        state.upload_state = str(state_of(found) or state.upload_state)
         given = found.get("state")
         holder: Mapping[str, Any] = given if isinstance(given, dict) else {}
         for warning in _details(holder.get("warnings")):
@@ -419,7 +429,9 @@ def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting,
             state.build_id = _build_of(document)
         if state.build_id:
             build = attributes(apple.document("GET", f"/v1/builds/{state.build_id}", purpose="read builds"))
-            state.processing_state = str(build.get("processingState") or state.processing_state)
+            state.processing_state = (
+                known_state(build.get("processingState"), PROCESSING_STATES) or state.processing_state
+            )
             if state.processing_state == "VALID":
                 waiting.log(f"Build {state.build_id} processed: VALID.")
                 return
