@@ -50,7 +50,8 @@ _SEND_BLOCK = 256 * 1024  # what urllib3 asks a body for at a time (storage_sess
 _ANSWER_LIMIT = 16 * 1024  # of an error answer's body, only this much is read
 _RETRIED_NO_ANSWERS = ("reset", "timeout")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")  # an HTTP method or header name (RFC 9110)
-_HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]{0,8192}")
+# A header value requests sends: Latin-1 without controls (tab inside only), no white space at either end.
+_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]{0,8190}[\x21-\x7e\x80-\xff])?)?")
 _TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})")
 
 Header = Tuple[str, str]
