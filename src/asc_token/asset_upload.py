@@ -9,19 +9,18 @@ A failure after the reservation names the reserved resource, so it can be looked
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 from urllib.parse import urlsplit
 
-from .assets import ASSET_KINDS, CHECKSUM, CHECKSUMS, AssetKind, asset_kind, commit_document
+from .assets import ASSET_KINDS, AssetKind, asset_kind, attributes, commit_document, file_digests, resource_id
 from .errors import AscTokenError, InputError, UploadFailedError
 from .paging import Answer, Pages
 from .redact import quote_foreign, shown
-from .urls import api_id, join_path
+from .urls import join_path
 
 if TYPE_CHECKING:
     from .caller import Caller
@@ -137,30 +136,29 @@ def upload_asset(
 
     kind, log = asset.kind, caller.log
     reserved = _document(exchange("POST", url, asset.reservation))
-    data = reserved.get("data") if isinstance(reserved, dict) else None
-    resource_id = api_id(data.get("id") if isinstance(data, dict) else None, f"the id of the {kind.type_name}")
-    commit_path = kind.commit_path(resource_id)
+    reserved_id = resource_id(reserved, f"the id of the {kind.type_name}")
+    commit_path = kind.commit_path(reserved_id)
     commit_url = join_path(commit_path, caller.credentials.api_url)
-    log(f"Reserved {kind.type_name} {quote_foreign(resource_id, 80)} for {asset.size} bytes.")
+    log(f"Reserved {kind.type_name} {quote_foreign(reserved_id, 80)} for {asset.size} bytes.")
     try:
-        operations = parse_operations(_attributes(reserved).get("uploadOperations"))
-        md5_hex, sha256_hex = _digests(asset.path, kind)
+        operations = parse_operations(attributes(reserved).get("uploadOperations"))
+        md5_hex, sha256_hex = file_digests(asset.path, kind)
 
         def refresh() -> Any:  # operations past their expiration: fresh ones, asked for once
-            return parse_operations(_attributes(_document(exchange("GET", commit_url, None))).get("uploadOperations"))
+            return parse_operations(attributes(_document(exchange("GET", commit_url, None))).get("uploadOperations"))
 
         send_parts(asset.path, operations, options, refresh=refresh)
-        body = commit_document(kind.path, resource_id, md5_hex=md5_hex, sha256_hex=sha256_hex)
+        body = commit_document(kind.path, reserved_id, md5_hex=md5_hex, sha256_hex=sha256_hex)
         committed = exchange("PATCH", commit_url, json.dumps(body).encode())
     except AscTokenError as error:
-        note = NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(resource_id, 80), path=commit_path)
+        note = NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), path=commit_path)
         raise UploadFailedError(f"{error.message} {note}", details=error.details, title=error.title) from None
     except KeyboardInterrupt:
-        log(NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(resource_id, 80), path=commit_path))
+        log(NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), path=commit_path))
         raise
     if committed is None:  # a commit answered without a body: the resource as it is now
         committed = exchange("GET", commit_url, None)
-    log(f"Committed {kind.type_name} {quote_foreign(resource_id, 80)}; App Store Connect processes it next.")
+    log(f"Committed {kind.type_name} {quote_foreign(reserved_id, 80)}; App Store Connect processes it next.")
     return committed
 
 
@@ -170,29 +168,3 @@ def _document(answer: Optional[Answer]) -> Any:
         answer.close()
         return first
     return None
-
-
-def _attributes(document: Any) -> Mapping[str, Any]:
-    data = document.get("data") if isinstance(document, dict) else None
-    found = data.get("attributes") if isinstance(data, dict) else None
-    return found if isinstance(found, dict) else {}
-
-
-def _digests(path: str, kind: AssetKind) -> Tuple[Optional[str], Optional[str]]:
-    """(MD5, SHA-256) hex of the file, each only when the type's commit takes it; read a megabyte at a time."""
-    md5 = hashlib.md5(usedforsecurity=False) if kind.checksum_field == CHECKSUM else None  # Apple's choice
-    sha256 = hashlib.sha256() if kind.checksum_field == CHECKSUMS else None
-    if md5 is None and sha256 is None:
-        return None, None
-    try:
-        with open(path, "rb") as file:
-            for chunk in iter(lambda: file.read(1024 * 1024), b""):
-                for digest in (md5, sha256):
-                    if digest is not None:
-                        digest.update(chunk)
-    except OSError as exc:
-        raise UploadFailedError(
-            f"--upload-file {shown(path, path=True)} could not be read for its checksum "
-            f"({exc.strerror or type(exc).__name__}); leave it unchanged until the upload ends.",
-        ) from None
-    return (md5.hexdigest() if md5 else None), (sha256.hexdigest() if sha256 else None)

@@ -234,8 +234,9 @@ def run_upload_action(io: Io) -> int:
 def _read_upload_state(caller: Caller, state: UploadState) -> None:
     """The build upload's state once more (without `wait` the last one read is its creation's): best effort,
     the upload is done whatever this request gets."""
+    from .assets import attributes
     from .errors import AscTokenError
-    from .uploads import Apple, attributes, state_of
+    from .uploads import Apple, state_of
 
     with contextlib.suppress(AscTokenError):
         found = attributes(

@@ -10,13 +10,13 @@ same build number is not refused as a duplicate.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote
 
 from . import messages as text
+from .assets import ASSET_KINDS, attributes, commit_document, file_digests, resource_id
 from .errors import ApiError, InputError, UploadFailedError
 from .explain import Asked, apple_errors, explain_api_reply, explain_api_unreachable
 from .lifetimes import describe_duration
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .records import InputReader
     from .world import Io
 
+BUILD_UPLOAD_FILES = ASSET_KINDS["/v1/buildUploadFiles"]  # its commit takes the SHA-256
 UPLOAD_SETTINGS = (
     "file",
     "bundle-id",
@@ -171,18 +172,6 @@ class Apple:
         return explain_api_reply(reply, asked, method, self.caller.naming, self.caller.clock)
 
 
-def attributes(document: Any) -> Mapping[str, Any]:
-    data = document.get("data") if isinstance(document, dict) else None
-    found = data.get("attributes") if isinstance(data, dict) else None
-    return found if isinstance(found, dict) else {}
-
-
-def resource_id(document: Any, what: str) -> str:
-    """The answer's ``data.id``, checked before it goes into a request path (:func:`urls.api_id`)."""
-    data = document.get("data") if isinstance(document, dict) else None
-    return api_id(data.get("id") if isinstance(data, dict) else None, what)
-
-
 def find_app(apple: Apple, bundle_id: str) -> str:
     """The app's ID for a bundle ID (one request), or an error naming --bundle-id and --app-id."""
     path = f"/v1/apps?filter[bundleId]={quote(bundle_id, safe='')}&fields[apps]=bundleId&limit=2"
@@ -229,7 +218,7 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
         state.file_id = resource_id(reserved, "the build upload file's id")
         found = attributes(reserved)
         plan = check_plan(parse_operations(found.get("uploadOperations")), file.size)
-        digest = sha256_of(file.path)
+        _, digest = file_digests(file.path, BUILD_UPLOAD_FILES)
         refresh = lambda: parse_operations(  # noqa: E731 - operations past their expiration, asked for once
             attributes(apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds")).get(
                 "uploadOperations"
@@ -249,16 +238,10 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
         _wait_for_processing(apple, request, waiting, state)
 
 
-def _commit(apple: Apple, state: UploadState, digest: str) -> None:
+def _commit(apple: Apple, state: UploadState, digest: Optional[str]) -> None:
     """``uploaded: true`` with the file's SHA-256; ``state.committed`` once Apple has it."""
     path = f"/v1/buildUploadFiles/{state.file_id}"
-    body = {
-        "data": {
-            "type": "buildUploadFiles",
-            "id": state.file_id,
-            "attributes": {"uploaded": True, "sourceFileChecksums": {"file": {"hash": digest, "algorithm": "SHA_256"}}},
-        }
-    }
+    body = commit_document(BUILD_UPLOAD_FILES.path, state.file_id, sha256_hex=digest)
     reply = apple.send("PATCH", path, body, purpose="upload builds")
     if 200 <= reply.status < 300:
         found = attributes(reply.json)
@@ -323,15 +306,6 @@ def _apple_words(reply: Reply) -> str:
     first = errors[0]
     said = " ".join(str(first.get(part, "")) for part in ("code", "detail") if first.get(part))
     return f" (Apple said: {quote_foreign(said, 300)})" if said else ""
-
-
-def sha256_of(path: str) -> str:
-    """The file's SHA-256 (hex), read a megabyte at a time."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def delete_upload(caller: Caller, io: Io, state: UploadState) -> None:
