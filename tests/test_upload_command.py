@@ -474,6 +474,21 @@ def test_without_wait_the_upload_ends_once_delivered(
     assert not asked(small_parts, "GET", "/v1/buildUploads/"), "processing is not waited for"
 
 
+def test_a_delivery_still_pending_after_two_minutes_is_exit_1(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    small_parts.uploads.polls_per_state = 1000
+    clock = FakeTime()
+    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), time_=clock)
+    assert run.returncode == 1
+    document = shown(run)
+    error = one_error(run)
+    assert "still UPLOAD_COMPLETE" in error and f"/v1/buildUploadFiles/{document['buildUploadFile']['id']}" in error
+    assert document["buildUploadFile"]["assetDeliveryState"] == "UPLOAD_COMPLETE"
+    assert not small_parts.uploads.deleted_build_uploads, "a committed file is Apple's to finish"
+    assert 120 <= clock.now <= 125
+
+
 def test_a_failed_delivery_is_exit_1(tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn) -> None:
     problem = {"code": "CHECKSUM_MISMATCH", "description": "The SHA_256 checksum given does not match."}
 

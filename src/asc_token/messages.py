@@ -193,8 +193,10 @@ UPLOAD_DELIVERY_FAILED = (
     "file and upload again."
 )
 UPLOAD_DELIVERY_PENDING = (
-    "The file was committed; its delivery is still {state}: see asc-token api /v1/buildUploadFiles/{id}."
+    "The file was committed, but after {waited} its delivery is still {state}: look later with asc-token api "
+    "/v1/buildUploadFiles/{id}, and upload again with a new build number if it ends FAILED."
 )
+UPLOAD_DELIVERY_SLOW = "The file's delivery is still {state} after {waited}; the wait for processing goes on."
 UPLOAD_PROCESSING_FAILED = (
     "App Store Connect could not process build upload {id}: {reasons}.{hint} The details: asc-token api "
     "/v1/buildUploads/{id}."

@@ -233,7 +233,7 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
         if not state.committed:
             delete_upload(caller, io, state)
         raise
-    _wait_for_delivery(apple, waiting, state)
+    _wait_for_delivery(apple, waiting, state, processing_next=request.wait)
     if request.wait:
         _wait_for_processing(apple, request, waiting, state)
 
@@ -355,13 +355,18 @@ def _details(items: Any) -> List[str]:
     return found
 
 
-def _wait_for_delivery(apple: Apple, waiting: Waiting, state: UploadState) -> None:
-    """The committed file's delivery: COMPLETE, or FAILED (exit 1) with Apple's reasons."""
+def _wait_for_delivery(apple: Apple, waiting: Waiting, state: UploadState, *, processing_next: bool) -> None:
+    """The committed file's delivery: COMPLETE, else exit 1: FAILED with Apple's reasons, or still pending
+    after DELIVERY_SECONDS (unless the wait for processing, bounded by --wait-timeout, follows)."""
     started, problems = waiting.monotonic(), []
     while state.delivery_state not in ("COMPLETE", "FAILED"):
         if waiting.monotonic() - started > DELIVERY_SECONDS:
-            waiting.log(text.UPLOAD_DELIVERY_PENDING.format(state=state.delivery_state or "unknown", id=state.file_id))
-            return
+            facts = {"waited": describe_duration(DELIVERY_SECONDS), "state": state.delivery_state or "unknown"}
+            if processing_next:
+                waiting.log(text.UPLOAD_DELIVERY_SLOW.format(**facts))
+                return
+            pending = text.UPLOAD_DELIVERY_PENDING.format(id=state.file_id, **facts)
+            raise UploadFailedError(pending, title="Delivery not finished")
         waiting.sleep(DELIVERY_POLL)
         found = attributes(apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds"))
         state.delivery_state = str(_delivery_of(found) or state.delivery_state)
