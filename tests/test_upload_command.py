@@ -501,7 +501,11 @@ def test_a_failed_delivery_is_exit_1(tmp_path: Path, key: KeyMaterial, small_par
     assert run.returncode == 1
     error = one_error(run)
     assert "CHECKSUM_MISMATCH" in error and "does not match" in error, error
-    assert shown(run)["buildUploadFile"]["assetDeliveryState"] == "FAILED"
+    document = shown(run)
+    assert document["buildUploadFile"]["assetDeliveryState"] == "FAILED"
+    assert document["buildUpload"]["deleted"] is True, "a re-run is not refused as a duplicate"
+    assert small_parts.uploads.deleted_build_uploads == [document["buildUpload"]["id"]]
+    assert f"Deleted build upload {document['buildUpload']['id']}" in run.stderr
 
 
 def test_processing_failed_quotes_apple_and_explains_the_duplicate(

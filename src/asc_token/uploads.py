@@ -233,7 +233,12 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
         if not state.committed:
             delete_upload(caller, io, state)
         raise
-    _wait_for_delivery(apple, waiting, state, processing_next=request.wait)
+    try:
+        _wait_for_delivery(apple, waiting, state, processing_next=request.wait)
+    except UploadFailedError:
+        if state.delivery_state == "FAILED":  # Apple took nothing: a re-run must not be refused as a duplicate
+            delete_upload(caller, io, state)
+        raise
     if request.wait:
         _wait_for_processing(apple, request, waiting, state)
 
