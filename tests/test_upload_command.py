@@ -389,6 +389,24 @@ def test_operations_that_stay_expired_fail_the_upload_and_delete_it(
     assert not small_parts.storage.received
 
 
+def test_link_expiry_follows_the_injected_clock(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    # Apple's and this machine's clocks both an hour behind the real one: the links are valid to both.
+    small_parts.clock_offset_seconds = -3600.0
+    clock = FakeTime()
+    run = invoke(
+        "asc-token upload",
+        tmp_path,
+        settings(key, standin=small_parts),
+        [str(ipa(tmp_path))],
+        clock=lambda: time.time() - 3600.0,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+    )
+    assert run.returncode == 0, run.log  # judged by the real clock, every link had expired an hour ago
+
+
 def test_plain_http_to_another_host_is_refused_before_any_byte(
     tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
 ) -> None:

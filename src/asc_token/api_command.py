@@ -181,13 +181,12 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
 
 def _upload(call: ApiCall, asset: AssetFile, url: str, caller: Caller, io: Io) -> Optional[Answer]:
     """--upload-file: the reservation, the parts, the commit; each request to the API as run_call sends it."""
-    from .operations import SendOptions
+    from .operations import send_options
 
     def exchange(method: str, target: str, body: Optional[bytes]) -> Optional[Answer]:
         return run_call(dataclasses.replace(call, method=method, path=target, body=body, upload=None), target, caller)
 
-    options = SendOptions(progress=io.err(), monotonic=io.monotonic, sleep=io.sleep, env=io.env)
-    return upload_asset(asset, url, caller, exchange, options)
+    return upload_asset(asset, url, caller, exchange, send_options(io))
 
 
 def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCall:

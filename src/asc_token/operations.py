@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple, cast
 from urllib.parse import urlsplit
 
 from . import messages as text
@@ -38,6 +38,9 @@ from .errors import (
 from .redact import quote_foreign
 from .transport import USER_AGENT, RetryPolicy, Session, classify_network_error, default_session
 from .urls import operation_url_problem, proxy_for
+
+if TYPE_CHECKING:
+    from .world import Io
 
 DEFAULT_PARALLEL = 4
 PROGRESS_SECONDS = 5.0  # a progress line at most this often: a CI log, not a terminal
@@ -139,6 +142,18 @@ class SendOptions:
     jitter: Callable[[], float] = random.random
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)  # the proxy and CA settings
     open_session: Callable[[Mapping[str, str]], Session] = storage_session  # one per worker thread
+
+
+def send_options(io: Io, parallel: int = DEFAULT_PARALLEL) -> SendOptions:
+    """A run's options: its clock (for the links' expiration), clocks, sleep, stderr and environment."""
+    return SendOptions(
+        parallel=parallel,
+        progress=io.err(),
+        now=lambda: datetime.fromtimestamp(io.clock(), timezone.utc),
+        monotonic=io.monotonic,
+        sleep=io.sleep,
+        env=io.env,
+    )
 
 
 # --- reading and checking the plan -----------------------------------------------------------------

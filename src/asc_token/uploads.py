@@ -198,7 +198,7 @@ class Waiting:
 
 def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadState) -> None:
     """Create, send, commit, and (``request.wait``) wait for processing; ``state`` says what exists."""
-    from .operations import SendOptions, check_plan, parse_operations, send_parts
+    from .operations import check_plan, parse_operations, send_options, send_parts
 
     apple, build, file, log = Apple(caller), request.build, request.build.file, caller.log
     waiting = Waiting(io.monotonic, io.sleep, log)
@@ -224,10 +224,7 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
                 "uploadOperations"
             )
         )
-        options = SendOptions(
-            parallel=request.parallel, progress=io.err(), monotonic=io.monotonic, sleep=io.sleep, env=io.env
-        )
-        send_parts(file.path, plan, options, refresh=refresh)
+        send_parts(file.path, plan, send_options(io, request.parallel), refresh=refresh)
         _commit(apple, state, digest)
     except BaseException:  # an error or an interrupt before the commit: nothing half-done is left
         if not state.committed:
