@@ -19,7 +19,7 @@ MAX_NAMING_FUNCTIONS = 8  # functions taking a `naming` parameter
 SIZE_HISTORY = (
     ("before the second structure pass (issue 27's start)", 4679),
     ("after it (issue 27)", 4645),
-    ("asc-token upload, the upload step, api --upload-file (issue 28)", 7133),
+    ("asc-token upload, the upload step, api --upload-file (issue 28)", 7141),
 )
 SIZE_CEILING = SIZE_HISTORY[-1][1]
 PATCHES = ("monkeypatch.setattr", "mock.patch", "patch.object", "mocker.patch")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 from urllib.parse import urlsplit
 
+from . import messages as text
 from .assets import ASSET_KINDS, AssetKind, asset_kind, attributes, commit_document, file_digests, resource_id
 from .errors import AscTokenError, InputError, UploadFailedError
 from .paging import Answer, Pages
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
 Exchange = Callable[[str, str, Optional[bytes]], Optional[Answer]]
 
 BUILD_UPLOADS = "/v1/buildUploads"
-NOT_COMMITTED = (
-    "The {type} {id} was reserved but not committed: look at it with asc-token api {path}, and delete it "
-    "with asc-token api -X DELETE {path} (where App Store Connect allows that) before reserving again."
-)
 
 
 @dataclass(frozen=True)
@@ -139,7 +136,7 @@ def upload_asset(
     reserved_id = resource_id(reserved, f"the id of the {kind.type_name}")
     commit_path = kind.commit_path(reserved_id)
     commit_url = join_path(commit_path, caller.credentials.api_url)
-    log(f"Reserved {kind.type_name} {quote_foreign(reserved_id, 80)} for {asset.size} bytes.")
+    log(text.ASSET_RESERVED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), size=asset.size))
     try:
         operations = parse_operations(attributes(reserved).get("uploadOperations"))
         md5_hex, sha256_hex = file_digests(asset.path, kind)
@@ -151,14 +148,14 @@ def upload_asset(
         body = commit_document(kind.path, reserved_id, md5_hex=md5_hex, sha256_hex=sha256_hex)
         committed = exchange("PATCH", commit_url, json.dumps(body).encode())
     except AscTokenError as error:
-        note = NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), path=commit_path)
+        note = text.ASSET_NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), path=commit_path)
         raise UploadFailedError(f"{error.message} {note}", details=error.details, title=error.title) from None
     except KeyboardInterrupt:
-        log(NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), path=commit_path))
+        log(text.ASSET_NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), path=commit_path))
         raise
     if committed is None:  # a commit answered without a body: the resource as it is now
         committed = exchange("GET", commit_url, None)
-    log(f"Committed {kind.type_name} {quote_foreign(reserved_id, 80)}; App Store Connect processes it next.")
+    log(text.ASSET_COMMITTED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80)))
     return committed
 
 

@@ -209,11 +209,9 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
         str(state_of(attributes(created)) or ""),
     )
     try:
-        log(
-            f"Build upload {state.build_upload_id} created: {file.file_name} ({file.size} bytes), version "
-            f"{quote_foreign(build.version, 50)} build {quote_foreign(build.build_number, 50)}, {build.platform}, "
-            f"app {app_id}."
-        )
+        facts = {"version": quote_foreign(build.version, 50), "build": quote_foreign(build.build_number, 50)}
+        facts.update(id=state.build_upload_id, file=file.file_name, platform=build.platform, app=app_id)
+        log(text.UPLOAD_CREATED.format(size=file.size, **facts))
         reserved = apple.document("POST", "/v1/buildUploadFiles", _file_body(request, state), purpose="upload builds")
         state.file_id = resource_id(reserved, "the build upload file's id")
         found = attributes(reserved)
@@ -307,7 +305,7 @@ def _apple_words(reply: Reply) -> str:
         return ""
     first = errors[0]
     said = " ".join(str(first.get(part, "")) for part in ("code", "detail") if first.get(part))
-    return f" (Apple said: {quote_foreign(said, 300)})" if said else ""
+    return text.UPLOAD_APPLE_SAID.format(said=quote_foreign(said, 300)) if said else ""
 
 
 def delete_upload(caller: Caller, io: Io, state: UploadState) -> None:
@@ -379,7 +377,7 @@ def _wait_for_delivery(apple: Apple, waiting: Waiting, state: UploadState, *, pr
             text.UPLOAD_DELIVERY_FAILED.format(id=state.file_id, reasons="; ".join(problems) or "no reason given"),
             title="Upload failed",
         )
-    waiting.log(f"File delivered: {state.delivery_state}.")
+    waiting.log(text.UPLOAD_FILE_DELIVERED.format(state=state.delivery_state))
 
 
 def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting, state: UploadState) -> None:
@@ -395,7 +393,7 @@ def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting,
         for warning in _details(holder.get("warnings")):
             if warning not in state.warnings:
                 state.warnings.append(warning)
-                waiting.log(f"warning: Apple: {warning}")
+                waiting.log(text.UPLOAD_APPLE_WARNING.format(warning=warning))
         if state.upload_state == "FAILED":
             reasons = _details(holder.get("errors"))
             raise UploadFailedError(
@@ -414,7 +412,7 @@ def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting,
                 known_state(build.get("processingState"), PROCESSING_STATES) or state.processing_state
             )
             if state.processing_state == "VALID":
-                waiting.log(f"Build {state.build_id} processed: VALID.")
+                waiting.log(text.UPLOAD_BUILD_VALID.format(build=state.build_id))
                 return
             if state.processing_state in ("INVALID", "FAILED"):
                 raise UploadFailedError(
