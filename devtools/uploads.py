@@ -278,6 +278,11 @@ class Uploads:
         # "http://storage.example.com": a destination a client must refuse before sending any byte).
         self.operation_url_base: Optional[str] = None
         self.shuffle_operations = False
+        # IDs handed out, in order, to the next resources created instead of fresh UUIDs: a hostile
+        # answer such as "../../v1/apps/1000000000", which a client must not put into a path.
+        self.issued_ids: List[str] = []
+        # A build upload state answered instead of the real one (a hostile one, such as "X\n::warning::").
+        self.shown_state: Optional[str] = None
         self.polls_per_state = 1
         self.processing_outcome = "VALID"
         self.processing_errors: List[Dict[str, str]] = [dict(error) for error in DEFAULT_PROCESSING_ERRORS]
@@ -381,13 +386,17 @@ class Uploads:
                     f"on {platform}. Upload a build with a higher bundle version (CFBundleVersion).",
                     {"pointer": "/data/attributes/cfBundleVersion"},
                 )
-        upload = _BuildUpload(str(uuid.uuid4()), app_id, version, build, platform, _now_text(self._clock()))
+        upload = _BuildUpload(self._new_id(), app_id, version, build, platform, _now_text(self._clock()))
         self.build_uploads[upload.id] = upload
         return 201, {"data": self._build_upload_resource(upload), "links": self._links(f"/v1/buildUploads/{upload.id}")}
 
     def _build_upload_resource(self, upload: _BuildUpload) -> Dict[str, Any]:
         base = f"{self._base_url()}/v1/buildUploads/{upload.id}"
-        state: Dict[str, Any] = {"state": upload.state, "errors": upload.errors, "warnings": upload.warnings}
+        state: Dict[str, Any] = {
+            "state": self.shown_state or upload.state,
+            "errors": upload.errors,
+            "warnings": upload.warnings,
+        }
         state["infos"] = upload.infos
         attributes: Dict[str, Any] = {
             "cfBundleShortVersionString": upload.version,
@@ -414,6 +423,9 @@ class Uploads:
             "relationships": relationships,
             "links": {"self": base},
         }
+
+    def _new_id(self) -> str:
+        return self.issued_ids.pop(0) if self.issued_ids else str(uuid.uuid4())
 
     def _look_at_build_upload(self, upload: _BuildUpload) -> None:
         """A GET of the build upload: its files move on, then its processing (one step a GET)."""
@@ -508,7 +520,7 @@ class Uploads:
             for name in attributes
             if name in kind.required_attributes or name in ("mimeType", "previewFrameTimeCode")
         }
-        file = _File(str(uuid.uuid4()), path, created, relationships, key)
+        file = _File(self._new_id(), path, created, relationships, key)
         operations = self._pointed(operations)
         self.files[file.id] = file
         if upload is not None:

@@ -174,6 +174,16 @@ def test_an_unusable_upload_file_or_no_reservation_is_refused(
     assert api.requests == []
 
 
+def test_an_unusable_reserved_id_is_never_put_into_a_path(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    small_parts.uploads.issued_ids = ["../../v1/apps/1000000000"]
+    run = screenshot_upload(tmp_path, key, small_parts, asset(tmp_path))
+    assert run.returncode == 1
+    assert "not an ID" in one_error(run)
+    assert [(call.method, call.path) for call in small_parts.calls] == [("POST", SCREENSHOTS)]
+
+
 def test_a_part_that_fails_once_is_sent_again(
     tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
 ) -> None:

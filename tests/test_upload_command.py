@@ -389,6 +389,24 @@ def test_operations_that_stay_expired_fail_the_upload_and_delete_it(
     assert not small_parts.storage.received
 
 
+def test_link_expiry_follows_the_injected_clock(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    # Apple's and this machine's clocks both an hour behind the real one: the links are valid to both.
+    small_parts.clock_offset_seconds = -3600.0
+    clock = FakeTime()
+    run = invoke(
+        "asc-token upload",
+        tmp_path,
+        settings(key, standin=small_parts),
+        [str(ipa(tmp_path))],
+        clock=lambda: time.time() - 3600.0,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+    )
+    assert run.returncode == 0, run.log  # judged by the real clock, every link had expired an hour ago
+
+
 def test_plain_http_to_another_host_is_refused_before_any_byte(
     tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
 ) -> None:
@@ -416,6 +434,28 @@ def test_a_failed_part_deletes_the_build_upload_and_says_so(
     assert small_parts.uploads.deleted_build_uploads == [upload_id]
     assert f"Deleted build upload {upload_id}" in run.stderr
     assert not asked(small_parts, "PATCH", "/v1/buildUploadFiles/"), "nothing half-sent is committed"
+
+
+@pytest.mark.parametrize("hostile", ["../../v1/apps/1000000000", "..", "a/b", "", "id?x=1"])
+def test_an_unusable_build_upload_id_is_never_put_into_a_path(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, hostile: str
+) -> None:
+    api.uploads.issued_ids = [hostile]
+    run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)), "--app-id", DEMO_APP_ID)
+    assert run.returncode == 1
+    assert "not an ID" in one_error(run)
+    assert [call.method for call in api.calls if call.path != "/v1/buildUploads"] == [], "no request with it"
+
+
+def test_an_unusable_file_id_is_refused_and_the_build_upload_deleted(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.uploads.issued_ids = ["upload-1", "../../v1/apps/1000000000"]
+    run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)), "--app-id", DEMO_APP_ID)
+    assert run.returncode == 1
+    assert "not an ID" in one_error(run)
+    assert api.uploads.deleted_build_uploads == ["upload-1"]
+    assert not [call for call in api.calls if "apps" in call.path or ".." in call.path]
 
 
 def test_a_refused_reservation_deletes_the_build_upload(
@@ -452,6 +492,21 @@ def test_without_wait_the_upload_ends_once_delivered(
     assert not asked(small_parts, "GET", "/v1/buildUploads/"), "processing is not waited for"
 
 
+def test_a_delivery_still_pending_after_two_minutes_is_exit_1(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    small_parts.uploads.polls_per_state = 1000
+    clock = FakeTime()
+    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), time_=clock)
+    assert run.returncode == 1
+    document = shown(run)
+    error = one_error(run)
+    assert "still UPLOAD_COMPLETE" in error and f"/v1/buildUploadFiles/{document['buildUploadFile']['id']}" in error
+    assert document["buildUploadFile"]["assetDeliveryState"] == "UPLOAD_COMPLETE"
+    assert not small_parts.uploads.deleted_build_uploads, "a committed file is Apple's to finish"
+    assert 120 <= clock.now <= 125
+
+
 def test_a_failed_delivery_is_exit_1(tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn) -> None:
     problem = {"code": "CHECKSUM_MISMATCH", "description": "The SHA_256 checksum given does not match."}
 
@@ -464,7 +519,11 @@ def test_a_failed_delivery_is_exit_1(tmp_path: Path, key: KeyMaterial, small_par
     assert run.returncode == 1
     error = one_error(run)
     assert "CHECKSUM_MISMATCH" in error and "does not match" in error, error
-    assert shown(run)["buildUploadFile"]["assetDeliveryState"] == "FAILED"
+    document = shown(run)
+    assert document["buildUploadFile"]["assetDeliveryState"] == "FAILED"
+    assert document["buildUpload"]["deleted"] is True, "a re-run is not refused as a duplicate"
+    assert small_parts.uploads.deleted_build_uploads == [document["buildUpload"]["id"]]
+    assert f"Deleted build upload {document['buildUpload']['id']}" in run.stderr
 
 
 def test_processing_failed_quotes_apple_and_explains_the_duplicate(
@@ -484,6 +543,16 @@ def test_apples_warnings_are_printed(tmp_path: Path, key: KeyMaterial, small_par
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait")
     assert run.returncode == 0, run.log
     assert [line for line in run.stderr.splitlines() if "90725: SDK version issue." in line]
+
+
+def test_apples_state_is_never_a_command_to_the_runner(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    small_parts.uploads.shown_state = "PROCESSING\n::warning title=pwn::x"
+    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", "--wait-timeout", "1m")
+    assert run.returncode == 1
+    assert not [line for line in run.stderr.splitlines() if line.startswith("::warning")], run.stderr
+    assert "\n" not in shown(run)["buildUpload"]["state"]
 
 
 def test_an_invalid_build_is_exit_1(tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn) -> None:

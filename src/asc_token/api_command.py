@@ -239,14 +239,13 @@ def _upload(
     call: ApiCall, asset: AssetFile, url: str, caller: Caller, io: Io, show_error: Optional[ErrorShown]
 ) -> Optional[Answer]:
     """--upload-file: the reservation, the parts, the commit; each request to the API as run_call sends it."""
-    from .operations import SendOptions
+    from .operations import send_options
 
     def exchange(method: str, target: str, body: Optional[bytes]) -> Optional[Answer]:
         changed = dataclasses.replace(call, method=method, path=target, body=body, upload=None)
         return run_call(changed, target, caller, show_error=show_error)
 
-    options = SendOptions(progress=io.err(), monotonic=io.monotonic, sleep=io.sleep, env=io.env)
-    return upload_asset(asset, url, caller, exchange, options)
+    return upload_asset(asset, url, caller, exchange, send_options(io))
 
 
 def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCall:

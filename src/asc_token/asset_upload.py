@@ -9,15 +9,15 @@ A failure after the reservation names the reserved resource, so it can be looked
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
-from urllib.parse import quote, urlsplit
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from urllib.parse import urlsplit
 
-from .assets import ASSET_KINDS, CHECKSUM, CHECKSUMS, AssetKind, asset_kind, commit_document
+from . import messages as text
+from .assets import ASSET_KINDS, AssetKind, asset_kind, attributes, commit_document, file_digests, resource_id
 from .errors import AscTokenError, InputError, UploadFailedError
 from .paging import Answer, Pages
 from .redact import quote_foreign, shown
@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 Exchange = Callable[[str, str, Optional[bytes]], Optional[Answer]]
 
 BUILD_UPLOADS = "/v1/buildUploads"
-NOT_COMMITTED = (
-    "The {type} {id} was reserved but not committed: look at it with asc-token api {path}, and delete it "
-    "with asc-token api -X DELETE {path} (where App Store Connect allows that) before reserving again."
-)
 
 
 @dataclass(frozen=True)
@@ -137,34 +133,29 @@ def upload_asset(
 
     kind, log = asset.kind, caller.log
     reserved = _document(exchange("POST", url, asset.reservation))
-    resource_id = _resource_id(reserved)
-    if not resource_id:
-        raise UploadFailedError(
-            f"App Store Connect answered the reservation at {kind.path} without the id of a {kind.type_name}, "
-            "so there is nothing to upload to or commit; look for it with asc-token api before reserving again.",
-        )
-    commit_path = kind.commit_path(quote(resource_id, safe=""))
+    reserved_id = resource_id(reserved, f"the id of the {kind.type_name}")
+    commit_path = kind.commit_path(reserved_id)
     commit_url = join_path(commit_path, caller.credentials.api_url)
-    log(f"Reserved {kind.type_name} {quote_foreign(resource_id, 80)} for {asset.size} bytes.")
+    log(text.ASSET_RESERVED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), size=asset.size))
     try:
-        operations = parse_operations(_attributes(reserved).get("uploadOperations"))
-        md5_hex, sha256_hex = _digests(asset.path, kind)
+        operations = parse_operations(attributes(reserved).get("uploadOperations"))
+        md5_hex, sha256_hex = file_digests(asset.path, kind)
 
         def refresh() -> Any:  # operations past their expiration: fresh ones, asked for once
-            return parse_operations(_attributes(_document(exchange("GET", commit_url, None))).get("uploadOperations"))
+            return parse_operations(attributes(_document(exchange("GET", commit_url, None))).get("uploadOperations"))
 
         send_parts(asset.path, operations, options, refresh=refresh)
-        body = commit_document(kind.path, resource_id, md5_hex=md5_hex, sha256_hex=sha256_hex)
+        body = commit_document(kind.path, reserved_id, md5_hex=md5_hex, sha256_hex=sha256_hex)
         committed = exchange("PATCH", commit_url, json.dumps(body).encode())
     except AscTokenError as error:
-        note = NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(resource_id, 80), path=commit_path)
+        note = text.ASSET_NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), path=commit_path)
         raise UploadFailedError(f"{error.message} {note}", details=error.details, title=error.title) from None
     except KeyboardInterrupt:
-        log(NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(resource_id, 80), path=commit_path))
+        log(text.ASSET_NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), path=commit_path))
         raise
     if committed is None:  # a commit answered without a body: the resource as it is now
         committed = exchange("GET", commit_url, None)
-    log(f"Committed {kind.type_name} {quote_foreign(resource_id, 80)}; App Store Connect processes it next.")
+    log(text.ASSET_COMMITTED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80)))
     return committed
 
 
@@ -174,35 +165,3 @@ def _document(answer: Optional[Answer]) -> Any:
         answer.close()
         return first
     return None
-
-
-def _attributes(document: Any) -> Mapping[str, Any]:
-    data = document.get("data") if isinstance(document, dict) else None
-    found = data.get("attributes") if isinstance(data, dict) else None
-    return found if isinstance(found, dict) else {}
-
-
-def _resource_id(document: Any) -> str:
-    data = document.get("data") if isinstance(document, dict) else None
-    found = data.get("id") if isinstance(data, dict) else None
-    return found if isinstance(found, str) else ""
-
-
-def _digests(path: str, kind: AssetKind) -> Tuple[Optional[str], Optional[str]]:
-    """(MD5, SHA-256) hex of the file, each only when the type's commit takes it; read a megabyte at a time."""
-    md5 = hashlib.md5(usedforsecurity=False) if kind.checksum_field == CHECKSUM else None  # Apple's choice
-    sha256 = hashlib.sha256() if kind.checksum_field == CHECKSUMS else None
-    if md5 is None and sha256 is None:
-        return None, None
-    try:
-        with open(path, "rb") as file:
-            for chunk in iter(lambda: file.read(1024 * 1024), b""):
-                for digest in (md5, sha256):
-                    if digest is not None:
-                        digest.update(chunk)
-    except OSError as exc:
-        raise UploadFailedError(
-            f"--upload-file {shown(path, path=True)} could not be read for its checksum "
-            f"({exc.strerror or type(exc).__name__}); leave it unchanged until the upload ends.",
-        ) from None
-    return (md5.hexdigest() if md5 else None), (sha256.hexdigest() if sha256 else None)

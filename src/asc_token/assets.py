@@ -6,13 +6,19 @@ committed by a PATCH of the created resource with ``uploaded: true`` and, depend
 checksum. The table is App Store Connect API 4.4.1's (tests/test_assets.py checks it against
 Apple's OpenAPI document whenever that is at hand): 25 paths, 20 type names, since v1 and v2 of the
 in-app purchase, subscription and Game Center images share a type name but not a commit body.
+Also what both upload front ends read from an answer (attributes, a checked id) and the file's digests.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
+
+from .errors import UploadFailedError
+from .redact import shown
+from .urls import api_id
 
 UPLOAD_OPERATION = "UploadOperation"  # method, url, offset, length, requestHeaders
 DELIVERY_OPERATION = "DeliveryFileUploadOperation"  # the same, with partNumber and expiration
@@ -86,14 +92,47 @@ def commit_document(
     kind = asset_kind(path)
     if kind is None:
         raise ValueError(f"{path} reserves no upload")
-    attributes: Dict[str, Any] = {"uploaded": True}
+    changed: Dict[str, Any] = {"uploaded": True}
     if kind.checksum_field == CHECKSUM:
         if md5_hex is None:
             raise ValueError(f"{kind.type_name} commits with the file's MD5")
-        attributes[CHECKSUM] = md5_hex
+        changed[CHECKSUM] = md5_hex
     elif kind.checksum_field == CHECKSUMS:
         if sha256_hex is None and md5_hex is None:
             raise ValueError(f"{kind.type_name} commits with the file's SHA-256 or MD5")
         digest = {"hash": sha256_hex, "algorithm": "SHA_256"} if sha256_hex else {"hash": md5_hex, "algorithm": "MD5"}
-        attributes[CHECKSUMS] = {"file": digest}
-    return {"data": {"type": kind.type_name, "id": resource_id, "attributes": attributes}}
+        changed[CHECKSUMS] = {"file": digest}
+    return {"data": {"type": kind.type_name, "id": resource_id, "attributes": changed}}
+
+
+def attributes(document: Any) -> Mapping[str, Any]:
+    """An answer's ``data.attributes``, or {}."""
+    data = document.get("data") if isinstance(document, dict) else None
+    found = data.get("attributes") if isinstance(data, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def resource_id(document: Any, what: str) -> str:
+    """An answer's ``data.id``, checked before it goes into a request path (:func:`urls.api_id`)."""
+    data = document.get("data") if isinstance(document, dict) else None
+    return api_id(data.get("id") if isinstance(data, dict) else None, what)
+
+
+def file_digests(path: str, kind: AssetKind) -> Tuple[Optional[str], Optional[str]]:
+    """(MD5, SHA-256) hex of the file, each only when the type's commit takes it; read a megabyte at a time."""
+    md5 = hashlib.md5(usedforsecurity=False) if kind.checksum_field == CHECKSUM else None  # Apple's choice
+    sha256 = hashlib.sha256() if kind.checksum_field == CHECKSUMS else None
+    if md5 is None and sha256 is None:
+        return None, None
+    try:
+        with open(path, "rb") as file:
+            for chunk in iter(lambda: file.read(1024 * 1024), b""):
+                for digest in (md5, sha256):
+                    if digest is not None:
+                        digest.update(chunk)
+    except OSError as exc:
+        raise UploadFailedError(
+            f"{shown(path, path=True)} could not be read for its checksum "
+            f"({exc.strerror or type(exc).__name__}); leave it unchanged until the upload ends.",
+        ) from None
+    return (md5.hexdigest() if md5 else None), (sha256.hexdigest() if sha256 else None)

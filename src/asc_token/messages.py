@@ -184,6 +184,23 @@ UPLOAD_DUPLICATE = (
 UPLOAD_DUPLICATE_HINT = (
     " Code 90189 means the build number was used already: raise CFBundleVersion (or --build-number) and upload again."
 )
+UNUSABLE_ID = (
+    "App Store Connect answered {said} as {what}, which is not an ID (letters, digits and . _ ~ - only), "
+    "so no request was sent with it."
+)
+UPLOAD_CREATED = (
+    "Build upload {id} created: {file} ({size} bytes), version {version} build {build}, {platform}, app {app}."
+)
+UPLOAD_FILE_DELIVERED = "File delivered: {state}."
+UPLOAD_APPLE_WARNING = "warning: Apple: {warning}"
+UPLOAD_BUILD_VALID = "Build {build} processed: VALID."
+UPLOAD_APPLE_SAID = " (Apple said: {said})"
+ASSET_NOT_COMMITTED = (
+    "The {type} {id} was reserved but not committed: look at it with asc-token api {path}, and delete it "
+    "with asc-token api -X DELETE {path} (where App Store Connect allows that) before reserving again."
+)
+ASSET_RESERVED = "Reserved {type} {id} for {size} bytes."
+ASSET_COMMITTED = "Committed {type} {id}; App Store Connect processes it next."
 UPLOAD_DELETED = "Deleted build upload {id}, so a re-run with the same build number is not refused as a duplicate."
 UPLOAD_NOT_DELETED = (
     "Could not delete build upload {id} (App Store Connect {answer}): a re-run with the same build "
@@ -194,8 +211,10 @@ UPLOAD_DELIVERY_FAILED = (
     "file and upload again."
 )
 UPLOAD_DELIVERY_PENDING = (
-    "The file was committed; its delivery is still {state}: see asc-token api /v1/buildUploadFiles/{id}."
+    "The file was committed, but after {waited} its delivery is still {state}: look later with asc-token api "
+    "/v1/buildUploadFiles/{id}, and upload again with a new build number if it ends FAILED."
 )
+UPLOAD_DELIVERY_SLOW = "The file's delivery is still {state} after {waited}; the wait for processing goes on."
 UPLOAD_PROCESSING_FAILED = (
     "App Store Connect could not process build upload {id}: {reasons}.{hint} The details: asc-token api "
     "/v1/buildUploads/{id}."

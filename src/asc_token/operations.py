@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple, cast
 from urllib.parse import urlsplit
 
 from . import messages as text
@@ -39,6 +39,9 @@ from .redact import quote_foreign
 from .transport import USER_AGENT, RetryPolicy, Session, classify_network_error, default_session
 from .urls import operation_url_problem, proxy_for
 
+if TYPE_CHECKING:
+    from .world import Io
+
 DEFAULT_PARALLEL = 4
 PROGRESS_SECONDS = 5.0  # a progress line at most this often: a CI log, not a terminal
 # total_seconds is not used: a part takes as long as the link needs; each send and each wait for the
@@ -50,7 +53,8 @@ _SEND_BLOCK = 256 * 1024  # what urllib3 asks a body for at a time (storage_sess
 _ANSWER_LIMIT = 16 * 1024  # of an error answer's body, only this much is read
 _RETRIED_NO_ANSWERS = ("reset", "timeout")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")  # an HTTP method or header name (RFC 9110)
-_HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]{0,8192}")
+# A header value requests sends: Latin-1 without controls (tab inside only), no white space at either end.
+_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]{0,8190}[\x21-\x7e\x80-\xff])?)?")
 _TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})")
 
 Header = Tuple[str, str]
@@ -138,6 +142,18 @@ class SendOptions:
     jitter: Callable[[], float] = random.random
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)  # the proxy and CA settings
     open_session: Callable[[Mapping[str, str]], Session] = storage_session  # one per worker thread
+
+
+def send_options(io: Io, parallel: int = DEFAULT_PARALLEL) -> SendOptions:
+    """A run's options: its clock (for the links' expiration), clocks, sleep, stderr and environment."""
+    return SendOptions(
+        parallel=parallel,
+        progress=io.err(),
+        now=lambda: datetime.fromtimestamp(io.clock(), timezone.utc),
+        monotonic=io.monotonic,
+        sleep=io.sleep,
+        env=io.env,
+    )
 
 
 # --- reading and checking the plan -----------------------------------------------------------------

@@ -234,17 +234,15 @@ def run_upload_action(io: Io) -> int:
 def _read_upload_state(caller: Caller, state: UploadState) -> None:
     """The build upload's state once more (without `wait` the last one read is its creation's): best effort,
     the upload is done whatever this request gets."""
+    from .assets import attributes
     from .errors import AscTokenError
-    from .uploads import Apple, attributes
+    from .uploads import Apple, state_of
 
     with contextlib.suppress(AscTokenError):
         found = attributes(
             Apple(caller).document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
         )
-        holder = found.get("state")
-        current = holder.get("state") if isinstance(holder, dict) else None
-        if isinstance(current, str) and current:
-            state.upload_state = current
+        state.upload_state = state_of(found) or state.upload_state
 
 
 def _publish_upload(

@@ -10,19 +10,20 @@ same build number is not refused as a duplicate.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote
 
 from . import messages as text
+from .assets import ASSET_KINDS, attributes, commit_document, file_digests, resource_id
 from .errors import ApiError, InputError, UploadFailedError
 from .explain import Asked, apple_errors, explain_api_reply, explain_api_unreachable
 from .lifetimes import describe_duration
 from .operations import DEFAULT_PARALLEL
 from .redact import quote_foreign
 from .transport import NoAnswerError, Reply
+from .urls import api_id
 
 if TYPE_CHECKING:
     from .apis import Api
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .records import InputReader
     from .world import Io
 
+BUILD_UPLOAD_FILES = ASSET_KINDS["/v1/buildUploadFiles"]  # its commit takes the SHA-256
 UPLOAD_SETTINGS = (
     "file",
     "bundle-id",
@@ -50,6 +52,10 @@ QUICK_POLL, SLOW_POLL, QUICK_PHASE, STILL_SAYS = 10.0, 30.0, 120.0, 60.0
 DELIVERY_POLL, DELIVERY_SECONDS = 2.0, 120.0
 CLEANUP_SECONDS = 5.0  # the runner kills a step soon after SIGINT
 UPLOAD_ROLES = "the Developer, App Manager or Admin role"
+# The states Apple's document lists; any other answer is shown through quote_foreign, never compared as one.
+UPLOAD_STATES = ("AWAITING_UPLOAD", "PROCESSING", "COMPLETE", "FAILED")
+DELIVERY_STATES = ("AWAITING_UPLOAD", "UPLOAD_COMPLETE", "COMPLETE", "FAILED")
+PROCESSING_STATES = ("PROCESSING", "VALID", "INVALID", "FAILED")
 DUPLICATE_CODE = "ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE"  # what peers see; Apple's document lists no 409 code
 
 
@@ -166,17 +172,6 @@ class Apple:
         return explain_api_reply(reply, asked, method, self.caller.naming, self.caller.clock)
 
 
-def attributes(document: Any) -> Mapping[str, Any]:
-    data = document.get("data") if isinstance(document, dict) else None
-    found = data.get("attributes") if isinstance(data, dict) else None
-    return found if isinstance(found, dict) else {}
-
-
-def resource_id(document: Any) -> str:
-    data = document.get("data") if isinstance(document, dict) else None
-    return str(data.get("id", "")) if isinstance(data, dict) else ""
-
-
 def find_app(apple: Apple, bundle_id: str) -> str:
     """The app's ID for a bundle ID (one request), or an error naming --bundle-id and --app-id."""
     path = f"/v1/apps?filter[bundleId]={quote(bundle_id, safe='')}&fields[apps]=bundleId&limit=2"
@@ -189,7 +184,7 @@ def find_app(apple: Apple, bundle_id: str) -> str:
     ]
     if not found:
         raise UploadFailedError(text.UPLOAD_NO_APP.format(bundle_id=quote_foreign(bundle_id, 200)))
-    return str(found[0].get("id", ""))
+    return api_id(found[0].get("id"), "the app's id")
 
 
 @dataclass(frozen=True)
@@ -203,53 +198,50 @@ class Waiting:
 
 def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadState) -> None:
     """Create, send, commit, and (``request.wait``) wait for processing; ``state`` says what exists."""
-    from .operations import SendOptions, check_plan, parse_operations, send_parts
+    from .operations import check_plan, parse_operations, send_options, send_parts
 
     apple, build, file, log = Apple(caller), request.build, request.build.file, caller.log
     waiting = Waiting(io.monotonic, io.sleep, log)
     app_id = request.app_id or find_app(apple, build.bundle_id or "")
     created = _create_upload(apple, request, app_id)
-    state.build_upload_id, state.upload_state = resource_id(created), str(_state_of(attributes(created)) or "")
+    state.build_upload_id, state.upload_state = (
+        resource_id(created, "the build upload's id"),
+        str(state_of(attributes(created)) or ""),
+    )
     try:
-        log(
-            f"Build upload {state.build_upload_id} created: {file.file_name} ({file.size} bytes), version "
-            f"{quote_foreign(build.version, 50)} build {quote_foreign(build.build_number, 50)}, {build.platform}, "
-            f"app {app_id}."
-        )
+        facts = {"version": quote_foreign(build.version, 50), "build": quote_foreign(build.build_number, 50)}
+        facts.update(id=state.build_upload_id, file=file.file_name, platform=build.platform, app=app_id)
+        log(text.UPLOAD_CREATED.format(size=file.size, **facts))
         reserved = apple.document("POST", "/v1/buildUploadFiles", _file_body(request, state), purpose="upload builds")
-        state.file_id = resource_id(reserved)
+        state.file_id = resource_id(reserved, "the build upload file's id")
         found = attributes(reserved)
         plan = check_plan(parse_operations(found.get("uploadOperations")), file.size)
-        digest = sha256_of(file.path)
+        _, digest = file_digests(file.path, BUILD_UPLOAD_FILES)
         refresh = lambda: parse_operations(  # noqa: E731 - operations past their expiration, asked for once
             attributes(apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds")).get(
                 "uploadOperations"
             )
         )
-        options = SendOptions(
-            parallel=request.parallel, progress=io.err(), monotonic=io.monotonic, sleep=io.sleep, env=io.env
-        )
-        send_parts(file.path, plan, options, refresh=refresh)
+        send_parts(file.path, plan, send_options(io, request.parallel), refresh=refresh)
         _commit(apple, state, digest)
     except BaseException:  # an error or an interrupt before the commit: nothing half-done is left
         if not state.committed:
             delete_upload(caller, io, state)
         raise
-    _wait_for_delivery(apple, waiting, state)
+    try:
+        _wait_for_delivery(apple, waiting, state, processing_next=request.wait)
+    except UploadFailedError:
+        if state.delivery_state == "FAILED":  # Apple took nothing: a re-run must not be refused as a duplicate
+            delete_upload(caller, io, state)
+        raise
     if request.wait:
         _wait_for_processing(apple, request, waiting, state)
 
 
-def _commit(apple: Apple, state: UploadState, digest: str) -> None:
+def _commit(apple: Apple, state: UploadState, digest: Optional[str]) -> None:
     """``uploaded: true`` with the file's SHA-256; ``state.committed`` once Apple has it."""
     path = f"/v1/buildUploadFiles/{state.file_id}"
-    body = {
-        "data": {
-            "type": "buildUploadFiles",
-            "id": state.file_id,
-            "attributes": {"uploaded": True, "sourceFileChecksums": {"file": {"hash": digest, "algorithm": "SHA_256"}}},
-        }
-    }
+    body = commit_document(BUILD_UPLOAD_FILES.path, state.file_id, sha256_hex=digest)
     reply = apple.send("PATCH", path, body, purpose="upload builds")
     if 200 <= reply.status < 300:
         found = attributes(reply.json)
@@ -313,16 +305,7 @@ def _apple_words(reply: Reply) -> str:
         return ""
     first = errors[0]
     said = " ".join(str(first.get(part, "")) for part in ("code", "detail") if first.get(part))
-    return f" (Apple said: {quote_foreign(said, 300)})" if said else ""
-
-
-def sha256_of(path: str) -> str:
-    """The file's SHA-256 (hex), read a megabyte at a time."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return text.UPLOAD_APPLE_SAID.format(said=quote_foreign(said, 300)) if said else ""
 
 
 def delete_upload(caller: Caller, io: Io, state: UploadState) -> None:
@@ -344,16 +327,22 @@ def delete_upload(caller: Caller, io: Io, state: UploadState) -> None:
         caller.log(text.UPLOAD_NOT_DELETED.format(id=state.build_upload_id, answer=answer))
 
 
-def _state_of(found: Mapping[str, Any]) -> Optional[str]:
+def known_state(value: Any, known: Tuple[str, ...]) -> Optional[str]:
+    """Apple's state as one of ``known``, any other text made safe for a log (quote_foreign), or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    return value if value in known else quote_foreign(value, 60)
+
+
+def state_of(found: Mapping[str, Any]) -> Optional[str]:
+    """A build upload's ``state.state``."""
     holder = found.get("state")
-    value = holder.get("state") if isinstance(holder, dict) else None
-    return value if isinstance(value, str) else None
+    return known_state(holder.get("state") if isinstance(holder, dict) else None, UPLOAD_STATES)
 
 
 def _delivery_of(found: Mapping[str, Any]) -> Optional[str]:
     holder = found.get("assetDeliveryState")
-    value = holder.get("state") if isinstance(holder, dict) else None
-    return value if isinstance(value, str) else None
+    return known_state(holder.get("state") if isinstance(holder, dict) else None, DELIVERY_STATES)
 
 
 def _details(items: Any) -> List[str]:
@@ -366,13 +355,18 @@ def _details(items: Any) -> List[str]:
     return found
 
 
-def _wait_for_delivery(apple: Apple, waiting: Waiting, state: UploadState) -> None:
-    """The committed file's delivery: COMPLETE, or FAILED (exit 1) with Apple's reasons."""
+def _wait_for_delivery(apple: Apple, waiting: Waiting, state: UploadState, *, processing_next: bool) -> None:
+    """The committed file's delivery: COMPLETE, else exit 1: FAILED with Apple's reasons, or still pending
+    after DELIVERY_SECONDS (unless the wait for processing, bounded by --wait-timeout, follows)."""
     started, problems = waiting.monotonic(), []
     while state.delivery_state not in ("COMPLETE", "FAILED"):
         if waiting.monotonic() - started > DELIVERY_SECONDS:
-            waiting.log(text.UPLOAD_DELIVERY_PENDING.format(state=state.delivery_state or "unknown", id=state.file_id))
-            return
+            facts = {"waited": describe_duration(DELIVERY_SECONDS), "state": state.delivery_state or "unknown"}
+            if processing_next:
+                waiting.log(text.UPLOAD_DELIVERY_SLOW.format(**facts))
+                return
+            pending = text.UPLOAD_DELIVERY_PENDING.format(id=state.file_id, **facts)
+            raise UploadFailedError(pending, title="Delivery not finished")
         waiting.sleep(DELIVERY_POLL)
         found = attributes(apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds"))
         state.delivery_state = str(_delivery_of(found) or state.delivery_state)
@@ -383,7 +377,7 @@ def _wait_for_delivery(apple: Apple, waiting: Waiting, state: UploadState) -> No
             text.UPLOAD_DELIVERY_FAILED.format(id=state.file_id, reasons="; ".join(problems) or "no reason given"),
             title="Upload failed",
         )
-    waiting.log(f"File delivered: {state.delivery_state}.")
+    waiting.log(text.UPLOAD_FILE_DELIVERED.format(state=state.delivery_state))
 
 
 def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting, state: UploadState) -> None:
@@ -393,13 +387,13 @@ def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting,
     while True:
         document = apple.document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
         found = attributes(document)
-        state.upload_state = str(_state_of(found) or state.upload_state)
+        state.upload_state = str(state_of(found) or state.upload_state)
         given = found.get("state")
         holder: Mapping[str, Any] = given if isinstance(given, dict) else {}
         for warning in _details(holder.get("warnings")):
             if warning not in state.warnings:
                 state.warnings.append(warning)
-                waiting.log(f"warning: Apple: {warning}")
+                waiting.log(text.UPLOAD_APPLE_WARNING.format(warning=warning))
         if state.upload_state == "FAILED":
             reasons = _details(holder.get("errors"))
             raise UploadFailedError(
@@ -414,9 +408,11 @@ def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting,
             state.build_id = _build_of(document)
         if state.build_id:
             build = attributes(apple.document("GET", f"/v1/builds/{state.build_id}", purpose="read builds"))
-            state.processing_state = str(build.get("processingState") or state.processing_state)
+            state.processing_state = (
+                known_state(build.get("processingState"), PROCESSING_STATES) or state.processing_state
+            )
             if state.processing_state == "VALID":
-                waiting.log(f"Build {state.build_id} processed: VALID.")
+                waiting.log(text.UPLOAD_BUILD_VALID.format(build=state.build_id))
                 return
             if state.processing_state in ("INVALID", "FAILED"):
                 raise UploadFailedError(
@@ -451,7 +447,7 @@ def _build_of(document: Any) -> str:
     data = document.get("data") if isinstance(document, dict) else None
     relation = data.get("relationships", {}).get("build", {}) if isinstance(data, dict) else {}
     linked = relation.get("data") if isinstance(relation, dict) else None
-    return str(linked.get("id", "")) if isinstance(linked, dict) else ""
+    return api_id(linked.get("id"), "the build's id") if isinstance(linked, dict) else ""
 
 
 def _duplicate_hint(reasons: List[str]) -> str:

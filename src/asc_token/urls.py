@@ -13,14 +13,28 @@ import re
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
 from urllib.parse import urljoin, urlsplit
 
-from .errors import InputError
+from . import messages as text
+from .errors import InputError, UploadFailedError
 from .redact import may_be_secret_path, quote_foreign, shown
 
 if TYPE_CHECKING:
     from .records import Naming
 
 Origin = Tuple[str, str, int]
+# An ID App Store Connect answers goes into request paths: only characters a path segment takes as they are.
+_API_ID = re.compile(r"[A-Za-z0-9._~-]{1,200}")
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def api_id(value: object, what: str) -> str:
+    """``value``, an ID App Store Connect answered, when it is safe in a request path; else
+    :class:`UploadFailedError` naming what was answered (``../../v1/apps/1`` would aim a DELETE elsewhere)."""
+    if isinstance(value, str) and _API_ID.fullmatch(value) and value not in (".", ".."):
+        return value
+    said = quote_foreign(value, 80) if isinstance(value, str) and value else "nothing"
+    if value is not None and not isinstance(value, str):
+        said = f"a {type(value).__name__}"
+    raise UploadFailedError(text.UNUSABLE_ID.format(what=what, said=said), title="Unusable answer")
 
 
 def _parse(url: str) -> Optional[Any]:
