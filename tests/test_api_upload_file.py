@@ -81,7 +81,7 @@ def test_a_screenshot_is_reserved_sent_and_committed_with_its_md5(
     assert_no_secrets(run, [*key.secret_fragments(), *api.tokens_seen()], key=key)
 
 
-def test_a_type_committed_with_sha256_checksums(
+def test_a_type_committed_with_md5_checksums(
     tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
 ) -> None:
     api, file = small_parts, asset(tmp_path, name="pack.aar")
@@ -93,7 +93,7 @@ def test_a_type_committed_with_sha256_checksums(
     )
     assert run.returncode == 0, run.log
     stored = api.uploads.files[run.json()["data"]["id"]]
-    digest = {"hash": hashlib.sha256(file.read_bytes()).hexdigest(), "algorithm": "SHA_256"}
+    digest = {"hash": hashlib.md5(file.read_bytes()).hexdigest(), "algorithm": "MD5"}  # noqa: S324 - Apple's checksum
     assert stored.committed == {"sourceFileChecksums": {"file": digest}}
     assert api.storage.assembled(stored.storage_key) == file.read_bytes()
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 from urllib.parse import urlsplit
 
 from . import messages as text
-from .assets import ASSET_KINDS, AssetKind, asset_kind, attributes, commit_document, file_digests, resource_id
+from .assets import ASSET_KINDS, AssetKind, asset_kind, attributes, commit_document, file_digest, resource_id
 from .errors import AscTokenError, InputError, UploadFailedError
 from .paging import Answer, Pages
 from .redact import quote_foreign, shown
@@ -139,13 +139,14 @@ def upload_asset(
     log(text.ASSET_RESERVED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), size=asset.size))
     try:
         operations = parse_operations(attributes(reserved).get("uploadOperations"))
-        md5_hex, sha256_hex = file_digests(asset.path, kind)
+        # The rule for every asset type: the checksum it takes is the file's MD5 (hex).
+        md5_hex = file_digest(asset.path, "MD5") if kind.checksum_field else None
 
         def refresh() -> Any:  # operations past their expiration: fresh ones, asked for once
             return parse_operations(attributes(_document(exchange("GET", commit_url, None))).get("uploadOperations"))
 
         send_parts(asset.path, operations, options, refresh=refresh)
-        body = commit_document(kind.path, reserved_id, md5_hex=md5_hex, sha256_hex=sha256_hex)
+        body = commit_document(kind.path, reserved_id, md5_hex=md5_hex)
         committed = exchange("PATCH", commit_url, json.dumps(body).encode())
     except AscTokenError as error:
         note = text.ASSET_NOT_COMMITTED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), path=commit_path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional
 from urllib.parse import urlsplit
 
 from .errors import UploadFailedError
@@ -118,21 +118,16 @@ def resource_id(document: Any, what: str) -> str:
     return api_id(data.get("id") if isinstance(data, dict) else None, what)
 
 
-def file_digests(path: str, kind: AssetKind) -> Tuple[Optional[str], Optional[str]]:
-    """(MD5, SHA-256) hex of the file, each only when the type's commit takes it; read a megabyte at a time."""
-    md5 = hashlib.md5(usedforsecurity=False) if kind.checksum_field == CHECKSUM else None  # Apple's choice
-    sha256 = hashlib.sha256() if kind.checksum_field == CHECKSUMS else None
-    if md5 is None and sha256 is None:
-        return None, None
+def file_digest(path: str, algorithm: str) -> str:
+    """The file's hex digest, "MD5" or "SHA_256" (as Apple names them), read a megabyte at a time."""
+    digest = hashlib.md5(usedforsecurity=False) if algorithm == "MD5" else hashlib.sha256()  # Apple's choice
     try:
         with open(path, "rb") as file:
             for chunk in iter(lambda: file.read(1024 * 1024), b""):
-                for digest in (md5, sha256):
-                    if digest is not None:
-                        digest.update(chunk)
+                digest.update(chunk)
     except OSError as exc:
         raise UploadFailedError(
             f"{shown(path, path=True)} could not be read for its checksum "
             f"({exc.strerror or type(exc).__name__}); leave it unchanged until the upload ends.",
         ) from None
-    return (md5.hexdigest() if md5 else None), (sha256.hexdigest() if sha256 else None)
+    return digest.hexdigest()

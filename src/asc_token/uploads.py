@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 from urllib.parse import quote
 
 from . import messages as text
-from .assets import ASSET_KINDS, attributes, commit_document, file_digests, resource_id
+from .assets import ASSET_KINDS, attributes, commit_document, file_digest, resource_id
 from .errors import ApiError, InputError, UploadFailedError
 from .explain import Asked, apple_errors, explain_api_reply, explain_api_unreachable
 from .lifetimes import describe_duration
@@ -216,7 +216,7 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
         state.file_id = resource_id(reserved, "the build upload file's id")
         found = attributes(reserved)
         plan = check_plan(parse_operations(found.get("uploadOperations")), file.size)
-        _, digest = file_digests(file.path, BUILD_UPLOAD_FILES)
+        digest = file_digest(file.path, "SHA_256")  # Apple's SHA_256 for builds, as the issue asks
         refresh = lambda: parse_operations(  # noqa: E731 - operations past their expiration, asked for once
             attributes(apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds")).get(
                 "uploadOperations"
