@@ -59,7 +59,7 @@ import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -288,6 +288,11 @@ class AppStoreConnectStandIn:
     def inject(self, *faults: Fault) -> None:
         with self._lock:
             self._faults.extend(faults)
+
+    def faults_left(self) -> int:
+        """How many injected faults no request has met yet (a test waits for a delay to begin)."""
+        with self._lock:
+            return len(self._faults)
 
     def now(self) -> float:
         return time.time() + self.clock_offset_seconds
@@ -1073,7 +1078,8 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
         def _uploads(self, _: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             """Build uploads and the other asset uploads: devtools/uploads.py answers them."""
             try:
-                return api.uploads.answer(self.command, urlsplit(self.path).path, self._document)
+                parts = urlsplit(self.path)
+                return api.uploads.answer(self.command, parts.path, self._document, parse_qs(parts.query))
             except AppleError as refusal:
                 raise _AppleError(refusal.status, refusal.code, refusal.title, refusal.detail, refusal.source) from None
 

@@ -8,6 +8,9 @@ same way, as Apple's OpenAPI document (4.4.1) gives them; the bytes go to
   AWAITING_UPLOAD; 409 ``ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE`` for the (app, platform,
   cfBundleShortVersionString, cfBundleVersion) of an earlier upload not deleted; 404 for an app there is not.
   ``GET /v1/buildUploads/{id}``, ``DELETE /v1/buildUploads/{id}`` (204; kept in ``deleted_build_uploads``).
+  ``GET /v1/apps/{id}/buildUploads`` lists an app's build uploads, with the filters Apple documents
+  (``filter[cfBundleVersion]``, ``filter[cfBundleShortVersionString]``, ``filter[platform]``,
+  ``filter[state]``; comma-separated values).
 - ``POST /v1/buildUploadFiles`` (assetType, fileName, fileSize, uti; relationship buildUpload): 201
   BuildUploadFile with ``uploadOperations`` (DeliveryFileUploadOperation). ``GET`` answers fresh operations
   while it awaits its upload. ``PATCH`` ``uploaded: true`` with ``sourceFileChecksums`` commits it:
@@ -33,10 +36,11 @@ only; negative: expired on arrival), ``operation_url_base`` (operations that poi
 from __future__ import annotations
 
 import datetime
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .object_storage import ObjectStorage
 
@@ -230,6 +234,9 @@ class _File:
     committed: Dict[str, Any] = field(default_factory=dict)  # the commit's attributes
 
 
+_APP_BUILD_UPLOADS = re.compile(r"/v1/apps/([^/]+)/buildUploads")
+
+
 @dataclass
 class _BuildUpload:
     id: str
@@ -300,14 +307,26 @@ class Uploads:
     def serves(path: str) -> bool:
         """Whether ``path`` (no query) is one of these resources: a collection or one item of it."""
         collection = path.rstrip("/").rsplit("/", 1)[0] if path.count("/") == 3 else path.rstrip("/")
-        return collection == "/v1/buildUploads" or collection in ASSET_TYPES
+        return collection == "/v1/buildUploads" or collection in ASSET_TYPES or bool(_APP_BUILD_UPLOADS.fullmatch(path))
 
-    def answer(self, method: str, path: str, document: Callable[[], Dict[str, Any]]) -> Tuple[int, Optional[Any]]:
-        """(status, body) for ``method path``; ``document()`` parses the request body (or raises a 422)."""
+    def answer(
+        self,
+        method: str,
+        path: str,
+        document: Callable[[], Dict[str, Any]],
+        query: Optional[Mapping[str, List[str]]] = None,
+    ) -> Tuple[int, Optional[Any]]:
+        """(status, body) for ``method path``; ``document()`` parses the request body (or raises a 422);
+        ``query``: the request's query parameters (the filters of a list)."""
         segments = path.strip("/").split("/")
         collection = "/" + "/".join(segments[:2])
         resource_id = segments[2] if len(segments) == 3 else None
         with self._lock:
+            listed = _APP_BUILD_UPLOADS.fullmatch(path)
+            if listed is not None:
+                if method != "GET":
+                    raise _method_not_allowed(method)
+                return self._list_build_uploads(listed.group(1), query or {})
             if collection == "/v1/buildUploads":
                 return self._build_uploads(method, resource_id, document)
             if resource_id is None:
@@ -348,6 +367,31 @@ class Uploads:
             self.deleted_build_uploads.append(upload_id)
             return 204, None
         raise _method_not_allowed(method)
+
+    def _list_build_uploads(self, app_id: str, query: Mapping[str, List[str]]) -> Tuple[int, Dict[str, Any]]:
+        """An app's build uploads that pass every filter given (a filter's values: any of them)."""
+        if not self._app_exists(app_id):
+            raise _not_found("apps", app_id)
+        wanted = {
+            name: {value for given in query.get(f"filter[{name}]", []) for value in given.split(",")}
+            for name in ("cfBundleVersion", "cfBundleShortVersionString", "platform", "state")
+        }
+        found = [
+            self._build_upload_resource(upload)
+            for upload in self.build_uploads.values()
+            if upload.app_id == app_id
+            and all(
+                not wanted[name] or value in wanted[name]
+                for name, value in (
+                    ("cfBundleVersion", upload.build_number),
+                    ("cfBundleShortVersionString", upload.version),
+                    ("platform", upload.platform),
+                    ("state", upload.state),
+                )
+            )
+        ]
+        links = {"self": f"{self._base_url()}/v1/apps/{app_id}/buildUploads"}
+        return 200, {"data": found, "links": links, "meta": {"paging": {"total": len(found), "limit": 50}}}
 
     def _create_build_upload(self, document: Dict[str, Any]) -> Tuple[int, Dict[str, Any]]:
         data = _data_of(document, "buildUploads")

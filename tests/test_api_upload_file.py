@@ -170,7 +170,10 @@ def test_an_unusable_upload_file_or_no_reservation_is_refused(
     extra = [] if problem == "no input" else ["--input", str(body)]
     run = api_upload(tmp_path, key, api, SCREENSHOTS, *extra, "--upload-file", given)
     assert run.returncode == 2, run.log
-    assert "--input RESERVATION.json" in one_error(run) if problem == "no input" else "--upload-file" in one_error(run)
+    if problem == "no input":  # both ways to give the reservation are named
+        assert "--input RESERVATION.json" in one_error(run) and "-f/-F fields" in one_error(run)
+    else:
+        assert "--upload-file" in one_error(run)
     assert api.requests == []
 
 

@@ -633,6 +633,11 @@ def test_a_duplicate_build_number_is_explained(
     error = one_error(run)
     assert "build 42 of version 1.4.0" in error and "CFBundleVersion" in error, error
     assert run.stdout == "", "no build upload was created, so nothing is printed"
+    found = re.search(r"AWAITING_UPLOAD in asc-token api '([^']+)'", error)
+    assert found, "the call that shows whether the earlier one ever sent its file"
+    listed = invoke("asc-token api", tmp_path, settings(key, standin=small_parts), [found.group(1)]).json()["data"]
+    assert [item["id"] for item in listed] == list(small_parts.uploads.build_uploads)
+    assert listed[0]["attributes"]["state"]["state"] != "AWAITING_UPLOAD", "this one was sent: not to be deleted"
 
 
 def test_a_409_that_is_no_duplicate_is_not_called_one(
@@ -652,6 +657,66 @@ def test_a_build_upload_is_not_created_twice(tmp_path: Path, key: KeyMaterial, a
     assert run.returncode == 1
     assert "500" in one_error(run)
     assert asked(api, "POST", "/v1/buildUploads") == ["/v1/buildUploads"]
+    assert f"asc-token api '/v1/apps/{DEMO_APP_ID}/buildUploads?" in run.stderr, "how to find what Apple may have made"
+
+
+def listing_in(run: Run) -> str:
+    """The asc-token api call the log gives to find a build upload whose ID never arrived."""
+    found = re.search(r"may have created one .* find it with asc-token api '([^']+)'", run.stderr)
+    assert found, run.stderr
+    return found.group(1)
+
+
+def test_a_creation_whose_answer_was_lost_says_how_to_find_and_delete_it(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """Apple created the build upload, but the answer was cut off: its ID never arrived, so the step cannot
+    delete it. The log gives the calls that find and delete it, and they do: the re-run is no duplicate."""
+    path = ipa(tmp_path, size=1000)
+    api.inject(Fault("cut"))
+    run = upload(tmp_path, key, api, str(path), "--app-id", DEMO_APP_ID)
+    assert run.returncode == 1, run.log
+    assert asked(api, "POST", "/v1/buildUploads") == ["/v1/buildUploads"], "never sent twice"
+    assert run.stdout == "", "no build upload is known"
+    orphan = list(api.uploads.build_uploads)
+    assert len(orphan) == 1
+    (tmp_path / "next").mkdir()
+    other = upload(
+        tmp_path, key, api, str(ipa(tmp_path / "next", size=1000, CFBundleVersion="43")), "--app-id", DEMO_APP_ID
+    )
+    assert other.returncode == 0, "another build number: another build upload"
+
+    def asc_api(*args: str) -> Run:
+        return invoke("asc-token api", tmp_path, settings(key, standin=api), list(args))
+
+    assert [item["id"] for item in asc_api(listing_in(run)).json()["data"]] == orphan, "it, and only it"
+    deleted = asc_api("-X", "DELETE", f"/v1/buildUploads/{orphan[0]}")
+    assert deleted.returncode == 0, deleted.log
+    again = upload(tmp_path, key, api, str(path), "--app-id", DEMO_APP_ID)
+    assert again.returncode == 0, again.log
+
+
+@needs_cli
+def test_an_upload_interrupted_while_its_creation_is_awaited_says_how_to_find_it(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.inject(Fault("delay", seconds=5))
+
+    def interrupt(process: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + 30
+        while api.faults_left() and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the POST has arrived: its answer is then awaited
+        assert not api.faults_left(), "the POST never arrived"
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+
+    args = [str(ipa(tmp_path, size=1000)), "--app-id", DEMO_APP_ID]
+    run = invoke("asc-token upload", tmp_path, settings(key, standin=api), args, mode=PROCESS,
+                 while_running=interrupt, timeout=30)  # fmt: skip
+    no_secrets(run, key, api)
+    assert run.returncode == 130, run.log
+    assert listing_in(run).startswith(f"/v1/apps/{DEMO_APP_ID}/buildUploads?filter[cfBundleShortVersionString]=")
+    assert "Traceback" not in run.stderr
 
 
 def test_a_commit_whose_answer_was_lost_is_not_undone(

@@ -50,9 +50,10 @@ def read_asset_file(target: str, file: str, reservation: Optional[bytes]) -> Ass
         raise InputError(_wrong_path(target))
     if reservation is None:
         raise InputError(
-            f"--upload-file needs --input RESERVATION.json: the {kind.type_name} to create, with "
+            f"--upload-file needs the {kind.type_name} to create: give --input RESERVATION.json, "
             '{"data": {"type": "' + kind.type_name + '", "attributes": {"fileName": ..., "fileSize": ...}, '
-            '"relationships": {...}}}.'
+            '"relationships": {...}}}, or build it with -f/-F fields (-f data[type]=' + kind.type_name + " "
+            "-f data[attributes][fileName]=NAME -F data[attributes][fileSize]=BYTES ...)."
         )
     where = f"--upload-file {shown(file, path=True)}"
     try:

@@ -179,7 +179,9 @@ UPLOAD_FORBIDDEN = (
 )
 UPLOAD_DUPLICATE = (
     "App Store Connect already has build {build} of version {version} ({platform}) for this app{said}: "
-    "raise CFBundleVersion (or --build-number) and upload again; build numbers are never reused."
+    "raise CFBundleVersion (or --build-number) and upload again; build numbers are never reused. Only if an "
+    "earlier upload of it never sent its file (state AWAITING_UPLOAD in asc-token api '{listing}') may that "
+    "build upload be deleted instead, with asc-token api -X DELETE /v1/buildUploads/ID."
 )
 UPLOAD_DUPLICATE_HINT = (
     " Code 90189 means the build number was used already: raise CFBundleVersion (or --build-number) and upload again."
@@ -201,6 +203,11 @@ ASSET_NOT_COMMITTED = (
 )
 ASSET_RESERVED = "Reserved {type} {id} for {size} bytes."
 ASSET_COMMITTED = "Committed {type} {id}; App Store Connect processes it next."
+UPLOAD_MAY_EXIST = (
+    "The request that creates the build upload {what}, so App Store Connect may have created one whose ID "
+    "this step never got, and cannot delete: if a re-run is refused as a duplicate, find it with "
+    "asc-token api '{listing}' and delete it with asc-token api -X DELETE /v1/buildUploads/ID."
+)
 UPLOAD_DELETED = "Deleted build upload {id}, so a re-run with the same build number is not refused as a duplicate."
 UPLOAD_NOT_DELETED = (
     "Could not delete build upload {id} (App Store Connect {answer}): a re-run with the same build "

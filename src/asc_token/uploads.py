@@ -56,6 +56,8 @@ UPLOAD_ROLES = "the Developer, App Manager or Admin role"
 UPLOAD_STATES = ("AWAITING_UPLOAD", "PROCESSING", "COMPLETE", "FAILED")
 DELIVERY_STATES = ("AWAITING_UPLOAD", "UPLOAD_COMPLETE", "COMPLETE", "FAILED")
 PROCESSING_STATES = ("PROCESSING", "VALID", "INVALID", "FAILED")
+# No answer, though the request may have reached Apple (refused, dns, tls and proxy-auth: it did not).
+ANSWER_LOST = ("timeout", "reset", "decode")
 DUPLICATE_CODE = "ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE"  # what peers see; Apple's document lists no 409 code
 
 
@@ -136,17 +138,23 @@ class Apple:
         return self.caller.credentials.api_url.rstrip("/") + path
 
     def send(self, method: str, path: str, body: Optional[Mapping[str, Any]] = None, *, purpose: str) -> Reply:
-        url = self.url(path)
-        asked = Asked.about(url, self.caller.credentials, purpose=purpose, grant=UPLOAD_ROLES)
+        try:
+            return self.transfer(method, path, body)
+        except NoAnswerError as error:
+            raise self.unreachable(error, method, path, purpose) from None
+
+    def transfer(self, method: str, path: str, body: Optional[Mapping[str, Any]] = None) -> Reply:
+        """The answer as it came, or :class:`NoAnswerError`."""
         data = None if body is None else json.dumps(body).encode()
         transport = self.caller.transport
         if method == "POST":  # sent again after a 5xx or no answer, it could create a second build upload (a 409)
             policy = dataclasses.replace(transport.policy, resend_when_uncertain=False)
             transport = dataclasses.replace(transport, policy=policy)
-        try:
-            return transport.send(method, url, self.caller.tokens, body=data)
-        except NoAnswerError as error:
-            raise explain_api_unreachable(error.kind, asked, method, self.caller.naming, error.attempts) from None
+        return transport.send(method, self.url(path), self.caller.tokens, body=data)
+
+    def unreachable(self, error: NoAnswerError, method: str, path: str, purpose: str) -> ApiError:
+        asked = Asked.about(self.url(path), self.caller.credentials, purpose=purpose, grant=UPLOAD_ROLES)
+        return explain_api_unreachable(error.kind, asked, method, self.caller.naming, error.attempts)
 
     def document(self, method: str, path: str, body: Optional[Mapping[str, Any]] = None, *, purpose: str) -> Any:
         """The answer's JSON document, or the explained refusal."""
@@ -269,7 +277,17 @@ def _create_upload(apple: Apple, request: UploadRequest, app_id: str) -> Any:
             "relationships": {"app": {"data": {"type": "apps", "id": app_id}}},
         }
     }
-    reply = apple.send("POST", "/v1/buildUploads", body, purpose="upload builds")
+    try:
+        reply = apple.transfer("POST", "/v1/buildUploads", body)
+    except NoAnswerError as error:
+        if error.kind in ANSWER_LOST:
+            _may_exist(apple, request, app_id, "got no answer")
+        raise apple.unreachable(error, "POST", "/v1/buildUploads", "upload builds") from None
+    except KeyboardInterrupt:  # SIGINT, SIGTERM: the request may have reached Apple
+        _may_exist(apple, request, app_id, "was interrupted")
+        raise
+    if reply.status >= 500:  # Apple may have created it before it failed
+        _may_exist(apple, request, app_id, f"was answered {reply.status}")
     codes = [str(error.get("code", "")) for error in apple_errors(reply)]
     # Apple answers 409 to every entity error (a bad attribute too): only the duplicate's code is a duplicate.
     duplicate = any(code.startswith(DUPLICATE_CODE) for code in codes) or (reply.status == 409 and not any(codes))
@@ -280,12 +298,30 @@ def _create_upload(apple: Apple, request: UploadRequest, app_id: str) -> Any:
                 build=quote_foreign(build.build_number or "", 50),
                 platform=build.platform,
                 said=_apple_words(reply),
+                listing=_listing(request, app_id),
             ),
             title="Build number already used",
         )
     if not 200 <= reply.status < 300:
         raise apple.refusal(reply, "POST", "/v1/buildUploads", "upload builds")
     return reply.json
+
+
+def _may_exist(apple: Apple, request: UploadRequest, app_id: str, what: str) -> None:
+    """A build upload Apple may have created, whose ID never arrived: how to find and delete it."""
+    apple.caller.log(text.UPLOAD_MAY_EXIST.format(what=what, listing=_listing(request, app_id)))
+
+
+def _listing(request: UploadRequest, app_id: str) -> str:
+    """The app's build uploads of this version, build number and platform (an asc-token api PATH)."""
+    build = request.build
+    filters = (
+        ("cfBundleShortVersionString", build.version or ""),
+        ("cfBundleVersion", build.build_number or ""),
+        ("platform", build.platform),
+    )
+    query = "&".join(f"filter[{name}]={quote(value, safe='')}" for name, value in filters)
+    return f"/v1/apps/{app_id}/buildUploads?{query}"
 
 
 def _file_body(request: UploadRequest, state: UploadState) -> Dict[str, Any]:
