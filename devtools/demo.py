@@ -3,7 +3,8 @@
 A throwaway key is generated in memory, the stand-in is started on 127.0.0.1, and the action
 runs as the runner would run it (a subprocess with INPUT_* variables and file commands), once
 with correct secrets and once with a wrong issuer ID, so you see the outputs, the job summary
-and the 401 explanation a workflow gets. Nothing leaves this machine.
+and the 401 explanation a workflow gets; then the upload step sends a small IPA through the
+stand-in's Build Uploads API and waits until it is processed. Nothing leaves this machine.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import plistlib
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+import zipfile
 from typing import Dict, List, Tuple
 
 from cryptography.hazmat.primitives import serialization
@@ -29,24 +32,26 @@ from .uploads import PROCESSING_OUTCOMES
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DEMO_KEY_ID = "DEMO2KEY01"
+DEMO_BUNDLE_ID = "com.example.demo"  # the stand-in's first app
 
 
-def run_action_subprocess(env: Dict[str, str], workdir: str) -> Tuple[int, str, Dict[str, str], str]:
-    """Run the action like the runner: returns (exit code, log, outputs, summary)."""
+def run_action_subprocess(env: Dict[str, str], workdir: str, *args: str) -> Tuple[int, str, Dict[str, str], str]:
+    """Run the action like the runner (``upload``: the upload step): (exit code, log, outputs, summary)."""
     files = RunnerFiles.create(workdir)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
     full_env.update(files.environment(), GITHUB_ACTIONS="true", RUNNER_TEMP=workdir, GITHUB_WORKSPACE=workdir)
     full_env.update(env)
     # As the composite action runs it: the runtime's python, isolated, on the checkout's entrypoint.
     completed = subprocess.run(
-        [sys.executable, "-I", os.path.join(ROOT, "entrypoint.py")],
+        [sys.executable, "-I", os.path.join(ROOT, "entrypoint.py"), *args],
         env=full_env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one log, in the order it was written, as the runner shows it
         text=True,
         timeout=120,
         check=False,
     )
-    return completed.returncode, hide_masked(completed.stdout + completed.stderr), files.outputs(), files.summary_text()
+    return completed.returncode, hide_masked(completed.stdout), files.outputs(), files.summary_text()
 
 
 def hide_masked(log: str) -> str:
@@ -72,11 +77,41 @@ def run_demo() -> int:
         _show("1. Correct secrets", code, log, outputs, summary)
         code_bad, log, outputs, summary = run_action_subprocess({**base, "INPUT_ISSUER-ID": str(uuid.uuid4())}, workdir)
         _show("2. A wrong issuer-id (the classic 2 a.m. 401)", code_bad, log, outputs, summary)
-    if code != 0 or code_bad == 0:
-        print("Demo FAILED: the good run should pass and the bad run should fail.")
+        api.uploads.polls_per_state = 0  # Apple takes minutes to process a build; the stand-in does not
+        ipa = _demo_ipa(workdir)
+        upload_inputs = {"INPUT_FILE": ipa, "INPUT_WAIT": "true", "ASC_ACTION_FORM": "composite"}
+        named = {name.replace("-", "_"): value for name, value in {**base, "INPUT_ISSUER-ID": issuer}.items()}
+        code_upload, log, outputs, summary = run_action_subprocess({**named, **upload_inputs}, workdir, "upload")
+        _show(
+            "3. The upload step: an IPA through the Build Uploads API, until processed",
+            code_upload,
+            log,
+            outputs,
+            summary,
+        )
+    if code != 0 or code_bad == 0 or code_upload != 0:
+        print("Demo FAILED: the good run and the upload should pass, and the bad run should fail.")
         return 1
-    print("Demo OK: the first run passed with outputs, the second failed with an explanation.")
+    print(
+        "Demo OK: the first run passed with outputs, the second failed with an explanation, "
+        "and the upload was processed."
+    )
     return 0
+
+
+def _demo_ipa(folder: str) -> str:
+    """A small IPA for the stand-in's demo app: Payload/Demo.app/Info.plist and some bytes."""
+    info = {
+        "CFBundleIdentifier": DEMO_BUNDLE_ID,
+        "CFBundleShortVersionString": "1.0",
+        "CFBundleVersion": "1",
+        "DTPlatformName": "iphoneos",
+    }
+    path = os.path.join(folder, "Demo.ipa")
+    with zipfile.ZipFile(path, "w") as ipa:
+        ipa.writestr("Payload/Demo.app/Info.plist", plistlib.dumps(info))
+        ipa.writestr("Payload/Demo.app/Demo", os.urandom(256 * 1024))
+    return path
 
 
 def _show(title: str, code: int, log: str, outputs: Dict[str, str], summary: str) -> None:
