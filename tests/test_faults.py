@@ -18,6 +18,7 @@ from typing import Any, Callable, List, Optional
 import pytest
 
 from asc_token import errors
+from asc_token.secret_files import PendingFile, interruptions_held
 from devtools.standin import AppStoreConnectStandIn, Fault
 
 from .runner import PROCESS, KeyMaterial, invoke, needs_cli, one_error, posix_only, settings
@@ -108,6 +109,31 @@ def test_a_signal_during_a_download_leaves_no_file_and_no_folder(
     assert done.returncode == (errors.EXIT_TERMINATED if signum == signal.SIGTERM else errors.EXIT_INTERRUPTED)
     assert list(tmp_path.iterdir()) == [], "a temporary file or a folder made for it was left"
     assert "Traceback" not in done.stderr and "Internal error" not in done.stderr
+
+
+class _StoppedError(Exception):
+    pass
+
+
+@posix_only
+def test_an_interrupt_waits_until_a_file_and_its_record_are_made(tmp_path: Path) -> None:
+    """The window the signal test above can only hit by chance: a signal between the temporary file's
+    creation and the code that would discard it waits until both exist, so the discard finds the file."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _StoppedError
+
+    made: List[PendingFile] = []
+    earlier = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(_StoppedError), interruptions_held():
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives now, is raised only after the block
+            made.append(PendingFile(str(tmp_path / "reports" / "2026" / "r.gz"), make_folder=True))
+    finally:
+        signal.signal(signal.SIGTERM, earlier)
+    assert len(made) == 1, "the file and its record were made before the signal was raised"
+    made[0].discard()
+    assert list(tmp_path.iterdir()) == [], "the discard removed the file and the folders made for it"
 
 
 @pytest.mark.parametrize(("status", "body"), [(204, ""), (200, ""), (200, "null")])

@@ -211,11 +211,12 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     if given is not None:
         platform.log(given[1].note(io.clock()))
     caller = open_caller(credentials, inputs, io, platform, printing=True)
-    destination = Destination(call.output_file, io.out())  # before sending: a folder that cannot be made is exit 2
+    destination = Destination(call.output_file, io.out())
     # As gh: Apple's error document on stdout (for `| jq .errors`), where the answer would have gone.
     show_error = destination.show_error if destination.path is None and not call.silent else None
     answer: Optional[Answer] = None
     try:
+        destination.open()  # before sending: a folder that cannot be made is exit 2
         if call.upload is not None:
             answer = _upload(call, call.upload, url, caller, io, show_error)
         else:

@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Se
 from .errors import ApiError, DeliveryError, InputError
 from .explain import explain_api_unfinished
 from .redact import is_control, quote_foreign, shown
-from .secret_files import PendingFile
+from .secret_files import PendingFile, interruptions_held
 from .urls import resolve, unusable_url
 
 if TYPE_CHECKING:
@@ -159,11 +159,20 @@ class Destination:
 
     def __init__(self, path: Optional[str], stdout: Any) -> None:
         self.path = path if path != "-" else None
+        self.spooled = path == "-"  # the answer to a private temporary file first, then to stdout
         self.stdout: IO[bytes] = getattr(stdout, "buffer", stdout)  # the answer's bytes, as they came
         self.out = cast(IO[bytes], WholeWrites(self.stdout))
         self.pending: Optional[PendingFile] = None
-        self.spool: Optional[IO[bytes]] = tempfile.TemporaryFile() if path == "-" else None  # noqa: SIM115
-        if self.path is not None:
+        self.spool: Optional[IO[bytes]] = None
+
+    def open(self) -> None:
+        """The temporary file (or spool) the answer is written to, made inside the ``try`` whose ``finally``
+        calls :meth:`discard`: an interrupt at any point leaves no file and no folder made for it."""
+        with interruptions_held():
+            if self.spooled:
+                self.spool = tempfile.TemporaryFile()  # noqa: SIM115 - discard closes it
+            if self.path is None:
+                return
             try:
                 self.pending = PendingFile(self.path, make_folder=True)  # as the token file's
             except OSError as exc:

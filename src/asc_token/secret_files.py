@@ -8,9 +8,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import stat
 import tempfile
-from typing import TYPE_CHECKING, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Dict, Iterator, Mapping, Optional
 
 from .errors import InputError, KeyFilesError
 from .lifetimes import SHORT_LIFETIME_SECONDS
@@ -47,11 +48,27 @@ def output_path(path: str, setting: str, example: str) -> str:
     return path
 
 
+@contextlib.contextmanager
+def interruptions_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends (where the platform can hold them, POSIX), so a file
+    and the record of it are made together: an interrupt then finds nothing, or what it must remove."""
+    hold = getattr(signal, "pthread_sigmask", None)
+    if hold is None:
+        yield
+        return
+    held = hold(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        hold(signal.SIG_SETMASK, held)  # a signal that came meanwhile is raised here, after the block
+
+
 class PendingFile:
     """A file for ``path`` that is never readable by others and never half-written: ``stream`` is a
     temporary file beside it (so the rename is atomic), created 0600 by mkstemp, renamed over
     ``path`` by :meth:`commit`, removed by :meth:`discard`; an earlier file is replaced, never appended to.
-    With ``make_folder`` missing folders are made, and removed again by a discard before the commit."""
+    With ``make_folder`` missing folders are made, and removed again by a discard before the commit.
+    Create one inside :func:`interruptions_held`, with what will discard it."""
 
     def __init__(self, path: str, *, make_folder: bool = False) -> None:
         self._folder = os.path.dirname(os.path.abspath(path))
@@ -93,13 +110,15 @@ class PendingFile:
 
 
 def write_secret_file(path: str, content: str) -> None:
-    """Create or replace ``path`` with ``content`` as a :class:`PendingFile` (its folders made)."""
-    pending = PendingFile(path, make_folder=True)
-    try:
-        pending.stream.write(content.encode("utf-8"))
-        pending.commit()
-    finally:
-        pending.discard()
+    """Create or replace ``path`` with ``content`` as a :class:`PendingFile` (its folders made); an
+    interrupt waits until it is written or removed (a small file: no noticeable wait)."""
+    with interruptions_held():
+        pending = PendingFile(path, make_folder=True)
+        try:
+            pending.stream.write(content.encode("utf-8"))
+            pending.commit()
+        finally:
+            pending.discard()
 
 
 def write_key_files(base_dir: Optional[str], key_pem: str, credentials: Credentials, io: Io) -> KeyFiles:
@@ -137,8 +156,9 @@ def write_key_files(base_dir: Optional[str], key_pem: str, credentials: Credenti
     if credentials.issuer_id is not None:  # individual keys have none; fastlane then uses sub: user
         fastlane["issuer_id"] = credentials.issuer_id
     try:
-        for path, content in ((key_path, key_pem), (json_path, json.dumps(fastlane, indent=2) + "\n")):
-            write_secret_file(path, content)
+        with interruptions_held():  # both files or neither, an interrupt too
+            for path, content in ((key_path, key_pem), (json_path, json.dumps(fastlane, indent=2) + "\n")):
+                write_secret_file(path, content)
     except OSError as exc:
         if path == json_path:  # both files or neither: a tool must not find a key without its JSON
             with contextlib.suppress(OSError):
