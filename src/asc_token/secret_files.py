@@ -11,7 +11,8 @@ import os
 import signal
 import stat
 import tempfile
-from typing import TYPE_CHECKING, Dict, Iterator, Mapping, Optional
+import threading
+from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional
 
 from .errors import InputError, KeyFilesError
 from .lifetimes import SHORT_LIFETIME_SECONDS
@@ -50,17 +51,22 @@ def output_path(path: str, setting: str, example: str) -> str:
 
 @contextlib.contextmanager
 def interruptions_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the block ends (where the platform can hold them, POSIX), so a file
-    and the record of it are made together: an interrupt then finds nothing, or what it must remove."""
-    hold = getattr(signal, "pthread_sigmask", None)
-    if hold is None:
+    """SIGINT and SIGTERM wait until the block ends, so a file and the record of it are made together: an
+    interrupt then finds nothing, or what it must remove. Python runs signal handlers on the main thread
+    only (whichever thread the signal reached), so the handlers are swapped there; elsewhere nothing is held."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = hold(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    came: List[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    earlier = [signal.signal(kind, lambda signum, frame: came.append(signum)) for kind in kinds]
     try:
         yield
     finally:
-        hold(signal.SIG_SETMASK, held)  # a signal that came meanwhile is raised here, after the block
+        for kind, handler in zip(kinds, earlier):
+            signal.signal(kind, handler if handler is not None else signal.SIG_DFL)
+        if came:
+            signal.raise_signal(came[0])  # delivered now, to the handler it would have met
 
 
 class PendingFile:
