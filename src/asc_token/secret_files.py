@@ -65,8 +65,8 @@ def interruptions_held() -> Iterator[None]:
     finally:
         for kind, handler in zip(kinds, earlier):
             signal.signal(kind, handler if handler is not None else signal.SIG_DFL)
-        if came:
-            signal.raise_signal(came[0])  # delivered now, to the handler it would have met
+        for signum in dict.fromkeys(came):  # each, to the handler it would have met: one ignored hides none
+            signal.raise_signal(signum)
 
 
 class PendingFile:
@@ -161,18 +161,18 @@ def write_key_files(base_dir: Optional[str], key_pem: str, credentials: Credenti
     }
     if credentials.issuer_id is not None:  # individual keys have none; fastlane then uses sub: user
         fastlane["issuer_id"] = credentials.issuer_id
-    try:
-        with interruptions_held():  # both files or neither, an interrupt too
+    with interruptions_held():  # both files or neither, an interrupt too: it comes after the key is removed
+        try:
             for path, content in ((key_path, key_pem), (json_path, json.dumps(fastlane, indent=2) + "\n")):
                 write_secret_file(path, content)
-    except OSError as exc:
-        if path == json_path:  # both files or neither: a tool must not find a key without its JSON
-            with contextlib.suppress(OSError):
-                os.unlink(key_path)
-        raise KeyFilesError(
-            f"write-key-files could not write {path} ({exc.strerror or type(exc).__name__}): RUNNER_TEMP "
-            "must be a folder this step can write, with free space."
-        ) from None
+        except OSError as exc:
+            if path == json_path:  # both files or neither: a tool must not find a key without its JSON
+                with contextlib.suppress(OSError):
+                    os.unlink(key_path)
+            raise KeyFilesError(
+                f"write-key-files could not write {path} ({exc.strerror or type(exc).__name__}): RUNNER_TEMP "
+                "must be a folder this step can write, with free space."
+            ) from None
     return KeyFiles(directory=directory, key_path=key_path, api_key_json_path=json_path)
 
 
