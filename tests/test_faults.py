@@ -11,6 +11,7 @@ import resource
 import signal
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, List, Optional
@@ -186,6 +187,50 @@ def test_an_interrupt_while_the_json_cannot_be_written_leaves_no_key(tmp_path: P
     finally:
         signal.signal(signal.SIGTERM, earlier)
     assert not (folder / "AuthKey_ABC123DEFG.p8").exists(), "a key without its JSON"
+
+
+@posix_only
+def test_signals_at_any_moment_leave_every_handler_as_it_was() -> None:
+    """Signals sent as fast as they go while blocks are held: one that comes while the handlers are swapped
+    or put back must never leave the holding one installed (every later signal would then be lost)."""
+
+    armed = [False]
+
+    def stop(signum: int, frame: Any) -> None:
+        if armed[0]:  # once per block: a second exception could only escape this test's own except
+            armed[0] = False
+            raise _StoppedError
+
+    done = threading.Event()
+
+    def pester() -> None:
+        while not done.is_set():
+            os.kill(os.getpid(), signal.SIGINT if time.monotonic_ns() % 2 else signal.SIGTERM)
+            time.sleep(0.00002)
+
+    earlier = (signal.signal(signal.SIGINT, stop), signal.signal(signal.SIGTERM, stop))
+    sender = threading.Thread(target=pester)
+    left_held = 0
+    try:
+        sender.start()
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and not left_held:
+            try:
+                armed[0] = True
+                with interruptions_held():
+                    pass
+                armed[0] = False
+            except _StoppedError:
+                pass
+            if signal.getsignal(signal.SIGINT) is not stop or signal.getsignal(signal.SIGTERM) is not stop:
+                left_held += 1
+    finally:
+        armed[0] = False
+        done.set()
+        sender.join()
+        signal.signal(signal.SIGINT, earlier[0])
+        signal.signal(signal.SIGTERM, earlier[1])
+    assert left_held == 0, "a handler was left swapped"
 
 
 @pytest.mark.parametrize(("status", "body"), [(204, ""), (200, ""), (200, "null")])

@@ -12,7 +12,7 @@ import signal
 import stat
 import tempfile
 import threading
-from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import InputError, KeyFilesError
 from .lifetimes import SHORT_LIFETIME_SECONDS
@@ -58,15 +58,31 @@ def interruptions_held() -> Iterator[None]:
         yield
         return
     came: List[int] = []
-    kinds = (signal.SIGINT, signal.SIGTERM)
-    earlier = [signal.signal(kind, lambda signum, frame: came.append(signum)) for kind in kinds]
+    # All read before any is swapped, so an interrupt between two swaps still finds each put back.
+    earlier = [(kind, signal.getsignal(kind) or signal.SIG_DFL) for kind in (signal.SIGINT, signal.SIGTERM)]
     try:
+        for kind, _ in earlier:
+            signal.signal(kind, lambda signum, frame: came.append(signum))
         yield
     finally:
-        for kind, handler in zip(kinds, earlier):
-            signal.signal(kind, handler if handler is not None else signal.SIG_DFL)
+        _put_back(earlier)
         for signum in dict.fromkeys(came):  # each, to the handler it would have met: one ignored hides none
             signal.raise_signal(signum)
+
+
+def _put_back(handlers: Sequence[Tuple[int, Any]]) -> None:
+    """Each handler put back, though one put back first may raise at once for a signal that came meanwhile
+    (signal.signal also runs those pending first): that exception is raised when all are back."""
+    left, interrupted = list(handlers), None
+    while left:
+        try:
+            while left:
+                signal.signal(*left[0])
+                left.pop(0)
+        except BaseException as error:  # noqa: BLE001 - re-raised below
+            interrupted = interrupted or error
+    if interrupted is not None:
+        raise interrupted
 
 
 class PendingFile:
