@@ -72,14 +72,14 @@ def interruptions_held() -> Iterator[None]:
 
 def _put_back(handlers: Sequence[Tuple[int, Any]]) -> None:
     """Each handler put back, though one put back first may raise at once for a signal that came meanwhile
-    (signal.signal also runs those pending first): that exception is raised when all are back."""
+    (signal.signal also runs those pending first): that interrupt is raised when all are back."""
     left, interrupted = list(handlers), None
     while left:
         try:
             while left:
                 signal.signal(*left[0])
                 left.pop(0)
-        except BaseException as error:  # noqa: BLE001 - re-raised below
+        except KeyboardInterrupt as error:  # SIGINT's, SIGTERM's Terminated; any other error is no signal's
             interrupted = interrupted or error
     if interrupted is not None:
         raise interrupted
