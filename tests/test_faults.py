@@ -11,6 +11,7 @@ import resource
 import signal
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, List, Optional
@@ -18,7 +19,9 @@ from typing import Any, Callable, List, Optional
 import pytest
 
 from asc_token import errors
-from asc_token.secret_files import PendingFile, interruptions_held
+from asc_token.records import Credentials, KeySource
+from asc_token.secret_files import FOLDER_NAME, PendingFile, interruptions_held, write_key_files
+from asc_token.world import Io
 from devtools.standin import AppStoreConnectStandIn, Fault
 
 from .runner import PROCESS, KeyMaterial, invoke, needs_cli, one_error, posix_only, settings
@@ -115,6 +118,10 @@ class _StoppedError(Exception):
     pass
 
 
+class _InterruptedError(KeyboardInterrupt):
+    """As SIGINT's KeyboardInterrupt and SIGTERM's Terminated are."""
+
+
 @posix_only
 def test_an_interrupt_waits_until_a_file_and_its_record_are_made(tmp_path: Path) -> None:
     """The window the signal test above can only hit by chance: a signal between the temporary file's
@@ -134,6 +141,100 @@ def test_an_interrupt_waits_until_a_file_and_its_record_are_made(tmp_path: Path)
     assert len(made) == 1, "the file and its record were made before the signal was raised"
     made[0].discard()
     assert list(tmp_path.iterdir()) == [], "the discard removed the file and the folders made for it"
+
+
+@posix_only
+def test_an_ignored_interrupt_held_with_another_hides_neither(tmp_path: Path) -> None:
+    """A step started with SIGINT ignored (a background job of a script) gets SIGINT, then SIGTERM, while a
+    file is made: the ignored one stays ignored, and SIGTERM still reaches its handler."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _StoppedError
+
+    earlier = (signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, stop))
+    try:
+        with pytest.raises(_StoppedError), interruptions_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+            (tmp_path / "made").write_bytes(b"")
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        signal.signal(signal.SIGINT, earlier[0])
+        signal.signal(signal.SIGTERM, earlier[1])
+
+
+class _KeySignalling(str):
+    """A key whose bytes, as they are written, bring a SIGTERM: the signal comes while the key files are made."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return str(self).encode(encoding, errors)
+
+
+@posix_only
+def test_an_interrupt_while_the_json_cannot_be_written_leaves_no_key(tmp_path: Path) -> None:
+    """The key is written, the fastlane JSON cannot be (a folder has its name), and a SIGTERM came meanwhile:
+    the key is removed before the signal is raised, so a tool never finds a key without its JSON."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _StoppedError
+
+    credentials = Credentials("ABC123DEFG", "issuer", "team", 1200, (), KeySource("ASC_PRIVATE_KEY", contents="x"))
+    folder = tmp_path / FOLDER_NAME
+    folder.mkdir(mode=0o700)
+    (folder / "fastlane_api_key_ABC123DEFG.json").mkdir()  # the rename over it fails
+    quiet = Io(env={}, container_probe=lambda: (False, ""))  # not the container action, wherever tests run
+    earlier = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(_StoppedError):
+            write_key_files(str(tmp_path), _KeySignalling("-----BEGIN PRIVATE KEY-----\n"), credentials, quiet)
+    finally:
+        signal.signal(signal.SIGTERM, earlier)
+    assert not (folder / "AuthKey_ABC123DEFG.p8").exists(), "a key without its JSON"
+
+
+@posix_only
+def test_signals_at_any_moment_leave_every_handler_as_it_was() -> None:
+    """Signals sent as fast as they go while blocks are held: one that comes while the handlers are swapped
+    or put back must never leave the holding one installed (every later signal would then be lost)."""
+
+    armed = [False]
+
+    def stop(signum: int, frame: Any) -> None:
+        if armed[0]:  # once per block: a second exception could only escape this test's own except
+            armed[0] = False
+            raise _InterruptedError
+
+    done = threading.Event()
+
+    def pester() -> None:
+        while not done.is_set():
+            os.kill(os.getpid(), signal.SIGINT if time.monotonic_ns() % 2 else signal.SIGTERM)
+            time.sleep(0.00002)
+
+    earlier = (signal.signal(signal.SIGINT, stop), signal.signal(signal.SIGTERM, stop))
+    sender = threading.Thread(target=pester)
+    left_held = 0
+    try:
+        sender.start()
+        deadline = time.monotonic() + 1  # before the fix, a handler was left swapped within 0.1 s
+        while time.monotonic() < deadline and not left_held:
+            try:
+                armed[0] = True
+                with interruptions_held():
+                    pass
+                armed[0] = False
+            except _InterruptedError:
+                pass
+            if signal.getsignal(signal.SIGINT) is not stop or signal.getsignal(signal.SIGTERM) is not stop:
+                left_held += 1
+    finally:
+        armed[0] = False
+        done.set()
+        sender.join()
+        signal.signal(signal.SIGINT, earlier[0])
+        signal.signal(signal.SIGTERM, earlier[1])
+    assert left_held == 0, "a handler was left swapped"
 
 
 @pytest.mark.parametrize(("status", "body"), [(204, ""), (200, ""), (200, "null")])

@@ -23,6 +23,8 @@ SIZE_HISTORY = (
     ("gh api's -f/-F, --jq, --silent, error documents; fastlane's key JSON, ASC_TOKEN alone (issue 29)", 7851),
     ("a build upload whose ID never arrived: the calls that find and delete it (issue 28)", 7895),
     ("an interrupt never leaves a file half-made: signals held while one is created (a flaky test's cause)", 7931),
+    ("the lost build upload's listing for any version: a comma's filter left out, bytes not UTF-8 escaped", 7935),
+    ("held signals: every handler put back though a signal comes while they are swapped or restored", 7951),
 )
 SIZE_CEILING = SIZE_HISTORY[-1][1]
 PATCHES = ("monkeypatch.setattr", "mock.patch", "patch.object", "mocker.patch")

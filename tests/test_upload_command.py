@@ -696,6 +696,22 @@ def test_a_creation_whose_answer_was_lost_says_how_to_find_and_delete_it(
     assert again.returncode == 0, again.log
 
 
+@pytest.mark.parametrize("version", ["1,4", "1.4.\udcff"], ids=["a comma", "not UTF-8"])
+def test_the_call_that_finds_a_lost_build_upload_survives_any_version(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, version: str
+) -> None:
+    """Apple reads a filter's commas as between values, and --version may come from bytes that are not
+    UTF-8: the listing still finds the build upload (a comma's filter left out), never exit 3."""
+    api.inject(Fault("cut"))
+    run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)), "--app-id", DEMO_APP_ID, "--version", version)
+    assert run.returncode == 1, run.log
+    assert "Internal error" not in run.stderr and "Traceback" not in run.stderr
+    listing = listing_in(run)
+    if "," in version:
+        listed = invoke("asc-token api", tmp_path, settings(key, standin=api), [listing]).json()["data"]
+        assert [item["id"] for item in listed] == list(api.uploads.build_uploads), listing
+
+
 @needs_cli
 def test_an_upload_interrupted_while_its_creation_is_awaited_says_how_to_find_it(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn

@@ -12,7 +12,7 @@ import signal
 import stat
 import tempfile
 import threading
-from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import InputError, KeyFilesError
 from .lifetimes import SHORT_LIFETIME_SECONDS
@@ -58,15 +58,31 @@ def interruptions_held() -> Iterator[None]:
         yield
         return
     came: List[int] = []
-    kinds = (signal.SIGINT, signal.SIGTERM)
-    earlier = [signal.signal(kind, lambda signum, frame: came.append(signum)) for kind in kinds]
+    # All read before any is swapped, so an interrupt between two swaps still finds each put back.
+    earlier = [(kind, signal.getsignal(kind) or signal.SIG_DFL) for kind in (signal.SIGINT, signal.SIGTERM)]
     try:
+        for kind, _ in earlier:
+            signal.signal(kind, lambda signum, frame: came.append(signum))
         yield
     finally:
-        for kind, handler in zip(kinds, earlier):
-            signal.signal(kind, handler if handler is not None else signal.SIG_DFL)
-        if came:
-            signal.raise_signal(came[0])  # delivered now, to the handler it would have met
+        _put_back(earlier)
+        for signum in dict.fromkeys(came):  # each, to the handler it would have met: one ignored hides none
+            signal.raise_signal(signum)
+
+
+def _put_back(handlers: Sequence[Tuple[int, Any]]) -> None:
+    """Each handler put back, though one put back first may raise at once for a signal that came meanwhile
+    (signal.signal also runs those pending first): that interrupt is raised when all are back."""
+    left, interrupted = list(handlers), None
+    while left:
+        try:
+            while left:
+                signal.signal(*left[0])
+                left.pop(0)
+        except KeyboardInterrupt as error:  # SIGINT's, SIGTERM's Terminated; any other error is no signal's
+            interrupted = interrupted or error
+    if interrupted is not None:
+        raise interrupted
 
 
 class PendingFile:
@@ -161,18 +177,18 @@ def write_key_files(base_dir: Optional[str], key_pem: str, credentials: Credenti
     }
     if credentials.issuer_id is not None:  # individual keys have none; fastlane then uses sub: user
         fastlane["issuer_id"] = credentials.issuer_id
-    try:
-        with interruptions_held():  # both files or neither, an interrupt too
+    with interruptions_held():  # both files or neither, an interrupt too: it comes after the key is removed
+        try:
             for path, content in ((key_path, key_pem), (json_path, json.dumps(fastlane, indent=2) + "\n")):
                 write_secret_file(path, content)
-    except OSError as exc:
-        if path == json_path:  # both files or neither: a tool must not find a key without its JSON
-            with contextlib.suppress(OSError):
-                os.unlink(key_path)
-        raise KeyFilesError(
-            f"write-key-files could not write {path} ({exc.strerror or type(exc).__name__}): RUNNER_TEMP "
-            "must be a folder this step can write, with free space."
-        ) from None
+        except OSError as exc:
+            if path == json_path:  # both files or neither: a tool must not find a key without its JSON
+                with contextlib.suppress(OSError):
+                    os.unlink(key_path)
+            raise KeyFilesError(
+                f"write-key-files could not write {path} ({exc.strerror or type(exc).__name__}): RUNNER_TEMP "
+                "must be a folder this step can write, with free space."
+            ) from None
     return KeyFiles(directory=directory, key_path=key_path, api_key_json_path=json_path)
 
 

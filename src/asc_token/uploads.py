@@ -313,14 +313,18 @@ def _may_exist(apple: Apple, request: UploadRequest, app_id: str, what: str) -> 
 
 
 def _listing(request: UploadRequest, app_id: str) -> str:
-    """The app's build uploads of this version, build number and platform (an asc-token api PATH)."""
+    """The app's build uploads of this version, build number and platform (an asc-token api PATH). Apple
+    reads a filter's commas as between values, so a value with one is left out (the list is longer); a
+    value from bytes that are not UTF-8 (surrogates) is escaped as it came, never an internal error."""
     build = request.build
     filters = (
         ("cfBundleShortVersionString", build.version or ""),
         ("cfBundleVersion", build.build_number or ""),
         ("platform", build.platform),
     )
-    query = "&".join(f"filter[{name}]={quote(value, safe='')}" for name, value in filters)
+    query = "&".join(
+        f"filter[{name}]={quote(value, safe='', errors='surrogatepass')}" for name, value in filters if "," not in value
+    )
     return f"/v1/apps/{app_id}/buildUploads?{query}"
 
 
