@@ -23,7 +23,7 @@ from .lifetimes import describe_duration
 from .operations import DEFAULT_PARALLEL
 from .redact import quote_foreign
 from .transport import NoAnswerError, Reply
-from .urls import api_id
+from .urls import api_id, join_path
 
 if TYPE_CHECKING:
     from .apis import Api
@@ -135,7 +135,7 @@ class Apple:
         self.caller = caller
 
     def url(self, path: str) -> str:
-        return self.caller.credentials.api_url.rstrip("/") + path
+        return join_path(path, self.caller.credentials.api_url)
 
     def send(self, method: str, path: str, body: Optional[Mapping[str, Any]] = None, *, purpose: str) -> Reply:
         try:
@@ -354,10 +354,10 @@ def delete_upload(caller: Caller, io: Io, state: UploadState) -> None:
         return
     policy = dataclasses.replace(io.policy, total_seconds=CLEANUP_SECONDS, max_attempts=2)
     transport = dataclasses.replace(caller.transport, policy=policy)
-    url = caller.credentials.api_url.rstrip("/") + f"/v1/buildUploads/{state.build_upload_id}"
+    url = Apple(caller).url(f"/v1/buildUploads/{state.build_upload_id}")
     try:
         reply: Optional[Reply] = transport.send("DELETE", url, caller.tokens)
-    except (NoAnswerError, Exception):  # noqa: BLE001 - best effort: the reason is in the log line below
+    except Exception:  # noqa: BLE001 - best effort (NoAnswerError too): the reason is in the log line below
         reply = None
     if reply is not None and (200 <= reply.status < 300 or reply.status == 404):
         state.deleted = True
