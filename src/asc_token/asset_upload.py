@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 from urllib.parse import urlsplit
 
 from . import messages as text
-from .assets import ASSET_KINDS, AssetKind, asset_kind, attributes, commit_document, file_digest, resource_id
+from .assets import ASSET_KINDS, AssetKind, asset_kind, commit_document, file_digest, resource_id
 from .errors import AscTokenError, InputError, UploadFailedError
 from .paging import Answer, Pages
 from .redact import quote_foreign, shown
@@ -130,7 +130,7 @@ def upload_asset(
 ) -> Optional[Answer]:
     """Reserve at ``url``, send FILE's parts, commit: the commit's answer. A failure after the reservation
     is an exit-1 error naming the reserved resource."""
-    from .operations import parse_operations, send_parts
+    from .operations import operations_in, send_parts
 
     kind, log = asset.kind, caller.log
     reserved = _document(exchange("POST", url, asset.reservation))
@@ -139,12 +139,12 @@ def upload_asset(
     commit_url = join_path(commit_path, caller.credentials.api_url)
     log(text.ASSET_RESERVED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), size=asset.size))
     try:
-        operations = parse_operations(attributes(reserved).get("uploadOperations"))
+        operations = operations_in(reserved)
         # The issue's rule for every asset type: the checksum it takes is the file's MD5 (hex).
         md5_hex = file_digest(asset.path, "MD5") if kind.checksum_field else None
 
         def refresh() -> Any:  # operations past their expiration: fresh ones, asked for once
-            return parse_operations(attributes(_document(exchange("GET", commit_url, None))).get("uploadOperations"))
+            return operations_in(_document(exchange("GET", commit_url, None)))
 
         send_parts(asset.path, operations, options, refresh=refresh)
         body = commit_document(kind.path, reserved_id, md5_hex=md5_hex)

@@ -206,7 +206,7 @@ class Waiting:
 
 def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadState) -> None:
     """Create, send, commit, and (``request.wait``) wait for processing; ``state`` says what exists."""
-    from .operations import check_plan, parse_operations, send_options, send_parts
+    from .operations import check_plan, operations_in, send_options, send_parts
 
     apple, build, file, log = Apple(caller), request.build, request.build.file, caller.log
     waiting = Waiting(io.monotonic, io.sleep, log)
@@ -222,13 +222,10 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
         log(text.UPLOAD_CREATED.format(size=file.size, **facts))
         reserved = apple.document("POST", "/v1/buildUploadFiles", _file_body(request, state), purpose="upload builds")
         state.file_id = resource_id(reserved, "the build upload file's id")
-        found = attributes(reserved)
-        plan = check_plan(parse_operations(found.get("uploadOperations")), file.size)
+        plan = check_plan(operations_in(reserved), file.size)
         digest = file_digest(file.path, "SHA_256")  # Apple's SHA_256 for builds, as the issue asks
-        refresh = lambda: parse_operations(  # noqa: E731 - operations past their expiration, asked for once
-            attributes(apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds")).get(
-                "uploadOperations"
-            )
+        refresh = lambda: operations_in(  # noqa: E731 - operations past their expiration, asked for once
+            apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds")
         )
         send_parts(file.path, plan, send_options(io, request.parallel), refresh=refresh)
         _commit(apple, state, digest)
