@@ -13,11 +13,11 @@ import json
 import os
 import stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from . import messages as text
-from .assets import ASSET_KINDS, AssetKind, asset_kind, commit_document, file_digest, resource_id
+from .assets import ASSET_KINDS, AssetKind, asset_kind, attributes, commit_document, file_digest, resource_id
 from .errors import AscTokenError, InputError, UploadFailedError
 from .paging import Answer, Pages
 from .redact import quote_foreign, shown
@@ -100,19 +100,18 @@ def _wrong_path(target: str) -> str:
 def _check_reservation(kind: AssetKind, document: Any, size: int) -> None:
     """The reservation names FILE as it is: its type, a fileName, and FILE's size as fileSize."""
     data = document.get("data") if isinstance(document, dict) else None
-    found = data.get("attributes") if isinstance(data, dict) else None
-    attributes: Mapping[str, Any] = found if isinstance(found, dict) else {}
+    given_attributes = attributes(document)
     if not isinstance(data, dict) or data.get("type") != kind.type_name:
         raise InputError(
             f'The --input reservation for {kind.path} must have data.type "{kind.type_name}", so nothing was sent.'
         )
-    name = attributes.get("fileName")
+    name = given_attributes.get("fileName")
     if not isinstance(name, str) or not name.strip():
         raise InputError(
             "The --input reservation has no data.attributes.fileName: give the file's name as App Store "
             "Connect should show it (such as screenshot-1.png); nothing was sent."
         )
-    given = attributes.get("fileSize")
+    given = given_attributes.get("fileSize")
     if given is None:
         raise InputError(
             f"The --input reservation has no data.attributes.fileSize: set it to {size}, the size of "
