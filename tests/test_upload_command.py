@@ -775,6 +775,17 @@ def test_a_key_that_may_not_upload_is_told_the_roles(
     assert run.stdout == ""
 
 
+def test_an_agreement_to_accept_is_not_taken_for_a_role(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.inject(Fault("agreements"))
+    run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)))
+    assert run.returncode == 1
+    error = one_error(run)
+    assert "Account Holder must accept the latest agreement" in error and "role" not in error, error
+    assert run.stdout == ""
+
+
 # --- interrupted ---------------------------------------------------------------------------------
 
 

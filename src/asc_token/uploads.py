@@ -18,7 +18,7 @@ from urllib.parse import quote
 from . import messages as text
 from .assets import ASSET_KINDS, attributes, commit_document, file_digest, resource_id
 from .errors import ApiError, InputError, UploadFailedError
-from .explain import Asked, apple_errors, explain_api_reply, explain_api_unreachable
+from .explain import Asked, apple_errors, explain_api_reply, explain_api_unreachable, explain_reply
 from .lifetimes import describe_duration
 from .operations import DEFAULT_PARALLEL
 from .redact import quote_foreign
@@ -51,7 +51,7 @@ MAX_PARALLEL = 16
 QUICK_POLL, SLOW_POLL, QUICK_PHASE, STILL_SAYS = 10.0, 30.0, 120.0, 60.0
 DELIVERY_POLL, DELIVERY_SECONDS = 2.0, 120.0
 CLEANUP_SECONDS = 5.0  # the runner kills a step soon after SIGINT
-UPLOAD_ROLES = "the Developer, App Manager or Admin role"
+UPLOAD_GRANT = "the Developer, App Manager or Admin role (Users and Access > Integrations)"  # in a 403
 # The states Apple's document lists; any other answer is shown through quote_foreign, never compared as one.
 UPLOAD_STATES = ("AWAITING_UPLOAD", "PROCESSING", "COMPLETE", "FAILED")
 DELIVERY_STATES = ("AWAITING_UPLOAD", "UPLOAD_COMPLETE", "COMPLETE", "FAILED")
@@ -152,9 +152,16 @@ class Apple:
             transport = dataclasses.replace(transport, policy=policy)
         return transport.send(method, self.url(path), self.caller.tokens, body=data)
 
+    def asked(self, path: str, purpose: str) -> Asked:
+        way_out = "use a key that has it"  # a 403's advice (explain.FORBIDDEN_ROLE), with UPLOAD_GRANT
+        return Asked.about(
+            self.url(path), self.caller.credentials, purpose=purpose, grant=UPLOAD_GRANT, way_out=way_out
+        )
+
     def unreachable(self, error: NoAnswerError, method: str, path: str, purpose: str) -> ApiError:
-        asked = Asked.about(self.url(path), self.caller.credentials, purpose=purpose, grant=UPLOAD_ROLES)
-        return explain_api_unreachable(error.kind, asked, method, self.caller.naming, error.attempts)
+        return explain_api_unreachable(
+            error.kind, self.asked(path, purpose), method, self.caller.naming, error.attempts
+        )
 
     def document(self, method: str, path: str, body: Optional[Mapping[str, Any]] = None, *, purpose: str) -> Any:
         """The answer's JSON document, or the explained refusal."""
@@ -164,19 +171,9 @@ class Apple:
         return reply.json
 
     def refusal(self, reply: Reply, method: str, path: str, purpose: str) -> ApiError:
-        asked = Asked.about(self.url(path), self.caller.credentials, purpose=purpose, grant=UPLOAD_ROLES)
-        if reply.status == 403 and apple_errors(reply):
-            error = apple_errors(reply)[0]
-            return ApiError(
-                text.UPLOAD_FORBIDDEN.format(
-                    service=asked.service,
-                    code=quote_foreign(str(error.get("code", "FORBIDDEN")), 100),
-                    purpose=purpose,
-                    key=self.caller.credentials.key_id,
-                    roles=UPLOAD_ROLES,
-                ),
-                title="Key may not upload builds",
-            )
+        asked = self.asked(path, purpose)
+        if reply.status == 403 and apple_errors(reply):  # as the verification's 403: the roles, or the agreements
+            return explain_reply(reply, asked, self.caller.naming, self.caller.clock)
         return explain_api_reply(reply, asked, method, self.caller.naming, self.caller.clock)
 
 
