@@ -234,15 +234,11 @@ def run_upload_action(io: Io) -> int:
 def _read_upload_state(caller: Caller, state: UploadState) -> None:
     """The build upload's state once more (without `wait` the last one read is its creation's): best effort,
     the upload is done whatever this request gets."""
-    from .assets import attributes
     from .errors import AscTokenError
-    from .uploads import Apple, state_of
+    from .uploads import Apple, read_build_upload
 
     with contextlib.suppress(AscTokenError):
-        found = attributes(
-            Apple(caller).document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
-        )
-        state.upload_state = state_of(found) or state.upload_state
+        read_build_upload(Apple(caller), state)
 
 
 def _publish_upload(

@@ -374,6 +374,13 @@ def state_of(found: Mapping[str, Any]) -> Optional[str]:
     return known_state(holder.get("state") if isinstance(holder, dict) else None, UPLOAD_STATES)
 
 
+def read_build_upload(apple: Apple, state: UploadState) -> Any:
+    """The build upload as Apple has it now; ``state.upload_state`` follows it."""
+    document = apple.document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
+    state.upload_state = str(state_of(attributes(document)) or state.upload_state)
+    return document
+
+
 def _delivery_of(found: Mapping[str, Any]) -> Optional[str]:
     holder = found.get("assetDeliveryState")
     return known_state(holder.get("state") if isinstance(holder, dict) else None, DELIVERY_STATES)
@@ -419,9 +426,8 @@ def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting,
     started = waiting.monotonic()
     said_at, said = started, ""
     while True:
-        document = apple.document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
+        document = read_build_upload(apple, state)
         found = attributes(document)
-        state.upload_state = str(state_of(found) or state.upload_state)
         given = found.get("state")
         holder: Mapping[str, Any] = given if isinstance(given, dict) else {}
         for warning in _details(holder.get("warnings")):
