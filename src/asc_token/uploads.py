@@ -20,8 +20,9 @@ from .assets import ASSET_KINDS, attributes, commit_document, file_digest, resou
 from .errors import ApiError, InputError, UploadFailedError
 from .explain import Asked, apple_errors, explain_api_reply, explain_api_unreachable, explain_reply
 from .lifetimes import describe_duration
-from .operations import DEFAULT_PARALLEL
+from .operations import DEFAULT_PARALLEL, check_plan, operations_in, send_options, send_parts
 from .redact import quote_foreign
+from .settings import parse_lifetime, read_bool
 from .transport import NoAnswerError, Reply
 from .urls import api_id, join_path
 
@@ -99,7 +100,6 @@ class UploadState:
 def read_upload_request(inputs: InputReader, api: Api) -> UploadRequest:
     """The upload's settings from flags or action inputs; :class:`InputError` (exit 2) before any request."""
     from .bundles import read_build_file, resolve_build
-    from .settings import parse_lifetime, read_bool
 
     if not api.build_uploads:
         raise InputError(text.UPLOAD_ENTERPRISE.format(api=inputs.label("api"), service=api.service))
@@ -203,8 +203,6 @@ class Waiting:
 
 def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadState) -> None:
     """Create, send, commit, and (``request.wait``) wait for processing; ``state`` says what exists."""
-    from .operations import check_plan, operations_in, send_options, send_parts
-
     apple, build, file, log = Apple(caller), request.build, request.build.file, caller.log
     waiting = Waiting(io.monotonic, io.sleep, log)
     app_id = request.app_id or find_app(apple, build.bundle_id or "")
