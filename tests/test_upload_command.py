@@ -555,6 +555,14 @@ def test_apples_state_is_never_a_command_to_the_runner(
     assert "\n" not in shown(run)["buildUpload"]["state"]
 
 
+def test_the_files_name_is_never_a_command_to_the_runner(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    named = make_ipa(tmp_path, {**INFO, "CFBundleIdentifier": DEMO_BUNDLE_ID}, name="App\n::warning title=pwn::x.ipa")
+    run = upload(tmp_path, key, small_parts, str(named))
+    assert not [line for line in run.stderr.splitlines() if line.startswith("::warning")], run.stderr
+
+
 def test_an_invalid_build_is_exit_1(tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn) -> None:
     small_parts.uploads.processing_outcome = "INVALID"
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait")
