@@ -209,7 +209,7 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
     created = _create_upload(apple, request, app_id)
     state.build_upload_id, state.upload_state = (
         resource_id(created, "the build upload's id"),
-        str(state_of(attributes(created)) or ""),
+        state_of(attributes(created)) or "",
     )
     try:
         facts = {"version": quote_foreign(build.version, 50), "build": quote_foreign(build.build_number, 50)}
@@ -255,7 +255,7 @@ def _commit(apple: Apple, state: UploadState, digest: Optional[str]) -> None:
     else:
         raise apple.refusal(reply, "PATCH", path, "upload builds")
     state.committed = True
-    state.delivery_state = str(_delivery_of(found) or "")
+    state.delivery_state = _delivery_of(found) or ""
 
 
 def _create_upload(apple: Apple, request: UploadRequest, app_id: str) -> Any:
@@ -368,22 +368,26 @@ def known_state(value: Any, known: Tuple[str, ...]) -> Optional[str]:
     return value if value in known else quote_foreign(value, 60)
 
 
+def _holder(found: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """One of Apple's state objects (a build upload's ``state``, a file's ``assetDeliveryState``), or {}."""
+    holder = found.get(name)
+    return holder if isinstance(holder, dict) else {}
+
+
 def state_of(found: Mapping[str, Any]) -> Optional[str]:
     """A build upload's ``state.state``."""
-    holder = found.get("state")
-    return known_state(holder.get("state") if isinstance(holder, dict) else None, UPLOAD_STATES)
+    return known_state(_holder(found, "state").get("state"), UPLOAD_STATES)
 
 
 def read_build_upload(apple: Apple, state: UploadState) -> Any:
     """The build upload as Apple has it now; ``state.upload_state`` follows it."""
     document = apple.document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
-    state.upload_state = str(state_of(attributes(document)) or state.upload_state)
+    state.upload_state = state_of(attributes(document)) or state.upload_state
     return document
 
 
 def _delivery_of(found: Mapping[str, Any]) -> Optional[str]:
-    holder = found.get("assetDeliveryState")
-    return known_state(holder.get("state") if isinstance(holder, dict) else None, DELIVERY_STATES)
+    return known_state(_holder(found, "assetDeliveryState").get("state"), DELIVERY_STATES)
 
 
 def _details(items: Any) -> List[str]:
@@ -410,9 +414,8 @@ def _wait_for_delivery(apple: Apple, waiting: Waiting, state: UploadState, *, pr
             raise UploadFailedError(pending, title="Delivery not finished")
         waiting.sleep(DELIVERY_POLL)
         found = attributes(apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds"))
-        state.delivery_state = str(_delivery_of(found) or state.delivery_state)
-        holder = found.get("assetDeliveryState")
-        problems = _details(holder.get("errors")) if isinstance(holder, dict) else []
+        state.delivery_state = _delivery_of(found) or state.delivery_state
+        problems = _details(_holder(found, "assetDeliveryState").get("errors"))
     if state.delivery_state == "FAILED":  # the commit's own answer may say so already
         raise UploadFailedError(
             text.UPLOAD_DELIVERY_FAILED.format(id=state.file_id, reasons="; ".join(problems) or "no reason given"),
@@ -428,8 +431,7 @@ def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting,
     while True:
         document = read_build_upload(apple, state)
         found = attributes(document)
-        given = found.get("state")
-        holder: Mapping[str, Any] = given if isinstance(given, dict) else {}
+        holder = _holder(found, "state")
         for warning in _details(holder.get("warnings")):
             if warning not in state.warnings:
                 state.warnings.append(warning)
