@@ -555,6 +555,14 @@ def test_apples_state_is_never_a_command_to_the_runner(
     assert "\n" not in shown(run)["buildUpload"]["state"]
 
 
+def test_the_files_name_is_never_a_command_to_the_runner(
+    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
+) -> None:
+    named = make_ipa(tmp_path, {**INFO, "CFBundleIdentifier": DEMO_BUNDLE_ID}, name="App\n::warning title=pwn::x.ipa")
+    run = upload(tmp_path, key, small_parts, str(named))
+    assert not [line for line in run.stderr.splitlines() if line.startswith("::warning")], run.stderr
+
+
 def test_an_invalid_build_is_exit_1(tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn) -> None:
     small_parts.uploads.processing_outcome = "INVALID"
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait")
@@ -772,6 +780,17 @@ def test_a_key_that_may_not_upload_is_told_the_roles(
     assert run.returncode == 1
     error = one_error(run)
     assert "403" in error and "Developer" in error and "App Manager" in error and KEY_ID in error, error
+    assert run.stdout == ""
+
+
+def test_an_agreement_to_accept_is_not_taken_for_a_role(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    api.inject(Fault("agreements"))
+    run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)))
+    assert run.returncode == 1
+    error = one_error(run)
+    assert "Account Holder must accept the latest agreement" in error and "role" not in error, error
     assert run.stdout == ""
 
 

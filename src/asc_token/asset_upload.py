@@ -13,7 +13,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from . import messages as text
@@ -100,19 +100,18 @@ def _wrong_path(target: str) -> str:
 def _check_reservation(kind: AssetKind, document: Any, size: int) -> None:
     """The reservation names FILE as it is: its type, a fileName, and FILE's size as fileSize."""
     data = document.get("data") if isinstance(document, dict) else None
-    found = data.get("attributes") if isinstance(data, dict) else None
-    attributes: Mapping[str, Any] = found if isinstance(found, dict) else {}
+    given_attributes = attributes(document)
     if not isinstance(data, dict) or data.get("type") != kind.type_name:
         raise InputError(
             f'The --input reservation for {kind.path} must have data.type "{kind.type_name}", so nothing was sent.'
         )
-    name = attributes.get("fileName")
+    name = given_attributes.get("fileName")
     if not isinstance(name, str) or not name.strip():
         raise InputError(
             "The --input reservation has no data.attributes.fileName: give the file's name as App Store "
             "Connect should show it (such as screenshot-1.png); nothing was sent."
         )
-    given = attributes.get("fileSize")
+    given = given_attributes.get("fileSize")
     if given is None:
         raise InputError(
             f"The --input reservation has no data.attributes.fileSize: set it to {size}, the size of "
@@ -130,7 +129,7 @@ def upload_asset(
 ) -> Optional[Answer]:
     """Reserve at ``url``, send FILE's parts, commit: the commit's answer. A failure after the reservation
     is an exit-1 error naming the reserved resource."""
-    from .operations import parse_operations, send_parts
+    from .operations import operations_in, send_parts
 
     kind, log = asset.kind, caller.log
     reserved = _document(exchange("POST", url, asset.reservation))
@@ -139,12 +138,12 @@ def upload_asset(
     commit_url = join_path(commit_path, caller.credentials.api_url)
     log(text.ASSET_RESERVED.format(type=kind.type_name, id=quote_foreign(reserved_id, 80), size=asset.size))
     try:
-        operations = parse_operations(attributes(reserved).get("uploadOperations"))
+        operations = operations_in(reserved)
         # The issue's rule for every asset type: the checksum it takes is the file's MD5 (hex).
         md5_hex = file_digest(asset.path, "MD5") if kind.checksum_field else None
 
         def refresh() -> Any:  # operations past their expiration: fresh ones, asked for once
-            return parse_operations(attributes(_document(exchange("GET", commit_url, None))).get("uploadOperations"))
+            return operations_in(_document(exchange("GET", commit_url, None)))
 
         send_parts(asset.path, operations, options, refresh=refresh)
         body = commit_document(kind.path, reserved_id, md5_hex=md5_hex)

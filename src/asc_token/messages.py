@@ -173,10 +173,6 @@ UPLOAD_NO_APP = (
     "No app with bundle ID {bundle_id} is visible to this key: check --bundle-id (or the file's "
     "CFBundleIdentifier), create the app in App Store Connect first, or give --app-id."
 )
-UPLOAD_FORBIDDEN = (
-    "{service} answered 403 {code}: the key is valid, but its role may not {purpose}; give key {key} "
-    "{roles} (Users and Access > Integrations), or use a key that has it."
-)
 UPLOAD_DUPLICATE = (
     "App Store Connect already has build {build} of version {version} ({platform}) for this app{said}: "
     "raise CFBundleVersion (or --build-number) and upload again; build numbers are never reused. Only if an "

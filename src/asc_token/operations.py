@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 from urllib.parse import urlsplit
 
 from . import messages as text
+from .assets import attributes
 from .errors import (
     OperationDestinationError,
     OperationExpiredError,
@@ -167,6 +168,11 @@ def parse_operations(items: Any) -> List[UploadOperation]:
     if not isinstance(items, list):
         raise OperationMalformedError(text.PLAN_MALFORMED.format(item="list", problem="is missing or not a list"))
     return [_operation(item, position, len(items)) for position, item in enumerate(items, 1)]
+
+
+def operations_in(document: Any) -> List[UploadOperation]:
+    """The ``uploadOperations`` of a reserved resource, as App Store Connect's answer about it gives them."""
+    return parse_operations(attributes(document).get("uploadOperations"))
 
 
 def _operation(item: Any, position: int, count: int) -> UploadOperation:

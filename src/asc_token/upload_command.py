@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, List, Mapping, Optional, Sequence, Tuple
 
 from .cli import Parser, add_shared_flags, run_command
-from .errors import EXIT_OK, EXIT_STATUSES
+from .errors import EXIT_OK, EXIT_STATUSES, AscTokenError, KeyMissingError
 from .operations import DEFAULT_PARALLEL
 from .settings import read_credentials, require_base_url
 from .uploads import MAX_PARALLEL, UPLOAD_SETTINGS, UploadState, read_upload_request, run_upload
@@ -179,7 +179,6 @@ def run_upload_action(io: Io) -> int:
     """upload/action.yml's step: the upload flow with the step's inputs; outputs, a job summary, and a failure
     annotated (``::error title=...::``) and summarised. Workflow commands go to stdout, which only the runner
     reads; the key and each token are masked there (``::add-mask::``) before anything could carry them."""
-    from .errors import AscTokenError, KeyMissingError
     from .github import GitHubCommands, check_runner_file
     from .platforms import Action
 
@@ -234,15 +233,10 @@ def run_upload_action(io: Io) -> int:
 def _read_upload_state(caller: Caller, state: UploadState) -> None:
     """The build upload's state once more (without `wait` the last one read is its creation's): best effort,
     the upload is done whatever this request gets."""
-    from .assets import attributes
-    from .errors import AscTokenError
-    from .uploads import Apple, state_of
+    from .uploads import Apple, read_build_upload
 
     with contextlib.suppress(AscTokenError):
-        found = attributes(
-            Apple(caller).document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
-        )
-        state.upload_state = state_of(found) or state.upload_state
+        read_build_upload(Apple(caller), state)
 
 
 def _publish_upload(
@@ -272,7 +266,6 @@ def _publish_upload(
 
 def upload_summary(report: ActionReport, error: Optional[Exception], *, interrupted: bool = False) -> str:
     """The job summary: the file, the build, the time, the states, Apple's warnings, and a failure's reason."""
-    from .errors import AscTokenError
     from .lifetimes import describe_duration
     from .report import details_markdown, markdown_own, markdown_text
 

@@ -18,12 +18,13 @@ from urllib.parse import quote
 from . import messages as text
 from .assets import ASSET_KINDS, attributes, commit_document, file_digest, resource_id
 from .errors import ApiError, InputError, UploadFailedError
-from .explain import Asked, apple_errors, explain_api_reply, explain_api_unreachable
+from .explain import Asked, apple_errors, explain_api_reply, explain_api_unreachable, explain_reply
 from .lifetimes import describe_duration
-from .operations import DEFAULT_PARALLEL
+from .operations import DEFAULT_PARALLEL, check_plan, operations_in, send_options, send_parts
 from .redact import quote_foreign
+from .settings import parse_lifetime, read_bool
 from .transport import NoAnswerError, Reply
-from .urls import api_id
+from .urls import api_id, join_path
 
 if TYPE_CHECKING:
     from .apis import Api
@@ -51,7 +52,7 @@ MAX_PARALLEL = 16
 QUICK_POLL, SLOW_POLL, QUICK_PHASE, STILL_SAYS = 10.0, 30.0, 120.0, 60.0
 DELIVERY_POLL, DELIVERY_SECONDS = 2.0, 120.0
 CLEANUP_SECONDS = 5.0  # the runner kills a step soon after SIGINT
-UPLOAD_ROLES = "the Developer, App Manager or Admin role"
+UPLOAD_GRANT = "the Developer, App Manager or Admin role (Users and Access > Integrations)"  # in a 403
 # The states Apple's document lists; any other answer is shown through quote_foreign, never compared as one.
 UPLOAD_STATES = ("AWAITING_UPLOAD", "PROCESSING", "COMPLETE", "FAILED")
 DELIVERY_STATES = ("AWAITING_UPLOAD", "UPLOAD_COMPLETE", "COMPLETE", "FAILED")
@@ -99,7 +100,6 @@ class UploadState:
 def read_upload_request(inputs: InputReader, api: Api) -> UploadRequest:
     """The upload's settings from flags or action inputs; :class:`InputError` (exit 2) before any request."""
     from .bundles import read_build_file, resolve_build
-    from .settings import parse_lifetime, read_bool
 
     if not api.build_uploads:
         raise InputError(text.UPLOAD_ENTERPRISE.format(api=inputs.label("api"), service=api.service))
@@ -135,7 +135,7 @@ class Apple:
         self.caller = caller
 
     def url(self, path: str) -> str:
-        return self.caller.credentials.api_url.rstrip("/") + path
+        return join_path(path, self.caller.credentials.api_url)
 
     def send(self, method: str, path: str, body: Optional[Mapping[str, Any]] = None, *, purpose: str) -> Reply:
         try:
@@ -152,9 +152,16 @@ class Apple:
             transport = dataclasses.replace(transport, policy=policy)
         return transport.send(method, self.url(path), self.caller.tokens, body=data)
 
+    def asked(self, path: str, purpose: str) -> Asked:
+        way_out = "use a key that has it"  # a 403's advice (explain.FORBIDDEN_ROLE), with UPLOAD_GRANT
+        return Asked.about(
+            self.url(path), self.caller.credentials, purpose=purpose, grant=UPLOAD_GRANT, way_out=way_out
+        )
+
     def unreachable(self, error: NoAnswerError, method: str, path: str, purpose: str) -> ApiError:
-        asked = Asked.about(self.url(path), self.caller.credentials, purpose=purpose, grant=UPLOAD_ROLES)
-        return explain_api_unreachable(error.kind, asked, method, self.caller.naming, error.attempts)
+        return explain_api_unreachable(
+            error.kind, self.asked(path, purpose), method, self.caller.naming, error.attempts
+        )
 
     def document(self, method: str, path: str, body: Optional[Mapping[str, Any]] = None, *, purpose: str) -> Any:
         """The answer's JSON document, or the explained refusal."""
@@ -164,19 +171,9 @@ class Apple:
         return reply.json
 
     def refusal(self, reply: Reply, method: str, path: str, purpose: str) -> ApiError:
-        asked = Asked.about(self.url(path), self.caller.credentials, purpose=purpose, grant=UPLOAD_ROLES)
-        if reply.status == 403 and apple_errors(reply):
-            error = apple_errors(reply)[0]
-            return ApiError(
-                text.UPLOAD_FORBIDDEN.format(
-                    service=asked.service,
-                    code=quote_foreign(str(error.get("code", "FORBIDDEN")), 100),
-                    purpose=purpose,
-                    key=self.caller.credentials.key_id,
-                    roles=UPLOAD_ROLES,
-                ),
-                title="Key may not upload builds",
-            )
+        asked = self.asked(path, purpose)
+        if reply.status == 403 and apple_errors(reply):  # as the verification's 403: the roles, or the agreements
+            return explain_reply(reply, asked, self.caller.naming, self.caller.clock)
         return explain_api_reply(reply, asked, method, self.caller.naming, self.caller.clock)
 
 
@@ -206,29 +203,26 @@ class Waiting:
 
 def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadState) -> None:
     """Create, send, commit, and (``request.wait``) wait for processing; ``state`` says what exists."""
-    from .operations import check_plan, parse_operations, send_options, send_parts
-
     apple, build, file, log = Apple(caller), request.build, request.build.file, caller.log
     waiting = Waiting(io.monotonic, io.sleep, log)
     app_id = request.app_id or find_app(apple, build.bundle_id or "")
     created = _create_upload(apple, request, app_id)
     state.build_upload_id, state.upload_state = (
         resource_id(created, "the build upload's id"),
-        str(state_of(attributes(created)) or ""),
+        state_of(attributes(created)) or "",
     )
     try:
         facts = {"version": quote_foreign(build.version, 50), "build": quote_foreign(build.build_number, 50)}
-        facts.update(id=state.build_upload_id, file=file.file_name, platform=build.platform, app=app_id)
+        facts.update(
+            id=state.build_upload_id, file=quote_foreign(file.file_name, 120), platform=build.platform, app=app_id
+        )
         log(text.UPLOAD_CREATED.format(size=file.size, **facts))
         reserved = apple.document("POST", "/v1/buildUploadFiles", _file_body(request, state), purpose="upload builds")
         state.file_id = resource_id(reserved, "the build upload file's id")
-        found = attributes(reserved)
-        plan = check_plan(parse_operations(found.get("uploadOperations")), file.size)
+        plan = check_plan(operations_in(reserved), file.size)
         digest = file_digest(file.path, "SHA_256")  # Apple's SHA_256 for builds, as the issue asks
-        refresh = lambda: parse_operations(  # noqa: E731 - operations past their expiration, asked for once
-            attributes(apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds")).get(
-                "uploadOperations"
-            )
+        refresh = lambda: operations_in(  # noqa: E731 - operations past their expiration, asked for once
+            apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds")
         )
         send_parts(file.path, plan, send_options(io, request.parallel), refresh=refresh)
         _commit(apple, state, digest)
@@ -261,7 +255,7 @@ def _commit(apple: Apple, state: UploadState, digest: Optional[str]) -> None:
     else:
         raise apple.refusal(reply, "PATCH", path, "upload builds")
     state.committed = True
-    state.delivery_state = str(_delivery_of(found) or "")
+    state.delivery_state = _delivery_of(found) or ""
 
 
 def _create_upload(apple: Apple, request: UploadRequest, app_id: str) -> Any:
@@ -288,7 +282,7 @@ def _create_upload(apple: Apple, request: UploadRequest, app_id: str) -> Any:
         raise
     if reply.status >= 500:  # Apple may have created it before it failed
         _may_exist(apple, request, app_id, f"was answered {reply.status}")
-    codes = [str(error.get("code", "")) for error in apple_errors(reply)]
+    codes = [str(error.get("code") or "") for error in apple_errors(reply)]
     # Apple answers 409 to every entity error (a bad attribute too): only the duplicate's code is a duplicate.
     duplicate = any(code.startswith(DUPLICATE_CODE) for code in codes) or (reply.status == 409 and not any(codes))
     if reply.status >= 400 and duplicate:
@@ -354,10 +348,10 @@ def delete_upload(caller: Caller, io: Io, state: UploadState) -> None:
         return
     policy = dataclasses.replace(io.policy, total_seconds=CLEANUP_SECONDS, max_attempts=2)
     transport = dataclasses.replace(caller.transport, policy=policy)
-    url = caller.credentials.api_url.rstrip("/") + f"/v1/buildUploads/{state.build_upload_id}"
+    url = Apple(caller).url(f"/v1/buildUploads/{state.build_upload_id}")
     try:
         reply: Optional[Reply] = transport.send("DELETE", url, caller.tokens)
-    except (NoAnswerError, Exception):  # noqa: BLE001 - best effort: the reason is in the log line below
+    except Exception:  # noqa: BLE001 - best effort (NoAnswerError too): the reason is in the log line below
         reply = None
     if reply is not None and (200 <= reply.status < 300 or reply.status == 404):
         state.deleted = True
@@ -374,15 +368,26 @@ def known_state(value: Any, known: Tuple[str, ...]) -> Optional[str]:
     return value if value in known else quote_foreign(value, 60)
 
 
+def _holder(found: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """One of Apple's state objects (a build upload's ``state``, a file's ``assetDeliveryState``), or {}."""
+    holder = found.get(name)
+    return holder if isinstance(holder, dict) else {}
+
+
 def state_of(found: Mapping[str, Any]) -> Optional[str]:
     """A build upload's ``state.state``."""
-    holder = found.get("state")
-    return known_state(holder.get("state") if isinstance(holder, dict) else None, UPLOAD_STATES)
+    return known_state(_holder(found, "state").get("state"), UPLOAD_STATES)
+
+
+def read_build_upload(apple: Apple, state: UploadState) -> Any:
+    """The build upload as Apple has it now; ``state.upload_state`` follows it."""
+    document = apple.document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
+    state.upload_state = state_of(attributes(document)) or state.upload_state
+    return document
 
 
 def _delivery_of(found: Mapping[str, Any]) -> Optional[str]:
-    holder = found.get("assetDeliveryState")
-    return known_state(holder.get("state") if isinstance(holder, dict) else None, DELIVERY_STATES)
+    return known_state(_holder(found, "assetDeliveryState").get("state"), DELIVERY_STATES)
 
 
 def _details(items: Any) -> List[str]:
@@ -409,9 +414,8 @@ def _wait_for_delivery(apple: Apple, waiting: Waiting, state: UploadState, *, pr
             raise UploadFailedError(pending, title="Delivery not finished")
         waiting.sleep(DELIVERY_POLL)
         found = attributes(apple.document("GET", f"/v1/buildUploadFiles/{state.file_id}", purpose="upload builds"))
-        state.delivery_state = str(_delivery_of(found) or state.delivery_state)
-        holder = found.get("assetDeliveryState")
-        problems = _details(holder.get("errors")) if isinstance(holder, dict) else []
+        state.delivery_state = _delivery_of(found) or state.delivery_state
+        problems = _details(_holder(found, "assetDeliveryState").get("errors"))
     if state.delivery_state == "FAILED":  # the commit's own answer may say so already
         raise UploadFailedError(
             text.UPLOAD_DELIVERY_FAILED.format(id=state.file_id, reasons="; ".join(problems) or "no reason given"),
@@ -425,11 +429,9 @@ def _wait_for_processing(apple: Apple, request: UploadRequest, waiting: Waiting,
     started = waiting.monotonic()
     said_at, said = started, ""
     while True:
-        document = apple.document("GET", f"/v1/buildUploads/{state.build_upload_id}", purpose="upload builds")
+        document = read_build_upload(apple, state)
         found = attributes(document)
-        state.upload_state = str(state_of(found) or state.upload_state)
-        given = found.get("state")
-        holder: Mapping[str, Any] = given if isinstance(given, dict) else {}
+        holder = _holder(found, "state")
         for warning in _details(holder.get("warnings")):
             if warning not in state.warnings:
                 state.warnings.append(warning)
