@@ -132,8 +132,10 @@ _NOT_AUTHORIZED = (
     "expired. Learn more about Generating Tokens for API Requests "
     "https://developer.apple.com/go/?id=api-generating-tokens",
 )
+# The first app ("Demo App"): the one the demo and the tests look up and upload builds for.
+DEMO_BUNDLE_ID, DEMO_APP_ID = "com.example.demo", "1000000000"
 _APPS = [
-    {"name": "Demo App", "bundleId": "com.example.demo", "sku": "DEMO1"},
+    {"name": "Demo App", "bundleId": DEMO_BUNDLE_ID, "sku": "DEMO1"},
     {"name": "Demo App Watch", "bundleId": "com.example.demo.watch", "sku": "DEMO2"},
     {"name": "Demo App Mac", "bundleId": "com.example.demo.mac", "sku": "DEMO3"},
 ]

@@ -13,14 +13,13 @@ import yaml
 
 from asc_token.inputs import COMPOSITE_MARKER
 from asc_token.upload_command import ACTION_INPUTS
-from devtools.standin import AppStoreConnectStandIn
+from devtools.standin import DEMO_BUNDLE_ID, AppStoreConnectStandIn
 
 from .builds import INFO, make_ipa
 from .composite import run_composite
 from .conftest import copy_of
 from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, Run, assert_no_secrets, invoke, one_error, rendered, settings
 
-DEMO_BUNDLE_ID = "com.example.demo"
 OUTPUTS = ("build-upload-id", "build-id", "upload-state", "processing-state")
 
 

@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from asc_token.dispatch import Terminated
-from devtools.standin import AppStoreConnectStandIn, Fault
+from devtools.standin import DEMO_APP_ID, DEMO_BUNDLE_ID, AppStoreConnectStandIn, Fault
 
 from .builds import INFO, make_ipa, write_zip
 from .runner import (
@@ -42,8 +42,6 @@ from .runner import (
     settings,
 )
 
-DEMO_BUNDLE_ID = "com.example.demo"
-DEMO_APP_ID = "1000000000"
 WATCH_BUNDLE_ID, WATCH_APP_ID = "com.example.demo.watch", "1000000001"
 
 
