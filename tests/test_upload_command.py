@@ -26,7 +26,7 @@ import pytest
 from asc_token.dispatch import Terminated
 from devtools.standin import DEMO_APP_ID, DEMO_BUNDLE_ID, AppStoreConnectStandIn, Fault
 
-from .builds import INFO, make_ipa, write_zip
+from .builds import demo_ipa, write_zip
 from .runner import (
     ISSUER_ID,
     KEY_ID,
@@ -64,10 +64,7 @@ class FakeTime:
 
 
 def ipa(folder: Path, size: int = 3 * 1024 * 1024, **changes: Any) -> Path:
-    """An IPA for the stand-in's demo app, padded with incompressible bytes to about ``size``;
-    ``changes``: Info.plist keys (None removes one)."""
-    info: Dict[str, Any] = {**INFO, "CFBundleIdentifier": DEMO_BUNDLE_ID, **changes}
-    return make_ipa(folder, {k: v for k, v in info.items() if v is not None}, padding=size)
+    return demo_ipa(folder, size, **changes)
 
 
 def pkg(folder: Path, size: int = 1024 * 1024) -> Path:
