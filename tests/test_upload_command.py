@@ -79,18 +79,13 @@ def upload(
     api: AppStoreConnectStandIn,
     *args: str,
     time_: Optional[FakeTime] = None,
-    **named: str,
+    **options: Any,
 ) -> Run:
-    """``asc-token upload ARGS`` against ``api``: never waits, and never shows the key or a token."""
-    clock = time_ or FakeTime()
-    run = invoke(
-        "asc-token upload",
-        tmp_path,
-        settings(key, standin=api, **named),
-        list(args),
-        monotonic=clock.monotonic,
-        sleep=clock.sleep,
-    )
+    """``asc-token upload ARGS`` against ``api``: never waits, and never shows the key or a token.
+    ``options``: invoke()'s, over ``time_``'s monotonic and sleep (a test's own ``sleep``, ``clock``, ``env``)."""
+    fake = time_ or FakeTime()
+    timing: Dict[str, Any] = {"monotonic": fake.monotonic, "sleep": fake.sleep}
+    run = invoke("asc-token upload", tmp_path, settings(key, standin=api), list(args), **{**timing, **options})
     no_secrets(run, key, api)
     return run
 
@@ -744,15 +739,7 @@ def test_a_commit_whose_answer_was_lost_is_not_undone(
             small_parts.inject(Fault("cut"))
         return time_.monotonic()
 
-    run = invoke(
-        "asc-token upload",
-        tmp_path,
-        settings(key, standin=small_parts),
-        [str(ipa(tmp_path))],
-        monotonic=monotonic,
-        sleep=time_.sleep,
-    )
-    no_secrets(run, key, small_parts)
+    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), time_=time_, monotonic=monotonic)
     assert cut and run.returncode == 0, run.log
     assert len(asked(small_parts, "PATCH", "/v1/buildUploadFiles/")) == 2
     assert not small_parts.uploads.deleted_build_uploads
@@ -852,16 +839,10 @@ def test_a_long_wait_signs_fresh_tokens(tmp_path: Path, key: KeyMaterial, small_
         time_.sleep(seconds)
         small_parts.clock_offset_seconds = time_.now
 
-    run = invoke(
-        "asc-token upload",
-        tmp_path,
-        settings(key, standin=small_parts),
-        [str(ipa(tmp_path)), "--wait"],
-        clock=lambda: started + (time.time() - started) + time_.now,
-        monotonic=time_.monotonic,
-        sleep=sleep,
-    )
-    no_secrets(run, key, small_parts)
+    def clock() -> float:
+        return started + (time.time() - started) + time_.now
+
+    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", time_=time_, clock=clock, sleep=sleep)
     assert run.returncode == 0, run.log
     assert time_.now > 20 * 60
     assert len(small_parts.tokens_seen()) >= 2
@@ -881,15 +862,7 @@ def test_an_interrupt_after_the_commit_leaves_the_build_to_apple(
         if seconds == 10.0:  # the first wait for processing
             raise interruption
 
-    run = invoke(
-        "asc-token upload",
-        tmp_path,
-        settings(key, standin=small_parts),
-        [str(ipa(tmp_path)), "--wait"],
-        monotonic=time_.monotonic,
-        sleep=sleep,
-    )
-    no_secrets(run, key, small_parts)
+    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", time_=time_, sleep=sleep)
     assert run.returncode == status, run.log
     document = shown(run)
     assert document["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
@@ -908,15 +881,7 @@ def test_a_401_in_the_middle_of_the_wait_is_retried_with_a_new_token(
         if seconds == 10.0 and time_.slept.count(10.0) == 2:  # before the second poll
             small_parts.inject(Fault("unauthorized"))
 
-    run = invoke(
-        "asc-token upload",
-        tmp_path,
-        settings(key, standin=small_parts),
-        [str(ipa(tmp_path)), "--wait"],
-        monotonic=time_.monotonic,
-        sleep=sleep,
-    )
-    no_secrets(run, key, small_parts)
+    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", time_=time_, sleep=sleep)
     assert run.returncode == 0, run.log
     assert [call for call in small_parts.calls if call.outcome == "401"], "the 401 came"
     assert shown(run)["build"]["processingState"] == "VALID"
@@ -928,16 +893,6 @@ def test_on_a_ci_platform_stdout_is_still_only_the_document(
 ) -> None:
     """The token's mask commands and the annotations go to stderr: a `$(asc-token upload ...)` holds JSON only."""
     env = detection_env(ci, tmp_path)
-    time_ = FakeTime()
-    run = invoke(
-        "asc-token upload",
-        tmp_path / "step",
-        settings(key, standin=small_parts),
-        [str(ipa(tmp_path))],
-        env=env,
-        monotonic=time_.monotonic,
-        sleep=time_.sleep,
-    )
-    no_secrets(run, key, small_parts)
+    run = upload(tmp_path / "step", key, small_parts, str(ipa(tmp_path)), env=env)
     assert run.returncode == 0, run.log
     assert shown(run)["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
