@@ -65,7 +65,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .object_storage import ObjectStorage
-from .uploads import AppleError, Uploads
+from .uploads import AppleError, Uploads, entity_error
 
 # Apple's rules, written here from Apple's "Generating Tokens for API Requests", never imported
 # from the product: a wrong rule in asc_token must not be confirmed by the same rule in its double.
@@ -766,22 +766,10 @@ def decode_cursor(cursor: str) -> Optional[int]:
     return int(number) if prefix == "offset" and number.isdigit() and len(number) < 10 else None
 
 
-class _AppleError(Exception):
-    """An Apple error answer, raised from deep in a route."""
-
-    def __init__(self, status: int, code: str, title: str, detail: str, source: Optional[Dict[str, str]] = None):
-        super().__init__(code)
-        self.status, self.code, self.title, self.detail, self.source = status, code, title, detail, source
-
-
-def _parameter_error(parameter: str, detail: str) -> _AppleError:
-    return _AppleError(
+def _parameter_error(parameter: str, detail: str) -> AppleError:
+    return AppleError(
         400, "PARAMETER_ERROR.INVALID", "A parameter has an invalid value", detail, {"parameter": parameter}
     )
-
-
-def _entity_error(code: str, detail: str, pointer: str) -> _AppleError:
-    return _AppleError(409, code, "The provided entity is invalid", detail, {"pointer": pointer})
 
 
 def _filter_allows(params: Dict[str, str], name: str, value: str) -> bool:
@@ -817,8 +805,8 @@ def _signature_ids() -> List[str]:
     return [str(uuid.uuid5(uuid.NAMESPACE_URL, f"diagnosticSignatures/{kind}")) for kind in DIAGNOSTIC_TYPES]
 
 
-def _not_found(detail: str = "The path provided does not match a defined resource type.") -> _AppleError:
-    return _AppleError(404, "NOT_FOUND", "The specified resource does not exist", detail)
+def _not_found(detail: str = "The path provided does not match a defined resource type.") -> AppleError:
+    return AppleError(404, "NOT_FOUND", "The specified resource does not exist", detail)
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -957,7 +945,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 return
             try:
                 answer, body = route(resource_id)
-            except _AppleError as refusal:
+            except AppleError as refusal:
                 self._note(str(refusal.status))
                 self._error(refusal.status, refusal.code, refusal.title, refusal.detail, source=refusal.source)
                 return
@@ -992,13 +980,13 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                     raise self._method_not_allowed()
                 body = self._media_body(template, segments[2] if len(segments) == 4 else "")
                 if not accepts(self.headers.get("Accept"), media_type):
-                    raise _AppleError(
+                    raise AppleError(
                         406,
                         "NOT_ACCEPTABLE",
                         "The requested media type is not acceptable.",
                         f"This resource answers '{media_type}', which the request's Accept header does not allow.",
                     )
-            except _AppleError as refusal:
+            except AppleError as refusal:
                 self._note(str(refusal.status))
                 self._error(refusal.status, refusal.code, refusal.title, refusal.detail, source=refusal.source)
                 return True
@@ -1012,7 +1000,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             if template in REPORT_REQUIRED_PARAMETERS:
                 for name in REPORT_REQUIRED_PARAMETERS[template]:
                     if not params.get(name):
-                        raise _AppleError(
+                        raise AppleError(
                             400,
                             "PARAMETER_ERROR.REQUIRED",
                             "A required parameter is missing.",
@@ -1079,14 +1067,11 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
 
         def _uploads(self, _: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             """Build uploads and the other asset uploads: devtools/uploads.py answers them."""
-            try:
-                parts = urlsplit(self.path)
-                return api.uploads.answer(self.command, parts.path, self._document, parse_qs(parts.query))
-            except AppleError as refusal:
-                raise _AppleError(refusal.status, refusal.code, refusal.title, refusal.detail, refusal.source) from None
+            parts = urlsplit(self.path)
+            return api.uploads.answer(self.command, parts.path, self._document, parse_qs(parts.query))
 
-        def _method_not_allowed(self) -> _AppleError:
-            return _AppleError(
+        def _method_not_allowed(self) -> AppleError:
+            return AppleError(
                 405,
                 "METHOD_NOT_ALLOWED",
                 "The request method is not valid for the resource path.",
@@ -1192,7 +1177,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             if self.command == "PATCH":
                 change = self._document().get("data")
                 if not isinstance(change, dict) or change.get("type") != "bundleIds" or change.get("id") != bundle_id:
-                    raise _entity_error(
+                    raise entity_error(
                         "ENTITY_ERROR.ATTRIBUTE.INVALID",
                         "The id in the request body does not match the path.",
                         "/data/id",
@@ -1208,7 +1193,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             except ValueError:
                 document = None
             if not isinstance(document, dict):
-                raise _AppleError(
+                raise AppleError(
                     422,
                     "ENTITY_UNPROCESSABLE",
                     "The request entity is not valid JSON",
@@ -1219,7 +1204,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
         def _create_bundle_id(self) -> Tuple[int, Dict[str, Any]]:
             data = self._document().get("data")
             if not isinstance(data, dict) or data.get("type") != "bundleIds":
-                raise _entity_error(
+                raise entity_error(
                     "ENTITY_ERROR.INCLUDED.INVALID",
                     "The request body must have data of type 'bundleIds'.",
                     "/data/type",
@@ -1228,13 +1213,13 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             attributes: Dict[str, Any] = given if isinstance(given, dict) else {}
             for name in ("identifier", "name", "platform"):
                 if not isinstance(attributes.get(name), str) or not attributes[name]:
-                    raise _entity_error(
+                    raise entity_error(
                         "ENTITY_ERROR.ATTRIBUTE.REQUIRED",
                         f"You must provide a value for the attribute '{name}' with this request",
                         f"/data/attributes/{name}",
                     )
             if any(r["attributes"]["identifier"] == attributes["identifier"] for r in api.bundle_ids.values()):
-                raise _entity_error(
+                raise entity_error(
                     "ENTITY_ERROR.ATTRIBUTE.INVALID",
                     "An App ID with Identifier is not available. Enter a different string.",
                     "/data/attributes/identifier",
