@@ -65,7 +65,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .object_storage import ObjectStorage
-from .uploads import AppleError, Uploads, entity_error
+from .uploads import AppleError, Uploads, entity_error, method_not_allowed, no_such_resource
 
 # Apple's rules, written here from Apple's "Generating Tokens for API Requests", never imported
 # from the product: a wrong rule in asc_token must not be confirmed by the same rule in its double.
@@ -977,7 +977,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 return True
             try:
                 if self.command != "GET":
-                    raise self._method_not_allowed()
+                    raise method_not_allowed(self.command)
                 body = self._media_body(template, segments[2] if len(segments) == 4 else "")
                 if not accepts(self.headers.get("Accept"), media_type):
                     raise AppleError(
@@ -1013,15 +1013,11 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 return api._reports[key]
             if template == ONE_TIME_CODES:
                 if resource_id != ONE_TIME_CODES_ID:
-                    raise _not_found(
-                        f"There is no resource of type 'subscriptionOfferCodeOneTimeUseCodes' with id '{resource_id[:40]}'"
-                    )
+                    raise no_such_resource("subscriptionOfferCodeOneTimeUseCodes", resource_id)
                 return "".join(f"CODE{n:08d}\n" for n in range(100)).encode()
             if template == "/v1/diagnosticSignatures/{id}/logs":
                 if resource_id not in _signature_ids():
-                    raise _not_found(
-                        f"There is no resource of type 'diagnosticSignatures' with id '{resource_id[:40]}'"
-                    )
+                    raise no_such_resource("diagnosticSignatures", resource_id)
                 _limit(params, DEFAULT_PAGE_SIZE)
                 return json.dumps(diagnostic_logs(resource_id)).encode()
             if template == "/v1/apps/{id}/perfPowerMetrics":
@@ -1036,11 +1032,11 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             """A 404 for a build there is not; looking does not count as a poll of its processing."""
             fixed = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"builds/{n}")) for n in range(len(_BUILDS))]
             if build_id not in fixed + [build["id"] for build in api.builds]:
-                raise _not_found(f"There is no resource of type 'builds' with id '{build_id[:40]}'")
+                raise no_such_resource("builds", build_id)
 
         def _diagnostic_signatures(self, build_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             if self.command != "GET":
-                raise self._method_not_allowed()
+                raise method_not_allowed(self.command)
             self._require_build(build_id or "")
             params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
             limit = _limit(params, DEFAULT_PAGE_SIZE)
@@ -1070,21 +1066,13 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             parts = urlsplit(self.path)
             return api.uploads.answer(self.command, parts.path, self._document, parse_qs(parts.query))
 
-        def _method_not_allowed(self) -> AppleError:
-            return AppleError(
-                405,
-                "METHOD_NOT_ALLOWED",
-                "The request method is not valid for the resource path.",
-                f"The resource does not allow the '{self.command}' method.",
-            )
-
         def _apps(self, app_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             if self.command != "GET":
-                raise self._method_not_allowed()
+                raise method_not_allowed(self.command)
             if app_id is not None:
                 n = int(app_id) - 1000000000 if app_id.isdigit() and len(app_id) < 12 else -1
                 if not 0 <= n < api.app_count:
-                    raise _not_found(f"There is no resource of type 'apps' with id '{app_id[:40]}'")
+                    raise no_such_resource("apps", app_id)
                 return 200, {
                     "data": app_resource(api.url, n, api.app_size_bytes),
                     "links": {"self": f"{api.url}{self.path}"},
@@ -1119,7 +1107,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
 
         def _builds(self, build_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             if self.command != "GET":
-                raise self._method_not_allowed()
+                raise method_not_allowed(self.command)
             links = {"self": f"{api.url}{self.path}"}
             fixed = [
                 {
@@ -1133,7 +1121,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             if build_id is not None:
                 found = [build for build in fixed + api.builds if build["id"] == build_id]
                 if not found:
-                    raise _not_found(f"There is no resource of type 'builds' with id '{build_id[:40]}'")
+                    raise no_such_resource("builds", build_id)
                 return 200, {"data": api._look_at(found[0]) if found[0] in api.builds else found[0], "links": links}
             params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
             limit = int(params["limit"]) if params.get("limit", "").isdigit() else DEFAULT_PAGE_SIZE
@@ -1167,10 +1155,10 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                     }
                 if self.command == "POST":
                     return self._create_bundle_id()
-                raise self._method_not_allowed()
+                raise method_not_allowed(self.command)
             resource = api.bundle_ids.get(bundle_id)
             if resource is None:
-                raise _not_found(f"There is no resource of type 'bundleIds' with id '{bundle_id[:40]}'")
+                raise no_such_resource("bundleIds", bundle_id)
             if self.command == "DELETE":
                 del api.bundle_ids[bundle_id]
                 return 204, None

@@ -200,7 +200,7 @@ def entity_error(code: str, detail: str, pointer: str) -> AppleError:
     return AppleError(409, code, "The provided entity is invalid", detail, {"pointer": pointer})
 
 
-def _not_found(kind: str, resource_id: str) -> AppleError:
+def no_such_resource(kind: str, resource_id: str) -> AppleError:
     return AppleError(
         404,
         "NOT_FOUND",
@@ -209,7 +209,7 @@ def _not_found(kind: str, resource_id: str) -> AppleError:
     )
 
 
-def _method_not_allowed(method: str) -> AppleError:
+def method_not_allowed(method: str) -> AppleError:
     return AppleError(
         405,
         "METHOD_NOT_ALLOWED",
@@ -325,13 +325,13 @@ class Uploads:
             listed = _APP_BUILD_UPLOADS.fullmatch(path)
             if listed is not None:
                 if method != "GET":
-                    raise _method_not_allowed(method)
+                    raise method_not_allowed(method)
                 return self._list_build_uploads(listed.group(1), query or {})
             if collection == "/v1/buildUploads":
                 return self._build_uploads(method, resource_id, document)
             if resource_id is None:
                 if method != "POST":
-                    raise _method_not_allowed(method)
+                    raise method_not_allowed(method)
                 return self._reserve(collection, document())
             if method == "GET":
                 return 200, self._file_document(self._file(collection, resource_id), look=True)
@@ -342,7 +342,7 @@ class Uploads:
                 del self.files[resource_id]
                 self.deleted_assets.append(resource_id)
                 return 204, None
-            raise _method_not_allowed(method)
+            raise method_not_allowed(method)
 
     # --- build uploads -----------------------------------------------------------------------------
 
@@ -351,11 +351,11 @@ class Uploads:
     ) -> Tuple[int, Optional[Any]]:
         if upload_id is None:
             if method != "POST":
-                raise _method_not_allowed(method)
+                raise method_not_allowed(method)
             return self._create_build_upload(document())
         upload = self.build_uploads.get(upload_id)
         if upload is None:
-            raise _not_found("buildUploads", upload_id)
+            raise no_such_resource("buildUploads", upload_id)
         if method == "GET":
             self._look_at_build_upload(upload)
             return 200, {
@@ -366,12 +366,12 @@ class Uploads:
             del self.build_uploads[upload_id]
             self.deleted_build_uploads.append(upload_id)
             return 204, None
-        raise _method_not_allowed(method)
+        raise method_not_allowed(method)
 
     def _list_build_uploads(self, app_id: str, query: Mapping[str, List[str]]) -> Tuple[int, Dict[str, Any]]:
         """An app's build uploads that pass every filter given (a filter's values: any of them)."""
         if not self._app_exists(app_id):
-            raise _not_found("apps", app_id)
+            raise no_such_resource("apps", app_id)
         wanted = {
             name: {value for given in query.get(f"filter[{name}]", []) for value in given.split(",")}
             for name in ("cfBundleVersion", "cfBundleShortVersionString", "platform", "state")
@@ -409,7 +409,7 @@ class Uploads:
             )
         app_id = _relationship(data, "app", "apps")
         if not self._app_exists(app_id):
-            raise _not_found("apps", app_id)
+            raise no_such_resource("apps", app_id)
         version, build, platform = (
             attributes["cfBundleShortVersionString"],
             attributes["cfBundleVersion"],
@@ -544,7 +544,7 @@ class Uploads:
             upload_id = _relationship(data, "buildUpload", "buildUploads")
             upload = self.build_uploads.get(upload_id)
             if upload is None:
-                raise _not_found("buildUploads", upload_id)
+                raise no_such_resource("buildUploads", upload_id)
             if upload.state != "AWAITING_UPLOAD":
                 raise entity_error(
                     "ENTITY_ERROR.RELATIONSHIP.INVALID",
@@ -581,7 +581,7 @@ class Uploads:
     def _file(self, path: str, file_id: str) -> _File:
         file = self.files.get(file_id)
         if file is None or file.path != path:
-            raise _not_found(ASSET_TYPES[path].type_name, file_id)
+            raise no_such_resource(ASSET_TYPES[path].type_name, file_id)
         return file
 
     def _file_document(
