@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import io
 import json
 import os
@@ -63,6 +64,18 @@ ENTRYPOINT = ROOT / "entrypoint.py"
 KEY_ID = "ABCDE12345"
 ISSUER_ID = "57246542-96fe-1a63-e053-0824d011072a"
 ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or shutil.which("asc-token")
+# Apple's OpenAPI documents, never committed: beside the checkout (or in $ASC_OPENAPI_DIR); what reads them skips without.
+OPENAPI_DIR = Path(os.environ.get("ASC_OPENAPI_DIR") or ROOT.parent / "shared" / "reference" / "apple-openapi")
+OPENAPI_MISSING = f"Apple's OpenAPI documents are not here ({OPENAPI_DIR})"
+needs_openapi = pytest.mark.skipif(not (OPENAPI_DIR / "spec.json").is_file(), reason=OPENAPI_MISSING)
+
+
+@functools.cache
+def openapi_document(name: str = "spec.json") -> Dict[str, Any]:
+    """One of Apple's OpenAPI documents in OPENAPI_DIR ("spec.json": App Store Connect's current), read once."""
+    document: Dict[str, Any] = json.loads((OPENAPI_DIR / name).read_text(encoding="utf-8"))
+    return document
+
 
 # Every retry path in a fraction of a second: in-process runs use this instead of the real policy.
 QUICK_RETRIES = RetryPolicy(

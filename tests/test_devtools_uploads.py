@@ -6,7 +6,6 @@ never with the product's code: these are the rules the product is tested against
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +19,7 @@ from devtools.object_storage import BUCKET, ObjectStorage
 from devtools.standin import AppStoreConnectStandIn
 from devtools.uploads import ASSET_TYPES, AssetType
 
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
+from .runner import ISSUER_ID, KEY_ID, KeyMaterial, needs_openapi, openapi_document
 
 
 @pytest.fixture
@@ -638,13 +637,9 @@ def test_an_asset_reservation_needs_its_attributes_and_relationships(client: Cli
     assert answer.status_code == 409 and answer.json()["errors"][0]["code"] == "ENTITY_ERROR.ATTRIBUTE.REQUIRED"
 
 
-SPEC = ROOT.parent / "shared" / "reference" / "apple-openapi" / "spec.json"
-
-
+@needs_openapi
 def test_the_asset_table_agrees_with_apples_document() -> None:
-    if not SPEC.exists():
-        pytest.skip("Apple's OpenAPI document is not beside this checkout (../shared/reference/apple-openapi)")
-    spec = json.loads(SPEC.read_text())
+    spec = openapi_document()
     schemas = spec["components"]["schemas"]
 
     def schema(ref: str) -> Dict[str, Any]:
@@ -693,10 +688,9 @@ def test_the_asset_table_agrees_with_apples_document() -> None:
     assert ours == found
 
 
+@needs_openapi
 def test_answers_use_only_the_members_apples_document_gives(api: AppStoreConnectStandIn, client: Client) -> None:
-    if not SPEC.exists():
-        pytest.skip("Apple's OpenAPI document is not beside this checkout (../shared/reference/apple-openapi)")
-    schemas = json.loads(SPEC.read_text())["components"]["schemas"]
+    schemas = openapi_document()["components"]["schemas"]
     api.uploads.polls_per_state = 0
     data = b"ipa" * 10
     upload = client.reserve_build()
