@@ -266,15 +266,20 @@ def one_error(run: Run, *, with_title: bool = False) -> str:
     return line.split("::", 2)[2] if line.startswith("::") else line[len("error: ") :]
 
 
+# The lines that register a secret with the runner (GitHub's, Azure's): only the runner reads them, and hides it.
+MASK_COMMANDS = ("::add-mask::", "##vso[task.setsecret]")
+
+
 def assert_no_secrets(run: Run, secrets: Iterable[str], *, token: str = "", key: Optional[KeyMaterial] = None) -> None:
     """None of ``secrets`` anywhere the user can see: the log (bar the mask commands ``::add-mask::``
     and ``##vso[task.setsecret]``, which only the runner reads), each logged line, the summary,
     GITHUB_ENV, the fake tools' argv; and no traceback. ``token``, the run's own token, may be on
     stdout (where ``--print`` and some platforms' sinks put it), never on stderr or in an argv.
     ``key``: nor any word there that decodes (as base64) to a piece holding its private scalar."""
-    masks = ("::add-mask::", "##vso[task.setsecret]")
-    shown = "\n".join(line for line in run.stdout.splitlines() if not line.startswith(masks))
-    logged = "\n".join(line for line in [*run.stderr.splitlines(), *run.log_lines] if not line.startswith(masks))
+    shown = "\n".join(line for line in run.stdout.splitlines() if not line.startswith(MASK_COMMANDS))
+    logged = "\n".join(
+        line for line in [*run.stderr.splitlines(), *run.log_lines] if not line.startswith(MASK_COMMANDS)
+    )
     visible = "\n".join([shown, logged, run.summary, *run.env_file.values(), run.argv_log()])
     for secret in secrets:
         if secret:

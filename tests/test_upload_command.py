@@ -30,6 +30,7 @@ from .builds import demo_ipa, write_zip
 from .runner import (
     ISSUER_ID,
     KEY_ID,
+    MASK_COMMANDS,
     PROCESS,
     KeyMaterial,
     OnFds,
@@ -92,8 +93,7 @@ def upload(
 
 def no_secrets(run: Run, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     assert_no_secrets(run, key.secret_fragments(), key=key)
-    masks = ("::add-mask::", "##vso[task.setsecret]")  # read by the runner only, which hides the token
-    visible = "\n".join(line for line in run.log.splitlines() if not line.startswith(masks))
+    visible = "\n".join(line for line in run.log.splitlines() if not line.startswith(MASK_COMMANDS))
     for token in api.tokens_seen():
         assert token not in visible, "a token reached stdout or stderr"
 
