@@ -104,6 +104,25 @@ class FixedToken:
         return self
 
 
+class FakeTime:
+    """``monotonic`` and ``sleep`` for one in-process run: time passes only when the command sleeps, so
+    nothing waits."""
+
+    def __init__(self, marks: bool = False) -> None:
+        self.now = 0.0
+        self.slept: List[float] = []
+        self.marks = marks  # write "[slept N]" to stderr, so a test sees when the log's lines came
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        if self.marks:
+            print(f"[slept {seconds}]", file=sys.stderr, flush=True)
+
+
 @dataclass
 class KeyMaterial:
     key: ec.EllipticCurvePrivateKey

@@ -18,7 +18,19 @@ from devtools.standin import DEMO_BUNDLE_ID, AppStoreConnectStandIn
 from .builds import demo_ipa
 from .composite import run_composite
 from .conftest import copy_of
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, Run, assert_no_secrets, invoke, one_error, rendered, settings
+from .runner import (
+    ISSUER_ID,
+    KEY_ID,
+    ROOT,
+    FakeTime,
+    KeyMaterial,
+    Run,
+    assert_no_secrets,
+    invoke,
+    one_error,
+    rendered,
+    settings,
+)
 
 OUTPUTS = ("build-upload-id", "build-id", "upload-state", "processing-state")
 
@@ -44,8 +56,7 @@ def upload_step(
     composite: bool = True,
     sleep: Optional[Callable[[float], None]] = None,
 ) -> Run:
-    slept: List[float] = []
-    return invoke("action", workdir, named, ["upload"], composite=composite, env=env, sleep=sleep or slept.append)
+    return invoke("action", workdir, named, ["upload"], composite=composite, env=env, sleep=sleep or FakeTime().sleep)
 
 
 def cancelled(seconds: float) -> None:

@@ -14,7 +14,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from .runner import (
     KEY_ID,
     MASK_COMMANDS,
     PROCESS,
+    FakeTime,
     KeyMaterial,
     OnFds,
     Run,
@@ -44,24 +44,6 @@ from .runner import (
 )
 
 WATCH_BUNDLE_ID, WATCH_APP_ID = "com.example.demo.watch", "1000000001"
-
-
-class FakeTime:
-    """``monotonic`` and ``sleep`` for one run: time passes only when the command sleeps."""
-
-    def __init__(self, marks: bool = False) -> None:
-        self.now = 0.0
-        self.slept: List[float] = []
-        self.marks = marks  # write "[slept N]" to stderr, so a test sees when the log's lines came
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        if self.marks:
-            print(f"[slept {seconds}]", file=sys.stderr, flush=True)
 
 
 def ipa(folder: Path, size: int = 3 * 1024 * 1024, **changes: Any) -> Path:
