@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from devtools.object_storage import BUCKET, ObjectStorage
-from devtools.standin import AppStoreConnectStandIn
+from devtools.standin import DEMO_APP_ID, AppStoreConnectStandIn
 from devtools.uploads import ASSET_TYPES, AssetType
 
 from .runner import ISSUER_ID, KEY_ID, KeyMaterial, needs_openapi, openapi_document
@@ -187,8 +187,6 @@ def test_shuffle_keeps_each_part_at_its_offset(storage: ObjectStorage) -> None:
 
 # --- the App Store Connect side: build uploads, their files, processing ------------------------------
 
-APP_ID = "1000000000"  # the stand-in's first demo app
-
 
 class Client:
     """Plain requests to the stand-in with a freshly signed token each time (as Apple's guide says)."""
@@ -213,7 +211,7 @@ class Client:
             "data": {
                 "type": "buildUploads",
                 "attributes": {"cfBundleShortVersionString": version, "cfBundleVersion": build, "platform": platform},
-                "relationships": {"app": {"data": {"type": "apps", "id": APP_ID}}},
+                "relationships": {"app": {"data": {"type": "apps", "id": DEMO_APP_ID}}},
             }
         }
         return cast(Dict[str, Any], self.ok("POST", "/v1/buildUploads", body, 201)["data"])
@@ -378,7 +376,7 @@ def test_the_same_build_number_again_is_a_409_until_the_first_is_deleted(
             "data": {
                 "type": "buildUploads",
                 "attributes": {"cfBundleShortVersionString": "3.1", "cfBundleVersion": "31", "platform": "IOS"},
-                "relationships": {"app": {"data": {"type": "apps", "id": APP_ID}}},
+                "relationships": {"app": {"data": {"type": "apps", "id": DEMO_APP_ID}}},
             }
         },
     )
@@ -398,7 +396,7 @@ def test_reservations_are_checked_as_apple_checks_them(client: Client) -> None:
         answer = client.call("POST", path, body)
         assert answer.status_code == status and answer.json()["errors"][0]["code"] == code, answer.text
 
-    app = {"app": {"data": {"type": "apps", "id": APP_ID}}}
+    app = {"app": {"data": {"type": "apps", "id": DEMO_APP_ID}}}
     good = {"cfBundleShortVersionString": "1.0", "cfBundleVersion": "1", "platform": "IOS"}
     refused(
         "/v1/buildUploads",
