@@ -9,7 +9,7 @@ import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Iterator, List, Optional, cast
+from typing import Any, Callable, Dict, List, Optional, cast
 
 import jwt
 import pytest
@@ -20,12 +20,6 @@ from devtools.standin import DEMO_APP_ID, AppStoreConnectStandIn
 from devtools.uploads import ASSET_TYPES, AssetType
 
 from .runner import ISSUER_ID, KEY_ID, KeyMaterial, needs_openapi, openapi_document
-
-
-@pytest.fixture
-def storage() -> Iterator[ObjectStorage]:
-    with ObjectStorage(seed=28) as running:
-        yield running
 
 
 def put_part(operation: Dict[str, Any], data: bytes, **extra_headers: str) -> requests.Response:
