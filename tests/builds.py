@@ -52,8 +52,13 @@ def make_ipa(
     )
 
 
+def with_info(**changes: Any) -> Dict[str, Any]:
+    """INFO with keys changed; a value of None removes the key."""
+    info = {**INFO, **changes}
+    return {key: value for key, value in info.items() if value is not None}
+
+
 def demo_ipa(folder: Path, size: int, **changes: Any) -> Path:
     """An IPA for the stand-in's demo app, padded with incompressible bytes to about ``size``;
     ``changes``: Info.plist keys (None removes one)."""
-    info: Dict[str, Any] = {**INFO, "CFBundleIdentifier": DEMO_BUNDLE_ID, **changes}
-    return make_ipa(folder, {k: v for k, v in info.items() if v is not None}, padding=size)
+    return make_ipa(folder, with_info(**{"CFBundleIdentifier": DEMO_BUNDLE_ID, **changes}), padding=size)
