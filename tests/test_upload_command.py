@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import signal
@@ -80,12 +79,6 @@ def no_secrets(run: Run, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
         assert token not in visible, "a token reached stdout or stderr"
 
 
-def shown(run: Run) -> Dict[str, Any]:
-    """stdout: one JSON document and nothing else."""
-    document: Dict[str, Any] = json.loads(run.stdout)
-    return document
-
-
 def asked(api: AppStoreConnectStandIn, method: str, prefix: str) -> List[str]:
     return [call.path for call in api.calls if call.method == method and call.path.startswith(prefix)]
 
@@ -107,7 +100,7 @@ def test_an_ipa_is_uploaded_and_processed(
     path = ipa(tmp_path)
     run = upload(tmp_path, key, api, str(path), "--wait")
     assert run.returncode == 0, run.log
-    document = shown(run)
+    document = run.json()
     upload_id = document["buildUpload"]["id"]
     assert document["build"]["processingState"] == "VALID" and document["build"]["id"]
     key_of = api.uploads.files[document["buildUploadFile"]["id"]].storage_key
@@ -121,7 +114,7 @@ def test_the_ipa_says_what_is_uploaded(tmp_path: Path, key: KeyMaterial, small_p
     path = ipa(tmp_path)
     run = upload(tmp_path, key, small_parts, str(path))
     assert run.returncode == 0, run.log
-    document = shown(run)
+    document = run.json()
     created = small_parts.uploads.build_uploads[document["buildUpload"]["id"]]
     assert (created.app_id, created.version, created.build_number, created.platform) == (
         DEMO_APP_ID,
@@ -144,7 +137,7 @@ def test_the_checksum_is_the_files_sha_256(
     path = ipa(tmp_path)
     run = upload(tmp_path, key, small_parts, str(path))
     assert run.returncode == 0, run.log
-    file = small_parts.uploads.files[shown(run)["buildUploadFile"]["id"]]
+    file = small_parts.uploads.files[run.json()["buildUploadFile"]["id"]]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert file.committed["sourceFileChecksums"] == {"file": {"hash": digest, "algorithm": "SHA_256"}}
 
@@ -165,7 +158,7 @@ def test_a_flag_wins_over_the_ipa_and_the_log_names_both(
     assert run.returncode == 0, run.log
     note = next(line for line in run.stderr.splitlines() if line.startswith(flag))
     assert value in note and file_said in note, note
-    created = api.uploads.build_uploads[shown(run)["buildUpload"]["id"]]
+    created = api.uploads.build_uploads[run.json()["buildUpload"]["id"]]
     sent = {
         "--version": created.version,
         "--build-number": created.build_number,
@@ -180,7 +173,7 @@ def test_a_pkg_is_uploaded_for_macos(tmp_path: Path, key: KeyMaterial, api: AppS
     args = ["--version", "3.1", "--build-number", "310", "--bundle-id", DEMO_BUNDLE_ID]
     run = upload(tmp_path, key, api, str(path), *args)
     assert run.returncode == 0, run.log
-    document = shown(run)
+    document = run.json()
     created = api.uploads.build_uploads[document["buildUpload"]["id"]]
     assert (created.platform, created.version, created.build_number) == ("MAC_OS", "3.1", "310")
     assert api.uploads.files[document["buildUploadFile"]["id"]].attributes["uti"] == "com.apple.pkg"
@@ -215,7 +208,7 @@ def test_the_app_id_skips_the_app_lookup(tmp_path: Path, key: KeyMaterial, api: 
     run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)), "--app-id", WATCH_APP_ID)
     assert run.returncode == 0, run.log
     assert not asked(api, "GET", "/v1/apps")
-    assert api.uploads.build_uploads[shown(run)["buildUpload"]["id"]].app_id == WATCH_APP_ID
+    assert api.uploads.build_uploads[run.json()["buildUpload"]["id"]].app_id == WATCH_APP_ID
 
 
 @pytest.mark.parametrize(
@@ -241,7 +234,7 @@ def test_a_platform_flag_stands_in_for_a_missing_one(
     path = ipa(tmp_path, size=1000, DTPlatformName=None, CFBundleSupportedPlatforms=None)
     run = upload(tmp_path, key, api, str(path), "--platform", "VISION_OS")
     assert run.returncode == 0, run.log
-    assert api.uploads.build_uploads[shown(run)["buildUpload"]["id"]].platform == "VISION_OS"
+    assert api.uploads.build_uploads[run.json()["buildUpload"]["id"]].platform == "VISION_OS"
 
 
 def test_a_file_that_is_not_a_zip_is_refused_before_any_request(
@@ -315,7 +308,7 @@ def test_part_faults_are_retried(tmp_path: Path, key: KeyMaterial, small_parts: 
     assert run.returncode == 0, run.log
     statuses = {(request.part, request.status) for request in storage.received}
     assert {(1, 500), (2, 503), (3, 429), (4, 0)} <= statuses
-    key_of = small_parts.uploads.files[shown(run)["buildUploadFile"]["id"]].storage_key
+    key_of = small_parts.uploads.files[run.json()["buildUploadFile"]["id"]].storage_key
     assert storage.assembled(key_of) == path.read_bytes()
     assert 1 in time_.slept, "429's Retry-After is honoured (with the injected sleep)"
 
@@ -328,7 +321,7 @@ def test_parts_that_arrive_out_of_order_are_reassembled(
     path = ipa(tmp_path)
     run = upload(tmp_path, key, small_parts, str(path), "--parallel", "2")
     assert run.returncode == 0, run.log
-    key_of = small_parts.uploads.files[shown(run)["buildUploadFile"]["id"]].storage_key
+    key_of = small_parts.uploads.files[run.json()["buildUploadFile"]["id"]].storage_key
     arrived = small_parts.storage.parts_received(key_of)
     assert arrived.index(1) > arrived.index(2), arrived
     assert small_parts.storage.assembled(key_of) == path.read_bytes()
@@ -340,7 +333,7 @@ def test_expired_operations_are_renewed_once(
     small_parts.uploads.reservation_lifetime = -60.0  # the reservation's operations expired on arrival
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)))
     assert run.returncode == 0, run.log
-    file_id = shown(run)["buildUploadFile"]["id"]
+    file_id = run.json()["buildUploadFile"]["id"]
     calls = [(call.method, call.path) for call in small_parts.calls]
     before_commit = calls[: calls.index(("PATCH", f"/v1/buildUploadFiles/{file_id}"))]
     assert before_commit.count(("GET", f"/v1/buildUploadFiles/{file_id}")) == 1
@@ -355,7 +348,7 @@ def test_operations_that_stay_expired_fail_the_upload_and_delete_it(
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)))
     assert run.returncode == 1
     assert "expired" in one_error(run)
-    document = shown(run)
+    document = run.json()
     assert document["buildUpload"]["deleted"] is True
     assert document["buildUpload"]["id"] in small_parts.uploads.deleted_build_uploads
     assert not small_parts.storage.received
@@ -387,7 +380,7 @@ def test_plain_http_to_another_host_is_refused_before_any_byte(
     assert run.returncode == 1
     error = one_error(run)
     assert "http://storage.example.com" in error and "X-Amz-Signature" not in run.log, error
-    upload_id = shown(run)["buildUpload"]["id"]
+    upload_id = run.json()["buildUpload"]["id"]
     assert small_parts.uploads.deleted_build_uploads == [upload_id]
     assert f"Deleted build upload {upload_id}" in run.stderr
     assert not small_parts.storage.received
@@ -400,7 +393,7 @@ def test_a_failed_part_deletes_the_build_upload_and_says_so(
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)))
     assert run.returncode == 1
     assert "500" in one_error(run)
-    document = shown(run)
+    document = run.json()
     upload_id = document["buildUpload"]["id"]
     assert document["buildUpload"]["deleted"] is True
     assert small_parts.uploads.deleted_build_uploads == [upload_id]
@@ -444,7 +437,7 @@ def test_a_refused_reservation_deletes_the_build_upload(
     run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)), "--app-id", DEMO_APP_ID)
     assert run.returncode == 1
     assert "422" in one_error(run)
-    document = shown(run)
+    document = run.json()
     assert document["buildUpload"]["deleted"] is True and document["buildUploadFile"]["id"] is None
     assert api.uploads.deleted_build_uploads == [document["buildUpload"]["id"]]
 
@@ -458,7 +451,7 @@ def test_without_wait_the_upload_ends_once_delivered(
     small_parts.uploads.polls_per_state = 3
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)))
     assert run.returncode == 0, run.log
-    document = shown(run)
+    document = run.json()
     assert document["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
     assert document["build"] == {"id": None, "processingState": None}
     assert not asked(small_parts, "GET", "/v1/buildUploads/"), "processing is not waited for"
@@ -471,7 +464,7 @@ def test_a_delivery_still_pending_after_two_minutes_is_exit_1(
     clock = FakeTime()
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), time_=clock)
     assert run.returncode == 1
-    document = shown(run)
+    document = run.json()
     error = one_error(run)
     assert "still UPLOAD_COMPLETE" in error and f"/v1/buildUploadFiles/{document['buildUploadFile']['id']}" in error
     assert document["buildUploadFile"]["assetDeliveryState"] == "UPLOAD_COMPLETE"
@@ -491,7 +484,7 @@ def test_a_failed_delivery_is_exit_1(tmp_path: Path, key: KeyMaterial, small_par
     assert run.returncode == 1
     error = one_error(run)
     assert "CHECKSUM_MISMATCH" in error and "does not match" in error, error
-    document = shown(run)
+    document = run.json()
     assert document["buildUploadFile"]["assetDeliveryState"] == "FAILED"
     assert document["buildUpload"]["deleted"] is True, "a re-run is not refused as a duplicate"
     assert small_parts.uploads.deleted_build_uploads == [document["buildUpload"]["id"]]
@@ -507,7 +500,7 @@ def test_processing_failed_quotes_apple_and_explains_the_duplicate(
     error = one_error(run)
     assert "90189" in error and "Redundant Binary Upload" in error, error
     assert "CFBundleVersion" in error and "asc-token api /v1/buildUploads/" in error
-    assert shown(run)["buildUpload"]["state"] == "FAILED"
+    assert run.json()["buildUpload"]["state"] == "FAILED"
 
 
 def test_apples_warnings_are_printed(tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn) -> None:
@@ -524,14 +517,14 @@ def test_apples_state_is_never_a_command_to_the_runner(
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", "--wait-timeout", "1m")
     assert run.returncode == 1
     assert not [line for line in run.stderr.splitlines() if line.startswith("::warning")], run.stderr
-    assert "\n" not in shown(run)["buildUpload"]["state"]
+    assert "\n" not in run.json()["buildUpload"]["state"]
 
 
 def test_an_invalid_build_is_exit_1(tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn) -> None:
     small_parts.uploads.processing_outcome = "INVALID"
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait")
     assert run.returncode == 1
-    document = shown(run)
+    document = run.json()
     assert document["build"]["processingState"] == "INVALID"
     assert document["build"]["id"] in one_error(run)
 
@@ -548,7 +541,7 @@ def test_a_wait_that_runs_out_names_the_ids_and_the_call(
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", *timeout, time_=time_)
     assert run.returncode == 1
     error = one_error(run)
-    upload_id = shown(run)["buildUpload"]["id"]
+    upload_id = run.json()["buildUpload"]["id"]
     assert upload_id in error and f"asc-token api /v1/buildUploads/{upload_id}" in error, error
     assert f"after {waited} " in error, error
     processing = time_.slept[time_.slept.index(10.0) :] if 10.0 in time_.slept else []
@@ -725,7 +718,7 @@ def test_a_commit_whose_answer_was_lost_is_not_undone(
     assert cut and run.returncode == 0, run.log
     assert len(asked(small_parts, "PATCH", "/v1/buildUploadFiles/")) == 2
     assert not small_parts.uploads.deleted_build_uploads
-    assert shown(run)["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
+    assert run.json()["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
 
 
 def test_a_key_that_may_not_upload_is_told_the_roles(
@@ -804,7 +797,7 @@ def test_an_interrupted_upload_deletes_its_build_upload_and_ends_soon(
     no_secrets(run, key, api)
     assert run.returncode == status, run.log
     assert ended_within[0] < 5, f"the process took {ended_within[0]:.1f} s to end after the signal"
-    document = shown(run)
+    document = run.json()
     assert document["buildUpload"]["deleted"] is True
     assert api.uploads.deleted_build_uploads == [document["buildUpload"]["id"]]
     assert "Deleted build upload" in run.stderr and "Traceback" not in run.stderr
@@ -846,7 +839,7 @@ def test_an_interrupt_after_the_commit_leaves_the_build_to_apple(
 
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", time_=time_, sleep=sleep)
     assert run.returncode == status, run.log
-    document = shown(run)
+    document = run.json()
     assert document["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
     assert document["buildUpload"]["deleted"] is False and not small_parts.uploads.deleted_build_uploads
 
@@ -866,7 +859,7 @@ def test_a_401_in_the_middle_of_the_wait_is_retried_with_a_new_token(
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", time_=time_, sleep=sleep)
     assert run.returncode == 0, run.log
     assert [call for call in small_parts.calls if call.outcome == "401"], "the 401 came"
-    assert shown(run)["build"]["processingState"] == "VALID"
+    assert run.json()["build"]["processingState"] == "VALID"
 
 
 @pytest.mark.parametrize("ci", ["github", "azure"])
@@ -877,4 +870,4 @@ def test_on_a_ci_platform_stdout_is_still_only_the_document(
     env = detection_env(ci, tmp_path)
     run = upload(tmp_path / "step", key, small_parts, str(ipa(tmp_path)), env=env)
     assert run.returncode == 0, run.log
-    assert shown(run)["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
+    assert run.json()["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
