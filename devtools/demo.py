@@ -26,13 +26,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .runnerfiles import RunnerFiles
-from .standin import AppStoreConnectStandIn, Fault
+from .standin import DEMO_BUNDLE_ID, AppStoreConnectStandIn, Fault
 from .uploads import PROCESSING_OUTCOMES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DEMO_KEY_ID = "DEMO2KEY01"
-DEMO_BUNDLE_ID = "com.example.demo"  # the stand-in's first app
 
 
 def run_action_subprocess(env: Dict[str, str], workdir: str, *args: str) -> Tuple[int, str, Dict[str, str], str]:

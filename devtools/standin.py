@@ -65,7 +65,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .object_storage import ObjectStorage
-from .uploads import AppleError, Uploads
+from .uploads import AppleError, Uploads, entity_error, method_not_allowed, no_such_resource
 
 # Apple's rules, written here from Apple's "Generating Tokens for API Requests", never imported
 # from the product: a wrong rule in asc_token must not be confirmed by the same rule in its double.
@@ -132,8 +132,10 @@ _NOT_AUTHORIZED = (
     "expired. Learn more about Generating Tokens for API Requests "
     "https://developer.apple.com/go/?id=api-generating-tokens",
 )
+# The first app ("Demo App"): the one the demo and the tests look up and upload builds for.
+DEMO_BUNDLE_ID, DEMO_APP_ID = "com.example.demo", "1000000000"
 _APPS = [
-    {"name": "Demo App", "bundleId": "com.example.demo", "sku": "DEMO1"},
+    {"name": "Demo App", "bundleId": DEMO_BUNDLE_ID, "sku": "DEMO1"},
     {"name": "Demo App Watch", "bundleId": "com.example.demo.watch", "sku": "DEMO2"},
     {"name": "Demo App Mac", "bundleId": "com.example.demo.mac", "sku": "DEMO3"},
 ]
@@ -764,22 +766,10 @@ def decode_cursor(cursor: str) -> Optional[int]:
     return int(number) if prefix == "offset" and number.isdigit() and len(number) < 10 else None
 
 
-class _AppleError(Exception):
-    """An Apple error answer, raised from deep in a route."""
-
-    def __init__(self, status: int, code: str, title: str, detail: str, source: Optional[Dict[str, str]] = None):
-        super().__init__(code)
-        self.status, self.code, self.title, self.detail, self.source = status, code, title, detail, source
-
-
-def _parameter_error(parameter: str, detail: str) -> _AppleError:
-    return _AppleError(
+def _parameter_error(parameter: str, detail: str) -> AppleError:
+    return AppleError(
         400, "PARAMETER_ERROR.INVALID", "A parameter has an invalid value", detail, {"parameter": parameter}
     )
-
-
-def _entity_error(code: str, detail: str, pointer: str) -> _AppleError:
-    return _AppleError(409, code, "The provided entity is invalid", detail, {"pointer": pointer})
 
 
 def _filter_allows(params: Dict[str, str], name: str, value: str) -> bool:
@@ -815,8 +805,8 @@ def _signature_ids() -> List[str]:
     return [str(uuid.uuid5(uuid.NAMESPACE_URL, f"diagnosticSignatures/{kind}")) for kind in DIAGNOSTIC_TYPES]
 
 
-def _not_found(detail: str = "The path provided does not match a defined resource type.") -> _AppleError:
-    return _AppleError(404, "NOT_FOUND", "The specified resource does not exist", detail)
+def _not_found(detail: str = "The path provided does not match a defined resource type.") -> AppleError:
+    return AppleError(404, "NOT_FOUND", "The specified resource does not exist", detail)
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -955,7 +945,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 return
             try:
                 answer, body = route(resource_id)
-            except _AppleError as refusal:
+            except AppleError as refusal:
                 self._note(str(refusal.status))
                 self._error(refusal.status, refusal.code, refusal.title, refusal.detail, source=refusal.source)
                 return
@@ -987,16 +977,16 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 return True
             try:
                 if self.command != "GET":
-                    raise self._method_not_allowed()
+                    raise method_not_allowed(self.command)
                 body = self._media_body(template, segments[2] if len(segments) == 4 else "")
                 if not accepts(self.headers.get("Accept"), media_type):
-                    raise _AppleError(
+                    raise AppleError(
                         406,
                         "NOT_ACCEPTABLE",
                         "The requested media type is not acceptable.",
                         f"This resource answers '{media_type}', which the request's Accept header does not allow.",
                     )
-            except _AppleError as refusal:
+            except AppleError as refusal:
                 self._note(str(refusal.status))
                 self._error(refusal.status, refusal.code, refusal.title, refusal.detail, source=refusal.source)
                 return True
@@ -1010,7 +1000,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             if template in REPORT_REQUIRED_PARAMETERS:
                 for name in REPORT_REQUIRED_PARAMETERS[template]:
                     if not params.get(name):
-                        raise _AppleError(
+                        raise AppleError(
                             400,
                             "PARAMETER_ERROR.REQUIRED",
                             "A required parameter is missing.",
@@ -1023,15 +1013,11 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                 return api._reports[key]
             if template == ONE_TIME_CODES:
                 if resource_id != ONE_TIME_CODES_ID:
-                    raise _not_found(
-                        f"There is no resource of type 'subscriptionOfferCodeOneTimeUseCodes' with id '{resource_id[:40]}'"
-                    )
+                    raise no_such_resource("subscriptionOfferCodeOneTimeUseCodes", resource_id)
                 return "".join(f"CODE{n:08d}\n" for n in range(100)).encode()
             if template == "/v1/diagnosticSignatures/{id}/logs":
                 if resource_id not in _signature_ids():
-                    raise _not_found(
-                        f"There is no resource of type 'diagnosticSignatures' with id '{resource_id[:40]}'"
-                    )
+                    raise no_such_resource("diagnosticSignatures", resource_id)
                 _limit(params, DEFAULT_PAGE_SIZE)
                 return json.dumps(diagnostic_logs(resource_id)).encode()
             if template == "/v1/apps/{id}/perfPowerMetrics":
@@ -1046,11 +1032,11 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             """A 404 for a build there is not; looking does not count as a poll of its processing."""
             fixed = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"builds/{n}")) for n in range(len(_BUILDS))]
             if build_id not in fixed + [build["id"] for build in api.builds]:
-                raise _not_found(f"There is no resource of type 'builds' with id '{build_id[:40]}'")
+                raise no_such_resource("builds", build_id)
 
         def _diagnostic_signatures(self, build_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             if self.command != "GET":
-                raise self._method_not_allowed()
+                raise method_not_allowed(self.command)
             self._require_build(build_id or "")
             params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
             limit = _limit(params, DEFAULT_PAGE_SIZE)
@@ -1077,27 +1063,16 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
 
         def _uploads(self, _: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             """Build uploads and the other asset uploads: devtools/uploads.py answers them."""
-            try:
-                parts = urlsplit(self.path)
-                return api.uploads.answer(self.command, parts.path, self._document, parse_qs(parts.query))
-            except AppleError as refusal:
-                raise _AppleError(refusal.status, refusal.code, refusal.title, refusal.detail, refusal.source) from None
-
-        def _method_not_allowed(self) -> _AppleError:
-            return _AppleError(
-                405,
-                "METHOD_NOT_ALLOWED",
-                "The request method is not valid for the resource path.",
-                f"The resource does not allow the '{self.command}' method.",
-            )
+            parts = urlsplit(self.path)
+            return api.uploads.answer(self.command, parts.path, self._document, parse_qs(parts.query))
 
         def _apps(self, app_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             if self.command != "GET":
-                raise self._method_not_allowed()
+                raise method_not_allowed(self.command)
             if app_id is not None:
                 n = int(app_id) - 1000000000 if app_id.isdigit() and len(app_id) < 12 else -1
                 if not 0 <= n < api.app_count:
-                    raise _not_found(f"There is no resource of type 'apps' with id '{app_id[:40]}'")
+                    raise no_such_resource("apps", app_id)
                 return 200, {
                     "data": app_resource(api.url, n, api.app_size_bytes),
                     "links": {"self": f"{api.url}{self.path}"},
@@ -1132,7 +1107,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
 
         def _builds(self, build_id: Optional[str]) -> Tuple[int, Optional[Dict[str, Any]]]:
             if self.command != "GET":
-                raise self._method_not_allowed()
+                raise method_not_allowed(self.command)
             links = {"self": f"{api.url}{self.path}"}
             fixed = [
                 {
@@ -1146,7 +1121,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             if build_id is not None:
                 found = [build for build in fixed + api.builds if build["id"] == build_id]
                 if not found:
-                    raise _not_found(f"There is no resource of type 'builds' with id '{build_id[:40]}'")
+                    raise no_such_resource("builds", build_id)
                 return 200, {"data": api._look_at(found[0]) if found[0] in api.builds else found[0], "links": links}
             params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
             limit = int(params["limit"]) if params.get("limit", "").isdigit() else DEFAULT_PAGE_SIZE
@@ -1180,17 +1155,17 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
                     }
                 if self.command == "POST":
                     return self._create_bundle_id()
-                raise self._method_not_allowed()
+                raise method_not_allowed(self.command)
             resource = api.bundle_ids.get(bundle_id)
             if resource is None:
-                raise _not_found(f"There is no resource of type 'bundleIds' with id '{bundle_id[:40]}'")
+                raise no_such_resource("bundleIds", bundle_id)
             if self.command == "DELETE":
                 del api.bundle_ids[bundle_id]
                 return 204, None
             if self.command == "PATCH":
                 change = self._document().get("data")
                 if not isinstance(change, dict) or change.get("type") != "bundleIds" or change.get("id") != bundle_id:
-                    raise _entity_error(
+                    raise entity_error(
                         "ENTITY_ERROR.ATTRIBUTE.INVALID",
                         "The id in the request body does not match the path.",
                         "/data/id",
@@ -1206,7 +1181,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             except ValueError:
                 document = None
             if not isinstance(document, dict):
-                raise _AppleError(
+                raise AppleError(
                     422,
                     "ENTITY_UNPROCESSABLE",
                     "The request entity is not valid JSON",
@@ -1217,7 +1192,7 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
         def _create_bundle_id(self) -> Tuple[int, Dict[str, Any]]:
             data = self._document().get("data")
             if not isinstance(data, dict) or data.get("type") != "bundleIds":
-                raise _entity_error(
+                raise entity_error(
                     "ENTITY_ERROR.INCLUDED.INVALID",
                     "The request body must have data of type 'bundleIds'.",
                     "/data/type",
@@ -1226,13 +1201,13 @@ def _handler_for(api: AppStoreConnectStandIn) -> type:
             attributes: Dict[str, Any] = given if isinstance(given, dict) else {}
             for name in ("identifier", "name", "platform"):
                 if not isinstance(attributes.get(name), str) or not attributes[name]:
-                    raise _entity_error(
+                    raise entity_error(
                         "ENTITY_ERROR.ATTRIBUTE.REQUIRED",
                         f"You must provide a value for the attribute '{name}' with this request",
                         f"/data/attributes/{name}",
                     )
             if any(r["attributes"]["identifier"] == attributes["identifier"] for r in api.bundle_ids.values()):
-                raise _entity_error(
+                raise entity_error(
                     "ENTITY_ERROR.ATTRIBUTE.INVALID",
                     "An App ID with Identifier is not available. Enter a different string.",
                     "/data/attributes/identifier",

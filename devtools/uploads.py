@@ -189,18 +189,18 @@ ASSET_TYPES: Dict[str, AssetType] = {
 
 
 class AppleError(Exception):
-    """An Apple error answer (status, code, title, detail, source), raised from deep in a route."""
+    """An Apple error answer (status, code, title, detail, source), raised from deep in a route (here or in standin.py)."""
 
     def __init__(self, status: int, code: str, title: str, detail: str, source: Optional[Dict[str, str]] = None):
         super().__init__(code)
         self.status, self.code, self.title, self.detail, self.source = status, code, title, detail, source
 
 
-def _entity_error(code: str, detail: str, pointer: str) -> AppleError:
+def entity_error(code: str, detail: str, pointer: str) -> AppleError:
     return AppleError(409, code, "The provided entity is invalid", detail, {"pointer": pointer})
 
 
-def _not_found(kind: str, resource_id: str) -> AppleError:
+def no_such_resource(kind: str, resource_id: str) -> AppleError:
     return AppleError(
         404,
         "NOT_FOUND",
@@ -209,7 +209,7 @@ def _not_found(kind: str, resource_id: str) -> AppleError:
     )
 
 
-def _method_not_allowed(method: str) -> AppleError:
+def method_not_allowed(method: str) -> AppleError:
     return AppleError(
         405,
         "METHOD_NOT_ALLOWED",
@@ -325,13 +325,13 @@ class Uploads:
             listed = _APP_BUILD_UPLOADS.fullmatch(path)
             if listed is not None:
                 if method != "GET":
-                    raise _method_not_allowed(method)
+                    raise method_not_allowed(method)
                 return self._list_build_uploads(listed.group(1), query or {})
             if collection == "/v1/buildUploads":
                 return self._build_uploads(method, resource_id, document)
             if resource_id is None:
                 if method != "POST":
-                    raise _method_not_allowed(method)
+                    raise method_not_allowed(method)
                 return self._reserve(collection, document())
             if method == "GET":
                 return 200, self._file_document(self._file(collection, resource_id), look=True)
@@ -342,7 +342,7 @@ class Uploads:
                 del self.files[resource_id]
                 self.deleted_assets.append(resource_id)
                 return 204, None
-            raise _method_not_allowed(method)
+            raise method_not_allowed(method)
 
     # --- build uploads -----------------------------------------------------------------------------
 
@@ -351,11 +351,11 @@ class Uploads:
     ) -> Tuple[int, Optional[Any]]:
         if upload_id is None:
             if method != "POST":
-                raise _method_not_allowed(method)
+                raise method_not_allowed(method)
             return self._create_build_upload(document())
         upload = self.build_uploads.get(upload_id)
         if upload is None:
-            raise _not_found("buildUploads", upload_id)
+            raise no_such_resource("buildUploads", upload_id)
         if method == "GET":
             self._look_at_build_upload(upload)
             return 200, {
@@ -366,12 +366,12 @@ class Uploads:
             del self.build_uploads[upload_id]
             self.deleted_build_uploads.append(upload_id)
             return 204, None
-        raise _method_not_allowed(method)
+        raise method_not_allowed(method)
 
     def _list_build_uploads(self, app_id: str, query: Mapping[str, List[str]]) -> Tuple[int, Dict[str, Any]]:
         """An app's build uploads that pass every filter given (a filter's values: any of them)."""
         if not self._app_exists(app_id):
-            raise _not_found("apps", app_id)
+            raise no_such_resource("apps", app_id)
         wanted = {
             name: {value for given in query.get(f"filter[{name}]", []) for value in given.split(",")}
             for name in ("cfBundleVersion", "cfBundleShortVersionString", "platform", "state")
@@ -398,18 +398,18 @@ class Uploads:
         attributes = _attributes(data, ("cfBundleShortVersionString", "cfBundleVersion", "platform"))
         for name in ("cfBundleShortVersionString", "cfBundleVersion", "platform"):
             if not isinstance(attributes[name], str) or not attributes[name]:
-                raise _entity_error(
+                raise entity_error(
                     "ENTITY_ERROR.ATTRIBUTE.TYPE", f"'{name}' must be a non-empty string.", f"/data/attributes/{name}"
                 )
         if attributes["platform"] not in PLATFORMS:
-            raise _entity_error(
+            raise entity_error(
                 "ENTITY_ERROR.ATTRIBUTE.INVALID",
                 f"'{str(attributes['platform'])[:40]}' is not a valid value for platform. Allowed: {', '.join(PLATFORMS)}",
                 "/data/attributes/platform",
             )
         app_id = _relationship(data, "app", "apps")
         if not self._app_exists(app_id):
-            raise _not_found("apps", app_id)
+            raise no_such_resource("apps", app_id)
         version, build, platform = (
             attributes["cfBundleShortVersionString"],
             attributes["cfBundleVersion"],
@@ -521,12 +521,12 @@ class Uploads:
         data = _data_of(document, kind.type_name)
         attributes = _attributes(data, kind.required_attributes)
         if not isinstance(attributes["fileName"], str) or not attributes["fileName"]:
-            raise _entity_error(
+            raise entity_error(
                 "ENTITY_ERROR.ATTRIBUTE.TYPE", "'fileName' must be a non-empty string.", "/data/attributes/fileName"
             )
         size = attributes["fileSize"]
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise _entity_error(
+            raise entity_error(
                 "ENTITY_ERROR.ATTRIBUTE.INVALID",
                 "'fileSize' must be an integer of at least 1.",
                 "/data/attributes/fileSize",
@@ -536,7 +536,7 @@ class Uploads:
         if path == "/v1/buildUploadFiles":
             for name, allowed in (("assetType", BUILD_UPLOAD_FILE_ASSET_TYPES), ("uti", BUILD_UPLOAD_FILE_UTIS)):
                 if attributes[name] not in allowed:
-                    raise _entity_error(
+                    raise entity_error(
                         "ENTITY_ERROR.ATTRIBUTE.INVALID",
                         f"'{str(attributes[name])[:40]}' is not a valid value for {name}. Allowed: {', '.join(allowed)}",
                         f"/data/attributes/{name}",
@@ -544,9 +544,9 @@ class Uploads:
             upload_id = _relationship(data, "buildUpload", "buildUploads")
             upload = self.build_uploads.get(upload_id)
             if upload is None:
-                raise _not_found("buildUploads", upload_id)
+                raise no_such_resource("buildUploads", upload_id)
             if upload.state != "AWAITING_UPLOAD":
-                raise _entity_error(
+                raise entity_error(
                     "ENTITY_ERROR.RELATIONSHIP.INVALID",
                     f"The build upload is {upload.state}; files are added while it awaits its upload.",
                     "/data/relationships/buildUpload",
@@ -581,7 +581,7 @@ class Uploads:
     def _file(self, path: str, file_id: str) -> _File:
         file = self.files.get(file_id)
         if file is None or file.path != path:
-            raise _not_found(ASSET_TYPES[path].type_name, file_id)
+            raise no_such_resource(ASSET_TYPES[path].type_name, file_id)
         return file
 
     def _file_document(
@@ -623,7 +623,7 @@ class Uploads:
         file = self._file(path, file_id)
         data = _data_of(document, kind.type_name)
         if data.get("id") != file_id:
-            raise _entity_error(
+            raise entity_error(
                 "ENTITY_ERROR.ATTRIBUTE.INVALID", "The id in the request body does not match the path.", "/data/id"
             )
         given = data.get("attributes")
@@ -631,7 +631,7 @@ class Uploads:
         allowed = {"uploaded", "previewFrameTimeCode", *kind.checksums}
         for name in attributes:
             if name not in allowed:
-                raise _entity_error(
+                raise entity_error(
                     "ENTITY_ERROR.ATTRIBUTE.UNKNOWN",
                     f"'{name[:40]}' is not an attribute of '{kind.type_name}' that can be updated.",
                     f"/data/attributes/{name[:40]}",
@@ -639,13 +639,13 @@ class Uploads:
         if attributes.get("uploaded") is not True:
             return 200, self._file_document(file)  # nothing committed: an ordinary update
         if file.state != "AWAITING_UPLOAD":
-            raise _entity_error(
+            raise entity_error(
                 "ENTITY_ERROR.ATTRIBUTE.INVALID",
                 f"The file was already committed ({file.state}).",
                 "/data/attributes/uploaded",
             )
         if path == "/v1/buildUploadFiles" and "sourceFileChecksums" not in attributes:
-            raise _entity_error(
+            raise entity_error(
                 "ENTITY_ERROR.ATTRIBUTE.REQUIRED",
                 "You must provide a value for the attribute 'sourceFileChecksums' with this request",
                 "/data/attributes/sourceFileChecksums",
@@ -679,7 +679,7 @@ class Uploads:
                 or not isinstance(file.get("hash"), str)
                 or file.get("algorithm") not in CHECKSUM_ALGORITHMS
             ):
-                raise _entity_error(
+                raise entity_error(
                     "ENTITY_ERROR.ATTRIBUTE.INVALID",
                     "sourceFileChecksums.file needs a hash and an algorithm (MD5 or SHA_256).",
                     "/data/attributes/sourceFileChecksums",
@@ -688,7 +688,7 @@ class Uploads:
         if "sourceFileChecksum" in attributes:
             checksum = attributes["sourceFileChecksum"]
             if not isinstance(checksum, str) or len(checksum) != 32:
-                raise _entity_error(
+                raise entity_error(
                     "ENTITY_ERROR.ATTRIBUTE.INVALID",
                     "sourceFileChecksum must be the file's MD5 digest in hex.",
                     "/data/attributes/sourceFileChecksum",
@@ -714,7 +714,7 @@ class Uploads:
 def _data_of(document: Dict[str, Any], type_name: str) -> Dict[str, Any]:
     data = document.get("data")
     if not isinstance(data, dict) or data.get("type") != type_name:
-        raise _entity_error(
+        raise entity_error(
             "ENTITY_ERROR.INCLUDED.INVALID", f"The request body must have data of type '{type_name}'.", "/data/type"
         )
     return data
@@ -725,7 +725,7 @@ def _attributes(data: Dict[str, Any], required: Tuple[str, ...]) -> Dict[str, An
     attributes: Dict[str, Any] = given if isinstance(given, dict) else {}
     for name in required:
         if attributes.get(name) is None:
-            raise _entity_error(
+            raise entity_error(
                 "ENTITY_ERROR.ATTRIBUTE.REQUIRED",
                 f"You must provide a value for the attribute '{name}' with this request",
                 f"/data/attributes/{name}",
@@ -744,7 +744,7 @@ def _relationship(data: Dict[str, Any], name: str, type_name: Optional[str]) -> 
         or not isinstance(linkage.get("type"), str)
         or (type_name is not None and linkage["type"] != type_name)
     ):
-        raise _entity_error(
+        raise entity_error(
             "ENTITY_ERROR.RELATIONSHIP.REQUIRED",
             f"You must provide a value for the relationship '{name}' with this request",
             f"/data/relationships/{name}",

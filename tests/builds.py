@@ -8,6 +8,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
+from devtools.standin import DEMO_BUNDLE_ID
+
 INFO: Dict[str, Any] = {
     "CFBundleIdentifier": "com.example.app",
     "CFBundleShortVersionString": "1.4.0",
@@ -48,3 +50,15 @@ def make_ipa(
             *([(f"Payload/{app}/Assets.car", os.urandom(padding))] if padding else []),
         ],
     )
+
+
+def with_info(**changes: Any) -> Dict[str, Any]:
+    """INFO with keys changed; a value of None removes the key."""
+    info = {**INFO, **changes}
+    return {key: value for key, value in info.items() if value is not None}
+
+
+def demo_ipa(folder: Path, size: int, **changes: Any) -> Path:
+    """An IPA for the stand-in's demo app, padded with incompressible bytes to about ``size``;
+    ``changes``: Info.plist keys (None removes one)."""
+    return make_ipa(folder, with_info(**{"CFBundleIdentifier": DEMO_BUNDLE_ID, **changes}), padding=size)

@@ -1,5 +1,5 @@
-"""Fixtures every test shares: the key, the stand-ins (App Store Connect, the Enterprise Program API), a
-refused port, a proxy, and what is made once per session (the wheelhouse, the golden runtime).
+"""Fixtures every test shares: the key, the stand-ins (App Store Connect, the Enterprise Program API, object
+storage), a refused port, a proxy, and what is made once per session (the wheelhouse, the golden runtime).
 Tests build their settings with runner.settings() and run the product with runner.invoke()."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from devtools.object_storage import ObjectStorage
 from devtools.standin import APPLE_ENTERPRISE_AUDIENCE, AppStoreConnectStandIn
 
 from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, settings, standin_running
@@ -70,6 +71,13 @@ def api(key: KeyMaterial) -> Iterator[AppStoreConnectStandIn]:
     with standin_running() as standin:
         standin.register(KEY_ID, key.key.public_key(), ISSUER_ID)
         yield standin
+
+
+@pytest.fixture
+def storage() -> Iterator[ObjectStorage]:
+    """The object storage stand-in on its own (devtools/object_storage.py), its part order seeded."""
+    with ObjectStorage(seed=28) as running:
+        yield running
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import io
 import json
 import os
@@ -63,6 +64,18 @@ ENTRYPOINT = ROOT / "entrypoint.py"
 KEY_ID = "ABCDE12345"
 ISSUER_ID = "57246542-96fe-1a63-e053-0824d011072a"
 ASC_TOKEN = shutil.which("asc-token", path=os.path.dirname(sys.executable)) or shutil.which("asc-token")
+# Apple's OpenAPI documents, never committed: beside the checkout (or in $ASC_OPENAPI_DIR); what reads them skips without.
+OPENAPI_DIR = Path(os.environ.get("ASC_OPENAPI_DIR") or ROOT.parent / "shared" / "reference" / "apple-openapi")
+OPENAPI_MISSING = f"Apple's OpenAPI documents are not here ({OPENAPI_DIR})"
+needs_openapi = pytest.mark.skipif(not (OPENAPI_DIR / "spec.json").is_file(), reason=OPENAPI_MISSING)
+
+
+@functools.cache
+def openapi_document(name: str = "spec.json") -> Dict[str, Any]:
+    """One of Apple's OpenAPI documents in OPENAPI_DIR ("spec.json": App Store Connect's current), read once."""
+    document: Dict[str, Any] = json.loads((OPENAPI_DIR / name).read_text(encoding="utf-8"))
+    return document
+
 
 # Every retry path in a fraction of a second: in-process runs use this instead of the real policy.
 QUICK_RETRIES = RetryPolicy(
@@ -89,6 +102,25 @@ class FixedToken:
 
     def unscoped(self, lifetime: int) -> FixedToken:
         return self
+
+
+class FakeTime:
+    """``monotonic`` and ``sleep`` for one in-process run: time passes only when the command sleeps, so
+    nothing waits."""
+
+    def __init__(self, marks: bool = False) -> None:
+        self.now = 0.0
+        self.slept: List[float] = []
+        self.marks = marks  # write "[slept N]" to stderr, so a test sees when the log's lines came
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        if self.marks:
+            print(f"[slept {seconds}]", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -253,15 +285,20 @@ def one_error(run: Run, *, with_title: bool = False) -> str:
     return line.split("::", 2)[2] if line.startswith("::") else line[len("error: ") :]
 
 
+# The lines that register a secret with the runner (GitHub's, Azure's): only the runner reads them, and hides it.
+MASK_COMMANDS = ("::add-mask::", "##vso[task.setsecret]")
+
+
 def assert_no_secrets(run: Run, secrets: Iterable[str], *, token: str = "", key: Optional[KeyMaterial] = None) -> None:
     """None of ``secrets`` anywhere the user can see: the log (bar the mask commands ``::add-mask::``
     and ``##vso[task.setsecret]``, which only the runner reads), each logged line, the summary,
     GITHUB_ENV, the fake tools' argv; and no traceback. ``token``, the run's own token, may be on
     stdout (where ``--print`` and some platforms' sinks put it), never on stderr or in an argv.
     ``key``: nor any word there that decodes (as base64) to a piece holding its private scalar."""
-    masks = ("::add-mask::", "##vso[task.setsecret]")
-    shown = "\n".join(line for line in run.stdout.splitlines() if not line.startswith(masks))
-    logged = "\n".join(line for line in [*run.stderr.splitlines(), *run.log_lines] if not line.startswith(masks))
+    shown = "\n".join(line for line in run.stdout.splitlines() if not line.startswith(MASK_COMMANDS))
+    logged = "\n".join(
+        line for line in [*run.stderr.splitlines(), *run.log_lines] if not line.startswith(MASK_COMMANDS)
+    )
     visible = "\n".join([shown, logged, run.summary, *run.env_file.values(), run.argv_log()])
     for secret in secrets:
         if secret:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any, List, Mapping, Optional
@@ -33,11 +32,8 @@ from .runner import (
     settings,
     spelled_for,
 )
-from .test_api_command import REPORT
+from .test_api_command import API, REPORT, needs_jq
 from .test_devtools_standin import standin_get
-
-needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="--jq runs jq, which is not installed here")
-API = "https://api.appstoreconnect.apple.com"
 
 
 @needs_jq

@@ -13,7 +13,7 @@ import pytest
 
 from devtools.standin import AppStoreConnectStandIn
 
-from .runner import KeyMaterial, Run, assert_no_secrets, invoke, needs_cli, one_error, settings, spelled_for
+from .runner import FakeTime, KeyMaterial, Run, assert_no_secrets, invoke, needs_cli, one_error, settings, spelled_for
 from .test_api_command import API_DOC, bash, doc_section, needs_jq, shell_env
 
 PART_SIZE = 64 * 1024
@@ -55,8 +55,7 @@ def reservation(
 
 
 def api_upload(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, *args: str) -> Run:
-    slept: List[float] = []
-    return invoke("asc-token api", tmp_path, settings(key, standin=api), list(args), sleep=slept.append)
+    return invoke("asc-token api", tmp_path, settings(key, standin=api), list(args), sleep=FakeTime().sleep)
 
 
 def screenshot_upload(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, file: Path) -> Run:

@@ -7,10 +7,6 @@ tests/test_openapi_conformance.py does; the others always run.
 
 from __future__ import annotations
 
-import json
-import os
-from functools import cache
-from pathlib import Path
 from typing import Any, Dict, Optional
 
 import pytest
@@ -25,30 +21,21 @@ from asc_token.assets import (
     commit_document,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = Path(os.environ.get("ASC_OPENAPI_DIR") or ROOT.parent / "shared" / "reference" / "apple-openapi")
-needs_spec = pytest.mark.skipif(
-    not (SPECS / "spec.json").is_file(), reason=f"Apple's OpenAPI documents are not here ({SPECS})"
-)
+from .runner import needs_openapi, openapi_document
+
 MD5 = "9e107d9d372bb6826bd81d3542a419d6"
 SHA256 = "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"
 
 
-@cache
-def spec() -> Dict[str, Any]:
-    document: Dict[str, Any] = json.loads((SPECS / "spec.json").read_text(encoding="utf-8"))
-    return document
-
-
 def schema(reference: Dict[str, Any]) -> Dict[str, Any]:
-    found: Dict[str, Any] = spec()["components"]["schemas"][reference["$ref"].rsplit("/", 1)[1]]
+    found: Dict[str, Any] = openapi_document()["components"]["schemas"][reference["$ref"].rsplit("/", 1)[1]]
     return found
 
 
 def uploadable_resources() -> Dict[str, Dict[str, Any]]:
     """Every POST path whose 201 answer's resource has ``attributes.uploadOperations``: path -> resource schema."""
     found: Dict[str, Dict[str, Any]] = {}
-    for path, item in spec()["paths"].items():
+    for path, item in openapi_document()["paths"].items():
         created = item.get("post", {}).get("responses", {}).get("201")
         if created is None:
             continue
@@ -60,13 +47,13 @@ def uploadable_resources() -> Dict[str, Dict[str, Any]]:
 
 def update_attributes(path: str) -> Dict[str, Any]:
     """The attributes the commit PATCH (``{path}/{id}``) takes."""
-    patch = spec()["paths"][f"{path}/{{id}}"]["patch"]
+    patch = openapi_document()["paths"][f"{path}/{{id}}"]["patch"]
     request = schema(patch["requestBody"]["content"]["application/json"]["schema"])
     attributes: Dict[str, Any] = request["properties"]["data"]["properties"]["attributes"]["properties"]
     return attributes
 
 
-@needs_spec
+@needs_openapi
 def test_the_table_has_every_uploadable_resource_and_nothing_else() -> None:
     resources = uploadable_resources()
     assert sorted(ASSET_KINDS) == sorted(resources)
@@ -74,7 +61,7 @@ def test_the_table_has_every_uploadable_resource_and_nothing_else() -> None:
     assert len({resource["properties"]["type"]["enum"][0] for resource in resources.values()}) == 20
 
 
-@needs_spec
+@needs_openapi
 @pytest.mark.parametrize("path", sorted(ASSET_KINDS))
 def test_each_row_agrees_with_the_document(path: str) -> None:
     kind = ASSET_KINDS[path]
@@ -88,16 +75,16 @@ def test_each_row_agrees_with_the_document(path: str) -> None:
     # The structured checksum wherever the commit takes it; else the MD5 string; else none.
     expected = CHECKSUMS if CHECKSUMS in offered else CHECKSUM if CHECKSUM in offered else None
     assert kind.checksum_field == expected
-    reservation = spec()["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    reservation = openapi_document()["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
     required = schema(reservation)["properties"]["data"]["properties"]["attributes"]["required"]
     assert {"fileName", "fileSize"} <= set(required)
 
 
-@needs_spec
+@needs_openapi
 @pytest.mark.parametrize("path", sorted(ASSET_KINDS))
 def test_each_commit_document_fits_the_update_request(path: str) -> None:
     body = commit_document(path, "RESOURCE-ID", md5_hex=MD5, sha256_hex=SHA256)
-    patch = spec()["paths"][f"{path}/{{id}}"]["patch"]
+    patch = openapi_document()["paths"][f"{path}/{{id}}"]["patch"]
     data_schema = schema(patch["requestBody"]["content"]["application/json"]["schema"])["properties"]["data"]
     assert set(body) == {"data"}
     assert set(body["data"]) <= set(data_schema["properties"])
@@ -106,11 +93,11 @@ def test_each_commit_document_fits_the_update_request(path: str) -> None:
     assert set(body["data"]["attributes"]) <= set(update_attributes(path))
     checksums = body["data"]["attributes"].get(CHECKSUMS)
     if checksums is not None:
-        algorithms = spec()["components"]["schemas"]["ChecksumAlgorithm"]["enum"]
+        algorithms = openapi_document()["components"]["schemas"]["ChecksumAlgorithm"]["enum"]
         assert set(checksums) == {"file"} and checksums["file"]["algorithm"] in algorithms
 
 
-@needs_spec
+@needs_openapi
 def test_v1_and_v2_share_type_names_but_not_commits() -> None:
     pairs = [(path, path.replace("/v2/", "/v1/")) for path in ASSET_KINDS if path.startswith("/v2/")]
     assert len(pairs) == 5

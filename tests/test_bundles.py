@@ -24,13 +24,7 @@ from asc_token.bundles import (
     resolve_build,
 )
 
-from .builds import INFO, Members, make_ipa, write_zip
-
-
-def with_info(**changes: Any) -> Dict[str, Any]:
-    """INFO with keys changed; a value of None removes the key."""
-    info = {**INFO, **changes}
-    return {key: value for key, value in info.items() if value is not None}
+from .builds import INFO, Members, make_ipa, with_info, write_zip
 
 
 def refused(error: Type[errors.AscTokenError], path: Path) -> str:

@@ -23,7 +23,7 @@ from asc_token.records import CheckResult, Credentials, KeySource, TokenRequest
 from asc_token.report import check_rows
 from asc_token.tokens import TokenSource
 from asc_token.transport import Reply, Transport
-from devtools.standin import AppStoreConnectStandIn, Fault
+from devtools.standin import DEMO_BUNDLE_ID, AppStoreConnectStandIn, Fault
 
 from .runner import (
     ISSUER_ID,
@@ -39,7 +39,6 @@ from .runner import (
     settings,
 )
 
-DEMO_BUNDLE_ID = "com.example.demo"  # the stand-in's first app, id 1000000000, "Demo App"
 PATHS = {
     "apps": "/v1/apps?limit=1",
     f"app:{DEMO_BUNDLE_ID}": f"/v1/apps?filter[bundleId]={DEMO_BUNDLE_ID}&limit=1",

@@ -6,27 +6,20 @@ never with the product's code: these are the rules the product is tested against
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Iterator, List, Optional, cast
+from typing import Any, Callable, Dict, List, Optional, cast
 
 import jwt
 import pytest
 import requests
 
 from devtools.object_storage import BUCKET, ObjectStorage
-from devtools.standin import AppStoreConnectStandIn
+from devtools.standin import DEMO_APP_ID, AppStoreConnectStandIn
 from devtools.uploads import ASSET_TYPES, AssetType
 
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial
-
-
-@pytest.fixture
-def storage() -> Iterator[ObjectStorage]:
-    with ObjectStorage(seed=28) as running:
-        yield running
+from .runner import ISSUER_ID, KEY_ID, KeyMaterial, needs_openapi, openapi_document
 
 
 def put_part(operation: Dict[str, Any], data: bytes, **extra_headers: str) -> requests.Response:
@@ -188,8 +181,6 @@ def test_shuffle_keeps_each_part_at_its_offset(storage: ObjectStorage) -> None:
 
 # --- the App Store Connect side: build uploads, their files, processing ------------------------------
 
-APP_ID = "1000000000"  # the stand-in's first demo app
-
 
 class Client:
     """Plain requests to the stand-in with a freshly signed token each time (as Apple's guide says)."""
@@ -214,7 +205,7 @@ class Client:
             "data": {
                 "type": "buildUploads",
                 "attributes": {"cfBundleShortVersionString": version, "cfBundleVersion": build, "platform": platform},
-                "relationships": {"app": {"data": {"type": "apps", "id": APP_ID}}},
+                "relationships": {"app": {"data": {"type": "apps", "id": DEMO_APP_ID}}},
             }
         }
         return cast(Dict[str, Any], self.ok("POST", "/v1/buildUploads", body, 201)["data"])
@@ -379,7 +370,7 @@ def test_the_same_build_number_again_is_a_409_until_the_first_is_deleted(
             "data": {
                 "type": "buildUploads",
                 "attributes": {"cfBundleShortVersionString": "3.1", "cfBundleVersion": "31", "platform": "IOS"},
-                "relationships": {"app": {"data": {"type": "apps", "id": APP_ID}}},
+                "relationships": {"app": {"data": {"type": "apps", "id": DEMO_APP_ID}}},
             }
         },
     )
@@ -399,7 +390,7 @@ def test_reservations_are_checked_as_apple_checks_them(client: Client) -> None:
         answer = client.call("POST", path, body)
         assert answer.status_code == status and answer.json()["errors"][0]["code"] == code, answer.text
 
-    app = {"app": {"data": {"type": "apps", "id": APP_ID}}}
+    app = {"app": {"data": {"type": "apps", "id": DEMO_APP_ID}}}
     good = {"cfBundleShortVersionString": "1.0", "cfBundleVersion": "1", "platform": "IOS"}
     refused(
         "/v1/buildUploads",
@@ -638,13 +629,9 @@ def test_an_asset_reservation_needs_its_attributes_and_relationships(client: Cli
     assert answer.status_code == 409 and answer.json()["errors"][0]["code"] == "ENTITY_ERROR.ATTRIBUTE.REQUIRED"
 
 
-SPEC = ROOT.parent / "shared" / "reference" / "apple-openapi" / "spec.json"
-
-
+@needs_openapi
 def test_the_asset_table_agrees_with_apples_document() -> None:
-    if not SPEC.exists():
-        pytest.skip("Apple's OpenAPI document is not beside this checkout (../shared/reference/apple-openapi)")
-    spec = json.loads(SPEC.read_text())
+    spec = openapi_document()
     schemas = spec["components"]["schemas"]
 
     def schema(ref: str) -> Dict[str, Any]:
@@ -693,10 +680,9 @@ def test_the_asset_table_agrees_with_apples_document() -> None:
     assert ours == found
 
 
+@needs_openapi
 def test_answers_use_only_the_members_apples_document_gives(api: AppStoreConnectStandIn, client: Client) -> None:
-    if not SPEC.exists():
-        pytest.skip("Apple's OpenAPI document is not beside this checkout (../shared/reference/apple-openapi)")
-    schemas = json.loads(SPEC.read_text())["components"]["schemas"]
+    schemas = openapi_document()["components"]["schemas"]
     api.uploads.polls_per_state = 0
     data = b"ipa" * 10
     upload = client.reserve_build()

@@ -118,6 +118,11 @@ class _StoppedError(Exception):
     pass
 
 
+def _stop(signum: int, frame: Any) -> None:
+    """A signal handler that raises, as the product's own do."""
+    raise _StoppedError
+
+
 class _InterruptedError(KeyboardInterrupt):
     """As SIGINT's KeyboardInterrupt and SIGTERM's Terminated are."""
 
@@ -127,11 +132,8 @@ def test_an_interrupt_waits_until_a_file_and_its_record_are_made(tmp_path: Path)
     """The window the signal test above can only hit by chance: a signal between the temporary file's
     creation and the code that would discard it waits until both exist, so the discard finds the file."""
 
-    def stop(signum: int, frame: Any) -> None:
-        raise _StoppedError
-
     made: List[PendingFile] = []
-    earlier = signal.signal(signal.SIGTERM, stop)
+    earlier = signal.signal(signal.SIGTERM, _stop)
     try:
         with pytest.raises(_StoppedError), interruptions_held():
             os.kill(os.getpid(), signal.SIGTERM)  # arrives now, is raised only after the block
@@ -148,16 +150,13 @@ def test_an_ignored_interrupt_held_with_another_hides_neither(tmp_path: Path) ->
     """A step started with SIGINT ignored (a background job of a script) gets SIGINT, then SIGTERM, while a
     file is made: the ignored one stays ignored, and SIGTERM still reaches its handler."""
 
-    def stop(signum: int, frame: Any) -> None:
-        raise _StoppedError
-
-    earlier = (signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, stop))
+    earlier = (signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, _stop))
     try:
         with pytest.raises(_StoppedError), interruptions_held():
             os.kill(os.getpid(), signal.SIGINT)
             os.kill(os.getpid(), signal.SIGTERM)
             (tmp_path / "made").write_bytes(b"")
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) is stop
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) is _stop
     finally:
         signal.signal(signal.SIGINT, earlier[0])
         signal.signal(signal.SIGTERM, earlier[1])
@@ -176,15 +175,12 @@ def test_an_interrupt_while_the_json_cannot_be_written_leaves_no_key(tmp_path: P
     """The key is written, the fastlane JSON cannot be (a folder has its name), and a SIGTERM came meanwhile:
     the key is removed before the signal is raised, so a tool never finds a key without its JSON."""
 
-    def stop(signum: int, frame: Any) -> None:
-        raise _StoppedError
-
     credentials = Credentials("ABC123DEFG", "issuer", "team", 1200, (), KeySource("ASC_PRIVATE_KEY", contents="x"))
     folder = tmp_path / FOLDER_NAME
     folder.mkdir(mode=0o700)
     (folder / "fastlane_api_key_ABC123DEFG.json").mkdir()  # the rename over it fails
     quiet = Io(env={}, container_probe=lambda: (False, ""))  # not the container action, wherever tests run
-    earlier = signal.signal(signal.SIGTERM, stop)
+    earlier = signal.signal(signal.SIGTERM, _stop)
     try:
         with pytest.raises(_StoppedError):
             write_key_files(str(tmp_path), _KeySignalling("-----BEGIN PRIVATE KEY-----\n"), credentials, quiet)

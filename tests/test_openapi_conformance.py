@@ -11,25 +11,22 @@ against the product. The documents are Apple's and never committed: this module 
 from __future__ import annotations
 
 import json
-import os
 import re
-from functools import cache
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = Path(os.environ.get("ASC_OPENAPI_DIR") or ROOT.parent / "shared" / "reference" / "apple-openapi")
-if not (SPECS / "spec.json").is_file():
-    pytest.skip(f"Apple's OpenAPI documents are not here ({SPECS})", allow_module_level=True)
+from .runner import OPENAPI_DIR, OPENAPI_MISSING, KeyMaterial, openapi_document
 
-from asc_token.apis import APP_STORE_CONNECT, ENTERPRISE  # noqa: E402 - after the skip
-from asc_token.checks import CHECKS  # noqa: E402
-from asc_token.lifetimes import LONG_LIVED_COLLECTIONS, LONG_LIVED_ENDPOINTS, long_lived_resource  # noqa: E402
-from asc_token.redact import may_be_secret_path  # noqa: E402
-from devtools.standin import (  # noqa: E402
+if not (OPENAPI_DIR / "spec.json").is_file():  # the rest of the module, imports included, needs them
+    pytest.skip(OPENAPI_MISSING, allow_module_level=True)
+
+from asc_token.apis import APP_STORE_CONNECT, ENTERPRISE
+from asc_token.checks import CHECKS
+from asc_token.lifetimes import LONG_LIVED_COLLECTIONS, LONG_LIVED_ENDPOINTS, long_lived_resource
+from asc_token.redact import may_be_secret_path
+from devtools.standin import (
     APPLE_MAX_PAGE_SIZE,
     DIAGNOSTIC_TYPES,
     MEDIA_TYPES,
@@ -39,8 +36,7 @@ from devtools.standin import (  # noqa: E402
     AppStoreConnectStandIn,
 )
 
-from .runner import KeyMaterial  # noqa: E402
-from .test_devtools_standin import apple_error, standin_get, vendor_targets  # noqa: E402
+from .test_devtools_standin import apple_error, standin_get, vendor_targets
 
 CURRENT = "spec.json"  # App Store Connect API 4.4.1
 OLDER = "spec-3.7.0.json"  # Apple's content unpatched (see the folder's README)
@@ -48,20 +44,14 @@ ENTERPRISE_SPEC = "enterprise-spec.json"
 Operation = Dict[str, Any]
 
 
-@cache
-def spec(name: str) -> Dict[str, Any]:
-    document: Dict[str, Any] = json.loads((SPECS / name).read_text(encoding="utf-8"))
-    return document
-
-
 def operation(name: str, template: str, method: str = "get") -> Optional[Operation]:
-    found: Optional[Operation] = spec(name)["paths"].get(template, {}).get(method)
+    found: Optional[Operation] = openapi_document(name)["paths"].get(template, {}).get(method)
     return found
 
 
 def find_template(name: str, path: str) -> Optional[str]:
     """The document's path template that a concrete path matches ({x}: one segment)."""
-    for template in spec(name)["paths"]:
+    for template in openapi_document(name)["paths"]:
         pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
         if re.fullmatch(pattern, path):
             return str(template)
@@ -70,7 +60,7 @@ def find_template(name: str, path: str) -> Optional[str]:
 
 def query_parameters(name: str, template: str, method: str = "get") -> Dict[str, Dict[str, Any]]:
     """Query parameters of an operation, its path's own included: name -> parameter object."""
-    item = spec(name)["paths"][template]
+    item = openapi_document(name)["paths"][template]
     listed = [*item.get("parameters", []), *item[method].get("parameters", [])]
     return {param["name"]: param for param in listed if param.get("in") == "query"}
 
@@ -82,7 +72,7 @@ def ok_media_types(name: str, template: str) -> List[str]:
 def non_json_200s(name: str) -> Dict[str, List[str]]:
     """GET paths whose 200 offers something other than exactly application/json."""
     found = {}
-    for template, item in spec(name)["paths"].items():
+    for template, item in openapi_document(name)["paths"].items():
         if "get" in item and "200" in item["get"]["responses"]:
             types = ok_media_types(name, template)
             if types != ["application/json"]:
@@ -93,7 +83,7 @@ def non_json_200s(name: str) -> Dict[str, List[str]]:
 def limit_maxima(name: str) -> Dict[int, List[str]]:
     """The `limit` parameter's maximum -> the GET paths that allow it."""
     maxima: Dict[int, List[str]] = {}
-    for template, item in spec(name)["paths"].items():
+    for template, item in openapi_document(name)["paths"].items():
         if "get" in item:
             limit = query_parameters(name, template).get("limit")
             if limit is not None and "maximum" in limit.get("schema", {}):
@@ -188,7 +178,7 @@ def test_standin_filters_and_limits_are_the_documents() -> None:
 def test_paging_links_and_total_are_what_the_document_promises() -> None:
     """links.next is an optional uri-reference; meta.paging requires only limit (total is optional)."""
     for document in (CURRENT, OLDER, ENTERPRISE_SPEC):
-        schemas = spec(document)["components"]["schemas"]
+        schemas = openapi_document(document)["components"]["schemas"]
         links = schemas["PagedDocumentLinks"]
         assert links["properties"]["next"]["format"] == "uri-reference" and "next" not in links.get("required", [])
         assert schemas["PagingInformation"]["properties"]["paging"]["required"] == ["limit"]
@@ -204,7 +194,7 @@ def test_largest_limit() -> None:
 
 def long_lived_report() -> Dict[str, Any]:
     """The long-lived list (lifetimes.py) against the document's paths, for the report."""
-    paths = spec(CURRENT)["paths"]
+    paths = openapi_document(CURRENT)["paths"]
     endpoints = {}
     for pattern in (p for p in LONG_LIVED_ENDPOINTS if "/relationships/" not in p):
         relationship = re.sub(r"/\{id\}/", "/{id}/relationships/", pattern)
@@ -262,7 +252,7 @@ if __name__ == "__main__":
 def test_every_documented_path_is_a_path_asc_token_api_sends(document: str) -> None:
     """No path of Apple's documents reads as key material (long resource names such as
     subscriptionOfferCodeOneTimeUseCodes are letters only), with a numeric and a UUID ID."""
-    for template in spec(document)["paths"]:
+    for template in openapi_document(document)["paths"]:
         for resource_id in ("1234567890", "1a2b3c4d-0000-4000-8000-000000000001"):
             path = re.sub(r"\{[^}]+\}", resource_id, template)
             assert not may_be_secret_path(path), path

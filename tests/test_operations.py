@@ -683,12 +683,6 @@ def test_no_netrc_login_is_sent_even_by_a_session_that_reads_netrc(
 # --- against the object storage stand-in (devtools/object_storage.py) ------------------------------
 
 
-@pytest.fixture
-def storage() -> Iterator[ObjectStorage]:
-    with ObjectStorage(seed=28) as running:
-        yield running
-
-
 def storage_options(slept: Optional[List[float]] = None, **options: Any) -> SendOptions:
     """Real sessions and clocks; sleeps recorded, not waited."""
     recorded: List[float] = slept if slept is not None else []

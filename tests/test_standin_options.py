@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import pytest
 
-from .runner import ROOT, posix_only
+from .runner import PROCESS, ROOT, Run, invoke, posix_only
 
 
 def _facts(text: str) -> Dict[str, str]:
@@ -33,16 +33,15 @@ def _serve(tmp_path: Path, options: Sequence[str]) -> Tuple[subprocess.Popen[byt
     return server, _facts(output.read_text())
 
 
-def _asc_token(facts: Dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "ASC_API_URL": facts["url"],
-        "ASC_KEY_ID": facts["key-id"],
-        "ASC_PRIVATE_KEY_PATH": facts["key-file"],
-        **({"ASC_ISSUER_ID": facts["issuer-id"]} if facts["issuer-id"] else {"ASC_KEY_TYPE": "individual"}),
+def _asc_token(workdir: Path, facts: Dict[str, str]) -> Run:
+    """``asc-token`` (verifying) in a process, with the settings the stand-in wrote."""
+    named = {
+        "api-url": facts["url"],
+        "key-id": facts["key-id"],
+        "private-key-path": facts["key-file"],
+        **({"issuer-id": facts["issuer-id"]} if facts["issuer-id"] else {"key-type": "individual"}),
     }
-    cli = Path(sys.executable).with_name("asc-token")
-    return subprocess.run([str(cli), *args], env=env, capture_output=True, text=True, timeout=90, check=False)
+    return invoke("asc-token", workdir, named, [], mode=PROCESS)
 
 
 ROWS: Dict[str, Tuple[List[str], int, str]] = {
@@ -62,7 +61,7 @@ def test_standin_option_reproduces_its_row(tmp_path: Path, row: str) -> None:
     server, facts = _serve(tmp_path, options)
     try:
         assert facts.get("url", "").startswith("http://127.0.0.1:"), facts
-        run = _asc_token(facts)
+        run = _asc_token(tmp_path / "cli", facts)
         assert run.returncode == status, run.stderr
         assert said in run.stderr
     finally:

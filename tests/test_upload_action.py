@@ -13,14 +13,25 @@ import yaml
 
 from asc_token.inputs import COMPOSITE_MARKER
 from asc_token.upload_command import ACTION_INPUTS
-from devtools.standin import AppStoreConnectStandIn
+from devtools.standin import DEMO_BUNDLE_ID, AppStoreConnectStandIn
 
-from .builds import INFO, make_ipa
+from .builds import demo_ipa
 from .composite import run_composite
 from .conftest import copy_of
-from .runner import ISSUER_ID, KEY_ID, ROOT, KeyMaterial, Run, assert_no_secrets, invoke, one_error, rendered, settings
+from .runner import (
+    ISSUER_ID,
+    KEY_ID,
+    ROOT,
+    FakeTime,
+    KeyMaterial,
+    Run,
+    assert_no_secrets,
+    invoke,
+    one_error,
+    rendered,
+    settings,
+)
 
-DEMO_BUNDLE_ID = "com.example.demo"
 OUTPUTS = ("build-upload-id", "build-id", "upload-state", "processing-state")
 
 
@@ -28,7 +39,7 @@ def workspace_ipa(workdir: Path, size: int = 1024 * 1024, **changes: Any) -> Pat
     """An IPA of the stand-in's demo app in the step's workspace (the runner's GITHUB_WORKSPACE)."""
     workspace = workdir / "workspace"
     workspace.mkdir(parents=True, exist_ok=True)
-    return make_ipa(workspace, {**INFO, "CFBundleIdentifier": DEMO_BUNDLE_ID, **changes}, padding=size)
+    return demo_ipa(workspace, size, **changes)
 
 
 def key_inputs(key: KeyMaterial, api: AppStoreConnectStandIn) -> Dict[str, str]:
@@ -45,8 +56,7 @@ def upload_step(
     composite: bool = True,
     sleep: Optional[Callable[[float], None]] = None,
 ) -> Run:
-    slept: List[float] = []
-    return invoke("action", workdir, named, ["upload"], composite=composite, env=env, sleep=sleep or slept.append)
+    return invoke("action", workdir, named, ["upload"], composite=composite, env=env, sleep=sleep or FakeTime().sleep)
 
 
 def cancelled(seconds: float) -> None:

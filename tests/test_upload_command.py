@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -24,13 +22,15 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from asc_token.dispatch import Terminated
-from devtools.standin import AppStoreConnectStandIn, Fault
+from devtools.standin import DEMO_APP_ID, DEMO_BUNDLE_ID, AppStoreConnectStandIn, Fault
 
-from .builds import INFO, make_ipa, write_zip
+from .builds import demo_ipa, write_zip
 from .runner import (
     ISSUER_ID,
     KEY_ID,
+    MASK_COMMANDS,
     PROCESS,
+    FakeTime,
     KeyMaterial,
     OnFds,
     Run,
@@ -42,34 +42,11 @@ from .runner import (
     settings,
 )
 
-DEMO_BUNDLE_ID = "com.example.demo"
-DEMO_APP_ID = "1000000000"
 WATCH_BUNDLE_ID, WATCH_APP_ID = "com.example.demo.watch", "1000000001"
 
 
-class FakeTime:
-    """``monotonic`` and ``sleep`` for one run: time passes only when the command sleeps."""
-
-    def __init__(self, marks: bool = False) -> None:
-        self.now = 0.0
-        self.slept: List[float] = []
-        self.marks = marks  # write "[slept N]" to stderr, so a test sees when the log's lines came
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        if self.marks:
-            print(f"[slept {seconds}]", file=sys.stderr, flush=True)
-
-
 def ipa(folder: Path, size: int = 3 * 1024 * 1024, **changes: Any) -> Path:
-    """An IPA for the stand-in's demo app, padded with incompressible bytes to about ``size``;
-    ``changes``: Info.plist keys (None removes one)."""
-    info: Dict[str, Any] = {**INFO, "CFBundleIdentifier": DEMO_BUNDLE_ID, **changes}
-    return make_ipa(folder, {k: v for k, v in info.items() if v is not None}, padding=size)
+    return demo_ipa(folder, size, **changes)
 
 
 def pkg(folder: Path, size: int = 1024 * 1024) -> Path:
@@ -84,34 +61,22 @@ def upload(
     api: AppStoreConnectStandIn,
     *args: str,
     time_: Optional[FakeTime] = None,
-    **named: str,
+    **options: Any,
 ) -> Run:
-    """``asc-token upload ARGS`` against ``api``: never waits, and never shows the key or a token."""
-    clock = time_ or FakeTime()
-    run = invoke(
-        "asc-token upload",
-        tmp_path,
-        settings(key, standin=api, **named),
-        list(args),
-        monotonic=clock.monotonic,
-        sleep=clock.sleep,
-    )
+    """``asc-token upload ARGS`` against ``api``: never waits, and never shows the key or a token.
+    ``options``: invoke()'s, over ``time_``'s monotonic and sleep (a test's own ``sleep``, ``clock``, ``env``)."""
+    fake = time_ or FakeTime()
+    timing: Dict[str, Any] = {"monotonic": fake.monotonic, "sleep": fake.sleep}
+    run = invoke("asc-token upload", tmp_path, settings(key, standin=api), list(args), **{**timing, **options})
     no_secrets(run, key, api)
     return run
 
 
 def no_secrets(run: Run, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     assert_no_secrets(run, key.secret_fragments(), key=key)
-    masks = ("::add-mask::", "##vso[task.setsecret]")  # read by the runner only, which hides the token
-    visible = "\n".join(line for line in run.log.splitlines() if not line.startswith(masks))
+    visible = "\n".join(line for line in run.log.splitlines() if not line.startswith(MASK_COMMANDS))
     for token in api.tokens_seen():
         assert token not in visible, "a token reached stdout or stderr"
-
-
-def shown(run: Run) -> Dict[str, Any]:
-    """stdout: one JSON document and nothing else."""
-    document: Dict[str, Any] = json.loads(run.stdout)
-    return document
 
 
 def asked(api: AppStoreConnectStandIn, method: str, prefix: str) -> List[str]:
@@ -135,7 +100,7 @@ def test_an_ipa_is_uploaded_and_processed(
     path = ipa(tmp_path)
     run = upload(tmp_path, key, api, str(path), "--wait")
     assert run.returncode == 0, run.log
-    document = shown(run)
+    document = run.json()
     upload_id = document["buildUpload"]["id"]
     assert document["build"]["processingState"] == "VALID" and document["build"]["id"]
     key_of = api.uploads.files[document["buildUploadFile"]["id"]].storage_key
@@ -149,7 +114,7 @@ def test_the_ipa_says_what_is_uploaded(tmp_path: Path, key: KeyMaterial, small_p
     path = ipa(tmp_path)
     run = upload(tmp_path, key, small_parts, str(path))
     assert run.returncode == 0, run.log
-    document = shown(run)
+    document = run.json()
     created = small_parts.uploads.build_uploads[document["buildUpload"]["id"]]
     assert (created.app_id, created.version, created.build_number, created.platform) == (
         DEMO_APP_ID,
@@ -172,7 +137,7 @@ def test_the_checksum_is_the_files_sha_256(
     path = ipa(tmp_path)
     run = upload(tmp_path, key, small_parts, str(path))
     assert run.returncode == 0, run.log
-    file = small_parts.uploads.files[shown(run)["buildUploadFile"]["id"]]
+    file = small_parts.uploads.files[run.json()["buildUploadFile"]["id"]]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert file.committed["sourceFileChecksums"] == {"file": {"hash": digest, "algorithm": "SHA_256"}}
 
@@ -193,7 +158,7 @@ def test_a_flag_wins_over_the_ipa_and_the_log_names_both(
     assert run.returncode == 0, run.log
     note = next(line for line in run.stderr.splitlines() if line.startswith(flag))
     assert value in note and file_said in note, note
-    created = api.uploads.build_uploads[shown(run)["buildUpload"]["id"]]
+    created = api.uploads.build_uploads[run.json()["buildUpload"]["id"]]
     sent = {
         "--version": created.version,
         "--build-number": created.build_number,
@@ -208,7 +173,7 @@ def test_a_pkg_is_uploaded_for_macos(tmp_path: Path, key: KeyMaterial, api: AppS
     args = ["--version", "3.1", "--build-number", "310", "--bundle-id", DEMO_BUNDLE_ID]
     run = upload(tmp_path, key, api, str(path), *args)
     assert run.returncode == 0, run.log
-    document = shown(run)
+    document = run.json()
     created = api.uploads.build_uploads[document["buildUpload"]["id"]]
     assert (created.platform, created.version, created.build_number) == ("MAC_OS", "3.1", "310")
     assert api.uploads.files[document["buildUploadFile"]["id"]].attributes["uti"] == "com.apple.pkg"
@@ -243,7 +208,7 @@ def test_the_app_id_skips_the_app_lookup(tmp_path: Path, key: KeyMaterial, api: 
     run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)), "--app-id", WATCH_APP_ID)
     assert run.returncode == 0, run.log
     assert not asked(api, "GET", "/v1/apps")
-    assert api.uploads.build_uploads[shown(run)["buildUpload"]["id"]].app_id == WATCH_APP_ID
+    assert api.uploads.build_uploads[run.json()["buildUpload"]["id"]].app_id == WATCH_APP_ID
 
 
 @pytest.mark.parametrize(
@@ -269,7 +234,7 @@ def test_a_platform_flag_stands_in_for_a_missing_one(
     path = ipa(tmp_path, size=1000, DTPlatformName=None, CFBundleSupportedPlatforms=None)
     run = upload(tmp_path, key, api, str(path), "--platform", "VISION_OS")
     assert run.returncode == 0, run.log
-    assert api.uploads.build_uploads[shown(run)["buildUpload"]["id"]].platform == "VISION_OS"
+    assert api.uploads.build_uploads[run.json()["buildUpload"]["id"]].platform == "VISION_OS"
 
 
 def test_a_file_that_is_not_a_zip_is_refused_before_any_request(
@@ -343,7 +308,7 @@ def test_part_faults_are_retried(tmp_path: Path, key: KeyMaterial, small_parts: 
     assert run.returncode == 0, run.log
     statuses = {(request.part, request.status) for request in storage.received}
     assert {(1, 500), (2, 503), (3, 429), (4, 0)} <= statuses
-    key_of = small_parts.uploads.files[shown(run)["buildUploadFile"]["id"]].storage_key
+    key_of = small_parts.uploads.files[run.json()["buildUploadFile"]["id"]].storage_key
     assert storage.assembled(key_of) == path.read_bytes()
     assert 1 in time_.slept, "429's Retry-After is honoured (with the injected sleep)"
 
@@ -356,7 +321,7 @@ def test_parts_that_arrive_out_of_order_are_reassembled(
     path = ipa(tmp_path)
     run = upload(tmp_path, key, small_parts, str(path), "--parallel", "2")
     assert run.returncode == 0, run.log
-    key_of = small_parts.uploads.files[shown(run)["buildUploadFile"]["id"]].storage_key
+    key_of = small_parts.uploads.files[run.json()["buildUploadFile"]["id"]].storage_key
     arrived = small_parts.storage.parts_received(key_of)
     assert arrived.index(1) > arrived.index(2), arrived
     assert small_parts.storage.assembled(key_of) == path.read_bytes()
@@ -368,7 +333,7 @@ def test_expired_operations_are_renewed_once(
     small_parts.uploads.reservation_lifetime = -60.0  # the reservation's operations expired on arrival
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)))
     assert run.returncode == 0, run.log
-    file_id = shown(run)["buildUploadFile"]["id"]
+    file_id = run.json()["buildUploadFile"]["id"]
     calls = [(call.method, call.path) for call in small_parts.calls]
     before_commit = calls[: calls.index(("PATCH", f"/v1/buildUploadFiles/{file_id}"))]
     assert before_commit.count(("GET", f"/v1/buildUploadFiles/{file_id}")) == 1
@@ -383,7 +348,7 @@ def test_operations_that_stay_expired_fail_the_upload_and_delete_it(
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)))
     assert run.returncode == 1
     assert "expired" in one_error(run)
-    document = shown(run)
+    document = run.json()
     assert document["buildUpload"]["deleted"] is True
     assert document["buildUpload"]["id"] in small_parts.uploads.deleted_build_uploads
     assert not small_parts.storage.received
@@ -415,7 +380,7 @@ def test_plain_http_to_another_host_is_refused_before_any_byte(
     assert run.returncode == 1
     error = one_error(run)
     assert "http://storage.example.com" in error and "X-Amz-Signature" not in run.log, error
-    upload_id = shown(run)["buildUpload"]["id"]
+    upload_id = run.json()["buildUpload"]["id"]
     assert small_parts.uploads.deleted_build_uploads == [upload_id]
     assert f"Deleted build upload {upload_id}" in run.stderr
     assert not small_parts.storage.received
@@ -428,7 +393,7 @@ def test_a_failed_part_deletes_the_build_upload_and_says_so(
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)))
     assert run.returncode == 1
     assert "500" in one_error(run)
-    document = shown(run)
+    document = run.json()
     upload_id = document["buildUpload"]["id"]
     assert document["buildUpload"]["deleted"] is True
     assert small_parts.uploads.deleted_build_uploads == [upload_id]
@@ -472,7 +437,7 @@ def test_a_refused_reservation_deletes_the_build_upload(
     run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)), "--app-id", DEMO_APP_ID)
     assert run.returncode == 1
     assert "422" in one_error(run)
-    document = shown(run)
+    document = run.json()
     assert document["buildUpload"]["deleted"] is True and document["buildUploadFile"]["id"] is None
     assert api.uploads.deleted_build_uploads == [document["buildUpload"]["id"]]
 
@@ -486,7 +451,7 @@ def test_without_wait_the_upload_ends_once_delivered(
     small_parts.uploads.polls_per_state = 3
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)))
     assert run.returncode == 0, run.log
-    document = shown(run)
+    document = run.json()
     assert document["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
     assert document["build"] == {"id": None, "processingState": None}
     assert not asked(small_parts, "GET", "/v1/buildUploads/"), "processing is not waited for"
@@ -499,7 +464,7 @@ def test_a_delivery_still_pending_after_two_minutes_is_exit_1(
     clock = FakeTime()
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), time_=clock)
     assert run.returncode == 1
-    document = shown(run)
+    document = run.json()
     error = one_error(run)
     assert "still UPLOAD_COMPLETE" in error and f"/v1/buildUploadFiles/{document['buildUploadFile']['id']}" in error
     assert document["buildUploadFile"]["assetDeliveryState"] == "UPLOAD_COMPLETE"
@@ -519,7 +484,7 @@ def test_a_failed_delivery_is_exit_1(tmp_path: Path, key: KeyMaterial, small_par
     assert run.returncode == 1
     error = one_error(run)
     assert "CHECKSUM_MISMATCH" in error and "does not match" in error, error
-    document = shown(run)
+    document = run.json()
     assert document["buildUploadFile"]["assetDeliveryState"] == "FAILED"
     assert document["buildUpload"]["deleted"] is True, "a re-run is not refused as a duplicate"
     assert small_parts.uploads.deleted_build_uploads == [document["buildUpload"]["id"]]
@@ -535,7 +500,7 @@ def test_processing_failed_quotes_apple_and_explains_the_duplicate(
     error = one_error(run)
     assert "90189" in error and "Redundant Binary Upload" in error, error
     assert "CFBundleVersion" in error and "asc-token api /v1/buildUploads/" in error
-    assert shown(run)["buildUpload"]["state"] == "FAILED"
+    assert run.json()["buildUpload"]["state"] == "FAILED"
 
 
 def test_apples_warnings_are_printed(tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn) -> None:
@@ -552,7 +517,7 @@ def test_apples_state_is_never_a_command_to_the_runner(
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", "--wait-timeout", "1m")
     assert run.returncode == 1
     assert not [line for line in run.stderr.splitlines() if line.startswith("::warning")], run.stderr
-    assert "\n" not in shown(run)["buildUpload"]["state"]
+    assert "\n" not in run.json()["buildUpload"]["state"]
 
 
 def test_the_files_name_is_never_a_command_to_the_runner(
@@ -567,7 +532,7 @@ def test_an_invalid_build_is_exit_1(tmp_path: Path, key: KeyMaterial, small_part
     small_parts.uploads.processing_outcome = "INVALID"
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait")
     assert run.returncode == 1
-    document = shown(run)
+    document = run.json()
     assert document["build"]["processingState"] == "INVALID"
     assert document["build"]["id"] in one_error(run)
 
@@ -584,7 +549,7 @@ def test_a_wait_that_runs_out_names_the_ids_and_the_call(
     run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", *timeout, time_=time_)
     assert run.returncode == 1
     error = one_error(run)
-    upload_id = shown(run)["buildUpload"]["id"]
+    upload_id = run.json()["buildUpload"]["id"]
     assert upload_id in error and f"asc-token api /v1/buildUploads/{upload_id}" in error, error
     assert f"after {waited} " in error, error
     processing = time_.slept[time_.slept.index(10.0) :] if 10.0 in time_.slept else []
@@ -757,19 +722,11 @@ def test_a_commit_whose_answer_was_lost_is_not_undone(
             small_parts.inject(Fault("cut"))
         return time_.monotonic()
 
-    run = invoke(
-        "asc-token upload",
-        tmp_path,
-        settings(key, standin=small_parts),
-        [str(ipa(tmp_path))],
-        monotonic=monotonic,
-        sleep=time_.sleep,
-    )
-    no_secrets(run, key, small_parts)
+    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), time_=time_, monotonic=monotonic)
     assert cut and run.returncode == 0, run.log
     assert len(asked(small_parts, "PATCH", "/v1/buildUploadFiles/")) == 2
     assert not small_parts.uploads.deleted_build_uploads
-    assert shown(run)["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
+    assert run.json()["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
 
 
 def test_a_key_that_may_not_upload_is_told_the_roles(
@@ -859,7 +816,7 @@ def test_an_interrupted_upload_deletes_its_build_upload_and_ends_soon(
     no_secrets(run, key, api)
     assert run.returncode == status, run.log
     assert ended_within[0] < 5, f"the process took {ended_within[0]:.1f} s to end after the signal"
-    document = shown(run)
+    document = run.json()
     assert document["buildUpload"]["deleted"] is True
     assert api.uploads.deleted_build_uploads == [document["buildUpload"]["id"]]
     assert "Deleted build upload" in run.stderr and "Traceback" not in run.stderr
@@ -876,16 +833,10 @@ def test_a_long_wait_signs_fresh_tokens(tmp_path: Path, key: KeyMaterial, small_
         time_.sleep(seconds)
         small_parts.clock_offset_seconds = time_.now
 
-    run = invoke(
-        "asc-token upload",
-        tmp_path,
-        settings(key, standin=small_parts),
-        [str(ipa(tmp_path)), "--wait"],
-        clock=lambda: started + (time.time() - started) + time_.now,
-        monotonic=time_.monotonic,
-        sleep=sleep,
-    )
-    no_secrets(run, key, small_parts)
+    def clock() -> float:
+        return started + (time.time() - started) + time_.now
+
+    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", time_=time_, clock=clock, sleep=sleep)
     assert run.returncode == 0, run.log
     assert time_.now > 20 * 60
     assert len(small_parts.tokens_seen()) >= 2
@@ -905,17 +856,9 @@ def test_an_interrupt_after_the_commit_leaves_the_build_to_apple(
         if seconds == 10.0:  # the first wait for processing
             raise interruption
 
-    run = invoke(
-        "asc-token upload",
-        tmp_path,
-        settings(key, standin=small_parts),
-        [str(ipa(tmp_path)), "--wait"],
-        monotonic=time_.monotonic,
-        sleep=sleep,
-    )
-    no_secrets(run, key, small_parts)
+    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", time_=time_, sleep=sleep)
     assert run.returncode == status, run.log
-    document = shown(run)
+    document = run.json()
     assert document["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
     assert document["buildUpload"]["deleted"] is False and not small_parts.uploads.deleted_build_uploads
 
@@ -932,18 +875,10 @@ def test_a_401_in_the_middle_of_the_wait_is_retried_with_a_new_token(
         if seconds == 10.0 and time_.slept.count(10.0) == 2:  # before the second poll
             small_parts.inject(Fault("unauthorized"))
 
-    run = invoke(
-        "asc-token upload",
-        tmp_path,
-        settings(key, standin=small_parts),
-        [str(ipa(tmp_path)), "--wait"],
-        monotonic=time_.monotonic,
-        sleep=sleep,
-    )
-    no_secrets(run, key, small_parts)
+    run = upload(tmp_path, key, small_parts, str(ipa(tmp_path)), "--wait", time_=time_, sleep=sleep)
     assert run.returncode == 0, run.log
     assert [call for call in small_parts.calls if call.outcome == "401"], "the 401 came"
-    assert shown(run)["build"]["processingState"] == "VALID"
+    assert run.json()["build"]["processingState"] == "VALID"
 
 
 @pytest.mark.parametrize("ci", ["github", "azure"])
@@ -952,16 +887,6 @@ def test_on_a_ci_platform_stdout_is_still_only_the_document(
 ) -> None:
     """The token's mask commands and the annotations go to stderr: a `$(asc-token upload ...)` holds JSON only."""
     env = detection_env(ci, tmp_path)
-    time_ = FakeTime()
-    run = invoke(
-        "asc-token upload",
-        tmp_path / "step",
-        settings(key, standin=small_parts),
-        [str(ipa(tmp_path))],
-        env=env,
-        monotonic=time_.monotonic,
-        sleep=time_.sleep,
-    )
-    no_secrets(run, key, small_parts)
+    run = upload(tmp_path / "step", key, small_parts, str(ipa(tmp_path)), env=env)
     assert run.returncode == 0, run.log
-    assert shown(run)["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
+    assert run.json()["buildUploadFile"]["assetDeliveryState"] == "COMPLETE"
