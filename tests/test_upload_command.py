@@ -24,7 +24,7 @@ import pytest
 from asc_token.dispatch import Terminated
 from devtools.standin import DEMO_APP_ID, DEMO_BUNDLE_ID, AppStoreConnectStandIn, Fault
 
-from .builds import demo_ipa, write_zip
+from .builds import demo_ipa, make_ipa, with_info, write_zip
 from .runner import (
     ISSUER_ID,
     KEY_ID,
@@ -523,7 +523,7 @@ def test_apples_state_is_never_a_command_to_the_runner(
 def test_the_files_name_is_never_a_command_to_the_runner(
     tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
 ) -> None:
-    named = make_ipa(tmp_path, {**INFO, "CFBundleIdentifier": DEMO_BUNDLE_ID}, name="App\n::warning title=pwn::x.ipa")
+    named = make_ipa(tmp_path, with_info(CFBundleIdentifier=DEMO_BUNDLE_ID), name="App\n::warning title=pwn::x.ipa")
     run = upload(tmp_path, key, small_parts, str(named))
     assert not [line for line in run.stderr.splitlines() if line.startswith("::warning")], run.stderr
 
