@@ -775,6 +775,16 @@ def test_a_key_that_may_not_upload_is_told_the_roles(
     assert run.stdout == ""
 
 
+def test_a_403_whose_code_is_null_reads_as_forbidden_not_none(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """Apple's `code` is optional: a null one is no code, never printed as "None"."""
+    api.inject(Fault("raw-json", status=403, detail=json.dumps({"errors": [{"status": "403", "code": None}]})))
+    run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)))
+    error = one_error(run)
+    assert run.returncode == 1 and "answered 403 FORBIDDEN:" in error and "None" not in error, error
+
+
 # --- interrupted ---------------------------------------------------------------------------------
 
 

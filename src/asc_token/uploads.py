@@ -170,7 +170,7 @@ class Apple:
             return ApiError(
                 text.UPLOAD_FORBIDDEN.format(
                     service=asked.service,
-                    code=quote_foreign(str(error.get("code", "FORBIDDEN")), 100),
+                    code=quote_foreign(error.get("code") or "FORBIDDEN", 100),
                     purpose=purpose,
                     key=self.caller.credentials.key_id,
                     roles=UPLOAD_ROLES,
@@ -288,7 +288,7 @@ def _create_upload(apple: Apple, request: UploadRequest, app_id: str) -> Any:
         raise
     if reply.status >= 500:  # Apple may have created it before it failed
         _may_exist(apple, request, app_id, f"was answered {reply.status}")
-    codes = [str(error.get("code", "")) for error in apple_errors(reply)]
+    codes = [str(error.get("code") or "") for error in apple_errors(reply)]  # "code": null is no code
     # Apple answers 409 to every entity error (a bad attribute too): only the duplicate's code is a duplicate.
     duplicate = any(code.startswith(DUPLICATE_CODE) for code in codes) or (reply.status == 409 and not any(codes))
     if reply.status >= 400 and duplicate:
