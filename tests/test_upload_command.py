@@ -299,9 +299,11 @@ def test_an_ipa_without_an_info_plist_is_refused_before_any_request(
         (["--parallel", "0"], "--parallel"),
         (["--parallel", "17"], "--parallel"),
         (["--parallel", "four"], "--parallel"),
+        (["--parallel", "\u00b2"], "--parallel"),  # str.isdigit says yes, int() no: never an internal error
         (["--wait", "--wait-timeout", "0"], "--wait-timeout"),
         (["--wait", "--wait-timeout", "soon"], "--wait-timeout"),
         (["--app-id", "com.example.demo"], "--app-id"),
+        (["--app-id", "\u0661\u0662\u0663"], "--app-id"),  # Arabic-Indic digits: not Apple's numeric ID
     ],
 )
 def test_a_bad_setting_is_exit_2_before_any_request(
