@@ -438,6 +438,19 @@ def test_a_failed_part_deletes_the_build_upload_and_says_so(
     assert not asked(small_parts, "PATCH", "/v1/buildUploadFiles/"), "nothing half-sent is committed"
 
 
+def test_a_file_name_cannot_become_a_workflow_command(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """The file's name is the user's, and a CI log reads "::error::" opening a line and "##vso[" anywhere."""
+    named = "evil\n::error::pwned ##vso[task.setvariable variable=X]1.ipa"
+    path = make_ipa(tmp_path, {**INFO, "CFBundleIdentifier": DEMO_BUNDLE_ID}, name=named)
+    run = upload(tmp_path, key, api, str(path))
+    assert run.returncode == 0, run.log
+    logged = run.stderr.splitlines() + run.log_lines
+    assert not [line for line in logged if line.startswith("::error::") or "##vso[" in line], logged
+    assert any("created: evil : :error: :pwned # #vso[" in line for line in logged), logged
+
+
 @pytest.mark.parametrize("hostile", ["../../v1/apps/1000000000", "..", "a/b", "", "id?x=1"])
 def test_an_unusable_build_upload_id_is_never_put_into_a_path(
     tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn, hostile: str

@@ -218,7 +218,7 @@ def run_upload(request: UploadRequest, caller: Caller, io: Io, state: UploadStat
     )
     try:
         facts = {"version": quote_foreign(build.version, 50), "build": quote_foreign(build.build_number, 50)}
-        facts.update(id=state.build_upload_id, file=file.file_name, platform=build.platform, app=app_id)
+        facts.update(id=state.build_upload_id, file=quote_foreign(file.file_name), platform=build.platform, app=app_id)
         log(text.UPLOAD_CREATED.format(size=file.size, **facts))
         reserved = apple.document("POST", "/v1/buildUploadFiles", _file_body(request, state), purpose="upload builds")
         state.file_id = resource_id(reserved, "the build upload file's id")
