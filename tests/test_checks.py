@@ -5,6 +5,7 @@ process, stdout and stderr read at the file descriptors (OnFds)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Tuple
@@ -228,6 +229,17 @@ def test_app_found_gives_app_id_and_name(tmp_path: Path, key: KeyMaterial, api: 
     assert result.outputs["app-id"] == "1000000001"
     assert result.outputs["app-name"] == "Demo App Watch"
     assert sent(api) == [("/v1/apps?filter[bundleId]=com.example.demo.watch&limit=1", "200")]
+
+
+def test_an_app_without_an_id_never_gives_app_id_none(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """Apple's answer is read as given: an app whose `id` is null gives an empty app-id, not "None"."""
+    app = {"type": "apps", "id": None, "attributes": {"bundleId": "com.example.demo", "name": "Demo App"}}
+    api.inject(Fault("raw-json", status=200, detail=json.dumps({"data": [app], "links": {}})))
+    result = invoke("action", tmp_path, settings(key, standin=api, checks=["app:com.example.demo"]))
+    logged = [line for line in result.log_lines if "add-mask" not in line]  # masks are base64, any letters
+    assert result.outputs.get("app-id", "") == "" and "None" not in " ".join(logged) + result.summary, logged
 
 
 def test_app_not_found_says_how_to_check(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:

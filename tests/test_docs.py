@@ -199,3 +199,36 @@ def test_the_supported_runners_table_is_what_check_wheels_proves() -> None:
     rows = [line.split("|")[1:4] for line in section.splitlines() if line.startswith("| ")][1:]  # after the header
     documented = [tuple(cell.strip() for cell in row) for row in rows]
     assert documented == [(platform.os, platform.arch, platform.python_range()) for platform in PLATFORMS]
+
+
+def _table_rows(document: Path) -> List[List[str]]:
+    """Each markdown table row's cells, stripped (header and rule rows included)."""
+    lines = [line for line in without_fences(document.read_text(encoding="utf-8")).splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+
+
+def _documented(document: Path) -> Dict[str, str]:
+    """Every `name` in a table row's first cell -> that row's second cell."""
+    return {
+        name: row[1] if len(row) > 1 else ""
+        for row in _table_rows(document)
+        for name in re.findall(r"`([^`]+)`", row[0])
+    }
+
+
+@pytest.mark.parametrize(
+    ("action_file", "document"), [("action.yml", "README.md"), ("upload/action.yml", "docs/uploads.md")]
+)
+def test_every_input_and_output_is_in_its_table(action_file: str, document: str) -> None:
+    """Each input and output of the action is a row of the page that documents it (the README for
+    the token step, docs/uploads.md for the upload step), and a default the action gives is the one shown."""
+    action = yaml.safe_load((ROOT / action_file).read_text(encoding="utf-8"))
+    rows = _documented(ROOT / document)
+    missing = [name for name in [*action["inputs"], *action["outputs"]] if name not in rows]
+    assert missing == [], f"{document} has no row for {missing}"
+    for name, spec in action["inputs"].items():
+        default = str(spec.get("default", ""))
+        if spec.get("required"):
+            assert rows[name] == "(required)", (name, rows[name])
+        elif default:
+            assert rows[name] == f"`{default}`", (name, default, rows[name])

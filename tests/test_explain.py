@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from asc_token.errors import ApiError, NotAppleError, UnreachableError
-from asc_token.explain import Asked, explain_reply, explain_unreachable
+from asc_token.explain import Asked, apple_said, error_code, explain_api_reply, explain_reply, explain_unreachable
 from asc_token.inputs import CliInputs, GitHubInputs
 from asc_token.messages import STATUS_PAGE
 from asc_token.records import Naming
@@ -215,3 +215,18 @@ def test_quote_foreign_drops_an_echoed_token_or_key() -> None:
         "Provide a properly configured and signed bearer token https://developer.apple.com/go/?id=api-generating-tokens"
     )
     assert quote_foreign(apple) == apple
+
+
+@pytest.mark.parametrize("status", [401, 403, 400])
+def test_a_null_code_and_empty_error_never_read_as_none(status: int) -> None:
+    """Apple's fields are optional: ``"code": null`` is no code, and an error with nothing in it
+    is said to be empty, never printed as "None" or as nothing after "Apple said:"."""
+    body = {"errors": [{"status": None, "code": None, "title": None, "detail": None}]}
+    reply = Reply(status, {"content-type": "application/json"}, json.dumps(body).encode())
+    assert error_code(reply) is None
+    assert apple_said(reply) == "an error with no status, code, title or detail"
+    error = explain(reply, CLI)
+    assert "None" not in error.message + error.details, error.message
+    asked = Asked(URL, "team", purpose="list apps", key_id="ABCDE12345")
+    request_error = explain_api_reply(reply, asked, "GET", CLI, lambda: NOW)
+    assert "None" not in request_error.message + request_error.details, request_error.message

@@ -7,7 +7,7 @@ The table tests run in this process with stdout and stderr read at the file desc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Literal
 
 import pytest
 
@@ -76,6 +76,22 @@ def test_key_fragment_in_another_input_is_not_echoed(tmp_path: Path, key: KeyMat
     one_error(result)
     for shown in (fragment, fragment.lower(), fragment[:24]):
         assert shown not in result.stdout + result.summary
+
+
+@pytest.mark.parametrize("command", ["action", "asc-token"])
+def test_a_key_fragment_as_key_id_beside_a_named_key_file_is_not_echoed(
+    tmp_path: Path, key: KeyMaterial, command: Literal["action", "asc-token"]
+) -> None:
+    """The warning that the key file is named for another key quotes key-id only as a setting may be quoted."""
+    fragment = raw_key_b64(key)
+    key_file = tmp_path / "AuthKey_ZZZZZ99999.p8"
+    key_file.write_text(key.pem)
+    named = {**settings(key, private_key="", private_key_path=str(key_file)), "key-id": fragment}
+    result = invoke(command, tmp_path, named, None if command == "action" else ["--print", "--no-verify"])
+    assert result.returncode == 2
+    logged = "\n".join(line for line in [*result.stderr.splitlines(), *result.log_lines] if "add-mask" not in line)
+    for piece in (fragment, fragment[:24]):
+        assert piece not in logged + result.stdout + result.summary, logged
 
 
 # --- argparse never echoes an argument's value ------------------------------------------------

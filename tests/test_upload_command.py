@@ -264,9 +264,11 @@ def test_an_ipa_without_an_info_plist_is_refused_before_any_request(
         (["--parallel", "0"], "--parallel"),
         (["--parallel", "17"], "--parallel"),
         (["--parallel", "four"], "--parallel"),
+        (["--parallel", "\u00b2"], "--parallel"),  # str.isdigit says yes, int() no: never an internal error
         (["--wait", "--wait-timeout", "0"], "--wait-timeout"),
         (["--wait", "--wait-timeout", "soon"], "--wait-timeout"),
         (["--app-id", "com.example.demo"], "--app-id"),
+        (["--app-id", "\u0661\u0662\u0663"], "--app-id"),  # Arabic-Indic digits: not Apple's numeric ID
     ],
 )
 def test_a_bad_setting_is_exit_2_before_any_request(
@@ -399,6 +401,19 @@ def test_a_failed_part_deletes_the_build_upload_and_says_so(
     assert small_parts.uploads.deleted_build_uploads == [upload_id]
     assert f"Deleted build upload {upload_id}" in run.stderr
     assert not asked(small_parts, "PATCH", "/v1/buildUploadFiles/"), "nothing half-sent is committed"
+
+
+def test_a_file_name_cannot_become_a_workflow_command(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """The file's name is the user's, and a CI log reads "::error::" opening a line and "##vso[" anywhere."""
+    named = "evil\n::error::pwned ##vso[task.setvariable variable=X]1.ipa"
+    path = make_ipa(tmp_path, {**INFO, "CFBundleIdentifier": DEMO_BUNDLE_ID}, name=named)
+    run = upload(tmp_path, key, api, str(path))
+    assert run.returncode == 0, run.log
+    logged = run.stderr.splitlines() + run.log_lines
+    assert not [line for line in logged if line.startswith("::error::") or "##vso[" in line], logged
+    assert any("created: evil : :error: :pwned # #vso[" in line for line in logged), logged
 
 
 @pytest.mark.parametrize("hostile", ["../../v1/apps/1000000000", "..", "a/b", "", "id?x=1"])
@@ -749,6 +764,16 @@ def test_an_agreement_to_accept_is_not_taken_for_a_role(
     error = one_error(run)
     assert "Account Holder must accept the latest agreement" in error and "role" not in error, error
     assert run.stdout == ""
+
+
+def test_a_403_whose_code_is_null_reads_as_forbidden_not_none(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """Apple's `code` is optional: a null one is no code, never printed as "None"."""
+    api.inject(Fault("raw-json", status=403, detail=json.dumps({"errors": [{"status": "403", "code": None}]})))
+    run = upload(tmp_path, key, api, str(ipa(tmp_path, size=1000)))
+    error = one_error(run)
+    assert run.returncode == 1 and "answered 403 FORBIDDEN:" in error and "None" not in error, error
 
 
 # --- interrupted ---------------------------------------------------------------------------------

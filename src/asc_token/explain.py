@@ -100,15 +100,15 @@ def apple_said(reply: Reply, most: int = 1) -> str:
         words = " - ".join(str(error.get(name)) for name in ("title", "detail") if error.get(name))
         where = _source(error)
         line = ": ".join(part for part in (status_code, words) if part) + (f" (source: {where})" if where else "")
-        lines.append(quote_foreign(line, 600))
+        lines.append(quote_foreign(line, 600) or "an error with no status, code, title or detail")
     more = [f"(+{len(errors) - most} more errors)"] if len(errors) > most else []
     return " ".join(lines + more) if most == 1 else "\n".join([f"- {line}" for line in lines] + more)
 
 
 def error_code(reply: Reply) -> Optional[str]:
     errors = apple_errors(reply)
-    code = str(errors[0].get("code", "")) if errors else ""
-    return quote_foreign(code, 100) or None
+    code = errors[0].get("code") if errors else None  # "code": null is no code, never "None"
+    return None if code is None else quote_foreign(code, 100) or None
 
 
 def measure_skew(reply: Optional[Reply], clock: Callable[[], float]) -> Optional[float]:

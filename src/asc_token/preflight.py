@@ -141,7 +141,8 @@ def _app_result(check: Check, reply: Reply, facts: VerificationResult, caller: C
             details="Likely causes, most likely first:\n" + numbered,
         )
         return CheckResult(check, False, "no such app", if_missing, facts=facts, error=error)
-    app_id, app_name = quote_foreign(matching[0].get("id", ""), 40), quote_foreign(_attribute(matching[0], "name"), 200)
+    app_id = quote_foreign(matching[0].get("id") or "", 40)  # "id": null is no ID, never "None"
+    app_name = quote_foreign(_attribute(matching[0], "name"), 200)
     meaning = f"app-id {app_id} ({app_name}), for altool --apple-id and API calls"
     return CheckResult(check, True, "passed", meaning, facts=facts, app_id=app_id, app_name=app_name)
 

@@ -107,7 +107,7 @@ def read_upload_request(inputs: InputReader, api: Api) -> UploadRequest:
     if not path:
         raise InputError(text.UPLOAD_NO_FILE.format(file=inputs.label("file")))
     app_id = inputs.get("app-id").strip() or None
-    if app_id is not None and not app_id.isdigit():
+    if app_id is not None and not (app_id.isascii() and app_id.isdigit()):  # str.isdigit takes "²" and "١٢٣"
         raise InputError(text.UPLOAD_BAD_APP_ID.format(app_id=inputs.label("app-id")))
     build, notes = resolve_build(
         read_build_file(path),
@@ -122,7 +122,7 @@ def read_upload_request(inputs: InputReader, api: Api) -> UploadRequest:
     if not timeout:
         raise InputError(text.UPLOAD_BAD_TIMEOUT.format(setting=inputs.label("wait-timeout")))
     raw_parallel = inputs.get("parallel").strip() or str(DEFAULT_PARALLEL)
-    if not raw_parallel.isdigit() or not 1 <= int(raw_parallel) <= MAX_PARALLEL:
+    if not (raw_parallel.isascii() and raw_parallel.isdigit()) or not 1 <= int(raw_parallel) <= MAX_PARALLEL:
         raise InputError(text.UPLOAD_BAD_PARALLEL.format(setting=inputs.label("parallel"), most=MAX_PARALLEL))
     wait = read_bool(inputs, "wait", default=False)
     return UploadRequest(build, app_id, wait, timeout, int(raw_parallel), tuple(notes))
