@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import signal
@@ -408,7 +409,7 @@ def test_a_file_name_cannot_become_a_workflow_command(
 ) -> None:
     """The file's name is the user's, and a CI log reads "::error::" opening a line and "##vso[" anywhere."""
     named = "evil\n::error::pwned ##vso[task.setvariable variable=X]1.ipa"
-    path = make_ipa(tmp_path, {**INFO, "CFBundleIdentifier": DEMO_BUNDLE_ID}, name=named)
+    path = make_ipa(tmp_path, with_info(CFBundleIdentifier=DEMO_BUNDLE_ID), name=named)
     run = upload(tmp_path, key, api, str(path))
     assert run.returncode == 0, run.log
     logged = run.stderr.splitlines() + run.log_lines
@@ -533,14 +534,6 @@ def test_apples_state_is_never_a_command_to_the_runner(
     assert run.returncode == 1
     assert not [line for line in run.stderr.splitlines() if line.startswith("::warning")], run.stderr
     assert "\n" not in run.json()["buildUpload"]["state"]
-
-
-def test_the_files_name_is_never_a_command_to_the_runner(
-    tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn
-) -> None:
-    named = make_ipa(tmp_path, with_info(CFBundleIdentifier=DEMO_BUNDLE_ID), name="App\n::warning title=pwn::x.ipa")
-    run = upload(tmp_path, key, small_parts, str(named))
-    assert not [line for line in run.stderr.splitlines() if line.startswith("::warning")], run.stderr
 
 
 def test_an_invalid_build_is_exit_1(tmp_path: Path, key: KeyMaterial, small_parts: AppStoreConnectStandIn) -> None:
