@@ -36,7 +36,7 @@ from .explain import (
     summarise_body,
 )
 from .fields import Field, json_body, read_fields, tag_raw, tag_typed, with_query
-from .keys import read_file
+from .keys import read_argument_file
 from .paging import (
     MAX_PAGES,
     Answer,
@@ -382,22 +382,12 @@ def read_headers(given: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
 
 
 def read_input(name: str, stdin: IO[bytes], wait: float) -> bytes:
-    where = "stdin (--input -)" if name == "-" else f"--input file {shown(name)}"
-    try:
-        raw = stdin.read(MAX_INPUT_BYTES + 1) if name == "-" else read_file(name, MAX_INPUT_BYTES + 1, wait)
-    except TimeoutError:
-        raise InputError(
-            f"The {where} gave no data within {wait:.0f} s: a pipe whose writer never came; give a file."
-        ) from None
-    except FileNotFoundError:
-        raise InputError(f"The {where} does not exist: give the path of a JSON file, or - to read stdin.") from None
-    except IsADirectoryError:
-        raise InputError(f"The {where} is a folder: give the path of a JSON file.") from None
-    except OSError as exc:
-        raise InputError(f"The {where} cannot be read ({exc.strerror or type(exc).__name__}).") from None
+    where = "The stdin (--input -)" if name == "-" else f"The --input file {shown(name)}"
+    wanted = ("a JSON file", "- to read stdin")
+    raw = read_argument_file(name, stdin, MAX_INPUT_BYTES + 1, wait, where=where, wanted=wanted)
     if len(raw) > MAX_INPUT_BYTES:
         raise InputError(
-            f"The {where} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB: App Store Connect takes no such body."
+            f"{where} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB: App Store Connect takes no such body."
         )
     try:
         json.loads(raw)
@@ -405,11 +395,11 @@ def read_input(name: str, stdin: IO[bytes], wait: float) -> bytes:
         # Where, never what: the file's text is not repeated.
         position = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InputError(
-            f"The {where} is not JSON{position}: --input sends a JSON document such as "
+            f"{where} is not JSON{position}: --input sends a JSON document such as "
             '{"data": {"type": "bundleIds", "attributes": {...}}}.'
         ) from None
     except RecursionError:
-        raise InputError(f"The {where} is nested too deeply to be a request body.") from None
+        raise InputError(f"{where} is nested too deeply to be a request body.") from None
     return raw
 
 

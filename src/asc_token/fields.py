@@ -15,7 +15,7 @@ from typing import IO, Any, Dict, List, Sequence, Tuple, Union
 from urllib.parse import quote
 
 from .errors import InputError
-from .keys import read_file
+from .keys import read_argument_file
 from .redact import is_control, shown
 
 MAX_FIELD_FILE_BYTES = 4 * 1024 * 1024  # as --input: App Store Connect takes no larger body
@@ -80,20 +80,8 @@ def typed_value(option: str, key: str, text: str, stdin: IO[bytes], wait: float)
 def _file_text(option: str, key: str, name: str, stdin: IO[bytes], wait: float) -> str:
     where = f"{option} {shown(key)}=@{'-' if name == '-' else ''}"
     where += " (stdin)" if name == "-" else f" file {shown(name, path=True)}"
-    try:
-        raw = stdin.read(MAX_FIELD_FILE_BYTES + 1) if name == "-" else read_file(name, MAX_FIELD_FILE_BYTES + 1, wait)
-    except TimeoutError:
-        raise InputError(
-            f"{where} gave no data within {wait:.0f} s: a pipe whose writer never came; give a file."
-        ) from None
-    except FileNotFoundError:
-        raise InputError(f"{where} does not exist: give the path of a text file after @, or @- for stdin.") from None
-    except IsADirectoryError:
-        raise InputError(f"{where} is a folder: give the path of a text file after @.") from None
-    except OSError as exc:
-        raise InputError(
-            f"{where} cannot be read ({exc.strerror or type(exc).__name__}): give a readable file."
-        ) from None
+    wanted = ("a text file after @", "@- for stdin")
+    raw = read_argument_file(name, stdin, MAX_FIELD_FILE_BYTES + 1, wait, where=where, wanted=wanted)
     if len(raw) > MAX_FIELD_FILE_BYTES:
         raise InputError(f"{where} is larger than 4 MB: App Store Connect takes no such value; give a smaller file.")
     try:
