@@ -252,8 +252,6 @@ def _upload(
 def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCall:
     """The method, PATH and body, checked (or :class:`InputError` naming the argument); a pipe
     named by --input is waited for as long as a server's answer (``wait`` seconds)."""
-    if args.input == "-" and any(option == "-F/--field" and text.endswith("=@-") for option, text in args.fields):
-        raise InputError("--input - and -F KEY=@- both read stdin: give one of them a file instead.")
     fields = read_fields(args.fields, stdin, wait, input_is_stdin=args.input == "-")
     given = args.method
     sends = args.input is not None or bool(fields)

@@ -46,7 +46,7 @@ def read_fields(
 ) -> List[Field]:
     """The fields, checked and typed (or :class:`InputError` naming the option); ``@`` files read now."""
     fields: List[Field] = []
-    stdin_taken = input_is_stdin
+    stdin_taken = False
     for option, text in given:
         key, equals, value = text.partition("=")
         if not equals or not key or any(is_control(char) for char in key):
@@ -58,6 +58,8 @@ def read_fields(
             fields.append(Field(key, value))
             continue
         if value == "@-":
+            if input_is_stdin:
+                raise InputError("--input - and -F KEY=@- both read stdin: give one of them a file instead.")
             if stdin_taken:
                 raise InputError(
                     f"{option} {shown(key)}=@- reads stdin, which --input - or another @- already reads: give one "
