@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, Sequence, Set, Tuple
 from urllib.parse import urlsplit
 
-from .asset_upload import AssetFile, read_asset_file, upload_asset
 from .caller import Caller, open_caller
 from .cli import Parser, add_shared_flags, run_command
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_STATUSES, ApiError, InputError
@@ -57,6 +56,7 @@ from .transport import MAX_DOWNLOAD_BYTES, NoAnswerError, Reply, SinkError, few_
 from .urls import resolve, unusable_url
 
 if TYPE_CHECKING:
+    from .asset_upload import AssetFile
     from .inputs import CliInputs
     from .platforms import Platform
     from .world import Io
@@ -240,6 +240,7 @@ def _upload(
     call: ApiCall, asset: AssetFile, url: str, caller: Caller, io: Io, show_error: Optional[ErrorShown]
 ) -> Optional[Answer]:
     """--upload-file: the reservation, the parts, the commit; each request to the API as run_call sends it."""
+    from .asset_upload import upload_asset
     from .operations import send_options
 
     def exchange(method: str, target: str, body: Optional[bytes]) -> Optional[Answer]:
@@ -338,7 +339,8 @@ def _upload_call(
     body = (
         _encoded(json_body(fields)) if fields else None if args.input is None else read_input(args.input, stdin, wait)
     )
-    upload = read_asset_file(path, args.upload_file, body)
+    from .asset_upload import read_asset_file  # deferred: only --upload-file needs it
+
     return ApiCall(
         "POST",
         path,
@@ -346,7 +348,7 @@ def _upload_call(
         False,
         bool(args.include),
         read_headers(args.header),
-        upload=upload,
+        upload=read_asset_file(path, args.upload_file, body),
         jq=args.jq,
         silent=bool(args.silent),
     )
