@@ -63,8 +63,7 @@ def read_credentials(inputs: InputReader) -> Credentials:
     issuer_id = _issuer_id(inputs, key_type)
     api = APIS[_choice(inputs, "api", tuple(APIS), _API_ADVICE)]
     scope = _scope(inputs)
-    expires_in, api_url = _expires_in(inputs, scope, api), read_base_url(inputs, "api-url", api.url)
-    refuse_plain_http(inputs, "api-url", api_url, api.url)
+    expires_in, api_url = _expires_in(inputs, scope, api), read_api_url(inputs, api)
     return Credentials(key_id, issuer_id, key_type, expires_in, scope, key, api_url, api)
 
 
@@ -78,21 +77,22 @@ def read_base_url(inputs: InputReader, setting: str, default: str) -> str:
             f"{inputs.label(setting)} is not a URL: it holds what looks like key material (not shown); "
             f"leave it unset for {default}."
         )
-    url = (raw or default).rstrip("/")
-    # Apple's documentation writes the base with /v1; paths carry it (the front ends say so once).
-    return without_version(url) if setting == "api-url" else url
+    return (raw or default).rstrip("/")
 
 
-def refuse_plain_http(inputs: Naming, setting: str, url: str, default: str) -> None:
-    """Plain http to another machine is refused even where nothing is sent (``verify: false``): the URL
-    is exported to later steps, which would send the bearer token in the clear."""
+def read_api_url(inputs: InputReader, api: Api) -> str:
+    """api-url (or the API's own) without the /v1 Apple's documentation writes in it (paths carry it; the front
+    ends say so once). Plain http to another machine is refused even where nothing is sent (``verify: false``):
+    the URL is exported to later steps, which would send the bearer token in the clear."""
+    url = without_version(read_base_url(inputs, "api-url", api.url))
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
     except ValueError:
-        return  # malformed: refused with its reason where a request is sent
+        return url  # malformed: refused with its reason where a request is sent
     if parts.scheme.lower() == "http" and host and not is_loopback(host):
-        require_base_url(inputs, setting, url, default)
+        require_base_url(inputs, "api-url", url, api.url)
+    return url
 
 
 def require_base_url(inputs: Naming, setting: str, url: str, default: str) -> None:
@@ -162,20 +162,10 @@ def read_given_token(inputs: InputReader) -> Optional[Tuple[Credentials, GivenTo
     given = GivenToken.read(raw)
     key_type = "team" if given.issuer_id else "individual"
     api = APIS[_choice(inputs, "api", tuple(APIS), _API_ADVICE)]
-    api_url = read_base_url(inputs, "api-url", api.url)
-    refuse_plain_http(inputs, "api-url", api_url, api.url)
+    api_url = read_api_url(inputs, api)
     lifetime = max(given.expires_at - given.issued_at, 1) if given.expires_at else SHORT_LIFETIME_SECONDS
-    credentials = Credentials(
-        given.key_id,
-        given.issuer_id,
-        key_type,
-        lifetime,
-        given.scope,
-        KeySource("ASC_TOKEN", given=given),
-        api_url,
-        api,
-    )
-    return credentials, given
+    key = KeySource("ASC_TOKEN", given=given)
+    return Credentials(given.key_id, given.issuer_id, key_type, lifetime, given.scope, key, api_url, api), given
 
 
 def _choice(inputs: InputReader, name: str, choices: Sequence[str], advice: str) -> str:
