@@ -28,6 +28,7 @@ from .cli import Parser, add_shared_flags, run_command
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_STATUSES, ApiError, InputError
 from .explain import (
     Asked,
+    describe_body,
     explain_api_reply,
     explain_api_unfinished,
     explain_api_unreachable,
@@ -423,7 +424,9 @@ def run_call(
             return None
         if spool is not None and not call.paginate:
             return spool
-        raise _not_json(call, asked, status, _unread_body(headers))
+        length = headers.get("content-length", "").strip()
+        size = length if length.isdigit() else ""
+        raise _not_json(call, asked, status, describe_body(headers.get("content-type", ""), size))  # body unread
 
     def note_rate_limit(reply: Reply) -> None:
         left = few_requests_left(reply)
@@ -493,14 +496,6 @@ def _parsed(reply: Reply, asked: Asked, call: ApiCall, caller: Caller) -> Any:
     if kind != "other":
         raise explain_reply(reply, asked, caller.naming, caller.clock)  # a proxy's page, or JSON that does not parse
     raise _not_json(call, asked, reply.status, summarise_body(reply))
-
-
-def _unread_body(headers: Mapping[str, str]) -> str:
-    """As :func:`explain.summarise_body` says it, from the headers alone: the body is not read."""
-    content_type = quote_foreign(headers.get("content-type", "").split(";")[0] or "unknown type", 60)
-    length = headers.get("content-length", "").strip()
-    size = f" of {length} bytes" if length.isdigit() else ""
-    return f"{'an' if content_type[:1].lower() in 'aeiou' else 'a'} {content_type} body{size}"
 
 
 def _not_json(call: ApiCall, asked: Asked, status: int, described: str) -> ApiError:

@@ -71,12 +71,17 @@ def is_apple_json(reply: Reply) -> bool:
 
 def summarise_body(reply: Reply) -> str:
     """One line about a body that is not Apple's JSON: never the body itself."""
-    content_type = quote_foreign(reply.header("content-type").split(";")[0] or "unknown type", 60)
     size = f"{len(reply.body)}{'+' if reply.truncated else ''}"
     title = _html_title(reply.body[: 64 * 1024].decode("utf-8", errors="replace"))
     shown = f', page title "{quote_foreign(title, 80)}"' if title else ""
-    article = "an" if content_type[:1].lower() in "aeiou" else "a"
-    return f"{article} {content_type} body of {size} bytes{shown}"
+    return describe_body(reply.header("content-type"), size) + shown
+
+
+def describe_body(content_type: str, size: str) -> str:
+    """A body as 'a text/csv body of 12 bytes', from its Content-Type and its size ('': not known), never itself."""
+    media = quote_foreign(content_type.split(";")[0] or "unknown type", 60)
+    article = "an" if media[:1].lower() in "aeiou" else "a"
+    return f"{article} {media} body" + (f" of {size} bytes" if size else "")
 
 
 def _html_title(text: str) -> str:
