@@ -114,7 +114,7 @@ def with_query(path: str, fields: Sequence[Field]) -> str:
     if not fields:
         return path
     base, hash_mark, fragment = path.partition("#")
-    separator = "&" if "?" in base and not base.endswith(("?", "&")) else ("" if base.endswith(("?", "&")) else "?")
+    separator = "" if base.endswith(("?", "&")) else "&" if "?" in base else "?"
     return f"{base}{separator}{query(fields)}{hash_mark}{fragment}"
 
 
