@@ -146,15 +146,11 @@ def run_command(
     platform = platform_for(io.env, args.ci_platform)(io.env, log=log, stdout=io.out(), stderr=io.err())
     try:
         flags = flag_settings(args)
-        # A command reads the environment names of the settings it has flags for, and no other.
-        inputs = CliInputs(flags, io.env, reads=flags)
-        if extra_settings:  # the command's own settings (upload's FILE, --version ...): flags only
-            given = {name: getattr(args, name.replace("-", "_")) for name in extra_settings}
-            own = {
-                name: ("true" if value else None) if isinstance(value, bool) else value for name, value in given.items()
-            }
-            inputs = CliInputs({**flags, **own}, io.env, reads=[*flags, *own])
-        return command(args, inputs, io, platform)
+        # A command reads the environment names of the settings it has flags for, and no other; its own
+        # settings (upload's FILE, --version ...) are flags only.
+        given = {name: getattr(args, name.replace("-", "_")) for name in extra_settings}
+        own = {name: ("true" if value else None) if isinstance(value, bool) else value for name, value in given.items()}
+        return command(args, CliInputs({**flags, **own}, io.env, reads=[*flags, *own]), io, platform)
     except AscTokenError as error:
         platform.report_error(error)
         return error.exit_code
