@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict
 
+import jwt
 import pytest
 
 from asc_token.explain import Asked, explain_reply
@@ -111,6 +112,15 @@ def test_a_given_token_is_carried_as_it_is(key: KeyMaterial) -> None:
     assert "cannot be refreshed" in given.note(2e9) and "expired already" in given.note(2e9)
     assert read_given_token(CliInputs({}, {"ASC_TOKEN": token, "ASC_PRIVATE_KEY": key.pem})) is None
     assert GivenToken.read("not a jwt").key_id == ""
+
+
+def test_a_given_tokens_key_id_is_shown_only_in_its_usual_form(key: KeyMaterial) -> None:
+    """Its header is unverified text: a kid that is no key ID never reaches an explanation or the log."""
+    claims = {"iss": ISSUER_ID, "iat": 1_800_000_000, "exp": 1_800_000_600, "aud": "appstoreconnect-v1"}
+    for kid in ("ABCDE12345\n::error::injected", "::warning::x", "abcde12345"):
+        token = jwt.encode(claims, key.key, algorithm="ES256", headers={"kid": kid})
+        found = read_given_token(CliInputs({}, {"ASC_TOKEN": token}))
+        assert found is not None and found[0].key_id == "", kid
 
 
 def test_asc_token_alone_calls_the_api_as_given(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:

@@ -164,8 +164,9 @@ def read_given_token(inputs: InputReader) -> Optional[Tuple[Credentials, GivenTo
     api = APIS[_choice(inputs, "api", tuple(APIS), _API_ADVICE)]
     api_url = read_api_url(inputs, api)
     lifetime = max(given.expires_at - given.issued_at, 1) if given.expires_at else SHORT_LIFETIME_SECONDS
-    key = KeySource("ASC_TOKEN", given=given)
-    return Credentials(given.key_id, given.issuer_id, key_type, lifetime, given.scope, key, api_url, api), given
+    key, key_id = KeySource("ASC_TOKEN", given=given), given.key_id if _KEY_ID.fullmatch(given.key_id) else ""
+    # The header is unverified text: a kid that is no key ID is never shown (explanations name the setting).
+    return Credentials(key_id, given.issuer_id, key_type, lifetime, given.scope, key, api_url, api), given
 
 
 def _choice(inputs: InputReader, name: str, choices: Sequence[str], advice: str) -> str:
