@@ -135,6 +135,17 @@ def test_asc_token_alone_calls_the_api_as_given(tmp_path: Path, key: KeyMaterial
     assert token not in run.stderr and token not in run.stdout
 
 
+def test_a_given_tokens_scope_is_named_as_the_tokens(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """The scope came with ASC_TOKEN: the refusal names it, not --scope, which would change nothing."""
+    token = mint(key.key, TokenRequest(KEY_ID, ISSUER_ID, scope=("GET /v1/builds",)), time.time).token
+    env = {"ASC_TOKEN": token, "ASC_API_URL": api.url}
+    run = invoke("asc-token api", tmp_path, {}, ["/v1/apps"], env=env)
+    assert run.returncode == 2 and api.requests == []
+    assert "ASC_TOKEN's scope does not allow GET /v1/apps" in one_error(run) and "--scope" not in one_error(run)
+
+
 # --- item 6: local evidence first ---------------------------------------------------------------
 
 

@@ -195,15 +195,18 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     credentials = read_credentials(inputs) if given is None else given[0]
     require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
     url = resolve(call.path, credentials.api_url, "PATH", inputs)
+    scope, unscoped = inputs.label("scope"), f"unset {inputs.label('scope')}"
+    if given is not None:  # the token's own scope, which no setting changes
+        scope, unscoped = "ASC_TOKEN's scope", "give ASC_TOKEN a token without one (or set the key to sign one)"
     if call.upload is not None and credentials.scope:
         raise InputError(
             f"--upload-file commits the resource it reserves with a PATCH of its own path, which no entry of "
-            f"{inputs.label('scope')} can name before the reservation gives its id: unset {inputs.label('scope')}."
+            f"{scope} can name before the reservation gives its id: {unscoped}."
         )
     if credentials.scope and not scope_allows(credentials.scope, call.method, url):
         raise InputError(
-            f"{inputs.label('scope')} does not allow {call.method} {quote_foreign(urlsplit(url).path, 200)}, so "
-            f"{credentials.api.service} would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
+            f"{scope} does not allow {call.method} {quote_foreign(urlsplit(url).path, 200)}, so "
+            f"{credentials.api.service} would refuse the token: add an entry for it, or {unscoped}."
         )
     if call.method == "POST":
         io = dataclasses.replace(io, policy=dataclasses.replace(io.policy, resend_when_uncertain=False))
