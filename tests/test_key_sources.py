@@ -149,6 +149,13 @@ def test_a_given_tokens_scope_is_named_as_the_tokens(
 # --- item 6: local evidence first ---------------------------------------------------------------
 
 
+def test_the_key_file_warning_shows_the_key_id_as_given_safely() -> None:
+    """The warning comes before the key ID is checked: what was given is quoted, never a line of its own."""
+    env = {"ASC_KEY_ID": "ZZZZZ99999\n::error::injected", "ASC_PRIVATE_KEY_PATH": "AuthKey_ABCDE12345.p8"}
+    (line,) = CliInputs({}, env).disagreements()
+    assert "Apple will refuse the token" in line and "\n" not in line and "::error" not in line
+
+
 def test_api_url_with_v1_is_taken_without_it(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
     run = invoke("asc-token api", tmp_path, settings(key, standin=api, api_url=api.url + "/v1/"), ["/v1/apps"])
     assert run.returncode == 0, run.log

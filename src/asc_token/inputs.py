@@ -121,7 +121,7 @@ class CliInputs:
         if mismatch:
             self._notes.append(
                 f"Warning: {self.label('private-key-path')} names {mismatch[1]}, the file of key {mismatch[0]}, "
-                f"but {self.label('key-id')} is {self._values['key-id'].strip()}: Apple will refuse the token "
+                f"but {self.label('key-id')} is {shown(self._values['key-id'].strip())}: Apple will refuse the token "
                 f"(401) unless the file was renamed; set {self.assignment('key-id', mismatch[0])} if it is that key."
             )
 
