@@ -112,6 +112,9 @@ def test_a_given_token_is_carried_as_it_is(key: KeyMaterial) -> None:
     assert "cannot be refreshed" in given.note(2e9) and "expired already" in given.note(2e9)
     assert read_given_token(CliInputs({}, {"ASC_TOKEN": token, "ASC_PRIVATE_KEY": key.pem})) is None
     assert GivenToken.read("not a jwt").key_id == ""
+    for absurd in (1e300, float("nan"), -5, "1800000000"):  # unverified claims: never a crash (exit 3)
+        unusual = jwt.encode({"exp": absurd, "iat": absurd}, "k" * 32, algorithm="HS256")
+        assert GivenToken.read(unusual).expires_at == 0 and "No key was given" in GivenToken.read(unusual).note(0)
 
 
 def test_a_given_tokens_key_id_is_shown_only_in_its_usual_form(key: KeyMaterial) -> None:
