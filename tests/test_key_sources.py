@@ -152,6 +152,17 @@ def test_a_given_tokens_scope_is_named_as_the_tokens(
 # --- item 6: local evidence first ---------------------------------------------------------------
 
 
+def test_a_refused_given_token_is_explained_as_the_token(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """A 401 to ASC_TOKEN sent as given: no issuer or key ID was set, so the token is what to change."""
+    token = mint(key.key, TokenRequest(KEY_ID, ISSUER_ID), lambda: time.time() - 3600).token  # expired
+    run = invoke("asc-token api", tmp_path, {}, ["/v1/apps"], env={"ASC_TOKEN": token, "ASC_API_URL": api.url})
+    assert run.returncode == 1 and "401" in one_error(run), run.log
+    assert "ASC_TOKEN has expired" in one_error(run) and "ISSUER" not in run.stderr
+    assert "freshly signed" not in one_error(run)
+
+
 def test_the_key_file_warning_shows_the_key_id_as_given_safely() -> None:
     """The warning comes before the key ID is checked: what was given is quoted, never a line of its own."""
     env = {"ASC_KEY_ID": "ZZZZZ99999\n::error::injected", "ASC_PRIVATE_KEY_PATH": "AuthKey_ABCDE12345.p8"}

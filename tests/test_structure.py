@@ -25,6 +25,7 @@ SIZE_HISTORY = (
     ("an interrupt never leaves a file half-made: signals held while one is created (a flaky test's cause)", 7931),
     ("the lost build upload's listing for any version: a comma's filter left out, bytes not UTF-8 escaped", 7935),
     ("held signals: every handler put back though a signal comes while they are swapped or restored", 7951),
+    ("review of issue 29's api side: a 401 to ASC_TOKEN explained as the token's, not the key settings'", 7959),
 )
 SIZE_CEILING = SIZE_HISTORY[-1][1]
 PATCHES = ("monkeypatch.setattr", "mock.patch", "patch.object", "mocker.patch")
