@@ -104,9 +104,10 @@ def test_asc_token_alone_is_never_an_empty_variable(tmp_path: Path, key: KeyMate
 
 def test_a_given_token_is_carried_as_it_is(key: KeyMaterial) -> None:
     token = mint(key.key, TokenRequest(KEY_ID, ISSUER_ID, scope=("GET /v1/apps",)), lambda: 1.8e9).token
-    found = read_given_token(CliInputs({}, {"ASC_TOKEN": token}))
-    assert found is not None
-    credentials, given = found
+    credentials = read_given_token(CliInputs({}, {"ASC_TOKEN": token}))
+    assert credentials is not None
+    given = credentials.key.given
+    assert isinstance(given, GivenToken)
     assert (credentials.key_id, credentials.issuer_id, credentials.scope) == (KEY_ID, ISSUER_ID, ("GET /v1/apps",))
     assert given.bearer() == given.bearer(after_401=True) == token and not given.refreshable
     assert "cannot be refreshed" in given.note(2e9) and "expired already" in given.note(2e9)
@@ -123,7 +124,7 @@ def test_a_given_tokens_key_id_is_shown_only_in_its_usual_form(key: KeyMaterial)
     for kid in ("ABCDE12345\n::error::injected", "::warning::x", "abcde12345"):
         token = jwt.encode(claims, key.key, algorithm="ES256", headers={"kid": kid})
         found = read_given_token(CliInputs({}, {"ASC_TOKEN": token}))
-        assert found is not None and found[0].key_id == "", kid
+        assert found is not None and found.key_id == "", kid
 
 
 def test_asc_token_alone_calls_the_api_as_given(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:

@@ -52,7 +52,7 @@ from .paging import (
 from .redact import is_control, may_be_secret, quote_foreign, shown
 from .secret_files import output_path
 from .settings import read_credentials, read_given_token, require_base_url
-from .tokens import scope_allows
+from .tokens import GivenToken, scope_allows
 from .transport import MAX_DOWNLOAD_BYTES, NoAnswerError, Reply, SinkError, few_requests_left
 from .urls import resolve, unusable_url
 
@@ -191,8 +191,8 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     jq = None if call.jq is None else JqFilter.ready(call.jq, io.env, run)  # jq missing: exit 2, nothing sent
     for line in inputs.disagreements():
         platform.log(line)
-    given = read_given_token(inputs)  # ASC_TOKEN alone: sent as it is, as gh sends GH_TOKEN
-    credentials = read_credentials(inputs) if given is None else given[0]
+    credentials = read_given_token(inputs) or read_credentials(inputs)
+    given = credentials.key.given  # ASC_TOKEN alone: sent as it is, as gh sends GH_TOKEN
     require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
     url = resolve(call.path, credentials.api_url, "PATH", inputs)
     scope, unscoped = inputs.label("scope"), f"unset {inputs.label('scope')}"
@@ -212,8 +212,8 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
         io = dataclasses.replace(io, policy=dataclasses.replace(io.policy, resend_when_uncertain=False))
     # The key is read only now, as the token command reads it (a bad one is still exit 2); printing:
     # stdout is the caller's, never a mask command.
-    if given is not None:
-        platform.log(given[1].note(io.clock()))
+    if isinstance(given, GivenToken):
+        platform.log(given.note(io.clock()))
     caller = open_caller(credentials, inputs, io, platform, printing=True)
     destination = Destination(call.output_file, io.out())
     # As gh: Apple's error document on stdout (for `| jq .errors`), where the answer would have gone.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from . import messages as text
@@ -30,9 +30,6 @@ from .lifetimes import (
 from .records import Credentials, Delivery, InputReader, KeySource, Naming, Settings
 from .redact import may_be_secret_path, quote_foreign, shown
 from .urls import base_url_problem, is_loopback
-
-if TYPE_CHECKING:
-    from .tokens import GivenToken
 
 _KEY_ID = re.compile(r"^[A-Z0-9]{10}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -150,9 +147,9 @@ def _key_source(inputs: InputReader) -> KeySource:
     )
 
 
-def read_given_token(inputs: InputReader) -> Optional[Tuple[Credentials, GivenToken]]:
-    """ASC_TOKEN alone (no key given): the credentials to send it with, and the token, used as given (as
-    ``gh`` uses GH_TOKEN); None when a key is given or no token is. Its claims (not verified: Apple does)
+def read_given_token(inputs: InputReader) -> Optional[Credentials]:
+    """ASC_TOKEN alone (no key given): the credentials to send it with, the token (``key.given``) used as given
+    (as ``gh`` uses GH_TOKEN); None when a key is given or no token is. Its claims (not verified: Apple does)
     supply the key ID and issuer, for the explanation of an answer."""
     raw = inputs.get("token").strip()
     if not raw or inputs.get("private-key").strip() or inputs.get("private-key-path").strip():
@@ -166,7 +163,7 @@ def read_given_token(inputs: InputReader) -> Optional[Tuple[Credentials, GivenTo
     lifetime = max(given.expires_at - given.issued_at, 1) if given.expires_at else SHORT_LIFETIME_SECONDS
     key, key_id = KeySource("ASC_TOKEN", given=given), given.key_id if _KEY_ID.fullmatch(given.key_id) else ""
     # The header is unverified text: a kid that is no key ID is never shown (explanations name the setting).
-    return Credentials(key_id, given.issuer_id, key_type, lifetime, given.scope, key, api_url, api), given
+    return Credentials(key_id, given.issuer_id, key_type, lifetime, given.scope, key, api_url, api)
 
 
 def _choice(inputs: InputReader, name: str, choices: Sequence[str], advice: str) -> str:
