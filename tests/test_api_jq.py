@@ -187,3 +187,22 @@ def test_run_call_refuses_a_report_before_reading_its_body() -> None:
     with pytest.raises(ApiError, match="a-gzip body of 50000000 bytes, which is not JSON"):
         api_command.run_call(call, f"{API}/v1/salesReports", caller)
     assert not transport.body_read
+
+
+def test_a_jq_that_cannot_run_is_exit_2_and_nothing_sent(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """A jq on PATH that this system cannot run (a broken or foreign binary): exit 2 naming it, not exit 3."""
+    (tmp_path / "bin").mkdir()
+    broken = tmp_path / "bin" / "jq"
+    broken.write_bytes(b"\x7fELF not a program")
+    broken.chmod(0o755)
+    called = invoke(
+        "asc-token api",
+        tmp_path,
+        settings(key, standin=api),
+        ["/v1/apps", "-q", ".data"],
+        env={"PATH": str(broken.parent)},
+    )
+    assert called.returncode == 2 and "could not run" in one_error(called) and "install jq" in one_error(called)
+    assert api.requests == [] and called.stdout_bytes == b""

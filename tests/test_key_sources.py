@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict
 
+import jwt
 import pytest
 
 from asc_token.explain import Asked, explain_reply
@@ -103,14 +104,27 @@ def test_asc_token_alone_is_never_an_empty_variable(tmp_path: Path, key: KeyMate
 
 def test_a_given_token_is_carried_as_it_is(key: KeyMaterial) -> None:
     token = mint(key.key, TokenRequest(KEY_ID, ISSUER_ID, scope=("GET /v1/apps",)), lambda: 1.8e9).token
-    found = read_given_token(CliInputs({}, {"ASC_TOKEN": token}))
-    assert found is not None
-    credentials, given = found
+    credentials = read_given_token(CliInputs({}, {"ASC_TOKEN": token}))
+    assert credentials is not None
+    given = credentials.key.given
+    assert isinstance(given, GivenToken)
     assert (credentials.key_id, credentials.issuer_id, credentials.scope) == (KEY_ID, ISSUER_ID, ("GET /v1/apps",))
     assert given.bearer() == given.bearer(after_401=True) == token and not given.refreshable
     assert "cannot be refreshed" in given.note(2e9) and "expired already" in given.note(2e9)
     assert read_given_token(CliInputs({}, {"ASC_TOKEN": token, "ASC_PRIVATE_KEY": key.pem})) is None
     assert GivenToken.read("not a jwt").key_id == ""
+    for absurd in (1e300, float("nan"), -5, "1800000000"):  # unverified claims: never a crash (exit 3)
+        unusual = jwt.encode({"exp": absurd, "iat": absurd}, "k" * 32, algorithm="HS256")
+        assert GivenToken.read(unusual).expires_at == 0 and "No key was given" in GivenToken.read(unusual).note(0)
+
+
+def test_a_given_tokens_key_id_is_shown_only_in_its_usual_form(key: KeyMaterial) -> None:
+    """Its header is unverified text: a kid that is no key ID never reaches an explanation or the log."""
+    claims = {"iss": ISSUER_ID, "iat": 1_800_000_000, "exp": 1_800_000_600, "aud": "appstoreconnect-v1"}
+    for kid in ("ABCDE12345\n::error::injected", "::warning::x", "abcde12345"):
+        token = jwt.encode(claims, key.key, algorithm="ES256", headers={"kid": kid})
+        found = read_given_token(CliInputs({}, {"ASC_TOKEN": token}))
+        assert found is not None and found.key_id == "", kid
 
 
 def test_asc_token_alone_calls_the_api_as_given(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:
@@ -125,7 +139,36 @@ def test_asc_token_alone_calls_the_api_as_given(tmp_path: Path, key: KeyMaterial
     assert token not in run.stderr and token not in run.stdout
 
 
+def test_a_given_tokens_scope_is_named_as_the_tokens(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """The scope came with ASC_TOKEN: the refusal names it, not --scope, which would change nothing."""
+    token = mint(key.key, TokenRequest(KEY_ID, ISSUER_ID, scope=("GET /v1/builds",)), time.time).token
+    env = {"ASC_TOKEN": token, "ASC_API_URL": api.url}
+    run = invoke("asc-token api", tmp_path, {}, ["/v1/apps"], env=env)
+    assert run.returncode == 2 and api.requests == []
+    assert "ASC_TOKEN's scope does not allow GET /v1/apps" in one_error(run) and "--scope" not in one_error(run)
+
+
 # --- item 6: local evidence first ---------------------------------------------------------------
+
+
+def test_a_refused_given_token_is_explained_as_the_token(
+    tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn
+) -> None:
+    """A 401 to ASC_TOKEN sent as given: no issuer or key ID was set, so the token is what to change."""
+    token = mint(key.key, TokenRequest(KEY_ID, ISSUER_ID), lambda: time.time() - 3600).token  # expired
+    run = invoke("asc-token api", tmp_path, {}, ["/v1/apps"], env={"ASC_TOKEN": token, "ASC_API_URL": api.url})
+    assert run.returncode == 1 and "401" in one_error(run), run.log
+    assert "ASC_TOKEN has expired" in one_error(run) and "ISSUER" not in run.stderr
+    assert "freshly signed" not in one_error(run)
+
+
+def test_the_key_file_warning_shows_the_key_id_as_given_safely() -> None:
+    """The warning comes before the key ID is checked: what was given is quoted, never a line of its own."""
+    env = {"ASC_KEY_ID": "ZZZZZ99999\n::error::injected", "ASC_PRIVATE_KEY_PATH": "AuthKey_ABCDE12345.p8"}
+    (line,) = CliInputs({}, env).disagreements()
+    assert "Apple will refuse the token" in line and "\n" not in line and "::error" not in line
 
 
 def test_api_url_with_v1_is_taken_without_it(tmp_path: Path, key: KeyMaterial, api: AppStoreConnectStandIn) -> None:

@@ -26,6 +26,7 @@ SIZE_HISTORY = (
     ("the lost build upload's listing for any version: a comma's filter left out, bytes not UTF-8 escaped", 7935),
     ("held signals: every handler put back though a signal comes while they are swapped or restored", 7951),
     ("app:<bundle-id>: an app whose id is null gives an empty app-id, never None", 7952),
+    ("review of issue 29's api side: a 401 to ASC_TOKEN explained as the token's (after the reviews' folds)", 7953),
 )
 SIZE_CEILING = SIZE_HISTORY[-1][1]
 PATCHES = ("monkeypatch.setattr", "mock.patch", "patch.object", "mocker.patch")

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, Sequence, Set, Tuple
 from urllib.parse import urlsplit
 
-from .asset_upload import AssetFile, read_asset_file, upload_asset
 from .caller import Caller, open_caller
 from .cli import Parser, add_shared_flags, run_command
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_STATUSES, ApiError, InputError
 from .explain import (
     Asked,
+    describe_body,
     explain_api_reply,
     explain_api_unfinished,
     explain_api_unreachable,
@@ -36,7 +36,7 @@ from .explain import (
     summarise_body,
 )
 from .fields import Field, json_body, read_fields, tag_raw, tag_typed, with_query
-from .keys import read_file
+from .keys import read_argument_file
 from .paging import (
     MAX_PAGES,
     Answer,
@@ -52,11 +52,12 @@ from .paging import (
 from .redact import is_control, may_be_secret, quote_foreign, shown
 from .secret_files import output_path
 from .settings import read_credentials, read_given_token, require_base_url
-from .tokens import scope_allows
+from .tokens import GivenToken, scope_allows
 from .transport import MAX_DOWNLOAD_BYTES, NoAnswerError, Reply, SinkError, few_requests_left
 from .urls import resolve, unusable_url
 
 if TYPE_CHECKING:
+    from .asset_upload import AssetFile
     from .inputs import CliInputs
     from .platforms import Platform
     from .world import Io
@@ -190,26 +191,29 @@ def _send(args: argparse.Namespace, inputs: CliInputs, io: Io, platform: Platfor
     jq = None if call.jq is None else JqFilter.ready(call.jq, io.env, run)  # jq missing: exit 2, nothing sent
     for line in inputs.disagreements():
         platform.log(line)
-    given = read_given_token(inputs)  # ASC_TOKEN alone: sent as it is, as gh sends GH_TOKEN
-    credentials = read_credentials(inputs) if given is None else given[0]
+    credentials = read_given_token(inputs) or read_credentials(inputs)
+    given = credentials.key.given  # ASC_TOKEN alone: sent as it is, as gh sends GH_TOKEN
     require_base_url(inputs, "api-url", credentials.api_url, credentials.api.url)
     url = resolve(call.path, credentials.api_url, "PATH", inputs)
+    scope, unscoped = inputs.label("scope"), f"unset {inputs.label('scope')}"
+    if given is not None:  # the token's own scope, which no setting changes
+        scope, unscoped = "ASC_TOKEN's scope", "give ASC_TOKEN a token without one (or set the key to sign one)"
     if call.upload is not None and credentials.scope:
         raise InputError(
             f"--upload-file commits the resource it reserves with a PATCH of its own path, which no entry of "
-            f"{inputs.label('scope')} can name before the reservation gives its id: unset {inputs.label('scope')}."
+            f"{scope} can name before the reservation gives its id: {unscoped}."
         )
     if credentials.scope and not scope_allows(credentials.scope, call.method, url):
         raise InputError(
-            f"{inputs.label('scope')} does not allow {call.method} {quote_foreign(urlsplit(url).path, 200)}, so "
-            f"{credentials.api.service} would refuse the token: add an entry for it, or unset {inputs.label('scope')}."
+            f"{scope} does not allow {call.method} {quote_foreign(urlsplit(url).path, 200)}, so "
+            f"{credentials.api.service} would refuse the token: add an entry for it, or {unscoped}."
         )
     if call.method == "POST":
         io = dataclasses.replace(io, policy=dataclasses.replace(io.policy, resend_when_uncertain=False))
     # The key is read only now, as the token command reads it (a bad one is still exit 2); printing:
     # stdout is the caller's, never a mask command.
-    if given is not None:
-        platform.log(given[1].note(io.clock()))
+    if isinstance(given, GivenToken):
+        platform.log(given.note(io.clock()))
     caller = open_caller(credentials, inputs, io, platform, printing=True)
     destination = Destination(call.output_file, io.out())
     # As gh: Apple's error document on stdout (for `| jq .errors`), where the answer would have gone.
@@ -240,6 +244,7 @@ def _upload(
     call: ApiCall, asset: AssetFile, url: str, caller: Caller, io: Io, show_error: Optional[ErrorShown]
 ) -> Optional[Answer]:
     """--upload-file: the reservation, the parts, the commit; each request to the API as run_call sends it."""
+    from .asset_upload import upload_asset
     from .operations import send_options
 
     def exchange(method: str, target: str, body: Optional[bytes]) -> Optional[Answer]:
@@ -252,8 +257,6 @@ def _upload(
 def read_call(args: argparse.Namespace, stdin: IO[bytes], wait: float) -> ApiCall:
     """The method, PATH and body, checked (or :class:`InputError` naming the argument); a pipe
     named by --input is waited for as long as a server's answer (``wait`` seconds)."""
-    if args.input == "-" and any(option == "-F/--field" and text.endswith("=@-") for option, text in args.fields):
-        raise InputError("--input - and -F KEY=@- both read stdin: give one of them a file instead.")
     fields = read_fields(args.fields, stdin, wait, input_is_stdin=args.input == "-")
     given = args.method
     sends = args.input is not None or bool(fields)
@@ -340,7 +343,8 @@ def _upload_call(
     body = (
         _encoded(json_body(fields)) if fields else None if args.input is None else read_input(args.input, stdin, wait)
     )
-    upload = read_asset_file(path, args.upload_file, body)
+    from .asset_upload import read_asset_file  # deferred: only --upload-file needs it
+
     return ApiCall(
         "POST",
         path,
@@ -348,7 +352,7 @@ def _upload_call(
         False,
         bool(args.include),
         read_headers(args.header),
-        upload=upload,
+        upload=read_asset_file(path, args.upload_file, body),
         jq=args.jq,
         silent=bool(args.silent),
     )
@@ -382,22 +386,12 @@ def read_headers(given: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
 
 
 def read_input(name: str, stdin: IO[bytes], wait: float) -> bytes:
-    where = "stdin (--input -)" if name == "-" else f"--input file {shown(name)}"
-    try:
-        raw = stdin.read(MAX_INPUT_BYTES + 1) if name == "-" else read_file(name, MAX_INPUT_BYTES + 1, wait)
-    except TimeoutError:
-        raise InputError(
-            f"The {where} gave no data within {wait:.0f} s: a pipe whose writer never came; give a file."
-        ) from None
-    except FileNotFoundError:
-        raise InputError(f"The {where} does not exist: give the path of a JSON file, or - to read stdin.") from None
-    except IsADirectoryError:
-        raise InputError(f"The {where} is a folder: give the path of a JSON file.") from None
-    except OSError as exc:
-        raise InputError(f"The {where} cannot be read ({exc.strerror or type(exc).__name__}).") from None
+    where = "The stdin (--input -)" if name == "-" else f"The --input file {shown(name)}"
+    wanted = ("a JSON file", "- to read stdin")
+    raw = read_argument_file(name, stdin, MAX_INPUT_BYTES + 1, wait, where=where, wanted=wanted)
     if len(raw) > MAX_INPUT_BYTES:
         raise InputError(
-            f"The {where} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB: App Store Connect takes no such body."
+            f"{where} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB: App Store Connect takes no such body."
         )
     try:
         json.loads(raw)
@@ -405,11 +399,11 @@ def read_input(name: str, stdin: IO[bytes], wait: float) -> bytes:
         # Where, never what: the file's text is not repeated.
         position = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InputError(
-            f"The {where} is not JSON{position}: --input sends a JSON document such as "
+            f"{where} is not JSON{position}: --input sends a JSON document such as "
             '{"data": {"type": "bundleIds", "attributes": {...}}}.'
         ) from None
     except RecursionError:
-        raise InputError(f"The {where} is nested too deeply to be a request body.") from None
+        raise InputError(f"{where} is nested too deeply to be a request body.") from None
     return raw
 
 
@@ -433,7 +427,9 @@ def run_call(
             return None
         if spool is not None and not call.paginate:
             return spool
-        raise _not_json(call, asked, status, _unread_body(headers))
+        length = headers.get("content-length", "").strip()
+        size = length if length.isdigit() else ""
+        raise _not_json(call, asked, status, describe_body(headers.get("content-type", ""), size))  # body unread
 
     def note_rate_limit(reply: Reply) -> None:
         left = few_requests_left(reply)
@@ -503,14 +499,6 @@ def _parsed(reply: Reply, asked: Asked, call: ApiCall, caller: Caller) -> Any:
     if kind != "other":
         raise explain_reply(reply, asked, caller.naming, caller.clock)  # a proxy's page, or JSON that does not parse
     raise _not_json(call, asked, reply.status, summarise_body(reply))
-
-
-def _unread_body(headers: Mapping[str, str]) -> str:
-    """As :func:`explain.summarise_body` says it, from the headers alone: the body is not read."""
-    content_type = quote_foreign(headers.get("content-type", "").split(";")[0] or "unknown type", 60)
-    length = headers.get("content-length", "").strip()
-    size = f" of {length} bytes" if length.isdigit() else ""
-    return f"{'an' if content_type[:1].lower() in 'aeiou' else 'a'} {content_type} body{size}"
 
 
 def _not_json(call: ApiCall, asked: Asked, status: int, described: str) -> ApiError:

@@ -23,6 +23,7 @@ class Parser(argparse.ArgumentParser):
 
     out: Optional[TextIO] = None
     err: Optional[TextIO] = None
+    ci_platform_flag = "--platform"  # as add_shared_flags named it
 
     def _print_message(self, message: str, file: Any = None) -> None:
         if message:
@@ -60,9 +61,10 @@ def _without_values(message: str) -> str:
     return f"argument {name}: invalid value (not shown: it may be a secret)"
 
 
-def add_shared_flags(parser: argparse.ArgumentParser, *, ci_platform_flag: str = "--platform") -> None:
+def add_shared_flags(parser: Parser, *, ci_platform_flag: str = "--platform") -> None:
     """The flags every command reads: the credentials, and which API, at which URL, on which CI platform
     (``--ci-platform`` for ``upload``, whose ``--platform`` is Apple's)."""
+    parser.ci_platform_flag = ci_platform_flag
     parser.add_argument("--key-id", help="10-character key ID (env: ASC_KEY_ID)")
     parser.add_argument("--issuer-id", help="issuer UUID, for team keys (env: ASC_ISSUER_ID)")
     parser.add_argument(
@@ -138,22 +140,17 @@ def run_command(
             f"unrecognised arguments{named} (values are not shown: they may be secrets); {hint}see --help"
         )
     if args.ci_platform is not None and args.ci_platform not in PLATFORM_NAMES:
-        flag = "--ci-platform" if extra_settings else "--platform"
-        parser.usage_error(f"{flag} must be one of {', '.join(PLATFORM_NAMES)}")
+        parser.usage_error(f"{parser.ci_platform_flag} must be one of {', '.join(PLATFORM_NAMES)}")
     # Logs go to stderr: stdout may be a `$(...)` that must hold nothing but the answer.
     log = functools.partial(print, file=io.err(), flush=True)
     platform = platform_for(io.env, args.ci_platform)(io.env, log=log, stdout=io.out(), stderr=io.err())
     try:
         flags = flag_settings(args)
-        # A command reads the environment names of the settings it has flags for, and no other.
-        inputs = CliInputs(flags, io.env, reads=flags)
-        if extra_settings:  # the command's own settings (upload's FILE, --version ...): flags only
-            given = {name: getattr(args, name.replace("-", "_")) for name in extra_settings}
-            own = {
-                name: ("true" if value else None) if isinstance(value, bool) else value for name, value in given.items()
-            }
-            inputs = CliInputs({**flags, **own}, io.env, reads=[*flags, *own])
-        return command(args, inputs, io, platform)
+        # A command reads the environment names of the settings it has flags for, and no other; its own
+        # settings (upload's FILE, --version ...) are flags only.
+        given = {name: getattr(args, name.replace("-", "_")) for name in extra_settings}
+        own = {name: ("true" if value else None) if isinstance(value, bool) else value for name, value in given.items()}
+        return command(args, CliInputs({**flags, **own}, io.env, reads=[*flags, *own]), io, platform)
     except AscTokenError as error:
         platform.report_error(error)
         return error.exit_code

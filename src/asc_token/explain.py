@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email.utils
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from . import messages as text
@@ -45,12 +45,15 @@ class Asked:
     # (App Store Connect's, whatever the API), which answers a key it does not accept in plain text, not JSON.
     setting: str = "api-url"
     key_file: str = ""  # the key's path, whose name AuthKey_<ID>.p8 may say which key it is
+    token_given: bool = False  # ASC_TOKEN sent as given: no key here to sign another
 
     @classmethod
     def about(cls, url: str, credentials: Credentials, **asked: Any) -> Asked:
         """What is asked with these credentials: their key type, API, key ID and key file, copied in one place."""
-        key_file = credentials.key.path or ""
-        return cls(url, credentials.key_type, credentials.api, key_id=credentials.key_id, key_file=key_file, **asked)
+        key, key_file, given = credentials.key_id, credentials.key.path or "", credentials.key.given is not None
+        return cls(
+            url, credentials.key_type, credentials.api, key_id=key, key_file=key_file, token_given=given, **asked
+        )
 
     @property
     def service(self) -> str:
@@ -71,12 +74,17 @@ def is_apple_json(reply: Reply) -> bool:
 
 def summarise_body(reply: Reply) -> str:
     """One line about a body that is not Apple's JSON: never the body itself."""
-    content_type = quote_foreign(reply.header("content-type").split(";")[0] or "unknown type", 60)
     size = f"{len(reply.body)}{'+' if reply.truncated else ''}"
     title = _html_title(reply.body[: 64 * 1024].decode("utf-8", errors="replace"))
     shown = f', page title "{quote_foreign(title, 80)}"' if title else ""
-    article = "an" if content_type[:1].lower() in "aeiou" else "a"
-    return f"{article} {content_type} body of {size} bytes{shown}"
+    return describe_body(reply.header("content-type"), size) + shown
+
+
+def describe_body(content_type: str, size: str) -> str:
+    """A body as 'a text/csv body of 12 bytes', from its Content-Type and its size ('': not known), never itself."""
+    media = quote_foreign(content_type.split(";")[0] or "unknown type", 60)
+    article = "an" if media[:1].lower() in "aeiou" else "a"
+    return f"{article} {media} body" + (f" of {size} bytes" if size else "")
 
 
 def _html_title(text: str) -> str:
@@ -160,7 +168,7 @@ def explain_reply(reply: Reply, asked: Asked, naming: Naming, clock: Callable[[]
     elif status == 401:
         individual = asked.key_type == "individual"
         headline = text.UNAUTHORIZED_HEADLINE_INDIVIDUAL if individual else text.UNAUTHORIZED_HEADLINE_TEAM
-        causes = text.UNAUTHORIZED_CAUSES_INDIVIDUAL if individual else text.UNAUTHORIZED_CAUSES_TEAM
+        causes: Tuple[str, ...] = text.UNAUTHORIZED_CAUSES_INDIVIDUAL if individual else text.UNAUTHORIZED_CAUSES_TEAM
         # The file's name is local evidence, so it goes first: Apple's 401 says nothing about which key.
         mismatch = key_file_mismatch(asked.key_id, asked.key_file)
         if mismatch:
@@ -170,7 +178,10 @@ def explain_reply(reply: Reply, asked: Asked, naming: Naming, clock: Callable[[]
                 set_key_id=naming.assignment("key-id", mismatch[0]),
             )
             headline, causes = text.UNAUTHORIZED_HEADLINE_KEY_FILE, (text.CAUSE_KEY_FILE_NAME, *causes)
-        tried = f" {asked.attempts} times, each with a freshly signed token" if asked.attempts > 1 else ""
+        if asked.token_given:  # no key, no IDs set: only another token (or the key) changes Apple's answer
+            headline, causes = text.UNAUTHORIZED_HEADLINE_GIVEN, text.UNAUTHORIZED_CAUSES_GIVEN
+        again = "the same token" if asked.token_given else "a freshly signed token"
+        tried = f" {asked.attempts} times, each with {again}" if asked.attempts > 1 else ""
         message = text.UNAUTHORIZED.format(**{**fields, "tried": tried}, headline=headline.format(**fields))
         listed = "\n".join(f"{n}. {cause.format(**fields)}" for n, cause in enumerate(causes, 1))
         details = f"Likely causes, most likely first:\n{listed}\n{details}"

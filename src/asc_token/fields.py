@@ -15,7 +15,7 @@ from typing import IO, Any, Dict, List, Sequence, Tuple, Union
 from urllib.parse import quote
 
 from .errors import InputError
-from .keys import read_file
+from .keys import read_argument_file
 from .redact import is_control, shown
 
 MAX_FIELD_FILE_BYTES = 4 * 1024 * 1024  # as --input: App Store Connect takes no larger body
@@ -46,7 +46,7 @@ def read_fields(
 ) -> List[Field]:
     """The fields, checked and typed (or :class:`InputError` naming the option); ``@`` files read now."""
     fields: List[Field] = []
-    stdin_taken = input_is_stdin
+    stdin_taken = False
     for option, text in given:
         key, equals, value = text.partition("=")
         if not equals or not key or any(is_control(char) for char in key):
@@ -58,6 +58,8 @@ def read_fields(
             fields.append(Field(key, value))
             continue
         if value == "@-":
+            if input_is_stdin:
+                raise InputError("--input - and -F KEY=@- both read stdin: give one of them a file instead.")
             if stdin_taken:
                 raise InputError(
                     f"{option} {shown(key)}=@- reads stdin, which --input - or another @- already reads: give one "
@@ -80,20 +82,8 @@ def typed_value(option: str, key: str, text: str, stdin: IO[bytes], wait: float)
 def _file_text(option: str, key: str, name: str, stdin: IO[bytes], wait: float) -> str:
     where = f"{option} {shown(key)}=@{'-' if name == '-' else ''}"
     where += " (stdin)" if name == "-" else f" file {shown(name, path=True)}"
-    try:
-        raw = stdin.read(MAX_FIELD_FILE_BYTES + 1) if name == "-" else read_file(name, MAX_FIELD_FILE_BYTES + 1, wait)
-    except TimeoutError:
-        raise InputError(
-            f"{where} gave no data within {wait:.0f} s: a pipe whose writer never came; give a file."
-        ) from None
-    except FileNotFoundError:
-        raise InputError(f"{where} does not exist: give the path of a text file after @, or @- for stdin.") from None
-    except IsADirectoryError:
-        raise InputError(f"{where} is a folder: give the path of a text file after @.") from None
-    except OSError as exc:
-        raise InputError(
-            f"{where} cannot be read ({exc.strerror or type(exc).__name__}): give a readable file."
-        ) from None
+    wanted = ("a text file after @", "@- for stdin")
+    raw = read_argument_file(name, stdin, MAX_FIELD_FILE_BYTES + 1, wait, where=where, wanted=wanted)
     if len(raw) > MAX_FIELD_FILE_BYTES:
         raise InputError(f"{where} is larger than 4 MB: App Store Connect takes no such value; give a smaller file.")
     try:
@@ -124,7 +114,7 @@ def with_query(path: str, fields: Sequence[Field]) -> str:
     if not fields:
         return path
     base, hash_mark, fragment = path.partition("#")
-    separator = "&" if "?" in base and not base.endswith(("?", "&")) else ("" if base.endswith(("?", "&")) else "?")
+    separator = "" if base.endswith(("?", "&")) else "&" if "?" in base else "?"
     return f"{base}{separator}{query(fields)}{hash_mark}{fragment}"
 
 

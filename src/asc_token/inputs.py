@@ -168,14 +168,10 @@ class CliInputs:
         elif value.strip() != self._values[name].strip():
             self._disagreements.append(disagreement(name, (self._labels[name], self._values[name]), [(label, value)]))
 
-    def notes(self) -> List[str]:
-        """Log lines about what was given, said once before anything is sent: api-url's /v1, a key file
-        whose name says it holds another key."""
-        return list(self._notes)
-
     def disagreements(self) -> List[str]:
         """One log line per setting set under several names to different values: which one is used; then
-        the notes (commands log these lines before reading the settings)."""
+        the notes (api-url's /v1, a key file whose name says it holds another key). Commands log these lines
+        before reading the settings."""
         return [*self._disagreements, *self._notes]
 
     def get(self, name: str) -> str:

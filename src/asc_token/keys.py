@@ -15,7 +15,7 @@ import re
 import select
 import stat
 import time
-from typing import TYPE_CHECKING, List, Optional
+from typing import IO, TYPE_CHECKING, List, Optional, Tuple
 
 from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from .errors import (
+    InputError,
     KeyEncryptedError,
     KeyFileUnreadableError,
     KeyMissingError,
@@ -122,6 +123,27 @@ def read_file(name: str, limit: int, wait: float) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(descriptor)
+
+
+def read_argument_file(
+    name: str, stdin: IO[bytes], limit: int, wait: float, *, where: str, wanted: Tuple[str, str]
+) -> bytes:
+    """A command's file argument (``-``: stdin) as :func:`read_file` reads it; each failure an :class:`InputError`
+    opening with ``where`` and saying what to give instead: ``wanted`` is (what file, what else, such as stdin)."""
+    try:
+        return stdin.read(limit) if name == "-" else read_file(name, limit, wait)
+    except TimeoutError:
+        raise InputError(
+            f"{where} gave no data within {wait:.0f} s: a pipe whose writer never came; give a file."
+        ) from None
+    except FileNotFoundError:
+        raise InputError(f"{where} does not exist: give the path of {wanted[0]}, or {wanted[1]}.") from None
+    except IsADirectoryError:
+        raise InputError(f"{where} is a folder: give the path of {wanted[0]}.") from None
+    except OSError as exc:
+        raise InputError(
+            f"{where} cannot be read ({exc.strerror or type(exc).__name__}): give a readable file."
+        ) from None
 
 
 def load_private_key(text: str, *, input_label: str) -> ec.EllipticCurvePrivateKey:

@@ -40,6 +40,12 @@ UNAUTHORIZED_CAUSES_TEAM = (
     CAUSE_CLOCK,
 )
 UNAUTHORIZED_CAUSES_INDIVIDUAL = (CAUSE_WRONG_KEY_ID, CAUSE_TEAM_AS_INDIVIDUAL, CAUSE_REVOKED, CAUSE_CLOCK)
+UNAUTHORIZED_HEADLINE_GIVEN = "most often the token in ASC_TOKEN has expired, and with no key none can be signed afresh"
+UNAUTHORIZED_CAUSES_GIVEN = (
+    "the token in ASC_TOKEN expired: give a new one, or set the key (ASC_PRIVATE_KEY_PATH) to sign each request's",
+    "the token was cut or changed when copied, or its key was revoked: give the whole token again, or set the key",
+    CAUSE_CLOCK,
+)
 CLOCK_SKEW = (
     "{service} answered 401 {code}: the runner's clock is {skew} {direction} {service}'s, so the token "
     "looks expired or not yet valid; fix the runner's time (enable NTP) and re-run."

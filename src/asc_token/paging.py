@@ -285,16 +285,18 @@ class JqFilter:
 
     @classmethod
     def ready(cls, expression: str, env: Mapping[str, str], run: Program) -> JqFilter:
+        install = "install jq (apt-get install jq, brew install jq, winget install jqlang.jq), or drop --jq."
         found = shutil.which("jq", path=env.get("PATH", os.defpath))
         if found is None:
-            raise InputError(
-                "--jq needs the jq program, which is not on PATH: install jq (apt-get install jq, brew install jq, "
-                "winget install jqlang.jq), or drop --jq."
-            )
+            raise InputError(f"--jq needs the jq program, which is not on PATH: {install}")
         # A leading space: an EXPR starting with - is not taken for one of jq's options.
         program = f" {expression}" if expression.startswith("-") else expression
         jq = cls(found, program, {name: env[name] for name in JQ_ENVIRONMENT if name in env}, run)
-        status, _, error = run([found, "-n", f"if false then ({program}\n) else empty end"], None, jq.env)
+        try:
+            status, _, error = run([found, "-n", f"if false then ({program}\n) else empty end"], None, jq.env)
+        except OSError as exc:  # on PATH but not a program this system runs (a broken or foreign binary)
+            said = f"{shown(found, path=True)} could not run ({exc.strerror or type(exc).__name__})"
+            raise InputError(f"--jq needs the jq program; {said}: {install}") from None
         if status != 0:
             raise InputError(
                 f"--jq {shown(expression)} is not a program jq can compile ({_said(error)}): fix the expression."
@@ -305,7 +307,10 @@ class JqFilter:
         """What EXPR makes of ``document``, strings unquoted (as gh prints them), made safe for a CI log."""
         document.seek(0)
         options = ["-r", "-M"] if indent else ["-r", "-M", "-c"]
-        status, output, error = self.run([self.jq, *options, self.expression], document, self.env)
+        try:
+            status, output, error = self.run([self.jq, *options, self.expression], document, self.env)
+        except OSError as exc:  # it ran for ready(): no process could be made now (memory, process limits)
+            status, output, error = 1, b"", f"it could not start: {exc.strerror or type(exc).__name__}".encode()
         if status != 0:
             raise DeliveryError(
                 f"--jq {shown(self.expression.strip())} failed on the answer ({_said(error)}), so nothing was "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from . import messages as text
@@ -30,9 +30,6 @@ from .lifetimes import (
 from .records import Credentials, Delivery, InputReader, KeySource, Naming, Settings
 from .redact import may_be_secret_path, quote_foreign, shown
 from .urls import base_url_problem, is_loopback
-
-if TYPE_CHECKING:
-    from .tokens import GivenToken
 
 _KEY_ID = re.compile(r"^[A-Z0-9]{10}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -63,8 +60,7 @@ def read_credentials(inputs: InputReader) -> Credentials:
     issuer_id = _issuer_id(inputs, key_type)
     api = APIS[_choice(inputs, "api", tuple(APIS), _API_ADVICE)]
     scope = _scope(inputs)
-    expires_in, api_url = _expires_in(inputs, scope, api), read_base_url(inputs, "api-url", api.url)
-    refuse_plain_http(inputs, "api-url", api_url, api.url)
+    expires_in, api_url = _expires_in(inputs, scope, api), read_api_url(inputs, api)
     return Credentials(key_id, issuer_id, key_type, expires_in, scope, key, api_url, api)
 
 
@@ -78,21 +74,22 @@ def read_base_url(inputs: InputReader, setting: str, default: str) -> str:
             f"{inputs.label(setting)} is not a URL: it holds what looks like key material (not shown); "
             f"leave it unset for {default}."
         )
-    url = (raw or default).rstrip("/")
-    # Apple's documentation writes the base with /v1; paths carry it (the front ends say so once).
-    return without_version(url) if setting == "api-url" else url
+    return (raw or default).rstrip("/")
 
 
-def refuse_plain_http(inputs: Naming, setting: str, url: str, default: str) -> None:
-    """Plain http to another machine is refused even where nothing is sent (``verify: false``): the URL
-    is exported to later steps, which would send the bearer token in the clear."""
+def read_api_url(inputs: InputReader, api: Api) -> str:
+    """api-url (or the API's own) without the /v1 Apple's documentation writes in it (paths carry it; the front
+    ends say so once). Plain http to another machine is refused even where nothing is sent (``verify: false``):
+    the URL is exported to later steps, which would send the bearer token in the clear."""
+    url = without_version(read_base_url(inputs, "api-url", api.url))
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
     except ValueError:
-        return  # malformed: refused with its reason where a request is sent
+        return url  # malformed: refused with its reason where a request is sent
     if parts.scheme.lower() == "http" and host and not is_loopback(host):
-        require_base_url(inputs, setting, url, default)
+        require_base_url(inputs, "api-url", url, api.url)
+    return url
 
 
 def require_base_url(inputs: Naming, setting: str, url: str, default: str) -> None:
@@ -150,9 +147,9 @@ def _key_source(inputs: InputReader) -> KeySource:
     )
 
 
-def read_given_token(inputs: InputReader) -> Optional[Tuple[Credentials, GivenToken]]:
-    """ASC_TOKEN alone (no key given): the credentials to send it with, and the token, used as given (as
-    ``gh`` uses GH_TOKEN); None when a key is given or no token is. Its claims (not verified: Apple does)
+def read_given_token(inputs: InputReader) -> Optional[Credentials]:
+    """ASC_TOKEN alone (no key given): the credentials to send it with, the token (``key.given``) used as given
+    (as ``gh`` uses GH_TOKEN); None when a key is given or no token is. Its claims (not verified: Apple does)
     supply the key ID and issuer, for the explanation of an answer."""
     raw = inputs.get("token").strip()
     if not raw or inputs.get("private-key").strip() or inputs.get("private-key-path").strip():
@@ -162,20 +159,11 @@ def read_given_token(inputs: InputReader) -> Optional[Tuple[Credentials, GivenTo
     given = GivenToken.read(raw)
     key_type = "team" if given.issuer_id else "individual"
     api = APIS[_choice(inputs, "api", tuple(APIS), _API_ADVICE)]
-    api_url = read_base_url(inputs, "api-url", api.url)
-    refuse_plain_http(inputs, "api-url", api_url, api.url)
+    api_url = read_api_url(inputs, api)
     lifetime = max(given.expires_at - given.issued_at, 1) if given.expires_at else SHORT_LIFETIME_SECONDS
-    credentials = Credentials(
-        given.key_id,
-        given.issuer_id,
-        key_type,
-        lifetime,
-        given.scope,
-        KeySource("ASC_TOKEN", given=given),
-        api_url,
-        api,
-    )
-    return credentials, given
+    key, key_id = KeySource("ASC_TOKEN", given=given), given.key_id if _KEY_ID.fullmatch(given.key_id) else ""
+    # The header is unverified text: a kid that is no key ID is never shown (explanations name the setting).
+    return Credentials(key_id, given.issuer_id, key_type, lifetime, given.scope, key, api_url, api)
 
 
 def _choice(inputs: InputReader, name: str, choices: Sequence[str], advice: str) -> str:

@@ -171,4 +171,6 @@ class GivenToken:
 
 
 def _whole(value: object) -> int:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+    """A time claim in whole seconds; 0 (not known) when it is none a clock shows (NaN, 1e300: iso8601 would fail)."""
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+    return int(number) if 0 < number < 253_402_300_800 else 0  # before the year 10000
